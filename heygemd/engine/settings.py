@@ -1,0 +1,71 @@
+"""Settings of the engine (loaded once) and of one render (may change per render)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+Box = tuple[int, int, int, int]
+"""A face box in pixels of the (rotated, displayed) frame: (x1, y1, x2, y2), x2/y2 exclusive."""
+
+Pads = tuple[int, int, int, int]
+"""Extra pixels around a detected face: (top, bottom, left, right)."""
+
+
+class LoopPolicy(StrEnum):
+    """What to do when the audio is longer than the template video."""
+
+    PINGPONG = "pingpong"  # forward, backward, forward... the turning frame is not shown twice
+    LOOP = "loop"  # jump back to the first frame
+    FREEZE = "freeze"  # hold the last frame
+
+
+class BlendMode(StrEnum):
+    FEATHER = "feather"  # soft-edged mask over the lower face
+    HARD = "hard"  # the reference's pasted rectangle, exactly
+
+
+class DetectorKind(StrEnum):
+    S3FD = "s3fd"  # face-alignment's S3FD, weights from checkpoints/
+    LBP = "lbp"  # scikit-image's LBP frontal-face cascade: no download, lower quality
+
+
+class EngineSettings(BaseModel):
+    """Chosen once per engine object; changing them means loading a new engine."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    checkpoint: Path = Field(Path("checkpoints/wav2lip_gan.pth"), description="Wav2Lip generator weights")
+    detector: DetectorKind = DetectorKind.S3FD
+    detector_checkpoint: Path = Field(Path("checkpoints/s3fd.pth"), description="S3FD detector weights")
+    device: str = Field("auto", description="auto (CUDA when available), cpu, cuda or cuda:N")
+    batch_size: int = Field(32, ge=1, le=1024, description="frames per generator batch")
+    detector_batch_size: int = Field(8, ge=1, le=256, description="frames per detector batch")
+    detect_max_side: int = Field(640, ge=64, description="frames are downscaled to this longest side for detection")
+    face_threshold: float = Field(0.5, gt=0, lt=1, description="S3FD confidence below which a detection is ignored")
+    smooth_window: int = Field(5, ge=1, le=25, description="boxes are averaged over this many frames (forward)")
+    dry_run: bool = Field(False, description="run the whole flow without the model: template fitted to the audio")
+
+
+class RenderOptions(BaseModel):
+    """Per-render choices (a daemon job may override them)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    fixed_box: Box | None = Field(None, description="skip detection and use this box (x1, y1, x2, y2)")
+    pads: Pads = (0, 10, 0, 0)
+    loop: LoopPolicy = LoopPolicy.PINGPONG
+    blend: BlendMode = BlendMode.FEATHER
+    feather: float = Field(0.12, ge=0, le=0.5, description="soft edge width as a fraction of the box size")
+    crf: int = Field(18, ge=0, le=51)
+    preset: str = Field("medium", description="libx264 preset")
+    still_fps: float = Field(25.0, gt=0, le=120, description="frame rate of the video made from a still image")
+
+    @field_validator("fixed_box")
+    @classmethod
+    def _box_has_area(cls, box: Box | None) -> Box | None:
+        if box is not None and (box[2] <= box[0] or box[3] <= box[1] or min(box) < 0):
+            raise ValueError("fixed_box must be x1,y1,x2,y2 with x2 > x1 >= 0 and y2 > y1 >= 0")
+        return box
