@@ -1,0 +1,5 @@
+import sys
+
+from heygemd.cli import main
+
+sys.exit(main())
