@@ -1,0 +1,45 @@
+"""The lip-sync engine: media in and out, audio features, faces, the Wav2Lip model, blending.
+
+It knows nothing of folders, jobs or daemons. Typical use::
+
+    engine = LipSyncEngine(EngineSettings(checkpoint=..., detector="s3fd"))   # loads once, stays warm
+    audio = engine.prepare_audio(Path("script.wav"))                           # decoded + features, reusable
+    report = engine.render(audio, Path("template.mp4"), Path("out/template.mp4"), RenderOptions())
+"""
+
+from heygemd.engine.errors import (
+    AudioError,
+    CheckpointError,
+    EngineError,
+    MediaError,
+    NoFaceError,
+    RenderCancelled,
+)
+from heygemd.engine.report import RenderProgress, RenderReport
+from heygemd.engine.settings import BlendMode, DetectorKind, EngineSettings, LoopPolicy, RenderOptions
+
+__all__ = [
+    "AudioError",
+    "BlendMode",
+    "CheckpointError",
+    "DetectorKind",
+    "EngineError",
+    "EngineSettings",
+    "LipSyncEngine",
+    "LoopPolicy",
+    "MediaError",
+    "NoFaceError",
+    "PreparedAudio",
+    "RenderCancelled",
+    "RenderOptions",
+    "RenderProgress",
+    "RenderReport",
+]
+
+
+def __getattr__(name: str):  # torch is imported only when the engine itself is asked for
+    if name in ("LipSyncEngine", "PreparedAudio"):
+        from heygemd.engine import engine
+
+        return getattr(engine, name)
+    raise AttributeError(name)

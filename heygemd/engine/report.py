@@ -1,0 +1,102 @@
+"""What one render reports: written as the JSON sidecar next to each output video."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from heygemd.engine.settings import Box, RenderOptions
+
+
+class InputFile(BaseModel):
+    path: Path
+    sha256: str
+    size_bytes: int
+    duration_s: float
+
+
+class VideoInput(InputFile):
+    fps: float
+    width: int
+    height: int
+    frame_count: int
+    codec: str
+    rotation: int = 0
+    variable_frame_rate: bool = False
+    is_still: bool = False
+
+
+class AudioInput(InputFile):
+    sample_rate: int
+    channels: int
+    codec: str
+
+
+class OutputFile(BaseModel):
+    path: Path
+    duration_s: float
+    fps: float
+    width: int
+    height: int
+    frame_count: int
+    codec: str = "h264"
+    crf: int
+
+
+class FaceStats(BaseModel):
+    detector: str  # "s3fd", "lbp" or "fixed_box"
+    frames_with_face: int
+    frames_without_face: int
+    fixed_box: Box | None = None
+
+
+class CheckpointReport(BaseModel):
+    path: Path
+    sha256: str
+    size_bytes: int
+    known_name: str | None = Field(None, description="public checkpoint the hash matches, or None if unknown")
+
+
+class StageTimings(BaseModel):
+    """Seconds spent in each stage (wall clock inside that stage)."""
+
+    probe: float = 0.0
+    audio: float = 0.0
+    decode: float = 0.0
+    detect: float = 0.0
+    model: float = 0.0
+    blend: float = 0.0
+    encode: float = 0.0
+    total: float = 0.0
+
+
+class RenderReport(BaseModel):
+    heygemd_version: str
+    started_at: datetime
+    finished_at: datetime
+    audio: AudioInput
+    video: VideoInput
+    output: OutputFile
+    options: RenderOptions
+    faces: FaceStats
+    checkpoint: CheckpointReport | None = Field(None, description="None in dry-run mode")
+    device: str
+    dry_run: bool = False
+    loop_policy_applied: bool = Field(False, description="the audio outlasted the template and it was extended")
+    timings: StageTimings
+    warnings: list[str] = Field(default_factory=list)
+
+
+class RenderProgress(BaseModel):
+    """Sent to the caller's progress callback as frames are written."""
+
+    video: Path
+    frames_done: int
+    frames_total: int
+    stage: str = "render"  # "detect" while the face track is built, then "render"
+
+    @property
+    def fraction(self) -> float:
+        return self.frames_done / self.frames_total if self.frames_total else 1.0
