@@ -1,0 +1,36 @@
+"""Fixtures shared by the whole suite: a generated checkpoint and a warm engine (no downloads)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from checkpoint_factory import make_wav2lip_checkpoint
+
+
+@pytest.fixture(scope="session")
+def wav2lip_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Wav2Lip checkpoint in the exact public format, random weights from seed 0."""
+    return make_wav2lip_checkpoint(tmp_path_factory.mktemp("checkpoints") / "wav2lip_gan.pth", seed=0)
+
+
+@pytest.fixture(scope="session")
+def engine_settings(wav2lip_checkpoint: Path):
+    from heygemd.engine import EngineSettings
+
+    return EngineSettings(
+        checkpoint=wav2lip_checkpoint,
+        detector="lbp",
+        device="cpu",
+        batch_size=16,
+        detect_max_side=320,
+    )
+
+
+@pytest.fixture(scope="session")
+def engine(engine_settings):
+    """One warm engine for the session, as the daemon keeps one."""
+    from heygemd.engine import LipSyncEngine
+
+    return LipSyncEngine(engine_settings)
