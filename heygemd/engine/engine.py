@@ -1,0 +1,446 @@
+"""The lip-sync engine: loads the models once, then renders template videos to new audio.
+
+A render streams: frames flow from an ffmpeg decoder through the face boxes, the generator and
+the blend into an ffmpeg encoder, one batch at a time, so memory does not grow with the
+video's length. Face boxes are found in a first streaming pass (they are tiny), so the
+smoothing can look ahead and a video with no face at all fails before anything is encoded.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from heygemd import __version__
+from heygemd.engine import audio as audio_features
+from heygemd.engine.blend import crop_face, generator_faces, paste, prediction_images
+from heygemd.engine.checkpoint import CheckpointInfo, load_wav2lip
+from heygemd.engine.errors import AudioError, MediaError, NoFaceError, RenderCancelled
+from heygemd.engine.faces import FaceTracker, build_detector, finalize_boxes
+from heygemd.engine.files import atomic_output, sha256_file
+from heygemd.engine.media import VideoWriter, decode_audio, read_frames, read_frames_reversed
+from heygemd.engine.probe import AudioInfo, VideoInfo, probe_audio, probe_video
+from heygemd.engine.report import (
+    AudioInput,
+    CheckpointReport,
+    FaceStats,
+    OutputFile,
+    RenderProgress,
+    RenderReport,
+    StageTimings,
+    VideoInput,
+)
+from heygemd.engine.schedule import Segment, schedule
+from heygemd.engine.settings import Box, EngineSettings, RenderOptions
+
+ProgressCallback = Callable[[RenderProgress], None]
+
+REVERSE_CHUNK_FRAMES = 32  # frames decoded at once when a template is played backwards
+
+
+@dataclass(frozen=True)
+class PreparedAudio:
+    """A decoded audio file and its mel features, reusable for every template of a job."""
+
+    path: Path
+    info: AudioInfo
+    sha256: str
+    size_bytes: int
+    num_samples: int
+    mel: np.ndarray  # (80, 1 + num_samples // 200) float32
+    seconds_spent: float
+
+    @property
+    def duration(self) -> float:
+        return self.num_samples / audio_features.SAMPLE_RATE
+
+
+@dataclass
+class _Stopwatch:
+    """Seconds spent per stage of one render."""
+
+    timings: StageTimings = field(default_factory=StageTimings)
+
+    def add(self, stage: str, since: float) -> None:
+        setattr(self.timings, stage, getattr(self.timings, stage) + time.perf_counter() - since)
+
+    def timed(self, stage: str, frames: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+        """Pass ``frames`` through, counting the time spent producing them as ``stage``."""
+        while True:
+            started = time.perf_counter()
+            try:
+                frame = next(frames)
+            except StopIteration:
+                return
+            finally:
+                self.add(stage, started)
+            yield frame
+
+
+def resolve_device(requested: str) -> torch.device:
+    """'auto' picks the first CUDA device when there is one, else the CPU."""
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(requested)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {requested!r} was asked for but torch sees no CUDA device")
+    return device
+
+
+class LipSyncEngine:
+    """Loads the generator and the face detector once; each ``render`` reuses them."""
+
+    def __init__(self, settings: EngineSettings | None = None) -> None:
+        self.settings = settings or EngineSettings()
+        self.device = resolve_device(self.settings.device)
+        self.model: torch.nn.Module | None = None
+        self.checkpoint: CheckpointInfo | None = None
+        self._tracker: FaceTracker | None = None
+        if self.settings.dry_run:
+            return
+        self.model, self.checkpoint = load_wav2lip(self.settings.checkpoint, self.device)
+        detector = build_detector(
+            self.settings.detector,
+            self.settings.detector_checkpoint,
+            str(self.device),
+            self.settings.face_threshold,
+        )
+        self._tracker = FaceTracker(detector, self.settings.detect_max_side, self.settings.detector_batch_size)
+
+    # -- what the engine is -------------------------------------------------------------------
+
+    def describe(self) -> dict:
+        """JSON-able summary for logs and reports."""
+        return {
+            "heygemd_version": __version__,
+            "device": str(self.device),
+            "dry_run": self.settings.dry_run,
+            "detector": None if self.settings.dry_run else self.settings.detector.value,
+            "checkpoint": self._checkpoint_report().model_dump(mode="json") if self.checkpoint else None,
+            "batch_size": self.settings.batch_size,
+        }
+
+    def _checkpoint_report(self) -> CheckpointReport:
+        assert self.checkpoint is not None
+        info = self.checkpoint
+        return CheckpointReport(path=info.path, sha256=info.sha256, size_bytes=info.size_bytes, known_name=info.known_name)
+
+    # -- audio ----------------------------------------------------------------------------------
+
+    def prepare_audio(self, path: Path) -> PreparedAudio:
+        """Decode ``path`` to 16 kHz mono and compute its mel features (once per job)."""
+        started = time.perf_counter()
+        info = probe_audio(path)
+        samples = decode_audio(path, audio_features.SAMPLE_RATE)
+        try:
+            mel = audio_features.melspectrogram(samples)
+        except AudioError as err:
+            raise AudioError(err.reason, path) from None
+        return PreparedAudio(
+            path=path,
+            info=info,
+            sha256=sha256_file(path),
+            size_bytes=path.stat().st_size,
+            num_samples=len(samples),
+            mel=mel,
+            seconds_spent=time.perf_counter() - started,
+        )
+
+    # -- rendering ------------------------------------------------------------------------------
+
+    def render(
+        self,
+        audio: PreparedAudio | Path,
+        video: Path,
+        output: Path,
+        options: RenderOptions | None = None,
+        *,
+        progress: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> RenderReport:
+        """Render ``video`` re-synced to ``audio`` into ``output`` (an .mp4, written atomically)."""
+        options = options or RenderOptions()
+        started_at = datetime.now(timezone.utc)
+        clock = _Stopwatch()
+        started = time.perf_counter()
+        if isinstance(audio, Path):
+            audio = self.prepare_audio(audio)
+        clock.timings.audio = audio.seconds_spent
+
+        probe_started = time.perf_counter()
+        info = probe_video(video, still_fps=options.still_fps)
+        video_sha256 = sha256_file(video)
+        clock.add("probe", probe_started)
+
+        render = _Render(self, audio, info, options, clock, progress, cancel)
+        boxes = render.face_boxes()
+        with atomic_output(output) as temporary:
+            frames_written = render.write(temporary, boxes)
+        output_info = probe_video(output)
+        clock.timings.total = time.perf_counter() - started
+
+        return RenderReport(
+            heygemd_version=__version__,
+            started_at=started_at,
+            finished_at=datetime.now(timezone.utc),
+            audio=AudioInput(
+                path=audio.path,
+                sha256=audio.sha256,
+                size_bytes=audio.size_bytes,
+                duration_s=audio.duration,
+                sample_rate=audio.info.sample_rate,
+                channels=audio.info.channels,
+                codec=audio.info.codec,
+            ),
+            video=VideoInput(
+                path=video,
+                sha256=video_sha256,
+                size_bytes=video.stat().st_size,
+                duration_s=info.duration,
+                fps=info.fps,
+                width=info.width,
+                height=info.height,
+                frame_count=info.frame_count,
+                codec=info.codec,
+                rotation=info.rotation,
+                variable_frame_rate=info.variable_frame_rate,
+                is_still=info.is_still,
+            ),
+            output=OutputFile(
+                path=output,
+                duration_s=output_info.duration,
+                fps=output_info.fps,
+                width=output_info.width,
+                height=output_info.height,
+                frame_count=frames_written,
+                codec=output_info.codec,
+                crf=options.crf,
+            ),
+            options=options,
+            faces=render.face_stats(),
+            checkpoint=self._checkpoint_report() if self.checkpoint else None,
+            device=str(self.device),
+            dry_run=self.settings.dry_run,
+            loop_policy_applied=render.output_frames > render.template_frames,
+            timings=clock.timings,
+            warnings=render.warnings,
+        )
+
+
+class _Render:
+    """The state of one render: the frame schedule, the face boxes and the write loop."""
+
+    def __init__(
+        self,
+        engine: LipSyncEngine,
+        audio: PreparedAudio,
+        info: VideoInfo,
+        options: RenderOptions,
+        clock: _Stopwatch,
+        progress: ProgressCallback | None,
+        cancel: threading.Event | None,
+    ) -> None:
+        self.engine = engine
+        self.audio = audio
+        self.info = info
+        self.options = options
+        self.clock = clock
+        self.progress = progress
+        self.cancel = cancel
+        self.fps = info.fps
+        self.output_frames = audio_features.video_frame_count(audio.num_samples, self.fps)
+        self.template_frames = max(1, info.frame_count)
+        self.frames_with_face = 0
+        self.frames_without_face = 0
+        self.warnings: list[str] = []
+        if engine.checkpoint is not None and engine.checkpoint.known_name is None:
+            self.warnings.append(
+                f"checkpoint {engine.checkpoint.path.name} (sha256 {engine.checkpoint.sha256[:12]}…) is not a "
+                "published Wav2Lip checkpoint; results depend on its training"
+            )
+        if info.variable_frame_rate:
+            self.warnings.append(f"variable frame rate input rendered at a constant {self.fps:.3f} fps")
+
+    # -- faces ----------------------------------------------------------------------------------
+
+    @property
+    def detector_name(self) -> str:
+        if self.engine.settings.dry_run:
+            return "none (dry run)"
+        if self.options.fixed_box is not None:
+            return "fixed_box"
+        return self.engine.settings.detector.value
+
+    def face_boxes(self) -> list[Box | None]:
+        """One padded, smoothed box (or None) per template frame the output will show."""
+        needed = min(self.template_frames, self.output_frames)
+        if self.engine.settings.dry_run:
+            return [None] * needed
+        if self.options.fixed_box is not None:
+            return [self._fixed_box()] * needed
+        assert self.engine._tracker is not None
+        frames = self.clock.timed("decode", read_frames(self.info, 0, needed))
+        raw: list[Box | None] = []
+        decode_before, pass_started = self.clock.timings.decode, time.perf_counter()
+        for box in self.engine._tracker.track(frames):
+            raw.append(box)
+            self._check_cancel()
+            if self.progress and len(raw) % 25 == 0:
+                self.progress(RenderProgress(video=self.info.path, frames_done=len(raw), frames_total=needed, stage="detect"))
+        # The tracker pulls frames from the decoder: what the decoder took is not detection time.
+        self.clock.timings.detect += time.perf_counter() - pass_started - (self.clock.timings.decode - decode_before)
+        if len(raw) < needed:
+            self._note_short_decode(len(raw), needed)
+            self.template_frames = max(1, len(raw))
+        boxes = finalize_boxes(raw, self.options.pads, (self.info.width, self.info.height), self.engine.settings.smooth_window)
+        if not any(box is not None for box in boxes):
+            raise NoFaceError("no face was found in any frame of this video", self.info.path)
+        return boxes
+
+    def _fixed_box(self) -> Box:
+        x1, y1, x2, y2 = self.options.fixed_box  # type: ignore[misc]
+        width, height = self.info.width, self.info.height
+        clipped = (max(0, x1), max(0, y1), min(width, x2), min(height, y2))
+        if clipped[2] - clipped[0] < 2 or clipped[3] - clipped[1] < 2:
+            raise MediaError(
+                f"the fixed box {self.options.fixed_box} lies outside the {width}x{height} frame", self.info.path
+            )
+        return clipped
+
+    def face_stats(self) -> FaceStats:
+        return FaceStats(
+            detector=self.detector_name,
+            frames_with_face=self.frames_with_face,
+            frames_without_face=self.frames_without_face,
+            fixed_box=self.options.fixed_box,
+        )
+
+    # -- frames in schedule order ---------------------------------------------------------------
+
+    def scheduled_frames(self) -> Iterator[tuple[int, np.ndarray]]:
+        """(template index, BGR frame) for every output frame, streamed from the decoder."""
+        segments = schedule(self.template_frames, self.output_frames, self.options.loop)
+        if self.output_frames > self.template_frames:
+            self.warnings.append(
+                f"the audio outlasts the template ({self.output_frames} frames needed, {self.template_frames} "
+                f"available): extended with '{self.options.loop.value}'"
+            )
+        elif self.output_frames < self.info.frame_count:
+            self.warnings.append(
+                f"the template is longer than the audio: trimmed to {self.output_frames} of {self.info.frame_count} frames"
+            )
+        for segment in segments:
+            yield from self._segment_frames(segment)
+
+    def _segment_frames(self, segment: Segment) -> Iterator[tuple[int, np.ndarray]]:
+        if segment.step == 0:
+            frames = self._decode(read_frames(self.info, segment.start, 1), 1)
+            frame = next(frames)
+            for _ in range(segment.count):
+                yield segment.start, frame.copy()  # each output frame is blended in place
+            return
+        if segment.step > 0:
+            source = read_frames(self.info, segment.start, segment.count)
+        else:
+            source = read_frames_reversed(self.info, segment.last, segment.start, REVERSE_CHUNK_FRAMES)
+        for offset, frame in enumerate(self._decode(source, segment.count)):
+            yield segment.start + offset * segment.step, frame
+
+    def _decode(self, frames: Iterator[np.ndarray], count: int) -> Iterator[np.ndarray]:
+        """Time the decoder and make sure exactly ``count`` frames come out.
+
+        A probe can promise a frame or two more than a damaged or VFR file decodes to; the last
+        frame is then repeated so the output keeps its length and stays in sync.
+        """
+        delivered = 0
+        last: np.ndarray | None = None
+        for frame in self.clock.timed("decode", frames):
+            if delivered == count:
+                break
+            delivered += 1
+            last = frame if frame.flags.writeable else frame.copy()
+            yield last
+        if delivered < count:
+            if last is None:
+                raise MediaError("the video's frames could not be decoded", self.info.path)
+            self._note_short_decode(delivered, count)
+            for _ in range(count - delivered):
+                yield last.copy()
+
+    def _note_short_decode(self, delivered: int, expected: int) -> None:
+        self.warnings.append(f"the decoder delivered {delivered} of {expected} expected frames; the last was repeated")
+
+    # -- the write loop -------------------------------------------------------------------------
+
+    def write(self, output: Path, boxes: list[Box | None]) -> int:
+        """Encode every output frame to ``output``; returns the number of frames written."""
+        width, height = self.info.width, self.info.height
+        fps_fraction = Fraction(self.info.fps_fraction)
+        batch_size = self.engine.settings.batch_size
+        written = 0
+        with VideoWriter(output, width, height, fps_fraction, self.audio.path, crf=self.options.crf, preset=self.options.preset) as writer:
+            batch: list[tuple[int, int, np.ndarray]] = []  # (output index, template index, frame)
+            for template_index, frame in self.scheduled_frames():
+                batch.append((written + len(batch), template_index, frame))
+                if len(batch) == batch_size:
+                    written += self._write_batch(writer, batch, boxes)
+                    batch = []
+            if batch:
+                written += self._write_batch(writer, batch, boxes)
+            started = time.perf_counter()
+            writer.close()
+            self.clock.add("encode", started)
+        if written != self.output_frames:
+            raise MediaError(f"wrote {written} frames where {self.output_frames} were due", self.info.path)
+        return written
+
+    def _write_batch(self, writer: VideoWriter, batch: list[tuple[int, int, np.ndarray]], boxes: list[Box | None]) -> int:
+        self._check_cancel()
+        with_face = [item for item in batch if boxes[item[1]] is not None]
+        if self.engine.model is not None:
+            self.frames_with_face += len(with_face)
+            self.frames_without_face += len(batch) - len(with_face)
+            if with_face:
+                self._lip_sync(with_face, boxes)
+        started = time.perf_counter()
+        for _, _, frame in batch:
+            writer.write(frame)
+        self.clock.add("encode", started)
+        if self.progress:
+            done = batch[-1][0] + 1
+            self.progress(RenderProgress(video=self.info.path, frames_done=done, frames_total=self.output_frames))
+        return len(batch)
+
+    def _lip_sync(self, items: list[tuple[int, int, np.ndarray]], boxes: list[Box | None]) -> None:
+        """Run the generator on the faces of ``items`` and paste the results into their frames in place."""
+        started = time.perf_counter()
+        face_boxes = [boxes[template_index] for _, template_index, _ in items]
+        crops = np.stack([crop_face(frame, box) for (_, _, frame), box in zip(items, face_boxes)])
+        faces = generator_faces(crops)
+        mels = audio_features.mel_windows(self.audio.mel, [output_index for output_index, _, _ in items], self.fps)
+        self.clock.add("blend", started)
+
+        started = time.perf_counter()
+        device = self.engine.device
+        with torch.inference_mode():
+            predicted = self.engine.model(torch.from_numpy(mels).to(device), torch.from_numpy(faces).to(device))  # type: ignore[misc]
+            predicted_faces = prediction_images(predicted.float().cpu().numpy())
+        self.clock.add("model", started)
+
+        started = time.perf_counter()
+        for (_, _, frame), box, face in zip(items, face_boxes, predicted_faces):
+            paste(frame, box, face, self.options.blend, self.options.feather)  # type: ignore[arg-type]
+        self.clock.add("blend", started)
+
+    def _check_cancel(self) -> None:
+        if self.cancel is not None and self.cancel.is_set():
+            raise RenderCancelled("the render was stopped before it finished; nothing was written", self.info.path)
+
