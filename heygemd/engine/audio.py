@@ -33,6 +33,7 @@ MEL_WINDOW = 16  # mel frames (200 ms) fed to the model for one video frame
 SILENCE_LEVEL = -MAX_ABS_VALUE  # the normalised value of digital silence
 
 _AMPLITUDE_FLOOR = 1e-5  # -100 dB, so silence maps to MIN_LEVEL_DB - REF_LEVEL_DB
+_OVERFLOW = "the audio features came out invalid (NaN); the samples are probably far outside [-1, 1]"
 
 
 def preemphasis(wav: np.ndarray) -> np.ndarray:
@@ -114,9 +115,6 @@ def _check_wav(wav: np.ndarray) -> np.ndarray:
     if not np.all(np.isfinite(wav)):
         raise AudioError("the audio contains invalid samples (NaN or infinity)")
     return wav
-
-
-_OVERFLOW = "the audio features came out invalid (NaN); the samples are probably far outside [-1, 1]"
 
 
 def melspectrogram(wav: np.ndarray) -> np.ndarray:
