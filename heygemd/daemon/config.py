@@ -1,0 +1,301 @@
+"""The service's configuration: pydantic-settings over a TOML file, with HEYGEMD_* environment overrides.
+
+Priority, highest first: HEYGEMD_* environment variables (nested keys joined by ``__``,
+e.g. ``HEYGEMD_WATCH__MODE=polling``), then the TOML file, then the defaults below.
+
+Which TOML file: ``--config PATH``, else ``$HEYGEMD_CONFIG``, else the first that exists of
+``./config/heygemd.toml`` and ``/etc/heygemd/heygemd.toml``; with none, the defaults. A file
+named by flag or variable must exist. Relative paths in the file are relative to the working
+directory of the process (the systemd unit sets ``WorkingDirectory=``).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+from heygemd.engine.settings import EngineSettings, RenderOptions
+
+CONFIG_ENV_VAR = "HEYGEMD_CONFIG"
+DEFAULT_SEARCH_PATHS: tuple[Path, ...] = (Path("config/heygemd.toml"), Path("/etc/heygemd/heygemd.toml"))
+
+DEFAULT_WAV2LIP_GAN_URL = "https://huggingface.co/camenduru/Wav2Lip/resolve/main/checkpoints/wav2lip_gan.pth"
+WAV2LIP_GAN_SHA256 = "ca9ab7b7b812c0e80a6e70a5977c545a1e8a365a6c49d5e533023c034d7ac3d8"
+DEFAULT_S3FD_URL = "https://www.adrianbulat.com/downloads/python-fan/s3fd-619a316812.pth"
+S3FD_SHA256_PREFIX = "619a316812"
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used. ``str(err)`` is the whole message for the operator."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PathsConfig(_Section):
+    """Folders. inbox, work, outbox and quarantine should be on one filesystem (the share) so that
+    claiming and publishing are single renames; state may be on local disk."""
+
+    inbox: Path = Field(Path("inbox"), description="where job folders are dropped")
+    outbox: Path = Field(Path("outbox"), description="finished jobs appear here, each complete or not at all")
+    quarantine: Path = Field(Path("quarantine"), description="jobs (or videos) that could not be done, with error.json")
+    work: Path = Field(
+        Path("work"),
+        description="claimed jobs while they run; must be on the inbox's filesystem (a claim is one rename)",
+    )
+    archive: Path = Field(Path("archive"), description="inputs of finished jobs, when outputs.after_success = \"archive\"")
+    state: Path = Field(Path("state"), description="journal, live status and history of this service (local disk is fine)")
+
+
+class WatchMode(StrEnum):
+    AUTO = "auto"  # native events, or polling when the inbox is on a network filesystem
+    NATIVE = "native"
+    POLLING = "polling"
+
+
+class Readiness(StrEnum):
+    SETTLE = "settle"  # ready when nothing in the folder changed for settle_seconds
+    MARKER = "marker"  # ready when the marker file appears
+
+
+class WatchConfig(_Section):
+    """How new job folders are seen and when one counts as complete."""
+
+    mode: WatchMode = Field(WatchMode.AUTO, description="auto, native or polling (auto polls on nfs/cifs/smb3/fuse)")
+    poll_interval_seconds: float = Field(5.0, gt=0, description="how often the polling observer looks at the inbox")
+    scan_interval_seconds: float = Field(
+        1.0, gt=0, description="how often folders that are still arriving are looked at again"
+    )
+    rescan_interval_seconds: float = Field(
+        300.0, gt=0, description="full rescan of the inbox as a safety net against missed events"
+    )
+    readiness: Readiness = Field(Readiness.SETTLE, description="settle or marker")
+    marker_name: str = Field("READY", min_length=1, description="marker file name in marker mode (case-insensitive)")
+    settle_seconds: float = Field(
+        15.0, ge=0, description="a folder is ready once its files, sizes and times are unchanged this long"
+    )
+    network_settle_seconds: float = Field(
+        65.0, ge=0, description="settle time on a network filesystem (NFS caches file attributes up to 60 s)"
+    )
+    abandon_after_seconds: float = Field(
+        900.0,
+        gt=0,
+        description="a folder that stays empty, or keeps an empty or temporary file, this long goes to quarantine",
+    )
+
+
+class AfterSuccess(StrEnum):
+    ARCHIVE = "archive"
+    DELETE = "delete"
+
+
+class OutputsConfig(_Section):
+    """What is left behind when a job ends."""
+
+    after_success: AfterSuccess = Field(AfterSuccess.ARCHIVE, description="archive or delete the inputs of a done job")
+    zip_bundle: bool = Field(False, description="also write outbox/<job>.zip with the job's results")
+
+
+class ServiceConfig(_Section):
+    """The long-running process."""
+
+    stop_grace_seconds: float = Field(
+        30.0, ge=0, description="on SIGTERM, let the current video finish this long, then abandon it (it is resumed)"
+    )
+    history_size: int = Field(50, ge=1, description="recent results kept for `heygemd status`")
+
+
+class LogFormat(StrEnum):
+    AUTO = "auto"  # console on a terminal, journal lines under systemd, logfmt otherwise
+    CONSOLE = "console"
+    JOURNAL = "journal"
+    LOGFMT = "logfmt"
+    JSON = "json"
+
+
+class LogConfig(_Section):
+    """Logging to stderr (journald adds the time under systemd)."""
+
+    format: LogFormat = Field(LogFormat.AUTO, description="auto, console, journal, logfmt or json")
+    level: str = Field("info", pattern=r"(?i)^(debug|info|warning|error)$", description="debug, info, warning or error")
+
+
+class ModelsConfig(_Section):
+    """Where `heygemd fetch-models` downloads engine.checkpoint and engine.detector_checkpoint from.
+    A sha256 may be a whole hash or its first digits (at least 8)."""
+
+    checkpoint_url: str = Field(
+        DEFAULT_WAV2LIP_GAN_URL, description="Wav2Lip weights (a community mirror; no official direct link exists)"
+    )
+    checkpoint_sha256: str = Field(
+        WAV2LIP_GAN_SHA256, pattern=r"^[0-9a-fA-F]{8,64}$", description="expected sha256 of the Wav2Lip weights"
+    )
+    detector_url: str = Field(DEFAULT_S3FD_URL, description="S3FD face detector weights (face-alignment project)")
+    detector_sha256: str = Field(
+        S3FD_SHA256_PREFIX, pattern=r"^[0-9a-fA-F]{8,64}$", description="expected sha256 (prefix) of the S3FD weights"
+    )
+
+
+class HeygemdConfig(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="HEYGEMD_", env_nested_delimiter="__", extra="forbid", nested_model_default_partial_update=True
+    )
+
+    paths: PathsConfig = PathsConfig()
+    watch: WatchConfig = WatchConfig()
+    outputs: OutputsConfig = OutputsConfig()
+    service: ServiceConfig = ServiceConfig()
+    log: LogConfig = LogConfig()
+    engine: EngineSettings = EngineSettings()
+    render: RenderOptions = RenderOptions()
+    models: ModelsConfig = ModelsConfig()
+
+    # Set on the per-load subclass made by load_config; None means defaults + environment only.
+    _toml_file: ClassVar[Path | None] = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if cls._toml_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=cls._toml_file))
+        return tuple(sources)
+
+
+class LoadedConfig(BaseModel):
+    """A validated configuration and the file it came from (None: defaults and environment only)."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
+
+    config: HeygemdConfig
+    source: Path | None
+
+
+def find_config_file(explicit: Path | None, environ: dict[str, str] | None = None) -> Path | None:
+    """The file to read, following the documented search order. A named file must exist."""
+    environ = dict(os.environ) if environ is None else environ
+    named = explicit if explicit is not None else (Path(environ[CONFIG_ENV_VAR]) if environ.get(CONFIG_ENV_VAR) else None)
+    if named is not None:
+        how = "--config" if explicit is not None else CONFIG_ENV_VAR
+        if not named.exists():
+            raise ConfigError(f"config file {named} (from {how}) does not exist")
+        if not named.is_file():
+            raise ConfigError(f"config file {named} (from {how}) is not a file")
+        return named
+    return next((candidate for candidate in DEFAULT_SEARCH_PATHS if candidate.is_file()), None)
+
+
+def load_config(explicit: Path | None = None) -> LoadedConfig:
+    """Read and validate the configuration; every problem becomes one ConfigError naming the file and key."""
+    source = find_config_file(explicit)
+    if source is not None:
+        # TomlConfigSettingsSource would report a syntax error without the file name; check it here first.
+        try:
+            with open(source, "rb") as handle:
+                tomllib.load(handle)
+        except tomllib.TOMLDecodeError as err:
+            raise ConfigError(f"config file {source} is not valid TOML: {err}") from None
+        except OSError as err:
+            raise ConfigError(f"config file {source} cannot be read: {err.strerror}") from None
+    settings_class = type("HeygemdConfigFromFile", (HeygemdConfig,), {"_toml_file": source})
+    try:
+        config = settings_class()
+    except ValidationError as err:
+        raise ConfigError(describe_validation_error(err, source)) from None
+    except ValueError as err:  # e.g. an HEYGEMD_* variable holding malformed JSON for a list
+        raise ConfigError(f"configuration ({source or 'defaults'} + HEYGEMD_* environment): {err}") from None
+    return LoadedConfig(config=HeygemdConfig.model_validate(config.model_dump()), source=source)
+
+
+def describe_validation_error(err: ValidationError, source: Path | None) -> str:
+    where = f"config file {source}" if source else "configuration"
+    problems = []
+    for error in err.errors():
+        key = ".".join(str(part) for part in error["loc"])
+        env_name = "HEYGEMD_" + "__".join(str(part) for part in error["loc"]).upper()
+        message = error["msg"]
+        if error["type"] == "extra_forbidden":
+            message = "unknown key (check the spelling against the shipped config/heygemd.toml)"
+        got = error.get("input")
+        shown = "" if error["type"] in ("extra_forbidden", "missing") or isinstance(got, dict) else f" (got {got!r})"
+        problems.append(f"{key}: {message}{shown} [in the file or {env_name}]")
+    plural = "s" if len(problems) > 1 else ""
+    return f"{where} has {len(problems)} error{plural}: " + "; ".join(problems)
+
+
+# ------------------------------------------------------------------ the shipped, documented file
+
+# Keys of the engine's own models whose meaning is not in their Field description.
+_EXTRA_DESCRIPTIONS: dict[str, str] = {
+    "engine.checkpoint": "Wav2Lip generator weights (wav2lip_gan.pth or wav2lip.pth)",
+    "engine.detector": "s3fd (needs detector_checkpoint) or lbp (no download, lower quality)",
+    "engine.detector_checkpoint": "S3FD face detector weights, used when detector = \"s3fd\"",
+    "render.pads": "extra pixels around the detected face: [top, bottom, left, right]",
+    "render.loop": "when the audio outlasts the template: pingpong, loop or freeze",
+    "render.blend": "feather (soft-edged mouth area) or hard (the reference's pasted box)",
+    "render.crf": "libx264 quality: lower is better and bigger (0-51)",
+}
+
+_UNSET_EXAMPLES: dict[str, str] = {"render.fixed_box": "[x1, y1, x2, y2]"}
+
+_SECTION_HEADERS: dict[str, str] = {
+    "engine": "The lip-sync engine, loaded once at start-up (a change here reloads the model on SIGHUP).",
+    "render": "Default render options; a job's job.toml may override any of them.",
+}
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, StrEnum):
+        return f'"{value.value}"'
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, Path | str):
+        return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
+    raise TypeError(f"no TOML form for {value!r}")
+
+
+def default_config_text() -> str:
+    """The shipped config/heygemd.toml: every key, its default and what it means."""
+    lines = [
+        "# heygemd configuration. Every key is shown with its default value.",
+        "# Which file is read: --config PATH, else $HEYGEMD_CONFIG, else ./config/heygemd.toml,",
+        "# else /etc/heygemd/heygemd.toml, else the built-in defaults.",
+        "# Any key can be overridden by an environment variable: HEYGEMD_<SECTION>__<KEY>,",
+        "# e.g. HEYGEMD_WATCH__MODE=polling or HEYGEMD_ENGINE__DRY_RUN=true.",
+        "# Relative paths are relative to the working directory of the service.",
+        "# Reload after editing: systemctl reload heygemd (SIGHUP).",
+    ]
+    defaults = HeygemdConfig.model_construct()
+    for section_name, section_field in HeygemdConfig.model_fields.items():
+        section_model: type[BaseModel] = section_field.annotation  # type: ignore[assignment]
+        section_value: BaseModel = getattr(defaults, section_name)
+        header = _SECTION_HEADERS.get(section_name) or " ".join((section_model.__doc__ or "").split())
+        lines += ["", f"[{section_name}]"]
+        if header:
+            lines += [f"# {header}"]
+        for key, field in section_model.model_fields.items():
+            description = _EXTRA_DESCRIPTIONS.get(f"{section_name}.{key}") or field.description or key
+            lines.append(f"# {description}")
+            value = getattr(section_value, key)
+            if value is None:
+                lines.append(f"# {key} = {_UNSET_EXAMPLES.get(f'{section_name}.{key}', '...')}   (unset by default)")
+            else:
+                lines.append(f"{key} = {_toml_value(value)}")
+    return "\n".join(lines) + "\n"

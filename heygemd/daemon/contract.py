@@ -1,0 +1,355 @@
+"""The folder contract: what a job folder may hold, when it is complete, and what it asks for.
+
+A job is a direct subfolder of the inbox with exactly one audio file, one or more template
+videos (or stills), and optionally a ``job.toml``. Names of temporary and system files of
+Samba, macOS, Windows, Syncthing and browsers are ignored; the temporary ones (an upload in
+progress) also keep the folder from being ready. Links are never followed.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import stat
+import tomllib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from heygemd.engine.settings import RenderOptions
+
+AUDIO_EXTENSIONS = frozenset({".wav", ".mp3", ".m4a", ".aac", ".flac", ".ogg", ".oga", ".opus", ".wma"})
+VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".wmv", ".mts", ".ts"})
+STILL_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
+JOB_FILE = "job.toml"
+# Written by heygemd into folders that may come back to the inbox after a person fixed them.
+REPORT_NAMES = frozenset({"job.json", "error.json"})
+
+# An upload still in progress: the folder is not ready while one of these is present.
+TEMPORARY_PATTERNS: tuple[str, ...] = (
+    ".syncthing.*", "~syncthing~*", "*.tmp", "*.part", "*.partial", "*.crdownload", "*.download",
+    ".~lock.*#",
+)  # fmt: skip
+# System clutter: ignored, never blocks readiness, travels with the job.
+IGNORED_PATTERNS: tuple[str, ...] = (".*", "._*", "Thumbs.db", "desktop.ini", "~$*")
+IGNORED_FOLDERS = frozenset({"@eadir", ".stfolder", ".stversions", ".spotlight-v100", ".trashes", "__macosx"})
+MAX_SCAN_DEPTH = 4
+
+
+def _matches(name: str, patterns: Iterable[str]) -> bool:
+    lowered = name.lower()
+    return any(fnmatch.fnmatchcase(lowered, pattern.lower()) for pattern in patterns)
+
+
+def is_temporary_name(name: str) -> bool:
+    return _matches(name, TEMPORARY_PATTERNS)
+
+
+def is_ignored_name(name: str) -> bool:
+    """True for names the service never treats as job content (temporary ones included)."""
+    return is_temporary_name(name) or _matches(name, IGNORED_PATTERNS) or name.lower() in IGNORED_FOLDERS
+
+
+class FileKind(StrEnum):
+    AUDIO = "audio"
+    VIDEO = "video"
+    STILL = "still"
+    JOB_FILE = "job_file"
+    REPORT = "report"
+    OTHER = "other"
+
+
+def kind_of(name: str) -> FileKind:
+    lowered = name.lower()
+    if lowered == JOB_FILE:
+        return FileKind.JOB_FILE
+    if lowered in REPORT_NAMES:
+        return FileKind.REPORT
+    suffix = Path(lowered).suffix
+    if suffix in AUDIO_EXTENSIONS:
+        return FileKind.AUDIO
+    if suffix in VIDEO_EXTENSIONS:
+        return FileKind.VIDEO
+    if suffix in STILL_EXTENSIONS:
+        return FileKind.STILL
+    return FileKind.OTHER
+
+
+# ---------------------------------------------------------------------------- snapshots
+
+
+@dataclass(frozen=True)
+class EntryState:
+    """One entry of a job folder as seen by lstat (links are not followed)."""
+
+    relative: str
+    is_dir: bool
+    is_link: bool
+    size: int
+    mtime_ns: int
+
+
+@dataclass(frozen=True)
+class FolderSnapshot:
+    """Everything under a job folder that could still be changing."""
+
+    entries: tuple[EntryState, ...]
+
+    @property
+    def fingerprint(self) -> tuple[EntryState, ...]:
+        return self.entries
+
+    def top_level(self) -> list[EntryState]:
+        return [entry for entry in self.entries if "/" not in entry.relative]
+
+    @property
+    def blocking_names(self) -> list[str]:
+        """Files that say an upload is not finished: temporary names and empty media files."""
+        blocking = []
+        for entry in self.entries:
+            name = entry.relative.rsplit("/", 1)[-1]
+            if entry.is_dir or entry.is_link:
+                continue
+            if is_temporary_name(name):
+                blocking.append(entry.relative)
+            elif entry.size == 0 and not is_ignored_name(name) and "/" not in entry.relative:
+                blocking.append(entry.relative)
+        return blocking
+
+    @property
+    def is_empty(self) -> bool:
+        return not any(not is_ignored_name(entry.relative.rsplit("/", 1)[-1]) for entry in self.entries)
+
+    def has_marker(self, marker_name: str) -> bool:
+        return any(entry.relative.lower() == marker_name.lower() and not entry.is_dir for entry in self.entries)
+
+
+def snapshot_folder(folder: Path) -> FolderSnapshot:
+    """lstat every entry under ``folder`` (a few levels deep, skipping ignored folders)."""
+    entries: list[EntryState] = []
+
+    def walk(directory: Path, prefix: str, depth: int) -> None:
+        with os.scandir(directory) as iterator:
+            for item in iterator:
+                info = item.stat(follow_symlinks=False)
+                is_dir = stat.S_ISDIR(info.st_mode)
+                relative = f"{prefix}{item.name}"
+                entries.append(EntryState(relative, is_dir, stat.S_ISLNK(info.st_mode), info.st_size if not is_dir else 0, info.st_mtime_ns))
+                if is_dir and depth < MAX_SCAN_DEPTH and item.name.lower() not in IGNORED_FOLDERS:
+                    walk(Path(item.path), relative + "/", depth + 1)
+
+    walk(folder, "", 0)
+    return FolderSnapshot(tuple(sorted(entries, key=lambda entry: entry.relative)))
+
+
+# ---------------------------------------------------------------------------- job.toml
+
+
+class VideoOverride(RenderOptions):
+    """``[videos."<template file name>"]`` in job.toml: render options for one template, and its output name."""
+
+    output_name: str | None = Field(None, description="file name (without .mp4) of this template's result")
+
+    @field_validator("output_name")
+    @classmethod
+    def _plain_name(cls, name: str | None) -> str | None:
+        if name is not None:
+            check_plain_name(name, "output_name")
+        return name
+
+
+class JobFile(BaseModel):
+    """What a job.toml may say. Every key is optional."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    output_folder: str | None = Field(None, description="name of the job's folder in the outbox (default: the job's)")
+    render: dict[str, object] = Field(default_factory=dict, description="render options for every template")
+    videos: dict[str, dict[str, object]] = Field(default_factory=dict, description="per-template options")
+
+    @field_validator("output_folder")
+    @classmethod
+    def _plain_folder(cls, name: str | None) -> str | None:
+        if name is not None:
+            check_plain_name(name, "output_folder")
+        return name
+
+
+def check_plain_name(name: str, key: str) -> None:
+    if not name.strip() or "/" in name or "\\" in name or name.startswith(".") or "\0" in name:
+        raise ValueError(f"{key} {name!r} must be a plain name: not empty, no slashes, not starting with a dot")
+
+
+# ---------------------------------------------------------------------------- the plan
+
+
+class ContractViolation(Exception):
+    """The folder can never be a job as it is. ``reason`` is for the person who dropped it."""
+
+    def __init__(self, reason: str, details: list[str] | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.details = details or []
+
+
+@dataclass(frozen=True)
+class PlannedVideo:
+    source: Path
+    output_stem: str
+    options: RenderOptions
+
+
+@dataclass(frozen=True)
+class JobPlan:
+    audio: Path
+    videos: tuple[PlannedVideo, ...]
+    output_folder: str
+    warnings: tuple[str, ...] = field(default=())
+
+
+def _list_names(names: Iterable[str]) -> str:
+    return ", ".join(f'"{name}"' for name in sorted(names))
+
+
+def plan_job(folder: Path, job_name: str, defaults: RenderOptions, marker_name: str | None = None) -> JobPlan:
+    """Check the folder against the contract and say what to render. Raises ContractViolation."""
+    audio: list[str] = []
+    videos: list[str] = []
+    links: list[str] = []
+    unsupported: list[str] = []
+    subfolders: list[str] = []
+    empty: list[str] = []
+    has_job_file = False
+    for item in sorted(os.scandir(folder), key=lambda entry: entry.name):
+        name = item.name
+        if marker_name is not None and name.lower() == marker_name.lower():
+            continue
+        if is_ignored_name(name):
+            continue
+        if item.is_symlink():
+            links.append(name)
+            continue
+        if item.is_dir(follow_symlinks=False):
+            subfolders.append(name)
+            continue
+        if not item.is_file(follow_symlinks=False):
+            unsupported.append(name)
+            continue
+        kind = kind_of(name)
+        if kind in (FileKind.AUDIO, FileKind.VIDEO, FileKind.STILL) and item.stat(follow_symlinks=False).st_size == 0:
+            empty.append(name)
+        elif kind is FileKind.AUDIO:
+            audio.append(name)
+        elif kind in (FileKind.VIDEO, FileKind.STILL):
+            videos.append(name)
+        elif kind is FileKind.JOB_FILE:
+            has_job_file = True
+        elif kind is FileKind.OTHER:
+            unsupported.append(name)
+
+    details: list[str] = []
+    if links:
+        details.append(f"links are never followed, so these were not used: {_list_names(links)}; copy the files themselves")
+    if empty:
+        details.append(f"empty (0 bytes) files: {_list_names(empty)}")
+    if unsupported:
+        details.append(
+            f"unsupported files: {_list_names(unsupported)} (audio: {', '.join(sorted(AUDIO_EXTENSIONS))}; "
+            f"video: {', '.join(sorted(VIDEO_EXTENSIONS | STILL_EXTENSIONS))})"
+        )
+    if subfolders:
+        details.append(f"folders inside the job are not used: {_list_names(subfolders)}")
+
+    if not audio and not videos:
+        if subfolders and not (links or empty or unsupported):
+            raise ContractViolation(
+                "The folder holds only folders. Each job must be its own folder directly in the inbox: "
+                f"drop {_list_names(subfolders)} into the inbox themselves.",
+                details,
+            )
+        if not (links or empty or unsupported or has_job_file):
+            raise ContractViolation("The folder is empty. A job needs one audio file and at least one template video.")
+        raise ContractViolation("The folder has no usable audio file and no usable template video.", details)
+    if empty:
+        raise ContractViolation(f"Some files are empty (0 bytes): {_list_names(empty)}. Copy them again.", details)
+    if not audio:
+        raise ContractViolation(
+            f"The folder has no audio file (found only {_list_names(videos)}). Add exactly one audio file "
+            f"({', '.join(sorted(AUDIO_EXTENSIONS))}).",
+            details,
+        )
+    if len(audio) > 1:
+        raise ContractViolation(
+            f"The folder has {len(audio)} audio files ({_list_names(audio)}); a job needs exactly one. "
+            "Split it into one folder per audio.",
+            details,
+        )
+    if not videos:
+        raise ContractViolation(
+            f"The folder has no template video (found only {_list_names(audio)}). Add one or more videos "
+            f"({', '.join(sorted(VIDEO_EXTENSIONS | STILL_EXTENSIONS))}).",
+            details,
+        )
+
+    job_file = _read_job_file(folder) if has_job_file else JobFile()
+    unknown = sorted(set(job_file.videos) - set(videos))
+    if unknown:
+        raise ContractViolation(
+            f"job.toml names templates that are not in the folder: {_list_names(unknown)} "
+            f"(templates: {_list_names(videos)}).",
+        )
+    try:
+        job_defaults = RenderOptions.model_validate({**defaults.model_dump(), **job_file.render})
+    except ValidationError as err:
+        raise ContractViolation(f"job.toml [render] is not valid: {_short_validation(err)}") from None
+
+    planned: list[PlannedVideo] = []
+    stems_taken: set[str] = set()
+    for name in videos:
+        override = job_file.videos.get(name, {})
+        try:
+            merged = VideoOverride.model_validate({**job_defaults.model_dump(), **override})
+        except ValidationError as err:
+            raise ContractViolation(f'job.toml [videos."{name}"] is not valid: {_short_validation(err)}') from None
+        stem = merged.output_name or Path(name).stem
+        if stem.lower() in stems_taken or stem.lower() in REPORT_NAMES or stem.lower() == "job":
+            stem = f"{stem}_{Path(name).suffix.lstrip('.').lower()}"
+        while stem.lower() in stems_taken:
+            stem += "_"
+        stems_taken.add(stem.lower())
+        options = RenderOptions.model_validate(merged.model_dump(exclude={"output_name"}))
+        planned.append(PlannedVideo(source=folder / name, output_stem=stem, options=options))
+
+    return JobPlan(
+        audio=folder / audio[0],
+        videos=tuple(planned),
+        output_folder=job_file.output_folder or job_name,
+        warnings=tuple(details),
+    )
+
+
+def _read_job_file(folder: Path) -> JobFile:
+    path = next(entry for entry in folder.iterdir() if entry.name.lower() == JOB_FILE)
+    try:
+        with open(path, "rb") as handle:
+            raw = tomllib.load(handle)
+    except tomllib.TOMLDecodeError as err:
+        raise ContractViolation(f"job.toml is not valid TOML: {err}.") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ContractViolation(f"job.toml cannot be read: {err}.") from None
+    try:
+        return JobFile.model_validate(raw)
+    except ValidationError as err:
+        raise ContractViolation(f"job.toml is not valid: {_short_validation(err)}") from None
+
+
+def _short_validation(err: ValidationError) -> str:
+    parts = []
+    for error in err.errors():
+        key = ".".join(str(part) for part in error["loc"]) or "(top)"
+        message = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
+        parts.append(f"{key}: {message}")
+    return "; ".join(parts)

@@ -1,0 +1,149 @@
+"""Where results and inputs go: outbox, quarantine, archive, optional zip bundle.
+
+Every step records its destination in the journal before moving anything, and checks on
+entry whether it already happened, so a restart can repeat any of them safely. Every folder
+appears in the outbox or quarantine whole: built in the work area, then renamed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from heygemd.daemon.claim import WorkArea
+from heygemd.daemon.config import AfterSuccess, PathsConfig
+from heygemd.daemon.fsutil import (
+    free_name,
+    fsync_directory,
+    move_without_overwrite,
+    remove_tree,
+    rename_no_replace,
+    write_atomic,
+)
+from heygemd.daemon.journal import Journal, JobRecord
+from heygemd.daemon.reports import ErrorReport, FailedVideo, VideoStatus
+
+JOB_REPORT = "job.json"
+ERROR_REPORT = "error.json"
+
+
+@dataclass(frozen=True)
+class Destinations:
+    paths: PathsConfig
+    work: WorkArea
+
+    def ensure(self) -> None:
+        for folder in (self.paths.outbox, self.paths.quarantine, self.paths.archive, self.work.root):
+            folder.mkdir(parents=True, exist_ok=True)
+
+
+def _move_recorded(source: Path, directory: Path, name: str, record: JobRecord, attribute: str, journal: Journal) -> Path:
+    """Move ``source`` into ``directory`` under a free name, recording the name first. Safe to repeat."""
+    recorded: Path | None = getattr(record, attribute)
+    if recorded is not None and not os.path.lexists(source) and os.path.lexists(recorded):
+        return recorded  # done before a restart
+    directory.mkdir(parents=True, exist_ok=True)
+    while True:
+        target = free_name(directory, name)
+        setattr(record, attribute, target)
+        journal.save(record)
+        try:
+            rename_no_replace(source, target)
+            fsync_directory(directory)
+            return target
+        except FileExistsError:
+            continue
+        except OSError as err:
+            if err.errno != 18:  # EXDEV: the destination is on another filesystem
+                raise
+            target = move_without_overwrite(source, directory, name)
+            setattr(record, attribute, target)
+            journal.save(record)
+            return target
+
+
+def quarantine_whole_job(record: JobRecord, error: ErrorReport, dest: Destinations, journal: Journal) -> Path:
+    """Move the job folder, untouched except for an added error.json, to quarantine/<job>/."""
+    input_dir = dest.work.input_dir(record.job_id)
+    if os.path.lexists(input_dir):
+        write_atomic(input_dir / ERROR_REPORT, error.model_dump_json(indent=2) + "\n")
+    target = _move_recorded(input_dir, dest.paths.quarantine, record.name, record, "quarantine_path", journal)
+    remove_tree(dest.work.output_dir(record.job_id))
+    return target
+
+
+def publish_outbox_folder(record: JobRecord, dest: Destinations, journal: Journal) -> Path:
+    """Rename the finished output folder into the outbox (suffixing the name if it is taken)."""
+    output_dir = dest.work.output_dir(record.job_id)
+    return _move_recorded(output_dir, dest.paths.outbox, record.output_folder or record.name, record, "outbox_path", journal)
+
+
+def keep_only(folder: Path, names: set[str]) -> None:
+    """Remove anything else from a results folder (e.g. a temporary file left by a killed render)."""
+    for entry in folder.iterdir():
+        if entry.name not in names:
+            remove_tree(entry)
+
+
+def write_zip_bundle(record: JobRecord, dest: Destinations, journal: Journal) -> Path:
+    """outbox/<folder>.zip beside the folder, holding the same files under the folder's name."""
+    assert record.outbox_path is not None
+    if record.zip_path is not None and record.zip_path.exists():
+        return record.zip_path
+    folder = record.outbox_path
+    staging = dest.paths.outbox / f".{folder.name}.zip.heygemd-partial"
+    with zipfile.ZipFile(staging, "w", compression=zipfile.ZIP_STORED) as bundle:
+        for item in sorted(folder.iterdir()):
+            if item.is_file() and not item.is_symlink():
+                compression = zipfile.ZIP_DEFLATED if item.suffix == ".json" else zipfile.ZIP_STORED
+                bundle.write(item, f"{folder.name}/{item.name}", compress_type=compression)
+    with open(staging, "rb+") as handle:
+        os.fsync(handle.fileno())
+    return _move_recorded(staging, dest.paths.outbox, f"{folder.name}.zip", record, "zip_path", journal)
+
+
+def quarantine_failed_videos(record: JobRecord, dest: Destinations, journal: Journal) -> Path | None:
+    """Gather the failed templates (moved), a copy of the audio and error.json, then rename into quarantine."""
+    failed = [video for video in record.videos if video.status is VideoStatus.FAILED]
+    if not failed:
+        return None
+    staging = dest.work.failed_dir(record.job_id)
+    if record.quarantine_path is not None and not staging.exists():
+        return record.quarantine_path
+    staging.mkdir(parents=True, exist_ok=True)
+    input_dir = dest.work.input_dir(record.job_id)
+    for video in failed:
+        source = input_dir / video.template
+        if os.path.lexists(source) and not os.path.lexists(staging / video.template):
+            os.rename(source, staging / video.template)
+    if record.audio and not (staging / record.audio).exists() and (input_dir / record.audio).exists():
+        partial = staging / f".{record.audio}.heygemd-partial"
+        shutil.copy2(input_dir / record.audio, partial)
+        os.rename(partial, staging / record.audio)
+    report = ErrorReport(
+        job=record.name,
+        job_id=record.job_id,
+        reason=f"{len(failed)} of {len(record.videos)} template videos could not be rendered; "
+        "the others are in the outbox. The failed templates and a copy of the audio are here.",
+        failed_videos=[FailedVideo(template=video.template, reason=video.error or "unknown error") for video in failed],
+        outbox_folder=str(record.outbox_path) if record.outbox_path else None,
+    )
+    write_atomic(staging / ERROR_REPORT, report.model_dump_json(indent=2) + "\n")
+    return _move_recorded(staging, dest.paths.quarantine, record.name, record, "quarantine_path", journal)
+
+
+def dispose_inputs(record: JobRecord, after_success: AfterSuccess, dest: Destinations, journal: Journal) -> None:
+    """Archive or delete what is left of the job folder after its results were published."""
+    if record.inputs_disposed:
+        return
+    input_dir = dest.work.input_dir(record.job_id)
+    if after_success is AfterSuccess.ARCHIVE:
+        if os.path.lexists(input_dir) or record.archive_path is not None:
+            _move_recorded(input_dir, dest.paths.archive, record.name, record, "archive_path", journal)
+    else:
+        remove_tree(input_dir)
+    record.inputs_disposed = True
+    journal.save(record)

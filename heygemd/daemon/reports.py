@@ -1,0 +1,84 @@
+"""What a person reads after a job: outbox/<job>/job.json and quarantine/<job>/error.json."""
+
+from __future__ import annotations
+
+import socket
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from heygemd import __version__
+
+RETRY_HINT = "Fix the problem, then drop the folder into the inbox again (error.json may stay, it is ignored)."
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def host_name() -> str:
+    return socket.gethostname()
+
+
+class JobStatus(StrEnum):
+    OK = "ok"  # every template rendered
+    PARTIAL = "partial"  # some templates rendered, the others are in quarantine
+    FAILED = "failed"  # nothing rendered; the whole job is in quarantine
+
+
+class VideoStatus(StrEnum):
+    PENDING = "pending"
+    OK = "ok"
+    FAILED = "failed"
+
+
+class VideoResult(BaseModel):
+    template: str = Field(description="file name of the template in the job folder")
+    status: VideoStatus
+    output: str | None = Field(None, description="result video, relative to the job's outbox folder")
+    report: str | None = Field(None, description="render report (sidecar), relative to the job's outbox folder")
+    error: str | None = Field(None, description="why this template failed, in plain language")
+    seconds: float | None = Field(None, description="wall-clock time of the render")
+    output_duration_s: float | None = None
+
+
+class JobReport(BaseModel):
+    """outbox/<job>/job.json"""
+
+    job: str = Field(description="name of the job folder as it was dropped")
+    job_id: str
+    status: JobStatus
+    dry_run: bool = Field(description="true: made without the model (template fitted to the audio, new audio)")
+    audio: str
+    videos: list[VideoResult]
+    received_at: datetime = Field(description="when the job was claimed from the inbox")
+    started_at: datetime | None
+    finished_at: datetime
+    seconds: float = Field(description="from claim to finish")
+    quarantine_folder: str | None = Field(None, description="where the failed templates went, if any")
+    warnings: list[str] = Field(default_factory=list)
+    engine: dict[str, Any] = Field(default_factory=dict, description="device, checkpoint (path, sha256, name), detector")
+    host: str = Field(default_factory=host_name)
+    heygemd_version: str = __version__
+
+
+class FailedVideo(BaseModel):
+    template: str
+    reason: str
+
+
+class ErrorReport(BaseModel):
+    """quarantine/<job>/error.json"""
+
+    job: str
+    job_id: str
+    reason: str = Field(description="what went wrong, in plain language")
+    details: list[str] = Field(default_factory=list)
+    failed_videos: list[FailedVideo] = Field(default_factory=list)
+    outbox_folder: str | None = Field(None, description="where this job's good results went, if any")
+    what_to_do: str = RETRY_HINT
+    time: datetime = Field(default_factory=utc_now)
+    host: str = Field(default_factory=host_name)
+    heygemd_version: str = __version__
