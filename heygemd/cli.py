@@ -12,7 +12,7 @@ from heygemd import __version__
 # and sets `func` (taking the parsed args, returning an exit code) as their default.
 COMMAND_MODULES: tuple[str, ...] = (
     "heygemd.commands.render",
-    # "heygemd.daemon.commands" is added here by the daemon work (run, status, doctor, init, fetch-models)
+    "heygemd.daemon.commands",
 )
 
 

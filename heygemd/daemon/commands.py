@@ -1,0 +1,172 @@
+"""Sub-commands of the service: run, status, doctor, init, fetch-models."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from heygemd.daemon.config import CONFIG_ENV_VAR, DEFAULT_SEARCH_PATHS, ConfigError, LoadedConfig, default_config_text, load_config
+from heygemd.daemon.exitcodes import ExitCode
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    config_help = (
+        f"configuration file (default: ${CONFIG_ENV_VAR}, else the first of "
+        f"{', '.join(str(path) for path in DEFAULT_SEARCH_PATHS)} that exists)"
+    )
+
+    def add(name: str, help_text: str, func) -> argparse.ArgumentParser:
+        parser = subparsers.add_parser(name, help=help_text, description=help_text)
+        parser.add_argument("--config", type=Path, default=None, help=config_help)
+        parser.set_defaults(func=func)
+        return parser
+
+    add("run", "run the service in the foreground (under systemd: Type=notify)", _run)
+    status = add("status", "show the queue, the current job and recent results of the service", _status)
+    status.add_argument("--json", action="store_true", help="print the status as JSON")
+    status.add_argument("--recent", type=int, default=10, help="how many recent results to show (default 10)")
+    doctor = add("doctor", "check ffmpeg, torch/CUDA, checkpoints, folders and the watch mode", _doctor)
+    doctor.add_argument("--json", action="store_true", help="print the checks as JSON")
+    add("init", "create the folders and a commented config file (never overwrites)", _init)
+    fetch = add("fetch-models", "download missing checkpoints (resumable, sha256-checked)", _fetch_models)
+    fetch.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _load(args: argparse.Namespace) -> LoadedConfig | int:
+    try:
+        return load_config(args.config)
+    except ConfigError as err:
+        print(f"heygemd: configuration error: {err}", file=sys.stderr)
+        return ExitCode.CONFIG
+
+
+def _run(args: argparse.Namespace) -> int:
+    from heygemd.daemon.worker import run_service
+
+    return run_service(args.config)
+
+
+def _init(args: argparse.Namespace) -> int:
+    target = args.config
+    if target is None:
+        import os
+
+        target = Path(os.environ[CONFIG_ENV_VAR]) if os.environ.get(CONFIG_ENV_VAR) else DEFAULT_SEARCH_PATHS[0]
+    if target.exists():
+        print(f"kept     {target} (already there)")
+    else:
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = target.with_name(f".{target.name}.partial")
+            partial.write_text(default_config_text(), encoding="utf-8")
+            partial.replace(target)
+        except OSError as err:
+            print(f"heygemd: cannot write {target}: {err.strerror}", file=sys.stderr)
+            return ExitCode.CANT_CREATE
+        print(f"created  {target}")
+    try:
+        loaded = load_config(target)
+    except ConfigError as err:
+        print(f"heygemd: configuration error: {err}", file=sys.stderr)
+        return ExitCode.CONFIG
+    config = loaded.config
+    folders = [getattr(config.paths, key) for key in ("inbox", "outbox", "quarantine", "work", "archive", "state")]
+    folders += sorted({config.engine.checkpoint.parent, config.engine.detector_checkpoint.parent})
+    for folder in folders:
+        if folder.is_dir():
+            print(f"kept     {folder}/")
+            continue
+        try:
+            folder.mkdir(parents=True)
+        except OSError as err:
+            print(f"heygemd: cannot create {folder}: {err.strerror}", file=sys.stderr)
+            return ExitCode.CANT_CREATE
+        print(f"created  {folder}/")
+    return ExitCode.OK
+
+
+def _fetch_models(args: argparse.Namespace) -> int:
+    from heygemd.daemon.fetch import Outcome, fetch_model, wanted_models
+
+    loaded = _load(args)
+    if isinstance(loaded, int):
+        return loaded
+    failed = False
+    for model in wanted_models(loaded.config):
+        result = fetch_model(model, show_progress=False if args.no_progress else None)
+        print(f"{result.outcome.value:10} {result.message}", file=sys.stdout if result.outcome is not Outcome.FAILED else sys.stderr)
+        failed |= result.outcome is Outcome.FAILED
+    return ExitCode.MISSING_WEIGHTS if failed else ExitCode.OK
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from heygemd.daemon.doctor import Level, format_checks, run_checks
+
+    loaded = _load(args)
+    if isinstance(loaded, int):
+        return loaded
+    checks = run_checks(loaded)
+    if args.json:
+        print(json.dumps([{"check": c.name, "level": c.level.value, "detail": c.detail} for c in checks], indent=2))
+    else:
+        print(format_checks(checks))
+    return ExitCode.FAILURE if any(check.level is Level.FAIL for check in checks) else ExitCode.OK
+
+
+def _status(args: argparse.Namespace) -> int:
+    from heygemd.daemon.journal import Journal
+    from heygemd.daemon.status import process_alive, read_status
+
+    loaded = _load(args)
+    if isinstance(loaded, int):
+        return loaded
+    state = loaded.config.paths.state
+    status = read_status(state)
+    running = status is not None and status.state != "stopped" and process_alive(status.pid)
+    journal = Journal(state)
+    claimed = journal.records()
+    recent = journal.history(args.recent)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "running": running,
+                    "status": status.model_dump(mode="json") if status else None,
+                    "claimed": [record.model_dump(mode="json") for record in claimed],
+                    "recent": [entry.model_dump(mode="json") for entry in recent],
+                },
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
+        return ExitCode.OK if running else ExitCode.NOT_RUNNING
+    if status is None:
+        print(f"heygemd: no status in {state} (the service never ran with this state folder)")
+    elif running:
+        age = (datetime.now(UTC) - status.updated_at).total_seconds()
+        print(f"running    pid {status.pid} on {status.host}, since {status.started_at:%Y-%m-%d %H:%M:%S} UTC")
+        print(f"state      {status.summary()} (updated {age:.0f} s ago)")
+        print(f"inbox      {status.inbox} ({status.filesystem}, {status.watch_mode} watching)")
+        if status.dry_run:
+            print("engine     DRY RUN (no model: template fitted to the audio)")
+        if status.queued:
+            print("queued     " + ", ".join(status.queued))
+        if status.arriving:
+            print("arriving   " + ", ".join(status.arriving))
+    else:
+        print(f"stopped    (last seen pid {status.pid}, state {status.state!r}, at {status.updated_at:%Y-%m-%d %H:%M:%S} UTC)")
+    for record in claimed:
+        done = sum(video.status.value != "pending" for video in record.videos)
+        print(f"claimed    {record.name} [{record.job_id}] {record.phase.value}, {done}/{len(record.videos)} videos")
+    if recent:
+        print("recent:")
+        for entry in reversed(recent):
+            where = entry.outbox or entry.quarantine or ""
+            print(f"  {entry.finished_at:%Y-%m-%d %H:%M:%S}  {entry.status.value:7}  {entry.job}  ({entry.videos_ok} ok, "
+                  f"{entry.videos_failed} failed, {entry.seconds:.0f} s)  {where}")
+            if entry.reason:
+                print(f"      reason: {entry.reason}")
+    return ExitCode.OK if running else ExitCode.NOT_RUNNING

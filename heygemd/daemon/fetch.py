@@ -1,0 +1,163 @@
+"""`heygemd fetch-models`: download the checkpoints the configuration names, safely.
+
+A download goes to ``<file>.part`` beside the target, resumes from what is there (HTTP
+Range), is checked for size and sha256, and only then renamed to its final name. When a
+file cannot be downloaded (offline machine), the command says exactly which file to place
+at which path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import sys
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from tqdm import tqdm
+
+from heygemd.daemon.config import HeygemdConfig
+from heygemd.daemon.fsutil import fsync_directory
+
+CHUNK_BYTES = 1 << 16
+TIMEOUT_SECONDS = 30
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    label: str
+    path: Path
+    url: str
+    sha256: str  # whole hash or a prefix of at least 8 hex digits
+
+    def matches(self, digest: str) -> bool:
+        return digest.lower().startswith(self.sha256.lower())
+
+
+class Outcome(StrEnum):
+    PRESENT = "present"
+    DOWNLOADED = "downloaded"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    model: ModelFile
+    outcome: Outcome
+    message: str
+
+
+def wanted_models(config: HeygemdConfig) -> list[ModelFile]:
+    models = [
+        ModelFile("Wav2Lip weights", config.engine.checkpoint, config.models.checkpoint_url, config.models.checkpoint_sha256)
+    ]
+    if config.engine.detector.value == "s3fd":
+        models.append(
+            ModelFile(
+                "S3FD face detector", config.engine.detector_checkpoint, config.models.detector_url, config.models.detector_sha256
+            )
+        )
+    return models
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def place_by_hand(model: ModelFile) -> str:
+    return (
+        f"Place it by hand: download {model.url} on a machine with internet access (or take any copy whose "
+        f"sha256 starts with {model.sha256}) and save it as {model.path.resolve()}"
+    )
+
+
+def fetch_model(model: ModelFile, *, show_progress: bool | None = None) -> FetchResult:
+    if model.path.exists():
+        digest = sha256_of(model.path)
+        if model.matches(digest):
+            return FetchResult(model, Outcome.PRESENT, f"{model.path} is present, sha256 {digest[:16]}… matches")
+        return FetchResult(
+            model,
+            Outcome.FAILED,
+            f"{model.path} exists but its sha256 {digest} does not match the expected {model.sha256}; "
+            "move it away and run fetch-models again",
+        )
+    model.path.parent.mkdir(parents=True, exist_ok=True)
+    partial = model.path.with_name(model.path.name + ".part")
+    try:
+        _download(model, partial, show_progress)
+    except _IncompleteDownload as err:
+        return FetchResult(model, Outcome.FAILED, f"{model.label}: {err} Run fetch-models again to resume.")
+    except (urllib.error.URLError, OSError, ValueError) as err:
+        reason = getattr(err, "reason", None) or err
+        return FetchResult(
+            model, Outcome.FAILED, f"{model.label} could not be downloaded from {model.url} ({reason}). {place_by_hand(model)}"
+        )
+    digest = sha256_of(partial)
+    if not model.matches(digest):
+        partial.unlink(missing_ok=True)
+        return FetchResult(
+            model,
+            Outcome.FAILED,
+            f"{model.label} from {model.url} has sha256 {digest}, not the expected {model.sha256} "
+            "(a web page instead of the file, or a different file); nothing was kept. " + place_by_hand(model),
+        )
+    os.replace(partial, model.path)
+    fsync_directory(model.path.parent)
+    return FetchResult(model, Outcome.DOWNLOADED, f"{model.path} downloaded, sha256 {digest[:16]}… matches")
+
+
+class _IncompleteDownload(Exception):
+    pass
+
+
+def _download(model: ModelFile, partial: Path, show_progress: bool | None) -> None:
+    offset = partial.stat().st_size if partial.exists() else 0
+    request = urllib.request.Request(model.url, headers={"User-Agent": "heygemd-fetch-models"})
+    if offset:
+        request.add_header("Range", f"bytes={offset}-")
+    try:
+        response = urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS)
+    except urllib.error.HTTPError as err:
+        if err.code == 416 and offset:  # the partial file is already whole: let the hash decide
+            return
+        raise
+    with response:
+        if offset and response.status != 206:
+            offset = 0  # the server ignored the range: start again
+        length = response.headers.get("Content-Length")
+        total = offset + int(length) if length is not None else None
+        mode = "ab" if offset else "wb"
+        with open(partial, mode) as handle, tqdm(
+            total=total,
+            initial=offset,
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            desc=model.path.name,
+            disable=(not sys.stderr.isatty()) if show_progress is None else not show_progress,
+            file=sys.stderr,
+        ) as bar:
+            try:
+                while chunk := response.read(CHUNK_BYTES):
+                    handle.write(chunk)
+                    bar.update(len(chunk))
+            except (http.client.HTTPException, ConnectionError, TimeoutError) as err:
+                handle.flush()
+                raise _IncompleteDownload(
+                    f"the connection broke after {handle.tell()} bytes ({type(err).__name__}); {partial} kept."
+                ) from None
+            finally:
+                handle.flush()
+                os.fsync(handle.fileno())
+    size = partial.stat().st_size
+    if total is not None and size != total:
+        raise _IncompleteDownload(f"the download stopped at {size} of {total} bytes ({partial} kept).")
