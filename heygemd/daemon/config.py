@@ -257,7 +257,7 @@ _SECTION_HEADERS: dict[str, str] = {
 }
 
 
-def _toml_value(value: Any) -> str:
+def toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, StrEnum):
@@ -267,7 +267,7 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, Path | str):
         return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
     if isinstance(value, list | tuple):
-        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
+        return "[" + ", ".join(toml_value(item) for item in value) + "]"
     raise TypeError(f"no TOML form for {value!r}")
 
 
@@ -297,5 +297,5 @@ def default_config_text() -> str:
             if value is None:
                 lines.append(f"# {key} = {_UNSET_EXAMPLES.get(f'{section_name}.{key}', '...')}   (unset by default)")
             else:
-                lines.append(f"{key} = {_toml_value(value)}")
+                lines.append(f"{key} = {toml_value(value)}")
     return "\n".join(lines) + "\n"
