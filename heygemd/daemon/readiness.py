@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from heygemd.daemon.config import Readiness
-from heygemd.daemon.contract import FolderSnapshot, EntryState, is_ignored_name, snapshot_folder
+from heygemd.daemon.contract import EntryState, FolderSnapshot, is_ignored_name, is_temporary_name, snapshot_folder
 
 
 @dataclass
@@ -48,6 +48,12 @@ class InboxScan:
 
 def _minutes(seconds: float) -> str:
     return f"{seconds / 60:.0f} minutes" if seconds >= 120 else f"{seconds:.0f} seconds"
+
+
+def _describe(snapshot: FolderSnapshot, relative: str) -> str:
+    entry = next(entry for entry in snapshot.entries if entry.relative == relative)
+    what = "empty, 0 bytes" if entry.size == 0 and not is_temporary_name(relative.rsplit("/", 1)[-1]) else "a temporary file"
+    return f'"{relative}" ({what})'
 
 
 class ReadinessTracker:
@@ -94,7 +100,7 @@ class ReadinessTracker:
         for vanished in set(self._candidates) - seen:
             del self._candidates[vanished]
         result.new_loose_entries = sorted(loose_now - self._loose_reported)
-        self._loose_reported = (self._loose_reported & loose_now) | loose_now
+        self._loose_reported = loose_now  # a name that leaves and comes back is reported again
         result.ready.sort(key=lambda folder: (folder.ready_since, folder.newest_mtime_ns, folder.name))
         return result
 
@@ -124,8 +130,8 @@ class ReadinessTracker:
                     details: list[str] = []
                 else:
                     reason = (
-                        f"The copy never finished: {', '.join(repr(name) for name in blocking)} "
-                        f"(empty or temporary) unchanged for {_minutes(unchanged_for)}. Copy the files again."
+                        f"The copy never finished: {', '.join(_describe(snapshot, name) for name in blocking)} "
+                        f"unchanged for {_minutes(unchanged_for)}. Copy the files again."
                     )
                     details = [f"still incomplete: {name}" for name in blocking]
                 result.abandoned.append(AbandonedFolder(name, reason, details))

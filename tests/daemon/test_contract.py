@@ -1,0 +1,106 @@
+"""The folder contract on real folders: what a job may hold and the plain-language reasons when it may not."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from heygemd.daemon.contract import ContractViolation, is_ignored_name, is_temporary_name, plan_job
+from heygemd.engine import LoopPolicy, RenderOptions
+
+
+def make(folder: Path, files: dict[str, bytes | str]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, content in files.items():
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    return folder
+
+
+@pytest.mark.parametrize(
+    "name", [".DS_Store", "._clip.mp4", "Thumbs.db", "desktop.ini", "~$notes.docx", ".~lock.a.odt#",
+             ".syncthing.a.mp4.tmp", "~syncthing~a.mp4.tmp", "a.mp4.part", "a.PARTIAL", "a.crdownload",
+             "a.download", "x.tmp", "@eaDir", "__MACOSX", ".stfolder", ".Trashes"],
+)
+def test_ignored_names(name):
+    assert is_ignored_name(name)
+
+
+def test_temporary_names_are_the_upload_in_progress_ones():
+    assert is_temporary_name("a.mp4.part") and is_temporary_name(".syncthing.v.mp4.tmp")
+    assert not is_temporary_name(".DS_Store") and not is_temporary_name("Thumbs.db")
+    assert not is_ignored_name("speech.wav") and not is_ignored_name("-dash.mp4")
+
+
+def test_a_good_job_with_clutter_and_options(tmp_path):
+    folder = make(tmp_path / "job", {
+        "Speech.WAV": b"a", "front view.MP4": b"v", "side.mov": b"v", "photo.jpg": b"i",
+        ".DS_Store": b"x", "Thumbs.db": b"x", "._front view.MP4": b"x",
+        "job.toml": 'output_folder = "campaign"\n[render]\nloop = "freeze"\ncrf = 23\n'
+                    '[videos."side.mov"]\noutput_name = "side-en"\nfixed_box = [1, 2, 30, 40]\n',
+    })
+    plan = plan_job(folder, "job", RenderOptions())
+    assert plan.audio.name == "Speech.WAV" and plan.output_folder == "campaign"
+    by_name = {video.source.name: video for video in plan.videos}
+    assert set(by_name) == {"front view.MP4", "side.mov", "photo.jpg"}
+    assert by_name["side.mov"].output_stem == "side-en" and by_name["side.mov"].options.fixed_box == (1, 2, 30, 40)
+    assert by_name["front view.MP4"].options.loop is LoopPolicy.FREEZE and by_name["front view.MP4"].options.crf == 23
+    assert by_name["front view.MP4"].options.fixed_box is None
+    assert plan.warnings == ()
+
+
+def test_same_stems_do_not_collide(tmp_path):
+    folder = make(tmp_path / "job", {"a.wav": b"a", "take.mp4": b"v", "take.mov": b"v"})
+    stems = sorted(video.output_stem for video in plan_job(folder, "job", RenderOptions()).videos)
+    assert len(set(stems)) == 2 and "take" in stems
+
+
+BAD = [
+    ({}, "empty"),
+    ({"speech.wav": b"a"}, "no template video"),
+    ({"a.mp4": b"v", "b.mov": b"v"}, "no audio file"),
+    ({"a.wav": b"a", "b.mp3": b"a", "v.mp4": b"v"}, "2 audio files"),
+    ({"a.wav": b"a", "v.mp4": b""}, "empty (0 bytes)"),
+    ({"a.wav": b"a", "v.flv2": b"v"}, "unsupported files"),
+    ({"inner/a.wav": b"a", "inner/v.mp4": b"v"}, "holds only folders"),
+    ({"a.wav": b"a", "v.mp4": b"v", "job.toml": "crf = 20\n"}, "job.toml is not valid"),
+    ({"a.wav": b"a", "v.mp4": b"v", "job.toml": "[render]\ncrf = 99\n"}, "[render]"),
+    ({"a.wav": b"a", "v.mp4": b"v", "job.toml": "[render\n"}, "not valid TOML"),
+    ({"a.wav": b"a", "v.mp4": b"v", "job.toml": '[videos."w.mp4"]\ncrf = 20\n'}, "not in the folder"),
+    ({"a.wav": b"a", "v.mp4": b"v", "job.toml": 'output_folder = "../x"\n'}, "plain name"),
+]
+
+
+@pytest.mark.parametrize(("files", "reason"), BAD, ids=[reason for _, reason in BAD])
+def test_bad_folders_have_a_plain_reason(tmp_path, files, reason):
+    folder = make(tmp_path / "job", files)
+    with pytest.raises(ContractViolation) as caught:
+        plan_job(folder, "job", RenderOptions())
+    assert reason in caught.value.reason + " ".join(caught.value.details)
+
+
+def test_links_are_never_followed(tmp_path):
+    outside = make(tmp_path / "outside", {"secret.mp4": b"v"})
+    folder = make(tmp_path / "job", {"a.wav": b"a"})
+    os.symlink(outside / "secret.mp4", folder / "linked.mp4")
+    with pytest.raises(ContractViolation) as caught:
+        plan_job(folder, "job", RenderOptions())
+    assert "no template video" in caught.value.reason
+    assert any("links are never followed" in detail and "linked.mp4" in detail for detail in caught.value.details)
+
+
+def test_stray_files_and_folders_are_warnings_when_the_job_is_otherwise_good(tmp_path):
+    folder = make(tmp_path / "job", {"a.wav": b"a", "v.mp4": b"v", "notes.txt": b"t", "old/x.mp4": b"v"})
+    plan = plan_job(folder, "job", RenderOptions())
+    assert len(plan.videos) == 1
+    assert any("notes.txt" in warning for warning in plan.warnings)
+    assert any('"old"' in warning for warning in plan.warnings)
+
+
+def test_the_marker_and_reports_are_not_content(tmp_path):
+    folder = make(tmp_path / "job", {"a.wav": b"a", "v.mp4": b"v", "READY": b"", "error.json": b"{}"})
+    plan = plan_job(folder, "job", RenderOptions(), marker_name="ready")
+    assert plan.warnings == ()
