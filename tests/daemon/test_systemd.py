@@ -1,0 +1,48 @@
+"""The shipped unit files pass `systemd-analyze verify` and keep the settings the service relies on."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+INSTALLED_AT = "/opt/heygemd/.venv/bin/heygemd"
+ANALYZE = shutil.which("systemd-analyze") or ("/usr/bin/systemd-analyze" if Path("/usr/bin/systemd-analyze").exists() else None)
+
+
+def unit_text(name: str) -> str:
+    return (REPO / "systemd" / name).read_text(encoding="utf-8")
+
+
+@pytest.mark.skipif(ANALYZE is None, reason="systemd-analyze is not installed")
+@pytest.mark.parametrize(("name", "instance"), [("heygemd.service", "heygemd.service"), ("heygemd@.service", "heygemd@1.service")])
+def test_units_verify(tmp_path, name, instance):
+    # verify checks that ExecStart exists: point it at this checkout's entry point instead of /opt.
+    here = Path(sys.executable).with_name("heygemd")
+    if not here.exists():
+        pytest.skip("the heygemd entry point is not installed in this environment")
+    unit = tmp_path / instance
+    unit.write_text(unit_text(name).replace(INSTALLED_AT, str(here)), encoding="utf-8")
+    result = subprocess.run([ANALYZE, "verify", str(unit)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and not result.stdout.strip() and not result.stderr.strip(), result.stderr
+
+
+@pytest.mark.parametrize("name", ["heygemd.service", "heygemd@.service"])
+def test_units_keep_what_the_service_relies_on(name):
+    text = unit_text(name)
+    settings = {line.split("=", 1)[0]: line.split("=", 1)[1] for line in text.splitlines() if "=" in line and not line.startswith("#")}
+    assert settings["Type"] == "notify" and "WatchdogSec" in settings and settings["Restart"] == "on-failure"
+    assert settings["ExecStart"].endswith("heygemd run") and "kill -HUP" in settings["ExecReload"]
+    assert settings["UMask"] == "0002" and settings["User"] == "heygemd" and "DynamicUser" not in settings
+    assert "PrivateDevices" not in settings and "ProcSubset" not in settings  # both hide the GPU
+    assert "69" in settings["RestartPreventExitStatus"] and "78" in settings["RestartPreventExitStatus"]
+    assert "char-nvidia-uvm rw" in text and "char-nvidiactl rw" in text
+
+
+def test_template_pins_one_gpu_per_instance():
+    text = unit_text("heygemd@.service")
+    assert "CUDA_VISIBLE_DEVICES=%i" in text and "HEYGEMD_PATHS__STATE=state/gpu%i" in text
