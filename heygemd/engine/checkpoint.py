@@ -18,6 +18,7 @@ import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import torch
 from torch import nn
@@ -114,7 +115,7 @@ def _file_size(path: Path) -> int:
     return size
 
 
-def _open(path: Path):
+def _open(path: Path) -> BinaryIO:
     try:
         return path.open("rb")
     except OSError as err:
@@ -271,17 +272,17 @@ def _mismatch_message(
         for label, keys in (("missing", missing), ("unexpected", unexpected), ("with the wrong shape", wrong_shape))
         if keys
     ]
-    lead = (
-        f"this looks like a different network, not {network}"
-        if matching == 0
-        else f"does not fit {network}"
-    )
+    lead = f"this looks like a different network, not {network}" if matching == 0 else f"does not fit {network}"
     return f"{lead}: {expected_count} expected entries, {matching} match; " + "; ".join(parts)
 
 
 def _check_finite(state: Mapping[str, torch.Tensor], path: Path) -> None:
-    # A sum is NaN/inf when any element is; it needs no per-element temporary like isfinite().
-    bad = [key for key, value in state.items() if value.is_floating_point() and not torch.isfinite(value.sum())]
+    # A sum is NaN/inf when any element is; unlike isfinite() it needs no per-element temporary.
+    bad = [
+        key
+        for key, value in state.items()
+        if value.is_floating_point() and not torch.isfinite(torch.sum(value, dtype=torch.float64))
+    ]
     if bad:
         raise CheckpointError(f"holds NaN or infinite weights ({_entries(len(bad))}, e.g. {_examples(bad)})", path)
 
