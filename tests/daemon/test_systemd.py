@@ -40,7 +40,7 @@ def test_units_keep_what_the_service_relies_on(name):
     assert settings["UMask"] == "0002" and settings["User"] == "heygemd" and "DynamicUser" not in settings
     assert "PrivateDevices" not in settings and "ProcSubset" not in settings  # both hide the GPU
     assert "69" in settings["RestartPreventExitStatus"] and "78" in settings["RestartPreventExitStatus"]
-    assert "char-nvidia-uvm rw" in text and "char-nvidiactl rw" in text
+    assert "char-nvidia-uvm rw" in text and "char-nvidia-frontend rw" in text
 
 
 def test_template_pins_one_gpu_per_instance():
