@@ -277,14 +277,19 @@ def _mismatch_message(
 
 
 def _check_finite(state: Mapping[str, torch.Tensor], path: Path) -> None:
-    # A sum is NaN/inf when any element is; unlike isfinite() it needs no per-element temporary.
-    bad = [
-        key
-        for key, value in state.items()
-        if value.is_floating_point() and not torch.isfinite(torch.sum(value, dtype=torch.float64))
-    ]
+    bad = [key for key, value in state.items() if value.is_floating_point() and not _all_finite(value)]
     if bad:
         raise CheckpointError(f"holds NaN or infinite weights ({_entries(len(bad))}, e.g. {_examples(bad)})", path)
+
+
+def _all_finite(tensor: torch.Tensor) -> bool:
+    """A sum is NaN/inf when any element is; unlike isfinite() it needs no per-element temporary.
+
+    Half-precision tensors are summed in float32 so that a large sum cannot overflow to inf.
+    """
+    if tensor.dtype not in (torch.float32, torch.float64):
+        tensor = tensor.float()
+    return bool(torch.isfinite(tensor.sum()))
 
 
 def _entries(count: int) -> str:
