@@ -93,8 +93,10 @@ def configure_logging(config: LogConfig, stream: Any = None) -> LogFormat:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
-    for noisy in ("watchdog", "urllib3", "PIL", "matplotlib", "numba"):
+    for noisy in ("urllib3", "PIL", "matplotlib", "numba"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+    # watchdog logs shutdown races of its emitter threads as errors; the periodic rescan covers any real loss.
+    logging.getLogger("watchdog").setLevel(logging.CRITICAL)
     return chosen
 
 

@@ -1,20 +1,31 @@
-"""sd_notify messages to systemd (a no-op when not started by systemd, i.e. without $NOTIFY_SOCKET)."""
+"""sd_notify messages to systemd (a no-op when not started by systemd, i.e. without $NOTIFY_SOCKET).
+
+Sent without blocking: a notification that cannot be queued is dropped rather than stalling a
+render (systemd drains its socket; a stuck reader must not stop the work).
+"""
 
 from __future__ import annotations
 
 import os
+import socket
 import time
-
-import sdnotify
 
 
 class Notifier:
     def __init__(self) -> None:
-        self.enabled = bool(os.environ.get("NOTIFY_SOCKET"))
-        self._notifier = sdnotify.SystemdNotifier() if self.enabled else None
+        self.address = self._socket_address(os.environ.get("NOTIFY_SOCKET", ""))
+        self._socket: socket.socket | None = None
+        if self.address is not None:
+            self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
         self._last_status: str | None = None
         self._last_watchdog = 0.0
         self.watchdog_interval = self._watchdog_interval()
+
+    @staticmethod
+    def _socket_address(value: str) -> str | None:
+        if value.startswith("@"):  # abstract namespace
+            return "\0" + value[1:]
+        return value if value.startswith("/") else None
 
     @staticmethod
     def _watchdog_interval() -> float | None:
@@ -29,8 +40,12 @@ class Notifier:
             return None
 
     def send(self, *lines: str) -> None:
-        if self._notifier is not None:
-            self._notifier.notify("\n".join(lines))
+        if self._socket is None or self.address is None:
+            return
+        try:
+            self._socket.sendto("\n".join(lines).encode(), socket.MSG_DONTWAIT | socket.MSG_NOSIGNAL, self.address)
+        except OSError:
+            pass  # systemd gone or its queue full: nothing to do about it here
 
     def ready(self, status: str) -> None:
         self._last_status = status

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -226,7 +227,7 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 class NotifySocket:
-    """A real unix datagram socket standing in for systemd's $NOTIFY_SOCKET."""
+    """A real unix datagram socket standing in for systemd's $NOTIFY_SOCKET, read continuously like systemd."""
 
     def __init__(self) -> None:
         self.folder = Path(tempfile.mkdtemp(prefix="hgn", dir="/tmp"))  # AF_UNIX paths are short
@@ -235,16 +236,27 @@ class NotifySocket:
         self.sock.bind(str(self.path))
         self.sock.settimeout(0.2)
         self.messages: list[str] = []
+        self._closed = threading.Event()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
 
-    def drain(self) -> list[str]:
-        while True:
+    def _read(self) -> None:
+        while not self._closed.is_set():
             try:
                 data = self.sock.recv(4096)
-            except (TimeoutError, socket.timeout, BlockingIOError):
-                return self.messages
+            except (TimeoutError, socket.timeout):
+                continue
+            except OSError:
+                return
             self.messages.extend(data.decode().split("\n"))
 
+    def drain(self) -> list[str]:
+        time.sleep(0.5)  # let the reader take what is queued
+        return list(self.messages)
+
     def close(self) -> None:
+        self._closed.set()
+        self._reader.join(timeout=5)
         self.sock.close()
         shutil.rmtree(self.folder, ignore_errors=True)
 

@@ -33,6 +33,10 @@ def job_records(daemon: Daemon) -> list[dict]:
     return records
 
 
+def wait_idle(daemon: Daemon) -> None:
+    daemon.wait_for(lambda: visible(daemon.work) == [] and job_records(daemon) == [], "claimed jobs to finish")
+
+
 def assert_clean_after(daemon: Daemon, job: str) -> None:
     assert job not in visible(daemon.inbox)
     assert visible(daemon.work) == [], "the work area must be empty after the job"
@@ -71,7 +75,7 @@ def test_normal_job_with_three_templates(daemon_factory, media, wav2lip_checkpoi
     sidecar = json.loads((out / "front.json").read_text())
     assert sidecar["dry_run"] is False and sidecar["output"]["duration_s"] > 1.0
     assert visible(daemon.archive / "campaign 1") == sorted(three_templates(media))
-    daemon.wait_for(lambda: visible(daemon.work) == [], "the work area to be cleaned")
+    wait_idle(daemon)
     assert_clean_after(daemon, "campaign 1")
 
     status = subprocess.run([sys.executable, "-m", "heygemd", "status", "--config", str(daemon.config_path)],
@@ -150,7 +154,7 @@ def test_kill_9_in_the_middle_of_a_render_then_restart(daemon_factory, media, wa
                                    "front.json", "front.mp4", "job.json"])
     assert visible(daemon.archive / "crash") == sorted(three_templates(media))
     assert daemon.logged("resuming a claimed job")
-    daemon.wait_for(lambda: visible(daemon.work) == [], "the work area to be cleaned")
+    wait_idle(daemon)
     assert_clean_after(daemon, "crash")
     assert daemon.stop() == 0
 
@@ -203,6 +207,7 @@ def test_sighup_reloads_the_configuration(daemon_factory, media):
     daemon = start(daemon_factory)
     drop_job(daemon.inbox, "before", {"a.wav": media["audio"], "v.mp4": media["video"]})
     daemon.wait_outbox("before")
+    wait_idle(daemon)
     assert not (daemon.outbox / "before.zip").exists() and (daemon.archive / "before").is_dir()
 
     daemon.write_config(service_config(daemon.root, outputs={"zip_bundle": True, "after_success": "delete"}))
@@ -211,7 +216,7 @@ def test_sighup_reloads_the_configuration(daemon_factory, media):
     drop_job(daemon.inbox, "after", {"a.wav": media["audio"], "v.mp4": media["video"]})
     daemon.wait_outbox("after")
     daemon.wait_for((daemon.outbox / "after.zip").exists, "the zip bundle")
-    daemon.wait_for(lambda: visible(daemon.work) == [], "the job to finish")
+    wait_idle(daemon)
     assert not (daemon.archive / "after").exists()
 
     daemon.config_path.write_text("[watch]\nmode = \"sometimes\"\n")
@@ -302,6 +307,6 @@ def test_bad_jobs_go_to_quarantine_and_the_service_keeps_serving(daemon_factory,
     daemon.wait_outbox(f"{odd_name} (2)")  # same name again: never overwritten
     assert (daemon.outbox / odd_name / "job.json").exists()
 
-    daemon.wait_for(lambda: visible(daemon.work) == [], "every job to finish")
+    wait_idle(daemon)
     assert visible(inbox) == []
     assert daemon.stop() == 0
