@@ -343,9 +343,16 @@ def test_s3fd_other_weights_are_a_checkpoint_error(tmp_path: Path, state: dict[s
     torch.save(state, path)
     with pytest.raises(CheckpointError) as caught:
         S3FDDetector(path, "cpu")
-    assert caught.value.path == path and "not S3FD" in str(caught.value)
+    message = str(caught.value)
+    assert caught.value.path == path and str(path) in message
+    assert "S3FD" in message and "s3fd-619a316812.pth" in message
 
 
 def test_build_detector_lbp_needs_no_weights(tmp_path: Path) -> None:
     detector = build_detector(DetectorKind.LBP, tmp_path / "absent.pth", "cpu", 0.5)
     assert detector.name == "lbp" and isinstance(detector, LBPDetector)
+
+
+def test_s3fd_unknown_device_is_named(s3fd_checkpoint: Path) -> None:
+    with pytest.raises(ValueError, match="'auto'"):
+        S3FDDetector(s3fd_checkpoint, "auto")

@@ -16,10 +16,11 @@ exclusive, in pixels of the full-resolution frame.
 from __future__ import annotations
 
 import math
+import pickle
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import cv2
 import numpy as np
@@ -27,8 +28,12 @@ import numpy as np
 from heygemd.engine.errors import CheckpointError
 from heygemd.engine.settings import Box, DetectorKind, Pads
 
+if TYPE_CHECKING:
+    from face_alignment.detection.sfd.sfd_detector import SFDDetector
+
 S3FD_FILE_NAME = "s3fd-619a316812.pth"
 S3FD_ERROR_LINES = 2  # torch's load_state_dict message: a header, then the missing keys
+STATE_DICT_MISMATCH = "loading state_dict"  # in torch's header line for keys/shapes of another network
 
 # LBP cascade. The search runs on a grey copy whose short side is LBP_WORK_SIDE pixels, so a
 # frame of any size costs the same; the cascade's 24 px window then means the smallest face
@@ -93,7 +98,7 @@ class S3FDDetector:
         return [_sfd_detections(rows, width, height) for rows in found]
 
 
-def _load_sfd(checkpoint: Path, device: str, threshold: float):
+def _load_sfd(checkpoint: Path, device: str, threshold: float) -> SFDDetector:
     from face_alignment.detection.sfd.sfd_detector import SFDDetector
 
     from heygemd.engine.checkpoint import inspect_checkpoint
@@ -108,15 +113,29 @@ def _load_sfd(checkpoint: Path, device: str, threshold: float):
     info = inspect_checkpoint(checkpoint)
     try:
         return SFDDetector(device, path_to_detector=str(info.path), filter_threshold=threshold)
-    except RuntimeError as err:  # load_state_dict: keys or shapes of another network
+    except ValueError as err:  # face-alignment's only check of the device string
+        raise ValueError(f"S3FD cannot run on device {device!r}: use cpu, cuda, cuda:N or mps") from err
+    except RuntimeError as err:
         detail = " ".join(line.strip() for line in str(err).splitlines()[:S3FD_ERROR_LINES])
-        raise CheckpointError(
-            f"is not S3FD face-detector weights ({_shorten(detail)}); expected {S3FD_FILE_NAME} "
-            "from the face-alignment project",
-            checkpoint,
-        ) from err
-    except Exception as err:  # unpickling problems the cheap inspection could not see
-        raise CheckpointError(f"could not be loaded as S3FD weights ({type(err).__name__}: {err})", checkpoint) from err
+        if STATE_DICT_MISMATCH not in detail:  # e.g. CUDA-saved tensors on a machine without CUDA
+            raise CheckpointError(f"could not be loaded as S3FD weights ({_shorten(detail)})", checkpoint) from err
+        reason = _mismatch_reason(checkpoint) or f"is not S3FD face-detector weights ({_shorten(detail)})"
+        raise CheckpointError(f"{reason}; expected {S3FD_FILE_NAME} from the face-alignment project", checkpoint) from err
+    except (pickle.UnpicklingError, EOFError) as err:  # damage the cheap inspection could not see
+        raise CheckpointError(f"is corrupt or truncated ({type(err).__name__}: {err})", checkpoint) from err
+
+
+def _mismatch_reason(checkpoint: Path) -> str | None:
+    """Which keys do not fit S3FD, in the words checkpoint.py uses for every network."""
+    from face_alignment.detection.sfd.net_s3fd import s3fd
+
+    from heygemd.engine.checkpoint import fit_state_dict, load_state_dict
+
+    try:
+        fit_state_dict(s3fd(), load_state_dict(checkpoint), checkpoint, "S3FD")
+    except CheckpointError as err:
+        return err.reason
+    return None
 
 
 def _shorten(text: str, limit: int = 240) -> str:
@@ -254,7 +273,10 @@ class FaceTracker:
         state = _TrackState()
         for batch, full_size in self._batches(frames):
             small_size = (batch[0].shape[1], batch[0].shape[0])
-            for detections in self.detector.detect(batch):
+            found = self.detector.detect(batch)
+            if len(found) != len(batch):
+                raise RuntimeError(f"{self.detector.name} returned {len(found)} results for {len(batch)} frames")
+            for detections in found:
                 scaled = [_scale_detection(d, small_size, full_size) for d in detections]
                 yield state.follow([d for d in scaled if d is not None])
 
