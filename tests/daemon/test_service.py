@@ -74,8 +74,8 @@ def test_normal_job_with_three_templates(daemon_factory, media, wav2lip_checkpoi
     assert report["seconds"] > 0 and all(video["seconds"] > 0 for video in report["videos"])
     sidecar = json.loads((out / "front.json").read_text())
     assert sidecar["dry_run"] is False and sidecar["output"]["duration_s"] > 1.0
-    assert visible(daemon.archive / "campaign 1") == sorted(three_templates(media))
     wait_idle(daemon)
+    assert visible(daemon.archive / "campaign 1") == sorted(three_templates(media))
     assert_clean_after(daemon, "campaign 1")
 
     status = subprocess.run([sys.executable, "-m", "heygemd", "status", "--config", str(daemon.config_path)],
@@ -152,9 +152,9 @@ def test_kill_9_in_the_middle_of_a_render_then_restart(daemon_factory, media, wa
     assert report["status"] == "ok" and len(report["videos"]) == 3
     assert visible(out) == sorted(["Side View.json", "Side View.mp4", "close-up.json", "close-up.mp4",
                                    "front.json", "front.mp4", "job.json"])
+    wait_idle(daemon)
     assert visible(daemon.archive / "crash") == sorted(three_templates(media))
     assert daemon.logged("resuming a claimed job")
-    wait_idle(daemon)
     assert_clean_after(daemon, "crash")
     assert daemon.stop() == 0
 
