@@ -62,6 +62,8 @@ class JobRecord(BaseModel):
     quarantine_path: Path | None = None
     archive_path: Path | None = None
     inputs_disposed: bool = False
+    # Starts of work on this job that did not end cleanly (crash, kill, internal error).
+    attempts: int = 0
 
 
 class HistoryEntry(BaseModel):

@@ -46,6 +46,7 @@ from heygemd.engine import CheckpointError, EngineError, EngineSettings, MediaEr
 
 STOP_MARGIN_SECONDS = 15.0  # asked of systemd on top of the grace, for publishing and exit
 RETRY_STUCK_SECONDS = 60.0  # a job hit by a filesystem error (share gone, disk full) is tried again after this
+MAX_ATTEMPTS = 5  # a job the service keeps dying on (out of memory, a bug) goes to quarantine instead of looping
 
 
 @dataclass
@@ -270,6 +271,15 @@ class Service:
         with structlog.contextvars.bound_contextvars(job=record.name):
             self.status.current = CurrentJob(job=record.name, job_id=record.job_id)
             self._set_state("working")
+            record.attempts += 1
+            self.journal.save(record)
+            if record.attempts > MAX_ATTEMPTS and record.phase is not Phase.PUBLISHING:
+                self._fail_whole_job(
+                    record,
+                    f"heygemd stopped unexpectedly {record.attempts - 1} times while working on this job "
+                    "(out of memory, or an internal error); it was set aside so that other jobs go on.",
+                    ["the service log (journalctl -u heygemd) has the details"],
+                )
             try:
                 if record.phase is Phase.CLAIMED:
                     self._plan(record)
@@ -277,12 +287,23 @@ class Service:
                     self._render_videos(record)
                 if record.phase is Phase.PUBLISHING:
                     self._publish(record)
+                elif self.signals.stop_requested.is_set():
+                    record.attempts -= 1  # a clean stop is not a failed attempt
+                    self.journal.save(record)
             except OSError as err:
+                record.attempts -= 1  # the share or the disk, not the job: no attempt is used up
+                try:
+                    self.journal.save(record)
+                except OSError:
+                    pass
                 self.log.error(
                     "filesystem error; the job stays claimed and is tried again",
                     error=f"{err.strerror}: {err.filename}" if err.filename else str(err),
                     retry_in_s=RETRY_STUCK_SECONDS,
                 )
+                self.queue.append(_Queued(record, time.monotonic() + RETRY_STUCK_SECONDS))
+            except Exception:
+                self.log.exception("internal error; the job stays claimed and is tried again", attempt=record.attempts)
                 self.queue.append(_Queued(record, time.monotonic() + RETRY_STUCK_SECONDS))
             finally:
                 self.status.current = None
@@ -385,6 +406,7 @@ class Service:
             video.status, video.error = VideoStatus.FAILED, f"internal error while rendering: {type(err).__name__}: {err}"
             log.exception("video failed with an internal error")
         else:
+            _fsync_file(output_dir / f"{video.output_stem}.mp4")  # the journal will say it exists: make it so
             write_atomic(output_dir / f"{video.output_stem}.json", report.model_dump_json(indent=2) + "\n")
             video.status = VideoStatus.OK
             video.output_duration_s = report.output.duration_s
@@ -629,6 +651,11 @@ class Service:
         self.status_file.write(self.status, force=force)
         if not self.signals.stop_requested.is_set():
             self.notifier.status(self.status.summary())
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
 
 
 def _result_names(video: VideoRecord) -> tuple[str, str]:

@@ -310,3 +310,23 @@ def test_bad_jobs_go_to_quarantine_and_the_service_keeps_serving(daemon_factory,
     wait_idle(daemon)
     assert visible(inbox) == []
     assert daemon.stop() == 0
+
+
+def test_a_job_the_service_keeps_dying_on_is_set_aside(daemon_factory, media):
+    daemon = daemon_factory()
+    daemon.write_config(service_config(daemon.root))
+    job_dir = daemon.work / "20260101T000000Z-abcdef"
+    (job_dir / "input").mkdir(parents=True)
+    for name, source in {"a.wav": media["audio"], "v.mp4": media["video"]}.items():
+        (job_dir / "input" / name).write_bytes(source.read_bytes())
+    (daemon.state / "jobs").mkdir(parents=True)
+    record = {"job_id": job_dir.name, "name": "poison", "phase": "rendering", "attempts": 5,
+              "claimed_at": "2026-01-01T00:00:00Z", "audio": "a.wav",
+              "videos": [{"template": "v.mp4", "output_stem": "v"}]}
+    (daemon.state / "jobs" / f"{job_dir.name}.json").write_text(json.dumps(record))
+    daemon.start()
+    error = daemon.wait_quarantine("poison")
+    assert "stopped unexpectedly 5 times" in error["reason"]
+    assert visible(daemon.quarantine / "poison") == ["a.wav", "error.json", "v.mp4"]
+    wait_idle(daemon)
+    assert daemon.stop() == 0
