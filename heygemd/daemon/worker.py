@@ -10,6 +10,7 @@ phase can be repeated after a crash, so a restarted service finishes every claim
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import threading
@@ -180,7 +181,12 @@ class Service:
             if self._take_abandoned(scan) or self._take_next_ready(scan):
                 continue
             self._set_state("idle")
-            timeout = self.config.watch.scan_interval_seconds if scan.waiting else self.config.watch.rescan_interval_seconds
+            if scan.waiting:
+                timeout = self.config.watch.scan_interval_seconds
+            elif scan.inbox_missing:  # no observer can tell us when the share is back
+                timeout = self.config.watch.poll_interval_seconds
+            else:
+                timeout = self.config.watch.rescan_interval_seconds
             if self.queue:
                 timeout = min(timeout, max(0.1, min(item.not_before for item in self.queue) - now))
             self._sleep(timeout)
@@ -606,13 +612,16 @@ class Service:
             self.log.warning("paths.state changes only at restart; the old state folder stays in use")
             new = new.model_copy(update={"paths": new.paths.model_copy(update={"state": self.config.paths.state})})
         if new.engine != self.config.engine:
+            self.engine = None  # free the GPU memory of the old model before loading the new one
+            gc.collect()
             try:
                 self.engine = self._load_engine(new.engine)
-                self.status.engine = self.engine.describe()
-                self.status.dry_run = bool(self.status.engine.get("dry_run"))
             except EngineError as err:
-                self.log.error("the new engine settings do not load; the running engine stays", error=str(err))
+                self.log.error("the new engine settings do not load; the previous ones are loaded again", error=str(err))
                 new = new.model_copy(update={"engine": self.config.engine})
+                self.engine = self._load_engine(self.config.engine)
+            self.status.engine = self.engine.describe()
+            self.status.dry_run = bool(self.status.engine.get("dry_run"))
         self.watcher.stop()
         self.config, self.config_source = new, loaded.source
         self._apply_paths()
