@@ -12,6 +12,7 @@ from checkpoint_factory import make_s3fd_checkpoint, make_wav2lip_checkpoint
 from torch import nn
 
 from heygemd.engine import checkpoint
+from heygemd.engine.files import sha256_file
 from heygemd.engine.checkpoint import (
     CheckpointInfo,
     inspect_checkpoint,
@@ -19,7 +20,6 @@ from heygemd.engine.checkpoint import (
     load_s3fd,
     load_state_dict,
     load_wav2lip,
-    sha256_of,
 )
 from heygemd.engine.errors import CheckpointError
 from heygemd.engine.model import STATE_DICT_ENTRIES, Wav2Lip
@@ -135,11 +135,11 @@ def test_info_reports_size_and_sha256(public: Path) -> None:
         sha256=hashlib.sha256(public.read_bytes()).hexdigest(),
         known_name=None,
     )
-    assert sha256_of(public) == info.sha256
+    assert sha256_file(public) == info.sha256
 
 
 def test_known_hash_is_recognised(public: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    digest = sha256_of(public)
+    digest = sha256_file(public)
     monkeypatch.setitem(checkpoint.KNOWN_CHECKPOINTS, digest, "wav2lip_gan.pth")
     assert inspect_checkpoint(public).known_name == "wav2lip_gan.pth"
 

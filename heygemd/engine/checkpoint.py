@@ -12,7 +12,6 @@ the zip format (``torch.save`` since 1.6) load.
 
 from __future__ import annotations
 
-import hashlib
 import pickle
 import zipfile
 from collections.abc import Mapping
@@ -24,6 +23,7 @@ import torch
 from torch import nn
 
 from heygemd.engine.errors import CheckpointError
+from heygemd.engine.files import sha256_file
 from heygemd.engine.model import Wav2Lip
 
 KNOWN_CHECKPOINTS: dict[str, str] = {
@@ -33,7 +33,6 @@ KNOWN_CHECKPOINTS: dict[str, str] = {
 # face-alignment publishes S3FD under torch-hub naming: the file name carries the sha256's first digits.
 KNOWN_PREFIXES: dict[str, str] = {"619a316812": "s3fd-619a316812.pth"}
 
-HASH_CHUNK_BYTES = 1 << 20
 HEAD_BYTES = 1024
 ZIP_MAGIC = b"PK\x03\x04"
 PICKLE_PROTO = 0x80  # pickle protocol >= 2 opens with PROTO then the protocol number
@@ -81,7 +80,7 @@ def inspect_checkpoint(path: Path) -> CheckpointInfo:
             f"(starts with {head[:8].hex(' ')}); {REDOWNLOAD}",
             path,
         )
-    digest = sha256_of(path)
+    digest = sha256_file(path)
     return CheckpointInfo(path=path, size_bytes=size, sha256=digest, known_name=known_name(digest))
 
 
@@ -93,15 +92,6 @@ def known_name(sha256: str) -> str | None:
         if sha256.startswith(prefix):
             return name
     return None
-
-
-def sha256_of(path: Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with _open(path) as f:
-        while chunk := f.read(HASH_CHUNK_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _file_size(path: Path) -> int:
