@@ -46,10 +46,11 @@ class ServiceStatus(BaseModel):
         """One line for systemd's STATUS=."""
         if self.current is not None:
             job = self.current
+            prefix = "stopping, " if self.state == "stopping" else ""
             where = f"video {job.index}/{job.total}" if job.total else "preparing"
             percent = f" {job.percent:.0f}%" if job.percent is not None else ""
             stage = f" ({job.stage})" if job.stage and job.stage != "render" else ""
-            return f"job {job.job}: {where}{percent}{stage}; {len(self.queued)} queued"
+            return f"{prefix}job {job.job}: {where}{percent}{stage}; {len(self.queued)} queued"
         if self.state == "idle":
             return f"idle; {len(self.queued)} queued, {len(self.arriving)} arriving"
         return self.state

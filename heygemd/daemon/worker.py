@@ -635,15 +635,20 @@ class Service:
     def _on_stop_signal(self, count: int) -> None:
         # Runs in the main thread between bytecodes, possibly in the middle of a render.
         grace = self.config.service.stop_grace_seconds
+        self.status.state = "stopping"
+        self.status_file.write(self.status)
         if not self.rendering:
+            self.log.info("stop requested")
             self.notifier.stopping("stopping")
             return
         if count == 1:
+            self.log.info("stop requested; the current video may finish", grace_s=grace)
             self.notifier.stopping(f"stopping: finishing the current video (up to {grace:.0f} s)", grace + STOP_MARGIN_SECONDS)
             self._grace_timer = threading.Timer(grace, self.cancel_render.set)
             self._grace_timer.daemon = True
             self._grace_timer.start()
         else:
+            self.log.info("stop requested again; abandoning the current video now")
             self.notifier.stopping("stopping now: abandoning the current video", STOP_MARGIN_SECONDS)
             self.cancel_render.set()
 
@@ -656,6 +661,8 @@ class Service:
             pass
 
     def _set_state(self, state: str, force: bool = True) -> None:
+        if self.signals.stop_requested.is_set() and state in ("idle", "working"):
+            state = "stopping"
         self.status.state = state
         self.status_file.write(self.status, force=force)
         if not self.signals.stop_requested.is_set():
