@@ -43,7 +43,15 @@ from heygemd.daemon.reports import ErrorReport, FailedVideo, JobReport, JobStatu
 from heygemd.daemon.signals import ServiceSignals
 from heygemd.daemon.status import CurrentJob, ServiceStatus, StatusFile
 from heygemd.daemon.watcher import InboxWatcher
-from heygemd.engine import CheckpointError, EngineError, EngineSettings, MediaError, RenderCancelled, RenderProgress
+from heygemd.engine import (
+    CheckpointError,
+    EngineError,
+    EngineSettings,
+    MediaError,
+    RenderCancelled,
+    RenderProgress,
+    RenderReport,
+)
 
 STOP_MARGIN_SECONDS = 15.0  # asked of systemd on top of the grace, for publishing and exit
 RETRY_STUCK_SECONDS = 60.0  # a job hit by a filesystem error (share gone, disk full) is tried again after this
@@ -413,7 +421,7 @@ class Service:
             log.exception("video failed with an internal error")
         else:
             _fsync_file(output_dir / f"{video.output_stem}.mp4")  # the journal will say it exists: make it so
-            write_atomic(output_dir / f"{video.output_stem}.json", report.model_dump_json(indent=2) + "\n")
+            write_atomic(output_dir / f"{video.output_stem}.json", _with_file_names(report).model_dump_json(indent=2) + "\n")
             video.status = VideoStatus.OK
             video.output_duration_s = report.output.duration_s
             log.info("video done", output=f"{video.output_stem}.mp4", seconds=round(time.monotonic() - started, 2))
@@ -667,6 +675,16 @@ class Service:
         self.status_file.write(self.status, force=force)
         if not self.signals.stop_requested.is_set():
             self.notifier.status(self.status.summary())
+
+
+def _with_file_names(report: RenderReport) -> RenderReport:
+    """The sidecar names files as the person knows them, not by their place in the (temporary) work area."""
+    return report.model_copy(
+        update={
+            part: getattr(report, part).model_copy(update={"path": Path(getattr(report, part).path.name)})
+            for part in ("audio", "video", "output")
+        }
+    )
 
 
 def _fsync_file(path: Path) -> None:
