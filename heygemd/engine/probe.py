@@ -1,0 +1,229 @@
+"""What an input file holds, from ffprobe (never OpenCV): streams, frame rate, frame count, rotation.
+
+Every problem is a MediaError naming the file in words a person who only drops files on a
+share understands.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+from heygemd.engine.errors import AudioError, MediaError
+from heygemd.engine.ffmpeg_tools import ffprobe_path, last_lines
+
+STILL_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
+STILL_FORMATS = frozenset({"image2", "png_pipe", "jpeg_pipe", "bmp_pipe", "webp_pipe", "tiff_pipe"})
+STANDARD_RATES = tuple(
+    Fraction(r) for r in ("24000/1001", "24", "25", "30000/1001", "30", "48", "50", "60000/1001", "60", "120")
+)
+SNAP_TOLERANCE = 0.0003  # a measured rate this close to a standard one is that rate (29.97 and 30 differ by 0.1 %)
+VFR_TOLERANCE = 0.1  # frame durations varying more than this fraction of the median: variable rate
+PROBE_TIMEOUT_S = 120
+HEAD_BYTES = 512
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    path: Path
+    width: int  # as displayed, after rotation
+    height: int
+    rotation: int  # 0, 90, 180 or 270 (display matrix); ffmpeg turns the frames upright when decoding
+    fps: float
+    fps_fraction: Fraction
+    frame_count: int  # frames that decoding at the constant rate ``fps`` yields
+    duration: float
+    codec: str
+    container: str
+    is_still: bool
+    variable_frame_rate: bool
+    has_audio: bool
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    path: Path
+    duration: float
+    sample_rate: int
+    channels: int
+    codec: str
+
+
+def probe_video(path: Path, still_fps: float = 25.0) -> VideoInfo:
+    """Describe the first video stream of ``path`` (a video file or a still image)."""
+    document = _ffprobe(path, ["-show_format", "-show_streams"])
+    streams = document.get("streams", [])
+    container = document.get("format", {}).get("format_name", "")
+    video = next((s for s in streams if _is_picture_stream(s)), None)
+    if video is None:
+        raise MediaError("has no video picture in it (is it an audio file?)", path)
+    width, height = int(video.get("width") or 0), int(video.get("height") or 0)
+    if width <= 0 or height <= 0:
+        raise MediaError("is truncated or damaged: its video has no picture size", path)
+    rotation = _rotation(video)
+    if rotation in (90, 270):
+        width, height = height, width
+    has_audio = any(s.get("codec_type") == "audio" for s in streams)
+    if path.suffix.lower() in STILL_SUFFIXES or container in STILL_FORMATS:
+        rate = Fraction(still_fps).limit_denominator(1001)
+        return VideoInfo(path, width, height, rotation, float(rate), rate, 1, 0.0, video.get("codec_name", ""),
+                         container, True, False, has_audio)
+
+    timestamps = _packet_times(path)
+    if not timestamps:
+        raise MediaError("is truncated or damaged: no video frames could be read", path)
+    declared = _rate(video.get("avg_frame_rate")) or _rate(video.get("r_frame_rate"))
+    variable = _is_variable(timestamps)
+    span = _span(timestamps)
+    rate = _frame_rate(declared, len(timestamps), span)
+    frame_count = len(timestamps) if not variable else max(1, round(span * rate))
+    duration = _float(video.get("duration")) or _float(document.get("format", {}).get("duration")) or span
+    return VideoInfo(path, width, height, rotation, float(rate), rate, frame_count, duration,
+                     video.get("codec_name", ""), container, False, variable, has_audio)
+
+
+def probe_audio(path: Path) -> AudioInfo:
+    """Describe the first audio stream of ``path`` (an audio file or a video's sound track)."""
+    document = _ffprobe(path, ["-show_format", "-show_streams"])
+    audio = next((s for s in document.get("streams", []) if s.get("codec_type") == "audio"), None)
+    if audio is None:
+        raise AudioError("has no audio track", path)
+    duration = _float(audio.get("duration")) or _float(document.get("format", {}).get("duration")) or 0.0
+    if duration <= 0:
+        raise AudioError("audio lasts 0 seconds", path)
+    return AudioInfo(
+        path=path,
+        duration=duration,
+        sample_rate=int(audio.get("sample_rate") or 0),
+        channels=int(audio.get("channels") or 0),
+        codec=audio.get("codec_name", ""),
+    )
+
+
+# -- running ffprobe ----------------------------------------------------------------------------
+
+
+def _ffprobe(path: Path, arguments: list[str]) -> dict:
+    _check_readable(path)
+    result = subprocess.run(
+        [ffprobe_path(), "-v", "error", *arguments, "-of", "json", str(path)],
+        capture_output=True, text=True, timeout=PROBE_TIMEOUT_S, check=False,
+    )
+    if result.returncode != 0:
+        raise MediaError(_unreadable_reason(path, result.stderr), path)
+    return json.loads(result.stdout or "{}")
+
+
+def _packet_times(path: Path) -> list[float]:
+    """Presentation times of the first video stream's packets, sorted (one packet = one frame)."""
+    result = subprocess.run(
+        [ffprobe_path(), "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts_time,dts_time",
+         "-of", "csv=p=0", str(path)],
+        capture_output=True, text=True, timeout=PROBE_TIMEOUT_S, check=False,
+    )
+    if result.returncode != 0:
+        raise MediaError(_unreadable_reason(path, result.stderr), path)
+    times = []
+    for line in result.stdout.splitlines():
+        fields = [f for f in line.split(",") if f and f != "N/A"]
+        if fields:
+            times.append(float(fields[0]))
+    return sorted(times)
+
+
+def _check_readable(path: Path) -> None:
+    if not path.exists():
+        raise MediaError("file not found", path)
+    if path.is_dir():
+        raise MediaError("is a folder, not a file", path)
+    if path.stat().st_size == 0:
+        raise MediaError("is empty (0 bytes) — the copy may not have finished", path)
+
+
+def _unreadable_reason(path: Path, stderr: str) -> str:
+    with open(path, "rb") as handle:
+        head = handle.read(HEAD_BYTES)
+    if _looks_like_text(head):
+        return "is not a video or audio file ffmpeg can read (it contains text)"
+    detail = last_lines(stderr, 1).replace(str(path) + ": ", "")
+    if any(marker in stderr for marker in ("moov atom not found", "End of file", "truncat", "partial file")):
+        return f"is truncated or damaged ({detail})"
+    if head[4:8] == b"ftyp" or head.startswith((b"\x1a\x45\xdf\xa3", b"RIFF", b"FLV", b"OggS")):
+        return f"is truncated or damaged ({detail})"
+    return f"is not a video or audio file ffmpeg can read ({detail})"
+
+
+def _looks_like_text(head: bytes) -> bool:
+    if not head or b"\x00" in head:
+        return False
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return sum(ch.isprintable() or ch in "\r\n\t" for ch in text) / len(text) > 0.95
+
+
+# -- stream facts -------------------------------------------------------------------------------
+
+
+def _is_picture_stream(stream: dict) -> bool:
+    # Cover art inside an audio file is a "video" stream with the attached_pic disposition.
+    return stream.get("codec_type") == "video" and not stream.get("disposition", {}).get("attached_pic")
+
+
+def _rotation(stream: dict) -> int:
+    for side_data in stream.get("side_data_list", []) or []:
+        if "rotation" in side_data:
+            return round(float(side_data["rotation"])) % 360
+    rotate = stream.get("tags", {}).get("rotate")
+    return round(float(rotate)) % 360 if rotate else 0
+
+
+def _rate(text: str | None) -> Fraction | None:
+    try:
+        rate = Fraction(text) if text else None
+    except (ValueError, ZeroDivisionError):
+        return None
+    return rate if rate and rate > 0 else None
+
+
+def _float(text: str | None) -> float | None:
+    try:
+        return float(text) if text not in (None, "N/A") else None
+    except ValueError:
+        return None
+
+
+def _span(timestamps: list[float]) -> float:
+    """Seconds covered by the frames: first to last, plus one typical frame duration."""
+    if len(timestamps) == 1:
+        return 0.0
+    return timestamps[-1] - timestamps[0] + statistics.median(_deltas(timestamps))
+
+
+def _deltas(timestamps: list[float]) -> list[float]:
+    return [b - a for a, b in zip(timestamps, timestamps[1:])] or [0.0]
+
+
+def _is_variable(timestamps: list[float]) -> bool:
+    deltas = _deltas(timestamps)
+    median = statistics.median(deltas)
+    if median <= 0 or len(deltas) < 2:
+        return False
+    # Containers with a coarse time base (Matroska: 1 ms) jitter by one tick at constant rates.
+    allowance = max(VFR_TOLERANCE * median, 0.0011)
+    return any(abs(d - median) > allowance for d in deltas)
+
+
+def _frame_rate(declared: Fraction | None, frames: int, span: float) -> Fraction:
+    """The constant output rate: the declared average, else the measured one; snapped to a standard rate."""
+    measured = Fraction(frames / span).limit_denominator(1001) if span > 0 and frames > 1 else None
+    rate = declared or measured or Fraction(25)
+    for standard in STANDARD_RATES:
+        if abs(float(rate) / float(standard) - 1) < SNAP_TOLERANCE:
+            return standard
+    return rate.limit_denominator(1001)
