@@ -1,7 +1,9 @@
 """sd_notify messages to systemd (a no-op when not started by systemd, i.e. without $NOTIFY_SOCKET).
 
-Sent without blocking: a notification that cannot be queued is dropped rather than stalling a
-render (systemd drains its socket; a stuck reader must not stop the work).
+sdnotify finds and connects the socket ($NOTIFY_SOCKET, abstract namespace included). We send
+through that socket ourselves rather than with ``SystemdNotifier.notify``, which encodes
+latin-1 (a STATUS naming a job "名前" would be dropped silently) and blocks on a full queue:
+here a notification that cannot be queued is dropped rather than stalling a render.
 """
 
 from __future__ import annotations
@@ -10,22 +12,17 @@ import os
 import socket
 import time
 
+import sdnotify
+
 
 class Notifier:
     def __init__(self) -> None:
-        self.address = self._socket_address(os.environ.get("NOTIFY_SOCKET", ""))
-        self._socket: socket.socket | None = None
-        if self.address is not None:
-            self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+        self._socket: socket.socket | None = sdnotify.SystemdNotifier().socket
+        if self._socket is not None:
+            self._socket.setblocking(False)
         self._last_status: str | None = None
         self._last_watchdog = 0.0
         self.watchdog_interval = self._watchdog_interval()
-
-    @staticmethod
-    def _socket_address(value: str) -> str | None:
-        if value.startswith("@"):  # abstract namespace
-            return "\0" + value[1:]
-        return value if value.startswith("/") else None
 
     @staticmethod
     def _watchdog_interval() -> float | None:
@@ -40,10 +37,10 @@ class Notifier:
             return None
 
     def send(self, *lines: str) -> None:
-        if self._socket is None or self.address is None:
+        if self._socket is None:
             return
         try:
-            self._socket.sendto("\n".join(lines).encode(), socket.MSG_DONTWAIT | socket.MSG_NOSIGNAL, self.address)
+            self._socket.send("\n".join(lines).encode("utf-8"), socket.MSG_NOSIGNAL)
         except OSError:
             pass  # systemd gone or its queue full: nothing to do about it here
 
