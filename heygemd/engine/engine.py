@@ -22,11 +22,13 @@ import torch
 from heygemd import __version__
 from heygemd.engine import audio as audio_features
 from heygemd.engine.blend import crop_face, generator_faces, paste, prediction_images
-from heygemd.engine.checkpoint import CheckpointInfo, load_wav2lip
-from heygemd.engine.errors import AudioError, MediaError, NoFaceError, RenderCancelled
-from heygemd.engine.faces import FaceTracker, build_detector, finalize_boxes
+from heygemd.engine.checkpoint import CheckpointInfo, inspect_checkpoint, load_wav2lip
+from heygemd.engine.errors import AudioError, EngineError, MediaError, NoFaceError, RenderCancelled
+from heygemd.engine.faces import FaceTracker, build_detector, finalize_boxes, interpolate_track
+from heygemd.engine.ffmpeg_tools import nvenc_usable
 from heygemd.engine.files import atomic_output, sha256_file
 from heygemd.engine.media import VideoWriter, decode_audio, read_frames, read_frames_reversed
+from heygemd.engine.pipeline import BackgroundSink, prefetch
 from heygemd.engine.probe import AudioInfo, VideoInfo, probe_audio, probe_video
 from heygemd.engine.report import (
     AudioInput,
@@ -39,11 +41,14 @@ from heygemd.engine.report import (
     VideoInput,
 )
 from heygemd.engine.schedule import Segment, schedule
-from heygemd.engine.settings import Box, EngineSettings, RenderOptions
+from heygemd.engine.settings import Box, DetectorKind, Encoder, EngineSettings, RenderOptions
+from heygemd.engine.track_cache import TrackCache, track_key
 
 ProgressCallback = Callable[[RenderProgress], None]
 
 REVERSE_CHUNK_FRAMES = 32  # frames decoded at once when a template is played backwards
+QUEUE_FRAMES = 16  # frames each background stage (decoder, encoder) may run ahead
+TRACK_FORMAT = 1  # bump when the meaning of a cached face track changes
 
 
 @dataclass(frozen=True)
@@ -74,15 +79,20 @@ class _Stopwatch:
 
     def timed(self, stage: str, frames: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
         """Pass ``frames`` through, counting the time spent producing them as ``stage``."""
-        while True:
-            started = time.perf_counter()
-            try:
-                frame = next(frames)
-            except StopIteration:
-                return
-            finally:
-                self.add(stage, started)
-            yield frame
+        try:
+            while True:
+                started = time.perf_counter()
+                try:
+                    frame = next(frames)
+                except StopIteration:
+                    return
+                finally:
+                    self.add(stage, started)
+                yield frame
+        finally:
+            close = getattr(frames, "close", None)
+            if close is not None:
+                close()  # stop the decoder now, not when the garbage collector gets to it
 
 
 def resolve_device(requested: str) -> torch.device:
@@ -95,18 +105,38 @@ def resolve_device(requested: str) -> torch.device:
     return device
 
 
+def choose_encoder(requested: Encoder, device: torch.device) -> str:
+    """'auto' picks NVENC when rendering on a GPU whose ffmpeg encoder works, else libx264."""
+    if requested is Encoder.LIBX264:
+        return "libx264"
+    usable = nvenc_usable()
+    if requested is Encoder.H264_NVENC and not usable:
+        raise EngineError("encoder h264_nvenc was asked for but this ffmpeg or GPU cannot encode with it")
+    return "h264_nvenc" if usable and (requested is Encoder.H264_NVENC or device.type == "cuda") else "libx264"
+
+
 class LipSyncEngine:
     """Loads the generator and the face detector once; each ``render`` reuses them."""
 
     def __init__(self, settings: EngineSettings | None = None) -> None:
         self.settings = settings or EngineSettings()
         self.device = resolve_device(self.settings.device)
+        self.encoder = choose_encoder(self.settings.encoder, self.device)
         self.model: torch.nn.Module | None = None
         self.checkpoint: CheckpointInfo | None = None
         self._tracker: FaceTracker | None = None
+        self._track_settings: dict[str, object] = {}
+        self.half_precision = self.device.type == "cuda" and self.settings.half_precision
+        self.generator_batch = self.settings.batch_size  # lowered for good if the GPU runs out of memory
+        cache_dir = self.settings.face_cache_dir
+        self.track_cache = TrackCache(cache_dir, self.settings.face_cache_max_mb << 20) if cache_dir else None
         if self.settings.dry_run:
             return
         self.model, self.checkpoint = load_wav2lip(self.settings.checkpoint, self.device)
+        if self.device.type == "cuda":
+            self.model = self.model.to(memory_format=torch.channels_last)
+            if self.half_precision:
+                self.model = self.model.half()
         detector = build_detector(
             self.settings.detector,
             self.settings.detector_checkpoint,
@@ -114,6 +144,21 @@ class LipSyncEngine:
             self.settings.face_threshold,
         )
         self._tracker = FaceTracker(detector, self.settings.detect_max_side, self.settings.detector_batch_size)
+        self._track_settings = self._detector_identity()
+
+    def _detector_identity(self) -> dict[str, object]:
+        """Everything that changes which boxes the detector finds: part of the face-track cache key."""
+        identity: dict[str, object] = {
+            "format": TRACK_FORMAT,
+            "detector": self.settings.detector.value,
+            "max_side": self.settings.detect_max_side,
+            "stride": self.settings.detect_stride,
+        }
+        if self.settings.detector is DetectorKind.S3FD:
+            identity["weights"] = inspect_checkpoint(self.settings.detector_checkpoint).sha256
+            identity["threshold"] = self.settings.face_threshold
+            identity["half"] = self.half_precision
+        return identity
 
     # -- what the engine is -------------------------------------------------------------------
 
@@ -126,6 +171,9 @@ class LipSyncEngine:
             "detector": None if self.settings.dry_run else self.settings.detector.value,
             "checkpoint": self._checkpoint_report().model_dump(mode="json") if self.checkpoint else None,
             "batch_size": self.settings.batch_size,
+            "encoder": self.encoder,
+            "half_precision": self.half_precision,
+            "face_cache": str(self.settings.face_cache_dir) if self.settings.face_cache_dir else None,
         }
 
     def _checkpoint_report(self) -> CheckpointReport:
@@ -180,7 +228,7 @@ class LipSyncEngine:
         video_sha256 = sha256_file(video)
         clock.add("probe", probe_started)
 
-        render = _Render(self, audio, info, options, clock, progress, cancel)
+        render = _Render(self, audio, info, video_sha256, options, clock, progress, cancel)
         boxes = render.face_boxes()
         with atomic_output(output) as temporary:
             frames_written = render.write(temporary, boxes)
@@ -223,6 +271,7 @@ class LipSyncEngine:
                 frame_count=frames_written,
                 codec=output_info.codec,
                 crf=options.crf,
+                encoder=self.encoder,
             ),
             options=options,
             faces=render.face_stats(),
@@ -243,6 +292,7 @@ class _Render:
         engine: LipSyncEngine,
         audio: PreparedAudio,
         info: VideoInfo,
+        video_sha256: str,
         options: RenderOptions,
         clock: _Stopwatch,
         progress: ProgressCallback | None,
@@ -251,6 +301,7 @@ class _Render:
         self.engine = engine
         self.audio = audio
         self.info = info
+        self.video_sha256 = video_sha256
         self.options = options
         self.clock = clock
         self.progress = progress
@@ -260,6 +311,7 @@ class _Render:
         self.template_frames = max(1, info.frame_count)
         self.frames_with_face = 0
         self.frames_without_face = 0
+        self.cache_hit = False
         self.warnings: list[str] = []
         if engine.checkpoint is not None and engine.checkpoint.known_name is None:
             self.warnings.append(
@@ -286,17 +338,13 @@ class _Render:
             return [None] * needed
         if self.options.fixed_box is not None:
             return [self._fixed_box()] * needed
-        assert self.engine._tracker is not None
-        frames = self.clock.timed("decode", read_frames(self.info, 0, needed))
-        raw: list[Box | None] = []
-        decode_before, pass_started = self.clock.timings.decode, time.perf_counter()
-        for box in self.engine._tracker.track(frames):
-            raw.append(box)
-            self._check_cancel()
-            if self.progress and len(raw) % 25 == 0:
-                self.progress(RenderProgress(video=self.info.path, frames_done=len(raw), frames_total=needed, stage="detect"))
-        # The tracker pulls frames from the decoder: what the decoder took is not detection time.
-        self.clock.timings.detect += time.perf_counter() - pass_started - (self.clock.timings.decode - decode_before)
+        raw = self._cached_track(needed)
+        if raw is not None:
+            self.cache_hit = True
+        else:
+            raw = self._detect_track(needed)
+            if self.engine.track_cache is not None and len(raw) == needed:
+                self.engine.track_cache.store(self._track_key(), raw)
         if len(raw) < needed:
             self._note_short_decode(len(raw), needed)
             self.template_frames = max(1, len(raw))
@@ -304,6 +352,48 @@ class _Render:
         if not any(box is not None for box in boxes):
             raise NoFaceError("no face was found in any frame of this video", self.info.path)
         return boxes
+
+    def _track_key(self) -> str:
+        return track_key(self.video_sha256, {**self.engine._track_settings, "fps": str(self.info.fps_fraction)})
+
+    def _cached_track(self, needed: int) -> list[Box | None] | None:
+        cache = self.engine.track_cache
+        return None if cache is None else cache.load(self._track_key(), needed)
+
+    def _detect_track(self, needed: int) -> list[Box | None]:
+        """Raw boxes of the first ``needed`` frames: detected on every ``detect_stride``-th, interpolated between."""
+        assert self.engine._tracker is not None
+        stride = self.engine.settings.detect_stride
+        decoded = prefetch(self.clock.timed("decode", read_frames(self.info, 0, needed)), QUEUE_FRAMES, "decode")
+        waited = 0.0
+        frames_seen = 0
+
+        def sampled_frames() -> Iterator[np.ndarray]:
+            nonlocal waited, frames_seen
+            while True:
+                started = time.perf_counter()
+                frame = next(decoded, None)
+                waited += time.perf_counter() - started
+                if frame is None:
+                    return
+                index, frames_seen = frames_seen, frames_seen + 1
+                self._check_cancel()
+                if self.progress and frames_seen % 25 == 0:
+                    self.progress(RenderProgress(video=self.info.path, frames_done=frames_seen, frames_total=needed, stage="detect"))
+                if index % stride == 0:
+                    yield frame
+
+        started = time.perf_counter()
+        try:
+            with torch.autocast("cuda", dtype=torch.float16, enabled=self.engine.half_precision):
+                detected = list(self.engine._tracker.track(sampled_frames()))
+        finally:
+            decoded.close()
+        # The detector waited for the decoder now and then: that is decoding, not detection.
+        self.clock.timings.detect += time.perf_counter() - started - waited
+        if stride == 1:
+            return detected
+        return interpolate_track({i * stride: box for i, box in enumerate(detected)}, frames_seen)
 
     def _fixed_box(self) -> Box:
         x1, y1, x2, y2 = self.options.fixed_box  # type: ignore[misc]
@@ -321,6 +411,8 @@ class _Render:
             frames_with_face=self.frames_with_face,
             frames_without_face=self.frames_without_face,
             fixed_box=self.options.fixed_box,
+            cache_hit=self.cache_hit,
+            detect_stride=self.engine.settings.detect_stride,
         )
 
     # -- frames in schedule order ---------------------------------------------------------------
@@ -381,28 +473,48 @@ class _Render:
     # -- the write loop -------------------------------------------------------------------------
 
     def write(self, output: Path, boxes: list[Box | None]) -> int:
-        """Encode every output frame to ``output``; returns the number of frames written."""
-        width, height = self.info.width, self.info.height
-        fps_fraction = Fraction(self.info.fps_fraction)
+        """Encode every output frame to ``output``; returns the number of frames written.
+
+        Three stages overlap: a thread decodes ahead, this thread runs the generator and the
+        blend a batch at a time, and a thread feeds the encoder.
+        """
         batch_size = self.engine.settings.batch_size
         written = 0
-        with VideoWriter(output, width, height, fps_fraction, self.audio.path, crf=self.options.crf, preset=self.options.preset) as writer:
-            batch: list[tuple[int, int, np.ndarray]] = []  # (output index, template index, frame)
-            for template_index, frame in self.scheduled_frames():
-                batch.append((written + len(batch), template_index, frame))
-                if len(batch) == batch_size:
-                    written += self._write_batch(writer, batch, boxes)
-                    batch = []
-            if batch:
-                written += self._write_batch(writer, batch, boxes)
-            started = time.perf_counter()
-            writer.close()
-            self.clock.add("encode", started)
+        frames = prefetch(self.scheduled_frames(), QUEUE_FRAMES, "decode")
+        with VideoWriter(
+            output, self.info.width, self.info.height, Fraction(self.info.fps_fraction), self.audio.path,
+            crf=self.options.crf, preset=self.options.preset, encoder=self.engine.encoder,
+        ) as writer:
+            sink: BackgroundSink[np.ndarray] = BackgroundSink(self._timed(writer.write, "encode"), QUEUE_FRAMES, "encode")
+            try:
+                batch: list[tuple[int, int, np.ndarray]] = []  # (output index, template index, frame)
+                for template_index, frame in frames:
+                    batch.append((written + len(batch), template_index, frame))
+                    if len(batch) == batch_size:
+                        written += self._write_batch(sink, batch, boxes)
+                        batch = []
+                if batch:
+                    written += self._write_batch(sink, batch, boxes)
+                sink.close()
+            except BaseException:
+                sink.abort()
+                raise
+            finally:
+                frames.close()
+            self._timed(lambda _: writer.close(), "encode")(None)
         if written != self.output_frames:
             raise MediaError(f"wrote {written} frames where {self.output_frames} were due", self.info.path)
         return written
 
-    def _write_batch(self, writer: VideoWriter, batch: list[tuple[int, int, np.ndarray]], boxes: list[Box | None]) -> int:
+    def _timed(self, work: Callable[[np.ndarray], None], stage: str) -> Callable[[np.ndarray], None]:
+        def timed_work(item: np.ndarray) -> None:
+            started = time.perf_counter()
+            work(item)
+            self.clock.add(stage, started)
+
+        return timed_work
+
+    def _write_batch(self, sink: BackgroundSink[np.ndarray], batch: list[tuple[int, int, np.ndarray]], boxes: list[Box | None]) -> int:
         self._check_cancel()
         with_face = [item for item in batch if boxes[item[1]] is not None]
         if self.engine.model is not None:
@@ -410,13 +522,10 @@ class _Render:
             self.frames_without_face += len(batch) - len(with_face)
             if with_face:
                 self._lip_sync(with_face, boxes)
-        started = time.perf_counter()
         for _, _, frame in batch:
-            writer.write(frame)
-        self.clock.add("encode", started)
+            sink.put(frame)
         if self.progress:
-            done = batch[-1][0] + 1
-            self.progress(RenderProgress(video=self.info.path, frames_done=done, frames_total=self.output_frames))
+            self.progress(RenderProgress(video=self.info.path, frames_done=batch[-1][0] + 1, frames_total=self.output_frames))
         return len(batch)
 
     def _lip_sync(self, items: list[tuple[int, int, np.ndarray]], boxes: list[Box | None]) -> None:
@@ -429,10 +538,7 @@ class _Render:
         self.clock.add("blend", started)
 
         started = time.perf_counter()
-        device = self.engine.device
-        with torch.inference_mode():
-            predicted = self.engine.model(torch.from_numpy(mels).to(device), torch.from_numpy(faces).to(device))  # type: ignore[misc]
-            predicted_faces = prediction_images(predicted.float().cpu().numpy())
+        predicted_faces = prediction_images(self._generate(mels, faces))
         self.clock.add("model", started)
 
         started = time.perf_counter()
@@ -440,7 +546,47 @@ class _Render:
             paste(frame, box, face, self.options.blend, self.options.feather)  # type: ignore[arg-type]
         self.clock.add("blend", started)
 
+    def _generate(self, mels: np.ndarray, faces: np.ndarray) -> np.ndarray:
+        """(B,1,80,16) mels and (B,6,96,96) faces -> (B,3,96,96) float32 in [0, 1].
+
+        Runs in slices of the engine's generator batch; if the GPU runs out of memory the batch
+        is halved for good and the same slice tried again, so the video is not started over.
+        """
+        engine = self.engine
+        results: list[np.ndarray] = []
+        start = 0
+        while start < len(faces):
+            size = engine.generator_batch
+            try:
+                results.append(self._forward(mels[start : start + size], faces[start : start + size]))
+            except torch.cuda.OutOfMemoryError:
+                if size == 1:
+                    raise
+                torch.cuda.empty_cache()
+                engine.generator_batch = size // 2
+                self.warnings.append(f"the GPU ran out of memory at batch {size}: continuing with {size // 2}")
+                continue
+            start += size
+        return np.concatenate(results)
+
+    def _forward(self, mels: np.ndarray, faces: np.ndarray) -> np.ndarray:
+        engine = self.engine
+        with torch.inference_mode():
+            audio_tensor, face_tensor = _to_device(mels, engine.device), _to_device(faces, engine.device)
+            if engine.device.type == "cuda":
+                face_tensor = face_tensor.contiguous(memory_format=torch.channels_last)
+            if engine.half_precision:
+                audio_tensor, face_tensor = audio_tensor.half(), face_tensor.half()
+            return engine.model(audio_tensor, face_tensor).float().cpu().numpy()  # type: ignore[misc]
+
     def _check_cancel(self) -> None:
         if self.cancel is not None and self.cancel.is_set():
             raise RenderCancelled("the render was stopped before it finished; nothing was written", self.info.path)
 
+
+def _to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
+    """Host to device; through pinned memory on CUDA so the copy can overlap."""
+    tensor = torch.from_numpy(array)
+    if device.type == "cuda":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor

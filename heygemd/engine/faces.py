@@ -401,3 +401,33 @@ def _clip_box(box: tuple[int, int, int, int], width: int, height: int) -> Box | 
     if x2 <= x1 or y2 <= y1:
         return None
     return (x1, y1, x2, y2)
+
+
+def interpolate_track(sampled: dict[int, Box | None], frames: int) -> list[Box | None]:
+    """A box for each of ``frames`` frames from boxes detected on some of them (a stride).
+
+    Between two sampled frames that both have a face the box moves linearly; next to a sampled
+    frame without a face, the nearer sample decides; after the last sample its box is held.
+    """
+    samples = sorted(sampled)
+    track: list[Box | None] = []
+    right = 0
+    for frame in range(frames):
+        while right < len(samples) and samples[right] < frame:
+            right += 1
+        if right < len(samples) and samples[right] == frame:
+            track.append(sampled[frame])
+            continue
+        before = samples[right - 1] if right > 0 else None
+        after = samples[right] if right < len(samples) else None
+        if before is None or after is None:
+            nearest = before if after is None else after
+            track.append(sampled[nearest] if nearest is not None else None)
+            continue
+        a, b = sampled[before], sampled[after]
+        if a is not None and b is not None:
+            t = (frame - before) / (after - before)
+            track.append(tuple(round(pa + (pb - pa) * t) for pa, pb in zip(a, b)))  # type: ignore[misc]
+        else:
+            track.append(a if frame - before <= after - frame else b)
+    return track

@@ -43,6 +43,7 @@ class OutputFile(BaseModel):
     frame_count: int
     codec: str = "h264"
     crf: int
+    encoder: str = "libx264"
 
 
 class FaceStats(BaseModel):
@@ -50,6 +51,8 @@ class FaceStats(BaseModel):
     frames_with_face: int
     frames_without_face: int
     fixed_box: Box | None = None
+    cache_hit: bool = Field(False, description="the face track came from the cache: no detection ran")
+    detect_stride: int = 1
 
 
 class CheckpointReport(BaseModel):

@@ -32,6 +32,12 @@ class DetectorKind(StrEnum):
     LBP = "lbp"  # scikit-image's LBP frontal-face cascade: no download, lower quality
 
 
+class Encoder(StrEnum):
+    AUTO = "auto"  # NVENC when ffmpeg and the GPU offer it, else libx264
+    LIBX264 = "libx264"
+    H264_NVENC = "h264_nvenc"
+
+
 class EngineSettings(BaseModel):
     """Chosen once per engine object; changing them means loading a new engine."""
 
@@ -46,6 +52,11 @@ class EngineSettings(BaseModel):
     detect_max_side: int = Field(640, ge=64, description="frames are downscaled to this longest side for detection")
     face_threshold: float = Field(0.5, gt=0, lt=1, description="S3FD confidence below which a detection is ignored")
     smooth_window: int = Field(5, ge=1, le=25, description="boxes are averaged over this many frames (forward)")
+    detect_stride: int = Field(1, ge=1, le=25, description="detect every k-th frame and interpolate the boxes between")
+    face_cache_dir: Path | None = Field(None, description="folder for cached face tracks (None: no cache)")
+    face_cache_max_mb: int = Field(256, ge=1, description="size limit of the face-track cache")
+    encoder: Encoder = Encoder.AUTO
+    half_precision: bool = Field(True, description="on CUDA, run the generator and detector in float16")
     dry_run: bool = Field(False, description="run the whole flow without the model: template fitted to the audio")
 
 
