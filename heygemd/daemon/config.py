@@ -243,13 +243,15 @@ _EXTRA_DESCRIPTIONS: dict[str, str] = {
     "engine.checkpoint": "Wav2Lip generator weights (wav2lip_gan.pth or wav2lip.pth)",
     "engine.detector": "s3fd (needs detector_checkpoint) or lbp (no download, lower quality)",
     "engine.detector_checkpoint": "S3FD face detector weights, used when detector = \"s3fd\"",
+    "engine.face_cache_dir": "folder for cached face tracks (unset: <paths.state>/face-tracks)",
+    "engine.encoder": "auto (NVENC when ffmpeg and the GPU offer it, else libx264), libx264 or h264_nvenc",
     "render.pads": "extra pixels around the detected face: [top, bottom, left, right]",
     "render.loop": "when the audio outlasts the template: pingpong, loop or freeze",
     "render.blend": "feather (soft-edged mouth area) or hard (the reference's pasted box)",
     "render.crf": "libx264 quality: lower is better and bigger (0-51)",
 }
 
-_UNSET_EXAMPLES: dict[str, str] = {"render.fixed_box": "[x1, y1, x2, y2]"}
+_UNSET_EXAMPLES: dict[str, str] = {"render.fixed_box": "[x1, y1, x2, y2]", "engine.face_cache_dir": '"state/face-tracks"'}
 
 _SECTION_HEADERS: dict[str, str] = {
     "engine": "The lip-sync engine, loaded once at start-up (a change here reloads the model on SIGHUP).",

@@ -538,6 +538,8 @@ class Service:
     def _load_engine(self, settings: EngineSettings):
         from heygemd.engine import LipSyncEngine  # torch is imported here, once
 
+        if settings.face_cache_dir is None:  # re-used templates skip face detection
+            settings = settings.model_copy(update={"face_cache_dir": self.config.paths.state / "face-tracks"})
         self.log.info("loading engine", dry_run=settings.dry_run, checkpoint=str(settings.checkpoint), device=settings.device)
         return LipSyncEngine(settings)
 
