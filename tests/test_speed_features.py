@@ -1,0 +1,176 @@
+"""Face-track cache, detection stride, overlapped stages, encoder choice and GPU memory back-off."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from heygemd.engine import EngineError, EngineSettings, LipSyncEngine, RenderOptions
+from heygemd.engine.faces import interpolate_track
+from heygemd.engine.ffmpeg_tools import nvenc_usable
+from heygemd.engine.pipeline import BackgroundSink, prefetch
+from heygemd.engine.track_cache import TrackCache, track_key
+from media_factory import make_audio, make_video
+
+SIZE = (192, 192)
+
+
+@pytest.fixture(scope="module")
+def speech(tmp_path_factory) -> Path:
+    return make_audio(tmp_path_factory.mktemp("speech") / "speech.wav", seconds=0.6)
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory) -> Path:
+    return make_video(tmp_path_factory.mktemp("template") / "presenter.mp4", seconds=0.6, fps="25", size=SIZE)
+
+
+# -- face-track cache ------------------------------------------------------------------------------
+
+
+def test_a_reused_template_runs_no_face_detection(engine_settings, speech, template, tmp_path):
+    settings = engine_settings.model_copy(update={"face_cache_dir": tmp_path / "tracks"})
+    engine = LipSyncEngine(settings)
+    first = engine.render(speech, template, tmp_path / "first.mp4")
+    second = engine.render(speech, template, tmp_path / "second.mp4", RenderOptions(pads=(0, 20, 5, 5)))
+    assert not first.faces.cache_hit and first.timings.detect > 0
+    assert second.faces.cache_hit and second.timings.detect == 0
+    assert second.faces.frames_with_face == first.faces.frames_with_face == 15
+    assert len(list((tmp_path / "tracks").glob("*.track.npy"))) == 1
+
+    other_detector = LipSyncEngine(settings.model_copy(update={"detect_max_side": 256}))
+    assert not other_detector.render(speech, template, tmp_path / "third.mp4").faces.cache_hit
+
+
+def test_cache_keeps_to_its_size_limit_dropping_the_least_recently_used(tmp_path):
+    cache = TrackCache(tmp_path, max_bytes=3500)  # room for three tracks of 1088 bytes
+    track = [(1, 2, 30, 40)] * 50 + [None] * 10
+    for name in ("old", "middle", "new"):
+        cache.store(name, track)
+        time.sleep(0.02)
+    assert cache.load("old", 60) == track  # touched: now the most recent
+    cache.store("newest", track)
+    assert cache.load("middle", 60) is None
+    assert cache.load("old", 60) == track and cache.load("newest", 60) == track
+    assert cache.load("newest", 61) is None, "a shorter cached track does not serve a longer render"
+
+
+def test_track_key_changes_with_the_detector_settings():
+    assert track_key("abc", {"detector": "lbp"}) != track_key("abc", {"detector": "s3fd"})
+    assert track_key("abc", {"a": 1, "b": 2}) == track_key("abc", {"b": 2, "a": 1})
+
+
+# -- detection stride -----------------------------------------------------------------------------
+
+
+def test_stride_detects_every_kth_frame_and_interpolates(engine_settings, speech, template, tmp_path):
+    engine = LipSyncEngine(engine_settings.model_copy(update={"detect_stride": 4}))
+    report = engine.render(speech, template, tmp_path / "out.mp4")
+    assert report.faces.detect_stride == 4
+    assert report.faces.frames_with_face == 15 and report.faces.frames_without_face == 0
+
+
+def test_interpolate_track_moves_boxes_linearly_between_samples():
+    track = interpolate_track({0: (0, 0, 10, 10), 4: (4, 8, 14, 18), 8: None}, 10)
+    assert track[2] == (2, 4, 12, 14)
+    assert track[5] == (4, 8, 14, 18) and track[7] is None, "the nearer sample decides next to a faceless one"
+    assert track[9] is None
+    assert interpolate_track({0: (1, 1, 5, 5)}, 3) == [(1, 1, 5, 5)] * 3
+
+
+# -- overlapped stages ---------------------------------------------------------------------------
+
+
+def test_prefetch_keeps_order_and_raises_the_producers_error():
+    assert list(prefetch(range(100), depth=3)) == list(range(100))
+
+    def failing():
+        yield 1
+        raise ValueError("decoder broke")
+
+    stream = prefetch(failing(), depth=2)
+    assert next(stream) == 1
+    with pytest.raises(ValueError, match="decoder broke"):
+        next(stream)
+
+
+def test_closing_prefetch_early_stops_the_thread_and_closes_the_source():
+    closed = threading.Event()
+
+    def endless():
+        try:
+            while True:
+                yield 0
+        finally:
+            closed.set()
+
+    before = threading.active_count()
+    stream = prefetch(endless(), depth=2)
+    next(stream)
+    stream.close()
+    assert closed.is_set()
+    assert threading.active_count() == before
+
+
+def test_background_sink_delivers_everything_and_reports_a_failure():
+    received: list[int] = []
+    sink: BackgroundSink[int] = BackgroundSink(received.append, depth=2)
+    for item in range(50):
+        sink.put(item)
+    sink.close()
+    assert received == list(range(50))
+
+    def broken(item: int) -> None:
+        raise OSError("encoder gone")
+
+    failing: BackgroundSink[int] = BackgroundSink(broken, depth=2)
+    with pytest.raises(OSError, match="encoder gone"):
+        for item in range(100):
+            failing.put(item)
+        failing.close()
+
+
+# -- encoder choice ---------------------------------------------------------------------------------
+
+
+def test_auto_encoder_is_libx264_without_a_gpu(engine, speech, template, tmp_path):
+    report = engine.render(speech, template, tmp_path / "out.mp4", RenderOptions(fixed_box=(40, 30, 152, 150)))
+    expected = "h264_nvenc" if engine.device.type == "cuda" and nvenc_usable() else "libx264"
+    assert report.output.encoder == expected == engine.describe()["encoder"]
+
+
+@pytest.mark.skipif(nvenc_usable(), reason="NVENC works on this machine")
+def test_asking_for_nvenc_without_it_is_a_clear_error(engine_settings):
+    with pytest.raises(EngineError, match="h264_nvenc"):
+        LipSyncEngine(engine_settings.model_copy(update={"encoder": "h264_nvenc"}))
+
+
+# -- GPU out-of-memory back-off ------------------------------------------------------------------------
+
+
+class _RunsOutOfMemoryAbove(torch.nn.Module):
+    """The real generator, refusing batches larger than ``limit`` as a full GPU would."""
+
+    def __init__(self, model: torch.nn.Module, limit: int) -> None:
+        super().__init__()
+        self.model, self.limit, self.refused = model, limit, 0
+
+    def forward(self, audio: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
+        if len(faces) > self.limit:
+            self.refused += 1
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return self.model(audio, faces)
+
+
+def test_out_of_memory_halves_the_batch_without_restarting_the_video(engine_settings, speech, template, tmp_path):
+    engine = LipSyncEngine(engine_settings.model_copy(update={"batch_size": 16}))
+    engine.model = _RunsOutOfMemoryAbove(engine.model, limit=4)
+    report = engine.render(speech, template, tmp_path / "out.mp4", RenderOptions(fixed_box=(40, 30, 152, 150)))
+    assert report.output.frame_count == 15
+    assert engine.generator_batch == 4
+    assert engine.model.refused == 2  # 16 then 8 refused once; 4 kept for the rest of the video
+    assert any("ran out of memory" in warning for warning in report.warnings)
