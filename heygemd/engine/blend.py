@@ -43,7 +43,7 @@ def paste(frame: np.ndarray, box: Box, face: np.ndarray, mode: BlendMode, feathe
     """Paste one predicted (96, 96, 3) float face into ``frame`` (in place) at ``box``."""
     x1, y1, x2, y2 = box
     width, height = x2 - x1, y2 - y1
-    if mode is BlendMode.HARD:
+    if mode == BlendMode.HARD:
         # The reference truncates to uint8 before resizing; reproduce it exactly.
         frame[y1:y2, x1:x2] = cv2.resize(face.astype(np.uint8), (width, height))
         return

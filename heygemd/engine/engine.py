@@ -107,12 +107,12 @@ def resolve_device(requested: str) -> torch.device:
 
 def choose_encoder(requested: Encoder, device: torch.device) -> str:
     """'auto' picks NVENC when rendering on a GPU whose ffmpeg encoder works, else libx264."""
-    if requested is Encoder.LIBX264:
+    if requested == Encoder.LIBX264:
         return "libx264"
     usable = nvenc_usable()
-    if requested is Encoder.H264_NVENC and not usable:
+    if requested == Encoder.H264_NVENC and not usable:
         raise EngineError("encoder h264_nvenc was asked for but this ffmpeg or GPU cannot encode with it")
-    return "h264_nvenc" if usable and (requested is Encoder.H264_NVENC or device.type == "cuda") else "libx264"
+    return "h264_nvenc" if usable and (requested == Encoder.H264_NVENC or device.type == "cuda") else "libx264"
 
 
 class LipSyncEngine:
@@ -154,7 +154,7 @@ class LipSyncEngine:
             "max_side": self.settings.detect_max_side,
             "stride": self.settings.detect_stride,
         }
-        if self.settings.detector is DetectorKind.S3FD:
+        if self.settings.detector == DetectorKind.S3FD:
             identity["weights"] = inspect_checkpoint(self.settings.detector_checkpoint).sha256
             identity["threshold"] = self.settings.face_threshold
             identity["half"] = self.half_precision

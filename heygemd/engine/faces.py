@@ -238,7 +238,7 @@ def _iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def build_detector(kind: DetectorKind, checkpoint: Path, device: str, threshold: float) -> FaceDetector:
     """The detector the settings ask for; S3FD loads (and checks) its weights now."""
-    if DetectorKind(kind) is DetectorKind.S3FD:
+    if DetectorKind(kind) == DetectorKind.S3FD:
         return S3FDDetector(checkpoint, device, threshold)
     return LBPDetector()
 
