@@ -9,7 +9,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from heygemd.engine.errors import EngineError
-from heygemd.engine.settings import BlendMode, DetectorKind, EngineSettings, LoopPolicy, RenderOptions
+from heygemd.engine.settings import BlendMode, DetectorKind, Encoder, EngineSettings, LoopPolicy, RenderOptions
 
 EXIT_OK = 0
 EXIT_SOME_FAILED = 1  # at least one video could not be rendered
@@ -39,6 +39,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     engine.add_argument("--batch-size", type=int, default=defaults.batch_size, help="frames per generator batch")
     engine.add_argument("--detector-batch-size", type=int, default=defaults.detector_batch_size)
     engine.add_argument("--detect-max-side", type=int, default=defaults.detect_max_side, help="downscale frames to this side for detection")
+    engine.add_argument("--detect-stride", type=int, default=defaults.detect_stride, help="detect every k-th frame, interpolate between")
+    engine.add_argument("--face-cache", type=Path, default=None, metavar="DIR", help="cache face tracks here: a re-used template skips detection")
+    engine.add_argument("--encoder", choices=[e.value for e in Encoder], default=defaults.encoder.value)
+    engine.add_argument("--full-precision", action="store_true", help="on CUDA, keep float32 (default: float16)")
     engine.add_argument("--dry-run", action="store_true", help="no model: fit the template to the audio and re-encode")
 
     render = parser.add_argument_group("render")
@@ -77,6 +81,10 @@ def run(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             detector_batch_size=args.detector_batch_size,
             detect_max_side=args.detect_max_side,
+            detect_stride=args.detect_stride,
+            face_cache_dir=args.face_cache,
+            encoder=args.encoder,
+            half_precision=not args.full_precision,
             dry_run=args.dry_run,
         )
         options = RenderOptions(
