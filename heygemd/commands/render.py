@@ -113,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         engine = LipSyncEngine(settings)
-    except (EngineError, RuntimeError) as err:
+    except EngineError as err:
         _error(str(err))
         return EXIT_ENGINE
 

@@ -101,7 +101,7 @@ def resolve_device(requested: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(requested)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {requested!r} was asked for but torch sees no CUDA device")
+        raise EngineError(f"device {requested!r} was asked for but torch sees no CUDA device (driver missing, or a CPU build of torch)")
     return device
 
 
