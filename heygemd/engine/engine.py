@@ -99,7 +99,10 @@ def resolve_device(requested: str) -> torch.device:
     """'auto' picks the first CUDA device when there is one, else the CPU."""
     if requested == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(requested)
+    try:
+        device = torch.device(requested)
+    except RuntimeError:
+        raise EngineError(f"device {requested!r} is not a device name: use auto, cpu, cuda or cuda:N") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise EngineError(f"device {requested!r} was asked for but torch sees no CUDA device (driver missing, or a CPU build of torch)")
     return device
