@@ -111,7 +111,10 @@ def make_video(
             command += ["-i", str(speech), "-map", "0:v", "-map", "1:a", "-c:a", "aac" if path.suffix != ".webm" else "libopus"]
         if vfr:
             # Alternate frames arrive 12 ms late: a really variable frame rate (kept by passthrough).
-            command += ["-vf", f"setpts='N/({float(rate)}*TB)+mod(N\\,2)*0.012/TB'", "-fps_mode", "passthrough"]
+            # Millisecond time bases in the filter and the encoder: at the default 1/fps the 12 ms
+            # rounds away and the file comes out constant-rate.
+            command += ["-vf", f"settb=1/1000,setpts=N/({float(rate)}*TB)+mod(N\\,2)*0.012/TB",
+                        "-fps_mode", "passthrough", "-enc_time_base:v", "1/1000"]
         command += ["-c:v", codec, *CODEC_QUALITY.get(codec, []), "-g", "12"]
         target = Path(scratch) / f"plain{path.suffix}" if rotation else path
         command.append(str(target))

