@@ -1,27 +1,30 @@
-"""Claiming a job: one atomic rename of the folder out of the inbox into this service's work area.
+"""Claiming a job: one atomic rename of the folder out of the inbox into the shared work area.
 
-Work area layout, one folder per claimed job (ready for several services sharing an inbox:
-the owner file is where a lease would live)::
+Work area layout, one folder per claimed job (several services may share it, see lease.py)::
 
-    work/<job-id>/owner.json   who holds the job (host, pid, state directory, time)
-    work/<job-id>/input/       the job folder exactly as it was dropped
-    work/<job-id>/output/      results being built, moved to the outbox when complete
-    work/<job-id>/failed/      failed templates being gathered for quarantine
+    work/<job-id>/lease-<owner>.json    who holds the job; renewed while its process lives
+    work/<job-id>/record-<owner>.json   the holder's journal record, so another service can take over
+    work/<job-id>/input/                the job folder exactly as it was dropped
+    work/<job-id>/output-<owner>/       finished videos of that holder, moved to the outbox when complete
+    work/<job-id>/failed/               failed templates being gathered for quarantine
+
+Jobs claimed by an older heygemd have ``owner.json`` and ``output/`` instead; they are resumed as before.
 """
 
 from __future__ import annotations
 
 import errno
-import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from heygemd.daemon.fsutil import fsync_directory, remove_tree, rename_no_replace, write_json_atomic
+from heygemd.daemon import lease
+from heygemd.daemon.fsutil import fsync_directory, remove_tree, rename_no_replace
 from heygemd.daemon.journal import Journal, JobRecord, Phase
-from heygemd.daemon.reports import host_name, utc_now
+from heygemd.daemon.lease import Owner
+from heygemd.daemon.reports import utc_now
 
-OWNER_FILE = "owner.json"
+OWNER_FILE = "owner.json"  # older layout, read to recognise this service's jobs without a lease
 
 
 class ClaimError(Exception):
@@ -38,8 +41,8 @@ class WorkArea:
     def input_dir(self, job_id: str) -> Path:
         return self.root / job_id / "input"
 
-    def output_dir(self, job_id: str) -> Path:
-        return self.root / job_id / "output"
+    def results_dir(self, record: JobRecord) -> Path:
+        return self.root / record.job_id / record.results_dir
 
     def failed_dir(self, job_id: str) -> Path:
         return self.root / job_id / "failed"
@@ -50,17 +53,17 @@ def new_job_id(name: str) -> str:
     return f"{stamp}-{secrets.token_hex(3)}"
 
 
-def claim(inbox: Path, name: str, work: WorkArea, journal: Journal, state_dir: Path) -> JobRecord | None:
+def claim(inbox: Path, name: str, work: WorkArea, journal: Journal, owner: Owner) -> JobRecord | None:
     """Move ``inbox/name`` into the work area. None if it is gone (taken by someone else or removed)."""
-    record = JobRecord(job_id=new_job_id(name), name=name, phase=Phase.CLAIMING)
+    record = JobRecord(
+        job_id=new_job_id(name), name=name, phase=Phase.CLAIMING, owner=owner.id, results_dir=f"output-{owner.id}"
+    )
     journal.save(record)  # first, so a crash right after the rename still knows the job
     job_dir = work.job_dir(record.job_id)
     try:
         job_dir.mkdir(parents=True)
-        write_json_atomic(
-            job_dir / OWNER_FILE,
-            {"host": host_name(), "pid": os.getpid(), "state": str(state_dir.resolve()), "claimed_at": utc_now().isoformat()},
-        )
+        lease.create(job_dir, owner, name)
+        journal.save(record)  # now mirrored beside the lease: whoever takes the lease over finds it
         rename_no_replace(inbox / name, work.input_dir(record.job_id))
     except FileNotFoundError:
         remove_tree(job_dir)
@@ -80,13 +83,3 @@ def claim(inbox: Path, name: str, work: WorkArea, journal: Journal, state_dir: P
     journal.save(record)
     return record
 
-
-def settle_interrupted_claim(record: JobRecord, work: WorkArea, journal: Journal) -> JobRecord | None:
-    """After a crash during a claim: keep the job if the rename happened, else forget the attempt."""
-    if work.input_dir(record.job_id).is_dir():
-        record.phase = Phase.CLAIMED
-        journal.save(record)
-        return record
-    remove_tree(work.job_dir(record.job_id))
-    journal.remove(record.job_id)
-    return None

@@ -110,6 +110,12 @@ class ServiceConfig(_Section):
         30.0, ge=0, description="on SIGTERM, let the current video finish this long, then abandon it (it is resumed)"
     )
     history_size: int = Field(50, ge=1, description="recent results kept for `heygemd status`")
+    lease_seconds: float = Field(
+        60.0,
+        ge=1,
+        description="services sharing the work folder take over a claimed job whose holder has not renewed its "
+        "lease this long (it renews every lease_seconds/6 while it runs)",
+    )
 
 
 class LogFormat(StrEnum):

@@ -106,12 +106,14 @@ def fsync_directory(directory: Path) -> None:
         os.close(descriptor)
 
 
-def write_atomic(path: Path, text: str, *, durable: bool = True) -> None:
+def write_atomic(path: Path, text: str, *, durable: bool = True, create_parent: bool = True) -> None:
     """Write ``text`` to ``path`` so that readers see the old or the new content, never a mix.
 
-    ``durable`` adds the fsyncs that make the new content survive a power cut.
+    ``durable`` adds the fsyncs that make the new content survive a power cut. Without
+    ``create_parent``, a missing folder is a FileNotFoundError rather than created again.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if create_parent:
+        path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(temporary, "w", encoding="utf-8") as handle:
         handle.write(text)

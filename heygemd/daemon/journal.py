@@ -3,12 +3,15 @@
 Each record is rewritten atomically (temp file, fsync, rename) before the step it announces,
 so after a crash at any moment the record says which steps may have happened; every step
 of the worker is written to be safe to repeat. Finished jobs leave a line in history.jsonl.
+Each save is also mirrored beside the job in the shared work area (takeover.RecordMirror), so
+that another service can finish the job if this one dies.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
@@ -64,6 +67,12 @@ class JobRecord(BaseModel):
     inputs_disposed: bool = False
     # Starts of work on this job that did not end cleanly (crash, kill, internal error).
     attempts: int = 0
+    # Several services share the work area: who holds the job now, who held it before (taken over from),
+    # the folder under work/<job-id>/ holding the finished videos, and a count of saves (newest copy wins).
+    owner: str | None = None
+    previous_owners: list[str] = Field(default_factory=list)
+    results_dir: str = "output"
+    revision: int = 0
 
 
 class HistoryEntry(BaseModel):
@@ -80,13 +89,17 @@ class HistoryEntry(BaseModel):
 
 
 class Journal:
-    def __init__(self, state_dir: Path, history_size: int = 50) -> None:
+    def __init__(self, state_dir: Path, history_size: int = 50, mirror: Callable[[JobRecord], None] | None = None) -> None:
         self.jobs_dir = state_dir / "jobs"
         self.history_file = state_dir / "history.jsonl"
         self.history_size = history_size
+        self.mirror = mirror  # also writes the record beside the job on the share (takeover.RecordMirror)
 
     def save(self, record: JobRecord) -> None:
+        record.revision += 1
         write_atomic(self.jobs_dir / f"{record.job_id}.json", record.model_dump_json(indent=2) + "\n")
+        if self.mirror is not None:
+            self.mirror(record)
 
     def remove(self, job_id: str) -> None:
         (self.jobs_dir / f"{job_id}.json").unlink(missing_ok=True)

@@ -71,13 +71,17 @@ def quarantine_whole_job(record: JobRecord, error: ErrorReport, dest: Destinatio
     if os.path.lexists(input_dir):
         write_atomic(input_dir / ERROR_REPORT, error.model_dump_json(indent=2) + "\n")
     target = _move_recorded(input_dir, dest.paths.quarantine, record.name, record, "quarantine_path", journal)
-    remove_tree(dest.work.output_dir(record.job_id))
+    remove_tree(dest.work.results_dir(record))
     return target
 
 
 def publish_outbox_folder(record: JobRecord, dest: Destinations, journal: Journal) -> Path:
-    """Rename the finished output folder into the outbox (suffixing the name if it is taken)."""
-    output_dir = dest.work.output_dir(record.job_id)
+    """Rename the finished results folder into the outbox (suffixing the name if it is taken).
+
+    The results folder is one path per job and is never made again once gone, so however many
+    services try this rename, one succeeds: a job reaches the outbox once.
+    """
+    output_dir = dest.work.results_dir(record)
     return _move_recorded(output_dir, dest.paths.outbox, record.output_folder or record.name, record, "outbox_path", journal)
 
 

@@ -1,15 +1,19 @@
 """`heygemd run`: the long-running service. Reads top to bottom:
 
 start-up (logging, folders, warm engine, unfinished jobs from the journal) → READY=1 →
-loop { reload if asked; resume claimed jobs; scan the inbox; claim the oldest ready folder;
-render its videos one by one; publish } → STOPPING=1 on SIGTERM.
+loop { reload if asked; resume claimed jobs; scan the inbox; take over jobs whose holder died;
+claim the oldest ready folder; render its videos one by one; publish } → STOPPING=1 on SIGTERM.
 
 A job moves through the journal phases claimed → rendering → publishing → done; each
 phase can be repeated after a crash, so a restarted service finishes every claimed job.
+Several services may share the inbox and work area: each holds its jobs with a lease (lease.py,
+renewed by heartbeat.py), takes over jobs whose lease expired (takeover.py), and publishes only
+after committing its lease, so a job is published once even if a stalled holder comes back.
 """
 
 from __future__ import annotations
 
+import errno
 import gc
 import json
 import os
@@ -20,12 +24,15 @@ from pathlib import Path
 
 import structlog
 
-from heygemd.daemon.claim import ClaimError, WorkArea, claim, settle_interrupted_claim, OWNER_FILE
+from heygemd.daemon import lease
+from heygemd.daemon.claim import OWNER_FILE, ClaimError, WorkArea, claim
 from heygemd.daemon.config import ConfigError, HeygemdConfig, LoadedConfig, LogConfig, Readiness, load_config
 from heygemd.daemon.contract import ContractViolation, JobPlan, plan_job
 from heygemd.daemon.exitcodes import ExitCode
 from heygemd.daemon.fsutil import is_network_filesystem, move_without_overwrite, remove_tree, same_filesystem, write_atomic
+from heygemd.daemon.heartbeat import LeaseKeeper
 from heygemd.daemon.journal import HistoryEntry, Journal, JobRecord, Phase, VideoRecord
+from heygemd.daemon.lease import LeaseLost, Owner
 from heygemd.daemon.logs import configure_logging, get_logger
 from heygemd.daemon.notify import Notifier
 from heygemd.daemon.outputs import (
@@ -42,6 +49,7 @@ from heygemd.daemon.readiness import InboxScan, ReadinessTracker
 from heygemd.daemon.reports import ErrorReport, FailedVideo, JobReport, JobStatus, VideoResult, VideoStatus, utc_now
 from heygemd.daemon.signals import ServiceSignals
 from heygemd.daemon.status import CurrentJob, ServiceStatus, StatusFile
+from heygemd.daemon.takeover import RecordMirror, Takeover
 from heygemd.daemon.watcher import InboxWatcher
 from heygemd.engine import (
     CheckpointError,
@@ -81,6 +89,8 @@ class Service:
         self._claim_retry_after: dict[str, float] = {}
         self._inbox_missing_reported = False
         self._last_progress_status = 0.0
+        self.owner = Owner.current(loaded.config.paths.state)
+        self.keeper = LeaseKeeper(self.owner, self.config.service.lease_seconds)
         self._apply_paths()
         self.tracker = self._make_tracker()
         self.status = ServiceStatus(config_file=str(self.config_source) if self.config_source else None)
@@ -92,8 +102,10 @@ class Service:
         self.inbox = paths.inbox
         self.work = WorkArea(paths.work)
         self.dest = Destinations(paths, self.work)
-        self.journal = Journal(paths.state, self.config.service.history_size)
+        self.journal = Journal(paths.state, self.config.service.history_size, mirror=RecordMirror(self.work, self.owner))
         self.status_file = StatusFile(paths.state)
+        self.keeper.lease_seconds = self.config.service.lease_seconds
+        self.takeover = Takeover(self.work, self.owner, self.keeper, self.config.service.lease_seconds)
 
     def _make_tracker(self) -> ReadinessTracker:
         watch = self.config.watch
@@ -118,6 +130,7 @@ class Service:
             cwd=os.getcwd(),
             inbox=str(self.inbox),
             pid=os.getpid(),
+            owner=self.owner.id,
         )
         try:
             self.config.paths.state.mkdir(parents=True, exist_ok=True)
@@ -147,6 +160,7 @@ class Service:
         self.log.info("engine ready", **_flat_engine(engine_info))
 
         self._recover_unfinished_jobs()
+        self.keeper.start()
         self._describe_watch()
         self.watcher.ensure_running()
         self._set_state("idle")
@@ -156,6 +170,7 @@ class Service:
         self._loop()
 
         self.watcher.stop()
+        self.keeper.stop()  # the jobs left claimed are taken over by another service once their leases expire
         self._set_state("stopped")
         self.log.info("stopped", claimed_jobs_left=len(self.journal.records()))
         return ExitCode.OK
@@ -186,7 +201,7 @@ class Service:
                 last_full_scan = now
                 self.watcher.ensure_running()
             scan = self._scan_inbox()
-            if self._take_abandoned(scan) or self._take_next_ready(scan):
+            if self._take_over_expired() or self._take_abandoned(scan) or self._take_next_ready(scan):
                 continue
             self._set_state("idle")
             if scan.waiting:
@@ -197,6 +212,7 @@ class Service:
                 timeout = self.config.watch.rescan_interval_seconds
             if self.queue:
                 timeout = min(timeout, max(0.1, min(item.not_before for item in self.queue) - now))
+            timeout = min(timeout, self.config.service.lease_seconds / 4)  # look at other services' leases
             self._sleep(timeout)
             self.wake.clear()
 
@@ -268,7 +284,7 @@ class Service:
     def _claim(self, name: str) -> JobRecord | None:
         try:
             self.dest.ensure()
-            record = claim(self.inbox, name, self.work, self.journal, self.config.paths.state)
+            record = claim(self.inbox, name, self.work, self.journal, self.owner)
         except (ClaimError, OSError) as err:
             self.log.error("cannot claim the job folder; will try again later", job=name, error=str(err))
             self._claim_retry_after[name] = time.monotonic() + self.config.watch.rescan_interval_seconds
@@ -276,13 +292,48 @@ class Service:
         self.tracker.forget(name)
         self._claim_retry_after.pop(name, None)
         if record is not None:
+            self.keeper.hold(self.work.job_dir(record.job_id), name)
             self.log.info("job claimed", job=name, job_id=record.job_id)
         return record
+
+    # ------------------------------------------------------------------ other services' jobs
+
+    def _take_over_expired(self) -> bool:
+        """Finish a job whose holder stopped renewing its lease (killed, crashed, its machine gone)."""
+        for expired in self.takeover.expired_leases(time.monotonic()):
+            with structlog.contextvars.bound_contextvars(job=str(expired.info.get("job") or expired.job_dir.name)):
+                try:
+                    outcome = self.takeover.take_over(expired)
+                except OSError as err:
+                    self.log.error("cannot take over a job whose holder stopped; will try again", error=str(err))
+                    continue
+                if outcome.record is None:
+                    self.log.info("expired lease handled; nothing left to do", reason=outcome.reason, previous_owner=expired.owner_id)
+                    continue
+                record = outcome.record
+                self.queue = [item for item in self.queue if item.record.job_id != record.job_id]
+                self.journal.save(record)
+                self.log.warning(
+                    "job taken over from a service that stopped renewing its lease",
+                    job_id=record.job_id, previous_owner=expired.owner_id, phase=record.phase.value,
+                    lease_was=expired.kind.value,
+                )
+            self._process(record)
+            return True
+        return False
 
     # ------------------------------------------------------------------ one job
 
     def _process(self, record: JobRecord) -> None:
         with structlog.contextvars.bound_contextvars(job=record.name):
+            try:
+                held = self._hold(record)
+            except OSError as err:
+                self._retry_later(record, err)
+                return
+            if held is None:
+                return
+            record = held
             self.status.current = CurrentJob(job=record.name, job_id=record.job_id)
             self._set_state("working")
             record.attempts += 1
@@ -304,24 +355,81 @@ class Service:
                 elif self.signals.stop_requested.is_set():
                     record.attempts -= 1  # a clean stop is not a failed attempt
                     self.journal.save(record)
+            except LeaseLost:
+                self._drop(record, "another service took the job over while this one was stalled")
             except OSError as err:
-                record.attempts -= 1  # the share or the disk, not the job: no attempt is used up
-                try:
-                    self.journal.save(record)
-                except OSError:
-                    pass
-                self.log.error(
-                    "filesystem error; the job stays claimed and is tried again",
-                    error=f"{err.strerror}: {err.filename}" if err.filename else str(err),
-                    retry_in_s=RETRY_STUCK_SECONDS,
-                )
-                self.queue.append(_Queued(record, time.monotonic() + RETRY_STUCK_SECONDS))
+                if self._lease_gone(record):
+                    self._drop(record, "another service took the job over (or finished it) meanwhile")
+                else:
+                    record.attempts -= 1  # the share or the disk, not the job: no attempt is used up
+                    self._retry_later(record, err)
             except Exception:
                 self.log.exception("internal error; the job stays claimed and is tried again", attempt=record.attempts)
                 self.queue.append(_Queued(record, time.monotonic() + RETRY_STUCK_SECONDS))
             finally:
                 self.status.current = None
                 self._set_state("idle")
+
+    def _retry_later(self, record: JobRecord, err: OSError) -> None:
+        try:
+            self.journal.save(record)
+        except OSError:
+            pass
+        self.log.error(
+            "filesystem error; the job stays claimed and is tried again",
+            error=f"{err.strerror}: {err.filename}" if err.filename else str(err),
+            retry_in_s=RETRY_STUCK_SECONDS,
+        )
+        self.queue.append(_Queued(record, time.monotonic() + RETRY_STUCK_SECONDS))
+
+    # ------------------------------------------------------------------ holding a job (lease.py)
+
+    def _hold(self, record: JobRecord) -> JobRecord | None:
+        """The record to work on if this process holds the job's lease (taking it again after a restart), else None."""
+        job_dir = self.work.job_dir(record.job_id)
+        if self.keeper.holds(job_dir):
+            if not self.keeper.lost(job_dir):
+                return record
+            self._drop(record, "another service took the job over while this one was stalled")
+            return None
+        outcome = self.takeover.resume_own(record)
+        if outcome.record is None:
+            self._forget(record, outcome.reason)
+            return None
+        self.journal.save(outcome.record)
+        return outcome.record
+
+    def _check_lease(self, record: JobRecord) -> None:
+        """Cheap check between steps: has the heartbeat found the job taken away?"""
+        if self.keeper.lost(self.work.job_dir(record.job_id)):
+            raise LeaseLost(record.job_id)
+
+    def _confirm_lease(self, record: JobRecord) -> None:
+        """Check on the share itself, right before a step that others must never repeat."""
+        if self._lease_gone(record):
+            raise LeaseLost(record.job_id)
+
+    def _lease_gone(self, record: JobRecord) -> bool:
+        job_dir = self.work.job_dir(record.job_id)
+        if self.keeper.lost(job_dir):
+            return True
+        try:
+            return lease.held_kind(job_dir, self.owner) is None and self.work.root.is_dir()
+        except OSError:
+            return False  # the share is unreachable: nothing is concluded
+
+    def _drop(self, record: JobRecord, reason: str) -> None:
+        """Another service has the job now: forget it here, touch nothing of it on the share."""
+        self.keeper.release(self.work.job_dir(record.job_id))
+        self.journal.remove(record.job_id)
+        self.log.warning("job lost to another service; dropped here", reason=reason, job_id=record.job_id)
+
+    def _forget(self, record: JobRecord, reason: str) -> None:
+        self.keeper.release(self.work.job_dir(record.job_id))
+        self.journal.remove(record.job_id)
+        self.log.warning("claimed job not resumed here", reason=reason, job_id=record.job_id)
+
+    # ------------------------------------------------------------------ the steps of a job
 
     def _plan(self, record: JobRecord) -> None:
         record.started_at = utc_now()
@@ -358,8 +466,9 @@ class Service:
         except ContractViolation as violation:  # the folder changed under us: treat as if it failed the first time
             self._fail_whole_job(record, violation.reason, violation.details)
             return
-        output_dir = self.work.output_dir(record.job_id)
-        output_dir.mkdir(parents=True, exist_ok=True)
+        self._check_lease(record)
+        output_dir = self.work.results_dir(record)
+        output_dir.mkdir(exist_ok=True)  # not parents: a job folder another service removed is not made again
         finished = {name for video in record.videos if video.status is VideoStatus.OK for name in _result_names(video)}
         keep_only(output_dir, finished)  # drop what a killed render left behind
         for video in record.videos:
@@ -384,6 +493,7 @@ class Service:
             if self.signals.stop_requested.is_set():
                 self.log.info("stopping before the next video; the job resumes at the next start", video=video.template)
                 return
+            self._check_lease(record)
             self._refresh_queue_view()
             if not self._render_one(record, video, planned[video.template], audio, output_dir, index, total):
                 return  # cancelled by a stop
@@ -411,6 +521,7 @@ class Service:
                 cancel=self.cancel_render,
             )
         except RenderCancelled:
+            self._check_lease(record)  # cancelled because the job was taken over: LeaseLost
             log.warning("render abandoned for the stop; it starts again when the service restarts")
             return False
         except EngineError as err:
@@ -438,6 +549,8 @@ class Service:
         current = self.status.current
         if current is None:
             return
+        if self.keeper.lost(self.work.job_dir(current.job_id)):
+            self.cancel_render.set()  # another service has the job: stop spending the GPU on it
         current.percent = round(100 * progress.fraction, 1)
         current.stage = progress.stage
         now = time.monotonic()
@@ -446,6 +559,12 @@ class Service:
             self._set_state("working", force=False)
 
     def _publish(self, record: JobRecord) -> None:
+        # The commit: from here on no other service can take the job over without our lease going stale,
+        # and the one results folder that may reach the outbox is the committed one.
+        job_dir = self.work.job_dir(record.job_id)
+        if not lease.commit(job_dir, self.owner):
+            self._confirm_lease(record)
+            raise FileNotFoundError(errno.ENOENT, "the job's lease cannot be reached (share unmounted?)", str(job_dir))
         record.finished_at = record.finished_at or utc_now()
         ok = [video for video in record.videos if video.status is VideoStatus.OK]
         if record.failure_reason or not ok:
@@ -463,6 +582,7 @@ class Service:
             details += [f"{video.template}: {video.reason}" for video in failed]
         record.status = JobStatus.FAILED
         error = ErrorReport(job=record.name, job_id=record.job_id, reason=reason, details=details, failed_videos=failed)
+        self._confirm_lease(record)
         target = quarantine_whole_job(record, error, self.dest, self.journal)
         self.log.warning("job quarantined", reason=reason, quarantine=str(target))
 
@@ -470,15 +590,18 @@ class Service:
         failed = [video for video in record.videos if video.status is VideoStatus.FAILED]
         record.status = JobStatus.PARTIAL if failed else JobStatus.OK
         if failed:
+            self._confirm_lease(record)
             quarantined = quarantine_failed_videos(record, self.dest, self.journal)
             self.log.warning("failed templates quarantined", templates=[video.template for video in failed], quarantine=str(quarantined))
-        output_dir = self.work.output_dir(record.job_id)
+        output_dir = self.work.results_dir(record)
         if output_dir.exists():
             keep_only(output_dir, {name for video in ok for name in _result_names(video)} | {JOB_REPORT})
             write_atomic(output_dir / JOB_REPORT, self._job_report(record).model_dump_json(indent=2) + "\n")
+        self._confirm_lease(record)
         published = publish_outbox_folder(record, self.dest, self.journal)
         if self.config.outputs.zip_bundle:
             write_zip_bundle(record, self.dest, self.journal)
+        self._confirm_lease(record)
         dispose_inputs(record, self.config.outputs.after_success, self.dest, self.journal)
         self.log.info("job done", status=record.status.value, outbox=str(published), videos_ok=len(ok), videos_failed=len(failed))
 
@@ -510,6 +633,8 @@ class Service:
             quarantine_folder=str(record.quarantine_path) if record.quarantine_path else None,
             warnings=record.warnings,
             engine=engine_info,
+            finished_by=self.owner.id,
+            taken_over_from=record.previous_owners,
         )
 
     def _finish(self, record: JobRecord) -> None:
@@ -530,6 +655,7 @@ class Service:
                 reason=record.failure_reason,
             )
         )
+        self.keeper.release(self.work.job_dir(record.job_id))
         remove_tree(self.work.job_dir(record.job_id))
         self.journal.remove(record.job_id)
 
@@ -566,26 +692,21 @@ class Service:
         for record in self.journal.records():
             known_ids.add(record.job_id)
             with structlog.contextvars.bound_contextvars(job=record.name):
-                if record.phase is Phase.CLAIMING:
-                    recovered = settle_interrupted_claim(record, self.work, self.journal)
-                    if recovered is None:
-                        continue
-                    record = recovered
-                if record.phase is Phase.DONE:
-                    remove_tree(self.work.job_dir(record.job_id))
-                    self.journal.remove(record.job_id)
-                    continue
+                # The lease is taken again when the job's turn comes (_hold): another service may have it now.
                 self.log.info("resuming a claimed job", job_id=record.job_id, phase=record.phase.value)
                 self.queue.append(_Queued(record))
         self._return_orphans(known_ids)
 
     def _return_orphans(self, known_ids: set[str]) -> None:
-        """Work folders of this service without a journal record (state folder lost): back to the inbox."""
+        """Work folders of an older heygemd (no lease) of this service without a journal record: back to the inbox.
+
+        Folders with a lease need no help: whoever sees the lease expire takes the job over from its record.
+        """
         if not self.work.root.is_dir():
             return
         state = str(self.config.paths.state.resolve())
         for job_dir in sorted(self.work.root.iterdir()):
-            if job_dir.name in known_ids or not job_dir.is_dir():
+            if job_dir.name in known_ids or not job_dir.is_dir() or lease.find_lease(job_dir) is not None:
                 continue
             try:
                 owner = json.loads((job_dir / OWNER_FILE).read_text(encoding="utf-8"))
