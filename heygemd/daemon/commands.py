@@ -148,6 +148,8 @@ def _status(args: argparse.Namespace) -> int:
     elif running:
         age = (datetime.now(UTC) - status.updated_at).total_seconds()
         print(f"running    pid {status.pid} on {status.host}, since {status.started_at:%Y-%m-%d %H:%M:%S} UTC")
+        if status.owner:
+            print(f"owner      {status.owner} (the name on its jobs' leases in the work folder)")
         print(f"state      {status.summary()} (updated {age:.0f} s ago)")
         print(f"inbox      {status.inbox} ({status.filesystem}, {status.watch_mode} watching)")
         if status.dry_run:

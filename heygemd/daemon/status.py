@@ -29,6 +29,7 @@ class CurrentJob(BaseModel):
 class ServiceStatus(BaseModel):
     pid: int = Field(default_factory=os.getpid)
     host: str = Field(default_factory=host_name)
+    owner: str = Field("", description="the name this process's leases carry in the work area (host-pid-start id)")
     started_at: datetime = Field(default_factory=utc_now)
     updated_at: datetime = Field(default_factory=utc_now)
     state: str = "starting"  # starting, loading model, idle, working, waiting for inbox, stopping, stopped

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import errno
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,7 +77,7 @@ class Takeover:
     # ------------------------------------------------------------------ other services' jobs
 
     def expired_leases(self, now: float) -> list[Lease]:
-        """Leases in the work area whose holder stopped renewing them (never this process's own)."""
+        """Leases in the work area whose holder stopped renewing them (never one this process holds)."""
         if not self.work.root.is_dir():
             return []  # an unmounted share: nothing is concluded from its absence
         expired, present = [], set()
@@ -86,8 +88,9 @@ class Takeover:
             if current is None:
                 continue  # no lease: a claim being made, or an older heygemd's job (resumed by its own service)
             present.add(current.path)
-            if self.observer.judge(current, self.owner, now) is Verdict.EXPIRED:
-                expired.append(current)
+            verdict = self.observer.judge(current, self.owner, now)
+            if verdict is Verdict.EXPIRED or (verdict is Verdict.MINE and not self.keeper.holds(job_dir)):
+                expired.append(current)  # ours but let go (a takeover that failed half-way): taken up again
         self.observer.keep_only(present)
         return expired
 
@@ -95,9 +98,9 @@ class Takeover:
         name = str(expired.info.get("job") or expired.job_dir.name)
         if not lease.take(expired, self.owner, name):
             return Outcome(None, "another service took it over first")
-        self.keeper.hold(expired.job_dir, name)
-        record = mirrored_record(expired.job_dir, expired.owner_id)
-        return self._adopt(expired.job_dir, record, expired.owner_id, name)
+        with self._letting_go_on_error(expired.job_dir, name):
+            record = mirrored_record(expired.job_dir, expired.owner_id)
+            return self._adopt(expired.job_dir, record, expired.owner_id, name)
 
     # ------------------------------------------------------------------ this service's journal
 
@@ -122,13 +125,23 @@ class Takeover:
             if not lease.take(current, self.owner, record.name):
                 return Outcome(None, "another service took it over first")
             previous = current.owner_id
-        self.keeper.hold(job_dir, record.name)
-        newer = mirrored_record(job_dir, previous)
-        if newer is not None and newer.revision > record.revision:
-            record = newer  # the share's copy was written after the local one
-        return self._adopt(job_dir, record, previous, record.name)
+        with self._letting_go_on_error(job_dir, record.name):
+            newer = mirrored_record(job_dir, previous)
+            if newer is not None and newer.revision > record.revision:
+                record = newer  # the share's copy was written after the local one
+            return self._adopt(job_dir, record, previous, record.name)
 
     # ------------------------------------------------------------------ both
+
+    @contextmanager
+    def _letting_go_on_error(self, job_dir: Path, name: str) -> Iterator[None]:
+        """Hold the lease just won; if adopting the job fails (the share), stop renewing it so it is taken up again."""
+        self.keeper.hold(job_dir, name)
+        try:
+            yield
+        except BaseException:
+            self.keeper.release(job_dir)
+            raise
 
     def _adopt(self, job_dir: Path, record: JobRecord | None, previous: str | None, name: str) -> Outcome:
         """Make the record this service's and gather the finished videos; clean up a job with nothing left to do."""

@@ -93,7 +93,7 @@ class Service:
         self.keeper = LeaseKeeper(self.owner, self.config.service.lease_seconds)
         self._apply_paths()
         self.tracker = self._make_tracker()
-        self.status = ServiceStatus(config_file=str(self.config_source) if self.config_source else None)
+        self.status = ServiceStatus(config_file=str(self.config_source) if self.config_source else None, owner=self.owner.id)
 
     # ------------------------------------------------------------------ configuration
 
@@ -264,8 +264,7 @@ class Service:
             if record is None:
                 continue
             record.abandoned_reason = folder.reason
-            record.abandoned_details = folder.details
-            self.journal.save(record)
+            record.abandoned_details = folder.details  # journaled by _process, first thing
             self._process(record)
             return True
         return False
@@ -300,27 +299,35 @@ class Service:
 
     def _take_over_expired(self) -> bool:
         """Finish a job whose holder stopped renewing its lease (killed, crashed, its machine gone)."""
-        for expired in self.takeover.expired_leases(time.monotonic()):
-            with structlog.contextvars.bound_contextvars(job=str(expired.info.get("job") or expired.job_dir.name)):
-                try:
-                    outcome = self.takeover.take_over(expired)
-                except OSError as err:
-                    self.log.error("cannot take over a job whose holder stopped; will try again", error=str(err))
-                    continue
-                if outcome.record is None:
-                    self.log.info("expired lease handled; nothing left to do", reason=outcome.reason, previous_owner=expired.owner_id)
-                    continue
-                record = outcome.record
-                self.queue = [item for item in self.queue if item.record.job_id != record.job_id]
-                self.journal.save(record)
-                self.log.warning(
-                    "job taken over from a service that stopped renewing its lease",
-                    job_id=record.job_id, previous_owner=expired.owner_id, phase=record.phase.value,
-                    lease_was=expired.kind.value,
-                )
-            self._process(record)
-            return True
+        try:
+            expired = self.takeover.expired_leases(time.monotonic())
+        except OSError as err:
+            self.log.warning("cannot look at the leases in the work folder", error=str(err))
+            return False
+        for lease_seen in expired:
+            record = self._take_over(lease_seen)
+            if record is not None:
+                self._process(record)  # journaled there, first thing
+                return True
         return False
+
+    def _take_over(self, expired: lease.Lease) -> JobRecord | None:
+        with structlog.contextvars.bound_contextvars(job=str(expired.info.get("job") or expired.job_dir.name)):
+            try:
+                outcome = self.takeover.take_over(expired)
+            except OSError as err:
+                self.log.error("cannot take over a job whose holder stopped; will try again", error=str(err))
+                return None
+            if outcome.record is None:
+                self.log.info("expired lease handled; nothing left to do", reason=outcome.reason, previous_owner=expired.owner_id)
+                return None
+            record = outcome.record
+            self.queue = [item for item in self.queue if item.record.job_id != record.job_id]
+            self.log.warning(
+                "job taken over from a service that stopped renewing its lease",
+                job_id=record.job_id, previous_owner=expired.owner_id, phase=record.phase.value, lease_was=expired.kind.value,
+            )
+            return record
 
     # ------------------------------------------------------------------ one job
 
@@ -331,44 +338,48 @@ class Service:
             except OSError as err:
                 self._retry_later(record, err)
                 return
-            if held is None:
-                return
-            record = held
-            self.status.current = CurrentJob(job=record.name, job_id=record.job_id)
-            self._set_state("working")
-            record.attempts += 1
-            self.journal.save(record)
-            if record.attempts > MAX_ATTEMPTS and record.phase is not Phase.PUBLISHING:
-                self._fail_whole_job(
-                    record,
-                    f"heygemd stopped unexpectedly {record.attempts - 1} times while working on this job "
-                    "(out of memory, or an internal error); it was set aside so that other jobs go on.",
-                    ["the service log (journalctl -u heygemd) has the details"],
-                )
-            try:
-                if record.phase is Phase.CLAIMED:
+            if held is not None:
+                self._work_on(held)
+
+    def _work_on(self, record: JobRecord) -> None:
+        self.status.current = CurrentJob(job=record.name, job_id=record.job_id)
+        self._set_state("working")
+        try:
+            self._count_attempt(record)
+            if record.phase is Phase.CLAIMED:
                     self._plan(record)
-                if record.phase is Phase.RENDERING:
-                    self._render_videos(record)
-                if record.phase is Phase.PUBLISHING:
-                    self._publish(record)
-                elif self.signals.stop_requested.is_set():
-                    record.attempts -= 1  # a clean stop is not a failed attempt
-                    self.journal.save(record)
-            except LeaseLost:
-                self._drop(record, "another service took the job over while this one was stalled")
-            except OSError as err:
-                if self._lease_gone(record):
-                    self._drop(record, "another service took the job over (or finished it) meanwhile")
-                else:
-                    record.attempts -= 1  # the share or the disk, not the job: no attempt is used up
-                    self._retry_later(record, err)
-            except Exception:
-                self.log.exception("internal error; the job stays claimed and is tried again", attempt=record.attempts)
-                self.queue.append(_Queued(record, time.monotonic() + RETRY_STUCK_SECONDS))
-            finally:
-                self.status.current = None
-                self._set_state("idle")
+            if record.phase is Phase.RENDERING:
+                self._render_videos(record)
+            if record.phase is Phase.PUBLISHING:
+                self._publish(record)
+            elif self.signals.stop_requested.is_set():
+                record.attempts -= 1  # a clean stop is not a failed attempt
+                self.journal.save(record)
+        except LeaseLost:
+            self._drop(record, "another service took the job over while this one was stalled")
+        except OSError as err:
+            if self._lease_gone(record):
+                self._drop(record, "another service took the job over (or finished it) meanwhile")
+            else:
+                record.attempts -= 1  # the share or the disk, not the job: no attempt is used up
+                self._retry_later(record, err)
+        except Exception:
+            self.log.exception("internal error; the job stays claimed and is tried again", attempt=record.attempts)
+            self.queue.append(_Queued(record, time.monotonic() + RETRY_STUCK_SECONDS))
+        finally:
+            self.status.current = None
+            self._set_state("idle")
+
+    def _count_attempt(self, record: JobRecord) -> None:
+        record.attempts += 1
+        self.journal.save(record)
+        if record.attempts > MAX_ATTEMPTS and record.phase is not Phase.PUBLISHING:
+            self._fail_whole_job(
+                record,
+                f"heygemd stopped unexpectedly {record.attempts - 1} times while working on this job "
+                "(out of memory, or an internal error); it was set aside so that other jobs go on.",
+                ["the service log (journalctl -u heygemd) has the details"],
+            )
 
     def _retry_later(self, record: JobRecord, err: OSError) -> None:
         try:
@@ -395,8 +406,6 @@ class Service:
         outcome = self.takeover.resume_own(record)
         if outcome.record is None:
             self._forget(record, outcome.reason)
-            return None
-        self.journal.save(outcome.record)
         return outcome.record
 
     def _check_lease(self, record: JobRecord) -> None:

@@ -151,7 +151,10 @@ def test_takeover_imports_the_record_and_gathers_finished_videos(tmp_path, job_d
     assert taken.results_dir == f"output-{b.id}" and keeper.holds(job_dir)
     assert sorted(entry.name for entry in (job_dir / taken.results_dir).iterdir()) == ["x.json", "x.mp4"]
     assert sorted(entry.name for entry in results_a.iterdir()) == ["y.mp4"]
-    assert takeover.expired_leases(now=100.0) == []  # its own now
+    assert takeover.expired_leases(now=100.0) == []  # its own now, and held
+
+    keeper.release(job_dir)  # let go (a takeover that failed half-way): its own lease is taken up again
+    assert [found.owner_id for found in takeover.expired_leases(now=100.0)] == [b.id]
 
 
 def test_resume_own_takes_back_its_previous_run_but_not_another_live_service(tmp_path, job_dir):
