@@ -10,7 +10,8 @@ from enum import StrEnum
 from pathlib import Path
 
 from heygemd.daemon.config import HeygemdConfig, LoadedConfig
-from heygemd.daemon.fetch import sha256_of, wanted_models
+from heygemd.daemon.fetch import wanted_models
+from heygemd.engine.files import sha256_file
 from heygemd.daemon.fsutil import filesystem_type, same_filesystem
 from heygemd.daemon.watcher import choose_watch_mode
 
@@ -86,7 +87,7 @@ def _checkpoint_checks(config: HeygemdConfig) -> list[Check]:
                 Check(model.label, missing_level, f"{model.path} is missing: run `heygemd fetch-models`")
             )
             continue
-        digest = sha256_of(model.path)
+        digest = sha256_file(model.path)
         size = model.path.stat().st_size
         if model.matches(digest):
             checks.append(Check(model.label, Level.OK, f"{model.path}, {size} bytes, sha256 {digest}"))

@@ -8,7 +8,6 @@ at which path.
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import os
 import sys
@@ -22,6 +21,7 @@ from tqdm import tqdm
 
 from heygemd.daemon.config import HeygemdConfig
 from heygemd.daemon.fsutil import fsync_directory
+from heygemd.engine.files import sha256_file
 
 CHUNK_BYTES = 1 << 16
 TIMEOUT_SECONDS = 30
@@ -64,14 +64,6 @@ def wanted_models(config: HeygemdConfig) -> list[ModelFile]:
     return models
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def place_by_hand(model: ModelFile) -> str:
     return (
         f"Place it by hand: download {model.url} on a machine with internet access (or take any copy whose "
@@ -81,7 +73,7 @@ def place_by_hand(model: ModelFile) -> str:
 
 def fetch_model(model: ModelFile, *, show_progress: bool | None = None) -> FetchResult:
     if model.path.exists():
-        digest = sha256_of(model.path)
+        digest = sha256_file(model.path)
         if model.matches(digest):
             return FetchResult(model, Outcome.PRESENT, f"{model.path} is present, sha256 {digest[:16]}… matches")
         return FetchResult(
@@ -101,7 +93,7 @@ def fetch_model(model: ModelFile, *, show_progress: bool | None = None) -> Fetch
         return FetchResult(
             model, Outcome.FAILED, f"{model.label} could not be downloaded from {model.url} ({reason}). {place_by_hand(model)}"
         )
-    digest = sha256_of(partial)
+    digest = sha256_file(partial)
     if not model.matches(digest):
         partial.unlink(missing_ok=True)
         return FetchResult(
