@@ -347,7 +347,7 @@ class Service:
         try:
             self._count_attempt(record)
             if record.phase is Phase.CLAIMED:
-                    self._plan(record)
+                self._plan(record)
             if record.phase is Phase.RENDERING:
                 self._render_videos(record)
             if record.phase is Phase.PUBLISHING:
@@ -568,8 +568,8 @@ class Service:
             self._set_state("working", force=False)
 
     def _publish(self, record: JobRecord) -> None:
-        # The commit: from here on no other service can take the job over without our lease going stale,
-        # and the one results folder that may reach the outbox is the committed one.
+        # The commit renames lease-<us> to publishing-<us>. A takeover renames the same file, so after a
+        # takeover this fails; after the commit, a service taking over (if we die) publishes our results folder.
         job_dir = self.work.job_dir(record.job_id)
         if not lease.commit(job_dir, self.owner):
             self._confirm_lease(record)

@@ -157,6 +157,26 @@ def test_takeover_imports_the_record_and_gathers_finished_videos(tmp_path, job_d
     assert [found.owner_id for found in takeover.expired_leases(now=100.0)] == [b.id]
 
 
+def test_a_job_committed_to_publishing_is_taken_over_with_the_committed_results(tmp_path, job_dir):
+    a, b = owner(tmp_path, "a", pid=dead_pid()), owner(tmp_path, "b")
+    lease.create(job_dir, a, "job")
+    assert lease.commit(job_dir, a)
+    record = JobRecord(job_id=job_dir.name, name="job", phase=Phase.PUBLISHING, owner=a.id, results_dir=f"output-{a.id}",
+                       videos=[VideoRecord(template="x.mp4", output_stem="x", status=VideoStatus.OK)],
+                       outbox_path=tmp_path / "outbox" / "job")
+    (job_dir / f"record-{a.id}.json").write_text(record.model_dump_json())
+    (job_dir / f"output-{a.id}").mkdir()
+
+    keeper = LeaseKeeper(b, LEASE_SECONDS)
+    takeover = Takeover(WorkArea(job_dir.parent), b, keeper, LEASE_SECONDS)
+    [expired] = takeover.expired_leases(now=0.0)
+    assert expired.kind is LeaseKind.PUBLISHING
+    taken = takeover.take_over(expired).record
+    assert taken is not None and taken.phase is Phase.PUBLISHING
+    assert taken.results_dir == f"output-{a.id}" and taken.outbox_path == tmp_path / "outbox" / "job"
+    assert lease.held_kind(job_dir, b) is LeaseKind.PUBLISHING and lease.commit(job_dir, b)
+
+
 def test_resume_own_takes_back_its_previous_run_but_not_another_live_service(tmp_path, job_dir):
     work = WorkArea(job_dir.parent)
     state = tmp_path / "state-mine"

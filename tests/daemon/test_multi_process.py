@@ -192,8 +192,10 @@ def test_a_stalled_holder_that_comes_back_drops_the_job_it_lost(shared_services,
 
     stalled, lost_job = stop_while_rendering(services)
     other = next(service for service in services if service is not stalled)
-    # Frozen past its lease (a hung NFS call, a swap storm): the other service takes the job over and publishes it.
-    other.wait_for(lambda: (share / "outbox" / lost_job["name"] / "job.json").exists(), "the stalled job to be finished")
+    # Frozen past its lease (a hung NFS call, a swap storm): the other service takes the job over. The stalled
+    # one wakes up while the job is being finished: both are at work on it, one must give way.
+    other.wait_for(lambda: [line for line in other.logged("job taken over from a service that stopped renewing its lease")
+                            if line["job"] == lost_job["name"]], "the stalled job to be taken over")
     stalled.send(signal.SIGCONT)
     stalled.wait_for(lambda: stalled.logged("job lost to another service; dropped here"), "the stalled holder to notice")
     assert lost_job["name"] in [line["job"] for line in stalled.logged("job lost to another service; dropped here")]
