@@ -24,12 +24,29 @@ SIGNATURE_BITS = 11  # frame indices up to 2047
 VIDEO_CODECS = {".mp4": "libx264", ".mov": "libx264", ".mkv": "libx264", ".flv": "libx264", ".avi": "mpeg4", ".webm": "libvpx-vp9"}
 AUDIO_CODECS = {".wav": "pcm_s16le", ".mp3": "libmp3lame", ".m4a": "aac", ".aac": "aac", ".flac": "flac",
                 ".ogg": "libvorbis", ".opus": "libopus"}
+# vfr=True: frame k is shown at (k + VFR_OFFSETS[k % 8]) / fps. Frames 3-4 come early and 5-6 late
+# around a stall, so decoding at the constant rate drops frames 3 and 5 and shows frame 4 three times.
+VFR_OFFSETS = (0.0, 0.0, 0.0, -0.3, -0.6, 0.6, 0.3, 0.0)
 CODEC_QUALITY = {
     "libx264": ["-preset", "veryfast", "-crf", "12", "-pix_fmt", "yuv420p"],
     "libx265": ["-preset", "ultrafast", "-crf", "14", "-pix_fmt", "yuv420p", "-tag:v", "hvc1", "-x265-params", "log-level=error"],
     "libvpx-vp9": ["-deadline", "realtime", "-cpu-used", "8", "-crf", "15", "-b:v", "0", "-pix_fmt", "yuv420p"],
     "mpeg4": ["-q:v", "2", "-pix_fmt", "yuv420p"],
 }
+
+
+def vfr_frame_time(index: int, fps: str | Fraction = "25") -> float:
+    """When frame ``index`` of a ``make_video(vfr=True)`` file is shown, in seconds from the first frame."""
+    return (index + VFR_OFFSETS[index % len(VFR_OFFSETS)]) / float(Fraction(fps))
+
+
+def _vfr_offset_expression() -> str:
+    """VFR_OFFSETS as an ffmpeg expression of the frame number N (commas escaped for a filter graph)."""
+    expression = "0"
+    for position, offset in enumerate(VFR_OFFSETS):
+        if offset:
+            expression = f"if(eq(mod(N\\,{len(VFR_OFFSETS)})\\,{position})\\,{offset}\\,{expression})"
+    return expression
 
 
 @lru_cache(maxsize=1)
@@ -110,10 +127,10 @@ def make_video(
             speech = make_audio(Path(scratch) / "track.wav", seconds=audio_seconds)
             command += ["-i", str(speech), "-map", "0:v", "-map", "1:a", "-c:a", "aac" if path.suffix != ".webm" else "libopus"]
         if vfr:
-            # Alternate frames arrive 12 ms late: a really variable frame rate (kept by passthrough).
-            # Millisecond time bases in the filter and the encoder: at the default 1/fps the 12 ms
-            # rounds away and the file comes out constant-rate.
-            command += ["-vf", f"settb=1/1000,setpts=N/({float(rate)}*TB)+mod(N\\,2)*0.012/TB",
+            # A stutter every 8 frames (VFR_OFFSETS): frames really arrive at uneven times (kept by
+            # passthrough). Millisecond time bases in the filter and the encoder: at the default
+            # 1/fps the offsets round away and the file comes out constant-rate.
+            command += ["-vf", f"settb=1/1000,setpts=({_vfr_offset_expression()}+N)/({float(rate)}*TB)",
                         "-fps_mode", "passthrough", "-enc_time_base:v", "1/1000"]
         command += ["-c:v", codec, *CODEC_QUALITY.get(codec, []), "-g", "12"]
         target = Path(scratch) / f"plain{path.suffix}" if rotation else path

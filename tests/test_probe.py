@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import subprocess
 from fractions import Fraction
 from pathlib import Path
@@ -12,11 +13,12 @@ from scipy.io import wavfile
 
 from heygemd.engine.errors import AudioError, MediaError
 from heygemd.engine.ffmpeg_tools import ffmpeg_path
-from heygemd.engine.media import decode_audio, read_frames
+from heygemd.engine.media import decode_audio, read_frames, read_frames_reversed
 from heygemd.engine.probe import probe_audio, probe_video
-from media_factory import frame_index_of, make_audio, make_still, make_video
+from media_factory import frame_index_of, make_audio, make_still, make_video, vfr_frame_time
 
 SIZE = (112, 96)  # not square: swapped sides show
+VFR_CLIP_S = 1.6  # long enough for a read at 1.2 s to seek
 
 
 def indices(frames: list[np.ndarray]) -> list[int]:
@@ -114,18 +116,32 @@ def test_rotated_video_is_described_and_decoded_upright(tmp_path, rotation, suff
 # -- variable frame rate --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("suffix", [".mkv", ".webm"])
-def test_variable_frame_rate_decodes_at_a_constant_rate(tmp_path, suffix):
-    video = make_video(tmp_path / f"vfr{suffix}", seconds=0.8, fps="25", size=SIZE, vfr=True)
+def constant_rate_indices(frames: int, rate: Fraction, ticks: int) -> list[int]:
+    """Which frame of a vfr=True file each tick of the ``rate`` clock shows: the last frame whose
+    time rounds to that tick or an earlier one (ffmpeg's fps filter)."""
+    tick_of = [math.floor(vfr_frame_time(index, rate) * rate + Fraction(1, 2)) for index in range(frames)]
+    return [max(index for index, tick in enumerate(tick_of) if tick <= wanted) for wanted in range(ticks)]
+
+
+@pytest.mark.parametrize(("suffix", "fps"), [(".mkv", "25"), (".webm", "30000/1001"), (".mp4", "30000/1001"), (".mov", "25")])
+def test_variable_frame_rate_decodes_at_a_constant_rate(tmp_path, suffix, fps):
+    rate = Fraction(fps)
+    frames = round(VFR_CLIP_S * rate)
+    video = make_video(tmp_path / f"vfr{suffix}", seconds=VFR_CLIP_S, fps=fps, size=SIZE, vfr=True)
 
     info = probe_video(video)
 
     assert info.variable_frame_rate
-    assert info.fps_fraction == 25
-    decoded = list(read_frames(info))
+    assert info.fps_fraction == rate
+    decoded = indices(read_frames(info))
     assert len(decoded) == info.frame_count  # the probe promises what decoding yields
     assert abs(len(decoded) - info.duration * info.fps) <= 1
-    assert indices(decoded) == list(range(20))  # 12 ms late is under half a frame: nothing dropped
+    assert decoded == constant_rate_indices(frames, rate, len(decoded))
+    assert len(set(decoded)) < len(decoded) and set(range(frames)) - set(decoded)  # repeats and drops happened
+    # A seek (past SEEK_MIN_S + SEEK_PREROLL_S) lands on the same constant-rate frames as decoding from 0.
+    for start in (5, round(1.2 * rate), len(decoded) - 3):
+        assert indices(read_frames(info, start, 3)) == decoded[start : start + 3], start
+    assert indices(read_frames_reversed(info, 2, len(decoded) - 1, chunk=5)) == decoded[:1:-1]
 
 
 def test_constant_rate_in_a_millisecond_container_is_not_variable(tmp_path):

@@ -19,7 +19,7 @@ import numpy as np
 
 from heygemd.engine.errors import AudioError, MediaError
 from heygemd.engine.ffmpeg_tools import ffmpeg_path, last_lines
-from heygemd.engine.probe import VideoInfo, _check_readable, _unreadable_reason
+from heygemd.engine.probe import CUT_SHORT_MARKERS, VideoInfo, _check_readable, _unreadable_reason
 
 AUDIO_BITRATE = "192k"
 # Colour conversion between the codecs' YUV and our BGR frames: exact rounding and full-resolution
@@ -49,6 +49,9 @@ def decode_audio(path: Path, sample_rate: int = 16000) -> np.ndarray:
         if "Error opening input" in stderr:
             raise MediaError(_unreadable_reason(path, stderr), path)
         raise MediaError(f"its audio could not be decoded ({last_lines(stderr, 1)})", path)
+    stderr = result.stderr.decode(errors="replace")
+    if any(marker in stderr for marker in CUT_SHORT_MARKERS):  # ffmpeg exits 0 and decodes what is there
+        raise MediaError(f"is truncated or damaged ({last_lines(stderr, 1)})", path)
     samples = np.frombuffer(result.stdout, dtype=np.float32)
     if samples.size == 0:
         raise AudioError("audio lasts 0 seconds", path)
@@ -80,7 +83,10 @@ def read_frames(info: VideoInfo, start: int = 0, count: int | None = None) -> It
     filters = [f"setpts=PTS-({info.start_time:.6f})/TB", f"fps={info.fps_fraction}"]
     if start > 0:
         filters.append(f"trim=start_pts={start}")
-    command += ["-copyts", "-i", str(info.path), "-map", "0:v:0", "-vf", ",".join(filters),
+    # The probe's size is the decoder's own; this only matters for a stream that changes size
+    # mid-way, whose frames would otherwise no longer fit the byte count read per frame.
+    filters.append(f"scale={info.width}:{info.height}")
+    command += ["-copyts", "-i", str(info.path), "-map", info.stream_map, "-vf", ",".join(filters),
                 "-fps_mode", "passthrough", "-pix_fmt", "bgr24"]
     if count is not None:
         command += ["-frames:v", str(count)]
@@ -100,7 +106,7 @@ def read_frames_reversed(info: VideoInfo, first: int, last: int, chunk: int = 32
 
 def _still_frames(info: VideoInfo, count: int) -> Iterator[np.ndarray]:
     command = [
-        ffmpeg_path(), "-nostdin", "-v", "error", "-i", str(info.path),
+        ffmpeg_path(), "-nostdin", "-v", "error", "-i", str(info.path), "-map", info.stream_map,
         "-frames:v", "1", "-pix_fmt", "bgr24", "-f", "rawvideo", "-",
     ]
     picture = next(_frames_from(command, info), None)
@@ -163,7 +169,9 @@ def video_codec_arguments(encoder: str, crf: int, preset: str) -> list[str]:
 class VideoWriter:
     """One H.264/AAC MP4 encode from raw BGR frames on a pipe plus the audio of ``audio_path``.
 
-    yuv420p needs even sides: an odd width or height is padded by one pixel (``output_size``).
+    yuv420p needs even sides: an odd width or height is padded by one pixel on the right or
+    bottom, a copy of the picture's edge (``output_size`` is the encoded size).
+    ``close`` and ``abort`` leave no partial file behind when the encode does not succeed.
     """
 
     def __init__(
@@ -187,7 +195,9 @@ class VideoWriter:
             "-map", "0:v:0", "-map", "1:a:0",
         ]
         if self.output_size != (width, height):
-            command += ["-vf", f"pad={self.output_size[0]}:{self.output_size[1]}"]
+            # The extra row/column repeats the picture's edge: no black line along the border.
+            command += ["-vf", f"pad={self.output_size[0]}:{self.output_size[1]},"
+                               f"fillborders=right={width % 2}:bottom={height % 2}:mode=smear"]
         command += [
             *video_codec_arguments(encoder, crf, preset),
             "-c:a", "aac", "-b:a", AUDIO_BITRATE,
@@ -218,6 +228,7 @@ class VideoWriter:
         if self._process.wait() != 0:
             message = _tail(self._stderr)
             self._stderr.close()
+            self.path.unlink(missing_ok=True)
             raise MediaError(f"the encoder failed ({message})", self.path)
         self._stderr.close()
 
