@@ -7,6 +7,7 @@ the face), so tests can tell which template frame an output frame shows.
 
 from __future__ import annotations
 
+import struct
 import subprocess
 import tempfile
 from collections.abc import Collection
@@ -27,6 +28,8 @@ AUDIO_CODECS = {".wav": "pcm_s16le", ".mp3": "libmp3lame", ".m4a": "aac", ".aac"
 # vfr=True: frame k is shown at (k + VFR_OFFSETS[k % 8]) / fps. Frames 3-4 come early and 5-6 late
 # around a stall, so decoding at the constant rate drops frames 3 and 5 and shows frame 4 three times.
 VFR_OFFSETS = (0.0, 0.0, 0.0, -0.3, -0.6, 0.6, 0.3, 0.0)
+# np.rot90 turns of an upright picture that store it for each EXIF orientation (1, 3, 6, 8).
+EXIF_QUARTER_TURNS = {1: 0, 3: 2, 6: 1, 8: -1}
 CODEC_QUALITY = {
     "libx264": ["-preset", "veryfast", "-crf", "12", "-pix_fmt", "yuv420p"],
     "libx265": ["-preset", "ultrafast", "-crf", "14", "-pix_fmt", "yuv420p", "-tag:v", "hvc1", "-x265-params", "log-level=error"],
@@ -186,12 +189,34 @@ def make_audio(path: Path, *, seconds: float = 2.0, kind: str = "speech", sample
     return path
 
 
-def make_still(path: Path, size: tuple[int, int] = (256, 256)) -> Path:
+def make_still(path: Path, size: tuple[int, int] = (256, 256), orientation: int = 1) -> Path:
+    """A still of the presenter (frame 0), ``size`` = (width, height) as displayed.
+
+    ``orientation`` (JPEG only) is an EXIF orientation as a phone writes it: 6 stores the picture
+    turned a quarter counter-clockwise and tells viewers to turn it clockwise, 8 the other way,
+    3 upside down. Shown as the tag says, the picture is upright.
+    """
     path = Path(path)
     frame = presenter_frame(0, size)
-    if not cv2.imwrite(str(path), frame):
+    stored = np.rot90(frame, EXIF_QUARTER_TURNS[orientation])
+    ok, encoded = cv2.imencode(path.suffix, np.ascontiguousarray(stored))
+    if not ok:
         raise RuntimeError(f"could not write {path}")
+    data = encoded.tobytes()
+    if orientation != 1:
+        if path.suffix.lower() not in (".jpg", ".jpeg"):
+            raise ValueError("an EXIF orientation needs a .jpg")
+        data = data[:2] + _exif_orientation_segment(orientation) + data[2:]  # right after the JPEG's SOI marker
+    path.write_bytes(data)
     return path
+
+
+def _exif_orientation_segment(orientation: int) -> bytes:
+    """A JPEG APP1 segment holding an EXIF block with just the Orientation tag (0x0112)."""
+    tiff = b"MM\x00\x2a" + struct.pack(">I", 8)  # big-endian TIFF header, first IFD at offset 8
+    tiff += struct.pack(">H", 1) + struct.pack(">HHIHH", 0x0112, 3, 1, orientation, 0) + struct.pack(">I", 0)
+    payload = b"Exif\x00\x00" + tiff
+    return b"\xff\xe1" + struct.pack(">H", len(payload) + 2) + payload
 
 
 def _run(command: list[str]) -> None:

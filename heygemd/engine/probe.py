@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import IO
 
 from heygemd.engine.errors import AudioError, MediaError
-from heygemd.engine.ffmpeg_tools import ffmpeg_path, ffprobe_path, last_lines
+from heygemd.engine.ffmpeg_tools import ToolRun, ffmpeg_path, ffprobe_path, last_lines, run_tool
 
 STILL_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 STILL_FORMATS = frozenset({"image2", "png_pipe", "jpeg_pipe", "bmp_pipe", "webp_pipe", "tiff_pipe"})
@@ -28,11 +28,14 @@ SNAP_TOLERANCE = 0.0003  # a measured rate this close to a standard one is that 
 # within this fraction it is rendered at the nominal rate.
 VFR_SNAP_TOLERANCE = 0.03
 VFR_TOLERANCE = 0.1  # frame durations varying more than this fraction of the median: variable rate
-PROBE_TIMEOUT_S = 120
+PROBE_TIMEOUT_S = 120  # reading the headers
+PACKET_SCAN_TIMEOUT_S = 900  # reading every packet of a long video from a slow share
 HEAD_BYTES = 512
 PPM_HEADER_BYTES = 64  # "P6\n<width> <height>\n255\n"
-# What a demuxer says of a file that ends before its own index does (ffmpeg still exits 0).
+# What ffmpeg says of a file that ends early when it fails to open it...
 CUT_SHORT_MARKERS = ("partial file", "End of file", "truncat")
+# ...and what the MP4 and Matroska readers say while still exiting 0 with the part that is there.
+CUT_SHORT_WARNINGS = ("partial file", "File ended prematurely")
 
 
 @dataclass(frozen=True)
@@ -139,13 +142,20 @@ def probe_audio(path: Path) -> AudioInfo:
 
 def _ffprobe(path: Path, arguments: list[str]) -> dict:
     _check_readable(path)
-    result = subprocess.run(
-        [ffprobe_path(), "-v", "error", *arguments, "-of", "json", str(path)],
-        capture_output=True, text=True, timeout=PROBE_TIMEOUT_S, check=False,
-    )
+    result = run_reading(path, [ffprobe_path(), "-v", "error", *arguments, "-of", "json", str(path)], PROBE_TIMEOUT_S)
     if result.returncode != 0:
         raise MediaError(_unreadable_reason(path, result.stderr), path)
-    return json.loads(result.stdout or "{}")
+    return json.loads(result.stdout or b"{}")
+
+
+def run_reading(path: Path, command: list[str], timeout: float) -> ToolRun:
+    """Run an ffmpeg/ffprobe command that reads ``path``; a run past ``timeout`` is a MediaError."""
+    try:
+        return run_tool(command, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise MediaError(
+            f"could not be read within {timeout:.0f} seconds (is the disk or network share stalled?)", path
+        ) from None
 
 
 def _packets(path: Path, stream_index: int) -> list[tuple[float, float | None]]:
@@ -154,16 +164,17 @@ def _packets(path: Path, stream_index: int) -> list[tuple[float, float | None]]:
     Where the container gives no packet durations (ffprobe 6 on a variable-rate MP4 with B-frames),
     a packet lasts until the next one in decoding order, as the MP4's own timing table says.
     """
-    result = subprocess.run(
+    result = run_reading(
+        path,
         [ffprobe_path(), "-v", "error", "-select_streams", str(stream_index), "-show_entries",
          "packet=pts_time,dts_time,duration_time", "-of", "json", str(path)],
-        capture_output=True, text=True, timeout=PROBE_TIMEOUT_S, check=False,
+        PACKET_SCAN_TIMEOUT_S,
     )
     if result.returncode != 0:
         raise MediaError(_unreadable_reason(path, result.stderr), path)
-    if any(marker in result.stderr for marker in CUT_SHORT_MARKERS):
+    if any(marker in result.stderr for marker in CUT_SHORT_WARNINGS):
         raise MediaError(f"is truncated or damaged ({_detail(path, result.stderr)})", path)
-    in_decoding_order = json.loads(result.stdout or "{}").get("packets", [])
+    in_decoding_order = json.loads(result.stdout or b"{}").get("packets", [])
     packets = []
     for position, packet in enumerate(in_decoding_order):
         dts = _float(packet.get("dts_time"))
