@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import subprocess
@@ -70,6 +71,7 @@ def main() -> int:
         "benchmark": "engine",
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": machine(),
+        "load_average_1m_at_end": round(os.getloadavg()[0], 2),  # other work on the machine skews the figures
         "seconds": args.seconds,
         "fps": args.fps,
         "detector": args.detector,
@@ -157,8 +159,6 @@ def child(job_file: Path) -> int:
 
 
 def machine() -> dict:
-    import os
-
     import torch
 
     info = {
