@@ -172,6 +172,8 @@ def make_audio(path: Path, *, seconds: float = 2.0, kind: str = "speech", sample
     elif kind == "clipped":
         samples = np.clip(samples * 8, -1, 1)
     elif kind == "nan":
+        if path.suffix.lower() != ".wav":
+            raise ValueError("NaN samples need a float WAV: use a .wav path")
         samples[len(samples) // 3 :: 97] = np.nan
         wavfile.write(path, sample_rate, samples)  # float32 WAV: NaN survives decoding
         return path
