@@ -149,9 +149,9 @@ def child(job_file: Path) -> int:
         "x_realtime": round(report.audio.duration_s / timings["total"], 3),
         "model_share_of_wall": round(timings["model"] / timings["total"], 3),
     }
-    # ru_maxrss is in KiB on Linux. Children are the ffmpeg decoders and the encoder.
+    # ru_maxrss is in KiB on Linux. (The children's figure is not reported: a forked ffmpeg is
+    # charged the parent's pages before exec; bench/compare_bench.py samples /proc instead.)
     figures["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-    figures["ffmpeg_peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)
     if torch.cuda.is_available() and report.device.startswith("cuda"):
         figures["gpu_peak_mib"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
     print(json.dumps(figures))
