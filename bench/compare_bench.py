@@ -31,8 +31,14 @@ is timed).
     .venv/bin/python bench/compare_bench.py                                   # 60 s, 720p+1080p, s3fd
     .venv/bin/python bench/compare_bench.py --seconds 10 --detector lbp --long-seconds 120 600
 
-No weights are downloaded: random-weight checkpoints of the public shapes are generated
-(tests/checkpoint_factory.py); the network compute is the same as with the real weights.
+No weights are downloaded: unless --checkpoint / --detector-checkpoint name real files,
+random-weight checkpoints of the public shapes are generated (tests/checkpoint_factory.py). The
+networks' compute is the same as with the real weights, with one exception: random S3FD scores
+pass face-alignment's candidate threshold almost everywhere, and its Python post-processing
+(box decoding and NMS over thousands of candidates a frame) then costs more than the network
+(on the 2-core CPU here: +2 s a frame at 640 px, +37 s at 720p, +170 s at 1080p). So time S3FD
+with the real s3fd-619a316812.pth (--detector-checkpoint); with random weights its figures
+overstate detection, the reference's (full resolution) far more than heygemd's.
 """
 
 from __future__ import annotations
@@ -74,6 +80,7 @@ RESET_PEAK_RSS = "5"  # written to clear_refs: the peak RSS (VmHWM, ru_maxrss) r
 CHILD_SAMPLE_S = 0.2  # how often the children's memory is read from /proc
 FACE_CACHE_SETTING = "face_cache_dir"  # the engine's face-track cache folder, when the engine has one
 ERROR_LINES = 3
+RANDOM_WEIGHTS = "random weights of the public shapes (tests/checkpoint_factory.py)"
 
 Job = dict[str, Any]
 Row = dict[str, Any]
@@ -112,8 +119,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--long-size", default=DEFAULT_LONG_SIZE, choices=list(SIZES))
     parser.add_argument("--long-fixed-box", action="store_true",
                         help="long renders skip detection: a fixed box found on the first frame")
+    parser.add_argument("--warm-renders", type=int, default=1,
+                        help="warm renders after the cold one (more than 1: RSS after each, to see whether it creeps)")
     parser.add_argument("--probe-frames", type=int, default=1,
                         help="S3FD forward passes timed per size when --detector lbp (0: none)")
+    parser.add_argument("--checkpoint", type=Path, help="real Wav2Lip weights (default: generated random weights)")
+    parser.add_argument("--detector-checkpoint", type=Path, help="real S3FD weights (default: generated random weights)")
     parser.add_argument("--work", type=Path, help="keep generated inputs here and reuse them (default: a temp folder)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--child", choices=list(CHILDREN), help=argparse.SUPPRESS)
@@ -139,7 +150,7 @@ class scratch_folder:
 
 def run_all(args: argparse.Namespace, work: Path, save: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
     device = resolve_device(args.device)
-    checkpoint, detector_checkpoint = prepare_checkpoints(work)
+    checkpoint, detector_checkpoint = prepare_checkpoints(work, args.checkpoint, args.detector_checkpoint)
     audio = prepare_audio(work, args.seconds)
     document: dict[str, Any] = {
         "benchmark": "compare",
@@ -150,7 +161,8 @@ def run_all(args: argparse.Namespace, work: Path, save: Callable[[dict[str, Any]
         "load": {"start": uptime()},
         "settings": {
             "seconds": args.seconds, "fps": FPS, "sizes": args.sizes, "detector": args.detector, "device": device,
-            "checkpoints": "random weights of the public shapes (tests/checkpoint_factory.py)",
+            "wav2lip_checkpoint": str(args.checkpoint) if args.checkpoint else RANDOM_WEIGHTS,
+            "s3fd_checkpoint": str(args.detector_checkpoint) if args.detector_checkpoint else RANDOM_WEIGHTS,
             "wav2lip_checkpoint_bytes": checkpoint.stat().st_size,
             **encoder_settings(), **engine_defaults(),
         },
@@ -163,7 +175,7 @@ def run_all(args: argparse.Namespace, work: Path, save: Callable[[dict[str, Any]
         template = prepare_template(work, size, args.seconds)
         document["results"] += compare_one_size(args, work, size, template, audio, checkpoint, detector_checkpoint, device)
         save(document)
-    if args.detector == "lbp" and args.probe_frames > 0:
+    if args.detector == "lbp" and args.probe_frames > 0 and args.sizes:
         document["detector_probe"] = detector_probe(args, work, detector_checkpoint)
         save(document)
     for seconds in args.long_seconds:
@@ -188,6 +200,9 @@ DEFINITIONS = {
     "and an encoder at once); rusage_children_maxrss_mib: getrusage(RUSAGE_CHILDREN), which on Linux includes the RSS "
     "of the Python process each child was forked from, so it is not ffmpeg's own",
     "gpu_peak_mib": "torch.cuda.max_memory_allocated during the case, CUDA only",
+    "rss_after_mib": "RSS of the heygemd process right after the render returned; render_history (with "
+    "--warm-renders > 1): per render of one process, to see whether memory creeps from render to render",
+    "rss_trace_mib": "(stage, fraction of the stage done, RSS MiB) sampled from the render's progress callback",
     "cpu_s": "user + system CPU seconds of the case's Python process and of its children (for the heygemd "
     "renders: during the render call); on a shared machine wall time varies with the load, CPU time much less",
 }
@@ -203,7 +218,8 @@ def compare_one_size(
     if not args.skip_io:
         io_job = heygemd_job(template, audio, work / "io.mp4", {**settings, "dry_run": True}, renders=1)
         rows += expand_renders(run_case("heygemd", size, "heygemd-io", work, io_job), ["heygemd-io"])
-    render_job = heygemd_job(template, audio, work / "heygemd.mp4", with_face_cache(settings, work / f"face-tracks-{size}"), renders=2)
+    render_job = heygemd_job(template, audio, work / "heygemd.mp4", with_face_cache(settings, work / f"face-tracks-{size}"),
+                             renders=1 + max(1, args.warm_renders))
     rows += expand_renders(run_case("heygemd", size, "heygemd-cold", work, render_job), ["heygemd-cold", "heygemd-warm"])
     if not args.skip_reference:
         rows.append(run_reference(args, work, size, template, audio, checkpoint, detector_checkpoint, device))
@@ -286,9 +302,11 @@ def expand_renders(row: Row, cases: list[str]) -> list[Row]:
     if "error" in row:
         return [row | {"case": case} for case in cases]
     renders = row.pop("renders")
-    rows = []
-    for case, render in zip(cases, renders):
-        rows.append(add_speed({**row, **render, "case": case}))
+    rows = [add_speed({**row, **render, "case": case}) for case, render in zip(cases, renders)]
+    if len(renders) > len(cases):  # more warm renders: what each one left behind, on the last row
+        rows[-1]["render_history"] = [
+            {key: render[key] for key in ("render_s", "peak_rss_mib", "rss_after_mib", "face_cache_hit")} for render in renders
+        ]
     return rows
 
 
@@ -319,12 +337,19 @@ def resolve_device(requested: str) -> str:
     return requested
 
 
-def prepare_checkpoints(work: Path) -> tuple[Path, Path]:
+def prepare_checkpoints(work: Path, wav2lip: Path | None, s3fd: Path | None) -> tuple[Path, Path]:
+    """The given weights, or random ones of the public shapes generated into ``work`` (once)."""
     from checkpoint_factory import make_s3fd_checkpoint, make_wav2lip_checkpoint
 
-    wav2lip, s3fd = work / "wav2lip_gan.pth", work / "s3fd.pth"
-    return (wav2lip if wav2lip.exists() else make_wav2lip_checkpoint(wav2lip),
-            s3fd if s3fd.exists() else make_s3fd_checkpoint(s3fd))
+    if wav2lip is None:
+        wav2lip = work / "wav2lip_gan.pth"
+        if not wav2lip.exists():
+            make_wav2lip_checkpoint(wav2lip)
+    if s3fd is None:
+        s3fd = work / "s3fd.pth"
+        if not s3fd.exists():
+            make_s3fd_checkpoint(s3fd)
+    return wav2lip, s3fd
 
 
 def prepare_audio(work: Path, seconds: float) -> Path:
@@ -540,6 +565,7 @@ def child_heygemd(job: Job) -> int:
         render_s = time.perf_counter() - started
         figures = render_figures(report, render_s, trace, engine.device) | children.figures()
         figures["cpu_s"] = cpu_seconds(since=cpu_before)
+        figures["rss_after_mib"] = current_rss_mib()
         # The cold render is what a fresh `heygemd render` costs: interpreter, imports, engine, render.
         figures["wall_s"] = round(time.time() - job["spawned_at"], 2) if number == 0 and not job["settings"].get("dry_run") else figures["render_s"]
         renders.append(figures)
