@@ -93,7 +93,7 @@ def main() -> int:
     args = parse_args()
     if args.child:
         return CHILDREN[args.child](json.loads(args.job.read_text()))
-    with scratch_folder(args.work) as work:
+    with ScratchFolder(args.work) as work:
         document = run_all(args, work, lambda document: save(document, args.out))
     print(table(document))
     print(f"written to {args.out}")
@@ -132,7 +132,7 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-class scratch_folder:
+class ScratchFolder:
     """The --work folder (kept), or a temporary one (removed)."""
 
     def __init__(self, work: Path | None) -> None:
@@ -237,6 +237,7 @@ def long_case(
                       renders=1, options=options)
     row = expand_renders(run_case("heygemd", args.long_size, "heygemd-long", work, job), ["heygemd-long"])[0]
     row["template_seconds"] = seconds
+    row["fixed_box"] = options.get("fixed_box")
     return row
 
 
