@@ -13,6 +13,7 @@ when no real ones are named (the real weights give the meaningful figure).
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
 import tempfile
@@ -45,6 +46,7 @@ def main() -> int:
     from heygemd.engine.blend import crop_face, generator_faces
     from heygemd.engine.checkpoint import load_wav2lip
     from heygemd.engine.faces import S3FDDetector
+    from heygemd.engine.model import prepare_for_inference
 
     device = torch.device("cuda")
     with tempfile.TemporaryDirectory() as scratch:
@@ -61,7 +63,7 @@ def main() -> int:
         with torch.inference_mode():
             audio_t, faces_t = torch.from_numpy(mels).to(device), torch.from_numpy(faces).to(device)
             full = model(audio_t, faces_t).float().cpu().numpy()
-            half_model = model.to(memory_format=torch.channels_last).half()
+            half_model = prepare_for_inference(copy.deepcopy(model), half=True)  # what the engine runs on CUDA
             half = half_model(audio_t.half(), faces_t.contiguous(memory_format=torch.channels_last).half()).float().cpu().numpy()
         pixel_difference = np.abs(full * 255 - half * 255)
 

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import copy
 import re
 
 import pytest
 import torch
 
-from heygemd.engine.model import PARAMETER_COUNT, STATE_DICT_ENTRIES, ConvUnit, Wav2Lip
+from heygemd.engine.model import (
+    PARAMETER_COUNT,
+    STATE_DICT_ENTRIES,
+    ConvUnit,
+    Wav2Lip,
+    fold_batch_norms,
+    prepare_for_inference,
+)
 
 # Shapes read off the public layout (ConvTranspose2d weights are (in, out, kH, kW)).
 SPOT_SHAPES: dict[str, tuple[int, ...]] = {
@@ -131,3 +139,35 @@ def test_residual_unit_must_keep_its_shape() -> None:
         ConvUnit(16, 32, 3, 1, 1, residual=True)
     with pytest.raises(ValueError):
         ConvUnit(16, 16, 3, 2, 1, residual=True)
+
+
+def _with_trained_looking_batch_norms(seed: int) -> Wav2Lip:
+    """A model whose BatchNorms carry non-trivial statistics and affine terms, as trained ones do."""
+    torch.manual_seed(seed)
+    model = Wav2Lip().eval()
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                size = module.num_features
+                module.running_mean.copy_(torch.randn(size, generator=generator) * 0.1)
+                module.running_var.copy_(torch.rand(size, generator=generator) + 0.5)
+                module.weight.copy_(torch.rand(size, generator=generator) + 0.5)
+                module.bias.copy_(torch.randn(size, generator=generator) * 0.1)
+    return model
+
+
+def test_prepared_model_computes_what_the_checkpoint_layout_computes() -> None:
+    reference = _with_trained_looking_batch_norms(3)
+    prepared = prepare_for_inference(copy.deepcopy(reference))
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in prepared.modules())
+    audio, faces = _inputs(11, batch=3)
+    with torch.inference_mode():
+        expected = reference(audio, faces)
+        got = prepared(audio, faces.contiguous(memory_format=torch.channels_last))
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
+
+
+def test_batch_norms_fold_only_in_eval_mode() -> None:
+    with pytest.raises(ValueError, match="eval"):
+        fold_batch_norms(Wav2Lip().train())
