@@ -20,7 +20,9 @@ from heygemd.engine.faces import (
     S3FDDetector,
     box_iou,
     build_detector,
+    _pad_box,
     finalize_boxes,
+    stream_final_boxes,
 )
 from heygemd.engine.settings import Box, DetectorKind
 
@@ -263,14 +265,48 @@ def test_window_longer_than_the_video_averages_everything() -> None:
     assert finalize_boxes([], (0, 10, 0, 0), (50, 50)) == []
 
 
+def _random_box(rng: np.random.Generator, width: int, height: int) -> Box:
+    x1, y1 = int(rng.integers(0, width - 1)), int(rng.integers(0, height - 1))
+    return (x1, y1, int(rng.integers(x1 + 1, width + 1)), int(rng.integers(y1 + 1, height + 1)))
+
+
+def _finalize_by_definition(raw, pads, size, window):
+    """Frame i: floored mean of the padded boxes with a face in frames min(i, n-w) .. +w-1."""
+    padded = [None if box is None else _pad_box(box, pads, *size) for box in raw]
+    w = min(window, len(raw))
+    result = []
+    for i, box in enumerate(padded):
+        start = min(i, len(raw) - w)
+        faces = np.array([b for b in padded[start : start + w] if b is not None])
+        result.append(None if box is None else tuple(int(v) for v in np.floor(faces.mean(axis=0))))
+    return result
+
+
+@pytest.mark.parametrize("window", [1, 2, 5, 9])
+def test_streamed_boxes_match_the_definition(window: int) -> None:
+    rng = np.random.default_rng(window)
+    for count in (0, 1, 3, 8, 40):
+        raw = [None if rng.random() < 0.2 else _random_box(rng, 200, 120) for _ in range(count)]
+        expected = _finalize_by_definition(raw, (3, 9, 2, 2), (200, 120), window)
+        assert finalize_boxes(raw, (3, 9, 2, 2), (200, 120), window) == expected
+
+
+def test_a_streamed_box_comes_out_once_its_window_is_in() -> None:
+    pulled = []
+
+    def raw():
+        for i in range(10):
+            pulled.append(i)
+            yield (i, i, i + 20, i + 20)
+
+    stream = stream_final_boxes(raw(), (0, 0, 0, 0), (100, 100), smooth_window=3)
+    assert next(stream) == (1, 1, 21, 21) and pulled == [0, 1, 2]
+
+
 def test_finalized_boxes_are_ints_inside_the_frame_with_area() -> None:
     rng = np.random.default_rng(1)
     width, height = 64, 48
-    raw: list[Box | None] = []
-    for _ in range(200):
-        x1, y1 = int(rng.integers(0, width - 1)), int(rng.integers(0, height - 1))
-        box = (x1, y1, int(rng.integers(x1 + 1, width + 1)), int(rng.integers(y1 + 1, height + 1)))
-        raw.append(box if rng.random() > 0.2 else None)
+    raw = [_random_box(rng, width, height) if rng.random() > 0.2 else None for _ in range(200)]
     for pads in ((0, 10, 0, 0), (-30, -30, -30, -30), (50, 50, 50, 50)):
         for box, before in zip(finalize_boxes(raw, pads, (width, height), smooth_window=5), raw):
             assert (box is None) == (before is None)

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from heygemd.engine import EngineError, EngineSettings, LipSyncEngine, RenderOptions
-from heygemd.engine.faces import interpolate_track
+from heygemd.engine.faces import interpolate_stride
 from heygemd.engine.ffmpeg_tools import nvenc_usable
-from heygemd.engine.pipeline import BackgroundSink, prefetch
+from heygemd.engine.pipeline import BackgroundSink, GrowingList, prefetch
 from heygemd.engine.track_cache import TrackCache, track_key
 from media_factory import make_audio, make_video
 
@@ -69,17 +69,33 @@ def test_track_key_changes_with_the_detector_settings():
 
 def test_stride_detects_every_kth_frame_and_interpolates(engine_settings, speech, template, tmp_path):
     engine = LipSyncEngine(engine_settings.model_copy(update={"detect_stride": 4}))
+    engine._tracker.detector = detector = _SlowDetector(engine._tracker.detector, delay=0)
     report = engine.render(speech, template, tmp_path / "out.mp4")
-    assert report.faces.detect_stride == 4
+    assert report.faces.detect_stride == 4 and detector.frames == 4, "frames 0, 4, 8 and 12 of 15"
     assert report.faces.frames_with_face == 15 and report.faces.frames_without_face == 0
 
 
-def test_interpolate_track_moves_boxes_linearly_between_samples():
-    track = interpolate_track({0: (0, 0, 10, 10), 4: (4, 8, 14, 18), 8: None}, 10)
+def test_interpolate_stride_moves_boxes_linearly_between_samples():
+    track = list(interpolate_stride([(0, 0, 10, 10), (4, 8, 14, 18), None], 4, 10))
+    assert len(track) == 10
     assert track[2] == (2, 4, 12, 14)
     assert track[5] == (4, 8, 14, 18) and track[7] is None, "the nearer sample decides next to a faceless one"
     assert track[9] is None
-    assert interpolate_track({0: (1, 1, 5, 5)}, 3) == [(1, 1, 5, 5)] * 3
+    assert list(interpolate_stride([(1, 1, 5, 5)], 3, 3)) == [(1, 1, 5, 5)] * 3
+    assert list(interpolate_stride([(1, 1, 5, 5), (3, 3, 7, 7)], 2, 2)) == [(1, 1, 5, 5), (2, 2, 6, 6)]
+
+
+def test_interpolate_stride_gives_a_frame_as_soon_as_the_next_sample_is_in():
+    pulled: list[int] = []
+
+    def samples():
+        for number in range(4):
+            pulled.append(number)
+            yield (number, number, number + 10, number + 10)
+
+    stream = interpolate_stride(samples(), 3, 12)
+    assert next(stream) == (0, 0, 10, 10) and pulled == [0]
+    assert next(stream) == (0, 0, 10, 10) and pulled == [0, 1], "frame 1 needed sample 1 (frame 3)"
 
 
 # -- overlapped stages ---------------------------------------------------------------------------
@@ -132,6 +148,83 @@ def test_background_sink_delivers_everything_and_reports_a_failure():
         for item in range(100):
             failing.put(item)
         failing.close()
+
+
+def test_growing_list_serves_items_while_its_source_is_still_running():
+    release = threading.Event()
+
+    def source():
+        yield "first"
+        release.wait(5)
+        yield "second"
+
+    items = GrowingList(source())
+    assert items[0] == "first" and not items.finished
+    release.set()
+    assert items[1] == "second"
+    with pytest.raises(IndexError):
+        items[2]
+    assert items.finished and items.wait() == ["first", "second"]
+
+
+def test_growing_list_hands_the_sources_error_to_its_reader_and_stops_on_close():
+    def failing():
+        yield 1
+        raise ValueError("detector broke")
+
+    broken = GrowingList(failing())
+    assert broken[0] == 1
+    with pytest.raises(ValueError, match="detector broke"):
+        broken[1]
+
+    closed = threading.Event()
+
+    def endless():
+        try:
+            while True:
+                yield 0
+        finally:
+            closed.set()
+
+    before = threading.active_count()
+    GrowingList(endless()).close()
+    assert closed.is_set() and threading.active_count() == before
+
+
+class _SlowDetector:
+    """The real detector, counting frames, recording when each batch finished and taking ``delay`` longer."""
+
+    def __init__(self, detector, delay: float) -> None:
+        self.detector, self.delay, self.finished_at, self.frames = detector, delay, [], 0
+        self.name = detector.name
+
+    def detect(self, frames):
+        self.frames += len(frames)
+        time.sleep(self.delay)
+        found = self.detector.detect(frames)
+        self.finished_at.append(time.perf_counter())
+        return found
+
+
+class _TimedModel(torch.nn.Module):
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model, self.started_at = model, []
+
+    def forward(self, audio: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
+        self.started_at.append(time.perf_counter())
+        return self.model(audio, faces)
+
+
+def test_the_generator_starts_while_faces_are_still_being_detected(engine_settings, speech, tmp_path):
+    long_template = make_video(tmp_path / "long.mp4", seconds=2.4, fps="25", size=SIZE)  # 60 frames
+    engine = LipSyncEngine(engine_settings.model_copy(update={"batch_size": 8, "detector_batch_size": 4}))
+    detector = _SlowDetector(engine._tracker.detector, delay=0.1)
+    engine._tracker.detector = detector
+    engine.model = _TimedModel(engine.model)
+    report = engine.render(make_audio(tmp_path / "speech.wav", seconds=2.4), long_template, tmp_path / "out.mp4")
+    assert report.faces.frames_with_face == 60 and len(detector.finished_at) == 15
+    assert engine.model.started_at[0] < detector.finished_at[-1], "the first batch waited for the whole track"
 
 
 # -- encoder choice ---------------------------------------------------------------------------------

@@ -2,15 +2,16 @@
 
 A render streams: frames flow from an ffmpeg decoder through the face boxes, the generator and
 the blend into an ffmpeg encoder, one batch at a time, so memory does not grow with the
-video's length. Face boxes are found in a first streaming pass (they are tiny), so the
-smoothing can look ahead and a video with no face at all fails before anything is encoded.
+video's length. Face detection runs in its own pass over the template, in a background
+thread a little ahead of the write loop: the smoothing looks a few frames ahead, and a box
+reaches the write loop as soon as its window is in, so detection overlaps the generator.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from fractions import Fraction
@@ -24,11 +25,12 @@ from heygemd.engine import audio as audio_features
 from heygemd.engine.blend import crop_face, generator_faces, paste, prediction_images
 from heygemd.engine.checkpoint import CheckpointInfo, inspect_checkpoint, load_wav2lip
 from heygemd.engine.errors import AudioError, EngineError, MediaError, NoFaceError, RenderCancelled
-from heygemd.engine.faces import FaceTracker, build_detector, finalize_boxes, interpolate_track
+from heygemd.engine.faces import FaceTracker, build_detector, interpolate_stride, stream_final_boxes
 from heygemd.engine.ffmpeg_tools import nvenc_usable
 from heygemd.engine.files import atomic_output, sha256_file
 from heygemd.engine.media import VideoWriter, decode_audio, read_frames, read_frames_reversed
-from heygemd.engine.pipeline import BackgroundSink, prefetch
+from heygemd.engine.model import prepare_for_inference
+from heygemd.engine.pipeline import BackgroundSink, GrowingList, prefetch
 from heygemd.engine.probe import AudioInfo, VideoInfo, probe_audio, probe_video
 from heygemd.engine.report import (
     AudioInput,
@@ -135,11 +137,8 @@ class LipSyncEngine:
         self.track_cache = TrackCache(cache_dir, self.settings.face_cache_max_mb << 20) if cache_dir else None
         if self.settings.dry_run:
             return
-        self.model, self.checkpoint = load_wav2lip(self.settings.checkpoint, self.device)
-        if self.device.type == "cuda":
-            self.model = self.model.to(memory_format=torch.channels_last)
-            if self.half_precision:
-                self.model = self.model.half()
+        model, self.checkpoint = load_wav2lip(self.settings.checkpoint, self.device)
+        self.model = prepare_for_inference(model, half=self.half_precision)
         detector = build_detector(
             self.settings.detector,
             self.settings.detector_checkpoint,
@@ -233,8 +232,11 @@ class LipSyncEngine:
 
         render = _Render(self, audio, info, video_sha256, options, clock, progress, cancel)
         boxes = render.face_boxes()
-        with atomic_output(output) as temporary:
-            frames_written = render.write(temporary, boxes)
+        try:
+            with atomic_output(output) as temporary:
+                frames_written = render.write(temporary, boxes)
+        finally:
+            boxes.close()
         output_info = probe_video(output)
         clock.timings.total = time.perf_counter() - started
 
@@ -334,27 +336,26 @@ class _Render:
             return "fixed_box"
         return self.engine.settings.detector.value
 
-    def face_boxes(self) -> list[Box | None]:
-        """One padded, smoothed box (or None) per template frame the output will show."""
+    def face_boxes(self) -> _FaceBoxes:
+        """One padded, smoothed box (or None) per template frame the output will show.
+
+        From the face-track cache or a fixed box they are all known at once; otherwise a
+        background thread detects them while the write loop consumes them.
+        """
         needed = min(self.template_frames, self.output_frames)
         if self.engine.settings.dry_run:
-            return [None] * needed
+            return _FaceBoxes.known([None] * needed, self.info.path, need_face=False)
         if self.options.fixed_box is not None:
-            return [self._fixed_box()] * needed
+            return _FaceBoxes.known([self._fixed_box()] * needed, self.info.path)
         raw = self._cached_track(needed)
         if raw is not None:
             self.cache_hit = True
-        else:
-            raw = self._detect_track(needed)
-            if self.engine.track_cache is not None and len(raw) == needed:
-                self.engine.track_cache.store(self._track_key(), raw)
-        if len(raw) < needed:
-            self._note_short_decode(len(raw), needed)
-            self.template_frames = max(1, len(raw))
-        boxes = finalize_boxes(raw, self.options.pads, (self.info.width, self.info.height), self.engine.settings.smooth_window)
-        if not any(box is not None for box in boxes):
-            raise NoFaceError("no face was found in any frame of this video", self.info.path)
-        return boxes
+            return _FaceBoxes.known(list(self._final_boxes(raw)), self.info.path)
+        return _FaceBoxes(GrowingList(self._final_boxes(self._detect_track(needed)), "detect"), self.info.path)
+
+    def _final_boxes(self, raw: Iterable[Box | None]) -> Iterator[Box | None]:
+        size = (self.info.width, self.info.height)
+        return stream_final_boxes(raw, self.options.pads, size, self.engine.settings.smooth_window)
 
     def _track_key(self) -> str:
         return track_key(self.video_sha256, {**self.engine._track_settings, "fps": str(self.info.fps_fraction)})
@@ -363,8 +364,12 @@ class _Render:
         cache = self.engine.track_cache
         return None if cache is None else cache.load(self._track_key(), needed)
 
-    def _detect_track(self, needed: int) -> list[Box | None]:
-        """Raw boxes of the first ``needed`` frames: detected on every ``detect_stride``-th, interpolated between."""
+    def _detect_track(self, needed: int) -> Iterator[Box | None]:
+        """Raw boxes of the first ``needed`` frames, lazily: detected on every ``detect_stride``-th, interpolated between.
+
+        Stored in the face-track cache once complete. A template that decodes to fewer frames
+        than its probe promised holds its last box to the end (the write loop repeats its last frame).
+        """
         assert self.engine._tracker is not None
         stride = self.engine.settings.detect_stride
         decoded = prefetch(self.clock.timed("decode", read_frames(self.info, 0, needed)), QUEUE_FRAMES, "decode")
@@ -380,23 +385,24 @@ class _Render:
                 if frame is None:
                     return
                 index, frames_seen = frames_seen, frames_seen + 1
-                self._check_cancel()
-                if self.progress and frames_seen % 25 == 0:
-                    self.progress(RenderProgress(video=self.info.path, frames_done=frames_seen, frames_total=needed, stage="detect"))
                 if index % stride == 0:
                     yield frame
 
+        raw: list[Box | None] = []
         started = time.perf_counter()
         try:
             with torch.autocast("cuda", dtype=torch.float16, enabled=self.engine.half_precision):
-                detected = list(self.engine._tracker.track(sampled_frames()))
+                for box in interpolate_stride(self.engine._tracker.track(sampled_frames()), stride, needed):
+                    raw.append(box)
+                    yield box
         finally:
             decoded.close()
-        # The detector waited for the decoder now and then: that is decoding, not detection.
-        self.clock.timings.detect += time.perf_counter() - started - waited
-        if stride == 1:
-            return detected
-        return interpolate_track({i * stride: box for i, box in enumerate(detected)}, frames_seen)
+            # The detector waited for the decoder now and then: that is decoding, not detection.
+            self.clock.timings.detect += time.perf_counter() - started - waited
+        if frames_seen < needed:
+            self._note_short_decode(frames_seen, needed)
+        elif self.engine.track_cache is not None:
+            self.engine.track_cache.store(self._track_key(), raw)
 
     def _fixed_box(self) -> Box:
         x1, y1, x2, y2 = self.options.fixed_box  # type: ignore[misc]
@@ -475,7 +481,7 @@ class _Render:
 
     # -- the write loop -------------------------------------------------------------------------
 
-    def write(self, output: Path, boxes: list[Box | None]) -> int:
+    def write(self, output: Path, boxes: _FaceBoxes) -> int:
         """Encode every output frame to ``output``; returns the number of frames written.
 
         Three stages overlap: a thread decodes ahead, this thread runs the generator and the
@@ -517,8 +523,9 @@ class _Render:
 
         return timed_work
 
-    def _write_batch(self, sink: BackgroundSink[np.ndarray], batch: list[tuple[int, int, np.ndarray]], boxes: list[Box | None]) -> int:
+    def _write_batch(self, sink: BackgroundSink[np.ndarray], batch: list[tuple[int, int, np.ndarray]], boxes: _FaceBoxes) -> int:
         self._check_cancel()
+        boxes.raise_if_faceless()
         with_face = [item for item in batch if boxes[item[1]] is not None]
         if self.engine.model is not None:
             self.frames_with_face += len(with_face)
@@ -531,7 +538,7 @@ class _Render:
             self.progress(RenderProgress(video=self.info.path, frames_done=batch[-1][0] + 1, frames_total=self.output_frames))
         return len(batch)
 
-    def _lip_sync(self, items: list[tuple[int, int, np.ndarray]], boxes: list[Box | None]) -> None:
+    def _lip_sync(self, items: list[tuple[int, int, np.ndarray]], boxes: _FaceBoxes) -> None:
         """Run the generator on the faces of ``items`` and paste the results into their frames in place."""
         started = time.perf_counter()
         face_boxes = [boxes[template_index] for _, template_index, _ in items]
@@ -576,8 +583,7 @@ class _Render:
         engine = self.engine
         with torch.inference_mode():
             audio_tensor, face_tensor = _to_device(mels, engine.device), _to_device(faces, engine.device)
-            if engine.device.type == "cuda":
-                face_tensor = face_tensor.contiguous(memory_format=torch.channels_last)
+            face_tensor = face_tensor.contiguous(memory_format=torch.channels_last)
             if engine.half_precision:
                 audio_tensor, face_tensor = audio_tensor.half(), face_tensor.half()
             return engine.model(audio_tensor, face_tensor).float().cpu().numpy()  # type: ignore[misc]
@@ -585,6 +591,43 @@ class _Render:
     def _check_cancel(self) -> None:
         if self.cancel is not None and self.cancel.is_set():
             raise RenderCancelled("the render was stopped before it finished; nothing was written", self.info.path)
+
+
+class _FaceBoxes:
+    """The smoothed face box (or None) of each template frame, possibly still being detected."""
+
+    def __init__(self, boxes: GrowingList[Box | None], video: Path, *, need_face: bool = True) -> None:
+        self._boxes = boxes
+        self._video = video
+        self._face_seen = not need_face
+
+    @classmethod
+    def known(cls, boxes: list[Box | None], video: Path, *, need_face: bool = True) -> _FaceBoxes:
+        """Boxes known up front; a track without any face fails here, before anything is encoded."""
+        known = cls(GrowingList(boxes, "known-boxes"), video, need_face=need_face)
+        known._boxes.wait()
+        known.raise_if_faceless()
+        return known
+
+    def __getitem__(self, template_index: int) -> Box | None:
+        """The box of ``template_index``, waiting for detection to get there."""
+        try:
+            return self._boxes[template_index]
+        except IndexError:  # the template decoded short: its last box is held
+            boxes = self._boxes.wait()
+            return boxes[-1] if boxes else None
+
+    def raise_if_faceless(self) -> None:
+        """NoFaceError once every box is in and none has a face."""
+        if self._face_seen or not self._boxes.finished:
+            return
+        boxes = self._boxes.wait()
+        self._face_seen = any(box is not None for box in boxes)
+        if not self._face_seen and boxes:
+            raise NoFaceError("no face was found in any frame of this video", self._video)
+
+    def close(self) -> None:
+        self._boxes.close()
 
 
 def _to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:

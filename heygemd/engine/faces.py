@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import pickle
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -350,37 +351,42 @@ def _scale_detection(detection: Detection, small: tuple[int, int], full: tuple[i
 def finalize_boxes(
     raw: Sequence[Box | None], pads: Pads, frame_size: tuple[int, int], smooth_window: int = 5
 ) -> list[Box | None]:
-    """Pad, clip and smooth a raw track; None frames stay None.
+    """The whole track through :func:`stream_final_boxes`."""
+    return list(stream_final_boxes(raw, pads, frame_size, smooth_window))
+
+
+def stream_final_boxes(
+    raw: Iterable[Box | None], pads: Pads, frame_size: tuple[int, int], smooth_window: int = 5
+) -> Iterator[Box | None]:
+    """Pad, clip and smooth a raw track, lazily; None frames stay None.
 
     pads: (top, bottom, left, right) pixels added around each box, then clipped to
     frame_size (width, height). Smoothing is a forward mean: frame i averages the padded
-    boxes of frames i..i+w-1 that have a face. The last w-1 frames use the last full window
-    (frames n-w..n-1) as the reference does, so the tail is smoothed as strongly as the rest
-    (the reference averages that window in place, partly over already-smoothed boxes; here
-    it is always the padded boxes). Means are floored, as the reference's int array does.
+    boxes of frames i..i+w-1 that have a face, so box i comes out once raw box i+w-1 is in.
+    The last w-1 frames use the last full window (frames n-w..n-1) as the reference does, so
+    the tail is smoothed as strongly as the rest (the reference averages that window in place,
+    partly over already-smoothed boxes; here it is always the padded boxes). Means are
+    floored, as the reference's int array does.
     """
     if smooth_window < 1:
         raise ValueError("smooth_window must be at least 1")
     width, height = frame_size
-    padded = [None if box is None else _pad_box(box, pads, width, height) for box in raw]
-    count = len(padded)
-    if count == 0:
-        return []
-    has_face = np.array([box is not None for box in padded])
-    values = np.array([box if box is not None else (0, 0, 0, 0) for box in padded], dtype=np.int64)  # (n, 4)
-    sums = np.vstack([np.zeros((1, 4), np.int64), np.cumsum(values, axis=0)])  # (n+1, 4)
-    faces = np.concatenate([[0], np.cumsum(has_face)])  # (n+1,)
-    window = min(smooth_window, count)
-    smoothed: list[Box | None] = []
-    for i in range(count):
-        if not has_face[i]:
-            smoothed.append(None)
-            continue
-        start = min(i, count - window)
-        total = sums[start + window] - sums[start]
-        faces_in_window = faces[start + window] - faces[start]  # >= 1: frame i is in its window
-        smoothed.append(tuple(int(v) for v in np.floor(total / faces_in_window)))  # type: ignore[arg-type]
-    return smoothed
+    window: deque[Box | None] = deque(maxlen=smooth_window)
+    for box in raw:
+        window.append(None if box is None else _pad_box(box, pads, width, height))
+        if len(window) == smooth_window:
+            yield _window_mean(window, window[0])
+    pending = list(window)[1:] if len(window) == smooth_window else list(window)
+    for box in pending:
+        yield _window_mean(window, box)
+
+
+def _window_mean(window: Iterable[Box | None], box: Box | None) -> Box | None:
+    """None for a frame without a face, else the floored mean of the window's boxes."""
+    if box is None:
+        return None
+    faces = [b for b in window if b is not None]  # box is one of them
+    return tuple(sum(side) // len(faces) for side in zip(*faces))  # type: ignore[return-value]
 
 
 def _pad_box(box: Box, pads: Pads, width: int, height: int) -> Box:
@@ -403,31 +409,30 @@ def _clip_box(box: tuple[int, int, int, int], width: int, height: int) -> Box | 
     return (x1, y1, x2, y2)
 
 
-def interpolate_track(sampled: dict[int, Box | None], frames: int) -> list[Box | None]:
-    """A box for each of ``frames`` frames from boxes detected on some of them (a stride).
+def interpolate_stride(samples: Iterable[Box | None], stride: int, frames: int) -> Iterator[Box | None]:
+    """A box for each of ``frames`` frames from boxes detected on frames 0, stride, 2*stride, ... (lazily).
 
     Between two sampled frames that both have a face the box moves linearly; next to a sampled
-    frame without a face, the nearer sample decides; after the last sample its box is held.
+    frame without a face, the nearer sample decides (the earlier one on a tie); after the last
+    sample its box is held. Frame j's box comes out once the sample after it is in.
     """
-    samples = sorted(sampled)
-    track: list[Box | None] = []
-    right = 0
-    for frame in range(frames):
-        while right < len(samples) and samples[right] < frame:
-            right += 1
-        if right < len(samples) and samples[right] == frame:
-            track.append(sampled[frame])
-            continue
-        before = samples[right - 1] if right > 0 else None
-        after = samples[right] if right < len(samples) else None
-        if before is None or after is None:
-            nearest = before if after is None else after
-            track.append(sampled[nearest] if nearest is not None else None)
-            continue
-        a, b = sampled[before], sampled[after]
-        if a is not None and b is not None:
-            t = (frame - before) / (after - before)
-            track.append(tuple(round(pa + (pb - pa) * t) for pa, pb in zip(a, b)))  # type: ignore[misc]
-        else:
-            track.append(a if frame - before <= after - frame else b)
-    return track
+    if stride < 1:
+        raise ValueError("stride must be at least 1")
+    emitted = 0
+    previous: Box | None = None
+    for number, box in enumerate(samples):
+        at = number * stride
+        for frame in range(emitted, min(at, frames)):
+            yield _between(previous, box, (frame - (at - stride)) / stride)
+        if at < frames:
+            yield box
+        emitted, previous = at + 1, box
+    for _ in range(emitted, frames):
+        yield previous
+
+
+def _between(before: Box | None, after: Box | None, t: float) -> Box | None:
+    """The box a fraction ``t`` (0 < t < 1) of the way from ``before`` to ``after``."""
+    if before is not None and after is not None:
+        return tuple(round(a + (b - a) * t) for a, b in zip(before, after))  # type: ignore[return-value]
+    return before if t <= 0.5 else after

@@ -120,3 +120,66 @@ class BackgroundSink(Generic[T]):
             raise self._error
         if self._stop.is_set() and not self._thread.is_alive():
             raise RuntimeError("the background stage has stopped")
+
+
+class GrowingList(Generic[T]):
+    """A list that a background thread fills from ``source``; reading item i waits until it is in.
+
+    Lets a consumer start on the first items while the producer is still working on later
+    ones (face boxes for the write loop while detection goes on). ``close`` stops the producer.
+    """
+
+    def __init__(self, source: Iterable[T], name: str = "growing-list") -> None:
+        self._items: list[T] = []
+        self._finished = False
+        self._error: BaseException | None = None
+        self._changed = threading.Condition()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._fill, args=(source,), name=name, daemon=True)
+        self._thread.start()
+
+    def __getitem__(self, index: int) -> T:
+        """Item ``index`` (>= 0), waiting for it; IndexError if the source ended before it."""
+        with self._changed:
+            self._changed.wait_for(lambda: len(self._items) > index or self._finished)
+            if len(self._items) > index:
+                return self._items[index]
+            if self._error is not None:
+                raise self._error
+            raise IndexError(f"the source ended after {len(self._items)} items")
+
+    @property
+    def finished(self) -> bool:
+        """True once the source is exhausted (or failed)."""
+        return self._finished
+
+    def wait(self) -> list[T]:
+        """Every item, once the source is exhausted; re-raises the producer's error."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._items
+
+    def close(self) -> None:
+        """Stop the producer (after its current item) and wait for it."""
+        self._stop.set()
+        self._thread.join()
+
+    def _fill(self, source: Iterable[T]) -> None:
+        iterator = iter(source)
+        try:
+            for item in iterator:
+                with self._changed:
+                    self._items.append(item)
+                    self._changed.notify_all()
+                if self._stop.is_set():
+                    break
+        except BaseException as error:  # handed to the readers, raised there
+            self._error = error
+        finally:
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                close()
+            with self._changed:
+                self._finished = True
+                self._changed.notify_all()
