@@ -173,6 +173,14 @@ def test_track_scales_boxes_back_from_the_downscaled_frame() -> None:
     assert boxes == [(200, 100, 400, 300)] * 3
 
 
+def test_track_maps_frames_the_decoder_downscaled_back_to_their_full_size() -> None:
+    detector = ScriptedDetector([[Detection((100, 50, 200, 150), 0.9)]] * 2)
+    tracker = FaceTracker(detector, max_side=640, batch_size=2)
+    boxes = list(tracker.track(blank(2, (640, 360)), full_size=(1920, 1080)))
+    assert detector.calls == [(2, (360, 640, 3))]
+    assert boxes == [(300, 150, 600, 450)] * 2
+
+
 def test_track_leaves_small_frames_alone() -> None:
     detector = ScriptedDetector([[Detection((10, 10, 50, 50), 0.9)]])
     assert list(FaceTracker(detector, max_side=640).track(blank(1, (320, 240)))) == [(10, 10, 50, 50)]

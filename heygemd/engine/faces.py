@@ -269,10 +269,14 @@ class FaceTracker:
         self.max_side = max_side
         self.batch_size = batch_size
 
-    def track(self, frames: Iterable[np.ndarray]) -> Iterator[Box | None]:
-        """One box (full-resolution pixels) or None per BGR frame, in order, lazily."""
+    def track(self, frames: Iterable[np.ndarray], full_size: tuple[int, int] | None = None) -> Iterator[Box | None]:
+        """One box (full-resolution pixels) or None per BGR frame, in order, lazily.
+
+        With ``full_size`` (width, height) the frames come already downscaled (by the decoder)
+        from frames of that size, and the boxes are mapped back onto it.
+        """
         state = _TrackState()
-        for batch, full_size in self._batches(frames):
+        for batch, full_size in self._batches(frames, full_size):
             small_size = (batch[0].shape[1], batch[0].shape[0])
             found = self.detector.detect(batch)
             if len(found) != len(batch):
@@ -281,7 +285,9 @@ class FaceTracker:
                 scaled = [_scale_detection(d, small_size, full_size) for d in detections]
                 yield state.follow([d for d in scaled if d is not None])
 
-    def _batches(self, frames: Iterable[np.ndarray]) -> Iterator[tuple[list[np.ndarray], tuple[int, int]]]:
+    def _batches(
+        self, frames: Iterable[np.ndarray], downscaled_from: tuple[int, int] | None
+    ) -> Iterator[tuple[list[np.ndarray], tuple[int, int]]]:
         """Downscaled frames in batches of one full size: (batch, (full width, full height)).
 
         A batch goes out as soon as it is full, before the next frame is pulled.
@@ -289,11 +295,11 @@ class FaceTracker:
         batch: list[np.ndarray] = []
         full_size = (0, 0)
         for frame in frames:
-            size = (frame.shape[1], frame.shape[0])
+            size = downscaled_from or (frame.shape[1], frame.shape[0])
             if batch and size != full_size:  # a size change mid-stream: detect what came before
                 yield batch, full_size
                 batch = []
-            batch.append(self._downscale(frame))
+            batch.append(frame if downscaled_from else self._downscale(frame))
             full_size = size
             if len(batch) == self.batch_size:
                 yield batch, full_size
