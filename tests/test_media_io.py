@@ -1,5 +1,5 @@
-"""Streaming media I/O on real generated files: seeking, reverse reads, decoder cleanup, audio decode,
-the H.264/AAC writer, and which ffmpeg runs."""
+"""Streaming media I/O on real generated files: seeking, reverse reads, decoder cleanup, I420 frames,
+the detection reader, audio decode, the H.264/AAC writer, and which ffmpeg runs."""
 
 from __future__ import annotations
 
@@ -12,15 +12,27 @@ import time
 from fractions import Fraction
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
 from heygemd.engine import ffmpeg_tools
 from heygemd.engine.errors import MediaError
 from heygemd.engine.ffmpeg_tools import ffmpeg_path, ffprobe_path
-from heygemd.engine.media import SEEK_MIN_S, SEEK_PREROLL_S, VideoWriter, decode_audio, read_frames, read_frames_reversed
+from heygemd.engine.media import (
+    SEEK_MIN_S,
+    SEEK_PREROLL_S,
+    VideoWriter,
+    decode_audio,
+    detection_size,
+    even_size,
+    frame_shape,
+    read_detection_frames,
+    read_frames,
+    read_frames_reversed,
+)
 from heygemd.engine.probe import VideoInfo, probe_video
-from media_factory import frame_index_of, make_audio, make_video, presenter_frame, speech_like
+from media_factory import frame_index_of, make_audio, make_still, make_video, presenter_frame, speech_like
 
 SIZE = (96, 96)
 # Seeking starts SEEK_PREROLL_S before the wanted frame and never before SEEK_MIN_S: a clip must
@@ -31,6 +43,27 @@ assert SEEK_CLIP_S > SEEK_MIN_S + SEEK_PREROLL_S + 0.5
 
 def indices(frames) -> list[int]:
     return [frame_index_of(frame) for frame in frames]
+
+
+def i420_to_bgr(frame: np.ndarray, width: int, height: int) -> np.ndarray:
+    """(H * 3 // 2, W) I420 frame -> (height, width, 3) BGR of the picture without its padding."""
+    return cv2.cvtColor(frame, cv2.COLOR_YUV2BGR_I420)[:height, :width]
+
+
+def decoded_i420(path: Path, width: int, height: int) -> list[np.ndarray]:
+    """Every frame of ``path`` as ffmpeg decodes it to yuv420p with no filter, as (n,) raw bytes each."""
+    raw = subprocess.run([ffmpeg_path(), "-nostdin", "-v", "error", "-i", str(path), "-f", "rawvideo",
+                          "-pix_fmt", "yuv420p", "-"], capture_output=True, check=True).stdout
+    padded_width, padded_height = even_size(width, height)
+    frame_bytes = width * height + padded_width * padded_height // 2
+    return list(np.frombuffer(raw, np.uint8).reshape(-1, frame_bytes))
+
+
+def unpadded_planes(frame: np.ndarray, width: int, height: int) -> np.ndarray:
+    """(H * 3 // 2, W) I420 frame -> its planes cut to the picture, as rawvideo lays them out: (n,)."""
+    padded_width, padded_height = even_size(width, height)
+    luma = frame.reshape(-1)[: padded_width * padded_height].reshape(padded_height, padded_width)
+    return np.concatenate([luma[:height, :width].reshape(-1), frame.reshape(-1)[padded_width * padded_height :]])
 
 
 def children(parent: int | None = None) -> dict[int, tuple[str, str, list[str]]]:
@@ -140,6 +173,158 @@ def test_reading_to_the_end_leaves_no_ffmpeg_behind(clips, new_ffmpeg):
     info = clips[".webm", "25"]
     assert len(list(read_frames(info, 0, 5))) == 5
     assert len(list(read_frames_reversed(info, 0, 9, chunk=4))) == 10
+    assert new_ffmpeg() == {}
+
+
+# -- I420 frames ----------------------------------------------------------------------------------
+
+
+def test_frame_geometry():
+    assert even_size(97, 95) == (98, 96) and even_size(96, 64) == (96, 64)
+    assert frame_shape(97, 95) == (95, 97, 3)
+    assert frame_shape(97, 95, "yuv420p") == (144, 98)
+    assert frame_shape(64, 48, "yuv420p") == (72, 64)
+    with pytest.raises(ValueError):
+        frame_shape(64, 48, "nv12")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("suffix", "fps"), [(".mp4", "25"), (".webm", "30000/1001"), (".flv", "30000/1001")])
+def test_yuv420p_frames_are_the_decoded_planes_byte_for_byte(clips, suffix, fps):
+    """No colour conversion and the same exact seeks as bgr24: frame k is the decoder's k-th picture."""
+    info = clips[suffix, fps]
+    decoded = decoded_i420(info.path, info.width, info.height)
+    assert len(decoded) == info.frame_count
+    total = info.frame_count
+    for start, count in [(0, 3), (total // 2, 4), (total - 2, 5), (3, 1)]:
+        frames = list(read_frames(info, start, count, pixel_format="yuv420p"))
+        assert all(frame.shape == frame_shape(info.width, info.height, "yuv420p") for frame in frames)
+        assert len(frames) == min(count, total - start)
+        for offset, frame in enumerate(frames):
+            np.testing.assert_array_equal(frame.reshape(-1), decoded[start + offset], err_msg=f"frame {start + offset}")
+    shown = [frame_index_of(i420_to_bgr(f, info.width, info.height))
+             for f in read_frames_reversed(info, 5, 14, chunk=4, pixel_format="yuv420p")]
+    assert shown == list(range(14, 4, -1))
+
+
+def test_yuv420p_frames_of_odd_sides_are_padded_with_their_edge(tmp_path):
+    video = make_video(tmp_path / "odd.webm", seconds=0.4, size=(97, 63))
+    info = probe_video(video)
+    frames = list(read_frames(info, pixel_format="yuv420p"))
+    assert len(frames) == 10 and all(frame.shape == (96, 98) for frame in frames)
+    for frame, decoded in zip(frames, decoded_i420(video, 97, 63)):
+        np.testing.assert_array_equal(unpadded_planes(frame, 97, 63), decoded)
+        luma = frame[:64]
+        np.testing.assert_array_equal(luma[63], luma[62])
+        np.testing.assert_array_equal(luma[:, 97], luma[:, 96])
+    assert indices(i420_to_bgr(frame, 97, 63) for frame in frames) == list(range(10))
+
+
+@pytest.mark.parametrize("layout", ["yuv444p", "yuv420p10le", "bgr0", "yuvj420p"])
+def test_other_pixel_formats_are_converted_to_limited_range_yuv420p(clips, tmp_path, layout):
+    """4:4:4, 10-bit, RGB and full-range sources: I420 frames whose BGR matches ffmpeg's bgr24 frames."""
+    codec = {"bgr0": ["-c:v", "ffv1"], "yuvj420p": ["-c:v", "mjpeg", "-q:v", "2"]}.get(layout, ["-c:v", "libx264", "-crf", "4"])
+    source = tmp_path / f"{layout}.mkv"
+    subprocess.run([ffmpeg_path(), "-nostdin", "-v", "error", "-i", str(clips[".mp4", "25"].path), "-frames:v", "8",
+                    *codec, "-pix_fmt", layout, str(source)], check=True, capture_output=True)
+    info = probe_video(source)
+    bgr = list(read_frames(info))
+    i420 = list(read_frames(info, pixel_format="yuv420p"))
+    assert len(i420) == len(bgr) == 8
+    for reference, frame in zip(bgr, i420):
+        converted = i420_to_bgr(frame, info.width, info.height).astype(int)
+        # cv2 repeats chroma where ffmpeg interpolates it: close on average (measured 0.5 to 1.6; 7.9
+        # for the full-range source were its levels not brought to limited range), apart at colour edges.
+        assert np.abs(converted - reference).mean() < 2.5
+    assert indices(i420_to_bgr(f, info.width, info.height) for f in i420) == list(range(8))
+
+
+@pytest.mark.parametrize(("name", "size", "orientation"), [("photo.png", (97, 63), 1), ("phone.jpg", (96, 128), 6)])
+def test_still_images_in_yuv420p(tmp_path, name, size, orientation):
+    info = probe_video(make_still(tmp_path / name, size=size, orientation=orientation))
+    assert (info.width, info.height) == size
+    frames = list(read_frames(info, count=3, pixel_format="yuv420p"))
+    assert len(frames) == 3 and all(frame.shape == frame_shape(*size, "yuv420p") for frame in frames)
+    [reference] = read_frames(info, count=1)
+    # Measured: 0.9 for the JPEG (8.2 were its full-range levels passed on as they are), 2.4 for the
+    # PNG, whose bgr24 frame keeps the full colour resolution that 4:2:0 halves.
+    assert np.abs(i420_to_bgr(frames[0], *size).astype(int) - reference).mean() < 3.5
+    frames[0][:] = 0
+    assert frames[1].any(), "each yield is its own array"
+
+
+# -- detection reader -----------------------------------------------------------------------------
+
+
+DETECT_SIZE = (192, 128)  # index blocks of 6 px: 3 px at half size, still readable
+
+
+@pytest.fixture(scope="module")
+def detect_clips(tmp_path_factory) -> dict[str, VideoInfo]:
+    folder = tmp_path_factory.mktemp("detect")
+    return {
+        "cfr": probe_video(make_video(folder / "cfr.mp4", seconds=2.0, size=DETECT_SIZE)),
+        "vfr": probe_video(make_video(folder / "vfr.mkv", seconds=2.0, size=DETECT_SIZE, vfr=True)),
+        "rotated": probe_video(make_video(folder / "rotated.mp4", seconds=2.0, size=DETECT_SIZE, rotation=90)),
+    }
+
+
+def small_indices(info: VideoInfo, frames) -> list[int]:
+    """The index stamps of detection frames, read after blowing them back up to full size and turning them back."""
+    return [frame_index_of(np.rot90(cv2.resize(frame, (info.width, info.height), interpolation=cv2.INTER_NEAREST),
+                                    -info.rotation // 90)) for frame in frames]
+
+
+def test_detection_size_keeps_the_aspect_and_never_enlarges(detect_clips):
+    assert detection_size(detect_clips["cfr"], 96) == (96, 64)
+    assert detection_size(detect_clips["rotated"], 96) == (64, 96)
+    assert detection_size(detect_clips["cfr"], 100) == (100, 67)
+    assert detection_size(detect_clips["cfr"], 1000) == DETECT_SIZE
+    with pytest.raises(ValueError):
+        detection_size(detect_clips["cfr"], 0)
+
+
+@pytest.mark.parametrize("kind", ["cfr", "vfr", "rotated"])
+def test_detection_frames_are_every_nth_frame_shrunk(detect_clips, kind):
+    info = detect_clips[kind]
+    full = list(read_frames(info))
+    assert info.frame_count == len(full) == 50
+    stamps = [frame_index_of(np.rot90(frame, -info.rotation // 90)) for frame in full]
+    if kind == "vfr":
+        assert stamps != list(range(50)), "the clip really has dropped and repeated frames"
+    width, height = detection_size(info, 96)
+    for every, count in [(1, 50), (3, 50), (4, 30), (7, 1), (5, 80)]:
+        frames = list(read_detection_frames(info, count, 96, every))
+        wanted = list(range(0, min(count, 50), every))
+        assert len(frames) == len(wanted), (every, count)
+        assert all(frame.shape == (height, width, 3) and frame.dtype == np.uint8 for frame in frames)
+        assert small_indices(info, frames) == [stamps[k] for k in wanted], (every, count)
+    # The decoder's area shrink against cv2's INTER_AREA on ffmpeg's full-size BGR frames.
+    for j, frame in enumerate(read_detection_frames(info, 50, 96, every=10)):
+        expected = cv2.resize(full[10 * j], (width, height), interpolation=cv2.INTER_AREA)
+        assert np.abs(frame.astype(int) - expected).mean() < 3.5
+
+
+def test_detection_frames_at_full_size_and_of_a_still(detect_clips, tmp_path):
+    info = detect_clips["cfr"]
+    frames = list(read_detection_frames(info, 4, 500))
+    assert [frame.shape for frame in frames] == [(128, 192, 3)] * 4
+    # Not shrunk, only converted (chroma upsampled otherwise than read_frames does it).
+    assert np.abs(frames[2].astype(int) - next(read_frames(info, 2, 1))).mean() < 1.5
+    assert list(read_detection_frames(info, 0, 96)) == []
+    with pytest.raises(ValueError):
+        list(read_detection_frames(info, 4, 96, every=0))
+    still = probe_video(make_still(tmp_path / "phone.jpg", size=(96, 128), orientation=6))
+    [picture] = read_detection_frames(still, 25, 64, every=5)
+    assert picture.shape == (64, 48, 3)
+    expected = cv2.resize(next(read_frames(still)), (48, 64), interpolation=cv2.INTER_AREA)
+    assert np.abs(picture.astype(int) - expected).mean() < 3.5
+
+
+def test_closing_a_detection_reader_early_leaves_no_ffmpeg_behind(detect_clips, new_ffmpeg):
+    frames = read_detection_frames(detect_clips["cfr"], 50, 500)
+    next(frames)
+    assert len(new_ffmpeg()) == 1
+    frames.close()
     assert new_ffmpeg() == {}
 
 
@@ -261,6 +446,37 @@ def test_writer_pads_odd_sides_to_even(tmp_path, voice, size, padded):
         assert np.abs(decoded[: size[1], -1] - original[:, -1]).mean() < 12
     if padded[1] != size[1]:
         assert np.abs(decoded[-1, : size[0]] - original[-1]).mean() < 12
+
+
+@pytest.mark.parametrize(("suffix", "size"), [(".mp4", (96, 64)), (".webm", (97, 63))])
+def test_yuv420p_writer_passes_the_planes_through(tmp_path, voice, suffix, size):
+    """Decoded I420 frames written losslessly come back byte for byte: no colour conversion, no padding filter."""
+    info = probe_video(make_video(tmp_path / f"source{suffix}", seconds=0.4, size=size))
+    frames = list(read_frames(info, pixel_format="yuv420p"))
+    output = tmp_path / "lossless.mp4"
+    with VideoWriter(output, info.width, info.height, Fraction(25), voice, crf=0, preset="ultrafast",
+                     pixel_format="yuv420p") as writer:
+        assert writer.frame_shape == frames[0].shape == frame_shape(*size, "yuv420p")
+        assert writer.output_size == even_size(*size)
+        for frame in frames:
+            writer.write(frame)
+    [video] = [s for s in streams(output) if s["codec_type"] == "video"]
+    assert (video["codec_name"], video["pix_fmt"]) == ("h264", "yuv420p")
+    assert (video["width"], video["height"]) == writer.output_size
+    again = list(read_frames(probe_video(output), pixel_format="yuv420p"))
+    assert len(again) == len(frames) == 10
+    for before, after in zip(frames, again):
+        np.testing.assert_array_equal(after, before)
+
+
+def test_yuv420p_writer_rejects_bgr_frames(tmp_path, voice, new_ffmpeg):
+    output = tmp_path / "wrong.mp4"
+    with pytest.raises(ValueError, match="expected"):
+        with VideoWriter(output, 97, 95, Fraction(25), voice, pixel_format="yuv420p") as writer:
+            writer.write(np.zeros((144, 98), np.uint8))
+            writer.write(np.zeros((95, 97, 3), np.uint8))
+    assert not output.exists()
+    assert new_ffmpeg() == {}
 
 
 def test_writer_rejects_a_frame_of_the_wrong_shape(tmp_path, voice, new_ffmpeg):
