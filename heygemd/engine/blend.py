@@ -40,18 +40,39 @@ def prediction_images(predictions: np.ndarray) -> np.ndarray:
 
 
 def paste(frame: np.ndarray, box: Box, face: np.ndarray, mode: BlendMode, feather: float) -> None:
-    """Paste one predicted (96, 96, 3) float face into ``frame`` (in place) at ``box``."""
+    """Paste one predicted (96, 96, 3) float face into the (H, W, 3) uint8 ``frame`` (in place) at ``box``."""
     x1, y1, x2, y2 = box
-    width, height = x2 - x1, y2 - y1
+    frame[y1:y2, x1:x2] = blend_face(frame[y1:y2, x1:x2], face, mode, feather)
+
+
+def blend_face(region: np.ndarray, face: np.ndarray, mode: BlendMode, feather: float, top: int = 0) -> np.ndarray:
+    """The pasted pixels of a box's rows ``top`` to its bottom.
+
+    ``region``: (h, w, 3) uint8, those rows of the frame in a box ``w`` wide and ``top + h`` high.
+    ``face``: (96, 96, 3) float in [0, 255], the prediction for the whole box.
+    Returns (h, w, 3) uint8: the face resized to the box and blended over ``region`` (FEATHER) or
+    put in its place (HARD). Rows above ``first_pasted_row`` come back as they were.
+    """
+    width, height = region.shape[1], top + region.shape[0]
     if mode == BlendMode.HARD:
         # The reference truncates to uint8 before resizing; reproduce it exactly.
-        frame[y1:y2, x1:x2] = cv2.resize(face.astype(np.uint8), (width, height))
-        return
-    resized = cv2.resize(face, (width, height), interpolation=cv2.INTER_LINEAR)
-    mask = lower_face_mask(width, height, feather)
-    region = frame[y1:y2, x1:x2].astype(np.float32)
-    blended = region + (resized - region) * mask
-    frame[y1:y2, x1:x2] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
+        return cv2.resize(face.astype(np.uint8), (width, height))[top:]
+    resized = cv2.resize(face, (width, height), interpolation=cv2.INTER_LINEAR)[top:]
+    mask = lower_face_mask(width, height, feather)[top:]
+    original = region.astype(np.float32)
+    blended = original + (resized - original) * mask
+    return np.clip(blended + 0.5, 0, 255).astype(np.uint8)
+
+
+def first_pasted_row(height: int, mode: BlendMode, feather: float) -> int:
+    """The first row of a box ``height`` high that ``paste`` may change (``height``: none does).
+
+    HARD replaces the whole box; FEATHER's mask is 0 down to ``MASK_TOP`` of the box.
+    """
+    if mode == BlendMode.HARD:
+        return 0
+    weighted = np.flatnonzero(_profile(height, MASK_TOP, feather))
+    return int(weighted[0]) if weighted.size else height
 
 
 @lru_cache(maxsize=64)
