@@ -5,7 +5,9 @@ import numpy as np
 
 from heygemd.engine.blend import (
     FACE_SIZE,
+    blend_face,
     crop_face,
+    first_pasted_row,
     generator_faces,
     lower_face_mask,
     paste,
@@ -60,3 +62,26 @@ def test_mask_is_bounded_and_zero_above_the_mouth():
     assert mask.min() >= 0 and mask.max() <= 1
     assert np.all(mask[:40] == 0)
     assert mask[60, 32, 0] == 1.0
+
+
+def test_first_pasted_row_is_where_the_mask_starts():
+    for width, height in [(64, 80), (40, 41), (13, 7), (96, 96)]:
+        mask = lower_face_mask(width, height, 0.12)[:, 0, 0]
+        top = first_pasted_row(height, BlendMode.FEATHER, 0.12)
+        assert np.all(mask[:top] == 0) and mask[top] > 0, (width, height)
+    assert first_pasted_row(80, BlendMode.HARD, 0.12) == 0
+    assert first_pasted_row(1, BlendMode.FEATHER, 0.12) == 1, "a box one row high has no row below MASK_TOP"
+
+
+def test_blend_face_of_the_lower_rows_is_those_rows_of_the_whole_paste():
+    frame = rng.integers(0, 256, size=(100, 120, 3), dtype=np.uint8)
+    face = rng.random((FACE_SIZE, FACE_SIZE, 3)).astype(np.float32) * 255
+    box = (10, 12, 71, 89)
+    for mode in (BlendMode.FEATHER, BlendMode.HARD):
+        whole = frame.copy()
+        paste(whole, box, face, mode, feather=0.2)
+        top = 40
+        rows = blend_face(frame[12 + top : 89, 10:71], face, mode, 0.2, top)
+        np.testing.assert_array_equal(rows, whole[12 + top : 89, 10:71])
+        untouched = first_pasted_row(89 - 12, mode, 0.2)
+        np.testing.assert_array_equal(whole[12 : 12 + untouched], frame[12 : 12 + untouched])
