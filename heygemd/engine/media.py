@@ -25,7 +25,9 @@ from heygemd.engine.probe import CUT_SHORT_WARNINGS, VideoInfo, _check_readable,
 AUDIO_BITRATE = "192k"
 AUDIO_DECODE_TIMEOUT_S = 1800  # hours of speech decode in seconds; only a stalled share takes this long
 # Colour conversion between the codecs' YUV and our BGR frames: exact rounding and full-resolution
-# chroma keep a decode/encode round trip about 1 dB closer to the source than the defaults.
+# chroma. ffmpeg's defaults come out about 1 level darker each way: a lossless yuv420p -> bgr24 ->
+# yuv420p round trip of a test pattern keeps Y at 52.1 dB PSNR with these flags, 45.7 dB without.
+# ``-sws_flags`` is an output option: given before an input (ffmpeg 5 and later) it is ignored.
 SWS_FLAGS = "bicubic+accurate_rnd+full_chroma_int"
 # Seeking lands on a keyframe at or before the seek point; decoding goes on from there and the
 # frames before the wanted one are cut by timestamp. The seek point is this far before the wanted
@@ -35,8 +37,10 @@ SEEK_PREROLL_S = 0.5
 # and FLV files with B-frames come back empty from a seek into their first tenth of a second.
 SEEK_MIN_S = 0.5
 # Detection frames are shrunk in the decoder by area averaging: every source pixel counts once,
-# as in cv2.INTER_AREA, and nothing aliases however far the picture shrinks.
-DETECTION_SWS_FLAGS = "area+accurate_rnd"
+# as in cv2.INTER_AREA, and nothing aliases however far the picture shrinks. With chroma brought to
+# full resolution first they match cv2.resize(INTER_AREA) of the BGR frame within 0.1 level on
+# average; without full_chroma_int they come out up to a level darker and 2 levels off on average.
+DETECTION_SWS_FLAGS = "area+accurate_rnd+full_chroma_int"
 
 PixelFormat = Literal["bgr24", "yuv420p"]
 """The layout of raw frames on a pipe.
@@ -158,7 +162,7 @@ def read_frames(
     if count is not None and count <= 0:
         return
     start = max(0, start)
-    command = [ffmpeg_path(), "-nostdin", "-v", "error", "-sws_flags", SWS_FLAGS]
+    command = [ffmpeg_path(), "-nostdin", "-v", "error"]
     seek = float(start / info.fps_fraction) - SEEK_PREROLL_S
     if seek >= SEEK_MIN_S:
         command += ["-ss", f"{seek:.6f}", "-noaccurate_seek"]
@@ -166,8 +170,8 @@ def read_frames(
     if start > 0:
         filters.append(f"trim=start_pts={start}")
     filters += _layout_filters(info, pixel_format)
-    command += ["-copyts", "-i", str(info.path), "-map", info.stream_map, "-vf", ",".join(filters),
-                "-fps_mode", "passthrough", "-pix_fmt", pixel_format]
+    command += ["-copyts", "-i", str(info.path), "-map", info.stream_map, "-sws_flags", SWS_FLAGS,
+                "-vf", ",".join(filters), "-fps_mode", "passthrough", "-pix_fmt", pixel_format]
     if count is not None:
         command += ["-frames:v", str(count)]
     command += ["-f", "rawvideo", "-"]
@@ -244,7 +248,7 @@ def read_detection_frames(info: VideoInfo, count: int, max_side: int, every: int
 def _still_frames(info: VideoInfo, count: int, pixel_format: PixelFormat = "bgr24") -> Iterator[np.ndarray]:
     command = [
         ffmpeg_path(), "-nostdin", "-v", "error", "-i", str(info.path), "-map", info.stream_map,
-        "-frames:v", "1", "-vf", ",".join(_layout_filters(info, pixel_format)),
+        "-frames:v", "1", "-sws_flags", SWS_FLAGS, "-vf", ",".join(_layout_filters(info, pixel_format)),
         "-pix_fmt", pixel_format, "-f", "rawvideo", "-",
     ]
     picture = next(_frames_from(command, info.path, info.width, info.height, pixel_format), None)
@@ -343,11 +347,11 @@ class VideoWriter:
         self.output_size = even_size(width, height)
         input_size = (width, height) if pixel_format == "bgr24" else self.output_size
         command = [
-            ffmpeg_path(), "-nostdin", "-v", "error", "-y", "-sws_flags", SWS_FLAGS,
+            ffmpeg_path(), "-nostdin", "-v", "error", "-y",
             "-f", "rawvideo", "-pix_fmt", pixel_format, "-s", f"{input_size[0]}x{input_size[1]}",
             "-framerate", str(fps), "-i", "-",
             "-i", str(audio_path),
-            "-map", "0:v:0", "-map", "1:a:0",
+            "-map", "0:v:0", "-map", "1:a:0", "-sws_flags", SWS_FLAGS,
         ]
         padding = _even_padding(*input_size)
         if padding:

@@ -9,11 +9,12 @@ encoder as it was decoded.
 Colour: cv2's COLOR_YUV2BGR_I420 and COLOR_BGR2YUV_I420 use limited-range BT.601 (Y 16..235),
 the same convention as ffmpeg's default yuv420p <-> bgr24 conversion of an untagged stream
 (media.read_frames brings every source to limited range), so the generator sees the colours the
-bgr24 path gives it. Measured on smooth areas (tests/test_yuv.py): cv2's BGR from ffmpeg's I420
-and ffmpeg's own bgr24 frame differ by at most 3 levels, mean 1.1, because cv2 is within 1 level
-of the exact BT.601 formula and ffmpeg's swscale is about 1 level darker; cv2's I420 from a BGR
-frame and ffmpeg's differ by at most 2. cv2 repeats each U/V sample over its 2x2 pixels where
-ffmpeg's bgr24 path interpolates chroma, so the two differ by more at sharp colour edges.
+bgr24 path gives it. Measured on smooth areas (tests/test_yuv.py): cv2 is within 1 level of
+the exact BT.601 formula, and so is ffmpeg with media.SWS_FLAGS; cv2's BGR from ffmpeg's I420 and
+ffmpeg's own bgr24 frame differ by at most 6 levels, mean 1.2, unbiased, and cv2's I420 from a
+BGR frame has ffmpeg's Y exactly and its U/V within 3. What differs is chroma resampling: cv2
+repeats each U/V sample over its 2x2 pixels and averages 2x2 blocks back, ffmpeg interpolates and
+filters over more pixels, so the two part more at sharp colour edges.
 A source tagged BT.709 (HD video often is) differs: ffmpeg's bgr24 reader honours the tag, cv2
 always uses BT.601, so the generator's crop is off by a few levels (mean 6.6, max 32 on a
 gradient). The paste converts back with the same BT.601, so the pixels around the face stay
