@@ -116,6 +116,13 @@ def test_lbp_handles_frames_smaller_than_its_window(lbp: LBPDetector) -> None:
     assert lbp.detect([np.zeros((16, 40, 3), np.uint8)]) == [[]]
 
 
+def test_lbp_searches_a_batch_in_parallel_with_the_serial_result(astronaut: np.ndarray) -> None:
+    frames = [np.roll(astronaut, shift, axis=1) for shift in (0, 40, 80, 120)] + faceless_frames()
+    serial = LBPDetector(workers=1).detect(frames)
+    assert LBPDetector(workers=3).detect(frames) == serial
+    assert all(serial[:4]) and serial[4:] == [[], []]
+
+
 # ---------------------------------------------------------------------------- tracker, scripted
 
 

@@ -3,8 +3,10 @@
 A render streams: frames flow from an ffmpeg decoder through the face boxes, the generator and
 the blend into an ffmpeg encoder, one batch at a time, so memory does not grow with the
 video's length. Face detection runs in its own pass over the template, in a background
-thread a little ahead of the write loop: the smoothing looks a few frames ahead, and a box
-reaches the write loop as soon as its window is in, so detection overlaps the generator.
+thread. On a GPU it runs a little ahead of the write loop: the smoothing looks a few frames
+ahead, and a box reaches the write loop as soon as its window is in, so detection overlaps the
+generator. On a CPU the generator needs every core, so the write loop waits for the whole track
+(the detector then has the cores to itself) and a video without a face fails before any encoding.
 """
 
 from __future__ import annotations
@@ -133,6 +135,9 @@ class LipSyncEngine:
         self._track_settings: dict[str, object] = {}
         self.half_precision = self.device.type == "cuda" and self.settings.half_precision
         self.generator_batch = self.settings.batch_size  # lowered for good if the GPU runs out of memory
+        # Two CPU-bound stages on the same cores only slow each other (OpenMP threads spin on
+        # busy cores); a GPU generator leaves the CPU to the detector.
+        self.detect_while_rendering = self.device.type == "cuda"
         cache_dir = self.settings.face_cache_dir
         self.track_cache = TrackCache(cache_dir, self.settings.face_cache_max_mb << 20) if cache_dir else None
         if self.settings.dry_run:
@@ -351,7 +356,14 @@ class _Render:
         if raw is not None:
             self.cache_hit = True
             return _FaceBoxes.known(list(self._final_boxes(raw)), self.info.path)
-        return _FaceBoxes(GrowingList(self._final_boxes(self._detect_track(needed)), "detect"), self.info.path)
+        boxes = _FaceBoxes(GrowingList(self._final_boxes(self._detect_track(needed)), "detect"), self.info.path)
+        if not self.engine.detect_while_rendering:
+            try:
+                boxes.wait()
+            except BaseException:
+                boxes.close()
+                raise
+        return boxes
 
     def _final_boxes(self, raw: Iterable[Box | None]) -> Iterator[Box | None]:
         size = (self.info.width, self.info.height)
@@ -605,8 +617,7 @@ class _FaceBoxes:
     def known(cls, boxes: list[Box | None], video: Path, *, need_face: bool = True) -> _FaceBoxes:
         """Boxes known up front; a track without any face fails here, before anything is encoded."""
         known = cls(GrowingList(boxes, "known-boxes"), video, need_face=need_face)
-        known._boxes.wait()
-        known.raise_if_faceless()
+        known.wait()
         return known
 
     def __getitem__(self, template_index: int) -> Box | None:
@@ -616,6 +627,11 @@ class _FaceBoxes:
         except IndexError:  # the template decoded short: its last box is held
             boxes = self._boxes.wait()
             return boxes[-1] if boxes else None
+
+    def wait(self) -> None:
+        """Wait for every box; raises the detector's error, or NoFaceError."""
+        self._boxes.wait()
+        self.raise_if_faceless()
 
     def raise_if_faceless(self) -> None:
         """NoFaceError once every box is in and none has a face."""
