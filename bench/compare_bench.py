@@ -202,7 +202,7 @@ DEFINITIONS = {
     "gpu_peak_mib": "torch.cuda.max_memory_allocated during the case, CUDA only",
     "rss_after_mib": "RSS of the heygemd process right after the render returned; render_history (with "
     "--warm-renders > 1): per render of one process, to see whether memory creeps from render to render",
-    "rss_trace_mib": "(fraction of the frames written, RSS MiB) sampled from the render's progress callback",
+    "rss_trace_mib": "(stage, fraction of the stage done, RSS MiB) sampled from the render's progress callback",
     "cpu_s": "user + system CPU seconds of the case's Python process and of its children (for the heygemd "
     "renders: during the render call); on a shared machine wall time varies with the load, CPU time much less",
 }
@@ -605,18 +605,18 @@ def render_figures(report: Any, render_s: float, trace: RssTrace, device: Any) -
 
 
 class RssTrace:
-    """Current RSS sampled from the render's progress callback, about every 5 % of the frames."""
+    """Current RSS sampled from the render's progress callback, about every 5 % of each stage."""
 
     def __init__(self) -> None:
-        self.points: list[tuple[float, float]] = []  # (fraction done, RSS MiB)
-        self._next = 0.0
+        self.points: list[tuple[str, float, float]] = []  # (stage, fraction done, RSS MiB)
+        self._next: dict[str, float] = {}
 
     def sample(self, progress: Any) -> None:
         fraction = progress.fraction
-        if fraction < self._next:
+        if fraction < self._next.get(progress.stage, 0.0):
             return
-        self._next = fraction + 1 / RSS_TRACE_STEPS
-        self.points.append((round(fraction, 3), current_rss_mib()))
+        self._next[progress.stage] = fraction + 1 / RSS_TRACE_STEPS
+        self.points.append((progress.stage, round(fraction, 3), current_rss_mib()))
 
 
 def child_probe(job: Job) -> int:

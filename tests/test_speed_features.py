@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from heygemd.engine import EngineError, EngineSettings, LipSyncEngine, RenderOptions
+from heygemd.engine import EngineError, EngineSettings, LipSyncEngine, RenderCancelled, RenderOptions
 from heygemd.engine.faces import interpolate_stride
 from heygemd.engine.ffmpeg_tools import nvenc_usable
 from heygemd.engine.pipeline import BackgroundSink, GrowingList, prefetch
@@ -232,6 +232,27 @@ def test_the_generator_starts_while_faces_are_still_being_detected(engine_settin
     engine.model.started_at.clear()
     engine.render(make_audio(tmp_path / "speech.wav", seconds=2.4), long_template, tmp_path / "again.mp4")
     assert engine.model.started_at[0] > detector.finished_at[-1]
+
+
+def test_a_cpu_render_reports_detection_progress_and_can_be_cancelled_during_it(engine_settings, speech, tmp_path):
+    template = make_video(tmp_path / "long.mp4", seconds=2.4, fps="25", size=SIZE)
+    engine = LipSyncEngine(engine_settings.model_copy(update={"detector_batch_size": 4}))
+    engine._tracker.detector = _SlowDetector(engine._tracker.detector, delay=0.15)
+    seen: list[tuple[str, int, threading.Thread]] = []
+    stop = threading.Event()
+
+    def on_progress(progress) -> None:
+        seen.append((progress.stage, progress.frames_done, threading.current_thread()))
+        if progress.stage == "detect" and progress.frames_done > 0:
+            stop.set()
+
+    with pytest.raises(RenderCancelled):
+        engine.render(make_audio(tmp_path / "speech.wav", seconds=2.4), template, tmp_path / "out.mp4",
+                      progress=on_progress, cancel=stop)
+    assert seen and {stage for stage, _, _ in seen} == {"detect"}
+    assert {thread for _, _, thread in seen} == {threading.current_thread()}
+    assert engine._tracker.detector.frames < 60, "detection stopped early"
+    assert not (tmp_path / "out.mp4").exists()
 
 
 # -- encoder choice ---------------------------------------------------------------------------------

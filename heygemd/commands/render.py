@@ -169,8 +169,9 @@ def _render_one(engine, audio, video: Path, output: Path, options: RenderOptions
     with tqdm(total=0, desc=video.name, unit="frame", leave=True, dynamic_ncols=True) as bar:
 
         def on_progress(progress) -> None:
-            if bar.total != progress.frames_total:
+            if bar.total != progress.frames_total or bar.desc != f"{video.name} [{progress.stage}]":
                 bar.reset(total=progress.frames_total)
+                bar.set_description(f"{video.name} [{progress.stage}]")
             bar.update(progress.frames_done - bar.n)
 
         return engine.render(audio, video, output, options, progress=on_progress)

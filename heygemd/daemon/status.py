@@ -22,6 +22,7 @@ class CurrentJob(BaseModel):
     video: str | None = None
     index: int = 0
     total: int = 0
+    stage: str | None = None
     percent: float | None = None
 
 
@@ -49,7 +50,8 @@ class ServiceStatus(BaseModel):
             prefix = "stopping, " if self.state == "stopping" else ""
             where = f"video {job.index}/{job.total}" if job.total else "preparing"
             percent = f" {job.percent:.0f}%" if job.percent is not None else ""
-            return f"{prefix}job {job.job}: {where}{percent}; {len(self.queued)} queued"
+            stage = f" ({job.stage})" if job.stage and job.stage != "render" else ""
+            return f"{prefix}job {job.job}: {where}{percent}{stage}; {len(self.queued)} queued"
         if self.state == "idle":
             return f"idle; {len(self.queued)} queued, {len(self.arriving)} arriving"
         return self.state

@@ -53,6 +53,7 @@ ProgressCallback = Callable[[RenderProgress], None]
 REVERSE_CHUNK_FRAMES = 32  # frames decoded at once when a template is played backwards
 QUEUE_FRAMES = 16  # frames each background stage (decoder, encoder) may run ahead
 TRACK_FORMAT = 1  # bump when the meaning of a cached face track changes
+PROGRESS_INTERVAL_S = 1.0  # how often a render waiting for its face track reports progress
 
 
 @dataclass(frozen=True)
@@ -356,14 +357,18 @@ class _Render:
         if raw is not None:
             self.cache_hit = True
             return _FaceBoxes.known(list(self._final_boxes(raw)), self.info.path)
-        boxes = _FaceBoxes(GrowingList(self._final_boxes(self._detect_track(needed)), "detect"), self.info.path)
+        boxes = _FaceBoxes(GrowingList(self._final_boxes(self._detect_track(needed)), "detect"), self.info.path, total=needed)
         if not self.engine.detect_while_rendering:
             try:
-                boxes.wait()
+                boxes.wait(self._report_detection)
             except BaseException:
                 boxes.close()
                 raise
         return boxes
+
+    def _report_detection(self, frames_done: int, frames_total: int) -> None:
+        if self.progress:
+            self.progress(RenderProgress(video=self.info.path, frames_done=frames_done, frames_total=frames_total, stage="detect"))
 
     def _final_boxes(self, raw: Iterable[Box | None]) -> Iterator[Box | None]:
         size = (self.info.width, self.info.height)
@@ -397,6 +402,7 @@ class _Render:
                 if frame is None:
                     return
                 index, frames_seen = frames_seen, frames_seen + 1
+                self._check_cancel()
                 if index % stride == 0:
                     yield frame
 
@@ -608,10 +614,11 @@ class _Render:
 class _FaceBoxes:
     """The smoothed face box (or None) of each template frame, possibly still being detected."""
 
-    def __init__(self, boxes: GrowingList[Box | None], video: Path, *, need_face: bool = True) -> None:
+    def __init__(self, boxes: GrowingList[Box | None], video: Path, *, need_face: bool = True, total: int = 0) -> None:
         self._boxes = boxes
         self._video = video
         self._face_seen = not need_face
+        self._total = total
 
     @classmethod
     def known(cls, boxes: list[Box | None], video: Path, *, need_face: bool = True) -> _FaceBoxes:
@@ -628,8 +635,16 @@ class _FaceBoxes:
             boxes = self._boxes.wait()
             return boxes[-1] if boxes else None
 
-    def wait(self) -> None:
-        """Wait for every box; raises the detector's error, or NoFaceError."""
+    def wait(self, progress: Callable[[int, int], None] | None = None) -> None:
+        """Wait for every box, calling ``progress(boxes in, boxes due)`` about every second.
+
+        Raises the detector's error, or NoFaceError. The calls come from the waiting thread,
+        so a progress callback never runs on two threads at once.
+        """
+        while not self._boxes.finished:
+            self._boxes.wait(timeout=PROGRESS_INTERVAL_S)
+            if progress is not None:
+                progress(len(self._boxes), self._total)
         self._boxes.wait()
         self.raise_if_faceless()
 

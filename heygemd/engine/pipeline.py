@@ -153,9 +153,16 @@ class GrowingList(Generic[T]):
         """True once the source is exhausted (or failed)."""
         return self._finished
 
-    def wait(self) -> list[T]:
-        """Every item, once the source is exhausted; re-raises the producer's error."""
-        self._thread.join()
+    def __len__(self) -> int:
+        """The number of items in so far."""
+        return len(self._items)
+
+    def wait(self, timeout: float | None = None) -> list[T]:
+        """Every item, once the source is exhausted; re-raises the producer's error.
+
+        With a ``timeout`` (seconds) it may return early: check ``finished``.
+        """
+        self._thread.join(timeout)
         if self._error is not None:
             raise self._error
         return self._items

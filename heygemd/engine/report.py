@@ -98,6 +98,7 @@ class RenderProgress(BaseModel):
     video: Path
     frames_done: int
     frames_total: int
+    stage: str = "render"  # "detect" while the face track is built, then "render"
 
     @property
     def fraction(self) -> float:
