@@ -30,7 +30,7 @@ from heygemd.engine.errors import AudioError, EngineError, MediaError, NoFaceErr
 from heygemd.engine.faces import FaceTracker, build_detector, interpolate_stride, stream_final_boxes
 from heygemd.engine.ffmpeg_tools import nvenc_usable
 from heygemd.engine.files import atomic_output, sha256_file
-from heygemd.engine.media import VideoWriter, decode_audio, read_frames, read_frames_reversed
+from heygemd.engine.media import VideoWriter, decode_audio, read_detection_frames, read_frames, read_frames_reversed
 from heygemd.engine.model import prepare_for_inference
 from heygemd.engine.pipeline import BackgroundSink, GrowingList, prefetch
 from heygemd.engine.probe import AudioInfo, VideoInfo, probe_audio, probe_video
@@ -52,7 +52,7 @@ ProgressCallback = Callable[[RenderProgress], None]
 
 REVERSE_CHUNK_FRAMES = 32  # frames decoded at once when a template is played backwards
 QUEUE_FRAMES = 16  # frames each background stage (decoder, encoder) may run ahead
-TRACK_FORMAT = 1  # bump when the meaning of a cached face track changes
+TRACK_FORMAT = 2  # bump when the meaning of a cached face track changes
 PROGRESS_INTERVAL_S = 1.0  # how often a render waiting for its face track reports progress
 
 
@@ -387,38 +387,42 @@ class _Render:
         Stored in the face-track cache once complete. A template that decodes to fewer frames
         than its probe promised holds its last box to the end (the write loop repeats its last frame).
         """
-        assert self.engine._tracker is not None
+        tracker = self.engine._tracker
+        assert tracker is not None
         stride = self.engine.settings.detect_stride
-        decoded = prefetch(self.clock.timed("decode", read_frames(self.info, 0, needed)), QUEUE_FRAMES, "decode")
+        # The decoder drops the frames between samples and shrinks the rest to the detector's size.
+        small = read_detection_frames(self.info, needed, tracker.max_side, every=stride)
+        decoded = prefetch(self.clock.timed("decode", small), QUEUE_FRAMES, "decode")
         waited = 0.0
-        frames_seen = 0
+        samples_seen = 0
 
-        def sampled_frames() -> Iterator[np.ndarray]:
-            nonlocal waited, frames_seen
+        def samples() -> Iterator[np.ndarray]:
+            nonlocal waited, samples_seen
             while True:
+                self._check_cancel()
                 started = time.perf_counter()
                 frame = next(decoded, None)
                 waited += time.perf_counter() - started
                 if frame is None:
                     return
-                index, frames_seen = frames_seen, frames_seen + 1
-                self._check_cancel()
-                if index % stride == 0:
-                    yield frame
+                samples_seen += 1
+                yield frame
 
         raw: list[Box | None] = []
         started = time.perf_counter()
+        full_size = (self.info.width, self.info.height)
         try:
             with torch.autocast("cuda", dtype=torch.float16, enabled=self.engine.half_precision):
-                for box in interpolate_stride(self.engine._tracker.track(sampled_frames()), stride, needed):
+                for box in interpolate_stride(tracker.track(samples(), full_size), stride, needed):
                     raw.append(box)
                     yield box
         finally:
             decoded.close()
             # The detector waited for the decoder now and then: that is decoding, not detection.
             self.clock.timings.detect += time.perf_counter() - started - waited
-        if frames_seen < needed:
-            self._note_short_decode(frames_seen, needed)
+        samples_due = -(-needed // stride)
+        if samples_seen < samples_due:
+            self._note_short_decode(min(needed, samples_seen * stride), needed)
         elif self.engine.track_cache is not None:
             self.engine.track_cache.store(self._track_key(), raw)
 
