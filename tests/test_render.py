@@ -156,6 +156,30 @@ def test_pixels_outside_the_face_box_are_unchanged(engine, speech, tmp_path):
     assert video_psnr(template, output, ~outside) < 35, "the face box itself was re-drawn"
 
 
+def test_lossless_render_keeps_every_pixel_outside_the_face_box_as_decoded(engine, speech, tmp_path):
+    template = make_video(tmp_path / "template.mp4", seconds=1.0, fps="25", size=SIZE)
+    output = tmp_path / "out.mp4"
+    engine.render(speech, template, output, RenderOptions(fixed_box=FIXED_BOX, crf=0, preset="ultrafast"))
+    x1, y1, x2, y2 = FIXED_BOX  # even: the chroma blocks of the box are its own
+    for plane, (before, after) in enumerate(zip(yuv_planes(template), yuv_planes(output))):
+        step = 1 if plane == 0 else 2
+        inside = np.zeros(before.shape[1:], bool)
+        inside[y1 // step : y2 // step, x1 // step : x2 // step] = True
+        assert np.array_equal(before[:, ~inside], after[:, ~inside]), f"plane {plane} changed outside the box"
+        assert not np.array_equal(before[:, inside], after[:, inside]), "the face box itself was re-drawn"
+
+
+def test_lossless_render_keeps_frames_without_a_face_as_decoded(engine, speech, tmp_path):
+    faceless = {3, 4, 5}
+    template = make_video(tmp_path / "template.mp4", seconds=1.0, fps="25", size=SIZE, faceless_frames=faceless)
+    output = tmp_path / "out.mp4"
+    report = engine.render(speech, template, output, RenderOptions(crf=0, preset="ultrafast"))
+    assert report.faces.frames_without_face == len(faceless)
+    for before, after in zip(yuv_planes(template), yuv_planes(output)):
+        for index in range(25):
+            assert np.array_equal(before[index], after[index]) == (index in faceless), f"frame {index}"
+
+
 def test_output_is_a_streamable_h264_mp4_with_aac(engine, tmp_path):
     speech = make_audio(tmp_path / "speech.m4a", seconds=1.0)
     template = make_video(tmp_path / "template.mov", seconds=0.5, fps="25", size=SIZE)

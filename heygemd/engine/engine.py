@@ -24,7 +24,7 @@ import torch
 
 from heygemd import __version__
 from heygemd.engine import audio as audio_features
-from heygemd.engine.blend import crop_face, generator_faces, paste, prediction_images
+from heygemd.engine.blend import generator_faces, prediction_images
 from heygemd.engine.checkpoint import CheckpointInfo, inspect_checkpoint, load_wav2lip
 from heygemd.engine.errors import AudioError, EngineError, MediaError, NoFaceError, RenderCancelled
 from heygemd.engine.faces import FaceTracker, build_detector, interpolate_stride, stream_final_boxes
@@ -47,9 +47,13 @@ from heygemd.engine.report import (
 from heygemd.engine.schedule import Segment, schedule
 from heygemd.engine.settings import Box, DetectorKind, Encoder, EngineSettings, RenderOptions
 from heygemd.engine.track_cache import TrackCache, track_key
+from heygemd.engine.yuv import crop_face_i420, paste_i420
 
 ProgressCallback = Callable[[RenderProgress], None]
 
+# Frames travel as the codecs' own I420 (yuv420p): only the face region is ever converted to BGR,
+# so every other pixel reaches the encoder exactly as decoded, and no full-frame conversion costs time.
+FRAME_FORMAT = "yuv420p"
 REVERSE_CHUNK_FRAMES = 32  # frames decoded at once when a template is played backwards
 QUEUE_FRAMES = 16  # frames each background stage (decoder, encoder) may run ahead
 TRACK_FORMAT = 2  # bump when the meaning of a cached face track changes
@@ -465,15 +469,17 @@ class _Render:
 
     def _segment_frames(self, segment: Segment) -> Iterator[tuple[int, np.ndarray]]:
         if segment.step == 0:
-            frames = self._decode(read_frames(self.info, segment.start, 1), 1)
+            frames = self._decode(read_frames(self.info, segment.start, 1, pixel_format=FRAME_FORMAT), 1)
             frame = next(frames)
             for _ in range(segment.count):
                 yield segment.start, frame.copy()  # each output frame is blended in place
             return
         if segment.step > 0:
-            source = read_frames(self.info, segment.start, segment.count)
+            source = read_frames(self.info, segment.start, segment.count, pixel_format=FRAME_FORMAT)
         else:
-            source = read_frames_reversed(self.info, segment.last, segment.start, REVERSE_CHUNK_FRAMES)
+            source = read_frames_reversed(
+                self.info, segment.last, segment.start, REVERSE_CHUNK_FRAMES, pixel_format=FRAME_FORMAT
+            )
         for offset, frame in enumerate(self._decode(source, segment.count)):
             yield segment.start + offset * segment.step, frame
 
@@ -514,7 +520,7 @@ class _Render:
         frames = prefetch(self.scheduled_frames(), QUEUE_FRAMES, "decode")
         with VideoWriter(
             output, self.info.width, self.info.height, Fraction(self.info.fps_fraction), self.audio.path,
-            crf=self.options.crf, preset=self.options.preset, encoder=self.engine.encoder,
+            crf=self.options.crf, preset=self.options.preset, encoder=self.engine.encoder, pixel_format=FRAME_FORMAT,
         ) as writer:
             sink: BackgroundSink[np.ndarray] = BackgroundSink(self._timed(writer.write, "encode"), QUEUE_FRAMES, "encode")
             try:
@@ -564,7 +570,7 @@ class _Render:
         """Run the generator on the faces of ``items`` and paste the results into their frames in place."""
         started = time.perf_counter()
         face_boxes = [boxes[template_index] for _, template_index, _ in items]
-        crops = np.stack([crop_face(frame, box) for (_, _, frame), box in zip(items, face_boxes)])
+        crops = np.stack([crop_face_i420(frame, box) for (_, _, frame), box in zip(items, face_boxes)])
         faces = generator_faces(crops)
         mels = audio_features.mel_windows(self.audio.mel, [output_index for output_index, _, _ in items], self.fps)
         self.clock.add("blend", started)
@@ -575,7 +581,7 @@ class _Render:
 
         started = time.perf_counter()
         for (_, _, frame), box, face in zip(items, face_boxes, predicted_faces):
-            paste(frame, box, face, self.options.blend, self.options.feather)  # type: ignore[arg-type]
+            paste_i420(frame, box, face, self.options.blend, self.options.feather)  # type: ignore[arg-type]
         self.clock.add("blend", started)
 
     def _generate(self, mels: np.ndarray, faces: np.ndarray) -> np.ndarray:
