@@ -16,7 +16,7 @@ from heygemd.engine import LoopPolicy, NoFaceError, RenderCancelled, RenderOptio
 from heygemd.engine.audio import SAMPLE_RATE, video_frame_count
 from heygemd.engine.ffmpeg_tools import ffmpeg_path, ffprobe_path
 from heygemd.engine.media import read_frames
-from heygemd.engine.probe import probe_video
+from heygemd.engine.probe import ColourTags, probe_video
 from heygemd.engine.schedule import template_index
 from media_factory import frame_index_of, make_audio, make_still, make_video
 
@@ -178,6 +178,20 @@ def test_lossless_render_keeps_frames_without_a_face_as_decoded(engine, speech, 
     for before, after in zip(yuv_planes(template), yuv_planes(output)):
         for index in range(25):
             assert np.array_equal(before[index], after[index]) == (index in faceless), f"frame {index}"
+
+
+def test_the_output_carries_the_templates_colour_tags(engine, speech, tmp_path):
+    plain = make_video(tmp_path / "plain.mp4", seconds=0.4, fps="25", size=SIZE)
+    tagged = tmp_path / "bt709.mp4"
+    subprocess.run([ffmpeg_path(), "-v", "error", "-i", str(plain), "-c", "copy", "-bsf:v",
+                    "h264_metadata=colour_primaries=1:transfer_characteristics=1:matrix_coefficients=1", str(tagged)],
+                   check=True)
+    assert probe_video(tagged).colour == ColourTags("bt709", "bt709", "bt709")
+    assert probe_video(plain).colour is None
+    for template in (tagged, plain):
+        output = tmp_path / f"out-{template.name}"
+        engine.render(speech, template, output, RenderOptions(fixed_box=FIXED_BOX))
+        assert probe_video(output).colour == probe_video(template).colour
 
 
 def test_output_is_a_streamable_h264_mp4_with_aac(engine, tmp_path):

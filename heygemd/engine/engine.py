@@ -521,6 +521,7 @@ class _Render:
         with VideoWriter(
             output, self.info.width, self.info.height, Fraction(self.info.fps_fraction), self.audio.path,
             crf=self.options.crf, preset=self.options.preset, encoder=self.engine.encoder, pixel_format=FRAME_FORMAT,
+            colour=self.info.colour,
         ) as writer:
             sink: BackgroundSink[np.ndarray] = BackgroundSink(self._timed(writer.write, "encode"), QUEUE_FRAMES, "encode")
             try:

@@ -20,7 +20,7 @@ import numpy as np
 
 from heygemd.engine.errors import AudioError, MediaError
 from heygemd.engine.ffmpeg_tools import ffmpeg_path, last_lines
-from heygemd.engine.probe import CUT_SHORT_WARNINGS, VideoInfo, _check_readable, _unreadable_reason, run_reading
+from heygemd.engine.probe import CUT_SHORT_WARNINGS, ColourTags, VideoInfo, _check_readable, _unreadable_reason, run_reading
 
 AUDIO_BITRATE = "192k"
 AUDIO_DECODE_TIMEOUT_S = 1800  # hours of speech decode in seconds; only a stalled share takes this long
@@ -325,7 +325,8 @@ class VideoWriter:
     and pads an odd side with a copy of the picture's edge.
     yuv420p: frames are I420 of ``output_size``, (H * 3 // 2, W), already padded (as
     ``read_frames(..., pixel_format="yuv420p")`` yields them); they reach the encoder as they are,
-    with no colour conversion and no filter.
+    with no colour conversion and no filter, and ``colour`` (the source's tags) labels them as the
+    source was labelled, so a player shows the colours the source showed.
     ``close`` and ``abort`` leave no partial file behind when the encode does not succeed.
     """
 
@@ -340,6 +341,7 @@ class VideoWriter:
         preset: str = "medium",
         encoder: str = "libx264",
         pixel_format: PixelFormat = "bgr24",
+        colour: ColourTags | None = None,
     ) -> None:
         self.path = path
         self.pixel_format = pixel_format
@@ -353,9 +355,12 @@ class VideoWriter:
             "-i", str(audio_path),
             "-map", "0:v:0", "-map", "1:a:0", "-sws_flags", SWS_FLAGS,
         ]
-        padding = _even_padding(*input_size)
-        if padding:
-            command += ["-vf", ",".join(padding)]
+        filters = _even_padding(*input_size)
+        if colour is not None and pixel_format == "yuv420p":
+            # Frame properties, not the encoder's -colorspace options: ffmpeg 9 lets the frames' win.
+            filters.append(f"setparams=colorspace={colour.space}:color_primaries={colour.primaries}:color_trc={colour.transfer}")
+        if filters:
+            command += ["-vf", ",".join(filters)]
         command += [
             *video_codec_arguments(encoder, crf, preset),
             "-c:a", "aac", "-b:a", AUDIO_BITRATE,

@@ -39,6 +39,15 @@ CUT_SHORT_WARNINGS = ("partial file", "File ended prematurely")
 
 
 @dataclass(frozen=True)
+class ColourTags:
+    """How a YUV stream says its numbers map to colours (ffmpeg's names, e.g. "bt709")."""
+
+    space: str  # the YUV <-> RGB matrix
+    primaries: str
+    transfer: str
+
+
+@dataclass(frozen=True)
 class VideoInfo:
     path: Path
     width: int  # as displayed, after rotation
@@ -57,6 +66,7 @@ class VideoInfo:
     has_audio: bool
     start_time: float = 0.0  # the first frame's own timestamp, seconds: frame k is shown at start_time + k / fps
     stream_index: int | None = None  # the picture stream's index in the file (None: its first video stream)
+    colour: ColourTags | None = None  # a YUV stream's colour tags, when it carries all three
 
     @property
     def stream_map(self) -> str:
@@ -116,7 +126,18 @@ def probe_video(path: Path, still_fps: float = 25.0) -> VideoInfo:
     # before its last frame does).
     duration = span if variable else (_float(video.get("duration")) or span)
     return VideoInfo(path, width, height, rotation, float(rate), rate, frame_count, duration,
-                     video.get("codec_name", ""), container, False, variable, has_audio, timestamps[0], stream_index)
+                     video.get("codec_name", ""), container, False, variable, has_audio, timestamps[0], stream_index,
+                     _colour_tags(video))
+
+
+def _colour_tags(stream: dict) -> ColourTags | None:
+    """The stream's colour tags if it is YUV and names all three (an RGB source's YUV comes from the decoder)."""
+    if not str(stream.get("pix_fmt", "")).startswith(("yuv", "nv")):
+        return None
+    tags = [stream.get(key) for key in ("color_space", "color_primaries", "color_transfer")]
+    if any(tag in (None, "", "unknown", "reserved") for tag in tags):
+        return None
+    return ColourTags(*tags)
 
 
 def probe_audio(path: Path) -> AudioInfo:
