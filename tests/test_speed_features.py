@@ -114,18 +114,19 @@ def test_prefetch_keeps_order_and_raises_the_producers_error():
         next(stream)
 
 
+def _endless(closed: threading.Event):
+    """Zeros for ever; sets ``closed`` when closed."""
+    try:
+        while True:
+            yield 0
+    finally:
+        closed.set()
+
+
 def test_closing_prefetch_early_stops_the_thread_and_closes_the_source():
     closed = threading.Event()
-
-    def endless():
-        try:
-            while True:
-                yield 0
-        finally:
-            closed.set()
-
     before = threading.active_count()
-    stream = prefetch(endless(), depth=2)
+    stream = prefetch(_endless(closed), depth=2)
     next(stream)
     stream.close()
     assert closed.is_set()
@@ -178,16 +179,8 @@ def test_growing_list_hands_the_sources_error_to_its_reader_and_stops_on_close()
         broken[1]
 
     closed = threading.Event()
-
-    def endless():
-        try:
-            while True:
-                yield 0
-        finally:
-            closed.set()
-
     before = threading.active_count()
-    GrowingList(endless()).close()
+    GrowingList(_endless(closed)).close()
     assert closed.is_set() and threading.active_count() == before
 
 
