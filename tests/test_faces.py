@@ -21,7 +21,6 @@ from heygemd.engine.faces import (
     box_iou,
     build_detector,
     _pad_box,
-    finalize_boxes,
     stream_final_boxes,
 )
 from heygemd.engine.settings import Box, DetectorKind
@@ -241,7 +240,13 @@ def test_tracker_gives_none_without_faces(lbp: LBPDetector) -> None:
     assert list(FaceTracker(lbp).track(faceless_frames())) == [None, None]
 
 
-# ---------------------------------------------------------------------------- finalize_boxes
+# ---------------------------------------------------------------------------- final boxes
+
+
+def finalize_boxes(raw, pads, frame_size, smooth_window=5) -> list[Box | None]:
+    """The whole track through stream_final_boxes."""
+    return list(stream_final_boxes(raw, pads, frame_size, smooth_window))
+
 
 
 def test_pads_are_top_bottom_left_right_and_clipped_to_the_frame() -> None:

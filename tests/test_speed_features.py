@@ -167,6 +167,14 @@ def test_growing_list_serves_items_while_its_source_is_still_running():
         items[2]
     assert items.finished and items.wait() == ["first", "second"]
 
+    before = threading.active_count()
+    known = GrowingList.complete(["a", "b"])
+    assert threading.active_count() == before, "a complete list needs no thread"
+    assert known.finished and known[1] == "b" and known.wait() == ["a", "b"]
+    with pytest.raises(IndexError):
+        known[2]
+    known.close()
+
 
 def test_growing_list_hands_the_sources_error_to_its_reader_and_stops_on_close():
     def failing():

@@ -634,7 +634,7 @@ class _FaceBoxes:
     @classmethod
     def known(cls, boxes: list[Box | None], video: Path, *, need_face: bool = True) -> _FaceBoxes:
         """Boxes known up front; a track without any face fails here, before anything is encoded."""
-        known = cls(GrowingList(boxes, "known-boxes"), video, need_face=need_face)
+        known = cls(GrowingList.complete(boxes), video, need_face=need_face)
         known.wait()
         return known
 

@@ -8,7 +8,7 @@ Two detectors share one small interface (:class:`FaceDetector`):
   download), CPU only, frontal faces of at least ~12 % of the frame's short side.
 
 :class:`FaceTracker` streams frames through a detector in batches (detection on a copy
-downscaled to ``max_side``) and follows one face; :func:`finalize_boxes` pads and smooths
+downscaled to ``max_side``) and follows one face; :func:`stream_final_boxes` pads and smooths
 the raw track the way the reference does. All boxes are ``(x1, y1, x2, y2)`` ints, x2/y2
 exclusive, in pixels of the full-resolution frame.
 """
@@ -359,13 +359,6 @@ def _scale_detection(detection: Detection, small: tuple[int, int], full: tuple[i
 
 
 # ---------------------------------------------------------------------------- padding, smoothing
-
-
-def finalize_boxes(
-    raw: Sequence[Box | None], pads: Pads, frame_size: tuple[int, int], smooth_window: int = 5
-) -> list[Box | None]:
-    """The whole track through :func:`stream_final_boxes`."""
-    return list(stream_final_boxes(raw, pads, frame_size, smooth_window))
 
 
 def stream_final_boxes(

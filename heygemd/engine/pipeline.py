@@ -129,14 +129,24 @@ class GrowingList(Generic[T]):
     ones (face boxes for the write loop while detection goes on). ``close`` stops the producer.
     """
 
-    def __init__(self, source: Iterable[T], name: str = "growing-list") -> None:
+    def __init__(self, source: Iterable[T] | None, name: str = "growing-list") -> None:
+        """Start filling from ``source`` (None: nothing to fill, the list is finished and empty)."""
         self._items: list[T] = []
-        self._finished = False
+        self._finished = source is None
         self._error: BaseException | None = None
         self._changed = threading.Condition()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._fill, args=(source,), name=name, daemon=True)
-        self._thread.start()
+        self._thread: threading.Thread | None = None
+        if source is not None:
+            self._thread = threading.Thread(target=self._fill, args=(source,), name=name, daemon=True)
+            self._thread.start()
+
+    @classmethod
+    def complete(cls, items: list[T]) -> GrowingList[T]:
+        """A list whose items are all in already: no thread."""
+        done: GrowingList[T] = cls(None)
+        done._items = items
+        return done
 
     def __getitem__(self, index: int) -> T:
         """Item ``index`` (>= 0), waiting for it; IndexError if the source ended before it."""
@@ -162,7 +172,8 @@ class GrowingList(Generic[T]):
 
         With a ``timeout`` (seconds) it may return early: check ``finished``.
         """
-        self._thread.join(timeout)
+        if self._thread is not None:
+            self._thread.join(timeout)
         if self._error is not None:
             raise self._error
         return self._items
@@ -170,7 +181,8 @@ class GrowingList(Generic[T]):
     def close(self) -> None:
         """Stop the producer (after its current item) and wait for it."""
         self._stop.set()
-        self._thread.join()
+        if self._thread is not None:
+            self._thread.join()
 
     def _fill(self, source: Iterable[T]) -> None:
         iterator = iter(source)
