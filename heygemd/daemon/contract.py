@@ -19,6 +19,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from heygemd.codes import CodedError, ErrorCode
 from heygemd.engine.settings import RenderOptions
 
 AUDIO_EXTENSIONS = frozenset({".wav", ".mp3", ".m4a", ".aac", ".flac", ".ogg", ".oga", ".opus", ".wma"})
@@ -186,13 +187,8 @@ def check_plain_name(name: str, key: str) -> None:
 # ---------------------------------------------------------------------------- the plan
 
 
-class ContractViolation(Exception):
-    """The folder can never be a job as it is. ``reason`` is for the person who dropped it."""
-
-    def __init__(self, reason: str, details: list[str] | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.details = details or []
+class ContractViolation(CodedError):
+    """The folder can never be a job as it is. ``reason`` is for the person who dropped it; ``code`` says why."""
 
 
 @dataclass(frozen=True)
@@ -269,29 +265,39 @@ def plan_job(folder: Path, job_name: str, defaults: RenderOptions, marker_name: 
                 "The folder holds only folders. Each job must be its own folder directly in the inbox: "
                 f"drop {_list_names(subfolders)} into the inbox themselves.",
                 details,
+                code=ErrorCode.JOB_ONLY_FOLDERS,
             )
         if not (links or empty or unsupported or has_job_file):
-            raise ContractViolation("The folder is empty. A job needs one audio file and at least one template video.")
-        raise ContractViolation("The folder has no usable audio file and no usable template video.", details)
+            raise ContractViolation(
+                "The folder is empty. A job needs one audio file and at least one template video.", code=ErrorCode.JOB_EMPTY
+            )
+        raise ContractViolation(
+            "The folder has no usable audio file and no usable template video.", details, code=ErrorCode.JOB_EMPTY
+        )
     if empty:
-        raise ContractViolation(f"Some files are empty (0 bytes): {_list_names(empty)}. Copy them again.", details)
+        raise ContractViolation(
+            f"Some files are empty (0 bytes): {_list_names(empty)}. Copy them again.", details, code=ErrorCode.INPUT_EMPTY
+        )
     if not audio:
         raise ContractViolation(
             f"The folder has no audio file (found only {_list_names(videos)}). Add exactly one audio file "
             f"({', '.join(sorted(AUDIO_EXTENSIONS))}).",
             details,
+            code=ErrorCode.JOB_NO_AUDIO,
         )
     if len(audio) > 1:
         raise ContractViolation(
             f"The folder has {len(audio)} audio files ({_list_names(audio)}); a job needs exactly one. "
             "Split it into one folder per audio.",
             details,
+            code=ErrorCode.JOB_SEVERAL_AUDIO,
         )
     if not videos:
         raise ContractViolation(
             f"The folder has no template video (found only {_list_names(audio)}). Add one or more videos "
             f"({', '.join(sorted(VIDEO_EXTENSIONS | STILL_EXTENSIONS))}).",
             details,
+            code=ErrorCode.JOB_NO_TEMPLATE,
         )
 
     job_file = _read_job_file(folder) if has_job_file else JobFile()
@@ -300,11 +306,14 @@ def plan_job(folder: Path, job_name: str, defaults: RenderOptions, marker_name: 
         raise ContractViolation(
             f"job.toml names templates that are not in the folder: {_list_names(unknown)} "
             f"(templates: {_list_names(videos)}).",
+            code=ErrorCode.JOB_TOML_INVALID,
         )
     try:
         job_defaults = RenderOptions.model_validate({**defaults.model_dump(), **job_file.render})
     except ValidationError as err:
-        raise ContractViolation(f"job.toml [render] is not valid: {_short_validation(err)}") from None
+        raise ContractViolation(
+            f"job.toml [render] is not valid: {_short_validation(err)}", code=ErrorCode.JOB_TOML_INVALID
+        ) from None
 
     planned: list[PlannedVideo] = []
     stems_taken: set[str] = set()
@@ -313,7 +322,9 @@ def plan_job(folder: Path, job_name: str, defaults: RenderOptions, marker_name: 
         try:
             merged = VideoOverride.model_validate({**job_defaults.model_dump(), **override})
         except ValidationError as err:
-            raise ContractViolation(f'job.toml [videos."{name}"] is not valid: {_short_validation(err)}') from None
+            raise ContractViolation(
+                f'job.toml [videos."{name}"] is not valid: {_short_validation(err)}', code=ErrorCode.JOB_TOML_INVALID
+            ) from None
         stem = merged.output_name or Path(name).stem
         if stem.lower() in stems_taken or stem.lower() in REPORT_NAMES or stem.lower() == "job":
             stem = f"{stem}_{Path(name).suffix.lstrip('.').lower()}"
@@ -337,13 +348,21 @@ def _read_job_file(folder: Path) -> JobFile:
         with open(path, "rb") as handle:
             raw = tomllib.load(handle)
     except tomllib.TOMLDecodeError as err:
-        raise ContractViolation(f"job.toml is not valid TOML: {err}.") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise ContractViolation(f"job.toml cannot be read: {err}.") from None
+        raise ContractViolation(f"job.toml is not valid TOML: {err}.", code=ErrorCode.JOB_TOML_INVALID) from None
+    except RecursionError:  # tomllib recurses once per nesting level
+        raise ContractViolation("job.toml is nested too deeply to be read.", code=ErrorCode.JOB_TOML_INVALID) from None
+    except PermissionError:
+        raise ContractViolation(
+            "job.toml cannot be read by the service (permission denied): give its user read access.",
+            code=ErrorCode.INPUT_UNREADABLE,
+        ) from None
+    except UnicodeDecodeError as err:
+        raise ContractViolation(f"job.toml is not UTF-8 text: {err}.", code=ErrorCode.JOB_TOML_INVALID) from None
     try:
         return JobFile.model_validate(raw)
-    except ValidationError as err:
-        raise ContractViolation(f"job.toml is not valid: {_short_validation(err)}") from None
+    except (ValidationError, RecursionError) as err:
+        reason = _short_validation(err) if isinstance(err, ValidationError) else "it is nested too deeply"
+        raise ContractViolation(f"job.toml is not valid: {reason}", code=ErrorCode.JOB_TOML_INVALID) from None
 
 
 def _short_validation(err: ValidationError) -> str:

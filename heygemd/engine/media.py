@@ -18,9 +18,18 @@ from typing import IO, Literal
 
 import numpy as np
 
+from heygemd.codes import ErrorCode
 from heygemd.engine.errors import AudioError, MediaError
 from heygemd.engine.ffmpeg_tools import ffmpeg_path, last_lines
-from heygemd.engine.probe import CUT_SHORT_WARNINGS, ColourTags, VideoInfo, _check_readable, _unreadable_reason, run_reading
+from heygemd.engine.probe import (
+    CUT_SHORT_WARNINGS,
+    ColourTags,
+    VideoInfo,
+    _check_readable,
+    _unreadable_reason,
+    killed_by_signal,
+    run_reading,
+)
 
 AUDIO_BITRATE = "192k"
 AUDIO_DECODE_TIMEOUT_S = 1800  # hours of speech decode in seconds; only a stalled share takes this long
@@ -278,9 +287,10 @@ def _frames_from(
                     yield _i420_frame(raw, width, height)
                 else:
                     yield raw.reshape(frame_shape(width, height, pixel_format))
-            finished = process.wait() == 0
+            returncode = process.wait()
+            finished = returncode == 0
             if not finished:
-                raise MediaError(f"could not be decoded ({_tail(stderr)})", path)
+                raise killed_by_signal(returncode, path) or MediaError(f"could not be decoded ({_tail(stderr)})", path)
         finally:
             if process.poll() is None:
                 process.kill()
@@ -377,7 +387,7 @@ class VideoWriter:
             self._process.stdin.write(memoryview(np.ascontiguousarray(frame)).cast("B"))
         except BrokenPipeError:
             self._process.wait()
-            raise MediaError(f"the encoder stopped ({_tail(self._stderr)})", self.path) from None
+            raise self._encoder_error("the encoder stopped") from None
 
     def close(self) -> None:
         """Finish the file; raises MediaError if ffmpeg did not succeed."""
@@ -389,11 +399,18 @@ class VideoWriter:
         except BrokenPipeError:
             pass
         if self._process.wait() != 0:
-            message = _tail(self._stderr)
+            error = self._encoder_error("the encoder failed")
             self._stderr.close()
             self.path.unlink(missing_ok=True)
-            raise MediaError(f"the encoder failed ({message})", self.path)
+            raise error
         self._stderr.close()
+
+    def _encoder_error(self, what: str) -> MediaError:
+        """Why the encoder ended: killed from outside and a full disk are the environment's fault (transient)."""
+        message = _tail(self._stderr)
+        if "No space left on device" in message or "Disk quota exceeded" in message:
+            return MediaError(f"{what}: the disk is full", self.path, code=ErrorCode.DISK_FULL)
+        return killed_by_signal(self._process.returncode, self.path) or MediaError(f"{what} ({message})", self.path)
 
     def abort(self) -> None:
         """Stop the encoder and delete the partial file."""

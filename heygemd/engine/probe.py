@@ -7,6 +7,7 @@ share understands.
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import subprocess
 import tempfile
@@ -15,6 +16,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import IO
 
+from heygemd.codes import ErrorCode
 from heygemd.engine.errors import AudioError, MediaError
 from heygemd.engine.ffmpeg_tools import ToolRun, ffmpeg_path, ffprobe_path, last_lines, run_tool
 
@@ -172,11 +174,25 @@ def _ffprobe(path: Path, arguments: list[str]) -> dict:
 def run_reading(path: Path, command: list[str], timeout: float) -> ToolRun:
     """Run an ffmpeg/ffprobe command that reads ``path``; a run past ``timeout`` is a MediaError."""
     try:
-        return run_tool(command, timeout=timeout)
+        result = run_tool(command, timeout=timeout)
     except subprocess.TimeoutExpired:
         raise MediaError(
-            f"could not be read within {timeout:.0f} seconds (is the disk or network share stalled?)", path
+            f"could not be read within {timeout:.0f} seconds (is the disk or network share stalled?)", path,
+            code=ErrorCode.SHARE_UNAVAILABLE,
         ) from None
+    killed = killed_by_signal(result.returncode, path)
+    if killed is not None:
+        raise killed
+    return result
+
+
+def killed_by_signal(returncode: int | None, path: Path) -> MediaError | None:
+    """The error for an ffmpeg/ffprobe child that a signal ended (the OOM killer, an operator): transient."""
+    if returncode is None or returncode >= 0:
+        return None
+    return MediaError(
+        f"ffmpeg was stopped from outside (signal {-returncode}) while working on it", path, code=ErrorCode.PROCESS_KILLED
+    )
 
 
 def _packets(path: Path, stream_index: int) -> list[tuple[float, float | None]]:
@@ -262,7 +278,12 @@ def _check_readable(path: Path) -> None:
     if path.is_dir():
         raise MediaError("is a folder, not a file", path)
     if path.stat().st_size == 0:
-        raise MediaError("is empty (0 bytes) — the copy may not have finished", path)
+        raise MediaError("is empty (0 bytes) — the copy may not have finished", path, code=ErrorCode.INPUT_EMPTY)
+    if not os.access(path, os.R_OK):
+        raise MediaError(
+            "cannot be read by the service (permission denied): give its user read access", path,
+            code=ErrorCode.INPUT_UNREADABLE,
+        )
 
 
 def _unreadable_reason(path: Path, stderr: str) -> str:
