@@ -209,23 +209,25 @@ _DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 _UNREADABLE_ERRNOS = frozenset({errno.EACCES, errno.EPERM})
 
 
-def code_for_os_error(err: OSError) -> ErrorCode:
+def code_for_os_error(err: OSError, *, reading_input: bool = False) -> ErrorCode:
     """What a filesystem error means for a job: a full disk, a name too long, no permission, or the share.
 
-    Everything not recognised is taken as the share (transient): a wrong guess there costs a bounded
-    number of retries, a wrong guess the other way would quarantine a good job.
+    Permission denied is the input's fault only while reading the job's own files; elsewhere (the
+    outbox, the work folder) the operator must fix it, so it is retried like the share. Everything not
+    recognised is taken as the share (transient): a wrong guess there costs a bounded number of
+    retries, a wrong guess the other way would quarantine a good job.
     """
     if err.errno in _DISK_FULL_ERRNOS:
         return ErrorCode.DISK_FULL
     if err.errno == errno.ENAMETOOLONG:
         return ErrorCode.NAME_TOO_LONG
-    if err.errno in _UNREADABLE_ERRNOS:
+    if err.errno in _UNREADABLE_ERRNOS and reading_input:
         return ErrorCode.INPUT_UNREADABLE
     return ErrorCode.SHARE_UNAVAILABLE
 
 
-def failure_from_os_error(err: OSError, what: str) -> Failure:
+def failure_from_os_error(err: OSError, what: str, *, reading_input: bool = False) -> Failure:
     """``what`` names the step in words ("claiming the job", "publishing the results")."""
-    code = code_for_os_error(err)
+    code = code_for_os_error(err, reading_input=reading_input)
     where = f' ("{os.path.basename(err.filename)}")' if err.filename else ""  # never a path in work/
     return Failure(code=code, reason=f"{code.info.summary} While {what}: {err.strerror or err}{where}.")

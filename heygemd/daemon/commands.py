@@ -158,6 +158,8 @@ def _status(args: argparse.Namespace) -> int:
             print("queued     " + ", ".join(status.queued))
         if status.arriving:
             print("arriving   " + ", ".join(status.arriving))
+        for waiting in status.waiting_jobs:
+            print("waiting    " + waiting.describe())
     else:
         print(f"stopped    (last seen pid {status.pid}, state {status.state!r}, at {status.updated_at:%Y-%m-%d %H:%M:%S} UTC)")
     for record in claimed:
@@ -170,5 +172,5 @@ def _status(args: argparse.Namespace) -> int:
             print(f"  {entry.finished_at:%Y-%m-%d %H:%M:%S}  {entry.status.value:7}  {entry.job}  ({entry.videos_ok} ok, "
                   f"{entry.videos_failed} failed, {entry.seconds:.0f} s)  {where}")
             if entry.reason:
-                print(f"      reason: {entry.reason}")
+                print(f"      reason: [{entry.code.value if entry.code else '?'}] {entry.reason}")
     return ExitCode.OK if running else ExitCode.NOT_RUNNING

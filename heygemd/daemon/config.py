@@ -89,6 +89,10 @@ class WatchConfig(_Section):
         gt=0,
         description="a folder that stays empty, or keeps an empty or temporary file, this long goes to quarantine",
     )
+    max_input_changes: int = Field(
+        3, ge=0, description="an input that changes after the claim (an upload still running) makes its videos "
+        "render again once the folder settles; after this many changes the job goes to quarantine"
+    )
 
 
 class AfterSuccess(StrEnum):
@@ -110,6 +114,21 @@ class ServiceConfig(_Section):
         30.0, ge=0, description="on SIGTERM, let the current video finish this long, then abandon it (it is resumed)"
     )
     history_size: int = Field(50, ge=1, description="recent results kept for `heygemd status`")
+    retry_attempts: int = Field(
+        6, ge=1, description="a job hit by transient errors (share gone, disk full, ffmpeg killed) is tried this many times "
+        "in a row, then quarantined with the last reason; a video that succeeds ends the streak"
+    )
+    retry_budget_seconds: float = Field(
+        3600.0, gt=0, description="...and for at most this long from the first failure of the streak"
+    )
+    retry_first_delay_seconds: float = Field(
+        30.0, gt=0, description="wait before the first retry; each further one waits twice as long"
+    )
+    retry_max_delay_seconds: float = Field(600.0, gt=0, description="the longest wait between two retries")
+    stall_seconds: float = Field(
+        120.0, gt=0, description="a render that reports no progress this long (a stalled share, a hung GPU) is "
+        "cancelled and retried; keep it below the unit's WatchdogSec"
+    )
     lease_seconds: float = Field(
         60.0,
         ge=1,

@@ -10,6 +10,7 @@ class ExitCode(IntEnum):
     FAILURE = 1  # an unexpected error, or `doctor` found a problem
     USAGE = 2  # wrong command line (argparse's own code)
     NOT_RUNNING = 3  # `status`: no daemon is running on this state directory
-    MISSING_WEIGHTS = 69  # EX_UNAVAILABLE: a checkpoint is missing or unusable; `fetch-models` could not get it
+    MISSING_WEIGHTS = 69
+    RENDER_HUNG = 70  # EX_SOFTWARE: a render stopped making progress and could not be cancelled; systemd restarts  # EX_UNAVAILABLE: a checkpoint is missing or unusable; `fetch-models` could not get it
     CANT_CREATE = 73  # EX_CANTCREAT: a working folder cannot be created or written
     CONFIG = 78  # EX_CONFIG: the configuration file or an HEYGEMD_* variable is wrong

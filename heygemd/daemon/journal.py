@@ -18,8 +18,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError
 
+from heygemd.codes import ErrorCode, Failure
 from heygemd.daemon.fsutil import write_atomic
-from heygemd.daemon.reports import JobStatus, VideoStatus, host_name, utc_now
+from heygemd.daemon.reports import InputFile, JobStatus, VideoStatus, host_name, utc_now
 
 
 class Phase(StrEnum):
@@ -34,9 +35,26 @@ class VideoRecord(BaseModel):
     template: str
     output_stem: str
     status: VideoStatus = VideoStatus.PENDING
-    error: str | None = None
+    failure: Failure | None = Field(None, description="why it failed; while pending, the transient failure it waits out")
     seconds: float | None = None
     output_duration_s: float | None = None
+
+
+class RetryState(BaseModel):
+    """The current streak of transient failures (share gone, disk full, ...); a success ends the streak."""
+
+    failures: int = 0
+    first_failure_at: datetime | None = None
+    next_attempt_at: datetime | None = None
+    last: Failure | None = None
+
+
+class ChangedInputs(BaseModel):
+    """Inputs that changed after the claim: the job waits for them to settle, then renders again."""
+
+    names: list[str]
+    first_seen_at: datetime
+    last_state: list[InputFile] = Field(default_factory=list, description="size and mtime at the last look")
 
 
 class JobRecord(BaseModel):
@@ -48,12 +66,8 @@ class JobRecord(BaseModel):
     claimed_at: datetime = Field(default_factory=utc_now)
     started_at: datetime | None = None
     finished_at: datetime | None = None
-    # Set when the folder was taken because it never finished arriving: it goes to quarantine as is.
-    abandoned_reason: str | None = None
-    abandoned_details: list[str] = Field(default_factory=list)
-    # Set when the contract or the audio rules out the whole job.
-    failure_reason: str | None = None
-    failure_details: list[str] = Field(default_factory=list)
+    # Set when the whole job goes to quarantine: a folder that never finished arriving, the contract, the audio...
+    failure: Failure | None = None
     audio: str | None = None
     output_folder: str | None = None
     videos: list[VideoRecord] = Field(default_factory=list)
@@ -65,8 +79,14 @@ class JobRecord(BaseModel):
     quarantine_path: Path | None = None
     archive_path: Path | None = None
     inputs_disposed: bool = False
-    # Starts of work on this job that did not end cleanly (crash, kill, internal error).
-    attempts: int = 0
+    # Each input's size, mtime and sha256 when the job was planned; checked again before each render and publishing.
+    inputs: list[InputFile] = Field(default_factory=list)
+    changed_inputs: ChangedInputs | None = None
+    input_changes: int = Field(0, description="times an input changed after the claim (each time, affected videos render again)")
+    retry: RetryState = Field(default_factory=RetryState)
+    # Set while this service works on the job; found set at start-up, it means the service died working on it.
+    working_since: datetime | None = None
+    crashes: int = 0
     # Several services share the work area: who holds the job now, who held it before (taken over from),
     # the folder under work/<job-id>/ holding the finished videos, and a count of saves (newest copy wins).
     owner: str | None = None
@@ -86,6 +106,7 @@ class HistoryEntry(BaseModel):
     outbox: Path | None = None
     quarantine: Path | None = None
     reason: str | None = None
+    code: ErrorCode | None = None
 
 
 class Journal:

@@ -7,6 +7,7 @@ appears in the outbox or quarantine whole: built in the work area, then renamed.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import zipfile
@@ -24,6 +25,7 @@ from heygemd.daemon.fsutil import (
     write_atomic,
 )
 from heygemd.daemon.journal import Journal, JobRecord
+from heygemd.codes import ErrorCode, Failure
 from heygemd.daemon.reports import ErrorReport, FailedVideo, VideoStatus
 
 JOB_REPORT = "job.json"
@@ -57,7 +59,7 @@ def _move_recorded(source: Path, directory: Path, name: str, record: JobRecord, 
         except FileExistsError:
             continue
         except OSError as err:
-            if err.errno != 18:  # EXDEV: the destination is on another filesystem
+            if err.errno != errno.EXDEV:  # the destination is on another filesystem
                 raise
             target = move_without_overwrite(source, directory, name)
             setattr(record, attribute, target)
@@ -127,12 +129,16 @@ def quarantine_failed_videos(record: JobRecord, dest: Destinations, journal: Jou
         partial = staging / f".{record.audio}.heygemd-partial"
         shutil.copy2(input_dir / record.audio, partial)
         os.rename(partial, staging / record.audio)
-    report = ErrorReport(
-        job=record.name,
-        job_id=record.job_id,
+    failures = [video.failure for video in failed if video.failure is not None]
+    summary = Failure(
+        code=failures[0].code if failures else ErrorCode.INTERNAL,
         reason=f"{len(failed)} of {len(record.videos)} template videos could not be rendered; "
         "the others are in the outbox. The failed templates and a copy of the audio are here.",
-        failed_videos=[FailedVideo(template=video.template, reason=video.error or "unknown error") for video in failed],
+    )
+    report = ErrorReport.of(
+        record.name, record.job_id, summary,
+        failed_videos=[FailedVideo(template=video.template, reason=failure.reason, code=failure.code)
+                       for video, failure in zip(failed, failures, strict=True)],
         outbox_folder=str(record.outbox_path) if record.outbox_path else None,
     )
     write_atomic(staging / ERROR_REPORT, report.model_dump_json(indent=2) + "\n")

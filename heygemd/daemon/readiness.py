@@ -11,6 +11,7 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from heygemd.codes import ErrorCode
 from heygemd.daemon.config import Readiness
 from heygemd.daemon.contract import EntryState, FolderSnapshot, is_ignored_name, is_temporary_name, snapshot_folder
 
@@ -33,6 +34,7 @@ class ReadyFolder:
 @dataclass(frozen=True)
 class AbandonedFolder:
     name: str
+    code: ErrorCode
     reason: str
     details: list[str]
 
@@ -44,6 +46,16 @@ class InboxScan:
     abandoned: list[AbandonedFolder] = field(default_factory=list)
     waiting: list[str] = field(default_factory=list)
     new_loose_entries: list[str] = field(default_factory=list)
+
+    def without(self, name: str) -> InboxScan:
+        """The same scan with ``name`` gone (claimed)."""
+        return InboxScan(
+            inbox_missing=self.inbox_missing,
+            ready=[folder for folder in self.ready if folder.name != name],
+            abandoned=[folder for folder in self.abandoned if folder.name != name],
+            waiting=[folder for folder in self.waiting if folder != name],
+            new_loose_entries=self.new_loose_entries,
+        )
 
 
 def _minutes(seconds: float) -> str:
@@ -126,15 +138,16 @@ class ReadinessTracker:
         if snapshot.is_empty or blocking:
             if unchanged_for >= self.abandon_after_seconds:
                 if snapshot.is_empty:
-                    reason = f"The folder stayed empty for {_minutes(unchanged_for)}."
+                    code, reason = ErrorCode.JOB_EMPTY, f"The folder stayed empty for {_minutes(unchanged_for)}."
                     details: list[str] = []
                 else:
+                    code = ErrorCode.INPUT_INCOMPLETE
                     reason = (
                         f"The copy never finished: {', '.join(_describe(snapshot, name) for name in blocking)} "
                         f"unchanged for {_minutes(unchanged_for)}. Copy the files again."
                     )
                     details = [f"still incomplete: {name}" for name in blocking]
-                result.abandoned.append(AbandonedFolder(name, reason, details))
+                result.abandoned.append(AbandonedFolder(name, code, reason, details))
             else:
                 result.waiting.append(name)
             return

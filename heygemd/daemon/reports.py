@@ -10,8 +10,9 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from heygemd import __version__
+from heygemd.codes import ErrorCode, Failure
 
-RETRY_HINT = "Fix the problem, then drop the folder into the inbox again (error.json may stay, it is ignored)."
+RETRY_HINT = "(error.json may stay in the folder when you drop it again: it is ignored.)"
 
 
 def utc_now() -> datetime:
@@ -34,12 +35,22 @@ class VideoStatus(StrEnum):
     FAILED = "failed"
 
 
+class InputFile(BaseModel):
+    """One input of a job as it was when rendered."""
+
+    name: str
+    size_bytes: int
+    mtime_ns: int
+    sha256: str = Field(description="hex sha256 of the content")
+
+
 class VideoResult(BaseModel):
     template: str = Field(description="file name of the template in the job folder")
     status: VideoStatus
     output: str | None = Field(None, description="result video, relative to the job's outbox folder")
     report: str | None = Field(None, description="render report (sidecar), relative to the job's outbox folder")
     error: str | None = Field(None, description="why this template failed, in plain language")
+    code: ErrorCode | None = Field(None, description="why this template failed, as a stable code (see the README)")
     seconds: float | None = Field(None, description="wall-clock time of the render")
     output_duration_s: float | None = None
 
@@ -53,6 +64,7 @@ class JobReport(BaseModel):
     dry_run: bool = Field(description="true: made without the model (template fitted to the audio, new audio)")
     audio: str
     videos: list[VideoResult]
+    inputs: list[InputFile] = Field(default_factory=list, description="every input as rendered: size, mtime, sha256")
     received_at: datetime = Field(description="when the job was claimed from the inbox")
     started_at: datetime | None
     finished_at: datetime
@@ -71,6 +83,7 @@ class JobReport(BaseModel):
 class FailedVideo(BaseModel):
     template: str
     reason: str
+    code: ErrorCode
 
 
 class ErrorReport(BaseModel):
@@ -78,11 +91,17 @@ class ErrorReport(BaseModel):
 
     job: str
     job_id: str
+    code: ErrorCode = Field(description="why, as a stable machine-readable code (see the README)")
     reason: str = Field(description="what went wrong, in plain language")
     details: list[str] = Field(default_factory=list)
     failed_videos: list[FailedVideo] = Field(default_factory=list)
     outbox_folder: str | None = Field(None, description="where this job's good results went, if any")
-    what_to_do: str = RETRY_HINT
+    what_to_do: str
+
+    @classmethod
+    def of(cls, job: str, job_id: str, failure: Failure, **extra: Any) -> ErrorReport:
+        return cls(job=job, job_id=job_id, code=failure.code, reason=failure.reason, details=failure.details,
+                   what_to_do=f"{failure.fix} {RETRY_HINT}", **extra)
     time: datetime = Field(default_factory=utc_now)
     host: str = Field(default_factory=host_name)
     heygemd_version: str = __version__

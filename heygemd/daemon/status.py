@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
+from heygemd.codes import ErrorCode
 from heygemd.daemon.fsutil import write_atomic
 from heygemd.daemon.reports import host_name, utc_now
 
@@ -26,6 +27,23 @@ class CurrentJob(BaseModel):
     percent: float | None = None
 
 
+class WaitingJob(BaseModel):
+    """A claimed job that waits before its next try: why, and until when."""
+
+    job: str
+    job_id: str
+    code: ErrorCode
+    reason: str
+    retry_at: datetime | None = None
+    failures: int = 0
+    max_failures: int = 0
+
+    def describe(self) -> str:
+        when = f"; next try {self.retry_at.astimezone().strftime('%H:%M:%S')}" if self.retry_at else ""
+        count = f" (failure {self.failures} of {self.max_failures})" if self.failures else ""
+        return f"{self.job}: waits: {self.code.value}{count}{when}: {self.reason}"
+
+
 class ServiceStatus(BaseModel):
     pid: int = Field(default_factory=os.getpid)
     host: str = Field(default_factory=host_name)
@@ -40,6 +58,7 @@ class ServiceStatus(BaseModel):
     dry_run: bool = False
     queued: list[str] = Field(default_factory=list, description="ready jobs waiting their turn (claimed ones first)")
     arriving: list[str] = Field(default_factory=list, description="folders not complete yet")
+    waiting_jobs: list[WaitingJob] = Field(default_factory=list, description="claimed jobs waiting to be tried again")
     current: CurrentJob | None = None
     engine: dict[str, Any] = Field(default_factory=dict)
 
@@ -52,9 +71,10 @@ class ServiceStatus(BaseModel):
             percent = f" {job.percent:.0f}%" if job.percent is not None else ""
             stage = f" ({job.stage})" if job.stage and job.stage != "render" else ""
             return f"{prefix}job {job.job}: {where}{percent}{stage}; {len(self.queued)} queued"
+        waiting = f", {len(self.waiting_jobs)} waiting to retry" if self.waiting_jobs else ""
         if self.state == "idle":
-            return f"idle; {len(self.queued)} queued, {len(self.arriving)} arriving"
-        return self.state
+            return f"idle; {len(self.queued)} queued, {len(self.arriving)} arriving{waiting}"
+        return self.state + waiting
 
 
 class StatusFile:

@@ -1,14 +1,13 @@
 """`heygemd run`: the long-running service. Reads top to bottom:
 
 start-up (logging, folders, warm engine, unfinished jobs from the journal) → READY=1 →
-loop { reload if asked; resume claimed jobs; scan the inbox; take over jobs whose holder died;
-claim the oldest ready folder; render its videos one by one; publish } → STOPPING=1 on SIGTERM.
+loop { reload if asked; run a claimed job whose turn came; take over jobs whose holder died;
+claim the oldest ready folder the arrivals thread found; sleep until something happens } → STOPPING=1.
 
-A job moves through the journal phases claimed → rendering → publishing → done; each
-phase can be repeated after a crash, so a restarted service finishes every claimed job.
-Several services may share the inbox and work area: each holds its jobs with a lease (lease.py,
-renewed by heartbeat.py), takes over jobs whose lease expired (takeover.py), and publishes only
-after committing its lease, so a job is published once even if a stalled holder comes back.
+The steps of one job live in runner.py, its state changes in lifecycle.py, and the watching of the
+inbox (which never pauses, also while a job renders) in arrivals.py. Several services may share the
+inbox and work area: each holds its jobs with a lease (lease.py, renewed by heartbeat.py), takes over
+jobs whose lease expired (takeover.py), and publishes only after committing its lease.
 """
 
 from __future__ import annotations
@@ -20,56 +19,45 @@ import os
 import threading
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import structlog
 
+from heygemd.codes import ErrorCode, Failure
 from heygemd.daemon import lease
+from heygemd.daemon.arrivals import Arrivals
 from heygemd.daemon.claim import OWNER_FILE, ClaimError, WorkArea, claim
-from heygemd.daemon.config import ConfigError, HeygemdConfig, LoadedConfig, LogConfig, Readiness, load_config
-from heygemd.daemon.contract import ContractViolation, JobPlan, plan_job
+from heygemd.daemon.config import ConfigError, HeygemdConfig, LoadedConfig, LogConfig, load_config
 from heygemd.daemon.exitcodes import ExitCode
 from heygemd.daemon.fsutil import is_network_filesystem, move_without_overwrite, remove_tree, same_filesystem, write_atomic
 from heygemd.daemon.heartbeat import LeaseKeeper
 from heygemd.daemon.journal import HistoryEntry, Journal, JobRecord, Phase, VideoRecord
 from heygemd.daemon.lease import LeaseLost, Owner
+from heygemd.daemon.lifecycle import Lifecycle, RetryPolicy
 from heygemd.daemon.logs import configure_logging, get_logger
 from heygemd.daemon.notify import Notifier
-from heygemd.daemon.outputs import (
-    JOB_REPORT,
-    Destinations,
-    dispose_inputs,
-    keep_only,
-    publish_outbox_folder,
-    quarantine_failed_videos,
-    quarantine_whole_job,
-    write_zip_bundle,
-)
+from heygemd.daemon.outputs import Destinations
 from heygemd.daemon.readiness import InboxScan, ReadinessTracker
-from heygemd.daemon.reports import ErrorReport, FailedVideo, JobReport, JobStatus, VideoResult, VideoStatus, utc_now
+from heygemd.daemon.reports import JobStatus, VideoStatus, utc_now
+from heygemd.daemon.runner import JobRunner, RenderContext, StepKind
 from heygemd.daemon.signals import ServiceSignals
-from heygemd.daemon.status import CurrentJob, ServiceStatus, StatusFile
+from heygemd.daemon.status import CurrentJob, ServiceStatus, StatusFile, WaitingJob
+from heygemd.daemon.supervise import RenderHung
 from heygemd.daemon.takeover import RecordMirror, Takeover
-from heygemd.daemon.watcher import InboxWatcher
-from heygemd.engine import (
-    CheckpointError,
-    EngineError,
-    EngineSettings,
-    MediaError,
-    RenderCancelled,
-    RenderProgress,
-    RenderReport,
-)
+from heygemd.engine import CheckpointError, EngineError, EngineSettings, RenderProgress
 
 STOP_MARGIN_SECONDS = 15.0  # asked of systemd on top of the grace, for publishing and exit
-RETRY_STUCK_SECONDS = 60.0  # a job hit by a filesystem error (share gone, disk full) is tried again after this
-MAX_ATTEMPTS = 5  # a job the service keeps dying on (out of memory, a bug) goes to quarantine instead of looping
+CLAIM_RETRY_SECONDS = 60.0  # a folder that could not be claimed (permissions, the share) is tried again after this
+MAX_CRASHES = 5  # a job the service keeps dying on (out of memory, a bug) goes to quarantine instead of looping
 
 
 @dataclass
 class _Queued:
     record: JobRecord
-    not_before: float = 0.0
+    not_before: float = 0.0  # time.monotonic()
+    waiting_for: Failure | None = None
+    retry_at: datetime | None = None
 
 
 class Service:
@@ -87,37 +75,50 @@ class Service:
         self.engine = None  # heygemd.engine.LipSyncEngine, imported lazily (torch)
         self.queue: list[_Queued] = []
         self._claim_retry_after: dict[str, float] = {}
-        self._inbox_missing_reported = False
         self._last_progress_status = 0.0
         self.owner = Owner.current(loaded.config.paths.state)
         self.keeper = LeaseKeeper(self.owner, self.config.service.lease_seconds)
-        self._apply_paths()
-        self.tracker = self._make_tracker()
         self.status = ServiceStatus(config_file=str(self.config_source) if self.config_source else None, owner=self.owner.id)
+        self._apply_paths()
+        self.arrivals = self._make_arrivals()
 
     # ------------------------------------------------------------------ configuration
 
     def _apply_paths(self) -> None:
-        paths = self.config.paths
+        paths, service = self.config.paths, self.config.service
         self.inbox = paths.inbox
         self.work = WorkArea(paths.work)
         self.dest = Destinations(paths, self.work)
-        self.journal = Journal(paths.state, self.config.service.history_size, mirror=RecordMirror(self.work, self.owner))
+        self.journal = Journal(paths.state, service.history_size, mirror=RecordMirror(self.work, self.owner))
+        policy = RetryPolicy(service.retry_attempts, service.retry_budget_seconds, service.retry_first_delay_seconds,
+                             service.retry_max_delay_seconds)
+        self.lifecycle = Lifecycle(self.journal, policy, MAX_CRASHES)
         self.status_file = StatusFile(paths.state)
-        self.keeper.lease_seconds = self.config.service.lease_seconds
-        self.takeover = Takeover(self.work, self.owner, self.keeper, self.config.service.lease_seconds)
+        self.keeper.lease_seconds = service.lease_seconds
+        self.takeover = Takeover(self.work, self.owner, self.keeper, service.lease_seconds)
+
+    def _make_arrivals(self) -> Arrivals:
+        watch = self.config.watch
+        arrivals = Arrivals(self.inbox, watch, self._make_tracker(), self.wake)
+        arrivals.on_scan = self._on_scan
+        return arrivals
 
     def _make_tracker(self) -> ReadinessTracker:
+        from heygemd.daemon.watcher import choose_watch_mode
+
         watch = self.config.watch
-        self.watcher = InboxWatcher(self.inbox, watch.mode, watch.poll_interval_seconds, self.wake)
-        network = is_network_filesystem(self.watcher.plan.filesystem)
-        settle = watch.network_settle_seconds if network else watch.settle_seconds
+        network = is_network_filesystem(choose_watch_mode(self.inbox, watch.mode).filesystem)
         return ReadinessTracker(
             readiness=watch.readiness,
             marker_name=watch.marker_name,
-            settle_seconds=settle,
+            settle_seconds=watch.network_settle_seconds if network else watch.settle_seconds,
             abandon_after_seconds=watch.abandon_after_seconds,
         )
+
+    def _runner(self) -> JobRunner:
+        assert self.engine is not None
+        context = RenderContext(self.signals.stop_requested, self.cancel_render, self._on_progress, self._on_video)
+        return JobRunner(self.config, self.engine, self.lifecycle, self.dest, _LeaseGuard(self), context, self.owner.id)
 
     # ------------------------------------------------------------------ the service
 
@@ -154,31 +155,30 @@ class Service:
             self.log.error("the engine cannot start", error=str(err))
             self._set_state("stopped: engine cannot start")
             return ExitCode.MISSING_WEIGHTS
-        engine_info = self.engine.describe()
-        self.status.engine = engine_info
-        self.status.dry_run = bool(engine_info.get("dry_run"))
-        self.log.info("engine ready", **_flat_engine(engine_info))
+        self._describe_engine()
 
         self._recover_unfinished_jobs()
         self.keeper.start()
         self._describe_watch()
-        self.watcher.ensure_running()
+        self.arrivals.start()
         self._set_state("idle")
         self.notifier.ready(self.status.summary())
-        self.log.info("ready", watch_mode=self.watcher.plan.mode.value, readiness=self.config.watch.readiness.value)
+        self.log.info("ready", watch_mode=self.arrivals.watcher.plan.mode.value, readiness=self.config.watch.readiness.value)
 
-        self._loop()
-
-        self.watcher.stop()
-        self.keeper.stop()  # the jobs left claimed are taken over by another service once their leases expire
+        try:
+            self._loop()
+        except RenderHung as hung:
+            self.log.error("a render hung and could not be stopped; exiting so that systemd restarts the service",
+                           reason=str(hung))
+            return ExitCode.RENDER_HUNG
+        finally:
+            self.arrivals.stop()
+            self.keeper.stop()  # the jobs left claimed are taken over by another service once their leases expire
         self._set_state("stopped")
         self.log.info("stopped", claimed_jobs_left=len(self.journal.records()))
         return ExitCode.OK
 
     def _loop(self) -> None:
-        last_scan = -1e9
-        last_full_scan = -1e9
-        scan = InboxScan()
         while not self.signals.stop_requested.is_set():
             if self.signals.reload_requested.is_set():
                 self.signals.reload_requested.clear()
@@ -191,30 +191,20 @@ class Service:
                 self.queue.remove(runnable)
                 self._process(runnable.record)
                 continue
-
-            since_scan = now - last_scan
-            if since_scan < self.config.watch.scan_interval_seconds:  # events come in floods while files copy
-                self._sleep(self.config.watch.scan_interval_seconds - since_scan)
+            scan = self.arrivals.latest()
+            if scan.inbox_missing:
+                self._set_state("waiting for inbox")
+            elif self._take_over_expired() or self._take_abandoned(scan) or self._take_next_ready(scan):
                 continue
-            last_scan = now
-            if now - last_full_scan >= self.config.watch.rescan_interval_seconds:
-                last_full_scan = now
-                self.watcher.ensure_running()
-            scan = self._scan_inbox()
-            if self._take_over_expired() or self._take_abandoned(scan) or self._take_next_ready(scan):
-                continue
-            self._set_state("idle")
-            if scan.waiting:
-                timeout = self.config.watch.scan_interval_seconds
-            elif scan.inbox_missing:  # no observer can tell us when the share is back
-                timeout = self.config.watch.poll_interval_seconds
             else:
-                timeout = self.config.watch.rescan_interval_seconds
+                self._set_state("idle")
+            timeout = self.config.watch.rescan_interval_seconds
             if self.queue:
                 timeout = min(timeout, max(0.1, min(item.not_before for item in self.queue) - now))
+            if scan.ready:  # a ready folder that could not be claimed yet
+                timeout = min(timeout, self.config.watch.scan_interval_seconds)
             timeout = min(timeout, self.config.service.lease_seconds / 4)  # look at other services' leases
             self._sleep(timeout)
-            self.wake.clear()
 
     def _sleep(self, seconds: float) -> None:
         interval = self.notifier.watchdog_interval
@@ -224,48 +214,26 @@ class Service:
             if remaining <= 0:
                 return
             if self.wake.wait(min(remaining, interval) if interval else remaining):
-                if self.signals.stop_requested.is_set() or self.signals.reload_requested.is_set():
-                    return
-                # a filesystem event: scan soon, but let the rest of the burst arrive first
                 self.wake.clear()
-                deadline = min(deadline, time.monotonic() + self.config.watch.scan_interval_seconds)
+                return  # a folder became ready, a signal came: look now
             self.notifier.watchdog()
 
     # ------------------------------------------------------------------ the inbox
 
-    def _scan_inbox(self) -> InboxScan:
-        scan = self.tracker.scan(self.inbox, time.monotonic())
-        if scan.inbox_missing:
-            if not self._inbox_missing_reported:
-                self._inbox_missing_reported = True
-                self.log.warning(
-                    "inbox is missing (share unmounted?); waiting for it, nothing is concluded meanwhile",
-                    inbox=str(self.inbox),
-                )
-                self.watcher.stop()
-            self.status.queued, self.status.arriving = [], []
-            self._set_state("waiting for inbox")
-            return scan
-        if self._inbox_missing_reported:
-            self._inbox_missing_reported = False
-            self.log.info("inbox is back", inbox=str(self.inbox))
-            self.watcher.ensure_running()
-        for name in scan.new_loose_entries:
-            self.log.warning(
-                "loose entry at the inbox root left alone; jobs must be folders", entry=name, inbox=str(self.inbox)
-            )
+    def _on_scan(self, scan: InboxScan) -> None:
+        """From the arrivals thread: keep the status's view of the inbox current, also while rendering."""
+        self.status.arriving = list(scan.waiting)
         self.status.queued = [item.record.name for item in self.queue] + [folder.name for folder in scan.ready]
-        self.status.arriving = scan.waiting
-        return scan
+        if not self.rendering and not scan.ready and not scan.abandoned:
+            self.status_file.write(self.status, force=False)
 
     def _take_abandoned(self, scan: InboxScan) -> bool:
         for folder in scan.abandoned:
             record = self._claim(folder.name)
             if record is None:
                 continue
-            record.abandoned_reason = folder.reason
-            record.abandoned_details = folder.details  # journaled by _process, first thing
-            self._process(record)
+            record.failure = Failure(code=folder.code, reason=folder.reason, details=folder.details)
+            self._process(record)  # journaled by the runner's planning step, first thing
             return True
         return False
 
@@ -286,9 +254,9 @@ class Service:
             record = claim(self.inbox, name, self.work, self.journal, self.owner)
         except (ClaimError, OSError) as err:
             self.log.error("cannot claim the job folder; will try again later", job=name, error=str(err))
-            self._claim_retry_after[name] = time.monotonic() + self.config.watch.rescan_interval_seconds
+            self._claim_retry_after[name] = time.monotonic() + CLAIM_RETRY_SECONDS
             return None
-        self.tracker.forget(name)
+        self.arrivals.claimed(name)
         self._claim_retry_after.pop(name, None)
         if record is not None:
             self.keeper.hold(self.work.job_dir(record.job_id), name)
@@ -307,7 +275,7 @@ class Service:
         for lease_seen in expired:
             record = self._take_over(lease_seen)
             if record is not None:
-                self._process(record)  # journaled there, first thing
+                self._process(record)
                 return True
         return False
 
@@ -327,6 +295,7 @@ class Service:
                 "job taken over from a service that stopped renewing its lease",
                 job_id=record.job_id, previous_owner=expired.owner_id, phase=record.phase.value, lease_was=expired.kind.value,
             )
+            self.lifecycle.note_crash(record)  # its holder died working on it
             return record
 
     # ------------------------------------------------------------------ one job
@@ -336,62 +305,64 @@ class Service:
             try:
                 held = self._hold(record)
             except OSError as err:
-                self._retry_later(record, err)
+                self.log.error("cannot reach the job's lease (share unmounted?); tried again later", error=str(err))
+                self._queue(record, time.monotonic() + CLAIM_RETRY_SECONDS)
                 return
             if held is not None:
                 self._work_on(held)
 
     def _work_on(self, record: JobRecord) -> None:
         self.status.current = CurrentJob(job=record.name, job_id=record.job_id)
+        self.status.waiting_jobs = [job for job in self.status.waiting_jobs if job.job_id != record.job_id]
         self._set_state("working")
         try:
-            self._count_attempt(record)
-            if record.phase is Phase.CLAIMED:
-                self._plan(record)
-            if record.phase is Phase.RENDERING:
-                self._render_videos(record)
-            if record.phase is Phase.PUBLISHING:
-                self._publish(record)
-            elif self.signals.stop_requested.is_set():
-                record.attempts -= 1  # a clean stop is not a failed attempt
-                self.journal.save(record)
+            step = self._runner().work_on(record)
         except LeaseLost:
             self._drop(record, "another service took the job over while this one was stalled")
-        except OSError as err:
-            if self._lease_gone(record):
-                self._drop(record, "another service took the job over (or finished it) meanwhile")
-            else:
-                record.attempts -= 1  # the share or the disk, not the job: no attempt is used up
-                self._retry_later(record, err)
-        except Exception:
-            self.log.exception("internal error; the job stays claimed and is tried again", attempt=record.attempts)
-            self.queue.append(_Queued(record, time.monotonic() + RETRY_STUCK_SECONDS))
+            return
+        except RenderHung:
+            self.lifecycle.pause(record)
+            raise
+        except Exception as err:  # a defect: the job must end all the same, never loop
+            self.log.exception("internal error while working on the job")
+            self._internal_error(record, err)
+            return
         finally:
+            self.rendering = False
+            if self._grace_timer is not None:
+                self._grace_timer.cancel()
             self.status.current = None
             self._set_state("idle")
+        if step.kind is StepKind.DONE:
+            self._finish(record)
+        elif step.kind is StepKind.RETRY:
+            assert step.retry_at is not None
+            self._queue(record, time.monotonic() + max(0.0, (step.retry_at - utc_now()).total_seconds()),
+                        step.failure, step.retry_at)
+        # StepKind.STOPPED: the record stays in the journal, resumed at the next start
 
-    def _count_attempt(self, record: JobRecord) -> None:
-        record.attempts += 1
-        self.journal.save(record)
-        if record.attempts > MAX_ATTEMPTS and record.phase is not Phase.PUBLISHING:
-            self._fail_whole_job(
-                record,
-                f"heygemd stopped unexpectedly {record.attempts - 1} times while working on this job "
-                "(out of memory, or an internal error); it was set aside so that other jobs go on.",
-                ["the service log (journalctl -u heygemd) has the details"],
-            )
-
-    def _retry_later(self, record: JobRecord, err: OSError) -> None:
+    def _internal_error(self, record: JobRecord, err: Exception) -> None:
+        failure = Failure(code=ErrorCode.INTERNAL, reason=f"heygemd failed on this job: {type(err).__name__}: {err}",
+                          details=["the service log (journalctl -u heygemd) has the details"])
         try:
-            self.journal.save(record)
+            if record.phase is Phase.PUBLISHING:
+                retry_at = self.lifecycle.job_transient(record, failure) or utc_now()
+                self._queue(record, time.monotonic() + self.config.service.retry_max_delay_seconds, failure, retry_at)
+            else:
+                self.lifecycle.fail_job(record, failure)
+                self._queue(record)  # straight to quarantine
         except OSError:
-            pass
-        self.log.error(
-            "filesystem error; the job stays claimed and is tried again",
-            error=f"{err.strerror}: {err.filename}" if err.filename else str(err),
-            retry_in_s=RETRY_STUCK_SECONDS,
-        )
-        self.queue.append(_Queued(record, time.monotonic() + RETRY_STUCK_SECONDS))
+            self._queue(record, time.monotonic() + CLAIM_RETRY_SECONDS)
+
+    def _queue(self, record: JobRecord, not_before: float = 0.0, failure: Failure | None = None,
+               retry_at: datetime | None = None) -> None:
+        self.queue.append(_Queued(record, not_before, failure, retry_at))
+        if failure is not None:
+            self.status.waiting_jobs = [job for job in self.status.waiting_jobs if job.job_id != record.job_id] + [
+                WaitingJob(job=record.name, job_id=record.job_id, code=failure.code, reason=failure.reason,
+                           retry_at=retry_at, failures=record.retry.failures,
+                           max_failures=self.config.service.retry_attempts)
+            ]
 
     # ------------------------------------------------------------------ holding a job (lease.py)
 
@@ -408,17 +379,7 @@ class Service:
             self._forget(record, outcome.reason)
         return outcome.record
 
-    def _check_lease(self, record: JobRecord) -> None:
-        """Cheap check between steps: has the heartbeat found the job taken away?"""
-        if self.keeper.lost(self.work.job_dir(record.job_id)):
-            raise LeaseLost(record.job_id)
-
-    def _confirm_lease(self, record: JobRecord) -> None:
-        """Check on the share itself, right before a step that others must never repeat."""
-        if self._lease_gone(record):
-            raise LeaseLost(record.job_id)
-
-    def _lease_gone(self, record: JobRecord) -> bool:
+    def lease_gone(self, record: JobRecord) -> bool:
         job_dir = self.work.job_dir(record.job_id)
         if self.keeper.lost(job_dir):
             return True
@@ -438,120 +399,14 @@ class Service:
         self.journal.remove(record.job_id)
         self.log.warning("claimed job not resumed here", reason=reason, job_id=record.job_id)
 
-    # ------------------------------------------------------------------ the steps of a job
+    # ------------------------------------------------------------------ progress of the current render
 
-    def _plan(self, record: JobRecord) -> None:
-        record.started_at = utc_now()
-        if record.abandoned_reason:
-            self._fail_whole_job(record, record.abandoned_reason, record.abandoned_details)
-            return
-        try:
-            plan = self._job_plan(record)
-        except ContractViolation as violation:
-            self._fail_whole_job(record, violation.reason, violation.details)
-            return
-        record.audio = plan.audio.name
-        record.output_folder = plan.output_folder
-        record.videos = [VideoRecord(template=video.source.name, output_stem=video.output_stem) for video in plan.videos]
-        record.warnings = list(plan.warnings)
-        record.phase = Phase.RENDERING
-        self.journal.save(record)
-        self.log.info("job accepted", audio=record.audio, videos=len(record.videos), warnings=record.warnings or None)
-
-    def _job_plan(self, record: JobRecord) -> JobPlan:
-        marker = self.config.watch.marker_name if self.config.watch.readiness is Readiness.MARKER else None
-        input_dir = self.work.input_dir(record.job_id).resolve()  # absolute: no name can look like an option
-        return plan_job(input_dir, record.name, self.config.render, marker)
-
-    def _fail_whole_job(self, record: JobRecord, reason: str, details: list[str]) -> None:
-        record.failure_reason = reason
-        record.failure_details = details
-        record.phase = Phase.PUBLISHING
-        self.journal.save(record)
-
-    def _render_videos(self, record: JobRecord) -> None:
-        try:
-            plan = self._job_plan(record)
-        except ContractViolation as violation:  # the folder changed under us: treat as if it failed the first time
-            self._fail_whole_job(record, violation.reason, violation.details)
-            return
-        self._check_lease(record)
-        output_dir = self.work.results_dir(record)
-        output_dir.mkdir(exist_ok=True)  # not parents: a job folder another service removed is not made again
-        finished = {name for video in record.videos if video.status is VideoStatus.OK for name in _result_names(video)}
-        keep_only(output_dir, finished)  # drop what a killed render left behind
-        for video in record.videos:
-            if video.status is VideoStatus.OK and not (output_dir / f"{video.output_stem}.mp4").exists():
-                video.status = VideoStatus.PENDING
-        if not any(video.status is VideoStatus.PENDING for video in record.videos):
-            record.phase = Phase.PUBLISHING
-            self.journal.save(record)
-            return
-
-        assert self.engine is not None
-        try:
-            audio = self.engine.prepare_audio(plan.audio)
-        except MediaError as err:
-            self._fail_whole_job(record, f'The audio file "{plan.audio.name}" cannot be used: {err.reason}.', [str(err)])
-            return
-        planned = {video.source.name: video for video in plan.videos}
-        total = len(record.videos)
-        for index, video in enumerate(record.videos, start=1):
-            if video.status is not VideoStatus.PENDING:
-                continue
-            if self.signals.stop_requested.is_set():
-                self.log.info("stopping before the next video; the job resumes at the next start", video=video.template)
-                return
-            self._check_lease(record)
-            self._refresh_queue_view()
-            if not self._render_one(record, video, planned[video.template], audio, output_dir, index, total):
-                return  # cancelled by a stop
-        record.phase = Phase.PUBLISHING
-        self.journal.save(record)
-
-    def _render_one(self, record, video: VideoRecord, planned, audio, output_dir: Path, index: int, total: int) -> bool:
-        assert self.engine is not None
+    def _on_video(self, record: JobRecord, video: VideoRecord, index: int, total: int) -> None:
         self.status.current = CurrentJob(
             job=record.name, job_id=record.job_id, video=video.template, index=index, total=total, percent=0.0
         )
-        self._set_state("working")
-        log = self.log.bind(video=video.template, index=f"{index}/{total}")
-        log.info("rendering")
-        started = time.monotonic()
-        self.cancel_render.clear()
         self.rendering = True
-        try:
-            report = self.engine.render(
-                audio,
-                planned.source,
-                output_dir / f"{video.output_stem}.mp4",
-                planned.options,
-                progress=self._on_progress,
-                cancel=self.cancel_render,
-            )
-        except RenderCancelled:
-            self._check_lease(record)  # cancelled because the job was taken over: LeaseLost
-            log.warning("render abandoned for the stop; it starts again when the service restarts")
-            return False
-        except EngineError as err:
-            video.status, video.error = VideoStatus.FAILED, _plain(err)
-            log.warning("video failed", reason=video.error)
-        except Exception as err:  # one bad video never stops the others or the service
-            video.status, video.error = VideoStatus.FAILED, f"internal error while rendering: {type(err).__name__}: {err}"
-            log.exception("video failed with an internal error")
-        else:
-            _fsync_file(output_dir / f"{video.output_stem}.mp4")  # the journal will say it exists: make it so
-            write_atomic(output_dir / f"{video.output_stem}.json", _with_file_names(report).model_dump_json(indent=2) + "\n")
-            video.status = VideoStatus.OK
-            video.output_duration_s = report.output.duration_s
-            log.info("video done", output=f"{video.output_stem}.mp4", seconds=round(time.monotonic() - started, 2))
-        finally:
-            self.rendering = False
-            if self._grace_timer is not None:
-                self._grace_timer.cancel()
-        video.seconds = round(time.monotonic() - started, 3)
-        self.journal.save(record)
-        return True
+        self._set_state("working")
 
     def _on_progress(self, progress: RenderProgress) -> None:
         self.notifier.watchdog()  # the render is making progress: the loop is healthy
@@ -567,88 +422,10 @@ class Service:
             self._last_progress_status = now
             self._set_state("working", force=False)
 
-    def _publish(self, record: JobRecord) -> None:
-        # The commit renames lease-<us> to publishing-<us>. A takeover renames the same file, so after a
-        # takeover this fails; after the commit, a service taking over (if we die) publishes our results folder.
-        job_dir = self.work.job_dir(record.job_id)
-        if not lease.commit(job_dir, self.owner):
-            self._confirm_lease(record)
-            raise FileNotFoundError(errno.ENOENT, "the job's lease cannot be reached (share unmounted?)", str(job_dir))
-        record.finished_at = record.finished_at or utc_now()
-        ok = [video for video in record.videos if video.status is VideoStatus.OK]
-        if record.failure_reason or not ok:
-            self._publish_failure(record)
-        else:
-            self._publish_results(record, ok)
-        self._finish(record)
-
-    def _publish_failure(self, record: JobRecord) -> None:
-        reason = record.failure_reason
-        details = list(record.failure_details)
-        failed = [FailedVideo(template=video.template, reason=video.error or "") for video in record.videos if video.error]
-        if reason is None:
-            reason = f"None of the {len(record.videos)} template videos could be rendered (the reason for each is below)."
-            details += [f"{video.template}: {video.reason}" for video in failed]
-        record.status = JobStatus.FAILED
-        error = ErrorReport(job=record.name, job_id=record.job_id, reason=reason, details=details, failed_videos=failed)
-        self._confirm_lease(record)
-        target = quarantine_whole_job(record, error, self.dest, self.journal)
-        self.log.warning("job quarantined", reason=reason, quarantine=str(target))
-
-    def _publish_results(self, record: JobRecord, ok: list[VideoRecord]) -> None:
-        failed = [video for video in record.videos if video.status is VideoStatus.FAILED]
-        record.status = JobStatus.PARTIAL if failed else JobStatus.OK
-        if failed:
-            self._confirm_lease(record)
-            quarantined = quarantine_failed_videos(record, self.dest, self.journal)
-            self.log.warning("failed templates quarantined", templates=[video.template for video in failed], quarantine=str(quarantined))
-        output_dir = self.work.results_dir(record)
-        if output_dir.exists():
-            keep_only(output_dir, {name for video in ok for name in _result_names(video)} | {JOB_REPORT})
-            write_atomic(output_dir / JOB_REPORT, self._job_report(record).model_dump_json(indent=2) + "\n")
-        self._confirm_lease(record)
-        published = publish_outbox_folder(record, self.dest, self.journal)
-        if self.config.outputs.zip_bundle:
-            write_zip_bundle(record, self.dest, self.journal)
-        self._confirm_lease(record)
-        dispose_inputs(record, self.config.outputs.after_success, self.dest, self.journal)
-        self.log.info("job done", status=record.status.value, outbox=str(published), videos_ok=len(ok), videos_failed=len(failed))
-
-    def _job_report(self, record: JobRecord) -> JobReport:
-        engine_info = self.engine.describe() if self.engine is not None else {}
-        finished = record.finished_at or utc_now()
-        return JobReport(
-            job=record.name,
-            job_id=record.job_id,
-            status=record.status or JobStatus.OK,
-            dry_run=bool(engine_info.get("dry_run")),
-            audio=record.audio or "",
-            videos=[
-                VideoResult(
-                    template=video.template,
-                    status=video.status,
-                    output=f"{video.output_stem}.mp4" if video.status is VideoStatus.OK else None,
-                    report=f"{video.output_stem}.json" if video.status is VideoStatus.OK else None,
-                    error=video.error,
-                    seconds=video.seconds,
-                    output_duration_s=video.output_duration_s,
-                )
-                for video in record.videos
-            ],
-            received_at=record.claimed_at,
-            started_at=record.started_at,
-            finished_at=finished,
-            seconds=round((finished - record.claimed_at).total_seconds(), 3),
-            quarantine_folder=str(record.quarantine_path) if record.quarantine_path else None,
-            warnings=record.warnings,
-            engine=engine_info,
-            finished_by=self.owner.id,
-            taken_over_from=record.previous_owners,
-        )
+    # ------------------------------------------------------------------ the end of a job
 
     def _finish(self, record: JobRecord) -> None:
-        record.phase = Phase.DONE
-        self.journal.save(record)
+        self.lifecycle.done(record)
         finished = record.finished_at or utc_now()
         self.journal.append_history(
             HistoryEntry(
@@ -661,7 +438,8 @@ class Service:
                 videos_failed=sum(video.status is VideoStatus.FAILED for video in record.videos),
                 outbox=record.outbox_path,
                 quarantine=record.quarantine_path,
-                reason=record.failure_reason,
+                reason=record.failure.reason if record.failure else None,
+                code=record.failure.code if record.failure else None,
             )
         )
         self.keeper.release(self.work.job_dir(record.job_id))
@@ -702,8 +480,15 @@ class Service:
             known_ids.add(record.job_id)
             with structlog.contextvars.bound_contextvars(job=record.name):
                 # The lease is taken again when the job's turn comes (_hold): another service may have it now.
+                if self.lifecycle.note_crash(record):
+                    self.log.warning("the service stopped unexpectedly while working on this job", crashes=record.crashes)
                 self.log.info("resuming a claimed job", job_id=record.job_id, phase=record.phase.value)
-                self.queue.append(_Queued(record))
+                retry_at = record.retry.next_attempt_at
+                if retry_at is not None and retry_at > utc_now() and record.retry.last is not None:
+                    wait = (retry_at - utc_now()).total_seconds()
+                    self._queue(record, time.monotonic() + wait, record.retry.last, retry_at)
+                else:
+                    self._queue(record)
         self._return_orphans(known_ids)
 
     def _return_orphans(self, known_ids: set[str]) -> None:
@@ -729,13 +514,20 @@ class Service:
                 self.log.warning("work folder without journal record; its job was put back in the inbox", inbox_folder=back.name)
             remove_tree(job_dir)
 
+    def _describe_engine(self) -> None:
+        assert self.engine is not None
+        info = self.engine.describe()
+        self.status.engine = info
+        self.status.dry_run = bool(info.get("dry_run"))
+        self.log.info("engine ready", **_flat_engine(info))
+
     def _describe_watch(self) -> None:
-        plan = self.watcher.plan
+        plan = self.arrivals.watcher.plan
         self.status.inbox = str(self.inbox)
         self.status.watch_mode = plan.mode.value
         self.status.filesystem = plan.filesystem
         self.log.info("watching the inbox", mode=plan.mode.value, filesystem=plan.filesystem, why=plan.reason,
-                      settle_s=self.tracker.settle_seconds)
+                      settle_s=self.arrivals.tracker.settle_seconds)
 
     def _reload(self) -> None:
         self.notifier.reloading()
@@ -760,14 +552,13 @@ class Service:
                 self.log.error("the new engine settings do not load; the previous ones are loaded again", error=str(err))
                 new = new.model_copy(update={"engine": self.config.engine})
                 self.engine = self._load_engine(self.config.engine)
-            self.status.engine = self.engine.describe()
-            self.status.dry_run = bool(self.status.engine.get("dry_run"))
-        self.watcher.stop()
+            self._describe_engine()
+        self.arrivals.stop()
         self.config, self.config_source = new, loaded.source
         self._apply_paths()
-        self.tracker = self._make_tracker()
+        self.arrivals = self._make_arrivals()
         self._describe_watch()
-        self.watcher.ensure_running()
+        self.arrivals.start()
         self.status.config_file = str(loaded.source) if loaded.source else None
         self.log.info("configuration reloaded", config=str(loaded.source) if loaded.source else "defaults")
         self.notifier.ready(self.status.summary())
@@ -794,12 +585,6 @@ class Service:
 
     # ------------------------------------------------------------------ status
 
-    def _refresh_queue_view(self) -> None:
-        try:
-            self._scan_inbox()
-        except OSError:
-            pass
-
     def _set_state(self, state: str, force: bool = True) -> None:
         if self.signals.stop_requested.is_set() and state in ("idle", "working"):
             state = "stopping"
@@ -809,30 +594,29 @@ class Service:
             self.notifier.status(self.status.summary())
 
 
-def _with_file_names(report: RenderReport) -> RenderReport:
-    """The sidecar names files as the person knows them, not by their place in the (temporary) work area."""
-    return report.model_copy(
-        update={
-            part: getattr(report, part).model_copy(update={"path": Path(getattr(report, part).path.name)})
-            for part in ("audio", "video", "output")
-        }
-    )
+class _LeaseGuard:
+    """The runner's view of the job's lease (runner.JobGuard)."""
 
+    def __init__(self, service: Service) -> None:
+        self.service = service
 
-def _fsync_file(path: Path) -> None:
-    with open(path, "rb") as handle:
-        os.fsync(handle.fileno())
+    def check(self, record: JobRecord) -> None:
+        """Cheap, between steps: has the heartbeat found the job taken away?"""
+        if self.service.keeper.lost(self.service.work.job_dir(record.job_id)):
+            raise LeaseLost(record.job_id)
 
+    def confirm(self, record: JobRecord) -> None:
+        """On the share itself, right before a step that others must never repeat."""
+        if self.service.lease_gone(record):
+            raise LeaseLost(record.job_id)
 
-def _result_names(video: VideoRecord) -> tuple[str, str]:
-    return (f"{video.output_stem}.mp4", f"{video.output_stem}.json")
-
-
-def _plain(err: EngineError) -> str:
-    """The engine's one-line message, with the work-area path shortened to the file's name."""
-    if err.path is not None:
-        return f"{err.path.name}: {err.reason}"
-    return str(err)
+    def commit(self, record: JobRecord) -> None:
+        # The commit renames lease-<us> to publishing-<us>. A takeover renames the same file, so after a
+        # takeover this fails; after the commit, a service taking over (if we die) publishes our results folder.
+        job_dir = self.service.work.job_dir(record.job_id)
+        if not lease.commit(job_dir, self.service.owner):
+            self.confirm(record)
+            raise FileNotFoundError(errno.ENOENT, "the job's lease cannot be reached (share unmounted?)", str(job_dir))
 
 
 def _flat_engine(info: dict) -> dict:

@@ -273,22 +273,24 @@ def test_bad_jobs_go_to_quarantine_and_the_service_keeps_serving(daemon_factory,
     assert claimed_while_growing == [], "a folder still being written was claimed"
 
     expected = {
-        "empty folder": "stayed empty",
-        "only audio": "no template video",
-        "only videos": "no audio file",
-        "two audios": "2 audio files",
-        "zero byte": "empty, 0 bytes",
-        "truncated": "could be rendered",
-        "text as video": "could be rendered",
-        "unsupported": "no template video",
-        "symlink": "no template video",
-        "growing": "could be rendered",
+        "empty folder": "job.empty",
+        "only audio": "job.no_template",
+        "only videos": "job.no_audio",
+        "two audios": "job.several_audio",
+        "zero byte": "input.incomplete",
+        "truncated": "input.undecodable",
+        "text as video": "input.undecodable",
+        "unsupported": "job.no_template",
+        "symlink": "job.no_template",
+        "growing": "input.undecodable",
     }
-    for job, reason in expected.items():
+    for job, code in expected.items():
         error = daemon.wait_quarantine(job)
-        assert reason in error["reason"], (job, error)
-        assert error["job"] == job and error["what_to_do"] and error["time"]
-    assert json.loads((daemon.quarantine / "truncated" / "error.json").read_text())["failed_videos"][0]["template"] == "clip.mp4"
+        assert error["code"] == code, (job, error)
+        assert error["job"] == job and error["reason"] and error["what_to_do"] and error["time"]
+        assert "work/" not in json.dumps(error), "a reason never names a place inside the work area"
+    truncated = json.loads((daemon.quarantine / "truncated" / "error.json").read_text())["failed_videos"]
+    assert [(video["template"], video["code"]) for video in truncated] == [("clip.mp4", "input.undecodable")]
     assert any("unsupported files" in detail for detail in daemon.wait_quarantine("unsupported")["details"])
     assert any("never followed" in detail for detail in daemon.wait_quarantine("symlink")["details"])
     assert (daemon.quarantine / "symlink" / "linked.mp4").is_symlink() and secret.exists()
@@ -297,7 +299,8 @@ def test_bad_jobs_go_to_quarantine_and_the_service_keeps_serving(daemon_factory,
     partial = json.loads((daemon.wait_outbox("partial") / "job.json").read_text())
     assert partial["status"] == "partial" and visible(daemon.outbox / "partial") == ["good.json", "good.mp4", "job.json"]
     failed = daemon.wait_quarantine("partial")
-    assert [item["template"] for item in failed["failed_videos"]] == ["bad.mp4"]
+    assert [(item["template"], item["code"]) for item in failed["failed_videos"]] == [("bad.mp4", "input.undecodable")]
+    assert [video["code"] for video in partial["videos"]] == ["input.undecodable", None]
     assert visible(daemon.quarantine / "partial") == ["a.wav", "bad.mp4", "error.json"]
 
     odd = json.loads((daemon.wait_outbox(odd_name) / "job.json").read_text())
@@ -320,13 +323,15 @@ def test_a_job_the_service_keeps_dying_on_is_set_aside(daemon_factory, media):
     for name, source in {"a.wav": media["audio"], "v.mp4": media["video"]}.items():
         (job_dir / "input" / name).write_bytes(source.read_bytes())
     (daemon.state / "jobs").mkdir(parents=True)
-    record = {"job_id": job_dir.name, "name": "poison", "phase": "rendering", "attempts": 5,
+    # The journal says the service was working on it when it died, four times already: this start is the fifth.
+    record = {"job_id": job_dir.name, "name": "poison", "phase": "rendering", "crashes": 4,
+              "working_since": "2026-01-01T00:00:01Z",
               "claimed_at": "2026-01-01T00:00:00Z", "audio": "a.wav",
               "videos": [{"template": "v.mp4", "output_stem": "v"}]}
     (daemon.state / "jobs" / f"{job_dir.name}.json").write_text(json.dumps(record))
     daemon.start()
     error = daemon.wait_quarantine("poison")
-    assert "stopped unexpectedly 5 times" in error["reason"]
+    assert error["code"] == "service.crashed" and "stopped unexpectedly 5 times" in error["reason"]
     assert visible(daemon.quarantine / "poison") == ["a.wav", "error.json", "v.mp4"]
     wait_idle(daemon)
     assert daemon.stop() == 0

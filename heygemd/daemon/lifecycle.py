@@ -1,0 +1,197 @@
+"""Every state change of a claimed job, in one place; each one is saved to the journal before it counts.
+
+    claiming ─▶ claimed ─▶ rendering ─▶ publishing ─▶ done
+                  │            │  ▲          ▲
+                  │            │  └ retry ┐   │ (a failure of the whole job: quarantine)
+                  └────────────┴──────────┴───┘
+
+Failures come as ``heygemd.codes.Failure``. A permanent one ends the video (or the job) at once.
+A transient one starts or extends a *streak*: the job waits (doubling delays) and is tried again,
+until the streak reaches ``retry_attempts`` or ``retry_budget_seconds``; then the last failure
+counts as permanent. A video that renders ends the streak. A service that dies while working on a
+job is noticed at the next start (``working_since`` still set) and counted in ``crashes``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from heygemd.codes import ErrorCode, Failure
+from heygemd.daemon.journal import ChangedInputs, Journal, JobRecord, Phase, RetryState, VideoRecord
+from heygemd.daemon.reports import InputFile, JobStatus, VideoStatus, utc_now
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int
+    budget_seconds: float
+    first_delay_seconds: float
+    max_delay_seconds: float
+
+    def delay(self, failures: int) -> float:
+        """Seconds to wait after the ``failures``-th failure in a row (1, 2, ...)."""
+        return min(self.max_delay_seconds, self.first_delay_seconds * 2 ** (failures - 1))
+
+    def exhausted(self, state: RetryState, now: datetime) -> bool:
+        if state.failures >= self.attempts:
+            return True
+        started = state.first_failure_at or now
+        return (now - started).total_seconds() >= self.budget_seconds
+
+
+class Lifecycle:
+    def __init__(self, journal: Journal, policy: RetryPolicy, max_crashes: int) -> None:
+        self.journal = journal
+        self.policy = policy
+        self.max_crashes = max_crashes
+
+    # -------------------------------------------------------------- working on it
+
+    def begin(self, record: JobRecord) -> None:
+        """This service starts a step of the job; if it dies before ``pause`` or ``done``, that counts as a crash."""
+        record.working_since = utc_now()
+        self.journal.save(record)
+
+    def pause(self, record: JobRecord) -> None:
+        """The service stops working on the job for now (a clean stop, a retry later): not a crash."""
+        record.working_since = None
+        self.journal.save(record)
+
+    def note_crash(self, record: JobRecord) -> bool:
+        """At start-up: was the job being worked on when the service died? Fails it after too many crashes."""
+        if record.working_since is None:
+            return False
+        record.crashes += 1
+        record.working_since = None
+        if record.crashes >= self.max_crashes and record.phase is not Phase.PUBLISHING:
+            self.fail_job(
+                record,
+                Failure(
+                    code=ErrorCode.SERVICE_CRASHED,
+                    reason=f"heygemd stopped unexpectedly {record.crashes} times while working on this job "
+                    "(out of memory, or an internal error); it was set aside so that other jobs go on.",
+                    details=["the service log (journalctl -u heygemd) has the details"],
+                ),
+            )
+        else:
+            self.journal.save(record)
+        return True
+
+    # -------------------------------------------------------------- planning
+
+    def accept(self, record: JobRecord, audio: str, output_folder: str, videos: list[VideoRecord],
+               inputs: list[InputFile], warnings: list[str]) -> None:
+        record.started_at = record.started_at or utc_now()
+        record.audio = audio
+        record.output_folder = output_folder
+        record.videos = videos
+        record.inputs = inputs
+        record.warnings = warnings
+        record.phase = Phase.RENDERING
+        self.journal.save(record)
+
+    def fail_job(self, record: JobRecord, failure: Failure) -> None:
+        """The whole job goes to quarantine as it is (with what was rendered discarded)."""
+        record.started_at = record.started_at or utc_now()
+        record.failure = failure
+        record.phase = Phase.PUBLISHING
+        self.journal.save(record)
+
+    # -------------------------------------------------------------- videos
+
+    def video_done(self, record: JobRecord, video: VideoRecord, output_duration_s: float, seconds: float) -> None:
+        video.status, video.failure = VideoStatus.OK, None
+        video.output_duration_s = output_duration_s
+        video.seconds = round(seconds, 3)
+        record.retry = RetryState()  # progress: the streak of transient failures is over
+        self.journal.save(record)
+
+    def video_failed(self, record: JobRecord, video: VideoRecord, failure: Failure, seconds: float | None = None) -> None:
+        video.status, video.failure = VideoStatus.FAILED, failure
+        if seconds is not None:
+            video.seconds = round(seconds, 3)
+        self.journal.save(record)
+
+    def video_transient(self, record: JobRecord, video: VideoRecord, failure: Failure) -> datetime | None:
+        """A video hit a transient failure: when to try again, or None when the streak is over (it failed)."""
+        retry_at = self._extend_streak(record, failure)
+        if retry_at is None:
+            self.video_failed(record, video, failure)
+        else:
+            video.failure = failure  # still pending: the reason it waits
+            self.journal.save(record)
+        return retry_at
+
+    def job_transient(self, record: JobRecord, failure: Failure) -> datetime | None:
+        """A step of the whole job hit a transient failure: when to try again, or None (it was quarantined)."""
+        retry_at = self._extend_streak(record, failure)
+        if retry_at is None and record.phase is not Phase.PUBLISHING:
+            self.fail_job(record, failure)
+        else:
+            self.journal.save(record)
+        return retry_at
+
+    def _extend_streak(self, record: JobRecord, failure: Failure) -> datetime | None:
+        now = utc_now()
+        state = record.retry
+        state.failures += 1
+        state.first_failure_at = state.first_failure_at or now
+        state.last = failure
+        if self.policy.exhausted(state, now):
+            state.next_attempt_at = None
+            return None
+        state.next_attempt_at = now + timedelta(seconds=self.policy.delay(state.failures))
+        return state.next_attempt_at
+
+    # -------------------------------------------------------------- inputs that change after the claim
+
+    def inputs_changed(self, record: JobRecord, names: list[str], state: list[InputFile], max_changes: int) -> bool:
+        """Some inputs changed: their videos render again once they settle. False when that was once too often."""
+        record.input_changes += 1
+        if record.input_changes > max_changes:
+            self.fail_job(record, changed_while_rendering(names, record.input_changes))
+            return False
+        for video in record.videos:
+            if record.audio in names or video.template in names:
+                video.status, video.failure = VideoStatus.PENDING, None
+        record.changed_inputs = ChangedInputs(names=names, first_seen_at=utc_now(), last_state=state)
+        self.journal.save(record)
+        return True
+
+    def inputs_still_changing(self, record: JobRecord, state: list[InputFile]) -> None:
+        assert record.changed_inputs is not None
+        record.changed_inputs.last_state = state
+        self.journal.save(record)
+
+    def inputs_settled(self, record: JobRecord, inputs: list[InputFile]) -> None:
+        record.inputs = inputs
+        record.changed_inputs = None
+        self.journal.save(record)
+
+    # -------------------------------------------------------------- the end
+
+    def publishing(self, record: JobRecord) -> None:
+        record.phase = Phase.PUBLISHING
+        self.journal.save(record)
+
+    def concluded(self, record: JobRecord, status: JobStatus) -> None:
+        record.status = status
+        record.finished_at = record.finished_at or utc_now()
+        self.journal.save(record)
+
+    def done(self, record: JobRecord) -> None:
+        record.phase = Phase.DONE
+        record.working_since = None
+        self.journal.save(record)
+
+
+def changed_while_rendering(names: list[str], times: int) -> Failure:
+    listed = ", ".join(f'"{name}"' for name in names)
+    verb = "was" if len(names) == 1 else "were"
+    return Failure(
+        code=ErrorCode.INPUT_CHANGED_WHILE_RENDERING,
+        reason=f"{listed} {verb} still changing while it was rendered: an upload was probably still running "
+        f"(it changed {times} times after the folder looked complete).",
+        details=[f"changed after the claim: {name}" for name in names],
+    )

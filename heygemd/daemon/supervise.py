@@ -1,0 +1,89 @@
+"""A render that makes no progress is noticed: it runs in its own thread, watched by the service's.
+
+A decoder blocked on a stalled share or a hung GPU call stops the progress callbacks. After
+``stall_seconds`` without one, the render is cancelled (the engine stops at its next check and
+removes the partial output) and the video counts as a transient ``render.stalled`` failure. A
+render that does not even return within ``grace_seconds`` of the cancel is stuck in a call no
+thread can interrupt: the service must restart (RenderHung), so that systemd's watchdog is not
+what ends it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+from heygemd.engine import RenderCancelled, RenderProgress
+
+T = TypeVar("T")
+POLL_SECONDS = 0.5
+
+
+class RenderStalled(Exception):
+    """No progress for too long; the render was cancelled and has returned."""
+
+    def __init__(self, seconds: float, stage: str | None) -> None:
+        super().__init__(f"no progress for {seconds:.0f} seconds" + (f" (stage: {stage})" if stage else ""))
+        self.stage = stage
+
+
+class RenderHung(Exception):
+    """No progress, and the render did not return after it was cancelled: only a restart frees it."""
+
+
+class _Outcome(Generic[T]):
+    def __init__(self) -> None:
+        self.value: T | None = None
+        self.error: BaseException | None = None
+
+
+class StallWatch:
+    def __init__(self, stall_seconds: float, grace_seconds: float) -> None:
+        self.stall_seconds = stall_seconds
+        self.grace_seconds = grace_seconds
+
+    def run(
+        self,
+        render: Callable[[Callable[[RenderProgress], None]], T],
+        on_progress: Callable[[RenderProgress], None],
+        cancel: threading.Event,
+    ) -> T:
+        """Call ``render(progress)`` in a thread and wait for it; ``cancel`` is the event the render honours."""
+        last_progress = time.monotonic()
+        last_stage: str | None = None
+
+        def progress(update: RenderProgress) -> None:
+            nonlocal last_progress, last_stage
+            last_progress, last_stage = time.monotonic(), update.stage
+            on_progress(update)
+
+        outcome: _Outcome[T] = _Outcome()
+
+        def target() -> None:
+            try:
+                outcome.value = render(progress)
+            except BaseException as err:  # handed to the waiting thread
+                outcome.error = err
+
+        thread = threading.Thread(target=target, name="render", daemon=True)
+        thread.start()
+        stalled_at: float | None = None
+        while thread.is_alive():
+            thread.join(POLL_SECONDS)
+            now = time.monotonic()
+            if stalled_at is None and now - last_progress >= self.stall_seconds:
+                stalled_at = now
+                cancel.set()
+            elif stalled_at is not None and now - stalled_at >= self.grace_seconds and thread.is_alive():
+                raise RenderHung(
+                    f"the render made no progress for {now - last_progress:.0f} seconds"
+                    + (f" (stage: {last_stage})" if last_stage else "")
+                    + " and did not stop when cancelled"
+                )
+        if outcome.error is not None:
+            if stalled_at is not None and isinstance(outcome.error, RenderCancelled):
+                raise RenderStalled(stalled_at - last_progress, last_stage)
+            raise outcome.error
+        return outcome.value  # type: ignore[return-value]  # (a render that finished just as it was cancelled)
