@@ -175,8 +175,10 @@ class Lifecycle:
         record.phase = Phase.PUBLISHING
         self.journal.save(record)
 
-    def concluded(self, record: JobRecord, status: JobStatus) -> None:
+    def concluded(self, record: JobRecord, status: JobStatus, failure: Failure | None = None) -> None:
+        """How the job ended; ``failure`` sums up a job none of whose videos could be rendered."""
         record.status = status
+        record.failure = record.failure or failure
         record.finished_at = record.finished_at or utc_now()
         self.journal.save(record)
 

@@ -39,7 +39,7 @@ from heygemd.daemon.outputs import (
     write_zip_bundle,
 )
 from heygemd.daemon.reports import ErrorReport, FailedVideo, JobReport, JobStatus, VideoResult, VideoStatus, utc_now
-from heygemd.daemon.supervise import RenderStalled, StallWatch
+from heygemd.daemon.supervise import RenderHung, RenderStalled, StallWatch
 from heygemd.engine import EngineError, RenderCancelled, RenderOptions, RenderProgress, RenderReport
 
 
@@ -302,6 +302,10 @@ class JobRunner:
             failure = Failure(code=ErrorCode.RENDER_STALLED,
                               reason=f"{video.template}: the render made no progress ({stalled}) and was stopped.")
             return self._video_failure(record, video, failure, time.monotonic() - started)
+        except RenderHung as hung:  # the service must restart; the video is retried after it, like a stall
+            failure = Failure(code=ErrorCode.RENDER_STALLED, reason=f"{video.template}: {hung}; the service restarted.")
+            self.lifecycle.video_transient(record, video, failure)
+            raise
         except RenderCancelled:
             self.guard.check(record)  # cancelled because the job was taken over: LeaseLost
             log.warning("render abandoned for the stop; it starts again when the service restarts")
@@ -372,7 +376,7 @@ class JobRunner:
                 reason=f"None of the {len(record.videos)} template videos could be rendered (the reason for each is below).",
                 details=[f"{video.template}: {video.reason}" for video in failed],
             )
-        self.lifecycle.concluded(record, JobStatus.FAILED)
+        self.lifecycle.concluded(record, JobStatus.FAILED, failure)
         error = ErrorReport.of(record.name, record.job_id, failure, failed_videos=failed)
         self.guard.confirm(record)
         target = quarantine_whole_job(record, error, self.dest, self.lifecycle.journal)

@@ -1,21 +1,25 @@
 """A render that makes no progress is noticed: it runs in its own thread, watched by the service's.
 
 A decoder blocked on a stalled share or a hung GPU call stops the progress callbacks. After
-``stall_seconds`` without one, the render is cancelled (the engine stops at its next check and
-removes the partial output) and the video counts as a transient ``render.stalled`` failure. A
-render that does not even return within ``grace_seconds`` of the cancel is stuck in a call no
-thread can interrupt: the service must restart (RenderHung), so that systemd's watchdog is not
-what ends it.
+``stall_seconds`` without one, the render is cancelled: the cancel event is set (the engine stops at
+its next check and removes the partial output) and this process's ffmpeg children are killed (a
+render waiting on a blocked decoder would never reach that check). The video then counts as a
+transient ``render.stalled`` failure. A render that does not even return within ``grace_seconds``
+of the cancel is stuck in a call no thread can interrupt: the service must restart (RenderHung),
+so that systemd's watchdog is not what ends it.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
+from pathlib import Path
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
-from heygemd.engine import RenderCancelled, RenderProgress
+from heygemd.engine import RenderProgress
 
 T = TypeVar("T")
 POLL_SECONDS = 0.5
@@ -76,6 +80,7 @@ class StallWatch:
             if stalled_at is None and now - last_progress >= self.stall_seconds:
                 stalled_at = now
                 cancel.set()
+                kill_children()
             elif stalled_at is not None and now - stalled_at >= self.grace_seconds and thread.is_alive():
                 raise RenderHung(
                     f"the render made no progress for {now - last_progress:.0f} seconds"
@@ -83,7 +88,28 @@ class StallWatch:
                     + " and did not stop when cancelled"
                 )
         if outcome.error is not None:
-            if stalled_at is not None and isinstance(outcome.error, RenderCancelled):
+            if stalled_at is not None:  # cancelled, or its killed decoder's error: either way, the stall
                 raise RenderStalled(stalled_at - last_progress, last_stage)
             raise outcome.error
         return outcome.value  # type: ignore[return-value]  # (a render that finished just as it was cancelled)
+
+
+def kill_children(proc: Path = Path("/proc")) -> list[int]:
+    """SIGKILL every direct child process of this one (the service's only children are ffmpeg and ffprobe)."""
+    me = os.getpid()
+    killed = []
+    for entry in proc.iterdir() if proc.is_dir() else []:
+        if not entry.name.isdigit():
+            continue
+        try:
+            # /proc/PID/stat: "pid (comm) state ppid ..."; comm may hold spaces and parentheses.
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == me:
+            try:
+                os.kill(int(entry.name), signal.SIGKILL)
+                killed.append(int(entry.name))
+            except ProcessLookupError:
+                pass
+    return killed

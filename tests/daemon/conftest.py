@@ -70,6 +70,7 @@ class Daemon:
         self.log_path = root / "daemon.log"
         self.extra_env = env or {}
         self.process: subprocess.Popen | None = None
+        self.command_prefix: list[str] = []  # e.g. setpriv ... to run the service as another user
         self._log_offset = 0
 
     def write_config(self, config: dict[str, dict[str, Any]]) -> None:
@@ -107,7 +108,7 @@ class Daemon:
         env.update(self.extra_env)
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "heygemd", "run", "--config", str(self.config_path)],
+            [*self.command_prefix, sys.executable, "-m", "heygemd", "run", "--config", str(self.config_path)],
             cwd=self.root, env=env, stdout=log, stderr=subprocess.STDOUT,
         )
         log.close()
