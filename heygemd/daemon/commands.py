@@ -158,6 +158,8 @@ def _status(args: argparse.Namespace) -> int:
             print("queued     " + ", ".join(status.queued))
         if status.arriving:
             print("arriving   " + ", ".join(status.arriving))
+        for shortage in status.waiting_for_disk:
+            print(f"disk full  {shortage.describe()}")
     else:
         print(f"stopped    (last seen pid {status.pid}, state {status.state!r}, at {status.updated_at:%Y-%m-%d %H:%M:%S} UTC)")
     for record in claimed:
