@@ -54,3 +54,5 @@ def test_a_render_onto_a_full_disk_fails_with_disk_full_and_leaves_nothing(tmp_p
             engine.render(voice, template, small / "result.mp4", RenderOptions(crf=0, preset="ultrafast"))
         assert caught.value.code is ErrorCode.DISK_FULL
         assert list(small.iterdir()) == [], "the hidden temporary output must be removed too"
+        assert caught.value.path == small / "result.mp4", "the error names the result, not its hidden temporary"
+        assert str(caught.value).endswith("the disk is full")
