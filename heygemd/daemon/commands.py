@@ -159,7 +159,7 @@ def _status(args: argparse.Namespace) -> int:
         if status.arriving:
             print("arriving   " + ", ".join(status.arriving))
         for shortage in status.waiting_for_disk:
-            print(f"disk full  {shortage.describe()}")
+            print(f"no space   {shortage.describe()}")
     else:
         print(f"stopped    (last seen pid {status.pid}, state {status.state!r}, at {status.updated_at:%Y-%m-%d %H:%M:%S} UTC)")
     for record in claimed:

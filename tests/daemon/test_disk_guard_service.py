@@ -113,7 +113,7 @@ def test_a_job_whose_results_do_not_fit_waits_in_the_inbox_until_space_is_freed(
                                     for line in notify_socket.messages), "STATUS=waiting for disk space")
         shown = subprocess.run([sys.executable, "-m", "heygemd", "status", "--config", str(daemon.config_path)],
                                cwd=daemon.root, capture_output=True, text=True, timeout=60).stdout
-        assert f"{WAITING_FOR_DISK}: job \"campaign\"" in shown and "disk full  job \"campaign\"" in shown
+        assert f"{WAITING_FOR_DISK}: job \"campaign\"" in shown and "no space   job \"campaign\"" in shown
         wait_scans(daemon, 4)
         assert len(daemon.logged(NOT_ENOUGH)) == 1, "logged once, not on every scan"
         assert [shortage["job"] for shortage in status_json(daemon)["waiting_for_disk"]] == ["campaign"]
