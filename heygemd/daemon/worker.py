@@ -28,6 +28,7 @@ from heygemd.daemon import lease
 from heygemd.daemon.claim import OWNER_FILE, ClaimError, WorkArea, claim
 from heygemd.daemon.config import ConfigError, HeygemdConfig, LoadedConfig, LogConfig, Readiness, load_config
 from heygemd.daemon.contract import ContractViolation, JobPlan, plan_job
+from heygemd.daemon.diskspace import DiskGuard
 from heygemd.daemon.exitcodes import ExitCode
 from heygemd.daemon.fsutil import is_network_filesystem, move_without_overwrite, remove_tree, same_filesystem, write_atomic
 from heygemd.daemon.heartbeat import LeaseKeeper
@@ -46,9 +47,10 @@ from heygemd.daemon.outputs import (
     write_zip_bundle,
 )
 from heygemd.daemon.readiness import InboxScan, ReadinessTracker
+from heygemd.daemon.retention import RetentionClock, apply_retention
 from heygemd.daemon.reports import ErrorReport, FailedVideo, JobReport, JobStatus, VideoResult, VideoStatus, utc_now
 from heygemd.daemon.signals import ServiceSignals
-from heygemd.daemon.status import CurrentJob, ServiceStatus, StatusFile
+from heygemd.daemon.status import WAITING_FOR_DISK, CurrentJob, ServiceStatus, StatusFile
 from heygemd.daemon.takeover import RecordMirror, Takeover
 from heygemd.daemon.watcher import InboxWatcher
 from heygemd.engine import (
@@ -91,6 +93,7 @@ class Service:
         self._last_progress_status = 0.0
         self.owner = Owner.current(loaded.config.paths.state)
         self.keeper = LeaseKeeper(self.owner, self.config.service.lease_seconds)
+        self.retention_clock = RetentionClock()
         self._apply_paths()
         self.tracker = self._make_tracker()
         self.status = ServiceStatus(config_file=str(self.config_source) if self.config_source else None, owner=self.owner.id)
@@ -106,6 +109,7 @@ class Service:
         self.status_file = StatusFile(paths.state)
         self.keeper.lease_seconds = self.config.service.lease_seconds
         self.takeover = Takeover(self.work, self.owner, self.keeper, self.config.service.lease_seconds)
+        self.disk = DiskGuard(paths, self.config.outputs, self.log)
 
     def _make_tracker(self) -> ReadinessTracker:
         watch = self.config.watch
@@ -186,6 +190,8 @@ class Service:
             self.notifier.watchdog()
 
             now = time.monotonic()
+            if self.retention_clock.due(now):
+                apply_retention(self.config.paths, self.config.outputs.keep_days, self.log)
             runnable = next((item for item in self.queue if item.not_before <= now), None)
             if runnable is not None:
                 self.queue.remove(runnable)
@@ -203,7 +209,7 @@ class Service:
             scan = self._scan_inbox()
             if self._take_over_expired() or self._take_abandoned(scan) or self._take_next_ready(scan):
                 continue
-            self._set_state("idle")
+            self._set_state(WAITING_FOR_DISK if self.disk.waiting else "idle")
             if scan.waiting:
                 timeout = self.config.watch.scan_interval_seconds
             elif scan.inbox_missing:  # no observer can tell us when the share is back
@@ -271,8 +277,9 @@ class Service:
 
     def _take_next_ready(self, scan: InboxScan) -> bool:
         now = time.monotonic()
+        self.disk.keep_only(folder.name for folder in scan.ready)
         for folder in scan.ready:
-            if self._claim_retry_after.get(folder.name, 0) > now:
+            if self._claim_retry_after.get(folder.name, 0) > now or not self.disk.admits(folder.name):
                 continue
             record = self._claim(folder.name)
             if record is not None:
@@ -801,9 +808,10 @@ class Service:
             pass
 
     def _set_state(self, state: str, force: bool = True) -> None:
-        if self.signals.stop_requested.is_set() and state in ("idle", "working"):
+        if self.signals.stop_requested.is_set() and state in ("idle", "working", WAITING_FOR_DISK):
             state = "stopping"
         self.status.state = state
+        self.status.waiting_for_disk = self.disk.waiting
         self.status_file.write(self.status, force=force)
         if not self.signals.stop_requested.is_set():
             self.notifier.status(self.status.summary())
