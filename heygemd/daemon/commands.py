@@ -160,6 +160,8 @@ def _status(args: argparse.Namespace) -> int:
             print("arriving   " + ", ".join(status.arriving))
         for waiting in status.waiting_jobs:
             print("waiting    " + waiting.describe())
+        for shortage in status.waiting_for_disk:
+            print(f"no space   {shortage.describe()}")
     else:
         print(f"stopped    (last seen pid {status.pid}, state {status.state!r}, at {status.updated_at:%Y-%m-%d %H:%M:%S} UTC)")
     for record in claimed:

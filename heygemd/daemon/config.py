@@ -17,9 +17,10 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ByteSize, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
+from heygemd.daemon.fsutil import human_size
 from heygemd.engine.settings import EngineSettings, RenderOptions
 
 CONFIG_ENV_VAR = "HEYGEMD_CONFIG"
@@ -105,6 +106,14 @@ class OutputsConfig(_Section):
 
     after_success: AfterSuccess = Field(AfterSuccess.ARCHIVE, description="archive or delete the inputs of a done job")
     zip_bundle: bool = Field(False, description="also write outbox/<job>.zip with the job's results")
+    min_free_space: ByteSize = Field(
+        ByteSize(1 << 30),
+        description="kept free on every filesystem receiving results; a job is claimed only if its estimated results "
+        'fit above it (bytes, or "500MiB", "2GB")',
+    )
+    keep_days: int = Field(
+        0, ge=0, description="remove outbox, quarantine and archive entries older than this (days; hourly, oldest first); 0 keeps all"
+    )
 
 
 class ServiceConfig(_Section):
@@ -285,6 +294,8 @@ _SECTION_HEADERS: dict[str, str] = {
 
 
 def toml_value(value: Any) -> str:
+    if isinstance(value, ByteSize):
+        return f'"{human_size(value, separator="")}"'
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, StrEnum):

@@ -66,10 +66,14 @@ def move_without_overwrite(source: Path, directory: Path, name: str) -> Path:
             break
     staging = directory / f".{name}.heygemd-partial-{os.getpid()}"
     _remove(staging)
-    if source.is_dir() and not source.is_symlink():
-        shutil.copytree(source, staging, symlinks=True)
-    else:
-        shutil.copy2(source, staging, follow_symlinks=False)
+    try:
+        if source.is_dir() and not source.is_symlink():
+            shutil.copytree(source, staging, symlinks=True)
+        else:
+            shutil.copy2(source, staging, follow_symlinks=False)
+    except BaseException:
+        discard_partial(staging)  # e.g. the destination's disk filled up: the source is intact, the copy is junk
+        raise
     while True:
         target = free_name(directory, name)
         try:
@@ -86,6 +90,14 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path)
     elif os.path.lexists(path):
         path.unlink()
+
+
+def discard_partial(path: Path) -> None:
+    """Remove a half-written temporary file or folder, on the way out of an error (which stays the one raised)."""
+    try:
+        _remove(path)
+    except OSError:
+        pass
 
 
 def remove_tree(path: Path) -> None:
@@ -115,12 +127,16 @@ def write_atomic(path: Path, text: str, *, durable: bool = True, create_parent: 
     if create_parent:
         path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(temporary, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        if durable:
-            handle.flush()
-            os.fsync(handle.fileno())
-    os.replace(temporary, path)
+    try:
+        with open(temporary, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        discard_partial(temporary)  # a full disk must not leave half a temporary file behind
+        raise
     if durable:
         fsync_directory(path.parent)
 
@@ -155,3 +171,18 @@ def is_network_filesystem(fs_type: str) -> bool:
 
 def same_filesystem(first: Path, second: Path) -> bool:
     return os.stat(first).st_dev == os.stat(second).st_dev
+
+
+_SIZE_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
+
+
+def human_size(size: int, separator: str = " ") -> str:
+    """``size`` bytes for a person, in binary units with at most one decimal: "900 B", "1.5 GiB", "2 TiB"."""
+    value = float(size)
+    unit = _SIZE_UNITS[0]
+    for unit in _SIZE_UNITS:
+        if abs(value) < 1024 or unit == _SIZE_UNITS[-1]:
+            break
+        value /= 1024
+    number = f"{value:.1f}".removesuffix(".0") if unit != "B" else f"{int(value)}"
+    return f"{number}{separator}{unit}"

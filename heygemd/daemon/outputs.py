@@ -17,6 +17,7 @@ from pathlib import Path
 from heygemd.daemon.claim import WorkArea
 from heygemd.daemon.config import AfterSuccess, PathsConfig
 from heygemd.daemon.fsutil import (
+    discard_partial,
     free_name,
     fsync_directory,
     move_without_overwrite,
@@ -101,13 +102,17 @@ def write_zip_bundle(record: JobRecord, dest: Destinations, journal: Journal) ->
         return record.zip_path
     folder = record.outbox_path
     staging = dest.paths.outbox / f".{folder.name}.zip.heygemd-partial"
-    with zipfile.ZipFile(staging, "w", compression=zipfile.ZIP_STORED) as bundle:
-        for item in sorted(folder.iterdir()):
-            if item.is_file() and not item.is_symlink():
-                compression = zipfile.ZIP_DEFLATED if item.suffix == ".json" else zipfile.ZIP_STORED
-                bundle.write(item, f"{folder.name}/{item.name}", compress_type=compression)
-    with open(staging, "rb+") as handle:
-        os.fsync(handle.fileno())
+    try:
+        with zipfile.ZipFile(staging, "w", compression=zipfile.ZIP_STORED) as bundle:
+            for item in sorted(folder.iterdir()):
+                if item.is_file() and not item.is_symlink():
+                    compression = zipfile.ZIP_DEFLATED if item.suffix == ".json" else zipfile.ZIP_STORED
+                    bundle.write(item, f"{folder.name}/{item.name}", compress_type=compression)
+        with open(staging, "rb+") as handle:
+            os.fsync(handle.fileno())
+    except BaseException:
+        discard_partial(staging)  # a full disk leaves no half zip taking the space it lacks
+        raise
     return _move_recorded(staging, dest.paths.outbox, f"{folder.name}.zip", record, "zip_path", journal)
 
 
@@ -127,7 +132,11 @@ def quarantine_failed_videos(record: JobRecord, dest: Destinations, journal: Jou
             os.rename(source, staging / video.template)
     if record.audio and not (staging / record.audio).exists() and (input_dir / record.audio).exists():
         partial = staging / f".{record.audio}.heygemd-partial"
-        shutil.copy2(input_dir / record.audio, partial)
+        try:
+            shutil.copy2(input_dir / record.audio, partial)
+        except BaseException:
+            discard_partial(partial)
+            raise
         os.rename(partial, staging / record.audio)
     failures = [video.failure for video in failed if video.failure is not None]
     summary = Failure(
@@ -152,8 +161,17 @@ def dispose_inputs(record: JobRecord, after_success: AfterSuccess, dest: Destina
     input_dir = dest.work.input_dir(record.job_id)
     if after_success is AfterSuccess.ARCHIVE:
         if os.path.lexists(input_dir) or record.archive_path is not None:
-            _move_recorded(input_dir, dest.paths.archive, record.name, record, "archive_path", journal)
+            archived = _move_recorded(input_dir, dest.paths.archive, record.name, record, "archive_path", journal)
+            _stamp_arrival(archived)
     else:
         remove_tree(input_dir)
     record.inputs_disposed = True
     journal.save(record)
+
+
+def _stamp_arrival(entry: Path) -> None:
+    """Set the modification time to now: retention ages an entry by it, and a rename keeps the upload's."""
+    try:
+        os.utime(entry, follow_symlinks=False)
+    except FileNotFoundError:
+        pass  # removed meanwhile by a person: nothing to age

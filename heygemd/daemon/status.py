@@ -11,10 +11,12 @@ from typing import Any
 from pydantic import BaseModel, Field, ValidationError
 
 from heygemd.codes import ErrorCode
+from heygemd.daemon.diskspace import DiskShortage
 from heygemd.daemon.fsutil import write_atomic
 from heygemd.daemon.reports import host_name, utc_now
 
 STATUS_FILE = "status.json"
+WAITING_FOR_DISK = "waiting for disk space"
 
 
 class CurrentJob(BaseModel):
@@ -50,7 +52,7 @@ class ServiceStatus(BaseModel):
     owner: str = Field("", description="the name this process's leases carry in the work area (host-pid-start id)")
     started_at: datetime = Field(default_factory=utc_now)
     updated_at: datetime = Field(default_factory=utc_now)
-    state: str = "starting"  # starting, loading model, idle, working, waiting for inbox, stopping, stopped
+    state: str = "starting"  # starting, loading model, idle, working, waiting for inbox, waiting for disk space, stopping, stopped
     config_file: str | None = None
     inbox: str = ""
     watch_mode: str = ""
@@ -59,6 +61,9 @@ class ServiceStatus(BaseModel):
     queued: list[str] = Field(default_factory=list, description="ready jobs waiting their turn (claimed ones first)")
     arriving: list[str] = Field(default_factory=list, description="folders not complete yet")
     waiting_jobs: list[WaitingJob] = Field(default_factory=list, description="claimed jobs waiting to be tried again")
+    waiting_for_disk: list[DiskShortage] = Field(
+        default_factory=list, description="ready jobs left in the inbox because their results would not fit"
+    )
     current: CurrentJob | None = None
     engine: dict[str, Any] = Field(default_factory=dict)
 
@@ -70,11 +75,16 @@ class ServiceStatus(BaseModel):
             where = f"video {job.index}/{job.total}" if job.total else "preparing"
             percent = f" {job.percent:.0f}%" if job.percent is not None else ""
             stage = f" ({job.stage})" if job.stage and job.stage != "render" else ""
-            return f"{prefix}job {job.job}: {where}{percent}{stage}; {len(self.queued)} queued"
+            return f"{prefix}job {job.job}: {where}{percent}{stage}; {len(self.queued)} queued{self._disk_note()}"
         waiting = f", {len(self.waiting_jobs)} waiting to retry" if self.waiting_jobs else ""
+        if self.waiting_for_disk and self.state in ("idle", WAITING_FOR_DISK):
+            return f"{WAITING_FOR_DISK}: {self.waiting_for_disk[0].describe()}; {len(self.queued)} queued"
         if self.state == "idle":
             return f"idle; {len(self.queued)} queued, {len(self.arriving)} arriving{waiting}"
         return self.state + waiting
+
+    def _disk_note(self) -> str:
+        return f", {len(self.waiting_for_disk)} {WAITING_FOR_DISK}" if self.waiting_for_disk else ""
 
 
 class StatusFile:

@@ -29,6 +29,7 @@ from heygemd.daemon import lease
 from heygemd.daemon.arrivals import Arrivals
 from heygemd.daemon.claim import OWNER_FILE, ClaimError, WorkArea, claim
 from heygemd.daemon.config import ConfigError, HeygemdConfig, LoadedConfig, LogConfig, load_config
+from heygemd.daemon.diskspace import DiskGuard
 from heygemd.daemon.exitcodes import ExitCode
 from heygemd.daemon.fsutil import is_network_filesystem, move_without_overwrite, remove_tree, same_filesystem, write_atomic
 from heygemd.daemon.heartbeat import LeaseKeeper
@@ -40,9 +41,10 @@ from heygemd.daemon.notify import Notifier
 from heygemd.daemon.outputs import Destinations
 from heygemd.daemon.readiness import InboxScan, ReadinessTracker
 from heygemd.daemon.reports import JobStatus, VideoStatus, utc_now
+from heygemd.daemon.retention import RetentionClock, apply_retention
 from heygemd.daemon.runner import JobRunner, RenderContext, StepKind
 from heygemd.daemon.signals import ServiceSignals
-from heygemd.daemon.status import CurrentJob, ServiceStatus, StatusFile, WaitingJob
+from heygemd.daemon.status import WAITING_FOR_DISK, CurrentJob, ServiceStatus, StatusFile, WaitingJob
 from heygemd.daemon.supervise import RenderHung
 from heygemd.daemon.takeover import RecordMirror, Takeover
 from heygemd.engine import CheckpointError, EngineError, EngineSettings, RenderProgress
@@ -78,6 +80,7 @@ class Service:
         self._last_progress_status = 0.0
         self.owner = Owner.current(loaded.config.paths.state)
         self.keeper = LeaseKeeper(self.owner, self.config.service.lease_seconds)
+        self.retention_clock = RetentionClock()
         self.status = ServiceStatus(config_file=str(self.config_source) if self.config_source else None, owner=self.owner.id)
         self._apply_paths()
         self.arrivals = self._make_arrivals()
@@ -96,6 +99,7 @@ class Service:
         self.status_file = StatusFile(paths.state)
         self.keeper.lease_seconds = service.lease_seconds
         self.takeover = Takeover(self.work, self.owner, self.keeper, service.lease_seconds)
+        self.disk = DiskGuard(paths, self.config.outputs, self.log)
 
     def _make_arrivals(self) -> Arrivals:
         watch = self.config.watch
@@ -186,6 +190,8 @@ class Service:
             self.notifier.watchdog()
 
             now = time.monotonic()
+            if self.retention_clock.due(now):
+                apply_retention(self.config.paths, self.config.outputs.keep_days, self.log)
             runnable = next((item for item in self.queue if item.not_before <= now), None)
             if runnable is not None:
                 self.queue.remove(runnable)
@@ -197,7 +203,7 @@ class Service:
             elif self._take_over_expired() or self._take_abandoned(scan) or self._take_next_ready(scan):
                 continue
             else:
-                self._set_state("idle")
+                self._set_state(WAITING_FOR_DISK if self.disk.waiting else "idle")
             timeout = self.config.watch.rescan_interval_seconds
             if self.queue:
                 timeout = min(timeout, max(0.1, min(item.not_before for item in self.queue) - now))
@@ -239,8 +245,9 @@ class Service:
 
     def _take_next_ready(self, scan: InboxScan) -> bool:
         now = time.monotonic()
+        self.disk.keep_only(folder.name for folder in scan.ready)
         for folder in scan.ready:
-            if self._claim_retry_after.get(folder.name, 0) > now:
+            if self._claim_retry_after.get(folder.name, 0) > now or not self.disk.admits(folder.name):
                 continue
             record = self._claim(folder.name)
             if record is not None:
@@ -586,9 +593,10 @@ class Service:
     # ------------------------------------------------------------------ status
 
     def _set_state(self, state: str, force: bool = True) -> None:
-        if self.signals.stop_requested.is_set() and state in ("idle", "working"):
+        if self.signals.stop_requested.is_set() and state in ("idle", "working", WAITING_FOR_DISK):
             state = "stopping"
         self.status.state = state
+        self.status.waiting_for_disk = self.disk.waiting
         self.status_file.write(self.status, force=force)
         if not self.signals.stop_requested.is_set():
             self.notifier.status(self.status.summary())

@@ -244,7 +244,12 @@ class LipSyncEngine:
         boxes = render.face_boxes()
         try:
             with atomic_output(output) as temporary:
-                frames_written = render.write(temporary, boxes)
+                try:
+                    frames_written = render.write(temporary, boxes)
+                except EngineError as err:
+                    if err.path != temporary:
+                        raise
+                    raise type(err)(err.reason, output, code=err.code) from None  # name the result, not its hidden temporary
         finally:
             boxes.close()
         output_info = probe_video(output)
