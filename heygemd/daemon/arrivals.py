@@ -102,6 +102,10 @@ class Arrivals:
     def _scan_once(self) -> InboxScan:
         scan = self.tracker.scan(self.inbox, time.monotonic())
         self._report_inbox(scan)
+        before = {folder.name for folder in self._latest.ready}
+        for folder in scan.ready:
+            if folder.name not in before:
+                self.log.info("folder ready", name=folder.name)
         with self._lock:
             self._latest = scan
             self._scans += 1

@@ -345,3 +345,30 @@ def test_missing_weights_exit_69_with_the_path(daemon_factory, tmp_path):
     daemon.process = None
     failure = daemon.logged("the model cannot be loaded")
     assert failure and "nowhere" in failure[0]["error"] and "fetch-models" in failure[0]["hint"]
+
+
+# ---------------------------------------------------------------------------- watching never pauses
+
+
+def test_folders_arriving_while_a_job_renders_are_tracked_and_taken_next(daemon_factory, media, wav2lip_checkpoint):
+    daemon = start(daemon_factory, checkpoint=wav2lip_checkpoint)
+    long_job = {"speech.wav": media["audio"], **{f"take {index}.mp4": media["video"] for index in range(6)}}
+    drop_job(daemon.inbox, "long job", long_job)
+    daemon.wait_for(lambda: daemon.logged("rendering"), "the first job to render")
+    drop_job(daemon.inbox, "next job", {"a.wav": media["audio"], "v.mp4": media["video"]})
+
+    def listed_while_rendering() -> bool:
+        try:
+            status = json.loads((daemon.state / "status.json").read_text())
+        except (OSError, ValueError):
+            return False
+        current = status.get("current") or {}
+        return current.get("job") == "long job" and "next job" in status["arriving"] + status["queued"]
+
+    daemon.wait_for(listed_while_rendering, "the new folder to be listed while the first job renders")
+    daemon.wait_outbox("next job")
+    events = [(line["event"], line.get("job") or line.get("name")) for line in daemon.log_lines()
+              if line.get("event") in ("folder ready", "job done", "job claimed")]
+    assert events.index(("folder ready", "next job")) < events.index(("job done", "long job")), events
+    assert [job for event, job in events if event == "job claimed"] == ["long job", "next job"]
+    assert daemon.stop() == 0
