@@ -20,6 +20,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError
 
+from heygemd.codes import ErrorCode
 from heygemd.daemon.fsutil import write_atomic
 from heygemd.daemon.reports import JobStatus, VideoStatus, host_name, utc_now
 
@@ -55,6 +56,7 @@ class JobRecord(BaseModel):
     abandoned_details: list[str] = Field(default_factory=list)
     # Set when the contract or the audio rules out the whole job.
     failure_reason: str | None = None
+    failure_code: ErrorCode | None = None
     failure_details: list[str] = Field(default_factory=list)
     audio: str | None = None
     output_folder: str | None = None

@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from heygemd import __version__
+from heygemd.codes import ErrorCode
 
 RETRY_HINT = "Fix the problem, then drop the folder into the inbox again (error.json may stay, it is ignored)."
 
@@ -78,6 +79,7 @@ class ErrorReport(BaseModel):
 
     job: str
     job_id: str
+    code: ErrorCode | None = Field(None, description="stable, machine-readable reason (heygemd.codes), beside the sentence")
     reason: str = Field(description="what went wrong, in plain language")
     details: list[str] = Field(default_factory=list)
     failed_videos: list[FailedVideo] = Field(default_factory=list)
