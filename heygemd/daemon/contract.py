@@ -39,6 +39,7 @@ TEMPORARY_PATTERNS: tuple[str, ...] = (
 IGNORED_PATTERNS: tuple[str, ...] = (".*", "._*", "Thumbs.db", "desktop.ini", "~$*")
 IGNORED_FOLDERS = frozenset({"@eadir", ".stfolder", ".stversions", ".spotlight-v100", ".trashes", "__macosx"})
 MAX_SCAN_DEPTH = 4
+DEFAULT_LIMITS = LimitsConfig()
 
 
 def _matches(name: str, patterns: Iterable[str]) -> bool:
@@ -216,7 +217,7 @@ def plan_job(
     job_name: str,
     defaults: RenderOptions,
     marker_name: str | None = None,
-    limits: LimitsConfig = LimitsConfig(),
+    limits: LimitsConfig = DEFAULT_LIMITS,
 ) -> JobPlan:
     """Check the folder against the contract and the operator's limits, and say what to render.
 

@@ -144,27 +144,26 @@ class Journal:
                 bad.append(path)
         return bad
 
-    def mark_done(self, record: JobRecord) -> None:
+    def mark_done(self, record: JobRecord) -> bool:
         """First step of finishing a job: the record says DONE, then the job's history line is appended once.
 
         The caller then clears the job's work folder and finally calls ``remove``. A kill anywhere in
         between leaves a DONE record, which ``recover_finished`` completes at the next start.
+        Returns whether the history line was written now (False: it already was).
         """
         if record.phase is not Phase.DONE or record.finished_at is None:
             record.finished_at = record.finished_at or utc_now()  # saved: a repeat writes the same line
             record.phase = Phase.DONE
             self.save(record)
-        self.append_history_once(history_entry(record))
+        return self.append_history_once(history_entry(record))
 
     def recover_finished(self) -> list[JobRecord]:
-        """At start-up: the DONE records a killed run left, each with its history line now written (once).
+        """At start-up: write the missing history lines of the DONE records a killed run left; returns those jobs.
 
-        The records stay in the journal: the usual resume path clears their work folders and removes them.
+        Every DONE record stays in the journal: the usual resume path clears its work folder and removes it.
         """
         done = [record for record in self.records() if record.phase is Phase.DONE]
-        for record in done:
-            self.mark_done(record)
-        return done
+        return [record for record in done if self.mark_done(record)]
 
     def append_history_once(self, entry: HistoryEntry) -> bool:
         """Append ``entry`` unless its job is already among the recent lines. True if it was appended."""
