@@ -367,6 +367,7 @@ def _check_count_and_sizes(templates: list[str], sizes: dict[str, int], limits: 
             f"The folder has {len(templates)} template videos; this service accepts at most {limits.max_templates} "
             f"in one job. Split it into folders of at most {limits.max_templates} templates each, or ask the operator "
             "to raise limits.max_templates.",
+            [f"{len(templates)} templates (limits.max_templates = {limits.max_templates}): {_list_names(templates)}"],
             code=ErrorCode.LIMIT_TOO_MANY_TEMPLATES,
         )
     limit = limits.max_file_bytes

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import struct
 from pathlib import Path
@@ -47,6 +48,7 @@ def test_too_many_templates(tmp_path):
     caught = violation(folder, LimitsConfig(max_templates=2))
     assert caught.code is ErrorCode.LIMIT_TOO_MANY_TEMPLATES
     assert "3 template videos" in caught.reason and "at most 2" in caught.reason and "limits.max_templates" in caught.reason
+    assert caught.details == ['3 templates (limits.max_templates = 2): "1.mp4", "2.mp4", "3.jpg"']
     assert len(plan_job(folder, "job", RenderOptions(), limits=LimitsConfig(max_templates=3)).videos) == 3
     assert len(plan_job(folder, "job", RenderOptions(), limits=LimitsConfig(max_templates=0)).videos) == 3  # 0: none
 
@@ -119,3 +121,44 @@ def test_the_contract_and_the_limits_import_no_torch():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                             env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
     assert result.stdout.strip() == "False", result.stderr
+
+
+# ---------------------------------------------------------------------------- `heygemd run` (dry-run engine)
+
+
+@pytest.mark.slow
+def test_each_limit_sends_its_job_to_quarantine_with_its_code(daemon_factory, media, tmp_path):
+    from conftest import drop_job, service_config
+    from media_factory import make_audio
+
+    limits = {"max_audio_seconds": 1.0, "max_templates": 2, "max_file_bytes": 100 * 1024**2}
+    daemon = daemon_factory()
+    daemon.write_config(service_config(daemon.root, limits=limits))
+    daemon.start()
+    daemon.wait_ready()
+
+    huge = tmp_path / "camera original.mov"
+    with open(huge, "wb") as handle:
+        handle.truncate(100 * 1024**2 + 1)  # sparse
+    short = make_audio(tmp_path / "short.wav", seconds=0.8)
+    jobs = {
+        "too many": ({"a.wav": short, "1.mp4": media["video"], "2.mp4": media["video"], "3.mp4": media["video"]},
+                     ErrorCode.LIMIT_TOO_MANY_TEMPLATES, "limits.max_templates"),
+        "too large": ({"a.wav": short, "camera original.mov": None}, ErrorCode.LIMIT_FILE_TOO_LARGE, "limits.max_file_bytes"),
+        "too long": ({"speech.wav": media["audio"], "v.mp4": media["video"]}, ErrorCode.LIMIT_AUDIO_TOO_LONG,
+                     "limits.max_audio_seconds"),
+    }
+    for name, (files, _, _) in jobs.items():
+        drop_job(daemon.inbox, name, {file: source for file, source in files.items() if source is not None})
+        if "camera original.mov" in files:
+            os.rename(huge, daemon.inbox / name / "camera original.mov")
+    drop_job(daemon.inbox, "within limits", {"a.wav": short, "1.mp4": media["video"], "2.mp4": media["video"]})
+
+    for name, (_, code, key) in jobs.items():
+        error = daemon.wait_quarantine(name)
+        assert error["code"] == code.value, error
+        assert key in error["reason"] and error["details"], error
+    assert json.loads((daemon.wait_outbox("within limits") / "job.json").read_text())["status"] == "ok"
+    assert sorted(entry.name for entry in daemon.quarantine.iterdir()) == sorted(jobs)
+    assert daemon.process is not None and daemon.process.poll() is None
+    assert daemon.stop() == 0
