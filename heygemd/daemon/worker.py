@@ -24,6 +24,7 @@ from pathlib import Path
 
 import structlog
 
+from heygemd.codes import ErrorCode
 from heygemd.daemon import lease
 from heygemd.daemon.claim import OWNER_FILE, ClaimError, WorkArea, claim
 from heygemd.daemon.config import ConfigError, HeygemdConfig, LoadedConfig, LogConfig, Readiness, load_config
@@ -31,8 +32,9 @@ from heygemd.daemon.contract import ContractViolation, JobPlan, plan_job
 from heygemd.daemon.exitcodes import ExitCode
 from heygemd.daemon.fsutil import is_network_filesystem, move_without_overwrite, remove_tree, same_filesystem, write_atomic
 from heygemd.daemon.heartbeat import LeaseKeeper
-from heygemd.daemon.journal import HistoryEntry, Journal, JobRecord, Phase, VideoRecord
+from heygemd.daemon.journal import JobRecord, Journal, Phase, VideoRecord
 from heygemd.daemon.lease import LeaseLost, Owner
+from heygemd.daemon.limits import check_limits
 from heygemd.daemon.logs import configure_logging, get_logger
 from heygemd.daemon.notify import Notifier
 from heygemd.daemon.outputs import (
@@ -47,6 +49,7 @@ from heygemd.daemon.outputs import (
 )
 from heygemd.daemon.readiness import InboxScan, ReadinessTracker
 from heygemd.daemon.reports import ErrorReport, FailedVideo, JobReport, JobStatus, VideoResult, VideoStatus, utc_now
+from heygemd.daemon.servicelock import ServiceLock, ServiceLockHeld, remove_crash_leftovers
 from heygemd.daemon.signals import ServiceSignals
 from heygemd.daemon.status import CurrentJob, ServiceStatus, StatusFile
 from heygemd.daemon.takeover import RecordMirror, Takeover
@@ -235,6 +238,7 @@ class Service:
 
     def _scan_inbox(self) -> InboxScan:
         scan = self.tracker.scan(self.inbox, time.monotonic())
+        self.status.inbox_missing = scan.inbox_missing
         if scan.inbox_missing:
             if not self._inbox_missing_reported:
                 self._inbox_missing_reported = True
@@ -244,7 +248,6 @@ class Service:
                 )
                 self.watcher.stop()
             self.status.queued, self.status.arriving = [], []
-            self._set_state("waiting for inbox")
             return scan
         if self._inbox_missing_reported:
             self._inbox_missing_reported = False
@@ -447,8 +450,9 @@ class Service:
             return
         try:
             plan = self._job_plan(record)
+            check_limits(plan, self.config.limits)
         except ContractViolation as violation:
-            self._fail_whole_job(record, violation.reason, violation.details)
+            self._fail_whole_job(record, violation.reason, violation.details, violation.code)
             return
         record.audio = plan.audio.name
         record.output_folder = plan.output_folder
@@ -461,10 +465,11 @@ class Service:
     def _job_plan(self, record: JobRecord) -> JobPlan:
         marker = self.config.watch.marker_name if self.config.watch.readiness is Readiness.MARKER else None
         input_dir = self.work.input_dir(record.job_id).resolve()  # absolute: no name can look like an option
-        return plan_job(input_dir, record.name, self.config.render, marker)
+        return plan_job(input_dir, record.name, self.config.render, marker, self.config.limits)
 
-    def _fail_whole_job(self, record: JobRecord, reason: str, details: list[str]) -> None:
+    def _fail_whole_job(self, record: JobRecord, reason: str, details: list[str], code: ErrorCode | None = None) -> None:
         record.failure_reason = reason
+        record.failure_code = code
         record.failure_details = details
         record.phase = Phase.PUBLISHING
         self.journal.save(record)
@@ -473,7 +478,7 @@ class Service:
         try:
             plan = self._job_plan(record)
         except ContractViolation as violation:  # the folder changed under us: treat as if it failed the first time
-            self._fail_whole_job(record, violation.reason, violation.details)
+            self._fail_whole_job(record, violation.reason, violation.details, violation.code)
             return
         self._check_lease(record)
         output_dir = self.work.results_dir(record)
@@ -590,7 +595,8 @@ class Service:
             reason = f"None of the {len(record.videos)} template videos could be rendered (the reason for each is below)."
             details += [f"{video.template}: {video.reason}" for video in failed]
         record.status = JobStatus.FAILED
-        error = ErrorReport(job=record.name, job_id=record.job_id, reason=reason, details=details, failed_videos=failed)
+        error = ErrorReport(job=record.name, job_id=record.job_id, code=record.failure_code, reason=reason, details=details,
+                            failed_videos=failed)
         self._confirm_lease(record)
         target = quarantine_whole_job(record, error, self.dest, self.journal)
         self.log.warning("job quarantined", reason=reason, quarantine=str(target))
@@ -647,23 +653,7 @@ class Service:
         )
 
     def _finish(self, record: JobRecord) -> None:
-        record.phase = Phase.DONE
-        self.journal.save(record)
-        finished = record.finished_at or utc_now()
-        self.journal.append_history(
-            HistoryEntry(
-                job=record.name,
-                job_id=record.job_id,
-                status=record.status or JobStatus.FAILED,
-                finished_at=finished,
-                seconds=round((finished - record.claimed_at).total_seconds(), 3),
-                videos_ok=sum(video.status is VideoStatus.OK for video in record.videos),
-                videos_failed=sum(video.status is VideoStatus.FAILED for video in record.videos),
-                outbox=record.outbox_path,
-                quarantine=record.quarantine_path,
-                reason=record.failure_reason,
-            )
-        )
+        self.journal.mark_done(record)
         self.keeper.release(self.work.job_dir(record.job_id))
         remove_tree(self.work.job_dir(record.job_id))
         self.journal.remove(record.job_id)
@@ -697,6 +687,8 @@ class Service:
             aside = bad.with_suffix(".unreadable")
             os.replace(bad, aside)
             self.log.error("journal record unreadable; set aside, its work folder is left as is", record=str(aside))
+        for done in self.journal.recover_finished():  # DONE records: the resume below clears their work folders
+            self.log.info("finished job recorded in the history after an interrupted finish", job=done.name, job_id=done.job_id)
         known_ids = set()
         for record in self.journal.records():
             known_ids.add(record.job_id)
@@ -803,7 +795,7 @@ class Service:
     def _set_state(self, state: str, force: bool = True) -> None:
         if self.signals.stop_requested.is_set() and state in ("idle", "working"):
             state = "stopping"
-        self.status.state = state
+        self.status.set_state(state)
         self.status_file.write(self.status, force=force)
         if not self.signals.stop_requested.is_set():
             self.notifier.status(self.status.summary())
@@ -855,4 +847,16 @@ def run_service(explicit_config: Path | None) -> int:
         get_logger("heygemd.daemon").error("configuration error", error=str(err))
         return ExitCode.CONFIG
     configure_logging(loaded.config.log)
-    return Service(loaded, explicit_config).run()
+    log, state = get_logger("heygemd.daemon"), loaded.config.paths.state
+    try:
+        service_lock = ServiceLock.acquire(state)
+    except ServiceLockHeld as held:
+        log.error("another heygemd is running with this state folder; not starting", held_by_pid=held.pid, lock=str(held.path))
+        return ExitCode.ALREADY_RUNNING
+    except OSError as err:
+        log.error("the state folder cannot be written", path=str(state), error=err.strerror)
+        return ExitCode.CANT_CREATE
+    with service_lock:
+        if removed := remove_crash_leftovers(state):  # only now: no live service writes them
+            log.info("removed temporary files a crash left in the state folder", files=[path.name for path in removed])
+        return Service(loaded, explicit_config).run()
