@@ -151,7 +151,10 @@ def _status(args: argparse.Namespace) -> int:
         if status.owner:
             print(f"owner      {status.owner} (the name on its jobs' leases in the work folder)")
         print(f"state      {status.summary()} (updated {age:.0f} s ago)")
-        print(f"inbox      {status.inbox} ({status.filesystem}, {status.watch_mode} watching)")
+        if status.inbox_missing:
+            print(f"inbox      {status.inbox} is MISSING (share unmounted?); the service waits for it")
+        else:
+            print(f"inbox      {status.inbox} ({status.filesystem}, {status.watch_mode} watching)")
         if status.dry_run:
             print("engine     DRY RUN (no model: template fitted to the audio)")
         if status.queued:

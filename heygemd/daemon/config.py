@@ -116,6 +116,25 @@ class OutputsConfig(_Section):
     )
 
 
+GIB = 1024**3
+NO_LIMIT = 0
+
+
+class LimitsConfig(_Section):
+    """What one job may ask for: a job over a limit goes to quarantine at once (0: no limit)."""
+
+    max_audio_seconds: float = Field(
+        3600.0,
+        ge=0,
+        description="longest audio, in seconds (a render lasts about the audio's length times the templates, "
+        "divided by the engine's speed)",
+    )
+    max_templates: int = Field(50, ge=0, description="most template videos (or stills) in one job")
+    max_file_bytes: int = Field(
+        20 * GIB, ge=0, description="largest audio or template file, in bytes (21474836480 = 20 GiB)"
+    )
+
+
 class ServiceConfig(_Section):
     """The long-running process."""
 
@@ -185,6 +204,7 @@ class HeygemdConfig(BaseSettings):
     paths: PathsConfig = PathsConfig()
     watch: WatchConfig = WatchConfig()
     outputs: OutputsConfig = OutputsConfig()
+    limits: LimitsConfig = LimitsConfig()
     service: ServiceConfig = ServiceConfig()
     log: LogConfig = LogConfig()
     engine: EngineSettings = EngineSettings()

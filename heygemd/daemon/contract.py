@@ -20,6 +20,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from heygemd.codes import CodedError, ErrorCode
+from heygemd.daemon.config import LimitsConfig
 from heygemd.engine.settings import RenderOptions
 
 AUDIO_EXTENSIONS = frozenset({".wav", ".mp3", ".m4a", ".aac", ".flac", ".ogg", ".oga", ".opus", ".wma"})
@@ -38,6 +39,7 @@ TEMPORARY_PATTERNS: tuple[str, ...] = (
 IGNORED_PATTERNS: tuple[str, ...] = (".*", "._*", "Thumbs.db", "desktop.ini", "~$*")
 IGNORED_FOLDERS = frozenset({"@eadir", ".stfolder", ".stversions", ".spotlight-v100", ".trashes", "__macosx"})
 MAX_SCAN_DEPTH = 4
+DEFAULT_LIMITS = LimitsConfig()
 
 
 def _matches(name: str, patterns: Iterable[str]) -> bool:
@@ -210,14 +212,24 @@ def _list_names(names: Iterable[str]) -> str:
     return ", ".join(f'"{name}"' for name in sorted(names))
 
 
-def plan_job(folder: Path, job_name: str, defaults: RenderOptions, marker_name: str | None = None) -> JobPlan:
-    """Check the folder against the contract and say what to render. Raises ContractViolation."""
+def plan_job(
+    folder: Path,
+    job_name: str,
+    defaults: RenderOptions,
+    marker_name: str | None = None,
+    limits: LimitsConfig = DEFAULT_LIMITS,
+) -> JobPlan:
+    """Check the folder against the contract and the operator's limits, and say what to render.
+
+    Raises ContractViolation. The audio's length needs a probe: limits.check_limits, right after.
+    """
     audio: list[str] = []
     videos: list[str] = []
     links: list[str] = []
     unsupported: list[str] = []
     subfolders: list[str] = []
     empty: list[str] = []
+    sizes: dict[str, int] = {}
     has_job_file = False
     for item in sorted(os.scandir(folder), key=lambda entry: entry.name):
         name = item.name
@@ -235,7 +247,9 @@ def plan_job(folder: Path, job_name: str, defaults: RenderOptions, marker_name: 
             unsupported.append(name)
             continue
         kind = kind_of(name)
-        if kind in (FileKind.AUDIO, FileKind.VIDEO, FileKind.STILL) and item.stat(follow_symlinks=False).st_size == 0:
+        if kind in (FileKind.AUDIO, FileKind.VIDEO, FileKind.STILL):
+            sizes[name] = item.stat(follow_symlinks=False).st_size
+        if sizes.get(name) == 0:
             empty.append(name)
         elif kind is FileKind.AUDIO:
             audio.append(name)
@@ -300,6 +314,8 @@ def plan_job(folder: Path, job_name: str, defaults: RenderOptions, marker_name: 
             code=ErrorCode.JOB_NO_TEMPLATE,
         )
 
+    _check_count_and_sizes(videos, {name: sizes[name] for name in audio + videos}, limits)
+
     job_file = _read_job_file(folder) if has_job_file else JobFile()
     unknown = sorted(set(job_file.videos) - set(videos))
     if unknown:
@@ -340,6 +356,71 @@ def plan_job(folder: Path, job_name: str, defaults: RenderOptions, marker_name: 
         output_folder=job_file.output_folder or job_name,
         warnings=tuple(details),
     )
+
+
+# ---------------------------------------------------------------------------- the operator's limits
+
+
+def _check_count_and_sizes(templates: list[str], sizes: dict[str, int], limits: LimitsConfig) -> None:
+    if limits.max_templates and len(templates) > limits.max_templates:
+        raise ContractViolation(
+            f"The folder has {len(templates)} template videos; this service accepts at most {limits.max_templates} "
+            f"in one job. Split it into folders of at most {limits.max_templates} templates each, or ask the operator "
+            "to raise limits.max_templates.",
+            [f"{len(templates)} templates (limits.max_templates = {limits.max_templates}): {_list_names(templates)}"],
+            code=ErrorCode.LIMIT_TOO_MANY_TEMPLATES,
+        )
+    limit = limits.max_file_bytes
+    too_large = sorted((name for name, size in sizes.items() if limit and size > limit), key=lambda name: -sizes[name])
+    if too_large:
+        listed = ", ".join(f'"{name}" is {_size_beside(sizes[name], limit)}' for name in too_large)
+        raise ContractViolation(
+            f"{listed}; this service accepts files of up to {human_size(limit)}. Use a smaller file (shorter, or a "
+            "lower bitrate), or ask the operator to raise limits.max_file_bytes.",
+            [f"{name}: {sizes[name]} bytes (limits.max_file_bytes = {limit})" for name in too_large],
+            code=ErrorCode.LIMIT_FILE_TOO_LARGE,
+        )
+
+
+def audio_too_long(name: str, seconds: float, limit: float) -> ContractViolation:
+    """The violation for an audio over limits.max_audio_seconds (measured by limits.check_limits)."""
+    return ContractViolation(
+        f'The audio "{name}" lasts {human_duration(seconds)}; this service accepts audio of up to '
+        f"{human_duration(limit)}. Split the audio into shorter parts (one job each), or ask the operator to raise "
+        "limits.max_audio_seconds.",
+        [f"{name}: {seconds:.2f} s (limits.max_audio_seconds = {limit:g})"],
+        code=ErrorCode.LIMIT_AUDIO_TOO_LONG,
+    )
+
+
+def human_size(size: int) -> str:
+    """``21474836480`` -> ``20.0 GiB``: binary units, as file managers on Linux and Windows count."""
+    value, unit = float(size), "bytes"
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            break
+        value /= 1024
+    return f"{size} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
+
+
+def _size_beside(size: int, limit: int) -> str:
+    shown = human_size(size)
+    return f"{shown} ({size} bytes)" if shown == human_size(limit) else shown
+
+
+def human_duration(seconds: float) -> str:
+    """``3725`` -> ``1 h 02 min 05 s (3725 s)``: the clock form, and the seconds the limit is set in."""
+    whole = int(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        clock = f"{hours} h {minutes:02d} min {secs:02d} s"
+    elif minutes:
+        clock = f"{minutes} min {secs:02d} s"
+    else:
+        return f"{seconds:.1f} s"
+    exact = f"{seconds:.2f}".rstrip("0").rstrip(".")
+    return f"{clock} ({exact} s)"
 
 
 def _read_job_file(folder: Path) -> JobFile:

@@ -13,4 +13,7 @@ class ExitCode(IntEnum):
     MISSING_WEIGHTS = 69
     RENDER_HUNG = 70  # EX_SOFTWARE: a render stopped making progress and could not be cancelled; systemd restarts  # EX_UNAVAILABLE: a checkpoint is missing or unusable; `fetch-models` could not get it
     CANT_CREATE = 73  # EX_CANTCREAT: a working folder cannot be created or written
+    # EX_TEMPFAIL: `run`: another heygemd holds this state folder (<state>/service.lock). Starting again
+    # later works once that one stopped; systemd must not restart on it (RestartPreventExitStatus).
+    ALREADY_RUNNING = 75
     CONFIG = 78  # EX_CONFIG: the configuration file or an HEYGEMD_* variable is wrong

@@ -7,10 +7,13 @@ import ctypes.util
 import errno
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
 NETWORK_FILESYSTEMS = frozenset({"nfs", "nfs4", "cifs", "smb3", "smbfs", "ncpfs", "9p", "afs", "ceph", "glusterfs", "lustre"})
+# write_atomic's temporary: ".<name>.<pid>.tmp" beside the file it replaces.
+_ATOMIC_TEMPORARY = re.compile(r"^\..+\.[0-9]+\.tmp$", re.DOTALL)
 _RENAME_NOREPLACE = 1
 _AT_FDCWD = -100
 
@@ -126,7 +129,7 @@ def write_atomic(path: Path, text: str, *, durable: bool = True, create_parent: 
     """
     if create_parent:
         path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary = path.with_name(atomic_temporary_name(path.name))
     try:
         with open(temporary, "w", encoding="utf-8") as handle:
             handle.write(text)
@@ -139,6 +142,15 @@ def write_atomic(path: Path, text: str, *, durable: bool = True, create_parent: 
         raise
     if durable:
         fsync_directory(path.parent)
+
+
+def atomic_temporary_name(name: str, pid: int | None = None) -> str:
+    """The name write_atomic writes ``name`` under first (a crash may leave it behind)."""
+    return f".{name}.{os.getpid() if pid is None else pid}.tmp"
+
+
+def is_atomic_temporary(name: str) -> bool:
+    return _ATOMIC_TEMPORARY.match(name) is not None
 
 
 def write_json_atomic(path: Path, data: object, *, durable: bool = True) -> None:

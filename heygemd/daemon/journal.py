@@ -2,7 +2,9 @@
 
 Each record is rewritten atomically (temp file, fsync, rename) before the step it announces,
 so after a crash at any moment the record says which steps may have happened; every step
-of the worker is written to be safe to repeat. Finished jobs leave a line in history.jsonl.
+of the worker is written to be safe to repeat. Finished jobs leave a line in history.jsonl:
+exactly one, even when the service is killed while finishing (``mark_done``, then ``remove``;
+``recover_finished`` at start-up).
 Each save is also mirrored beside the job in the shared work area (takeover.RecordMirror), so
 that another service can finish the job if this one dies.
 """
@@ -109,6 +111,24 @@ class HistoryEntry(BaseModel):
     code: ErrorCode | None = None
 
 
+def history_entry(record: JobRecord) -> HistoryEntry:
+    """The history line of a finished job, from its record alone (so a restart can write it again)."""
+    finished = record.finished_at or utc_now()
+    return HistoryEntry(
+        job=record.name,
+        job_id=record.job_id,
+        status=record.status or JobStatus.FAILED,
+        finished_at=finished,
+        seconds=round((finished - record.claimed_at).total_seconds(), 3),
+        videos_ok=sum(video.status is VideoStatus.OK for video in record.videos),
+        videos_failed=sum(video.status is VideoStatus.FAILED for video in record.videos),
+        outbox=record.outbox_path,
+        quarantine=record.quarantine_path,
+        reason=record.failure.reason if record.failure else None,
+        code=record.failure.code if record.failure else None,
+    )
+
+
 class Journal:
     def __init__(self, state_dir: Path, history_size: int = 50, mirror: Callable[[JobRecord], None] | None = None) -> None:
         self.jobs_dir = state_dir / "jobs"
@@ -143,6 +163,34 @@ class Journal:
             except (OSError, ValidationError, ValueError):
                 bad.append(path)
         return bad
+
+    def mark_done(self, record: JobRecord) -> bool:
+        """First step of finishing a job: the record says DONE, then the job's history line is appended once.
+
+        The caller then clears the job's work folder and finally calls ``remove``. A kill anywhere in
+        between leaves a DONE record, which ``recover_finished`` completes at the next start.
+        Returns whether the history line was written now (False: it already was).
+        """
+        if record.phase is not Phase.DONE or record.finished_at is None:
+            record.finished_at = record.finished_at or utc_now()  # saved: a repeat writes the same line
+            record.phase = Phase.DONE
+            self.save(record)
+        return self.append_history_once(history_entry(record))
+
+    def recover_finished(self) -> list[JobRecord]:
+        """At start-up: write the missing history lines of the DONE records a killed run left; returns those jobs.
+
+        Every DONE record stays in the journal: the usual resume path clears its work folder and removes it.
+        """
+        done = [record for record in self.records() if record.phase is Phase.DONE]
+        return [record for record in done if self.mark_done(record)]
+
+    def append_history_once(self, entry: HistoryEntry) -> bool:
+        """Append ``entry`` unless its job is already among the recent lines. True if it was appended."""
+        if any(seen.job_id == entry.job_id for seen in self.history(self.history_size * 2)):
+            return False
+        self.append_history(entry)
+        return True
 
     def append_history(self, entry: HistoryEntry) -> None:
         lines = self.recent_lines(self.history_size * 2)

@@ -183,9 +183,9 @@ class Lifecycle:
         self.journal.save(record)
 
     def done(self, record: JobRecord) -> None:
-        record.phase = Phase.DONE
+        """The job is published or quarantined: DONE, and its history line written once (journal.mark_done)."""
         record.working_since = None
-        self.journal.save(record)
+        self.journal.mark_done(record)
 
 
 def changed_while_rendering(names: list[str], times: int) -> Failure:

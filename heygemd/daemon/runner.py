@@ -28,6 +28,7 @@ from heygemd.daemon.fsutil import write_atomic
 from heygemd.daemon.inputs import changed_names, fingerprint_inputs, quick_state
 from heygemd.daemon.journal import JobRecord, Phase, VideoRecord
 from heygemd.daemon.lifecycle import Lifecycle, changed_while_rendering
+from heygemd.daemon.limits import check_limits
 from heygemd.daemon.outputs import (
     JOB_REPORT,
     Destinations,
@@ -171,6 +172,7 @@ class JobRunner:
             return
         try:
             plan = self._job_plan(record)
+            check_limits(plan, self.config.limits)
             names = [plan.audio.name, *(video.source.name for video in plan.videos)]
             inputs = fingerprint_inputs(self.work.input_dir(record.job_id), names)
         except ContractViolation as violation:
@@ -187,7 +189,7 @@ class JobRunner:
         watch = self.config.watch
         marker = watch.marker_name if watch.readiness is Readiness.MARKER else None
         input_dir = self.work.input_dir(record.job_id).resolve()  # absolute: no name can look like an option
-        return plan_job(input_dir, record.name, self.config.render, marker)
+        return plan_job(input_dir, record.name, self.config.render, marker, self.config.limits)
 
     # -------------------------------------------------------------- inputs that change after the claim
 

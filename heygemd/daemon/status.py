@@ -16,6 +16,8 @@ from heygemd.daemon.fsutil import write_atomic
 from heygemd.daemon.reports import host_name, utc_now
 
 STATUS_FILE = "status.json"
+IDLE = "idle"
+WAITING_FOR_INBOX = "waiting for the inbox"
 WAITING_FOR_DISK = "waiting for disk space"
 
 
@@ -52,11 +54,12 @@ class ServiceStatus(BaseModel):
     owner: str = Field("", description="the name this process's leases carry in the work area (host-pid-start id)")
     started_at: datetime = Field(default_factory=utc_now)
     updated_at: datetime = Field(default_factory=utc_now)
-    state: str = "starting"  # starting, loading model, idle, working, waiting for inbox, waiting for disk space, stopping, stopped
+    state: str = "starting"  # starting, loading model, idle, working, waiting for the inbox, waiting for disk space, stopping, stopped
     config_file: str | None = None
     inbox: str = ""
     watch_mode: str = ""
     filesystem: str = ""
+    inbox_missing: bool = Field(False, description="the inbox folder is not there (share unmounted?)")
     dry_run: bool = False
     queued: list[str] = Field(default_factory=list, description="ready jobs waiting their turn (claimed ones first)")
     arriving: list[str] = Field(default_factory=list, description="folders not complete yet")
@@ -66,6 +69,10 @@ class ServiceStatus(BaseModel):
     )
     current: CurrentJob | None = None
     engine: dict[str, Any] = Field(default_factory=dict)
+
+    def set_state(self, state: str) -> None:
+        """Set the state; ``idle`` while the inbox is missing is waiting for it (nothing can arrive meanwhile)."""
+        self.state = WAITING_FOR_INBOX if state == IDLE and self.inbox_missing else state
 
     def summary(self) -> str:
         """One line for systemd's STATUS=."""
@@ -77,10 +84,12 @@ class ServiceStatus(BaseModel):
             stage = f" ({job.stage})" if job.stage and job.stage != "render" else ""
             return f"{prefix}job {job.job}: {where}{percent}{stage}; {len(self.queued)} queued{self._disk_note()}"
         waiting = f", {len(self.waiting_jobs)} waiting to retry" if self.waiting_jobs else ""
-        if self.waiting_for_disk and self.state in ("idle", WAITING_FOR_DISK):
-            return f"{WAITING_FOR_DISK}: {self.waiting_for_disk[0].describe()}; {len(self.queued)} queued"
-        if self.state == "idle":
+        if self.waiting_for_disk and self.state in (IDLE, WAITING_FOR_DISK):
+            return f"{WAITING_FOR_DISK}: {self.waiting_for_disk[0].describe()}; {len(self.queued)} queued{waiting}"
+        if self.state == IDLE:
             return f"idle; {len(self.queued)} queued, {len(self.arriving)} arriving{waiting}"
+        if self.state == WAITING_FOR_INBOX:
+            return f"waiting for the inbox: {self.inbox or 'the inbox'} is missing (share unmounted?){waiting}"
         return self.state + waiting
 
     def _disk_note(self) -> str:

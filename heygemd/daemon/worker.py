@@ -33,18 +33,19 @@ from heygemd.daemon.diskspace import DiskGuard
 from heygemd.daemon.exitcodes import ExitCode
 from heygemd.daemon.fsutil import is_network_filesystem, move_without_overwrite, remove_tree, same_filesystem, write_atomic
 from heygemd.daemon.heartbeat import LeaseKeeper
-from heygemd.daemon.journal import HistoryEntry, Journal, JobRecord, Phase, VideoRecord
+from heygemd.daemon.journal import Journal, JobRecord, Phase, VideoRecord
 from heygemd.daemon.lease import LeaseLost, Owner
 from heygemd.daemon.lifecycle import Lifecycle, RetryPolicy
 from heygemd.daemon.logs import configure_logging, get_logger
 from heygemd.daemon.notify import Notifier
 from heygemd.daemon.outputs import Destinations
 from heygemd.daemon.readiness import InboxScan, ReadinessTracker
-from heygemd.daemon.reports import JobStatus, VideoStatus, utc_now
+from heygemd.daemon.reports import utc_now
 from heygemd.daemon.retention import RetentionClock, apply_retention
 from heygemd.daemon.runner import JobRunner, RenderContext, StepKind
 from heygemd.daemon.signals import ServiceSignals
-from heygemd.daemon.status import WAITING_FOR_DISK, CurrentJob, ServiceStatus, StatusFile, WaitingJob
+from heygemd.daemon.servicelock import ServiceLock, ServiceLockHeld, remove_crash_leftovers
+from heygemd.daemon.status import IDLE, WAITING_FOR_DISK, CurrentJob, ServiceStatus, StatusFile, WaitingJob
 from heygemd.daemon.supervise import RenderHung
 from heygemd.daemon.takeover import RecordMirror, Takeover
 from heygemd.engine import CheckpointError, EngineError, EngineSettings, RenderProgress
@@ -198,12 +199,10 @@ class Service:
                 self._process(runnable.record)
                 continue
             scan = self.arrivals.latest()
-            if scan.inbox_missing:
-                self._set_state("waiting for inbox")
-            elif self._take_over_expired() or self._take_abandoned(scan) or self._take_next_ready(scan):
+            self.status.inbox_missing = scan.inbox_missing
+            if self._take_over_expired() or self._take_abandoned(scan) or self._take_next_ready(scan):
                 continue
-            else:
-                self._set_state(WAITING_FOR_DISK if self.disk.waiting else "idle")
+            self._set_state(WAITING_FOR_DISK if self.disk.waiting else IDLE)
             timeout = self.config.watch.rescan_interval_seconds
             if self.queue:
                 timeout = min(timeout, max(0.1, min(item.not_before for item in self.queue) - now))
@@ -339,7 +338,7 @@ class Service:
             if self._grace_timer is not None:
                 self._grace_timer.cancel()
             self.status.current = None
-            self._set_state("idle")
+            self._set_state(IDLE)
         if step.kind is StepKind.DONE:
             self._finish(record)
         elif step.kind is StepKind.RETRY:
@@ -432,23 +431,7 @@ class Service:
     # ------------------------------------------------------------------ the end of a job
 
     def _finish(self, record: JobRecord) -> None:
-        self.lifecycle.done(record)
-        finished = record.finished_at or utc_now()
-        self.journal.append_history(
-            HistoryEntry(
-                job=record.name,
-                job_id=record.job_id,
-                status=record.status or JobStatus.FAILED,
-                finished_at=finished,
-                seconds=round((finished - record.claimed_at).total_seconds(), 3),
-                videos_ok=sum(video.status is VideoStatus.OK for video in record.videos),
-                videos_failed=sum(video.status is VideoStatus.FAILED for video in record.videos),
-                outbox=record.outbox_path,
-                quarantine=record.quarantine_path,
-                reason=record.failure.reason if record.failure else None,
-                code=record.failure.code if record.failure else None,
-            )
-        )
+        self.lifecycle.done(record)  # the record says DONE and the history has the job once, before anything is removed
         self.keeper.release(self.work.job_dir(record.job_id))
         remove_tree(self.work.job_dir(record.job_id))
         self.journal.remove(record.job_id)
@@ -482,6 +465,8 @@ class Service:
             aside = bad.with_suffix(".unreadable")
             os.replace(bad, aside)
             self.log.error("journal record unreadable; set aside, its work folder is left as is", record=str(aside))
+        for done in self.journal.recover_finished():  # DONE records: the resume below clears their work folders
+            self.log.info("finished job recorded in the history after an interrupted finish", job=done.name, job_id=done.job_id)
         known_ids = set()
         for record in self.journal.records():
             known_ids.add(record.job_id)
@@ -593,9 +578,9 @@ class Service:
     # ------------------------------------------------------------------ status
 
     def _set_state(self, state: str, force: bool = True) -> None:
-        if self.signals.stop_requested.is_set() and state in ("idle", "working", WAITING_FOR_DISK):
+        if self.signals.stop_requested.is_set() and state in (IDLE, "working", WAITING_FOR_DISK):
             state = "stopping"
-        self.status.state = state
+        self.status.set_state(state)
         self.status.waiting_for_disk = self.disk.waiting
         self.status_file.write(self.status, force=force)
         if not self.signals.stop_requested.is_set():
@@ -647,4 +632,16 @@ def run_service(explicit_config: Path | None) -> int:
         get_logger("heygemd.daemon").error("configuration error", error=str(err))
         return ExitCode.CONFIG
     configure_logging(loaded.config.log)
-    return Service(loaded, explicit_config).run()
+    log, state = get_logger("heygemd.daemon"), loaded.config.paths.state
+    try:
+        service_lock = ServiceLock.acquire(state)
+    except ServiceLockHeld as held:
+        log.error("another heygemd is running with this state folder; not starting", held_by_pid=held.pid, lock=str(held.path))
+        return ExitCode.ALREADY_RUNNING
+    except OSError as err:
+        log.error("the state folder cannot be written", path=str(state), error=err.strerror)
+        return ExitCode.CANT_CREATE
+    with service_lock:
+        if removed := remove_crash_leftovers(state):  # only now: no live service writes them
+            log.info("removed temporary files a crash left in the state folder", files=[path.name for path in removed])
+        return Service(loaded, explicit_config).run()

@@ -47,3 +47,16 @@ def test_status_without_a_service(tmp_path):
     assert heygemd("init", cwd=tmp_path).returncode == 0
     result = heygemd("status", cwd=tmp_path)
     assert result.returncode == 3 and "never ran" in result.stdout
+
+
+def test_status_says_the_service_waits_for_a_missing_inbox(tmp_path):
+    from heygemd.daemon.status import WAITING_FOR_INBOX, ServiceStatus, StatusFile
+
+    assert heygemd("init", cwd=tmp_path).returncode == 0
+    status = ServiceStatus(pid=os.getpid(), inbox="/srv/share/inbox", inbox_missing=True)  # a live pid: "running"
+    status.set_state("idle")
+    StatusFile(tmp_path / "state").write(status)
+    result = heygemd("status", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout
+    assert f"state      {WAITING_FOR_INBOX}: /srv/share/inbox is missing" in result.stdout
+    assert "inbox      /srv/share/inbox is MISSING" in result.stdout and "idle" not in result.stdout
