@@ -178,10 +178,9 @@ def _render_one(engine, audio, video: Path, output: Path, options: RenderOptions
 
 
 def _write_sidecar(path: Path, text: str) -> None:
-    from heygemd.engine.files import atomic_output
+    from heygemd.atomic import write_atomic
 
-    with atomic_output(path) as temporary:
-        temporary.write_text(text + "\n", encoding="utf-8")
+    write_atomic(path, text + "\n", durable=False)
 
 
 def _error(message: str) -> None:

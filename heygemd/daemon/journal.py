@@ -18,7 +18,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError
 
-from heygemd.daemon.fsutil import write_atomic
+from heygemd.atomic import write_atomic
 from heygemd.daemon.reports import JobStatus, VideoStatus, host_name, utc_now
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
-from heygemd.daemon.fsutil import write_atomic
+from heygemd.atomic import write_atomic
 from heygemd.daemon.reports import host_name, utc_now
 
 STATUS_FILE = "status.json"

@@ -24,12 +24,13 @@ from pathlib import Path
 
 import structlog
 
+from heygemd.atomic import write_atomic
 from heygemd.daemon import lease
 from heygemd.daemon.claim import OWNER_FILE, ClaimError, WorkArea, claim
 from heygemd.daemon.config import ConfigError, HeygemdConfig, LoadedConfig, LogConfig, Readiness, load_config
 from heygemd.daemon.contract import ContractViolation, JobPlan, plan_job
 from heygemd.daemon.exitcodes import ExitCode
-from heygemd.daemon.fsutil import is_network_filesystem, move_without_overwrite, remove_tree, same_filesystem, write_atomic
+from heygemd.daemon.fsutil import is_network_filesystem, move_without_overwrite, remove_tree, same_filesystem
 from heygemd.daemon.heartbeat import LeaseKeeper
 from heygemd.daemon.journal import HistoryEntry, Journal, JobRecord, Phase, VideoRecord
 from heygemd.daemon.lease import LeaseLost, Owner

@@ -23,13 +23,14 @@ import numpy as np
 import torch
 
 from heygemd import __version__
+from heygemd.atomic import atomic_output
 from heygemd.engine import audio as audio_features
 from heygemd.engine.blend import generator_faces, prediction_images
 from heygemd.engine.checkpoint import CheckpointInfo, inspect_checkpoint, load_wav2lip
 from heygemd.engine.errors import AudioError, EngineError, MediaError, NoFaceError, RenderCancelled
 from heygemd.engine.faces import FaceTracker, build_detector, interpolate_stride, stream_final_boxes
 from heygemd.engine.ffmpeg_tools import nvenc_usable
-from heygemd.engine.files import atomic_output, sha256_file
+from heygemd.engine.files import sha256_file
 from heygemd.engine.media import VideoWriter, decode_audio, read_detection_frames, read_frames, read_frames_reversed
 from heygemd.engine.model import prepare_for_inference
 from heygemd.engine.pipeline import BackgroundSink, GrowingList, prefetch
