@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from heygemd.daemon.claim import WorkArea
 from heygemd.daemon.config import PathsConfig
