@@ -34,6 +34,7 @@ from heygemd.daemon.fsutil import is_network_filesystem, move_without_overwrite,
 from heygemd.daemon.heartbeat import LeaseKeeper
 from heygemd.daemon.journal import HistoryEntry, Journal, JobRecord, Phase, VideoRecord
 from heygemd.daemon.lease import LeaseLost, Owner
+from heygemd.daemon.leftovers import clean_leftovers
 from heygemd.daemon.logs import configure_logging, get_logger
 from heygemd.daemon.notify import Notifier
 from heygemd.daemon.outputs import (
@@ -91,6 +92,7 @@ class Service:
         self._inbox_missing_reported = False
         self._last_progress_status = 0.0
         self.owner = Owner.current(loaded.config.paths.state)
+        self.started_at = time.time()  # temporary files older than this, of dead processes, are a crash's leftovers
         self.keeper = LeaseKeeper(self.owner, self.config.service.lease_seconds)
         self._apply_paths()
         self.tracker = self._make_tracker()
@@ -160,6 +162,9 @@ class Service:
         self.status.dry_run = bool(engine_info.get("dry_run"))
         self.log.info("engine ready", **_flat_engine(engine_info))
 
+        cleaned = clean_leftovers(self.config.paths, self.work, self.started_at, [self.journal.jobs_dir, self.engine.settings.face_cache_dir])
+        if cleaned.removed or cleaned.failed:
+            self.log.info("temporary files left by a crash removed", removed=[str(path) for path in cleaned.removed], failed=[f"{path}: {why}" for path, why in cleaned.failed] or None)
         self._recover_unfinished_jobs()
         self.keeper.start()
         self._describe_watch()
@@ -255,6 +260,8 @@ class Service:
             self.log.warning(
                 "loose entry at the inbox root left alone; jobs must be folders", entry=name, inbox=str(self.inbox)
             )
+        for name in scan.new_hidden_folders:
+            self.log.warning("folder whose name starts with a dot left alone; rename it without the dot to make it a job", entry=name, inbox=str(self.inbox))
         self.status.queued = [item.record.name for item in self.queue] + [folder.name for folder in scan.ready]
         self.status.arriving = scan.waiting
         return scan

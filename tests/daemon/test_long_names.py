@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -107,4 +109,32 @@ def test_255_byte_names_dropped_twice_are_all_published(daemon_factory, media, z
         assert size(path.name) <= NAME_MAX and not path.name.endswith(".tmp"), path
     assert not daemon.logged("internal error; the job stays claimed and is tried again")
     assert not daemon.logged("filesystem error; the job stays claimed and is tried again")
+    assert daemon.stop() == 0
+
+
+def test_start_up_removes_leftovers_and_a_dot_named_folder_is_reported_once(daemon_factory, media):
+    from heygemd.names import machine_tag
+
+    daemon = daemon_factory()
+    daemon.write_config(service_config(daemon.root))
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    crashed = f"heygemd-{machine_tag()}-{dead.pid}-abcdef.tmp"
+    for folder in (daemon.outbox, daemon.state / "jobs"):
+        folder.mkdir(parents=True)
+    leftovers = [daemon.outbox / f".{ASCII_JOB[:200]}.zip.{crashed}", daemon.state / "jobs" / f".x.json.{crashed}"]
+    live = daemon.outbox / f".other.heygemd-{machine_tag()}-{os.getpid()}-abcdef.tmp"  # this test is alive
+    for path in [*leftovers, live]:
+        path.write_bytes(b"half")
+    daemon.start()
+    daemon.wait_ready()
+    assert not any(path.exists() for path in leftovers) and live.exists()
+    assert daemon.logged("temporary files left by a crash removed")
+
+    drop_job(daemon.inbox, ".hidden-job", {"a.wav": media["audio"], "v.mp4": media["video"]})
+    drop_job(daemon.inbox, "visible", {"a.wav": media["audio"], "v.mp4": media["video"]})
+    daemon.wait_outbox("visible")  # scanned many times meanwhile
+    warned = daemon.logged("folder whose name starts with a dot left alone; rename it without the dot to make it a job")
+    assert [line["entry"] for line in warned] == [".hidden-job"]
+    assert (daemon.inbox / ".hidden-job" / "a.wav").exists()
     assert daemon.stop() == 0
