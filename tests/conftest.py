@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from checkpoint_factory import make_wav2lip_checkpoint
 
 

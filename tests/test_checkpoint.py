@@ -12,7 +12,6 @@ from checkpoint_factory import make_s3fd_checkpoint, make_wav2lip_checkpoint
 from torch import nn
 
 from heygemd.engine import checkpoint
-from heygemd.engine.files import sha256_file
 from heygemd.engine.checkpoint import (
     CheckpointInfo,
     inspect_checkpoint,
@@ -22,6 +21,7 @@ from heygemd.engine.checkpoint import (
     load_wav2lip,
 )
 from heygemd.engine.errors import CheckpointError
+from heygemd.engine.files import sha256_file
 from heygemd.engine.model import STATE_DICT_ENTRIES, Wav2Lip
 
 SEED = 0

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from media_factory import make_audio, make_video
 
 SIZE = (160, 160)

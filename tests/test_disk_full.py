@@ -11,12 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from media_factory import make_audio, make_video
+from small_fs import mounted_tmpfs
 
 from heygemd.codes import ErrorCode
 from heygemd.engine.errors import MediaError
 from heygemd.engine.media import VideoWriter
-from media_factory import make_audio, make_video
-from small_fs import mounted_tmpfs
 
 SIZE = (160, 160)
 TINY_FS = 256 * 1024  # a lossless encode of noise passes this within a few frames

@@ -18,9 +18,9 @@ from heygemd.engine.faces import (
     FaceTracker,
     LBPDetector,
     S3FDDetector,
+    _pad_box,
     box_iou,
     build_detector,
-    _pad_box,
     stream_final_boxes,
 )
 from heygemd.engine.settings import Box, DetectorKind

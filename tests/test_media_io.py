@@ -15,6 +15,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from media_factory import (
+    frame_index_of,
+    make_audio,
+    make_still,
+    make_video,
+    presenter_frame,
+    speech_like,
+)
 
 from heygemd.engine import ffmpeg_tools
 from heygemd.engine.errors import MediaError
@@ -32,7 +40,6 @@ from heygemd.engine.media import (
     read_frames_reversed,
 )
 from heygemd.engine.probe import VideoInfo, probe_video
-from media_factory import frame_index_of, make_audio, make_still, make_video, presenter_frame, speech_like
 
 SIZE = (96, 96)
 # Seeking starts SEEK_PREROLL_S before the wanted frame and never before SEEK_MIN_S: a clip must

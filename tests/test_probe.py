@@ -10,13 +10,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from media_factory import (
+    frame_index_of,
+    make_audio,
+    make_still,
+    make_video,
+    presenter_frame,
+    vfr_frame_time,
+)
 from scipy.io import wavfile
 
 from heygemd.engine.errors import AudioError, MediaError
 from heygemd.engine.ffmpeg_tools import ffmpeg_path, ffmpeg_version
 from heygemd.engine.media import decode_audio, read_frames, read_frames_reversed
 from heygemd.engine.probe import probe_audio, probe_video
-from media_factory import frame_index_of, make_audio, make_still, make_video, presenter_frame, vfr_frame_time
 
 SIZE = (112, 96)  # not square: swapped sides show
 VFR_CLIP_S = 1.6  # long enough for a read at 1.2 s to seek

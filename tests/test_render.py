@@ -11,14 +11,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from media_factory import frame_index_of, make_audio, make_still, make_video
 
+from heygemd.atomic import find_temporaries
 from heygemd.engine import LoopPolicy, NoFaceError, RenderCancelled, RenderOptions
 from heygemd.engine.audio import SAMPLE_RATE, video_frame_count
 from heygemd.engine.ffmpeg_tools import ffmpeg_path, ffprobe_path
 from heygemd.engine.media import read_frames
 from heygemd.engine.probe import ColourTags, probe_video
 from heygemd.engine.schedule import template_index
-from media_factory import frame_index_of, make_audio, make_still, make_video
 
 SIZE = (192, 192)
 FIXED_BOX = (40, 30, 152, 150)
@@ -208,7 +209,7 @@ def test_output_is_a_streamable_h264_mp4_with_aac(engine, tmp_path):
     data = output.read_bytes()
     assert 0 < data.find(b"moov") < data.find(b"mdat"), "moov atom must come first (+faststart)"
     assert abs(float(video["duration"]) - audio_seconds(speech)) <= 1 / 25 + 1e-6
-    assert list(tmp_path.glob(".*partial*")) == []
+    assert find_temporaries(tmp_path) == []
 
 
 def test_a_video_without_any_face_fails_clearly(engine, speech, tmp_path):
@@ -217,7 +218,7 @@ def test_a_video_without_any_face_fails_clearly(engine, speech, tmp_path):
     with pytest.raises(NoFaceError) as caught:
         engine.render(speech, template, output)
     assert "landscape.mp4" in str(caught.value) and "no face" in str(caught.value)
-    assert list(tmp_path.glob("out*")) == [] and list(tmp_path.glob(".*partial*")) == []
+    assert list(tmp_path.glob("out*")) == [] and find_temporaries(tmp_path) == []
 
 
 def test_rotated_template_is_rendered_upright(engine, speech, tmp_path):

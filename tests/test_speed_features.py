@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from media_factory import make_audio, make_video
 
-from heygemd.engine import EngineError, EngineSettings, LipSyncEngine, RenderCancelled, RenderOptions
+from heygemd.engine import EngineError, LipSyncEngine, RenderCancelled, RenderOptions
 from heygemd.engine.faces import interpolate_stride
 from heygemd.engine.ffmpeg_tools import nvenc_usable
 from heygemd.engine.pipeline import BackgroundSink, GrowingList, prefetch
 from heygemd.engine.track_cache import TrackCache, track_key
-from media_factory import make_audio, make_video
 
 SIZE = (192, 192)
 

@@ -9,14 +9,20 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from media_factory import make_video, presenter_frame
 
 from heygemd.engine.blend import FACE_SIZE, crop_face, first_pasted_row, paste
 from heygemd.engine.ffmpeg_tools import ffmpeg_path
 from heygemd.engine.media import SWS_FLAGS, read_frames
 from heygemd.engine.probe import probe_video
 from heygemd.engine.settings import BlendMode
-from heygemd.engine.yuv import chroma_aligned, crop_face_i420, paste_i420, planes, region_i420
-from media_factory import make_video, presenter_frame
+from heygemd.engine.yuv import (
+    chroma_aligned,
+    crop_face_i420,
+    paste_i420,
+    planes,
+    region_i420,
+)
 
 PICTURE = (192, 144)  # (width, height)
 BOXES = [(41, 23, 137, 121), (40, 22, 136, 120), (0, 1, 191, 144), (61, 30, 64, 33)]

@@ -9,7 +9,14 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from heygemd.engine.errors import EngineError
-from heygemd.engine.settings import BlendMode, DetectorKind, Encoder, EngineSettings, LoopPolicy, RenderOptions
+from heygemd.engine.settings import (
+    BlendMode,
+    DetectorKind,
+    Encoder,
+    EngineSettings,
+    LoopPolicy,
+    RenderOptions,
+)
 
 EXIT_OK = 0
 EXIT_SOME_FAILED = 1  # at least one video could not be rendered
@@ -178,10 +185,9 @@ def _render_one(engine, audio, video: Path, output: Path, options: RenderOptions
 
 
 def _write_sidecar(path: Path, text: str) -> None:
-    from heygemd.engine.files import atomic_output
+    from heygemd.atomic import write_atomic
 
-    with atomic_output(path) as temporary:
-        temporary.write_text(text + "\n", encoding="utf-8")
+    write_atomic(path, text + "\n", durable=False)
 
 
 def _error(message: str) -> None:

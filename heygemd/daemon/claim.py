@@ -18,9 +18,10 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from heygemd.atomic import fsync_directory
 from heygemd.daemon import lease
-from heygemd.daemon.fsutil import fsync_directory, remove_tree, rename_no_replace
-from heygemd.daemon.journal import Journal, JobRecord, Phase
+from heygemd.daemon.fsutil import remove_tree, rename_no_replace
+from heygemd.daemon.journal import JobRecord, Journal, Phase
 from heygemd.daemon.lease import Owner
 from heygemd.daemon.reports import utc_now
 

@@ -8,7 +8,15 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from heygemd.daemon.config import CONFIG_ENV_VAR, DEFAULT_SEARCH_PATHS, ConfigError, LoadedConfig, default_config_text, load_config
+from heygemd.atomic import write_atomic
+from heygemd.daemon.config import (
+    CONFIG_ENV_VAR,
+    DEFAULT_SEARCH_PATHS,
+    ConfigError,
+    LoadedConfig,
+    default_config_text,
+    load_config,
+)
 from heygemd.daemon.exitcodes import ExitCode
 
 
@@ -59,10 +67,7 @@ def _init(args: argparse.Namespace) -> int:
         print(f"kept     {target} (already there)")
     else:
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            partial = target.with_name(f".{target.name}.partial")
-            partial.write_text(default_config_text(), encoding="utf-8")
-            partial.replace(target)
+            write_atomic(target, default_config_text(), durable=False)
         except OSError as err:
             print(f"heygemd: cannot write {target}: {err.strerror}", file=sys.stderr)
             return ExitCode.CANT_CREATE

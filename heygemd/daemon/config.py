@@ -18,7 +18,12 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ByteSize, ConfigDict, Field, ValidationError
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 
 from heygemd.daemon.fsutil import human_size
 from heygemd.engine.settings import EngineSettings, RenderOptions

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from heygemd.codes import CodedError, ErrorCode
 from heygemd.daemon.config import LimitsConfig
 from heygemd.engine.settings import RenderOptions
+from heygemd.names import NAME_MAX_BYTES, fit_name, is_heygemd_temporary, name_bytes
 
 AUDIO_EXTENSIONS = frozenset({".wav", ".mp3", ".m4a", ".aac", ".flac", ".ogg", ".oga", ".opus", ".wma"})
 VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".wmv", ".mts", ".ts"})
@@ -29,6 +30,8 @@ STILL_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
 JOB_FILE = "job.toml"
 # Written by heygemd into folders that may come back to the inbox after a person fixed them.
 REPORT_NAMES = frozenset({"job.json", "error.json"})
+RESULT_SUFFIXES = (".mp4", ".json")  # each template's results: <stem>.mp4 and <stem>.json
+OUTPUT_STEM_MAX_BYTES = NAME_MAX_BYTES - max(name_bytes(suffix) for suffix in RESULT_SUFFIXES)
 
 # An upload still in progress: the folder is not ready while one of these is present.
 TEMPORARY_PATTERNS: tuple[str, ...] = (
@@ -37,7 +40,12 @@ TEMPORARY_PATTERNS: tuple[str, ...] = (
 )  # fmt: skip
 # System clutter: ignored, never blocks readiness, travels with the job.
 IGNORED_PATTERNS: tuple[str, ...] = (".*", "._*", "Thumbs.db", "desktop.ini", "~$*")
-IGNORED_FOLDERS = frozenset({"@eadir", ".stfolder", ".stversions", ".spotlight-v100", ".trashes", "__macosx"})
+IGNORED_FOLDERS = frozenset({
+    "@eadir", ".stfolder", ".stversions", ".spotlight-v100", ".trashes", "__macosx",
+    ".trash", ".recycle", ".snapshot", ".zfs", ".appledouble", ".appledb", ".appledesktop", ".temporaryitems",
+    ".fseventsd", ".documentrevisions-v100",
+})  # fmt: skip
+SYSTEM_FOLDER_PREFIXES = (".trash-",)  # .Trash-1000: a desktop's trash on a removable disk
 MAX_SCAN_DEPTH = 4
 DEFAULT_LIMITS = LimitsConfig()
 
@@ -54,6 +62,21 @@ def is_temporary_name(name: str) -> bool:
 def is_ignored_name(name: str) -> bool:
     """True for names the service never treats as job content (temporary ones included)."""
     return is_temporary_name(name) or _matches(name, IGNORED_PATTERNS) or name.lower() in IGNORED_FOLDERS
+
+
+def is_hidden_job_folder(name: str) -> bool:
+    """A folder someone may have meant as a job but whose name starts with a dot: ignored, worth a warning.
+
+    System folders (trash, snapshots, sync tools' markers) and temporary ones are ignored silently.
+    """
+    lowered = name.lower()
+    return (
+        name.startswith(".")
+        and lowered not in IGNORED_FOLDERS
+        and not lowered.startswith(SYSTEM_FOLDER_PREFIXES)
+        and not is_temporary_name(name)
+        and not is_heygemd_temporary(name)
+    )
 
 
 class FileKind(StrEnum):
@@ -341,11 +364,7 @@ def plan_job(
             raise ContractViolation(
                 f'job.toml [videos."{name}"] is not valid: {_short_validation(err)}', code=ErrorCode.JOB_TOML_INVALID
             ) from None
-        stem = merged.output_name or Path(name).stem
-        if stem.lower() in stems_taken or stem.lower() in REPORT_NAMES or stem.lower() == "job":
-            stem = f"{stem}_{Path(name).suffix.lstrip('.').lower()}"
-        while stem.lower() in stems_taken:
-            stem += "_"
+        stem = _output_stem(merged.output_name or Path(name).stem, name, stems_taken)
         stems_taken.add(stem.lower())
         options = RenderOptions.model_validate(merged.model_dump(exclude={"output_name"}))
         planned.append(PlannedVideo(source=folder / name, output_stem=stem, options=options))
@@ -356,6 +375,19 @@ def plan_job(
         output_folder=job_file.output_folder or job_name,
         warnings=tuple(details),
     )
+
+
+def _output_stem(wanted: str, template: str, taken: set[str]) -> str:
+    """``wanted``, shortened so that its results' names fit, made unique (case-insensitively) among ``taken``."""
+    stem = fit_name(wanted, OUTPUT_STEM_MAX_BYTES, keep_suffix="")
+    if stem.lower() in taken or stem.lower() in REPORT_NAMES or stem.lower() == "job":
+        tag = f"_{Path(template).suffix.lstrip('.').lower()}"
+        stem = fit_name(f"{stem}{tag}", OUTPUT_STEM_MAX_BYTES, keep_suffix=tag)
+    base, extra = stem, ""
+    while stem.lower() in taken:
+        extra += "_"
+        stem = fit_name(f"{base}{extra}", OUTPUT_STEM_MAX_BYTES, keep_suffix=extra)
+    return stem
 
 
 # ---------------------------------------------------------------------------- the operator's limits

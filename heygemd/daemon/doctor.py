@@ -11,9 +11,9 @@ from pathlib import Path
 
 from heygemd.daemon.config import HeygemdConfig, LoadedConfig
 from heygemd.daemon.fetch import wanted_models
-from heygemd.engine.files import sha256_file
 from heygemd.daemon.fsutil import filesystem_type, same_filesystem
 from heygemd.daemon.watcher import choose_watch_mode
+from heygemd.engine.files import sha256_file
 
 
 class Level(StrEnum):

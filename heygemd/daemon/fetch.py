@@ -1,7 +1,7 @@
 """`heygemd fetch-models`: download the checkpoints the configuration names, safely.
 
-A download goes to ``<file>.part`` beside the target, resumes from what is there (HTTP
-Range), is checked for size and sha256, and only then renamed to its final name. When a
+A download goes to a hidden ``.<file>.heygemd-download.tmp`` beside the target (heygemd.names),
+resumes from what is there (HTTP Range), is checked for size and sha256, and only then renamed to its final name. When a
 file cannot be downloaded (offline machine), the command says exactly which file to place
 at which path.
 """
@@ -19,12 +19,14 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from heygemd.atomic import fsync_directory
 from heygemd.daemon.config import HeygemdConfig
-from heygemd.daemon.fsutil import fsync_directory
 from heygemd.engine.files import sha256_file
+from heygemd.names import download_name
 
 CHUNK_BYTES = 1 << 16
 TIMEOUT_SECONDS = 30
+LEGACY_PARTIAL_SUFFIX = ".part"  # where earlier versions kept a download: resumed from there
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,7 @@ def fetch_model(model: ModelFile, *, show_progress: bool | None = None) -> Fetch
             "move it away and run fetch-models again",
         )
     model.path.parent.mkdir(parents=True, exist_ok=True)
-    partial = model.path.with_name(model.path.name + ".part")
+    partial = _partial_path(model.path)
     try:
         _download(model, partial, show_progress)
     except _IncompleteDownload as err:
@@ -105,6 +107,14 @@ def fetch_model(model: ModelFile, *, show_progress: bool | None = None) -> Fetch
     os.replace(partial, model.path)
     fsync_directory(model.path.parent)
     return FetchResult(model, Outcome.DOWNLOADED, f"{model.path} downloaded, sha256 {digest[:16]}… matches")
+
+
+def _partial_path(path: Path) -> Path:
+    partial = path.with_name(download_name(path.name))
+    legacy = path.with_name(path.name + LEGACY_PARTIAL_SUFFIX)
+    if legacy.is_file() and not partial.exists():
+        os.replace(legacy, partial)
+    return partial
 
 
 class _IncompleteDownload(Exception):

@@ -1,15 +1,19 @@
-"""File-system primitives the daemon relies on: no-replace renames, atomic small files, filesystem types."""
+"""File-system primitives the daemon relies on: no-replace renames, free names, filesystem types.
+
+Small files are written with heygemd.atomic.write_atomic.
+"""
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
 import errno
-import json
 import os
 import re
 import shutil
 from pathlib import Path
+
+from heygemd.names import NAME_MAX_BYTES, numbered_name, temporary_name
 
 NETWORK_FILESYSTEMS = frozenset({"nfs", "nfs4", "cifs", "smb3", "smbfs", "ncpfs", "9p", "afs", "ceph", "glusterfs", "lustre"})
 # write_atomic's temporary: ".<name>.<pid>.tmp" beside the file it replaces.
@@ -39,25 +43,31 @@ def rename_no_replace(source: Path, target: Path) -> None:
     os.rename(source, target)
 
 
-def free_name(directory: Path, name: str, suffix: str = "") -> Path:
-    """``directory/name+suffix``, or ``name (2)+suffix``, ``name (3)+suffix``... whichever does not exist yet."""
-    candidate = directory / f"{name}{suffix}"
-    number = 2
+def free_name(directory: Path, name: str, suffix: str = "", max_bytes: int = NAME_MAX_BYTES) -> Path:
+    """``directory/name+suffix``, or ``name (2)+suffix``, ``name (3)+suffix``... whichever does not exist yet.
+
+    Each candidate is shortened to ``max_bytes`` (keeping the number and ``suffix``), so a legal
+    name never becomes too long for the filesystem by being made unique.
+    """
+    number = 1
+    candidate = directory / numbered_name(name, number, suffix, max_bytes)
     while os.path.lexists(candidate):
-        candidate = directory / f"{name} ({number}){suffix}"
         number += 1
+        candidate = directory / numbered_name(name, number, suffix, max_bytes)
     return candidate
 
 
-def move_without_overwrite(source: Path, directory: Path, name: str) -> Path:
-    """Move ``source`` (file or folder) into ``directory`` as ``name``, suffixed if taken. Returns the new path.
+def move_without_overwrite(
+    source: Path, directory: Path, name: str, suffix: str = "", max_bytes: int = NAME_MAX_BYTES
+) -> Path:
+    """Move ``source`` (file or folder) into ``directory`` as ``name+suffix``, made free by free_name. Returns the new path.
 
     Within one filesystem this is one rename, so the result appears whole. Across filesystems the
     copy is made under a hidden temporary name, then renamed, then the source removed.
     """
     directory.mkdir(parents=True, exist_ok=True)
     while True:
-        target = free_name(directory, name)
+        target = free_name(directory, name, suffix, max_bytes)
         try:
             rename_no_replace(source, target)
             return target
@@ -67,23 +77,22 @@ def move_without_overwrite(source: Path, directory: Path, name: str) -> Path:
             if err.errno != errno.EXDEV:
                 raise
             break
-    staging = directory / f".{name}.heygemd-partial-{os.getpid()}"
-    _remove(staging)
+    staging = directory / temporary_name(f"{name}{suffix}")
     try:
         if source.is_dir() and not source.is_symlink():
             shutil.copytree(source, staging, symlinks=True)
         else:
             shutil.copy2(source, staging, follow_symlinks=False)
+        while True:
+            target = free_name(directory, name, suffix, max_bytes)
+            try:
+                rename_no_replace(staging, target)
+                break
+            except FileExistsError:
+                continue
     except BaseException:
-        discard_partial(staging)  # e.g. the destination's disk filled up: the source is intact, the copy is junk
+        _remove(staging)
         raise
-    while True:
-        target = free_name(directory, name)
-        try:
-            rename_no_replace(staging, target)
-            break
-        except FileExistsError:
-            continue
     _remove(source)
     return target
 
@@ -95,66 +104,9 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
-def discard_partial(path: Path) -> None:
-    """Remove a half-written temporary file or folder, on the way out of an error (which stays the one raised)."""
-    try:
-        _remove(path)
-    except OSError:
-        pass
-
-
 def remove_tree(path: Path) -> None:
     """Remove a file or folder if present; links are removed, never followed."""
     _remove(path)
-
-
-def fsync_directory(directory: Path) -> None:
-    try:
-        descriptor = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass  # some network filesystems refuse fsync on directories
-    finally:
-        os.close(descriptor)
-
-
-def write_atomic(path: Path, text: str, *, durable: bool = True, create_parent: bool = True) -> None:
-    """Write ``text`` to ``path`` so that readers see the old or the new content, never a mix.
-
-    ``durable`` adds the fsyncs that make the new content survive a power cut. Without
-    ``create_parent``, a missing folder is a FileNotFoundError rather than created again.
-    """
-    if create_parent:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(atomic_temporary_name(path.name))
-    try:
-        with open(temporary, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            if durable:
-                handle.flush()
-                os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        discard_partial(temporary)  # a full disk must not leave half a temporary file behind
-        raise
-    if durable:
-        fsync_directory(path.parent)
-
-
-def atomic_temporary_name(name: str, pid: int | None = None) -> str:
-    """The name write_atomic writes ``name`` under first (a crash may leave it behind)."""
-    return f".{name}.{os.getpid() if pid is None else pid}.tmp"
-
-
-def is_atomic_temporary(name: str) -> bool:
-    return _ATOMIC_TEMPORARY.match(name) is not None
-
-
-def write_json_atomic(path: Path, data: object, *, durable: bool = True) -> None:
-    write_atomic(path, json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n", durable=durable)
 
 
 def filesystem_type(path: Path, mountinfo: Path = Path("/proc/self/mountinfo")) -> str:

@@ -20,8 +20,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError
 
+from heygemd.atomic import write_atomic
 from heygemd.codes import ErrorCode, Failure
-from heygemd.daemon.fsutil import write_atomic
 from heygemd.daemon.reports import InputFile, JobStatus, VideoStatus, host_name, utc_now
 
 

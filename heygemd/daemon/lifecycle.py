@@ -18,7 +18,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from heygemd.codes import ErrorCode, Failure
-from heygemd.daemon.journal import ChangedInputs, Journal, JobRecord, Phase, RetryState, VideoRecord
+from heygemd.daemon.journal import (
+    ChangedInputs,
+    JobRecord,
+    Journal,
+    Phase,
+    RetryState,
+    VideoRecord,
+)
 from heygemd.daemon.reports import InputFile, JobStatus, VideoStatus, utc_now
 
 

@@ -14,23 +14,25 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from heygemd.atomic import atomic_output, fsync_directory, fsync_file, write_atomic
+from heygemd.codes import ErrorCode, Failure
 from heygemd.daemon.claim import WorkArea
 from heygemd.daemon.config import AfterSuccess, PathsConfig
 from heygemd.daemon.fsutil import (
-    discard_partial,
     free_name,
-    fsync_directory,
     move_without_overwrite,
     remove_tree,
     rename_no_replace,
-    write_atomic,
 )
-from heygemd.daemon.journal import Journal, JobRecord
-from heygemd.codes import ErrorCode, Failure
+from heygemd.daemon.journal import JobRecord, Journal
 from heygemd.daemon.reports import ErrorReport, FailedVideo, VideoStatus
+from heygemd.names import NAME_MAX_BYTES, temporary_name
 
 JOB_REPORT = "job.json"
 ERROR_REPORT = "error.json"
+ZIP_SUFFIX = ".zip"
+# An outbox folder's name leaves room for its zip bundle's, which is the same plus ".zip".
+OUTBOX_NAME_MAX_BYTES = NAME_MAX_BYTES - len(ZIP_SUFFIX)
 
 
 @dataclass(frozen=True)
@@ -43,14 +45,24 @@ class Destinations:
             folder.mkdir(parents=True, exist_ok=True)
 
 
-def _move_recorded(source: Path, directory: Path, name: str, record: JobRecord, attribute: str, journal: Journal) -> Path:
+def _move_recorded(
+    source: Path,
+    directory: Path,
+    name: str,
+    record: JobRecord,
+    attribute: str,
+    journal: Journal,
+    *,
+    suffix: str = "",
+    max_bytes: int = NAME_MAX_BYTES,
+) -> Path:
     """Move ``source`` into ``directory`` under a free name, recording the name first. Safe to repeat."""
     recorded: Path | None = getattr(record, attribute)
     if recorded is not None and not os.path.lexists(source) and os.path.lexists(recorded):
         return recorded  # done before a restart
     directory.mkdir(parents=True, exist_ok=True)
     while True:
-        target = free_name(directory, name)
+        target = free_name(directory, name, suffix, max_bytes)
         setattr(record, attribute, target)
         journal.save(record)
         try:
@@ -62,7 +74,7 @@ def _move_recorded(source: Path, directory: Path, name: str, record: JobRecord, 
         except OSError as err:
             if err.errno != errno.EXDEV:  # the destination is on another filesystem
                 raise
-            target = move_without_overwrite(source, directory, name)
+            target = move_without_overwrite(source, directory, name, suffix, max_bytes)
             setattr(record, attribute, target)
             journal.save(record)
             return target
@@ -85,7 +97,10 @@ def publish_outbox_folder(record: JobRecord, dest: Destinations, journal: Journa
     services try this rename, one succeeds: a job reaches the outbox once.
     """
     output_dir = dest.work.results_dir(record)
-    return _move_recorded(output_dir, dest.paths.outbox, record.output_folder or record.name, record, "outbox_path", journal)
+    name = record.output_folder or record.name
+    return _move_recorded(
+        output_dir, dest.paths.outbox, name, record, "outbox_path", journal, max_bytes=OUTBOX_NAME_MAX_BYTES
+    )
 
 
 def keep_only(folder: Path, names: set[str]) -> None:
@@ -101,19 +116,17 @@ def write_zip_bundle(record: JobRecord, dest: Destinations, journal: Journal) ->
     if record.zip_path is not None and record.zip_path.exists():
         return record.zip_path
     folder = record.outbox_path
-    staging = dest.paths.outbox / f".{folder.name}.zip.heygemd-partial"
+    staging = dest.paths.outbox / temporary_name(f"{folder.name}{ZIP_SUFFIX}")
     try:
         with zipfile.ZipFile(staging, "w", compression=zipfile.ZIP_STORED) as bundle:
             for item in sorted(folder.iterdir()):
                 if item.is_file() and not item.is_symlink():
                     compression = zipfile.ZIP_DEFLATED if item.suffix == ".json" else zipfile.ZIP_STORED
                     bundle.write(item, f"{folder.name}/{item.name}", compress_type=compression)
-        with open(staging, "rb+") as handle:
-            os.fsync(handle.fileno())
-    except BaseException:
-        discard_partial(staging)  # a full disk leaves no half zip taking the space it lacks
-        raise
-    return _move_recorded(staging, dest.paths.outbox, f"{folder.name}.zip", record, "zip_path", journal)
+        fsync_file(staging)
+        return _move_recorded(staging, dest.paths.outbox, folder.name, record, "zip_path", journal, suffix=ZIP_SUFFIX)
+    finally:
+        staging.unlink(missing_ok=True)
 
 
 def quarantine_failed_videos(record: JobRecord, dest: Destinations, journal: Journal) -> Path | None:
@@ -131,13 +144,8 @@ def quarantine_failed_videos(record: JobRecord, dest: Destinations, journal: Jou
         if os.path.lexists(source) and not os.path.lexists(staging / video.template):
             os.rename(source, staging / video.template)
     if record.audio and not (staging / record.audio).exists() and (input_dir / record.audio).exists():
-        partial = staging / f".{record.audio}.heygemd-partial"
-        try:
+        with atomic_output(staging / record.audio) as partial:
             shutil.copy2(input_dir / record.audio, partial)
-        except BaseException:
-            discard_partial(partial)
-            raise
-        os.rename(partial, staging / record.audio)
     failures = [video.failure for video in failed if video.failure is not None]
     summary = Failure(
         code=failures[0].code if failures else ErrorCode.INTERNAL,

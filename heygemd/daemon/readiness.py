@@ -13,7 +13,14 @@ from pathlib import Path
 
 from heygemd.codes import ErrorCode
 from heygemd.daemon.config import Readiness
-from heygemd.daemon.contract import EntryState, FolderSnapshot, is_ignored_name, is_temporary_name, snapshot_folder
+from heygemd.daemon.contract import (
+    EntryState,
+    FolderSnapshot,
+    is_hidden_job_folder,
+    is_ignored_name,
+    is_temporary_name,
+    snapshot_folder,
+)
 
 
 @dataclass
@@ -46,6 +53,7 @@ class InboxScan:
     abandoned: list[AbandonedFolder] = field(default_factory=list)
     waiting: list[str] = field(default_factory=list)
     new_loose_entries: list[str] = field(default_factory=list)
+    new_hidden_folders: list[str] = field(default_factory=list)  # dot-named folders: ignored, reported once
 
     def without(self, name: str) -> InboxScan:
         """The same scan with ``name`` gone (claimed)."""
@@ -68,6 +76,13 @@ def _describe(snapshot: FolderSnapshot, relative: str) -> str:
     return f'"{relative}" ({what})'
 
 
+def _is_folder(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir(follow_symlinks=False)
+    except OSError:
+        return False
+
+
 class ReadinessTracker:
     def __init__(self, *, readiness: Readiness, marker_name: str, settle_seconds: float, abandon_after_seconds: float) -> None:
         self.readiness = readiness
@@ -76,6 +91,7 @@ class ReadinessTracker:
         self.abandon_after_seconds = abandon_after_seconds
         self._candidates: dict[str, _Candidate] = {}
         self._loose_reported: set[str] = set()
+        self._hidden_reported: set[str] = set()
 
     def forget(self, name: str) -> None:
         self._candidates.pop(name, None)
@@ -89,9 +105,12 @@ class ReadinessTracker:
             return result
         seen: set[str] = set()
         loose_now: set[str] = set()
+        hidden_now: set[str] = set()
         for entry in entries:
             name = entry.name
             if is_ignored_name(name):
+                if is_hidden_job_folder(name) and _is_folder(entry):
+                    hidden_now.add(name)
                 continue
             try:
                 mode = entry.stat(follow_symlinks=False).st_mode
@@ -113,6 +132,8 @@ class ReadinessTracker:
             del self._candidates[vanished]
         result.new_loose_entries = sorted(loose_now - self._loose_reported)
         self._loose_reported = loose_now  # a name that leaves and comes back is reported again
+        result.new_hidden_folders = sorted(hidden_now - self._hidden_reported)
+        self._hidden_reported = hidden_now
         result.ready.sort(key=lambda folder: (folder.ready_since, folder.newest_mtime_ns, folder.name))
         return result
 

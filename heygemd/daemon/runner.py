@@ -8,7 +8,6 @@ It knows nothing of the inbox, signals or systemd: the service loop (worker.py) 
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -20,11 +19,11 @@ from typing import Any, Protocol
 
 import structlog
 
+from heygemd.atomic import fsync_file, write_atomic
 from heygemd.codes import ErrorCode, Failure, failure_from_os_error
 from heygemd.daemon.claim import WorkArea
 from heygemd.daemon.config import HeygemdConfig, Readiness
 from heygemd.daemon.contract import ContractViolation, JobPlan, PlannedVideo, plan_job
-from heygemd.daemon.fsutil import write_atomic
 from heygemd.daemon.inputs import changed_names, fingerprint_inputs, quick_state
 from heygemd.daemon.journal import JobRecord, Phase, VideoRecord
 from heygemd.daemon.lifecycle import Lifecycle, changed_while_rendering
@@ -39,9 +38,23 @@ from heygemd.daemon.outputs import (
     quarantine_whole_job,
     write_zip_bundle,
 )
-from heygemd.daemon.reports import ErrorReport, FailedVideo, JobReport, JobStatus, VideoResult, VideoStatus, utc_now
+from heygemd.daemon.reports import (
+    ErrorReport,
+    FailedVideo,
+    JobReport,
+    JobStatus,
+    VideoResult,
+    VideoStatus,
+    utc_now,
+)
 from heygemd.daemon.supervise import RenderHung, RenderStalled, StallWatch
-from heygemd.engine import EngineError, RenderCancelled, RenderOptions, RenderProgress, RenderReport
+from heygemd.engine import (
+    EngineError,
+    RenderCancelled,
+    RenderOptions,
+    RenderProgress,
+    RenderReport,
+)
 
 
 class RenderEngine(Protocol):
@@ -466,11 +479,6 @@ def with_file_names(report: RenderReport) -> RenderReport:
             for part in ("audio", "video", "output")
         }
     )
-
-
-def fsync_file(path: Path) -> None:
-    with open(path, "rb") as handle:
-        os.fsync(handle.fileno())
 
 
 def result_names(video: VideoRecord) -> tuple[str, str]:

@@ -10,8 +10,8 @@ flock, not lockf: a POSIX record lock is dropped as soon as the process closes *
 the file. The descriptor is close-on-exec, so an ffmpeg child left running never keeps the lock
 after its parent died.
 
-Once the lock is held, files that a crashed run left half-written in the state folder (the journal's
-and the status's atomic-write temporaries) can be removed: no live service writes there any more.
+Once the lock is held, temporary files that a crashed run left in the state folder can be removed
+(leftovers.py): no live service of this state folder writes there any more.
 """
 
 from __future__ import annotations
@@ -21,12 +21,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from heygemd.daemon.fsutil import is_atomic_temporary
-
 LOCK_FILE = "service.lock"
-# Folders of the state folder that this service alone writes with write_atomic. Never a recursive walk:
-# another instance's state folder may live below this one (state/gpu1 next to a service using state/).
-STATE_SUBFOLDERS: tuple[str, ...] = ("", "jobs")
 
 
 class ServiceLockHeld(Exception):
@@ -84,27 +79,3 @@ def _read_pid(fd: int) -> int | None:
         return int(os.pread(fd, 32, 0).decode("ascii").strip())
     except (OSError, ValueError, UnicodeDecodeError):
         return None  # the holder took the lock and has not written its pid yet
-
-
-def remove_crash_leftovers(state_dir: Path) -> list[Path]:
-    """Remove the atomic-write temporaries a crashed run left in the state folder. Call only with the lock held.
-
-    Returns what was removed. A file that vanishes or cannot be removed meanwhile is skipped: it is
-    harmless (readers never open temporaries) and is tried again at the next start.
-    """
-    removed = []
-    for sub in STATE_SUBFOLDERS:
-        folder = state_dir / sub
-        try:
-            entries = list(os.scandir(folder))
-        except OSError:
-            continue
-        for entry in entries:
-            if not is_atomic_temporary(entry.name) or not entry.is_file(follow_symlinks=False):
-                continue
-            try:
-                os.unlink(entry.path)
-            except OSError:
-                continue
-            removed.append(Path(entry.path))
-    return sorted(removed)

@@ -10,9 +10,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
+from heygemd.atomic import write_atomic
 from heygemd.codes import ErrorCode
 from heygemd.daemon.diskspace import DiskShortage
-from heygemd.daemon.fsutil import write_atomic
 from heygemd.daemon.reports import host_name, utc_now
 
 STATUS_FILE = "status.json"

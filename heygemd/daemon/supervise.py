@@ -15,8 +15,8 @@ import os
 import signal
 import threading
 import time
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Generic, TypeVar
 
 from heygemd.engine import RenderProgress

@@ -18,9 +18,10 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from heygemd.atomic import write_atomic
 from heygemd.daemon import lease
 from heygemd.daemon.claim import WorkArea
-from heygemd.daemon.fsutil import remove_tree, write_atomic
+from heygemd.daemon.fsutil import remove_tree
 from heygemd.daemon.heartbeat import LeaseKeeper
 from heygemd.daemon.journal import JobRecord, Phase
 from heygemd.daemon.lease import Lease, LeaseObserver, Owner, Verdict

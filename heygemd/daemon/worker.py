@@ -24,17 +24,30 @@ from pathlib import Path
 
 import structlog
 
+from heygemd.atomic import write_atomic
 from heygemd.codes import ErrorCode, Failure
 from heygemd.daemon import lease
 from heygemd.daemon.arrivals import Arrivals
 from heygemd.daemon.claim import OWNER_FILE, ClaimError, WorkArea, claim
-from heygemd.daemon.config import ConfigError, HeygemdConfig, LoadedConfig, LogConfig, load_config
+from heygemd.daemon.config import (
+    ConfigError,
+    HeygemdConfig,
+    LoadedConfig,
+    LogConfig,
+    load_config,
+)
 from heygemd.daemon.diskspace import DiskGuard
 from heygemd.daemon.exitcodes import ExitCode
-from heygemd.daemon.fsutil import is_network_filesystem, move_without_overwrite, remove_tree, same_filesystem, write_atomic
+from heygemd.daemon.fsutil import (
+    is_network_filesystem,
+    move_without_overwrite,
+    remove_tree,
+    same_filesystem,
+)
 from heygemd.daemon.heartbeat import LeaseKeeper
-from heygemd.daemon.journal import Journal, JobRecord, Phase, VideoRecord
+from heygemd.daemon.journal import JobRecord, Journal, Phase, VideoRecord
 from heygemd.daemon.lease import LeaseLost, Owner
+from heygemd.daemon.leftovers import clean_leftovers
 from heygemd.daemon.lifecycle import Lifecycle, RetryPolicy
 from heygemd.daemon.logs import configure_logging, get_logger
 from heygemd.daemon.notify import Notifier
@@ -43,9 +56,16 @@ from heygemd.daemon.readiness import InboxScan, ReadinessTracker
 from heygemd.daemon.reports import utc_now
 from heygemd.daemon.retention import RetentionClock, apply_retention
 from heygemd.daemon.runner import JobRunner, RenderContext, StepKind
+from heygemd.daemon.servicelock import ServiceLock, ServiceLockHeld
 from heygemd.daemon.signals import ServiceSignals
-from heygemd.daemon.servicelock import ServiceLock, ServiceLockHeld, remove_crash_leftovers
-from heygemd.daemon.status import IDLE, WAITING_FOR_DISK, CurrentJob, ServiceStatus, StatusFile, WaitingJob
+from heygemd.daemon.status import (
+    IDLE,
+    WAITING_FOR_DISK,
+    CurrentJob,
+    ServiceStatus,
+    StatusFile,
+    WaitingJob,
+)
 from heygemd.daemon.supervise import RenderHung
 from heygemd.daemon.takeover import RecordMirror, Takeover
 from heygemd.engine import CheckpointError, EngineError, EngineSettings, RenderProgress
@@ -82,6 +102,7 @@ class Service:
         self.owner = Owner.current(loaded.config.paths.state)
         self.keeper = LeaseKeeper(self.owner, self.config.service.lease_seconds)
         self.retention_clock = RetentionClock()
+        self.started_at = time.time()
         self.status = ServiceStatus(config_file=str(self.config_source) if self.config_source else None, owner=self.owner.id)
         self._apply_paths()
         self.arrivals = self._make_arrivals()
@@ -162,6 +183,7 @@ class Service:
             return ExitCode.MISSING_WEIGHTS
         self._describe_engine()
 
+        self._clean_leftovers()  # only now, under the service lock: no live service of this state folder writes them
         self._recover_unfinished_jobs()
         self.keeper.start()
         self._describe_watch()
@@ -506,6 +528,14 @@ class Service:
                 self.log.warning("work folder without journal record; its job was put back in the inbox", inbox_folder=back.name)
             remove_tree(job_dir)
 
+    def _clean_leftovers(self) -> None:
+        assert self.engine is not None
+        extra = [self.journal.jobs_dir, self.engine.settings.face_cache_dir]
+        cleaned = clean_leftovers(self.config.paths, self.work, self.started_at, extra)
+        if cleaned.removed or cleaned.failed:
+            self.log.info("temporary files left by a crash removed", removed=[str(path) for path in cleaned.removed],
+                          failed=[f"{path}: {why}" for path, why in cleaned.failed] or None)
+
     def _describe_engine(self) -> None:
         assert self.engine is not None
         info = self.engine.describe()
@@ -642,6 +672,4 @@ def run_service(explicit_config: Path | None) -> int:
         log.error("the state folder cannot be written", path=str(state), error=err.strerror)
         return ExitCode.CANT_CREATE
     with service_lock:
-        if removed := remove_crash_leftovers(state):  # only now: no live service writes them
-            log.info("removed temporary files a crash left in the state folder", files=[path.name for path in removed])
         return Service(loaded, explicit_config).run()

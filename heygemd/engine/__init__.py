@@ -16,7 +16,13 @@ from heygemd.engine.errors import (
     RenderCancelled,
 )
 from heygemd.engine.report import RenderProgress, RenderReport
-from heygemd.engine.settings import BlendMode, DetectorKind, EngineSettings, LoopPolicy, RenderOptions
+from heygemd.engine.settings import (
+    BlendMode,
+    DetectorKind,
+    EngineSettings,
+    LoopPolicy,
+    RenderOptions,
+)
 
 __all__ = [
     "AudioError",

@@ -23,14 +23,32 @@ import numpy as np
 import torch
 
 from heygemd import __version__
+from heygemd.atomic import atomic_output
 from heygemd.engine import audio as audio_features
 from heygemd.engine.blend import generator_faces, prediction_images
 from heygemd.engine.checkpoint import CheckpointInfo, inspect_checkpoint, load_wav2lip
-from heygemd.engine.errors import AudioError, EngineError, MediaError, NoFaceError, RenderCancelled
-from heygemd.engine.faces import FaceTracker, build_detector, interpolate_stride, stream_final_boxes
+from heygemd.engine.errors import (
+    AudioError,
+    EngineError,
+    MediaError,
+    NoFaceError,
+    RenderCancelled,
+)
+from heygemd.engine.faces import (
+    FaceTracker,
+    build_detector,
+    interpolate_stride,
+    stream_final_boxes,
+)
 from heygemd.engine.ffmpeg_tools import nvenc_usable
-from heygemd.engine.files import atomic_output, sha256_file
-from heygemd.engine.media import VideoWriter, decode_audio, read_detection_frames, read_frames, read_frames_reversed
+from heygemd.engine.files import sha256_file
+from heygemd.engine.media import (
+    VideoWriter,
+    decode_audio,
+    read_detection_frames,
+    read_frames,
+    read_frames_reversed,
+)
 from heygemd.engine.model import prepare_for_inference
 from heygemd.engine.pipeline import BackgroundSink, GrowingList, prefetch
 from heygemd.engine.probe import AudioInfo, VideoInfo, probe_audio, probe_video
@@ -45,7 +63,13 @@ from heygemd.engine.report import (
     VideoInput,
 )
 from heygemd.engine.schedule import Segment, schedule
-from heygemd.engine.settings import Box, DetectorKind, Encoder, EngineSettings, RenderOptions
+from heygemd.engine.settings import (
+    Box,
+    DetectorKind,
+    Encoder,
+    EngineSettings,
+    RenderOptions,
+)
 from heygemd.engine.track_cache import TrackCache, track_key
 from heygemd.engine.yuv import crop_face_i420, paste_i420
 

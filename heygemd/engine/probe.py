@@ -18,7 +18,13 @@ from typing import IO
 
 from heygemd.codes import ErrorCode
 from heygemd.engine.errors import AudioError, MediaError
-from heygemd.engine.ffmpeg_tools import ToolRun, ffmpeg_path, ffprobe_path, last_lines, run_tool
+from heygemd.engine.ffmpeg_tools import (
+    ToolRun,
+    ffmpeg_path,
+    ffprobe_path,
+    last_lines,
+    run_tool,
+)
 
 STILL_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 STILL_FORMATS = frozenset({"image2", "png_pipe", "jpeg_pipe", "bmp_pipe", "webp_pipe", "tiff_pipe"})

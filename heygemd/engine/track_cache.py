@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from heygemd.atomic import atomic_output
 from heygemd.engine.settings import Box
 
 NO_FACE = -1  # a frame without a face is stored as a row of -1
@@ -52,10 +53,8 @@ class TrackCache:
         self.folder.mkdir(parents=True, exist_ok=True)
         rows = np.array([box if box is not None else (NO_FACE,) * 4 for box in track], dtype=np.int32).reshape(-1, 4)
         path = self.folder / f"{key}{SUFFIX}"
-        temporary = path.with_name(f".{path.name}.{os.getpid()}.partial")
-        with open(temporary, "wb") as handle:
+        with atomic_output(path) as temporary, open(temporary, "wb") as handle:
             np.save(handle, rows, allow_pickle=False)
-        os.replace(temporary, path)
         self._evict()
 
     def _evict(self) -> None:

@@ -7,8 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from heygemd.daemon.contract import ContractViolation, is_ignored_name, is_temporary_name, plan_job
+from heygemd.daemon.contract import (
+    ContractViolation,
+    is_hidden_job_folder,
+    is_ignored_name,
+    is_temporary_name,
+    plan_job,
+)
 from heygemd.engine import LoopPolicy, RenderOptions
+from heygemd.names import NAME_MAX_BYTES, name_bytes
 
 
 def make(folder: Path, files: dict[str, bytes | str]) -> Path:
@@ -57,6 +64,27 @@ def test_same_stems_do_not_collide(tmp_path):
     stems = sorted(video.output_stem for video in plan_job(folder, "job", RenderOptions()).videos)
     assert len(set(stems)) == 2 and "take" in stems
 
+
+
+def test_output_names_of_the_longest_template_names_fit(tmp_path):
+    ascii_stem, cjk_stem = "t" * 251, "名" * 83 + "xx"  # + ".mp4": 255 bytes each
+    folder = make(tmp_path / "job", {
+        "a.wav": b"a", f"{ascii_stem}.mp4": b"v", f"{ascii_stem[:-1]}T.mov": b"v",  # the same once cut
+        f"{cjk_stem}.mp4": b"v", f"{cjk_stem}.MOV": b"v",
+    })
+    stems = [video.output_stem for video in plan_job(folder, "job", RenderOptions()).videos]
+    assert len({stem.lower() for stem in stems}) == 4
+    for stem in stems:
+        assert all(name_bytes(f"{stem}{suffix}") <= NAME_MAX_BYTES for suffix in (".mp4", ".json"))
+        assert stem.encode("utf-8").decode("utf-8") == stem
+    assert all(stem.startswith("t" * 240) or stem.startswith("名" * 78) for stem in stems)
+
+
+def test_dot_named_folders_worth_a_warning():
+    assert is_hidden_job_folder(".hidden-job") and is_hidden_job_folder(".名前")
+    for quiet in (".stfolder", ".Trashes", ".Trash-1000", ".recycle", ".snapshot", ".AppleDouble",
+                  ".syncthing.x.tmp", ".job.heygemd-0badc0de-1-abcdef.tmp", ".job.heygemd-partial-12", "job"):
+        assert not is_hidden_job_folder(quiet), quiet
 
 BAD = [
     ({}, "empty"),

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from pydantic import ByteSize
+from small_fs import mounted_tmpfs
 from structlog.testing import capture_logs
 
 from heygemd.daemon.config import AfterSuccess, OutputsConfig, PathsConfig
@@ -24,7 +25,6 @@ from heygemd.daemon.diskspace import (
 from heygemd.daemon.fsutil import human_size
 from heygemd.daemon.logs import get_logger
 from heygemd.daemon.status import WAITING_FOR_DISK, CurrentJob, ServiceStatus
-from small_fs import mounted_tmpfs
 
 NOT_ENOUGH = "not enough disk space for the job's results; it stays in the inbox until space is freed"
 ENOUGH_AGAIN = "disk space available again; the job is claimed"

@@ -12,8 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from conftest import toml_text
+
+from heygemd.atomic import find_temporaries
+from heygemd.names import download_name
 
 
 class _Files(http.server.BaseHTTPRequestHandler):
@@ -91,7 +93,7 @@ def test_downloads_checks_and_renames(tmp_path, server):
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "checkpoints" / "wav2lip_gan.pth").read_bytes() == WEIGHTS
     assert (tmp_path / "checkpoints" / "s3fd.pth").read_bytes() == DETECTOR
-    assert not list((tmp_path / "checkpoints").glob("*.part"))
+    assert find_temporaries(tmp_path / "checkpoints") == []
     again = fetch(tmp_path, config)
     assert again.returncode == 0 and again.stdout.count("is present") == 2
 
@@ -102,7 +104,7 @@ def test_resumes_a_broken_download(tmp_path, server):
     handler.cut_after["/w2l.pth"] = 100_000
     first = fetch(tmp_path, config)
     assert first.returncode == 69
-    partial = tmp_path / "checkpoints" / "wav2lip_gan.pth.part"
+    partial = tmp_path / "checkpoints" / download_name("wav2lip_gan.pth")
     assert partial.stat().st_size == 100_000 and not (tmp_path / "checkpoints" / "wav2lip_gan.pth").exists()
     assert "again to resume" in first.stderr
     second = fetch(tmp_path, config)
@@ -110,6 +112,18 @@ def test_resumes_a_broken_download(tmp_path, server):
     assert handler.ranges == ["bytes=100000-"]
     assert (tmp_path / "checkpoints" / "wav2lip_gan.pth").read_bytes() == WEIGHTS and not partial.exists()
 
+
+
+def test_resumes_from_a_part_file_of_an_earlier_version(tmp_path, server):
+    base, handler = server
+    config = setup(tmp_path, base, handler)
+    (tmp_path / "checkpoints").mkdir(exist_ok=True)
+    (tmp_path / "checkpoints" / "wav2lip_gan.pth.part").write_bytes(WEIGHTS[:1000])
+    result = fetch(tmp_path, config)
+    assert result.returncode == 0, result.stderr
+    assert handler.ranges == ["bytes=1000-"]
+    assert (tmp_path / "checkpoints" / "wav2lip_gan.pth").read_bytes() == WEIGHTS
+    assert find_temporaries(tmp_path / "checkpoints") == [] and not (tmp_path / "checkpoints" / "wav2lip_gan.pth.part").exists()
 
 def test_a_wrong_hash_keeps_nothing(tmp_path, server):
     base, handler = server

@@ -6,14 +6,15 @@ import errno
 from pathlib import Path
 
 import pytest
+from small_fs import fill, mounted_tmpfs
 
+from heygemd.atomic import write_atomic
 from heygemd.codes import ErrorCode, failure_from_os_error
 from heygemd.daemon.claim import WorkArea
 from heygemd.daemon.config import PathsConfig
-from heygemd.daemon.fsutil import move_without_overwrite, write_atomic
-from heygemd.daemon.journal import Journal, JobRecord, Phase
+from heygemd.daemon.fsutil import move_without_overwrite
+from heygemd.daemon.journal import JobRecord, Journal, Phase
 from heygemd.daemon.outputs import Destinations, write_zip_bundle
-from small_fs import fill, mounted_tmpfs
 
 SMALL = 256 * 1024
 BIG_TEXT = "x" * (64 * 1024)

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from conftest import WAIT_SECONDS, Daemon, service_config
 
 pytestmark = pytest.mark.slow

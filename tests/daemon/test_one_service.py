@@ -11,14 +11,14 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-
 from conftest import Daemon, drop_job, service_config
+
 from heygemd.daemon.exitcodes import ExitCode
-from heygemd.daemon.fsutil import atomic_temporary_name
 from heygemd.daemon.journal import JobRecord, Phase, VideoRecord, history_entry
 from heygemd.daemon.reports import JobStatus, VideoStatus, utc_now
 from heygemd.daemon.servicelock import LOCK_FILE
 from heygemd.daemon.status import WAITING_FOR_INBOX
+from heygemd.names import temporary_name
 
 pytestmark = pytest.mark.slow
 
@@ -77,16 +77,16 @@ def test_a_second_service_on_the_same_state_folder_refuses_to_start(daemon_facto
     assert first.process.poll() is None
 
     first.kill9()  # the kernel drops the lock with the process: the next start is not refused
-    leftovers = [first.state / atomic_temporary_name("status.json", pid=123456),
-                 first.state / "jobs" / atomic_temporary_name("20260101T000000Z-0a0b0c.json", pid=123456)]
+    leftovers = [first.state / dead_process_temporary("status.json"),
+                 first.state / "jobs" / dead_process_temporary("20260101T000000Z-0a0b0c.json")]
     for path in leftovers:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("half-written")
     second.start()
     second.wait_ready()
     assert not any(path.exists() for path in leftovers)
-    [cleaned] = second.logged("removed temporary files a crash left in the state folder")
-    assert sorted(cleaned["files"]) == sorted(path.name for path in leftovers)
+    [cleaned] = second.logged("temporary files left by a crash removed")
+    assert sorted(Path(path).name for path in cleaned["removed"]) == sorted(path.name for path in leftovers)
     assert (second.state / LOCK_FILE).read_text() == f"{second.process.pid}\n"
     assert second.stop() == 0
     assert (second.state / LOCK_FILE).read_text() == ""
@@ -159,3 +159,8 @@ def test_status_says_waiting_for_the_inbox_while_it_is_missing(daemon_factory):
     os.rename(daemon.root / "unmounted", daemon.inbox)
     daemon.wait_for(lambda: state() == "idle", "the status to be idle again")
     assert daemon.stop() == 0
+
+
+def dead_process_temporary(final_name: str) -> str:
+    """The temporary name a process of this machine that no longer runs would have used."""
+    return temporary_name(final_name).replace(f"-{os.getpid()}-", "-4194304-")  # above any pid_max: never alive

@@ -95,6 +95,24 @@ def test_loose_entries_are_reported_once_and_links_are_not_jobs(tmp_path):
     assert ready.scan(inbox, 100).ready == []
 
 
+
+def test_dot_named_job_folders_are_ignored_and_reported_once(tmp_path):
+    inbox = tmp_path / "inbox"
+    for name in (".hidden-job", ".stfolder", ".Trash-1000", ".recycle", ".job.heygemd-0badc0de-1-abcdef.tmp"):
+        (inbox / name).mkdir(parents=True)
+        (inbox / name / "a.wav").write_bytes(b"a")
+    (inbox / ".DS_Store").write_bytes(b"")
+    ready = tracker()
+    first = ready.scan(inbox, 0)
+    assert first.new_hidden_folders == [".hidden-job"] and first.new_loose_entries == []
+    assert ready.scan(inbox, 1).new_hidden_folders == []
+    later = ready.scan(inbox, 100)
+    assert later.ready == [] and later.waiting == [] and later.new_hidden_folders == []
+    (inbox / ".hidden-job").rename(inbox / "hidden-job")  # renamed by the person: now a job
+    (inbox / ".second").mkdir()
+    assert ready.scan(inbox, 101).new_hidden_folders == [".second"]
+    assert names(ready.scan(inbox, 112).ready) == ["hidden-job"]
+
 def test_a_missing_inbox_concludes_nothing(tmp_path):
     inbox = tmp_path / "inbox"
     (inbox / "job").mkdir(parents=True)

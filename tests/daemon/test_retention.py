@@ -7,15 +7,20 @@ import time
 from pathlib import Path
 
 import pytest
+from small_fs import mounted_tmpfs
 from structlog.testing import capture_logs
 
 from heygemd.daemon.claim import WorkArea
 from heygemd.daemon.config import AfterSuccess, PathsConfig
-from heygemd.daemon.journal import Journal, JobRecord, Phase
+from heygemd.daemon.journal import JobRecord, Journal, Phase
 from heygemd.daemon.logs import get_logger
 from heygemd.daemon.outputs import Destinations, dispose_inputs
-from heygemd.daemon.retention import RETENTION_INTERVAL_SECONDS, RetentionClock, apply_retention, expired_entries
-from small_fs import mounted_tmpfs
+from heygemd.daemon.retention import (
+    RETENTION_INTERVAL_SECONDS,
+    RetentionClock,
+    apply_retention,
+    expired_entries,
+)
 
 DAY = 86400
 NOW = time.time()

@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import Daemon, copy_slowly, drop_job, service_config
 
 pytestmark = pytest.mark.slow

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from heygemd.daemon.fsutil import atomic_temporary_name, is_atomic_temporary, write_atomic
-from heygemd.daemon.servicelock import LOCK_FILE, ServiceLock, ServiceLockHeld, remove_crash_leftovers
+from heygemd.daemon.servicelock import LOCK_FILE, ServiceLock, ServiceLockHeld
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -87,31 +86,3 @@ def test_the_lock_is_not_inherited_by_a_child_program(tmp_path):
     finally:
         child.kill()
         child.wait(timeout=30)
-
-
-def test_write_atomic_temporaries_are_recognised():
-    assert is_atomic_temporary(atomic_temporary_name("status.json"))
-    assert is_atomic_temporary(atomic_temporary_name("20260101T000000Z-abcdef.json", pid=17))
-    for name in ("status.json", ".writable", ".notes.tmp", "history.jsonl", ".x.json.12.partial", "x.json.12.tmp"):
-        assert not is_atomic_temporary(name), name
-
-
-def test_crash_leftovers_are_removed_and_nothing_else(tmp_path):
-    state = tmp_path / "state"
-    write_atomic(state / "status.json", "{}")
-    write_atomic(state / "jobs" / "job-1.json", "{}")
-    leftovers = [state / atomic_temporary_name("status.json", pid=4242),
-                 state / atomic_temporary_name("history.jsonl", pid=4242),
-                 state / "jobs" / atomic_temporary_name("job-2.json", pid=4242)]
-    kept = [state / "status.json", state / "jobs" / "job-1.json", state / ".notes.tmp",
-            state / "gpu1" / atomic_temporary_name("status.json", pid=7),  # another instance's state folder
-            state / "face-tracks" / ".track.npz.7.partial"]
-    for path in leftovers + kept:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch()
-    (state / "jobs" / atomic_temporary_name("a-folder", pid=1)).mkdir()  # not a file: not ours
-
-    assert remove_crash_leftovers(state) == sorted(leftovers)
-    assert not any(path.exists() for path in leftovers) and all(path.exists() for path in kept)
-    assert remove_crash_leftovers(state) == []
-    assert remove_crash_leftovers(tmp_path / "missing") == []
