@@ -106,6 +106,7 @@ def test_the_snapshot_keeps_the_decoders_own_samples(tmp_path, suffix, codec):
         assert snapshot.sha256 == hashlib.sha256(snapshot.path.read_bytes()).hexdigest()
         assert snapshot.source_sha256 == hashlib.sha256(source.read_bytes()).hexdigest()
         assert snapshot.source_size == source.stat().st_size
+        assert snapshot.source_info.path == source and snapshot.source_info.sample_rate == 16000
         assert leftovers(snapshot.path.parent) == ["snapshot.wav"], "the copy of the file is removed once decoded"
     finally:
         snapshot.close()

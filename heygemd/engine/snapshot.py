@@ -10,13 +10,13 @@ of an output is the sound that was analysed, whatever became of the file since.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import shutil
 import tempfile
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
@@ -57,20 +57,20 @@ class TempFolder:
         self._finalizer()
 
 
-@dataclass(frozen=True, eq=False)
+@dataclasses.dataclass(frozen=True, eq=False)
 class AudioSnapshot:
     """An audio file's first audio stream as decoded at one moment, held in a private lossless WAV."""
 
     source: Path  # the file it was taken from; never read again
     source_sha256: str  # of exactly the bytes that were decoded
     source_size: int
-    source_info: AudioInfo  # the source's stream as probed (its path is the private copy's, long gone)
+    source_info: AudioInfo  # the source's stream as probed
     path: Path  # the WAV
     sha256: str  # of the WAV
     sample_rate: int
     channels: int
     num_samples: int  # per channel
-    _folder: TempFolder = field(repr=False)
+    _folder: TempFolder = dataclasses.field(repr=False)
 
     @property
     def duration(self) -> float:
@@ -114,7 +114,7 @@ def take_snapshot(source: Path, temp_dir: Path | None = None) -> AudioSnapshot:
         source_sha256, source_size = _copy_hashing(source, copy)
         wav = folder.path / SNAPSHOT_NAME
         with _named_as(source, copy, wav):
-            info = probe_audio(copy)
+            info = dataclasses.replace(probe_audio(copy), path=source)
             decode_audio_to_wav(copy, wav, pcm_codec(info.sample_format))
         copy.unlink()
         sample_rate, channels, num_samples = _wav_layout(wav, source)
