@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from fractions import Fraction
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from heygemd.engine.audio import SAMPLE_RATE, melspectrogram
 from heygemd.engine.ffmpeg_tools import ffmpeg_path, ffprobe_path
 from heygemd.engine.media import decode_audio
 from heygemd.engine.output_check import check_output
-from heygemd.engine.snapshot import SNAPSHOT_PREFIX, pcm_codec, take_snapshot
+from heygemd.engine.snapshot import SNAPSHOT_PREFIX, pcm_codec, remove_leftovers, take_snapshot
 from media_factory import make_audio, make_still, make_video
 
 SIZE = (192, 192)
@@ -307,6 +308,20 @@ def test_the_garbage_collector_removes_a_forgotten_snapshot(dry_engine, tmp_path
     del audio
     gc.collect()
     assert not folder.exists()
+
+
+def test_leftovers_of_a_killed_process_are_removed(tmp_path):
+    """What a kill -9 leaves (no close, no garbage collector) is found by its prefix; nothing else is touched."""
+    voice = make_audio(tmp_path / "voice.wav", seconds=0.3)
+    script = ("import sys, os; from pathlib import Path; from heygemd.engine.snapshot import take_snapshot; "
+              "kept = take_snapshot(Path(sys.argv[1]), Path(sys.argv[2])); os._exit(0)")
+    temp = tmp_path / "tmp"
+    subprocess.run([sys.executable, "-c", script, str(voice), str(temp)], check=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    (temp / "someone else's.wav").write_bytes(b"keep")
+    [left] = [p for p in temp.iterdir() if p.name.startswith(SNAPSHOT_PREFIX)]
+    assert (left / "snapshot.wav").exists()
+    assert remove_leftovers(temp) == 1
+    assert leftovers(temp) == ["someone else's.wav"]
 
 
 def test_a_render_from_a_path_and_a_failed_prepare_leave_nothing(dry_engine, template, tmp_path):

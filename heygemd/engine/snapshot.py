@@ -128,6 +128,20 @@ def take_snapshot(source: Path, temp_dir: Path | None = None) -> AudioSnapshot:
         raise
 
 
+def remove_leftovers(temp_dir: Path) -> int:
+    """Remove the snapshot folders a killed process left in ``temp_dir``; how many there were.
+
+    Only for a folder no other running heygemd uses (a service's own, once it holds its state lock):
+    a live process's snapshot looks just the same.
+    """
+    removed = 0
+    for folder in temp_dir.glob(f"{SNAPSHOT_PREFIX}*"):
+        if folder.is_dir() and not folder.is_symlink():
+            shutil.rmtree(folder, ignore_errors=True)
+            removed += 1
+    return removed
+
+
 def _wav_layout(wav: Path, source: Path) -> tuple[int, int, int]:
     """(sample rate, channels, samples per channel) of the snapshot."""
     with _named_as(source, wav):
