@@ -130,19 +130,23 @@ def run(args: argparse.Namespace) -> int:
         _error(str(err))
         return EXIT_SOME_FAILED
 
-    failures = 0
-    for video, output in outputs.items():
-        try:
-            report = _render_one(engine, audio, video, output, options, show_progress=not args.quiet and sys.stderr.isatty())
-        except EngineError as err:
-            failures += 1
-            _error(str(err))
-            continue
-        _write_sidecar(output.with_suffix(".json"), report.model_dump_json(indent=2))
-        print(f"{output}  ({report.output.duration_s:.2f} s, {report.output.frame_count} frames, {report.timings.total:.1f} s)")
-        for warning in report.warnings:
-            print(f"  warning: {warning}", file=sys.stderr)
+    with audio:  # every video gets the sound decoded once above, whatever happens to the file meanwhile
+        failures = sum(not _render_and_report(engine, audio, video, output, options, args) for video, output in outputs.items())
     return EXIT_SOME_FAILED if failures else EXIT_OK
+
+
+def _render_and_report(engine, audio, video: Path, output: Path, options: RenderOptions, args: argparse.Namespace) -> bool:
+    """Render one video, write its sidecar and print its line; False if it failed (the error is printed)."""
+    try:
+        report = _render_one(engine, audio, video, output, options, show_progress=not args.quiet and sys.stderr.isatty())
+    except EngineError as err:
+        _error(str(err))
+        return False
+    _write_sidecar(output.with_suffix(".json"), report.model_dump_json(indent=2))
+    print(f"{output}  ({report.output.duration_s:.2f} s, {report.output.frame_count} frames, {report.timings.total:.1f} s)")
+    for warning in report.warnings:
+        print(f"  warning: {warning}", file=sys.stderr)
+    return True
 
 
 def output_paths(videos: list[Path], out: Path) -> dict[Path, Path]:

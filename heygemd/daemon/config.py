@@ -310,7 +310,11 @@ _EXTRA_DESCRIPTIONS: dict[str, str] = {
     "render.crf": "libx264 quality: lower is better and bigger (0-51)",
 }
 
-_UNSET_EXAMPLES: dict[str, str] = {"render.fixed_box": "[x1, y1, x2, y2]", "engine.face_cache_dir": '"state/face-tracks"'}
+_UNSET_EXAMPLES: dict[str, str] = {
+    "render.fixed_box": "[x1, y1, x2, y2]",
+    "engine.face_cache_dir": '"state/face-tracks"',
+    "engine.temp_dir": '"/var/tmp/heygemd"',
+}
 
 _SECTION_HEADERS: dict[str, str] = {
     "engine": "The lip-sync engine, loaded once at start-up (a change here reloads the model on SIGHUP).",

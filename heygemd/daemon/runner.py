@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -62,7 +63,7 @@ class RenderEngine(Protocol):
 
     def describe(self) -> dict[str, Any]: ...
 
-    def prepare_audio(self, path: Path) -> Any: ...
+    def prepare_audio(self, path: Path) -> AbstractContextManager[Any]: ...
 
     def render(
         self,
@@ -281,6 +282,11 @@ class JobRunner:
             audio = self.engine.prepare_audio(plan.audio)
         except EngineError as err:
             return self._video_error(record, None, err)
+        with audio:  # the audio's snapshot: read and decoded once, muxed into every video, removed after
+            return self._render_each(record, plan, audio, output_dir)
+
+    def _render_each(self, record: JobRecord, plan: JobPlan, audio: Any, output_dir: Path) -> Step | None:
+        input_dir = self.work.input_dir(record.job_id)
         planned = {video.source.name: video for video in plan.videos}
         total = len(record.videos)
         for index, video in enumerate(record.videos, start=1):

@@ -3,8 +3,8 @@
 It knows nothing of folders, jobs or daemons. Typical use::
 
     engine = LipSyncEngine(EngineSettings(checkpoint=..., detector="s3fd"))   # loads once, stays warm
-    audio = engine.prepare_audio(Path("script.wav"))                           # decoded + features, reusable
-    report = engine.render(audio, Path("template.mp4"), Path("out/template.mp4"), RenderOptions())
+    with engine.prepare_audio(Path("script.wav")) as audio:                    # decoded once + features, reusable
+        report = engine.render(audio, Path("template.mp4"), Path("out/template.mp4"), RenderOptions())
 """
 
 from heygemd.engine.errors import (
@@ -13,6 +13,7 @@ from heygemd.engine.errors import (
     EngineError,
     MediaError,
     NoFaceError,
+    OutputMismatch,
     RenderCancelled,
 )
 from heygemd.engine.report import RenderProgress, RenderReport
@@ -35,6 +36,7 @@ __all__ = [
     "LoopPolicy",
     "MediaError",
     "NoFaceError",
+    "OutputMismatch",
     "PreparedAudio",
     "RenderCancelled",
     "RenderOptions",

@@ -42,16 +42,11 @@ from heygemd.engine.faces import (
 )
 from heygemd.engine.ffmpeg_tools import nvenc_usable
 from heygemd.engine.files import sha256_file
-from heygemd.engine.media import (
-    VideoWriter,
-    decode_audio,
-    read_detection_frames,
-    read_frames,
-    read_frames_reversed,
-)
+from heygemd.engine.media import VideoWriter, read_detection_frames, read_frames, read_frames_reversed
 from heygemd.engine.model import prepare_for_inference
 from heygemd.engine.pipeline import BackgroundSink, GrowingList, prefetch
-from heygemd.engine.probe import AudioInfo, VideoInfo, probe_audio, probe_video
+from heygemd.engine.output_check import check_output
+from heygemd.engine.probe import AudioInfo, VideoInfo, probe_video
 from heygemd.engine.report import (
     AudioInput,
     CheckpointReport,
@@ -63,13 +58,8 @@ from heygemd.engine.report import (
     VideoInput,
 )
 from heygemd.engine.schedule import Segment, schedule
-from heygemd.engine.settings import (
-    Box,
-    DetectorKind,
-    Encoder,
-    EngineSettings,
-    RenderOptions,
-)
+from heygemd.engine.settings import Box, DetectorKind, Encoder, EngineSettings, RenderOptions
+from heygemd.engine.snapshot import AudioSnapshot, take_snapshot
 from heygemd.engine.track_cache import TrackCache, track_key
 from heygemd.engine.yuv import crop_face_i420, paste_i420
 
@@ -84,21 +74,40 @@ TRACK_FORMAT = 2  # bump when the meaning of a cached face track changes
 PROGRESS_INTERVAL_S = 1.0  # how often a render waiting for its face track reports progress
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class PreparedAudio:
-    """A decoded audio file and its mel features, reusable for every template of a job."""
+    """An audio file read and decoded once, and its mel features: reusable for every template of a job.
+
+    It owns a private lossless copy of the decoded audio (``snapshot``), which every render muxes:
+    the file itself is never read again. ``close()`` (or a ``with`` block) removes that copy; the
+    garbage collector does so too, as a safety net.
+    """
 
     path: Path
     info: AudioInfo
-    sha256: str
+    sha256: str  # of exactly the bytes that were decoded
     size_bytes: int
-    num_samples: int
+    num_samples: int  # at audio_features.SAMPLE_RATE
     mel: np.ndarray  # (80, 1 + num_samples // 200) float32
     seconds_spent: float
+    snapshot: AudioSnapshot
 
     @property
     def duration(self) -> float:
         return self.num_samples / audio_features.SAMPLE_RATE
+
+    @property
+    def closed(self) -> bool:
+        return self.snapshot.closed
+
+    def close(self) -> None:
+        self.snapshot.close()
+
+    def __enter__(self) -> PreparedAudio:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 @dataclass
@@ -220,22 +229,30 @@ class LipSyncEngine:
     # -- audio ----------------------------------------------------------------------------------
 
     def prepare_audio(self, path: Path) -> PreparedAudio:
-        """Decode ``path`` to 16 kHz mono and compute its mel features (once per job)."""
+        """Read ``path`` once into a lossless snapshot and compute the mel features of its 16 kHz mono mix.
+
+        The caller owns the result: ``close()`` it (or use ``with``) once its renders are done.
+        """
         started = time.perf_counter()
-        info = probe_audio(path)
-        samples = decode_audio(path, audio_features.SAMPLE_RATE)
+        snapshot = take_snapshot(path, self.settings.temp_dir)
         try:
-            mel = audio_features.melspectrogram(samples)
-        except AudioError as err:
-            raise AudioError(err.reason, path) from None
+            samples = snapshot.decode(audio_features.SAMPLE_RATE)
+            try:
+                mel = audio_features.melspectrogram(samples)
+            except AudioError as err:
+                raise AudioError(err.reason, path) from None
+        except BaseException:
+            snapshot.close()
+            raise
         return PreparedAudio(
             path=path,
-            info=info,
-            sha256=sha256_file(path),
-            size_bytes=path.stat().st_size,
+            info=snapshot.source_info,
+            sha256=snapshot.source_sha256,
+            size_bytes=snapshot.source_size,
             num_samples=len(samples),
             mel=mel,
             seconds_spent=time.perf_counter() - started,
+            snapshot=snapshot,
         )
 
     # -- rendering ------------------------------------------------------------------------------
@@ -250,13 +267,20 @@ class LipSyncEngine:
         progress: ProgressCallback | None = None,
         cancel: threading.Event | None = None,
     ) -> RenderReport:
-        """Render ``video`` re-synced to ``audio`` into ``output`` (an .mp4, written atomically)."""
+        """Render ``video`` re-synced to ``audio`` into ``output`` (an .mp4, written atomically).
+
+        The output's sound is ``audio``'s snapshot. The finished file is checked (``check_output``):
+        if its sound and picture do not last as planned, OutputMismatch is raised and no output is left.
+        A path is prepared for this render alone and its snapshot removed afterwards.
+        """
+        if isinstance(audio, Path):
+            with self.prepare_audio(audio) as prepared:
+                return self.render(prepared, video, output, options, progress=progress, cancel=cancel)
+        audio.snapshot.check_open()
         options = options or RenderOptions()
         started_at = datetime.now(timezone.utc)
         clock = _Stopwatch()
         started = time.perf_counter()
-        if isinstance(audio, Path):
-            audio = self.prepare_audio(audio)
         clock.timings.audio = audio.seconds_spent
 
         probe_started = time.perf_counter()
@@ -274,24 +298,19 @@ class LipSyncEngine:
                     if err.path != temporary:
                         raise
                     raise type(err)(err.reason, output, code=err.code) from None  # name the result, not its hidden temporary
+                streams = check_output(
+                    temporary, frames=render.output_frames, fps=Fraction(info.fps_fraction),
+                    audio_duration=audio.snapshot.duration_fraction, name=output,
+                )
         finally:
             boxes.close()
-        output_info = probe_video(output)
         clock.timings.total = time.perf_counter() - started
 
         return RenderReport(
             heygemd_version=__version__,
             started_at=started_at,
             finished_at=datetime.now(timezone.utc),
-            audio=AudioInput(
-                path=audio.path,
-                sha256=audio.sha256,
-                size_bytes=audio.size_bytes,
-                duration_s=audio.duration,
-                sample_rate=audio.info.sample_rate,
-                channels=audio.info.channels,
-                codec=audio.info.codec,
-            ),
+            audio=_audio_input(audio),
             video=VideoInput(
                 path=video,
                 sha256=video_sha256,
@@ -308,12 +327,16 @@ class LipSyncEngine:
             ),
             output=OutputFile(
                 path=output,
-                duration_s=output_info.duration,
-                fps=output_info.fps,
-                width=output_info.width,
-                height=output_info.height,
+                duration_s=float(streams.video_duration),
+                planned_duration_s=float(render.output_frames / Fraction(info.fps_fraction)),
+                audio_duration_s=float(streams.audio_duration or 0),
+                audio_sample_rate=streams.audio_sample_rate,
+                audio_channels=streams.audio_channels,
+                fps=float(streams.fps),
+                width=streams.width,
+                height=streams.height,
                 frame_count=frames_written,
-                codec=output_info.codec,
+                codec=streams.video_codec,
                 crf=options.crf,
                 encoder=self.encoder,
             ),
@@ -326,6 +349,20 @@ class LipSyncEngine:
             timings=clock.timings,
             warnings=render.warnings,
         )
+
+
+def _audio_input(audio: PreparedAudio) -> AudioInput:
+    return AudioInput(
+        path=audio.path,
+        sha256=audio.sha256,
+        size_bytes=audio.size_bytes,
+        duration_s=audio.duration,
+        sample_rate=audio.info.sample_rate,
+        channels=audio.info.channels,
+        codec=audio.info.codec,
+        snapshot_sha256=audio.snapshot.sha256,
+        snapshot_duration_s=audio.snapshot.duration,
+    )
 
 
 class _Render:
@@ -548,7 +585,7 @@ class _Render:
         written = 0
         frames = prefetch(self.scheduled_frames(), QUEUE_FRAMES, "decode")
         with VideoWriter(
-            output, self.info.width, self.info.height, Fraction(self.info.fps_fraction), self.audio.path,
+            output, self.info.width, self.info.height, Fraction(self.info.fps_fraction), self.audio.snapshot.path,
             crf=self.options.crf, preset=self.options.preset, encoder=self.engine.encoder, pixel_format=FRAME_FORMAT,
             colour=self.info.colour,
         ) as writer:

@@ -52,3 +52,9 @@ class RenderCancelled(EngineError):
     """The caller asked the render to stop; the partial output was removed."""
 
     code = ErrorCode.CANCELLED
+
+
+class OutputMismatch(EngineError):
+    """The finished video's sound and picture do not last as planned; it was not kept."""
+
+    code = ErrorCode.OUTPUT_MISMATCH

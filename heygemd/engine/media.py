@@ -20,7 +20,7 @@ import numpy as np
 
 from heygemd.codes import ErrorCode
 from heygemd.engine.errors import AudioError, MediaError
-from heygemd.engine.ffmpeg_tools import ffmpeg_path, last_lines
+from heygemd.engine.ffmpeg_tools import ToolRun, ffmpeg_path, last_lines
 from heygemd.engine.probe import (
     CUT_SHORT_WARNINGS,
     ColourTags,
@@ -32,6 +32,7 @@ from heygemd.engine.probe import (
 )
 
 AUDIO_BITRATE = "192k"
+DISK_FULL_MESSAGES = ("No space left on device", "Disk quota exceeded")  # ffmpeg's words for ENOSPC and EDQUOT
 AUDIO_DECODE_TIMEOUT_S = 1800  # hours of speech decode in seconds; only a stalled share takes this long
 # Colour conversion between the codecs' YUV and our BGR frames: exact rounding and full-resolution
 # chroma. ffmpeg's defaults come out about 1 level darker each way: a lossless yuv420p -> bgr24 ->
@@ -138,19 +139,37 @@ def decode_audio(path: Path, sample_rate: int = 16000) -> np.ndarray:
     ]
     _check_readable(path)
     result = run_reading(path, command, AUDIO_DECODE_TIMEOUT_S)
+    _raise_for_audio_decode(path, result)
+    samples = np.frombuffer(result.stdout, dtype=np.float32)
+    if samples.size == 0:
+        raise AudioError("audio lasts 0 seconds", path)
+    return samples.copy()
+
+
+def decode_audio_to_wav(path: Path, target: Path, codec: str) -> None:
+    """Decode the first audio stream of ``path`` into ``target``: a WAV (RF64 past 4 GiB) of ``codec``
+    (a PCM codec), at the stream's own sample rate, channels and layout, with no tags."""
+    command = [
+        ffmpeg_path(), "-nostdin", "-v", "error", "-y", "-i", str(path), "-map", "0:a:0", "-map_metadata", "-1",
+        "-c:a", codec, "-rf64", "auto", "-fflags", "+bitexact", "-f", "wav", str(target),
+    ]
+    _check_readable(path)
+    _raise_for_audio_decode(path, run_reading(path, command, AUDIO_DECODE_TIMEOUT_S))
+
+
+def _raise_for_audio_decode(path: Path, result: ToolRun) -> None:
+    """The error of an ffmpeg run that decoded the audio of ``path``, if it did not succeed."""
     stderr = result.stderr
     if result.returncode != 0:
         if "matches no streams" in stderr:
             raise AudioError("has no audio track", path)
         if "Error opening input" in stderr:
             raise MediaError(_unreadable_reason(path, stderr), path)
+        if any(full in stderr for full in DISK_FULL_MESSAGES):
+            raise MediaError("could not be decoded: the disk of the temporary folder is full", path, code=ErrorCode.DISK_FULL)
         raise MediaError(f"its audio could not be decoded ({last_lines(stderr, 1)})", path)
     if any(marker in stderr for marker in CUT_SHORT_WARNINGS):  # ffmpeg exits 0 and decodes what is there
         raise MediaError(f"is truncated or damaged ({last_lines(stderr, 1)})", path)
-    samples = np.frombuffer(result.stdout, dtype=np.float32)
-    if samples.size == 0:
-        raise AudioError("audio lasts 0 seconds", path)
-    return samples.copy()
 
 
 def read_frames(
@@ -408,7 +427,7 @@ class VideoWriter:
     def _encoder_error(self, what: str) -> MediaError:
         """Why the encoder ended: killed from outside and a full disk are the environment's fault (transient)."""
         message = _tail(self._stderr)
-        if "No space left on device" in message or "Disk quota exceeded" in message:
+        if any(full in message for full in DISK_FULL_MESSAGES):
             return MediaError(f"{what}: the disk is full", self.path, code=ErrorCode.DISK_FULL)
         return killed_by_signal(self._process.returncode, self.path) or MediaError(f"{what} ({message})", self.path)
 

@@ -89,6 +89,7 @@ class AudioInfo:
     sample_rate: int
     channels: int
     codec: str
+    sample_format: str = ""  # ffmpeg's name of the samples its decoder yields, e.g. "fltp", "s16"
 
 
 def probe_video(path: Path, still_fps: float = 25.0) -> VideoInfo:
@@ -163,6 +164,7 @@ def probe_audio(path: Path) -> AudioInfo:
         sample_rate=int(audio.get("sample_rate") or 0),
         channels=int(audio.get("channels") or 0),
         codec=audio.get("codec_name", ""),
+        sample_format=audio.get("sample_fmt", ""),
     )
 
 

@@ -29,14 +29,22 @@ class VideoInput(InputFile):
 
 
 class AudioInput(InputFile):
+    """``sha256`` and ``size_bytes`` are those of exactly the bytes that were decoded (the file was read once)."""
+
     sample_rate: int
     channels: int
     codec: str
+    snapshot_sha256: str = Field(description="sha256 of the decoded audio (a WAV) that was analysed and muxed")
+    snapshot_duration_s: float = Field(description="length of that decoded audio: the output's sound lasts this long")
 
 
 class OutputFile(BaseModel):
     path: Path
-    duration_s: float
+    duration_s: float = Field(description="length of the picture track")
+    planned_duration_s: float = Field(description="frame_count / fps as planned; the picture track was checked against it")
+    audio_duration_s: float = Field(description="length of the sound track, checked against the picture and the snapshot")
+    audio_sample_rate: int
+    audio_channels: int
     fps: float
     width: int
     height: int

@@ -58,6 +58,11 @@ class EngineSettings(BaseModel):
     encoder: Encoder = Encoder.AUTO
     half_precision: bool = Field(True, description="on CUDA, run the generator and detector in float16")
     dry_run: bool = Field(False, description="run the whole flow without the model: template fitted to the audio")
+    temp_dir: Path | None = Field(
+        None,
+        description="folder for the decoded audio of the job being rendered, a WAV of up to 21 MB a minute "
+        "(44.1 kHz stereo) (unset: the system's temporary folder, $TMPDIR or /tmp)",
+    )
 
 
 class RenderOptions(BaseModel):
