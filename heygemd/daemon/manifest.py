@@ -56,9 +56,7 @@ def _parse_line(line: str) -> ManifestEntry | None:
         size, name = int(fields[0].replace(",", "").replace("_", "")), line.split(maxsplit=1)[1]
     else:
         return None
-    name = name.strip()
-    if name.startswith("*"):
-        name = name[1:]
+    name = name.strip().removeprefix("*")
     while name.startswith("./"):
         name = name[2:]
     if not name or name.startswith("/") or ".." in name.split("/"):

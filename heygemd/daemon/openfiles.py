@@ -255,7 +255,7 @@ def probe_capability(folder: Path) -> ProbeCapability:
         return ProbeCapability(ProbeMethod.NONE, fs_type, "the folder does not exist yet")
     sample = folder / f".heygemd-probe-{os.getpid()}"
     try:
-        with open(sample, "wb") as writer:
+        with open(sample, "wb"):
             while_open = _try_lease(sample)
         after_close = _try_lease(sample)
     except OSError as err:

@@ -344,10 +344,6 @@ class ReadinessTracker:
         check = _ManifestCheck()
         if not manifest.present:
             return check
-        for number, text in manifest.bad_lines:
-            check.mismatches.append(
-                f'line {number} of the marker is not "<size> <name>" or "<sha256> <size> <name>": {text[:80]!r}'
-            )
         files = {entry.relative: entry for entry in snapshot.entries if not entry.is_dir}
         folded = {relative.casefold(): entry for relative, entry in files.items()}
         for listed in manifest.entries:
@@ -358,6 +354,10 @@ class ReadinessTracker:
                 check.mismatches.append(f'"{entry.relative}" is {entry.size} bytes; the marker lists {listed.size}')
             elif listed.sha256 is not None:
                 self._check_checksum(listed, entry, folder, candidate, closed, now, check)
+        for number, text in manifest.bad_lines:
+            check.mismatches.append(
+                f'line {number} of the marker is not "<size> <name>" or "<sha256> <size> <name>": {text[:80]!r}'
+            )
         return check
 
     def _check_checksum(
@@ -396,7 +396,7 @@ class ReadinessTracker:
             return
         failure = Failure(
             code=ErrorCode.INPUT_MANIFEST_MISMATCH,
-            reason=f'The files do not match the list in "{marker}" ({mismatches[0]}), unchanged for '
+            reason=f'The files do not match the list in "{marker}" ({"; ".join(mismatches[:_NAMES_SHOWN])}), unchanged for '
             f"{_minutes(unchanged_for)}. Copy the files again (or correct the marker), then drop the folder again.",
             details=mismatches,
         )
