@@ -23,7 +23,6 @@ import errno
 import fcntl
 import os
 import signal
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -223,9 +222,6 @@ class OpenFileProbe:
         detail = f"lease: {lease_problem}" + ("" if self._writers.complete else "; some processes cannot be inspected")
         return OpenProbe(state, method, detail)
 
-    def open_for_writing(self, paths: Iterable[Path]) -> dict[Path, OpenProbe]:
-        return {path: self.probe(path) for path in paths}
-
 
 # ---------------------------------------------------------------------------- what works here
 
@@ -237,6 +233,7 @@ class ProbeCapability:
     method: ProbeMethod
     filesystem: str
     detail: str
+    complete: bool = False  # it sees files written by any user (smbd writes as each Samba user)
 
     @property
     def available(self) -> bool:
@@ -267,7 +264,7 @@ def probe_capability(folder: Path) -> ProbeCapability:
             pass
     if while_open is OpenState.OPEN and after_close is OpenState.CLOSED:
         if _has_cap_lease():
-            return ProbeCapability(ProbeMethod.LEASE, fs_type, "file leases (CAP_LEASE: files of any owner)")
+            return ProbeCapability(ProbeMethod.LEASE, fs_type, "file leases (CAP_LEASE: files of any owner)", complete=True)
         return _proc_capability(fs_type, "file leases on files this user owns only (no CAP_LEASE)", lease=True)
     return _proc_capability(fs_type, "file leases do not work here")
 
@@ -285,7 +282,7 @@ def _proc_capability(fs_type: str, why: str, *, lease: bool = False) -> ProbeCap
     if not writers.readable:
         return ProbeCapability(method, fs_type, f"{why}; /proc cannot be read")
     if writers.complete:
-        return ProbeCapability(method, fs_type, f"{why}; /proc shows every process's open files")
+        return ProbeCapability(method, fs_type, f"{why}; /proc shows every process's open files", complete=True)
     return ProbeCapability(
         method, fs_type,
         f"{why}; /proc hides other users' processes (smbd's): give the service CAP_LEASE (AmbientCapabilities=CAP_LEASE)",

@@ -41,6 +41,8 @@ def test_units_keep_what_the_service_relies_on(name):
     assert "PrivateDevices" not in settings and "ProcSubset" not in settings  # both hide the GPU
     assert "69" in settings["RestartPreventExitStatus"] and "78" in settings["RestartPreventExitStatus"]
     assert "char-nvidia-uvm rw" in text and "char-nvidia-frontend rw" in text
+    # open uploads are seen with file leases, on files of any owner: CAP_LEASE and nothing more
+    assert settings["AmbientCapabilities"] == "CAP_LEASE" and settings["CapabilityBoundingSet"] == "CAP_LEASE"
 
 
 def test_template_pins_one_gpu_per_instance():
