@@ -156,8 +156,9 @@ def _status(args: argparse.Namespace) -> int:
             print("engine     DRY RUN (no model: template fitted to the audio)")
         if status.queued:
             print("queued     " + ", ".join(status.queued))
-        if status.arriving:
-            print("arriving   " + ", ".join(status.arriving))
+        for name in status.arriving:
+            waits_for = status.waiting_for.get(name)
+            print(f"arriving   {name}" + (f": {waits_for}" if waits_for else ""))
     else:
         print(f"stopped    (last seen pid {status.pid}, state {status.state!r}, at {status.updated_at:%Y-%m-%d %H:%M:%S} UTC)")
     for record in claimed:

@@ -40,6 +40,9 @@ class ServiceStatus(BaseModel):
     dry_run: bool = False
     queued: list[str] = Field(default_factory=list, description="ready jobs waiting their turn (claimed ones first)")
     arriving: list[str] = Field(default_factory=list, description="folders not complete yet")
+    waiting_for: dict[str, str] = Field(
+        default_factory=dict, description="what each arriving folder waits for (\"voice.wav\" still open for writing, ...)"
+    )
     current: CurrentJob | None = None
     engine: dict[str, Any] = Field(default_factory=dict)
 
