@@ -102,7 +102,8 @@ class _Candidate:
     ready_since: float | None = None
     newest_mtime_ns: int = 0
     files: dict[str, _FileClock] = field(default_factory=dict)
-    unreadable_since: float | None = None
+    unreadable_since: float | None = None  # since when something in it cannot be listed or read
+    unreadable_now: bool = False  # seen so in this scan
     hashes: dict[str, tuple[int, int, str]] = field(default_factory=dict)  # relative -> (size, mtime_ns, sha256)
 
 
@@ -238,10 +239,17 @@ class ReadinessTracker:
 
     def _judge(self, name: str, folder: Path, snapshot: FolderSnapshot, now: float, result: InboxScan) -> None:
         candidate = self._candidate(name, snapshot, now)
+        candidate.unreadable_now = False
+        self._verdict(name, folder, snapshot, candidate, now, result)
+        if not candidate.unreadable_now:  # readable again: its clock starts afresh next time
+            candidate.unreadable_since = None
+
+    def _verdict(
+        self, name: str, folder: Path, snapshot: FolderSnapshot, candidate: _Candidate, now: float, result: InboxScan
+    ) -> None:
         if snapshot.unreadable:
             self._unreadable(name, candidate, list(snapshot.unreadable), now, result)
             return
-        candidate.unreadable_since = None
         still_open, closed = self._still_open(folder, candidate)
         if still_open:  # quiet is not finished: the settle clock starts again once the writer closes
             candidate.stable_since = now
@@ -406,6 +414,7 @@ class ReadinessTracker:
         self, name: str, candidate: _Candidate, items: list[str], now: float, result: InboxScan, *, what: str = "list"
     ) -> None:
         """A folder the service may not list (or a file it may not read) waits, then goes to quarantine: never forever."""
+        candidate.unreadable_now = True
         if candidate.unreadable_since is None:
             candidate.unreadable_since = now
         for_seconds = now - candidate.unreadable_since

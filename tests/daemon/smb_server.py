@@ -107,10 +107,15 @@ class SambaServer:
     def unc(self, *parts: str) -> str:
         return "\\\\127.0.0.1\\" + "\\".join((SHARE, *parts))
 
+    @property
+    def client_options(self) -> dict[str, object]:
+        """For every smbclient call: with them a dropped connection is simply opened again."""
+        return {"username": USER, "password": PASSWORD, "port": self.port}
+
     def register(self) -> None:
         import smbclient
 
-        smbclient.register_session("127.0.0.1", username=USER, password=PASSWORD, port=self.port, encrypt=False)
+        smbclient.register_session("127.0.0.1", encrypt=False, **self.client_options)
 
     def stop(self) -> None:
         if self.process.poll() is None:

@@ -294,7 +294,7 @@ def test_manifest_lines_that_escape_the_folder_are_not_entries():
 # ---------------------------------------------------------------------------- folders the service may not list
 
 
-def test_an_unlistable_sub_folder_goes_to_quarantine_after_the_abandon_time():
+def test_an_unlistable_folder_or_unreadable_marker_goes_to_quarantine_after_the_abandon_time():
     # As a service without root: root would list anything.
     folder = shared_temp_dir()
     try:
@@ -302,9 +302,11 @@ def test_an_unlistable_sub_folder_goes_to_quarantine_after_the_abandon_time():
         job = job_with(inbox)
         (job / "private").mkdir()
         locked = job_with(inbox, "locked")
-        give_to_unprivileged(folder)
         (job / "private").chmod(0)
         locked.chmod(0)
+        secret_marker = job_with(folder / "marked-inbox", "secret", files={"a.wav": b"a", "READY": b"1 a.wav\n"})
+        give_to_unprivileged(folder)
+        (secret_marker / "READY").chmod(0)
         code = textwrap.dedent(
             """
             import json, sys
@@ -317,14 +319,21 @@ def test_an_unlistable_sub_folder_goes_to_quarantine_after_the_abandon_time():
             early = tracker.scan(inbox, 0)
             tracker.scan(inbox, 50)
             late = tracker.scan(inbox, 100)
+            marker = ReadinessTracker(readiness=Readiness.MARKER, marker_name="READY", settle_seconds=10,
+                                      abandon_after_seconds=100)
+            marked = Path(sys.argv[2])
+            marker_early = [marker.scan(marked, now) for now in (0, 50)][-1]
+            marker_late = marker.scan(marked, 100)
             print(json.dumps({
                 "waiting": {item.name: [item.kind.value, item.reason] for item in early.arriving},
                 "ready": late.waiting + [item.name for item in late.ready],
                 "abandoned": {item.name: [item.failure.code.value, item.failure.details] for item in late.abandoned},
+                "marker_waiting": [item.kind.value for item in marker_early.arriving],
+                "marker_abandoned": [[item.failure.code.value, item.failure.details] for item in marker_late.abandoned],
             }))
             """
         )
-        seen = run_unprivileged(code, str(inbox))
+        seen = run_unprivileged(code, str(inbox), str(folder / "marked-inbox"))
     finally:
         subprocess.run(["chmod", "-R", "u+rwx", str(folder)], check=True)
         subprocess.run(["rm", "-rf", str(folder)], check=True)
@@ -335,3 +344,5 @@ def test_an_unlistable_sub_folder_goes_to_quarantine_after_the_abandon_time():
         "job": ["input.unreadable", ["cannot be listed: private"]],
         "locked": ["input.unreadable", ["cannot be listed: locked"]],
     }
+    assert seen["marker_waiting"] == ["unreadable"]
+    assert seen["marker_abandoned"] == [["input.unreadable", ["cannot be read: READY"]]]

@@ -38,7 +38,7 @@ class SmbClient:
     def mkdir(self, job: str) -> None:
         import smbclient
 
-        smbclient.mkdir(self.path(job), port=self.server.port)
+        smbclient.mkdir(self.path(job), **self.server.client_options)
 
     def put(self, job: str, name: str, data: bytes) -> None:
         with self.open(job, name) as handle:
@@ -48,7 +48,7 @@ class SmbClient:
     def open(self, job: str, name: str) -> Iterator:
         import smbclient
 
-        with smbclient.open_file(self.path(job, name), mode="wb", port=self.server.port) as handle:
+        with smbclient.open_file(self.path(job, name), mode="wb", **self.server.client_options) as handle:
             yield handle
 
 
