@@ -35,6 +35,7 @@ from heygemd.daemon.journal import HistoryEntry, Journal, JobRecord, Phase, Vide
 from heygemd.daemon.lease import LeaseLost, Owner
 from heygemd.daemon.logs import configure_logging, get_logger
 from heygemd.daemon.notify import Notifier
+from heygemd.daemon.openfiles import OpenFileProbe, probe_capability
 from heygemd.daemon.outputs import (
     JOB_REPORT,
     Destinations,
@@ -117,6 +118,7 @@ class Service:
             marker_name=watch.marker_name,
             settle_seconds=settle,
             abandon_after_seconds=watch.abandon_after_seconds,
+            probe=OpenFileProbe(network=network),
         )
 
     # ------------------------------------------------------------------ the service
@@ -256,6 +258,7 @@ class Service:
             )
         self.status.queued = [item.record.name for item in self.queue] + [folder.name for folder in scan.ready]
         self.status.arriving = scan.waiting
+        self.status.waiting_for = {folder.name: folder.reason for folder in scan.arriving}
         return scan
 
     def _take_abandoned(self, scan: InboxScan) -> bool:
@@ -736,6 +739,8 @@ class Service:
         self.status.filesystem = plan.filesystem
         self.log.info("watching the inbox", mode=plan.mode.value, filesystem=plan.filesystem, why=plan.reason,
                       settle_s=self.tracker.settle_seconds)
+        capability = probe_capability(self.inbox)
+        (self.log.info if capability.complete else self.log.warning)("open files", method=capability.method.value, detail=capability.detail)
 
     def _reload(self) -> None:
         self.notifier.reloading()
