@@ -5,6 +5,10 @@
 # package would fetch the newest build with several GB of CUDA libraries.
 #   HEYGEMD_TORCH       the pip requirement for torch (default: torch==2.13.0)
 #   PYTHON              the interpreter to build the venv from (default: python3, needs >= 3.11)
+#
+# `setup.sh test` also installs the test tools. The Samba tests need smbd (Debian package samba):
+# run as root, it is installed with apt-get when missing; otherwise those tests skip, naming the package
+# (under CI=true they fail instead).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,9 +25,28 @@ if [[ ! -x .venv/bin/python ]]; then
 fi
 pip() { .venv/bin/python -m pip --disable-pip-version-check "$@"; }
 
+install_samba() {
+    if command -v smbd >/dev/null 2>&1 || [[ -x /usr/sbin/smbd ]]; then
+        return
+    fi
+    if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
+        echo "smbd is not installed and cannot be installed here (needs root and apt-get):" \
+             "the Samba tests will skip; install the Debian package samba to run them" >&2
+        return
+    fi
+    echo "installing smbd for the tests: apt-get update; apt-get install -y --no-install-recommends samba"
+    apt-get update -q
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends samba
+    echo "note: the tests run their own smbd on 127.0.0.1; Debian may also have enabled its samba service:" \
+         "systemctl disable --now smbd nmbd if this machine should not serve SMB"
+}
+
 if ! .venv/bin/python -c 'import torch' 2>/dev/null; then
     echo "installing $TORCH_REQUIREMENT"
     pip install -q "$TORCH_REQUIREMENT"
+fi
+if [[ $EXTRAS == *test* ]]; then
+    install_samba
 fi
 echo "installing heygemd${EXTRAS:+ with [$EXTRAS]}"
 pip install -q -e ".${EXTRAS:+[$EXTRAS]}"

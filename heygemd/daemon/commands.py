@@ -164,8 +164,9 @@ def _status(args: argparse.Namespace) -> int:
             print("engine     DRY RUN (no model: template fitted to the audio)")
         if status.queued:
             print("queued     " + ", ".join(status.queued))
-        if status.arriving:
-            print("arriving   " + ", ".join(status.arriving))
+        for name in status.arriving:
+            waits_for = status.waiting_for.get(name)
+            print(f"arriving   {name}" + (f": {waits_for}" if waits_for else ""))
         for waiting in status.waiting_jobs:
             print("waiting    " + waiting.describe())
         for shortage in status.waiting_for_disk:

@@ -123,6 +123,7 @@ class FolderSnapshot:
     """Everything under a job folder that could still be changing."""
 
     entries: tuple[EntryState, ...]
+    unreadable: tuple[str, ...] = ()  # sub-folders the service may not list (permission denied)
 
     @property
     def fingerprint(self) -> tuple[EntryState, ...]:
@@ -154,11 +155,22 @@ class FolderSnapshot:
 
 
 def snapshot_folder(folder: Path) -> FolderSnapshot:
-    """lstat every entry under ``folder`` (a few levels deep, skipping ignored folders)."""
+    """lstat every entry under ``folder`` (a few levels deep, skipping ignored folders).
+
+    A sub-folder that cannot be listed is named in ``unreadable``; ``folder`` itself raises PermissionError.
+    """
     entries: list[EntryState] = []
+    unreadable: list[str] = []
 
     def walk(directory: Path, prefix: str, depth: int) -> None:
-        with os.scandir(directory) as iterator:
+        try:
+            iterator = os.scandir(directory)
+        except PermissionError:
+            if not prefix:
+                raise
+            unreadable.append(prefix.rstrip("/"))
+            return
+        with iterator:
             for item in iterator:
                 info = item.stat(follow_symlinks=False)
                 is_dir = stat.S_ISDIR(info.st_mode)
@@ -168,7 +180,7 @@ def snapshot_folder(folder: Path) -> FolderSnapshot:
                     walk(Path(item.path), relative + "/", depth + 1)
 
     walk(folder, "", 0)
-    return FolderSnapshot(tuple(sorted(entries, key=lambda entry: entry.relative)))
+    return FolderSnapshot(tuple(sorted(entries, key=lambda entry: entry.relative)), tuple(sorted(unreadable)))
 
 
 # ---------------------------------------------------------------------------- job.toml

@@ -12,6 +12,7 @@ from pathlib import Path
 from heygemd.daemon.config import HeygemdConfig, LoadedConfig
 from heygemd.daemon.fetch import wanted_models
 from heygemd.daemon.fsutil import filesystem_type, same_filesystem
+from heygemd.daemon.openfiles import probe_capability
 from heygemd.daemon.watcher import choose_watch_mode
 from heygemd.engine.files import sha256_file
 
@@ -131,7 +132,15 @@ def _folder_checks(config: HeygemdConfig) -> list[Check]:
             checks.append(Check(f"paths.{key}", Level.WARN, "not on the work folder's filesystem: results are copied, then renamed"))
     plan = choose_watch_mode(paths.inbox, config.watch.mode)
     checks.append(Check("watch mode", Level.OK, f"{plan.mode.value} ({plan.reason})"))
+    checks.append(_open_files_check(paths.inbox))
     return checks
+
+
+def _open_files_check(inbox: Path) -> Check:
+    """Can the service see that an upload is still open (a client paused with its handle open)?"""
+    capability = probe_capability(inbox)
+    level = Level.OK if capability.available and capability.complete else Level.WARN
+    return Check("open files", level, f"{capability.method.value}: {capability.detail}")
 
 
 def format_checks(checks: list[Check]) -> str:

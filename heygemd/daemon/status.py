@@ -67,6 +67,9 @@ class ServiceStatus(BaseModel):
     waiting_for_disk: list[DiskShortage] = Field(
         default_factory=list, description="ready jobs left in the inbox because their results would not fit"
     )
+    waiting_for: dict[str, str] = Field(
+        default_factory=dict, description="what each arriving folder waits for (\"voice.wav\" still open for writing, ...)"
+    )
     current: CurrentJob | None = None
     engine: dict[str, Any] = Field(default_factory=dict)
 

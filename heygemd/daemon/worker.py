@@ -51,6 +51,7 @@ from heygemd.daemon.leftovers import clean_leftovers
 from heygemd.daemon.lifecycle import Lifecycle, RetryPolicy
 from heygemd.daemon.logs import configure_logging, get_logger
 from heygemd.daemon.notify import Notifier
+from heygemd.daemon.openfiles import OpenFileProbe, probe_capability
 from heygemd.daemon.outputs import Destinations
 from heygemd.daemon.readiness import InboxScan, ReadinessTracker
 from heygemd.daemon.reports import utc_now
@@ -139,6 +140,7 @@ class Service:
             marker_name=watch.marker_name,
             settle_seconds=watch.network_settle_seconds if network else watch.settle_seconds,
             abandon_after_seconds=watch.abandon_after_seconds,
+            probe=OpenFileProbe(network=network),
         )
 
     def _runner(self) -> JobRunner:
@@ -250,6 +252,7 @@ class Service:
     def _on_scan(self, scan: InboxScan) -> None:
         """From the arrivals thread: keep the status's view of the inbox current, also while rendering."""
         self.status.arriving = list(scan.waiting)
+        self.status.waiting_for = {folder.name: folder.reason for folder in scan.arriving}
         self.status.queued = [item.record.name for item in self.queue] + [folder.name for folder in scan.ready]
         if not self.rendering and not scan.ready and not scan.abandoned:
             self.status_file.write(self.status, force=False)
@@ -259,7 +262,7 @@ class Service:
             record = self._claim(folder.name)
             if record is None:
                 continue
-            record.failure = Failure(code=folder.code, reason=folder.reason, details=folder.details)
+            record.failure = folder.failure
             self._process(record)  # journaled by the runner's planning step, first thing
             return True
         return False
@@ -550,6 +553,9 @@ class Service:
         self.status.filesystem = plan.filesystem
         self.log.info("watching the inbox", mode=plan.mode.value, filesystem=plan.filesystem, why=plan.reason,
                       settle_s=self.arrivals.tracker.settle_seconds)
+        capability = probe_capability(self.inbox)
+        report = self.log.info if capability.complete else self.log.warning
+        report("open files", method=capability.method.value, detail=capability.detail)
 
     def _reload(self) -> None:
         self.notifier.reloading()

@@ -42,10 +42,15 @@ from heygemd.engine.faces import (
 )
 from heygemd.engine.ffmpeg_tools import nvenc_usable
 from heygemd.engine.files import sha256_file
-from heygemd.engine.media import VideoWriter, read_detection_frames, read_frames, read_frames_reversed
+from heygemd.engine.media import (
+    VideoWriter,
+    read_detection_frames,
+    read_frames,
+    read_frames_reversed,
+)
 from heygemd.engine.model import prepare_for_inference
-from heygemd.engine.pipeline import BackgroundSink, GrowingList, prefetch
 from heygemd.engine.output_check import check_output
+from heygemd.engine.pipeline import BackgroundSink, GrowingList, prefetch
 from heygemd.engine.probe import AudioInfo, VideoInfo, probe_video
 from heygemd.engine.report import (
     AudioInput,
@@ -58,7 +63,13 @@ from heygemd.engine.report import (
     VideoInput,
 )
 from heygemd.engine.schedule import Segment, schedule
-from heygemd.engine.settings import Box, DetectorKind, Encoder, EngineSettings, RenderOptions
+from heygemd.engine.settings import (
+    Box,
+    DetectorKind,
+    Encoder,
+    EngineSettings,
+    RenderOptions,
+)
 from heygemd.engine.snapshot import AudioSnapshot, take_snapshot
 from heygemd.engine.track_cache import TrackCache, track_key
 from heygemd.engine.yuv import crop_face_i420, paste_i420

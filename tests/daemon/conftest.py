@@ -267,3 +267,19 @@ def notify_socket() -> Iterator[NotifySocket]:
     sock = NotifySocket()
     yield sock
     sock.close()
+
+
+@pytest.fixture(scope="session")
+def samba(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One real smbd for the session (see smb_server.py), with an SMB session of smbprotocol registered to it."""
+    from smb_server import start_samba
+
+    server = start_samba(tmp_path_factory.mktemp("samba"))
+    try:
+        server.register()
+        yield server
+    finally:
+        import smbclient
+
+        smbclient.reset_connection_cache()
+        server.stop()

@@ -35,9 +35,10 @@ def test_doctor_reports_every_check(tmp_path):
     result = heygemd("doctor", "--json", cwd=tmp_path)
     checks = {check["check"]: check for check in json.loads(result.stdout)}
     assert {"config", "ffmpeg", "torch", "cuda", "Wav2Lip weights", "S3FD face detector",
-            "paths.inbox", "paths.state", "watch mode"} <= set(checks)
+            "paths.inbox", "paths.state", "watch mode", "open files"} <= set(checks)
     assert checks["Wav2Lip weights"]["level"] == "fail" and "fetch-models" in checks["Wav2Lip weights"]["detail"]
     assert checks["paths.inbox"]["level"] == "ok" and checks["watch mode"]["detail"].startswith("native")
+    assert checks["open files"]["level"] in ("ok", "warn") and checks["open files"]["detail"].startswith(("lease", "proc"))
     assert result.returncode == 1  # the weights are missing
     text = heygemd("doctor", cwd=tmp_path)
     assert "FAIL" in text.stdout and "paths.outbox" in text.stdout

@@ -44,6 +44,8 @@ def test_units_keep_what_the_service_relies_on(name):
     no_restart = {ExitCode.MISSING_WEIGHTS, ExitCode.ALREADY_RUNNING, ExitCode.CONFIG}  # a restart fixes none of them
     assert {str(int(code)) for code in no_restart} <= set(settings["RestartPreventExitStatus"].split())
     assert "char-nvidia-uvm rw" in text and "char-nvidia-frontend rw" in text
+    # open uploads are seen with file leases, on files of any owner: CAP_LEASE and nothing more
+    assert settings["AmbientCapabilities"] == "CAP_LEASE" and settings["CapabilityBoundingSet"] == "CAP_LEASE"
 
 
 def test_template_pins_one_gpu_per_instance():
