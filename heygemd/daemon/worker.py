@@ -525,7 +525,7 @@ class Service:
                 owner = {}
             if owner.get("state") != state:
                 continue  # another service's job (or not ours to judge)
-            input_dir = job_dir / "input"
+            input_dir = self.work.input_dir(job_dir.name)
             if input_dir.is_dir() and self.inbox.is_dir():
                 back = move_without_overwrite(input_dir, self.inbox, f"{job_dir.name}-recovered")
                 self.log.warning("work folder without journal record; its job was put back in the inbox", inbox_folder=back.name)
