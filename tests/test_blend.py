@@ -4,7 +4,6 @@ import cv2
 import numpy as np
 
 from heygemd.engine.blend import (
-    FACE_SIZE,
     blend_face,
     crop_face,
     first_pasted_row,
@@ -13,6 +12,7 @@ from heygemd.engine.blend import (
     paste,
     prediction_images,
 )
+from heygemd.engine.generator_io import FACE_SIZE
 from heygemd.engine.settings import BlendMode
 
 rng = np.random.default_rng(7)

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 from media_factory import make_video, presenter_frame
 
-from heygemd.engine.blend import FACE_SIZE, crop_face, first_pasted_row, paste
+from heygemd.engine.blend import crop_face, first_pasted_row, paste
 from heygemd.engine.ffmpeg_tools import ffmpeg_path
+from heygemd.engine.generator_io import FACE_SIZE
 from heygemd.engine.media import SWS_FLAGS, read_frames
 from heygemd.engine.probe import probe_video
 from heygemd.engine.settings import BlendMode

@@ -13,9 +13,9 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
+from heygemd.engine.generator_io import FACE_SIZE
 from heygemd.engine.settings import BlendMode, Box
 
-FACE_SIZE = 96  # the generator's input and output side, in pixels
 MASK_FROM_ROW = FACE_SIZE // 2  # rows from here down are hidden from the generator
 MASK_TOP = 0.5  # the blend mask covers the box from this fraction of its height down
 
