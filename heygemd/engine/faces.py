@@ -30,11 +30,11 @@ import numpy as np
 
 from heygemd.engine.errors import CheckpointError
 from heygemd.engine.settings import Box, DetectorKind, Pads
+from heygemd.engine.weights import S3FD
 
 if TYPE_CHECKING:
     from face_alignment.detection.sfd.sfd_detector import SFDDetector
 
-S3FD_FILE_NAME = "s3fd-619a316812.pth"
 S3FD_ERROR_LINES = 2  # torch's load_state_dict message: a header, then the missing keys
 STATE_DICT_MISMATCH = "loading state_dict"  # in torch's header line for keys/shapes of another network
 
@@ -108,7 +108,7 @@ def _load_sfd(checkpoint: Path, device: str, threshold: float) -> SFDDetector:
 
     if not checkpoint.exists():
         missing = CheckpointError(
-            f"S3FD weights not found at {checkpoint}: download {S3FD_FILE_NAME} from the "
+            f"S3FD weights not found at {checkpoint}: download {S3FD.file_name} from the "
             f'face-alignment project and save it there, or set detector = "lbp"'
         )
         missing.path = checkpoint  # kept for callers; the message already names the file
@@ -123,7 +123,7 @@ def _load_sfd(checkpoint: Path, device: str, threshold: float) -> SFDDetector:
         if STATE_DICT_MISMATCH not in detail:  # e.g. CUDA-saved tensors on a machine without CUDA
             raise CheckpointError(f"could not be loaded as S3FD weights ({_shorten(detail)})", checkpoint) from err
         reason = _mismatch_reason(checkpoint) or f"is not S3FD face-detector weights ({_shorten(detail)})"
-        raise CheckpointError(f"{reason}; expected {S3FD_FILE_NAME} from the face-alignment project", checkpoint) from err
+        raise CheckpointError(f"{reason}; expected {S3FD.file_name} from the face-alignment project", checkpoint) from err
     except (pickle.UnpicklingError, EOFError) as err:  # damage the cheap inspection could not see
         raise CheckpointError(f"is corrupt or truncated ({type(err).__name__}: {err})", checkpoint) from err
 
