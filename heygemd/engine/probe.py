@@ -25,8 +25,8 @@ from heygemd.engine.ffmpeg_tools import (
     last_lines,
     run_tool,
 )
+from heygemd.engine.formats import STILL_SUFFIXES
 
-STILL_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 STILL_FORMATS = frozenset({"image2", "png_pipe", "jpeg_pipe", "bmp_pipe", "webp_pipe", "tiff_pipe"})
 STANDARD_RATES = tuple(
     Fraction(r) for r in ("24000/1001", "24", "25", "30000/1001", "30", "48", "50", "60000/1001", "60", "120")
