@@ -40,7 +40,7 @@ from heygemd.engine.faces import (
     interpolate_stride,
     stream_final_boxes,
 )
-from heygemd.engine.ffmpeg_tools import nvenc_usable
+from heygemd.engine.ffmpeg_tools import ffmpeg_path, ffprobe_path, nvenc_usable
 from heygemd.engine.files import sha256_file
 from heygemd.engine.media import PixelFormat, VideoWriter, read_detection_frames, read_frames, read_frames_reversed
 from heygemd.engine.notes import RenderNotes
@@ -149,6 +149,7 @@ class LipSyncEngine:
 
     def __init__(self, settings: EngineSettings | None = None) -> None:
         self.settings = settings or EngineSettings()
+        ffmpeg_path(), ffprobe_path()  # FFmpegNotFound (an EngineError) now, not at the first job
         self.device = _device(self.settings)
         self.half_precision = on_gpu(self.device) and self.settings.half_precision
         self.encoder = choose_encoder(self.settings.encoder, self.device)
