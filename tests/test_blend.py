@@ -2,6 +2,7 @@
 
 import cv2
 import numpy as np
+from oracles import paste
 
 from heygemd.engine.blend import (
     blend_face,
@@ -9,7 +10,6 @@ from heygemd.engine.blend import (
     first_pasted_row,
     generator_faces,
     lower_face_mask,
-    paste,
     prediction_images,
 )
 from heygemd.engine.generator_io import FACE_SIZE

@@ -40,9 +40,7 @@ PROBE_TIMEOUT_S = 120  # reading the headers
 PACKET_SCAN_TIMEOUT_S = 900  # reading every packet of a long video from a slow share
 HEAD_BYTES = 512
 PPM_HEADER_BYTES = 64  # "P6\n<width> <height>\n255\n"
-# What ffmpeg says of a file that ends early when it fails to open it...
-CUT_SHORT_MARKERS = ("partial file", "End of file", "truncat")
-# ...and what the MP4 and Matroska readers say while still exiting 0 with the part that is there.
+# What the MP4 and Matroska readers say of a file that ends early while still exiting 0 with the part that is there.
 CUT_SHORT_WARNINGS = ("partial file", "File ended prematurely")
 
 
