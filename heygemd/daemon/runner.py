@@ -51,6 +51,7 @@ from heygemd.daemon.reports import (
 from heygemd.daemon.supervise import RenderHung, RenderStalled, StallWatch
 from heygemd.engine import (
     EngineError,
+    EngineInfo,
     RenderCancelled,
     RenderOptions,
     RenderProgress,
@@ -61,7 +62,7 @@ from heygemd.engine import (
 class RenderEngine(Protocol):
     """What the runner needs of the engine (heygemd.engine.LipSyncEngine, or a fake in tests)."""
 
-    def describe(self) -> dict[str, Any]: ...
+    def describe(self) -> EngineInfo: ...
 
     def prepare_audio(self, path: Path) -> AbstractContextManager[Any]: ...
 
@@ -432,7 +433,7 @@ class JobRunner:
             job=record.name,
             job_id=record.job_id,
             status=record.status,
-            dry_run=bool(engine_info.get("dry_run")),
+            dry_run=engine_info.dry_run,
             audio=record.audio or "",
             videos=[
                 VideoResult(

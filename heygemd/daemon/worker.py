@@ -69,7 +69,7 @@ from heygemd.daemon.status import (
 )
 from heygemd.daemon.supervise import RenderHung
 from heygemd.daemon.takeover import RecordMirror, Takeover
-from heygemd.engine import CheckpointError, EngineError, EngineSettings, RenderProgress
+from heygemd.engine import CheckpointError, EngineError, EngineInfo, EngineSettings, RenderProgress
 
 STOP_MARGIN_SECONDS = 15.0  # asked of systemd on top of the grace, for publishing and exit
 CLAIM_RETRY_SECONDS = 60.0  # a folder that could not be claimed (permissions, the share) is tried again after this
@@ -543,7 +543,7 @@ class Service:
         assert self.engine is not None
         info = self.engine.describe()
         self.status.engine = info
-        self.status.dry_run = bool(info.get("dry_run"))
+        self.status.dry_run = info.dry_run
         self.log.info("engine ready", **_flat_engine(info))
 
     def _describe_watch(self) -> None:
@@ -648,15 +648,15 @@ class _LeaseGuard:
             raise FileNotFoundError(errno.ENOENT, "the job's lease cannot be reached (share unmounted?)", str(job_dir))
 
 
-def _flat_engine(info: dict) -> dict:
-    checkpoint = info.get("checkpoint") or {}
+def _flat_engine(info: EngineInfo) -> dict[str, object]:
+    checkpoint = info.checkpoint
     return {
-        "device": info.get("device"),
-        "dry_run": info.get("dry_run"),
-        "detector": info.get("detector"),
-        "checkpoint": checkpoint.get("path"),
-        "checkpoint_name": checkpoint.get("known_name"),
-        "checkpoint_sha256": (checkpoint.get("sha256") or "")[:16] or None,
+        "device": info.device,
+        "dry_run": info.dry_run,
+        "detector": info.detector,
+        "checkpoint": str(checkpoint.path) if checkpoint else None,
+        "checkpoint_name": checkpoint.known_name if checkpoint else None,
+        "checkpoint_sha256": checkpoint.sha256[:16] if checkpoint else None,
     }
 
 

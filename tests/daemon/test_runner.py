@@ -26,6 +26,7 @@ from heygemd.daemon.reports import VideoStatus
 from heygemd.daemon.runner import JobRunner, RenderContext, StepKind
 from heygemd.engine import (
     EngineError,
+    EngineInfo,
     MediaError,
     RenderOptions,
     RenderProgress,
@@ -61,8 +62,8 @@ class FakeEngine:
         self.during_render: Callable[[Path], None] | None = None
         self.audios: list[FakeAudio] = []
 
-    def describe(self) -> dict[str, Any]:
-        return {"device": "fake", "dry_run": True}
+    def describe(self) -> EngineInfo:
+        return EngineInfo(heygemd_version="test", device="fake", dry_run=True, batch_size=1, encoder="none")
 
     def prepare_audio(self, path: Path) -> FakeAudio:
         self.audios.append(FakeAudio(path))
