@@ -2,7 +2,7 @@
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: start setup test bench clean-venv
+.PHONY: start setup test lint bench clean-venv
 
 ## Set up, create the folders and config, fetch the weights if missing, and run the daemon in the foreground.
 start: setup
@@ -17,6 +17,13 @@ setup:
 test:
 	./scripts/setup.sh test
 	$(BIN)/python -m pytest -q
+
+## Lint, format check and type check (run by .ci/run before the tests).
+lint:
+	./scripts/setup.sh test
+	$(BIN)/ruff check heygemd tests bench
+	$(BIN)/ruff format --check heygemd tests bench
+	$(BIN)/mypy heygemd
 
 ## Speed and memory figures (writes bench/results/*.json).
 bench: setup
