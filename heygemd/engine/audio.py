@@ -53,9 +53,11 @@ def preemphasis(wav: np.ndarray) -> np.ndarray:
 
     wav: (n_samples,) -> (n_samples,) float64
     """
-    samples = np.asarray(wav, dtype=np.float64)
-    emphasised = samples.copy()
-    emphasised[1:] -= PREEMPHASIS * samples[:-1]
+    samples = np.asarray(wav)
+    emphasised = np.empty(samples.shape, dtype=np.float64)  # float32 input is widened element by element, not copied
+    emphasised[:1] = samples[:1]
+    np.multiply(samples[:-1], -PREEMPHASIS, out=emphasised[1:], dtype=np.float64)
+    emphasised[1:] += samples[1:]
     return emphasised
 
 
@@ -179,6 +181,7 @@ def melspectrogram(wav: np.ndarray) -> np.ndarray:
         if not np.all(np.isfinite(emphasised)):
             raise AudioError(_OVERFLOW)
         framed = frames(emphasised)
+        del emphasised  # the frames view a padded copy; this frees the signal's size in float64
         mel = np.empty((N_MELS, len(framed)), dtype=np.float32)
         for start in range(0, len(framed), _FRAMES_PER_BLOCK):
             block = framed[start : start + _FRAMES_PER_BLOCK]
