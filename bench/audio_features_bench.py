@@ -7,6 +7,8 @@ Python process, as the first job of a new service does, and the process reports:
   in tests/data/librosa_mel.py, which imports librosa);
 * ``first_call_s``: the first ``melspectrogram`` of the process, lazy costs included;
 * ``warm_call_s``: the fastest of the next ``--repeat`` calls;
+* ``first_call_cpu_s``, ``warm_call_cpu_s``: the same in CPU time (all threads of the process),
+  which other work on a shared machine disturbs far less than wall time;
 * ``call_peak_mb``: the most memory one call holds at once (tracemalloc, which numpy reports
   its arrays to), and ``process_peak_rss_mb``: the process's peak resident memory.
 
@@ -54,6 +56,8 @@ class Measurement:
     import_s: float
     first_call_s: float
     warm_call_s: float
+    first_call_cpu_s: float
+    warm_call_cpu_s: float
     first_over_warm: float
     call_peak_mb: float
     process_peak_rss_mb: float
@@ -71,6 +75,7 @@ def main() -> int:
     if args.child:
         return child(args.child, args.signal, args.mel_out, args.repeat)
 
+    load_before = os.getloadavg()[0]
     results: list[Measurement] = []
     differences: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="heygemd-audio-bench-") as scratch:
@@ -94,9 +99,11 @@ def main() -> int:
 
     document = {
         "machine": machine(),
+        "load_average_1min": {"before": load_before, "after": os.getloadavg()[0]},
         "signal": "speech-like (tests/data/make_mel_golden.py: gliding harmonics, syllables, noise, a clipped "
         "stretch), float32, 16 kHz",
-        "timing": f"each row is one fresh process; warm_call_s is the fastest of {args.repeat} calls after the first",
+        "timing": f"each row is one fresh process; warm_call_s is the fastest of {args.repeat} calls after the first, "
+        "wall and CPU time taken separately",
         "results": [asdict(result) for result in results],
         "max_abs_difference_by_seconds": differences,
     }
@@ -130,19 +137,21 @@ def child(implementation: str, signal: Path, mel_out: Path, repeat: int) -> int:
     started = time.perf_counter()
     melspectrogram = import_implementation(implementation)
     imported = time.perf_counter()
-    mel = melspectrogram(wav)
-    first = time.perf_counter()
-    warm = min(timed(melspectrogram, wav) for _ in range(repeat))
+    first_wall, first_cpu = timed(melspectrogram, wav)
+    warm = [timed(melspectrogram, wav) for _ in range(repeat)]
+    warm_wall, warm_cpu = min(wall for wall, _ in warm), min(cpu for _, cpu in warm)
     tracemalloc.start()
-    melspectrogram(wav)
+    mel = melspectrogram(wav)
     call_peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     np.save(mel_out, mel)
     figures = {
         "import_s": round(imported - started, 4),
-        "first_call_s": round(first - imported, 4),
-        "warm_call_s": round(warm, 4),
-        "first_over_warm": round((first - imported) / warm, 1),
+        "first_call_s": round(first_wall, 4),
+        "warm_call_s": round(warm_wall, 4),
+        "first_call_cpu_s": round(first_cpu, 4),
+        "warm_call_cpu_s": round(warm_cpu, 4),
+        "first_over_warm": round(first_wall / warm_wall, 1),
         "call_peak_mb": round(call_peak / MB, 1),
         "process_peak_rss_mb": round(peak_rss_bytes() / MB, 1),
     }
@@ -176,10 +185,11 @@ def peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def timed(function: Callable[[np.ndarray], np.ndarray], wav: np.ndarray) -> float:
-    started = time.perf_counter()
+def timed(function: Callable[[np.ndarray], np.ndarray], wav: np.ndarray) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of one call."""
+    wall, cpu = time.perf_counter(), time.process_time()
     function(wav)
-    return time.perf_counter() - started
+    return time.perf_counter() - wall, time.process_time() - cpu
 
 
 def machine() -> dict[str, object]:
