@@ -79,6 +79,7 @@ class StageTimings(BaseModel):
     detect: float = 0.0
     model: float = 0.0
     blend: float = 0.0
+    restore: float = 0.0  # the face restorer: crops, network and blend
     encode: float = 0.0
     total: float = 0.0
 
@@ -93,6 +94,7 @@ class RenderReport(BaseModel):
     options: RenderOptions
     faces: FaceStats
     checkpoint: CheckpointReport | None = Field(None, description="None in dry-run mode")
+    restorer: CheckpointReport | None = Field(None, description="the face restorer's weights; None when no restorer ran")
     device: str
     dry_run: bool = False
     loop_policy_applied: bool = Field(False, description="the audio outlasted the template and it was extended")
