@@ -10,7 +10,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from checkpoint_factory import GFPGAN_DISTINCT_KEY, make_gfpgan_checkpoint, make_wav2lip_checkpoint
+from checkpoint_factory import (
+    GFPGAN_DISTINCT_KEY,
+    make_gfpgan_checkpoint,
+    make_wav2lip_checkpoint,
+)
 from media_factory import presenter_frame
 
 from heygemd.engine.checkpoint import load_state_dict

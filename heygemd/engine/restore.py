@@ -26,30 +26,21 @@ from heygemd.engine.restore_arch import GFPGANv1Clean
 from heygemd.engine.restore_frame import (
     FRAMING_RULES,
     S3FD_FRAMING,
-    FramingRule,
     Framing,
+    FramingRule,
     ffhq_framing,
     from_restorer_output,
     paste_restored,
     restorer_crop,
     to_restorer_input,
 )
+from heygemd.engine.restorer_files import GFPGAN_RELEASES
 from heygemd.engine.settings import BlendMode, Box, DetectorKind
 
 NETWORK_NAME = "GFPGAN v1.3/v1.4 (clean)"
 # The public files keep the averaged weights under "params_ema"; a training snapshot may hold "params" only.
 # "state_dict" last: another network's training dict (Wav2Lip's) is then reported as another network.
 WRAPPERS = ("params_ema", "params", STATE_DICT_KEY)
-# TencentARC's release pages publish no hashes. These are the digests that independent public
-# download scripts pin for the release assets (e.g. AbdBarho/stable-diffusion-webui-docker,
-# services/download/checksums.sha256, for v1.4; several web-UI Docker entrypoints and model
-# managers for both), all agreeing; both files are 348,632,874 bytes.
-GFPGAN_RELEASES: dict[str, str] = {
-    "c953a88f2727c85c3d9ae72e2bd4846bbaf59fe6972ad94130e23e7017524a70": "GFPGANv1.3.pth",
-    "e2cd4703ab14f4d01fd1383a8a8b266f9a5833dacee8e6a79d3bf21a1b6be5ad": "GFPGANv1.4.pth",
-}
-GFPGAN_V14_URL = "https://github.com/TencentARC/GFPGAN/releases/download/v1.3.4/GFPGANv1.4.pth"
-GFPGAN_V14_SHA256 = "e2cd4703ab14f4d01fd1383a8a8b266f9a5833dacee8e6a79d3bf21a1b6be5ad"
 
 
 def load_gfpgan(path: Path, device: str | torch.device) -> torch.nn.Module:
