@@ -108,7 +108,7 @@ class RenderProgress(BaseModel):
     video: Path
     frames_done: int
     frames_total: int
-    stage: str = "render"  # "detect" while the face track is built, then "render"
+    stage: str = "render"  # "detect" while the face track is built, then "render" ("restore" while faces are restored)
 
     @property
     def fraction(self) -> float:

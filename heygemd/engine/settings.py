@@ -64,7 +64,7 @@ class EngineSettings(BaseModel):
     restorer_checkpoint: Path = Field(
         Path("checkpoints/GFPGANv1.4.pth"), description="GFPGAN v1.4 (or v1.3) weights, used when restorer = \"gfpgan\""
     )
-    restorer_batch_size: int = Field(8, ge=1, le=256, description="faces per restorer batch (512x512 each)")
+    restorer_batch_size: int = Field(4, ge=1, le=256, description="faces per restorer batch (512x512 each; a CPU takes seconds a face)")
     encoder: Encoder = Encoder.AUTO
     half_precision: bool = Field(True, description="on CUDA, run the generator, detector and restorer in float16")
     dry_run: bool = Field(False, description="run the whole flow without the model: template fitted to the audio")
