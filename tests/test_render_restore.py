@@ -5,6 +5,7 @@ A random-weight GFPGAN at 512x512 costs seconds a face on a CPU: clips here are 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -104,3 +105,29 @@ def test_faceless_frames_and_everything_outside_the_lip_sync_stay_as_they_were(e
         outside[top:bottom, left:right] = False
         assert np.array_equal(luma_restored[index][outside], luma_plain[index][outside])
         assert not np.array_equal(luma_restored[index], luma_plain[index])
+
+
+# ---------------------------------------------------------------------------- `heygemd render`
+
+
+def test_render_cli_names_a_bad_restorer_file(tmp_path, wav2lip_checkpoint, short_speech, template):
+    from test_cli_render import render
+
+    page = tmp_path / "GFPGANv1.4.pth"
+    page.write_bytes(b"<!DOCTYPE html><html><body>Sign in to GitHub</body></html>" * 100)
+    result = render(short_speech, [template], tmp_path / "out", wav2lip_checkpoint, "--restorer", "gfpgan",
+                    "--restorer-checkpoint", str(page))
+    assert result.returncode == 3
+    assert "GFPGANv1.4.pth" in result.stderr and "HTML" in result.stderr
+
+
+def test_render_cli_takes_the_restorer_flags(tmp_path, wav2lip_checkpoint, gfpgan_checkpoint, short_speech, template):
+    from test_cli_render import render
+
+    bad = render(short_speech, [template], tmp_path / "out", wav2lip_checkpoint, "--restore-weight", "1.5")
+    assert bad.returncode == 2 and "--restore-weight" in bad.stderr
+    result = render(short_speech, [template], tmp_path / "out", wav2lip_checkpoint, "--restorer", "gfpgan",
+                    "--restorer-checkpoint", str(gfpgan_checkpoint), "--restorer-batch-size", "2", "--restore-weight", "0")
+    assert result.returncode == 0, result.stderr
+    sidecar = json.loads((tmp_path / "out" / "template.json").read_text())
+    assert sidecar["options"]["restore_weight"] == 0 and sidecar["restorer"] is None
