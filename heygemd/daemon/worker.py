@@ -657,6 +657,7 @@ def _flat_engine(info: dict) -> dict:
         "checkpoint": checkpoint.get("path"),
         "checkpoint_name": checkpoint.get("known_name"),
         "checkpoint_sha256": (checkpoint.get("sha256") or "")[:16] or None,
+        "restorer_sha256": ((info.get("restorer") or {}).get("sha256") or "")[:16] or None,
     }
 
 

@@ -52,6 +52,7 @@ from heygemd.engine.model import prepare_for_inference
 from heygemd.engine.output_check import check_output
 from heygemd.engine.pipeline import BackgroundSink, GrowingList, prefetch
 from heygemd.engine.probe import AudioInfo, VideoInfo, probe_video
+from heygemd.engine.restore import FaceRestorer
 from heygemd.engine.report import (
     AudioInput,
     CheckpointReport,
@@ -69,6 +70,7 @@ from heygemd.engine.settings import (
     Encoder,
     EngineSettings,
     RenderOptions,
+    RestorerKind,
 )
 from heygemd.engine.snapshot import AudioSnapshot, take_snapshot
 from heygemd.engine.track_cache import TrackCache, track_key
@@ -189,6 +191,7 @@ class LipSyncEngine:
         self.detect_while_rendering = self.device.type == "cuda"
         cache_dir = self.settings.face_cache_dir
         self.track_cache = TrackCache(cache_dir, self.settings.face_cache_max_mb << 20) if cache_dir else None
+        self.restorer: FaceRestorer | None = None
         if self.settings.dry_run:
             return
         model, self.checkpoint = load_wav2lip(self.settings.checkpoint, self.device)
@@ -201,6 +204,11 @@ class LipSyncEngine:
         )
         self._tracker = FaceTracker(detector, self.settings.detect_max_side, self.settings.detector_batch_size)
         self._track_settings = self._detector_identity()
+        if self.settings.restorer == RestorerKind.GFPGAN:
+            self.restorer = FaceRestorer(
+                self.settings.restorer_checkpoint, self.device, half=self.half_precision,
+                batch_size=self.settings.restorer_batch_size, detector=self.settings.detector,
+            )
 
     def _detector_identity(self) -> dict[str, object]:
         """Everything that changes which boxes the detector finds: part of the face-track cache key."""
@@ -230,6 +238,7 @@ class LipSyncEngine:
             "encoder": self.encoder,
             "half_precision": self.half_precision,
             "face_cache": str(self.settings.face_cache_dir) if self.settings.face_cache_dir else None,
+            "restorer": _file_report(self.restorer.checkpoint).model_dump(mode="json") if self.restorer else None,
         }
 
     def _checkpoint_report(self) -> CheckpointReport:
@@ -354,12 +363,17 @@ class LipSyncEngine:
             options=options,
             faces=render.face_stats(),
             checkpoint=self._checkpoint_report() if self.checkpoint else None,
+            restorer=_file_report(self.restorer.checkpoint) if render.restores else None,
             device=str(self.device),
             dry_run=self.settings.dry_run,
             loop_policy_applied=render.output_frames > render.template_frames,
             timings=clock.timings,
             warnings=render.warnings,
         )
+
+
+def _file_report(info: CheckpointInfo) -> CheckpointReport:
+    return CheckpointReport(path=info.path, sha256=info.sha256, size_bytes=info.size_bytes, known_name=info.known_name)
 
 
 def _audio_input(audio: PreparedAudio) -> AudioInput:
@@ -412,6 +426,9 @@ class _Render:
             )
         if info.variable_frame_rate:
             self.warnings.append(f"variable frame rate input rendered at a constant {self.fps:.3f} fps")
+        self.restores = engine.restorer is not None and options.restore_weight > 0
+        if self.restores and (unknown := engine.restorer.unknown_checkpoint_warning()):  # type: ignore[union-attr]
+            self.warnings.append(unknown)
 
     # -- faces ----------------------------------------------------------------------------------
 
@@ -661,6 +678,18 @@ class _Render:
         for (_, _, frame), box, face in zip(items, face_boxes, predicted_faces):
             paste_i420(frame, box, face, self.options.blend, self.options.feather)  # type: ignore[arg-type]
         self.clock.add("blend", started)
+        if self.restores:
+            started = time.perf_counter()
+            self.engine.restorer.restore(  # type: ignore[union-attr]
+                [frame for _, _, frame in items], face_boxes, mode=self.options.blend, feather=self.options.feather,
+                weight=self.options.restore_weight, warn=self.warnings.append, fixed_box=self.options.fixed_box is not None,
+                progress=lambda done: self._report_restored(items[done - 1][0] + 1),
+            )
+            self.clock.add("restore", started)
+
+    def _report_restored(self, frames_done: int) -> None:
+        if self.progress:
+            self.progress(RenderProgress(video=self.info.path, frames_done=frames_done, frames_total=self.output_frames, stage="restore"))
 
     def _generate(self, mels: np.ndarray, faces: np.ndarray) -> np.ndarray:
         """(B,1,80,16) mels and (B,6,96,96) faces -> (B,3,96,96) float32 in [0, 1].
