@@ -16,6 +16,7 @@ from heygemd.engine.settings import (
     EngineSettings,
     LoopPolicy,
     RenderOptions,
+    RestorerKind,
 )
 
 EXIT_OK = 0
@@ -49,6 +50,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     engine.add_argument("--detect-stride", type=int, default=defaults.detect_stride, help="detect every k-th frame, interpolate between")
     engine.add_argument("--face-cache", type=Path, default=None, metavar="DIR", help="cache face tracks here: a re-used template skips detection")
     engine.add_argument("--encoder", choices=[e.value for e in Encoder], default=defaults.encoder.value)
+    engine.add_argument("--restorer", choices=[r.value for r in RestorerKind], default=defaults.restorer.value,
+                        help="gfpgan: sharpen the re-synced lower face with GFPGAN v1.3/v1.4 (default: %(default)s)")
+    engine.add_argument("--restorer-checkpoint", type=Path, default=defaults.restorer_checkpoint, help="GFPGAN weights (default: %(default)s)")
+    engine.add_argument("--restorer-batch-size", type=int, default=defaults.restorer_batch_size, help="faces per restorer batch")
     engine.add_argument("--full-precision", action="store_true", help="on CUDA, keep float32 (default: float16)")
     engine.add_argument("--dry-run", action="store_true", help="no model: fit the template to the audio and re-encode")
 
@@ -59,6 +64,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     render.add_argument("--loop", choices=[p.value for p in LoopPolicy], default=options.loop.value, help="when the audio outlasts the video")
     render.add_argument("--blend", choices=[b.value for b in BlendMode], default=options.blend.value)
     render.add_argument("--feather", type=float, default=options.feather, help="soft edge, fraction of the face box")
+    render.add_argument("--restore-weight", type=float, default=options.restore_weight,
+                        help="share of restored pixels in the re-synced area, 0-1 (default: %(default)s)")
     render.add_argument("--crf", type=int, default=options.crf, help="x264 quality, lower is better (default: %(default)s)")
     render.add_argument("--preset", default=options.preset, help="x264 preset (default: %(default)s)")
     render.add_argument("--still-fps", type=float, default=options.still_fps, help="frame rate for still-image templates")
@@ -91,6 +98,9 @@ def run(args: argparse.Namespace) -> int:
             detect_stride=args.detect_stride,
             face_cache_dir=args.face_cache,
             encoder=args.encoder,
+            restorer=args.restorer,
+            restorer_checkpoint=args.restorer_checkpoint,
+            restorer_batch_size=args.restorer_batch_size,
             half_precision=not args.full_precision,
             dry_run=args.dry_run,
         )
@@ -100,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
             loop=args.loop,
             blend=args.blend,
             feather=args.feather,
+            restore_weight=args.restore_weight,
             crf=args.crf,
             preset=args.preset,
             still_fps=args.still_fps,

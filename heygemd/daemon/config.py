@@ -26,6 +26,12 @@ from pydantic_settings import (
 )
 
 from heygemd.daemon.fsutil import human_size
+from heygemd.engine.restorer_files import (
+    GFPGAN_V13_SHA256,
+    GFPGAN_V13_URL,
+    GFPGAN_V14_SHA256,
+    GFPGAN_V14_URL,
+)
 from heygemd.engine.settings import EngineSettings, RenderOptions
 from heygemd.engine.weights import S3FD, WAV2LIP_GAN
 
@@ -183,8 +189,8 @@ class LogConfig(_Section):
 
 
 class ModelsConfig(_Section):
-    """Where `heygemd fetch-models` downloads engine.checkpoint and engine.detector_checkpoint from.
-    A sha256 may be a whole hash or its first digits (at least 8)."""
+    """Where `heygemd fetch-models` downloads engine.checkpoint, engine.detector_checkpoint and (with the
+    restorer on) engine.restorer_checkpoint from. A sha256 may be a whole hash or its first digits (at least 8)."""
 
     checkpoint_url: str = Field(
         WAV2LIP_GAN.url, description="Wav2Lip weights (a community mirror; no official direct link exists)"
@@ -195,6 +201,14 @@ class ModelsConfig(_Section):
     detector_url: str = Field(S3FD.url, description="S3FD face detector weights (face-alignment project)")
     detector_sha256: str = Field(
         S3FD.sha256, pattern=r"^[0-9a-fA-F]{8,64}$", description="expected sha256 (prefix) of the S3FD weights"
+    )
+    restorer_url: str = Field(
+        GFPGAN_V14_URL, description=f"GFPGAN v1.4 face restorer weights (TencentARC's release; v1.3: {GFPGAN_V13_URL})"
+    )
+    restorer_sha256: str = Field(
+        GFPGAN_V14_SHA256,
+        pattern=r"^[0-9a-fA-F]{8,64}$",
+        description=f"expected sha256 of the restorer weights (v1.3: {GFPGAN_V13_SHA256})",
     )
 
 
@@ -301,6 +315,8 @@ _EXTRA_DESCRIPTIONS: dict[str, str] = {
     "engine.detector_checkpoint": "S3FD face detector weights, used when detector = \"s3fd\"",
     "engine.face_cache_dir": "folder for cached face tracks (unset: <paths.state>/face-tracks)",
     "engine.encoder": "auto (NVENC when ffmpeg and the GPU offer it, else libx264), libx264 or h264_nvenc",
+    "engine.restorer": "none, or gfpgan: GFPGAN v1.3/v1.4 sharpens the re-synced lower face (slow on a CPU; "
+    "`heygemd fetch-models` gets restorer_checkpoint)",
     "render.pads": "extra pixels around the detected face: [top, bottom, left, right]",
     "render.loop": "when the audio outlasts the template: pingpong, loop or freeze",
     "render.blend": "feather (soft-edged mouth area) or hard (the reference's pasted box)",

@@ -36,6 +36,7 @@ def run_checks(loaded: LoadedConfig) -> list[Check]:
     checks += _ffmpeg_checks()
     checks += _torch_checks(config)
     checks += _checkpoint_checks(config)
+    checks.append(_restorer_check(config))
     checks += _folder_checks(config)
     return checks
 
@@ -102,6 +103,20 @@ def _checkpoint_checks(config: HeygemdConfig) -> list[Check]:
                 )
             )
     return checks
+
+
+def _restorer_check(config: HeygemdConfig) -> Check:
+    """Whether the face restorer is on, and how it runs (its weights have their own line above)."""
+    engine = config.engine
+    if engine.restorer.value == "none":
+        return Check("restorer", Level.OK, 'off (engine.restorer = "none"): the mouth is Wav2Lip\'s own 96x96 drawing')
+    precision = "float16 on CUDA" if engine.half_precision else "float32"
+    return Check(
+        "restorer",
+        Level.OK,
+        f"{engine.restorer.value}: {engine.restorer_checkpoint}, restore_weight {config.render.restore_weight}, "
+        f"batch {engine.restorer_batch_size}, {precision} (a job's job.toml may set restore_weight; 0 turns it off)",
+    )
 
 
 def _writable(folder: Path) -> str | None:

@@ -27,6 +27,7 @@ from heygemd.names import download_name
 CHUNK_BYTES = 1 << 16
 TIMEOUT_SECONDS = 30
 LEGACY_PARTIAL_SUFFIX = ".part"  # where earlier versions kept a download: resumed from there
+RESTORER_LABEL = "GFPGAN face restorer"
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,12 @@ def wanted_models(config: HeygemdConfig) -> list[ModelFile]:
         models.append(
             ModelFile(
                 "S3FD face detector", config.engine.detector_checkpoint, config.models.detector_url, config.models.detector_sha256
+            )
+        )
+    if config.engine.restorer.value == "gfpgan":
+        models.append(
+            ModelFile(
+                RESTORER_LABEL, config.engine.restorer_checkpoint, config.models.restorer_url, config.models.restorer_sha256
             )
         )
     return models

@@ -657,6 +657,7 @@ def _flat_engine(info: EngineInfo) -> dict[str, object]:
         "checkpoint": str(checkpoint.path) if checkpoint else None,
         "checkpoint_name": checkpoint.known_name if checkpoint else None,
         "checkpoint_sha256": checkpoint.sha256[:16] if checkpoint else None,
+        "restorer_sha256": info.restorer.sha256[:16] if info.restorer else None,
     }
 
 

@@ -7,17 +7,18 @@ sha256) run before ``torch.load``; ``torch.load`` only ever runs with ``weights_
 Accepted layouts: the public training dict ``{"state_dict", "optimizer", "global_step",
 "global_epoch"}`` (only ``state_dict`` is used) or a bare state_dict; keys may carry a
 ``module.`` prefix (DataParallel). Both the legacy pickle format (the public files) and
-the zip format (``torch.save`` since 1.6) load.
+the zip format (``torch.save`` since 1.6) load. ``load_network`` runs the same checks for any
+network whose files wrap the state_dict under other names (GFPGAN: ``params_ema``, ``params``).
 """
 
 from __future__ import annotations
 
 import pickle
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 import torch
 from torch import nn
@@ -158,15 +159,15 @@ def _megabytes(size: int) -> str:
 # ---------------------------------------------------------------------------- loading
 
 
-def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
+def load_state_dict(path: Path, wrappers: Sequence[str] = (STATE_DICT_KEY,)) -> dict[str, torch.Tensor]:
     """Load the tensors of a checkpoint on the CPU, without running any code from the file.
 
-    Accepts ``{"state_dict": {...}, ...}`` (other entries ignored) or a bare state_dict, and
-    removes a ``module.`` key prefix.
+    Accepts ``{wrapper: {...}, ...}`` for the first of ``wrappers`` the file has (other entries
+    ignored) or a bare state_dict, and removes a ``module.`` key prefix.
     """
     path = Path(path)
     loaded = _torch_load(path)
-    state = _unwrap(path, loaded)
+    state = _unwrap(path, loaded, wrappers)
     return {key.removeprefix(DATA_PARALLEL_PREFIX): value for key, value in state.items()}
 
 
@@ -193,13 +194,15 @@ def _describe_load_failure(err: Exception) -> str:
     return f"could not be read as a PyTorch checkpoint ({type(err).__name__}: {first_line})"
 
 
-def _unwrap(path: Path, loaded: object) -> Mapping[str, torch.Tensor]:
-    if isinstance(loaded, Mapping) and isinstance(loaded.get(STATE_DICT_KEY), Mapping):
-        loaded = loaded[STATE_DICT_KEY]
+def _unwrap(path: Path, loaded: object, wrappers: Sequence[str]) -> Mapping[str, torch.Tensor]:
+    if isinstance(loaded, Mapping):
+        wrapper = next((name for name in wrappers if isinstance(loaded.get(name), Mapping)), None)
+        if wrapper is not None:
+            loaded = loaded[wrapper]
     if not isinstance(loaded, Mapping) or not loaded:
+        expected = " or ".join(f"{{'{name}': ...}}" for name in wrappers)
         raise CheckpointError(
-            f"holds no state_dict (a {type(loaded).__name__}); expected a dict of tensors or "
-            f"{{'{STATE_DICT_KEY}': ...}}",
+            f"holds no state_dict (a {type(loaded).__name__}); expected a dict of tensors or {expected}",
             path,
         )
     not_tensors = [str(key) for key, value in loaded.items() if not isinstance(value, torch.Tensor)]
@@ -275,14 +278,33 @@ def _examples(keys: list[str]) -> str:
     return shown + (", ..." if len(keys) > EXAMPLES_SHOWN else "")
 
 
+ModelT = TypeVar("ModelT", bound=nn.Module)
+
+
+def load_network(
+    path: Path,
+    build: Callable[[], ModelT],
+    network: str,
+    device: str | torch.device,
+    wrappers: Sequence[str] = (STATE_DICT_KEY,),
+) -> tuple[ModelT, CheckpointInfo]:
+    """Inspect, load and fit the checkpoint of any network; the model comes back in eval mode on ``device``.
+
+    ``build`` makes the empty network (on the meta device: every tensor comes from the file);
+    ``network`` names it in error messages; ``wrappers``: the dict keys the file may keep the
+    state_dict under, first found wins.
+    """
+    info = inspect_checkpoint(Path(path))
+    state = load_state_dict(info.path, wrappers)
+    with torch.device("meta"):
+        model = build()
+    fit_state_dict(model, state, info.path, network)
+    return model.eval().to(device), info
+
+
 def load_wav2lip(path: Path, device: str | torch.device) -> tuple[Wav2Lip, CheckpointInfo]:
     """Inspect, load and fit a Wav2Lip checkpoint; the model comes back in eval mode on ``device``."""
-    info = inspect_checkpoint(Path(path))
-    state = load_state_dict(info.path)
-    with torch.device("meta"):  # no random init: every tensor comes from the file
-        model = Wav2Lip()
-    fit_state_dict(model, state, info.path, "Wav2Lip")
-    return model.eval().to(device), info
+    return load_network(path, Wav2Lip, "Wav2Lip", device)
 
 
 def load_s3fd(path: Path, device: str | torch.device) -> tuple[nn.Module, CheckpointInfo]:

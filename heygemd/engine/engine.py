@@ -47,6 +47,7 @@ from heygemd.engine.notes import RenderNotes
 from heygemd.engine.output_check import check_output
 from heygemd.engine.pipeline import BackgroundSink, GrowingList, prefetch
 from heygemd.engine.probe import AudioInfo, VideoInfo, probe_video
+from heygemd.engine.restore import FaceRestorer
 from heygemd.engine.report import (
     AudioInput,
     CheckpointReport,
@@ -60,14 +61,15 @@ from heygemd.engine.report import (
     VideoInput,
 )
 from heygemd.engine.schedule import Segment, schedule
-from heygemd.engine.settings import Box, Encoder, EngineSettings, RenderOptions
+from heygemd.engine.settings import Box, Encoder, EngineSettings, RenderOptions, RestorerKind
 from heygemd.engine.snapshot import AudioSnapshot, take_snapshot
 from heygemd.engine.track_cache import TrackCache, track_key
 from heygemd.engine.yuv import crop_face_i420, paste_i420
 
-if TYPE_CHECKING:  # both import torch: a dry-run engine never loads them
+if TYPE_CHECKING:  # they import torch: a dry-run engine never loads them
     from heygemd.engine.checkpoint import CheckpointInfo
     from heygemd.engine.generator import Generator
+    from heygemd.engine.restore import FaceRestorer
 
 ProgressCallback = Callable[[RenderProgress], None]
 
@@ -162,6 +164,7 @@ class LipSyncEngine:
         self.tracker: FaceTracker | None = None
         self.detector_checkpoint: CheckpointInfo | None = None
         self.track_identity: dict[str, object] = {}
+        self.restorer: FaceRestorer | None = None
         if not self.settings.dry_run:
             self._load_models()
 
@@ -177,6 +180,11 @@ class LipSyncEngine:
             self.detector_checkpoint = detector.checkpoint  # hashed once, by the loader
         self.tracker = FaceTracker(detector, settings.detector_batch_size)
         self.track_identity = self._detector_identity()
+        if settings.restorer == RestorerKind.GFPGAN:  # (model_copy(update=...) may hold the plain string)
+            from heygemd.engine.restore import FaceRestorer
+
+            self.restorer = FaceRestorer(settings.restorer_checkpoint, self.device, half=self.half_precision,
+                                         batch_size=settings.restorer_batch_size, detector=settings.detector)
 
     def _detector_identity(self) -> dict[str, object]:
         """Everything that changes which boxes the detector finds: part of the face-track cache key."""
@@ -213,6 +221,7 @@ class LipSyncEngine:
             encoder=self.encoder,
             half_precision=self.half_precision,
             face_cache=self.settings.face_cache_dir,
+            restorer=_checkpoint_report(self.restorer.checkpoint) if self.restorer else None,
         )
 
     # -- audio ----------------------------------------------------------------------------------
@@ -332,6 +341,7 @@ class LipSyncEngine:
             options=options,
             faces=render.face_stats(),
             checkpoint=_checkpoint_report(self.checkpoint),
+            restorer=_checkpoint_report(self.restorer.checkpoint) if render.restores and self.restorer else None,
             device=self.device,
             dry_run=self.settings.dry_run,
             loop_policy_applied=render.output_frames > render.template_frames,
@@ -401,6 +411,9 @@ class _Render:
             )
         if info.variable_frame_rate:
             notes.warn(f"variable frame rate input rendered at a constant {self.fps:.3f} fps")
+        self.restores = engine.restorer is not None and options.restore_weight > 0
+        if engine.restorer is not None and self.restores and (unknown := engine.restorer.unknown_checkpoint_warning()):
+            notes.warn(unknown)
 
     # -- faces ----------------------------------------------------------------------------------
 
@@ -644,6 +657,25 @@ class _Render:
         for (_, _, frame), box, face in zip(items, face_boxes, predicted_faces):
             paste_i420(frame, box, face, self.options.blend, self.options.feather)
         self.notes.add(Stage.BLEND, started)
+        if self.restores:
+            self._restore(items, face_boxes)
+
+    def _restore(self, items: list[tuple[int, int, np.ndarray]], face_boxes: list[Box]) -> None:
+        """Restore the faces just pasted (GFPGAN), blended back through the same lower-face mask."""
+        restorer = self.engine.restorer
+        assert restorer is not None
+        started = self.notes.now()
+        restorer.restore(
+            [frame for _, _, frame in items], face_boxes, mode=self.options.blend, feather=self.options.feather,
+            weight=self.options.restore_weight, warn=self.notes.warn, fixed_box=self.options.fixed_box is not None,
+            progress=lambda done: self._report_restored(items[done - 1][0] + 1),
+        )
+        self.notes.add(Stage.RESTORE, started)
+
+    def _report_restored(self, frames_done: int) -> None:
+        if self.progress:
+            self.progress(RenderProgress(video=self.info.path, frames_done=frames_done, frames_total=self.output_frames,
+                                         stage=ProgressStage.RESTORE))
 
     def _note_back_off(self, failed: int, now: int) -> None:
         self.notes.warn(f"the GPU ran out of memory at batch {failed}: continuing with {now}")

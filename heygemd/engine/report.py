@@ -80,12 +80,14 @@ class Stage(StrEnum):
     DETECT = "detect"
     MODEL = "model"
     BLEND = "blend"
+    RESTORE = "restore"
     ENCODE = "encode"
 
 
 class ProgressStage(StrEnum):
     DETECT = "detect"  # the face track is being built (a CPU render waits for it before encoding)
     RENDER = "render"  # frames are being written
+    RESTORE = "restore"  # faces of the frames just rendered are being restored (GFPGAN)
 
 
 class EngineInfo(BaseModel):
@@ -101,6 +103,7 @@ class EngineInfo(BaseModel):
     encoder: str = Field(description="the video encoder: libx264 or h264_nvenc")
     half_precision: bool = Field(False, description="the model and the detector run in float16 (CUDA only)")
     face_cache: Path | None = Field(None, description="folder of the face-track cache; None: no cache")
+    restorer: CheckpointReport | None = Field(None, description="the GFPGAN face restorer's weights; None: no restorer")
 
 
 class StageTimings(BaseModel):
@@ -112,6 +115,7 @@ class StageTimings(BaseModel):
     detect: float = 0.0
     model: float = 0.0
     blend: float = 0.0
+    restore: float = 0.0  # the face restorer: crops, network and blend
     encode: float = 0.0
     total: float = 0.0
 
@@ -126,6 +130,7 @@ class RenderReport(BaseModel):
     options: RenderOptions
     faces: FaceStats
     checkpoint: CheckpointReport | None = Field(None, description="None in dry-run mode")
+    restorer: CheckpointReport | None = Field(None, description="the face restorer's weights; None when no restorer ran")
     device: str
     dry_run: bool = False
     loop_policy_applied: bool = Field(False, description="the audio outlasted the template and it was extended")

@@ -32,6 +32,11 @@ class DetectorKind(StrEnum):
     LBP = "lbp"  # scikit-image's LBP frontal-face cascade: no download, lower quality
 
 
+class RestorerKind(StrEnum):
+    NONE = "none"  # the lip-sync's own 96x96 mouth
+    GFPGAN = "gfpgan"  # GFPGAN v1.3/v1.4 sharpens the re-synced lower face (restorer_checkpoint)
+
+
 class Encoder(StrEnum):
     AUTO = "auto"  # NVENC when ffmpeg and the GPU offer it, else libx264
     LIBX264 = "libx264"
@@ -55,8 +60,13 @@ class EngineSettings(BaseModel):
     detect_stride: int = Field(1, ge=1, le=25, description="detect every k-th frame and interpolate the boxes between")
     face_cache_dir: Path | None = Field(None, description="folder for cached face tracks (None: no cache)")
     face_cache_max_mb: int = Field(256, ge=1, description="size limit of the face-track cache")
+    restorer: RestorerKind = Field(RestorerKind.NONE, description="none or gfpgan: sharpen the re-synced lower face")
+    restorer_checkpoint: Path = Field(
+        Path("checkpoints/GFPGANv1.4.pth"), description="GFPGAN v1.4 (or v1.3) weights, used when restorer = \"gfpgan\""
+    )
+    restorer_batch_size: int = Field(4, ge=1, le=256, description="faces per restorer batch (512x512 each; a CPU takes seconds a face)")
     encoder: Encoder = Encoder.AUTO
-    half_precision: bool = Field(True, description="on CUDA, run the generator and detector in float16")
+    half_precision: bool = Field(True, description="on CUDA, run the generator, detector and restorer in float16")
     dry_run: bool = Field(False, description="run the whole flow without the model: template fitted to the audio")
     temp_dir: Path | None = Field(
         None,
@@ -75,6 +85,9 @@ class RenderOptions(BaseModel):
     loop: LoopPolicy = LoopPolicy.PINGPONG
     blend: BlendMode = BlendMode.FEATHER
     feather: float = Field(0.12, ge=0, le=0.5, description="soft edge width as a fraction of the box size")
+    restore_weight: float = Field(
+        0.6, ge=0, le=1, description="with the restorer on: share of restored pixels in the re-synced area (0: off for this render)"
+    )
     crf: int = Field(18, ge=0, le=51)
     preset: str = Field("medium", description="libx264 preset")
     still_fps: float = Field(25.0, gt=0, le=120, description="frame rate of the video made from a still image")
