@@ -20,6 +20,7 @@ IDLE = "idle"
 WAITING_FOR_INBOX = "waiting for the inbox"
 WAITING_FOR_DISK = "waiting for disk space"
 PAUSED = "paused"  # idle because `heygemd pause` (or the web page) asked: no new jobs are taken
+STARTING, LOADING_MODEL, STOPPING, STOPPED = "starting", "loading model", "stopping", "stopped"
 
 
 class CurrentJob(BaseModel):
@@ -74,6 +75,11 @@ class ServiceStatus(BaseModel):
     )
     current: CurrentJob | None = None
     engine: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def ready(self) -> bool:
+        """Started, with its model loaded, and not stopping: it takes jobs (unless paused)."""
+        return self.state not in (STARTING, LOADING_MODEL, STOPPING) and not self.state.startswith(STOPPED)
 
     def set_state(self, state: str) -> None:
         """Set the state; ``idle`` while the inbox is missing is waiting for it (nothing can arrive meanwhile)."""
