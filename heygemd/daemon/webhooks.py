@@ -281,7 +281,7 @@ class WebhookSender:
                             outcome=outcome, attempts=attempt, status_code=answer.status_code,
                             error=None if answer.delivered else answer.error, seconds=round(time.monotonic() - started, 3))
         report = self.log.info if answer.delivered else self.log.warning
-        report("webhook " + outcome, job=event.job, event=event.type.value, receiver=receiver, host=delivery.host,
+        report("webhook " + outcome, job=event.job, kind=event.type.value, receiver=receiver, host=delivery.host,
                attempts=attempt, status_code=answer.status_code, error=delivery.error)
         self._record(delivery)
 
