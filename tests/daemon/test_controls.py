@@ -5,7 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from heygemd.control import CancelRequest, cancel_honoured, request_cancel, request_pause
+from heygemd.control import (
+    CancelRequest,
+    cancel_honoured,
+    request_cancel,
+    request_pause,
+)
 from heygemd.daemon.controls import (
     CancelSorter,
     ClaimedJob,

@@ -9,8 +9,19 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from heygemd.daemon.reports import JobReport, JobStatus, VideoResult, VideoStatus, utc_now
-from heygemd.daemon.resultpage import INDEX_FILE, make_thumbnail, thumbnail_name, write_result_page
+from heygemd.daemon.reports import (
+    JobReport,
+    JobStatus,
+    VideoResult,
+    VideoStatus,
+    utc_now,
+)
+from heygemd.daemon.resultpage import (
+    INDEX_FILE,
+    make_thumbnail,
+    thumbnail_name,
+    write_result_page,
+)
 
 NASTY = '<b>x<b> & "q" \'s #1?.mp4'  # names hold anything but "/" and NUL
 CJK = "发言人" * 27 + "xx.mp4"  # 249 bytes: its thumbnail name fits too
