@@ -46,9 +46,8 @@ def start(daemon_factory, env: dict[str, str] | None = None, checkpoint: Path | 
 
 def cli(daemon: Daemon, *args: str) -> subprocess.CompletedProcess:
     env = {key: value for key, value in os.environ.items() if not key.startswith("HEYGEMD_")}
-    result = subprocess.run([sys.executable, "-m", "heygemd", *args, "--config", str(daemon.config_path)],
-                            cwd=daemon.root, env=env, capture_output=True, text=True, timeout=60)
-    return result
+    return subprocess.run([sys.executable, "-m", "heygemd", *args, "--config", str(daemon.config_path)],
+                          cwd=daemon.root, env=env, capture_output=True, text=True, timeout=60, check=False)
 
 
 def status(daemon: Daemon) -> dict:
