@@ -190,7 +190,10 @@ def post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> _Ans
 
 
 class WebhookSender:
-    """``job_finished`` queues an event and returns at once; a background thread delivers it."""
+    """``job_finished`` queues an event and returns at once; a background thread delivers it.
+
+    ``configure`` takes a reloaded configuration: the events still queued go to the new receivers.
+    """
 
     def __init__(self, config: NotifyConfig, public_url: str | None, state_dir: Path) -> None:
         self.config = config
@@ -207,15 +210,22 @@ class WebhookSender:
         return bool(self.config.webhook_urls)
 
     def start(self) -> None:
-        if not self.enabled:
-            return
-        if self.config.webhook_secret is None:
-            self.log.warning("webhooks are sent unsigned: set notify.webhook_secret (or HEYGEMD_NOTIFY__WEBHOOK_SECRET)")
+        self._describe()
         self._thread = threading.Thread(target=self._run, name="webhooks", daemon=True)
         self._thread.start()
 
+    def configure(self, config: NotifyConfig, public_url: str | None) -> None:
+        changed = config != self.config
+        self.config, self.public_url = config, public_url
+        if changed and self._thread is not None:
+            self._describe()
+
+    def _describe(self) -> None:
+        if self.enabled and self.config.webhook_secret is None:
+            self.log.warning("webhooks are sent unsigned: set notify.webhook_secret (or HEYGEMD_NOTIFY__WEBHOOK_SECRET)")
+
     def job_finished(self, record: JobRecord) -> None:
-        if self._thread is None:
+        if self._thread is None or not self.enabled:
             return
         try:
             self._queue.put_nowait(record.model_copy(deep=True))

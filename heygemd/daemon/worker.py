@@ -125,6 +125,7 @@ class Service:
         self.controls = ControlReader(loaded.config.paths.state)
         self.cancels = CancelSorter()
         self.metrics: MetricsRecorder | None = None  # made once the state folder is known to be writable
+        self.webhooks = WebhookSender(self.config.notify, self.config.web.public_url, loaded.config.paths.state)
         self._apply_paths()
         self.arrivals = self._make_arrivals()
 
@@ -143,7 +144,9 @@ class Service:
         self.keeper.lease_seconds = service.lease_seconds
         self.takeover = Takeover(self.work, self.owner, self.keeper, service.lease_seconds)
         self.disk = DiskGuard(paths, self.config.outputs, self.log)
-        self.webhooks = WebhookSender(self.config.notify, self.config.web.public_url, paths.state)
+        self.webhooks.configure(self.config.notify, self.config.web.public_url)
+        if self.metrics is not None:
+            self.metrics.paths = paths
 
     def _make_arrivals(self) -> Arrivals:
         watch = self.config.watch

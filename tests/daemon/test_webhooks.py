@@ -148,3 +148,15 @@ def test_the_outcome_log_is_bounded(tmp_path, monkeypatch):
     for number in range(8):
         webhooks._record_all(f"job {number}", "", EventType.DONE, "dropped", error="full")
     assert [line["job"] for line in deliveries(tmp_path)] == [f"job {number}" for number in range(3, 8)]
+
+
+def test_a_reloaded_configuration_takes_effect(tmp_path, receiver):
+    webhooks = sender(tmp_path, [])
+    webhooks.start()
+    webhooks.job_finished(finished_job(tmp_path / "before"))  # no receiver yet: nothing to send
+    webhooks.configure(NotifyConfig(webhook_urls=[receiver.url], backoff_seconds=0.05), None)  # SIGHUP, unsigned
+    webhooks.job_finished(finished_job(tmp_path / "after"))
+    wait_for(lambda: deliveries(tmp_path), "the delivery")
+    webhooks.stop()
+    [request] = receiver.received
+    assert SIGNATURE_HEADER not in request.headers and WebhookEvent.model_validate_json(request.body).links is None
