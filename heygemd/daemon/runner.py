@@ -440,6 +440,10 @@ class JobRunner:
             keep_only(output_dir, {name for video in ok for name in result_names(video)} | {JOB_REPORT})
             report = self.job_report(record)
             write_atomic(output_dir / JOB_REPORT, report.model_dump_json(indent=2) + "\n")
+            for video in ok:  # a video taken over from another service (or an older heygemd) comes without one
+                if not (output_dir / thumbnail_name(video.output_stem)).exists():
+                    make_thumbnail(output_dir / f"{video.output_stem}.mp4", output_dir / thumbnail_name(video.output_stem),
+                                   video.output_duration_s)
             write_result_page(output_dir, report)  # inside the folder: it appears in the outbox with the results
         self.guard.confirm(record)
         published = publish_outbox_folder(record, self.dest, self.lifecycle.journal)
