@@ -9,7 +9,7 @@ the same length (60 s by default), in one run:
   heygemd-cold   a fresh process: import, load LipSyncEngine (generator + detector), render once.
   heygemd-warm   the same process renders the same template again with the engine loaded, as
                  the daemon does for a re-used template (the render reports whether its face
-                 track came from a cache, when the engine reports that).
+                 track came from the cache).
   reference      bench/reference_pipeline.py: all frames in RAM, detection on every frame at full
                  resolution (batch 16), generator batch 128, hard paste, intermediate AVI, then an
                  ffmpeg re-encode; same checkpoint, same audio features.
@@ -70,7 +70,6 @@ DEFAULT_LONG_SIZE = "1080p"
 DEFAULT_OUT = ROOT / "bench" / "results" / "compare.json"
 REFERENCE_SCRIPT = ROOT / "bench" / "reference_pipeline.py"
 PROBE_SIDE = 640  # heygemd's default detect_max_side: frames are detected at this longest side
-STAGES = ("probe", "audio", "decode", "detect", "model", "blend", "encode")
 CASE_ORDER = ("floor", "heygemd-io", "heygemd-cold", "heygemd-warm", "reference")
 RSS_TRACE_STEPS = 20  # RSS samples per render (one per 5 % of its frames)
 KIB_PER_MIB = 1024  # ru_maxrss and /proc VmRSS are in KiB on Linux
@@ -78,7 +77,6 @@ BYTES_PER_MIB = 2**20
 CLEAR_REFS = Path("/proc/self/clear_refs")
 RESET_PEAK_RSS = "5"  # written to clear_refs: the peak RSS (VmHWM, ru_maxrss) restarts from now
 CHILD_SAMPLE_S = 0.2  # how often the children's memory is read from /proc
-FACE_CACHE_SETTING = "face_cache_dir"  # the engine's face-track cache folder, when the engine has one
 ERROR_LINES = 3
 RANDOM_WEIGHTS = "random weights of the public shapes (tests/checkpoint_factory.py)"
 
@@ -378,7 +376,7 @@ def first_frame_box(template: Path) -> tuple[int, int, int, int]:
     from heygemd.engine.media import read_frames
     from heygemd.engine.probe import probe_video
 
-    frame = next(read_frames(probe_video(template), 0, 1))
+    frame = next(read_frames(probe_video(template), 0, 1, pixel_format="bgr24"))
     found = LBPDetector().detect([frame])[0]
     if not found:
         raise RuntimeError(f"no face on the first frame of {template}")
@@ -395,24 +393,18 @@ def engine_settings(detector: str, checkpoint: Path, detector_checkpoint: Path, 
 
 
 def with_face_cache(settings: dict[str, Any], folder: Path) -> dict[str, Any]:
-    """``settings`` with an empty face-track cache folder, when the engine has that setting."""
-    from heygemd.engine.settings import EngineSettings
-
-    if FACE_CACHE_SETTING not in EngineSettings.model_fields:
-        return settings
+    """``settings`` with an empty face-track cache folder."""
     if folder.exists():
         shutil.rmtree(folder)
-    return {**settings, FACE_CACHE_SETTING: str(folder)}
+    return {**settings, "face_cache_dir": str(folder)}
 
 
 def heygemd_encoder(device: str) -> str:
     """The video encoder heygemd's engine picks with its default settings on ``device``."""
-    import torch
-
     from heygemd.engine.engine import choose_encoder
     from heygemd.engine.settings import EngineSettings
 
-    return choose_encoder(EngineSettings().encoder, torch.device(device))
+    return choose_encoder(EngineSettings().encoder, device)
 
 
 def heygemd_job(template: Path, audio: Path, output: Path, settings: dict[str, Any], renders: int,
@@ -572,31 +564,32 @@ def child_heygemd(job: Job) -> int:
         renders.append(figures)
     children.stop()
     print(json.dumps({
-        "device": str(engine.device), "detector": report.faces.detector, "engine_settings": job["settings"],
+        "device": engine.device, "detector": report.faces.detector, "engine_settings": job["settings"],
         "import_s": round(imported - job["spawned_at"], 2), "engine_load_s": round(load_s, 2),
         "torch_threads": torch.get_num_threads(), "renders": renders,
     }))
     return 0
 
 
-def render_figures(report: Any, render_s: float, trace: RssTrace, device: Any) -> Row:
+def render_figures(report: Any, render_s: float, trace: RssTrace, device: str) -> Row:
+    from heygemd.engine.report import Stage
+
     timings = report.timings.model_dump()
-    faces = report.faces.model_dump() if hasattr(report.faces, "model_dump") else dict(report.faces)
     figures: Row = {
         "render_s": round(render_s, 2),
         "frames": report.output.frame_count,
         "width": report.output.width,
         "height": report.output.height,
         "audio_s": round(report.audio.duration_s, 3),
-        "stage_s": {stage: round(timings.get(stage, 0.0), 2) for stage in STAGES},
+        "stage_s": {stage.value: round(timings[stage.value], 2) for stage in Stage},
         "frames_with_face": report.faces.frames_with_face,
-        "face_cache_hit": faces.get("cache_hit"),  # None: the engine does not report a face-track cache
-        "encoder": getattr(report.output, "encoder", None),
+        "face_cache_hit": report.faces.cache_hit,
+        "encoder": report.output.encoder,
         "warnings": report.warnings,
         "peak_rss_mib": self_peak_rss_mib(),
         "rss_trace_mib": trace.points,
     }
-    if device.type == "cuda":
+    if device.startswith("cuda"):
         import torch
 
         figures["gpu_peak_mib"] = round(torch.cuda.max_memory_allocated(device) / BYTES_PER_MIB, 1)
@@ -744,10 +737,10 @@ def child_pids() -> list[int]:
     return pids
 
 
-def reset_peaks(device: Any) -> None:
+def reset_peaks(device: str) -> None:
     """Restart this process's peak RSS (Linux clear_refs) and torch's CUDA peak from now."""
     CLEAR_REFS.write_text(RESET_PEAK_RSS)
-    if device.type == "cuda":
+    if device.startswith("cuda"):
         import torch
 
         torch.cuda.reset_peak_memory_stats(device)

@@ -112,7 +112,7 @@ def bench_size(work: Path, name: str, info: VideoInfo, voice: Path, max_side: in
         wanted = -(-frames // every)
         ffmpeg_s, ffmpeg_cpu = timed(lambda: count_all(read_detection_frames(info, frames, max_side, every), wanted), repeat)
         cv2_s, cv2_cpu = timed(lambda: count_all((cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
-                                                  for k, frame in enumerate(read_frames(info)) if k % every == 0), wanted),
+                                                  for k, frame in enumerate(read_frames(info, pixel_format="bgr24")) if k % every == 0), wanted),
                                repeat)
         result["detection"][f"every_{every}"] = {
             "frames_out": wanted,

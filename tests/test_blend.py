@@ -2,17 +2,17 @@
 
 import cv2
 import numpy as np
+from oracles import paste
 
 from heygemd.engine.blend import (
-    FACE_SIZE,
     blend_face,
     crop_face,
     first_pasted_row,
     generator_faces,
     lower_face_mask,
-    paste,
     prediction_images,
 )
+from heygemd.engine.generator_io import FACE_SIZE
 from heygemd.engine.settings import BlendMode
 
 rng = np.random.default_rng(7)

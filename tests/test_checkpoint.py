@@ -11,11 +11,10 @@ import torch
 from checkpoint_factory import make_s3fd_checkpoint, make_wav2lip_checkpoint
 from torch import nn
 
-from heygemd.engine import checkpoint
+from heygemd.engine import weights
 from heygemd.engine.checkpoint import (
     CheckpointInfo,
     inspect_checkpoint,
-    known_name,
     load_s3fd,
     load_state_dict,
     load_wav2lip,
@@ -23,6 +22,7 @@ from heygemd.engine.checkpoint import (
 from heygemd.engine.errors import CheckpointError
 from heygemd.engine.files import sha256_file
 from heygemd.engine.model import STATE_DICT_ENTRIES, Wav2Lip
+from heygemd.engine.weights import known_name
 
 SEED = 0
 HTML_PAGE = (
@@ -140,7 +140,7 @@ def test_info_reports_size_and_sha256(public: Path) -> None:
 
 def test_known_hash_is_recognised(public: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     digest = sha256_file(public)
-    monkeypatch.setitem(checkpoint.KNOWN_CHECKPOINTS, digest, "wav2lip_gan.pth")
+    monkeypatch.setattr(weights, "PUBLISHED", (*weights.PUBLISHED, weights.PublishedWeights("wav2lip_gan.pth", digest)))
     assert inspect_checkpoint(public).known_name == "wav2lip_gan.pth"
 
 

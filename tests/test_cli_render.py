@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,10 +14,11 @@ from media_factory import make_audio, make_video
 SIZE = (160, 160)
 
 
-def heygemd(*args: str | Path, timeout: float = 300) -> subprocess.CompletedProcess:
+def heygemd(*args: str | Path, timeout: float = 300, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     script = Path(sys.executable).with_name("heygemd")
     command = [str(script)] if script.exists() else [sys.executable, "-m", "heygemd"]
-    return subprocess.run([*command, *map(str, args)], capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([*command, *map(str, args)], capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
 
 
 def render(audio: Path, videos: list[Path], out: Path, checkpoint: Path, *extra: str) -> subprocess.CompletedProcess:
@@ -127,3 +129,14 @@ def test_existing_outputs_are_not_overwritten_without_asking(inputs, wav2lip_che
 def test_bad_flag_values_are_one_line_each(inputs, tmp_path):
     result = heygemd("render", "--audio", inputs["audio"], "--video", inputs["front"], "--out", tmp_path, "--crf", "99")
     assert result.returncode == 2 and "crf" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("variable", ["HEYGEMD_FFMPEG", "HEYGEMD_FFPROBE"])
+def test_a_missing_ffmpeg_is_one_clear_line_not_a_traceback(variable, inputs, tmp_path):
+    missing = tmp_path / "nowhere" / variable.removeprefix("HEYGEMD_").lower()
+    result = heygemd("render", "--audio", inputs["audio"], "--video", inputs["front"], "--out", tmp_path / "out",
+                     "--dry-run", env={variable: str(missing)})
+    assert result.returncode == 3, result.stderr  # the engine could not start
+    assert result.stderr.splitlines() == [f"error: {variable}={missing} does not name an executable "
+                                          f"{missing.name}"]
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())

@@ -19,6 +19,7 @@ from heygemd.engine.faces import (
     LBPDetector,
     S3FDDetector,
     _pad_box,
+    _sfd_detections,
     box_iou,
     build_detector,
     stream_final_boxes,
@@ -140,8 +141,20 @@ class ScriptedDetector:
         return out
 
 
-def blank(count: int, size: tuple[int, int] = (320, 240)) -> list[np.ndarray]:
+BLANK_SIZE = (320, 240)
+
+
+def blank(count: int, size: tuple[int, int] = BLANK_SIZE) -> list[np.ndarray]:
     return [np.zeros((size[1], size[0], 3), np.uint8) for _ in range(count)]
+
+
+def shrunk(frame: np.ndarray, max_side: int) -> np.ndarray:
+    """The frame with its longest side brought down to ``max_side`` by area averaging, as the decoder
+    shrinks detection frames (media.read_detection_frames); a smaller frame is left as it is."""
+    height, width = frame.shape[:2]
+    scale = min(1.0, max_side / max(height, width))
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return frame if scale == 1.0 else cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
 
 
 FACE_A: Box = (20, 40, 100, 120)
@@ -155,41 +168,34 @@ def shifted(box: Box, dx: int) -> Box:
 def test_track_starts_on_the_best_face_and_keeps_it_when_the_other_scores_higher() -> None:
     script = [[Detection(FACE_B, 0.7), Detection(FACE_A, 0.9)]]
     script += [[Detection(FACE_B, 0.99), Detection(shifted(FACE_A, 3 * i), 0.6)] for i in range(1, 6)]
-    boxes = list(FaceTracker(ScriptedDetector(script), batch_size=4).track(blank(6)))
+    boxes = list(FaceTracker(ScriptedDetector(script), batch_size=4).track(blank(6), BLANK_SIZE))
     assert boxes == [FACE_A] + [shifted(FACE_A, 3 * i) for i in range(1, 6)]
 
 
 def test_track_reacquires_the_best_face_after_several_frames_without_its_face() -> None:
     gone = REACQUIRE_AFTER + 2
     script = [[Detection(FACE_A, 0.9)]] + [[Detection(FACE_B, 0.5)] for _ in range(gone)]
-    boxes = list(FaceTracker(ScriptedDetector(script)).track(blank(1 + gone)))
+    boxes = list(FaceTracker(ScriptedDetector(script)).track(blank(1 + gone), BLANK_SIZE))
     waited = REACQUIRE_AFTER - 1
     assert boxes == [FACE_A] + [None] * waited + [FACE_B] * (gone - waited)
 
 
 def test_track_gives_none_for_frames_without_a_face() -> None:
     script = [[], [Detection(FACE_A, 0.9)], [], [Detection(FACE_A, 0.8)]]
-    assert list(FaceTracker(ScriptedDetector(script)).track(blank(4))) == [None, FACE_A, None, FACE_A]
-
-
-def test_track_scales_boxes_back_from_the_downscaled_frame() -> None:
-    detector = ScriptedDetector([[Detection((100, 50, 200, 150), 0.9)]] * 3)
-    boxes = list(FaceTracker(detector, max_side=640, batch_size=3).track(blank(3, (1280, 720))))
-    assert detector.calls == [(3, (360, 640, 3))]
-    assert boxes == [(200, 100, 400, 300)] * 3
+    assert list(FaceTracker(ScriptedDetector(script)).track(blank(4), BLANK_SIZE)) == [None, FACE_A, None, FACE_A]
 
 
 def test_track_maps_frames_the_decoder_downscaled_back_to_their_full_size() -> None:
     detector = ScriptedDetector([[Detection((100, 50, 200, 150), 0.9)]] * 2)
-    tracker = FaceTracker(detector, max_side=640, batch_size=2)
+    tracker = FaceTracker(detector, batch_size=2)
     boxes = list(tracker.track(blank(2, (640, 360)), full_size=(1920, 1080)))
     assert detector.calls == [(2, (360, 640, 3))]
     assert boxes == [(300, 150, 600, 450)] * 2
 
 
-def test_track_leaves_small_frames_alone() -> None:
+def test_track_of_frames_at_full_size_keeps_the_boxes() -> None:
     detector = ScriptedDetector([[Detection((10, 10, 50, 50), 0.9)]])
-    assert list(FaceTracker(detector, max_side=640).track(blank(1, (320, 240)))) == [(10, 10, 50, 50)]
+    assert list(FaceTracker(detector).track(blank(1), BLANK_SIZE)) == [(10, 10, 50, 50)]
     assert detector.calls == [(1, (240, 320, 3))]
 
 
@@ -203,7 +209,7 @@ def test_track_is_lazy_and_holds_one_batch() -> None:
             yield frame
 
     detector = ScriptedDetector([[Detection(FACE_A, 0.9)]] * 10)
-    boxes = FaceTracker(detector, batch_size=4).track(frames())
+    boxes = FaceTracker(detector, batch_size=4).track(frames(), BLANK_SIZE)
     assert pulled == 0
     next(boxes)
     assert pulled == 4
@@ -216,9 +222,9 @@ def test_track_is_lazy_and_holds_one_batch() -> None:
 
 def test_tracker_boxes_on_a_2x_frame_are_2x(astronaut: np.ndarray, lbp: LBPDetector) -> None:
     big = cv2.resize(astronaut, (1024, 1024), interpolation=cv2.INTER_CUBIC)
-    tracker = FaceTracker(lbp, max_side=512)
-    [small_box] = list(tracker.track([astronaut]))
-    [big_box] = list(tracker.track([big]))
+    tracker = FaceTracker(lbp)
+    [small_box] = list(tracker.track([shrunk(astronaut, 512)], (512, 512)))
+    [big_box] = list(tracker.track([shrunk(big, 512)], (1024, 1024)))
     assert small_box is not None and big_box is not None
     assert np.abs(np.array(big_box) - 2 * np.array(small_box)).max() <= 6
     assert box_iou(big_box, scaled_box(ASTRONAUT_FACE, 2)) >= MIN_FACE_IOU
@@ -232,12 +238,12 @@ def test_tracker_stays_on_one_of_two_real_faces(astronaut: np.ndarray, lbp: LBPD
     assert all(len(found) == 2 for found in detections)
     leaders = ["right" if best_box(found)[0] > LETTERBOX[0] // 2 else "left" for found in detections]
     assert leaders[0] == "right" and "left" in leaders[1:], "the scores no longer swap: pick other sizes"
-    boxes = list(FaceTracker(lbp, batch_size=3).track(frames))
+    boxes = list(FaceTracker(lbp, batch_size=3).track(frames, LETTERBOX))
     assert all(box is not None and box[0] > LETTERBOX[0] // 2 for box in boxes)
 
 
 def test_tracker_gives_none_without_faces(lbp: LBPDetector) -> None:
-    assert list(FaceTracker(lbp).track(faceless_frames())) == [None, None]
+    assert list(FaceTracker(lbp).track(faceless_frames(), LETTERBOX)) == [None, None]
 
 
 # ---------------------------------------------------------------------------- final boxes
@@ -412,3 +418,48 @@ def test_build_detector_lbp_needs_no_weights(tmp_path: Path) -> None:
 def test_s3fd_unknown_device_is_named(s3fd_checkpoint: Path) -> None:
     with pytest.raises(ValueError, match="'auto'"):
         S3FDDetector(s3fd_checkpoint, "auto")
+
+
+def test_s3fd_detects_exactly_what_face_alignments_own_detector_does(s3fd_checkpoint: Path) -> None:
+    from face_alignment.detection.sfd.sfd_detector import SFDDetector
+
+    frames = small_frames(3)
+    theirs = SFDDetector("cpu", path_to_detector=str(s3fd_checkpoint), filter_threshold=0.5)
+    batch = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float()
+    expected = [_sfd_detections(rows, 64, 64) for rows in theirs.detect_from_batch(batch)]
+    assert any(expected), "random weights found nothing: pick other frames"
+    assert S3FDDetector(s3fd_checkpoint, "cpu", threshold=0.5).detect(frames) == expected
+
+
+def test_s3fd_weights_go_through_the_checked_loader(tmp_path: Path) -> None:
+    """NaN weights are refused (face-alignment's own loader would take them), the file named."""
+    from face_alignment.detection.sfd.net_s3fd import s3fd
+
+    state = s3fd().state_dict()
+    state["conv1_1.weight"][0, 0, 0, 0] = float("nan")
+    path = tmp_path / "s3fd-nan.pth"
+    torch.save(state, path)
+    with pytest.raises(CheckpointError, match="NaN") as caught:
+        S3FDDetector(path, "cpu")
+    assert caught.value.path == path and "s3fd-619a316812.pth" in str(caught.value)
+
+
+def test_an_s3fd_engine_hashes_its_detector_weights_once_and_describes_them(
+    s3fd_checkpoint: Path, wav2lip_checkpoint: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from heygemd.engine import EngineSettings, LipSyncEngine, checkpoint
+    from heygemd.engine.files import sha256_file
+
+    hashed: list[Path] = []
+
+    def counting(path: Path) -> str:
+        hashed.append(Path(path))
+        return sha256_file(path)
+
+    monkeypatch.setattr(checkpoint, "sha256_file", counting)
+    engine = LipSyncEngine(EngineSettings(checkpoint=wav2lip_checkpoint, detector="s3fd",
+                                          detector_checkpoint=s3fd_checkpoint, device="cpu"))
+    assert hashed.count(s3fd_checkpoint) == 1 and hashed.count(wav2lip_checkpoint) == 1
+    info = engine.describe()
+    assert info.detector is DetectorKind.S3FD and info.detector_checkpoint is not None
+    assert info.detector_checkpoint.sha256 == sha256_file(s3fd_checkpoint) == engine.track_identity["weights"]

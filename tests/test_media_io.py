@@ -130,18 +130,18 @@ def test_read_frames_from_the_middle_and_near_the_end(clips, suffix, fps):
     total = info.frame_count
     assert total == round(SEEK_CLIP_S * Fraction(fps))
     for start, count in [(total // 2, 5), (total // 2 + 1, 1), (total - 4, 3), (total - 1, 1), (3, 4), (1, 2)]:
-        assert indices(read_frames(info, start, count)) == list(range(start, start + count)), (start, count)
+        assert indices(read_frames(info, start, count, pixel_format="bgr24")) == list(range(start, start + count)), (start, count)
     # Past the end: what there is, no more.
-    assert indices(read_frames(info, total - 2, 10)) == [total - 2, total - 1]
-    assert indices(read_frames(info, total - 3)) == [total - 3, total - 2, total - 1]
-    assert list(read_frames(info, total + 5, 3)) == []
+    assert indices(read_frames(info, total - 2, 10, pixel_format="bgr24")) == [total - 2, total - 1]
+    assert indices(read_frames(info, total - 3, pixel_format="bgr24")) == [total - 3, total - 2, total - 1]
+    assert list(read_frames(info, total + 5, 3, pixel_format="bgr24")) == []
 
 
 @pytest.mark.parametrize(("suffix", "fps"), [(".mp4", "30000/1001"), (".webm", "25")])
 def test_a_read_in_the_middle_really_seeks(clips, new_ffmpeg, suffix, fps):
     info = clips[suffix, fps]
     start = info.frame_count - 20  # 20 frames to come: more than a pipe holds, so ffmpeg is still running
-    frames = read_frames(info, start)
+    frames = read_frames(info, start, pixel_format="bgr24")
     assert frame_index_of(next(frames)) == start
     [(_, state, argv)] = new_ffmpeg().values()
     assert state != "Z" and "-ss" in argv, "decoded from the beginning instead of seeking"
@@ -152,15 +152,15 @@ def test_a_read_in_the_middle_really_seeks(clips, new_ffmpeg, suffix, fps):
 def test_read_frames_reversed_across_chunks(clips, suffix, fps):
     info = clips[suffix, fps]
     last = info.frame_count - 2
-    shown = indices(read_frames_reversed(info, 3, last, chunk=7))
+    shown = indices(read_frames_reversed(info, 3, last, chunk=7, pixel_format="bgr24"))
     assert shown == list(range(last, 2, -1))
-    assert indices(read_frames_reversed(info, 10, 12, chunk=32)) == [12, 11, 10]
-    assert indices(read_frames_reversed(info, 20, 20, chunk=4)) == [20]
+    assert indices(read_frames_reversed(info, 10, 12, chunk=32, pixel_format="bgr24")) == [12, 11, 10]
+    assert indices(read_frames_reversed(info, 20, 20, chunk=4, pixel_format="bgr24")) == [20]
 
 
 def test_closing_a_reader_early_leaves_no_ffmpeg_behind(clips, new_ffmpeg):
     info = clips[".mp4", "25"]
-    frames = read_frames(info, info.frame_count // 2)
+    frames = read_frames(info, info.frame_count // 2, pixel_format="bgr24")
     assert frame_index_of(next(frames)) == info.frame_count // 2
     next(frames)
 
@@ -178,8 +178,8 @@ def test_closing_a_reader_early_leaves_no_ffmpeg_behind(clips, new_ffmpeg):
 
 def test_reading_to_the_end_leaves_no_ffmpeg_behind(clips, new_ffmpeg):
     info = clips[".webm", "25"]
-    assert len(list(read_frames(info, 0, 5))) == 5
-    assert len(list(read_frames_reversed(info, 0, 9, chunk=4))) == 10
+    assert len(list(read_frames(info, 0, 5, pixel_format="bgr24"))) == 5
+    assert len(list(read_frames_reversed(info, 0, 9, chunk=4, pixel_format="bgr24"))) == 10
     assert new_ffmpeg() == {}
 
 
@@ -188,7 +188,7 @@ def test_reading_to_the_end_leaves_no_ffmpeg_behind(clips, new_ffmpeg):
 
 def test_frame_geometry():
     assert even_size(97, 95) == (98, 96) and even_size(96, 64) == (96, 64)
-    assert frame_shape(97, 95) == (95, 97, 3)
+    assert frame_shape(97, 95, "bgr24") == (95, 97, 3)
     assert frame_shape(97, 95, "yuv420p") == (144, 98)
     assert frame_shape(64, 48, "yuv420p") == (72, 64)
     with pytest.raises(ValueError):
@@ -234,7 +234,7 @@ def test_other_pixel_formats_are_converted_to_limited_range_yuv420p(clips, tmp_p
     subprocess.run([ffmpeg_path(), "-nostdin", "-v", "error", "-i", str(clips[".mp4", "25"].path), "-frames:v", "8",
                     *codec, "-pix_fmt", layout, str(source)], check=True, capture_output=True)
     info = probe_video(source)
-    bgr = list(read_frames(info))
+    bgr = list(read_frames(info, pixel_format="bgr24"))
     i420 = list(read_frames(info, pixel_format="yuv420p"))
     assert len(i420) == len(bgr) == 8
     for reference, frame in zip(bgr, i420):
@@ -251,7 +251,7 @@ def test_still_images_in_yuv420p(tmp_path, name, size, orientation):
     assert (info.width, info.height) == size
     frames = list(read_frames(info, count=3, pixel_format="yuv420p"))
     assert len(frames) == 3 and all(frame.shape == frame_shape(*size, "yuv420p") for frame in frames)
-    [reference] = read_frames(info, count=1)
+    [reference] = read_frames(info, count=1, pixel_format="bgr24")
     # Measured: 1.8 for the JPEG (8.2 were its full-range levels passed on as they are), 2.4 for the
     # PNG, whose bgr24 frame keeps the full colour resolution that 4:2:0 halves.
     assert np.abs(i420_to_bgr(frames[0], *size).astype(int) - reference).mean() < 3.5
@@ -293,7 +293,7 @@ def test_detection_size_keeps_the_aspect_and_never_enlarges(detect_clips):
 @pytest.mark.parametrize("kind", ["cfr", "vfr", "rotated"])
 def test_detection_frames_are_every_nth_frame_shrunk(detect_clips, kind):
     info = detect_clips[kind]
-    full = list(read_frames(info))
+    full = list(read_frames(info, pixel_format="bgr24"))
     assert info.frame_count == len(full) == 50
     stamps = [frame_index_of(np.rot90(frame, -info.rotation // 90)) for frame in full]
     if kind == "vfr":
@@ -316,14 +316,14 @@ def test_detection_frames_at_full_size_and_of_a_still(detect_clips, tmp_path):
     frames = list(read_detection_frames(info, 4, 500))
     assert [frame.shape for frame in frames] == [(128, 192, 3)] * 4
     # Not shrunk, only converted (chroma upsampled otherwise than read_frames does it; measured: 0.5).
-    assert np.abs(frames[2].astype(int) - next(read_frames(info, 2, 1))).mean() < 1.0
+    assert np.abs(frames[2].astype(int) - next(read_frames(info, 2, 1, pixel_format="bgr24"))).mean() < 1.0
     assert list(read_detection_frames(info, 0, 96)) == []
     with pytest.raises(ValueError):
         list(read_detection_frames(info, 4, 96, every=0))
     still = probe_video(make_still(tmp_path / "phone.jpg", size=(96, 128), orientation=6))
     [picture] = read_detection_frames(still, 25, 64, every=5)
     assert picture.shape == (64, 48, 3)
-    expected = cv2.resize(next(read_frames(still)), (48, 64), interpolation=cv2.INTER_AREA)
+    expected = cv2.resize(next(read_frames(still, pixel_format="bgr24")), (48, 64), interpolation=cv2.INTER_AREA)
     assert np.abs(picture.astype(int) - expected).mean() < 1.0
 
 
@@ -385,7 +385,7 @@ def voice(tmp_path_factory) -> Path:
 
 
 def write_video(path: Path, size: tuple[int, int], frames: int, audio: Path) -> VideoWriter:
-    with VideoWriter(path, size[0], size[1], Fraction(25), audio, preset="ultrafast") as writer:
+    with VideoWriter(path, size[0], size[1], Fraction(25), audio, preset="ultrafast", pixel_format="bgr24") as writer:
         for index in range(frames):
             writer.write(presenter_frame(index, size))
     return writer
@@ -432,7 +432,7 @@ def test_writer_makes_a_streamable_h264_aac_mp4(tmp_path, voice):
     boxes = top_level_boxes(output)
     assert "moov" in boxes and "mdat" in boxes
     assert boxes.index("moov") < boxes.index("mdat"), f"not faststart: {boxes}"
-    assert indices(read_frames(probe_video(output))) == list(range(12))
+    assert indices(read_frames(probe_video(output), pixel_format="bgr24")) == list(range(12))
 
 
 @pytest.mark.parametrize(("size", "padded"), [((97, 95), (98, 96)), ((96, 95), (96, 96)), ((97, 96), (98, 96))])
@@ -443,7 +443,7 @@ def test_writer_pads_odd_sides_to_even(tmp_path, voice, size, padded):
     [video] = [s for s in streams(output) if s["codec_type"] == "video"]
     assert (video["width"], video["height"]) == padded
     assert int(video["nb_read_frames"]) == 10
-    frames = list(read_frames(probe_video(output)))
+    frames = list(read_frames(probe_video(output), pixel_format="bgr24"))
     # The picture sits unmoved in the top-left corner; the padding is the extra row/column.
     original = presenter_frame(4, size).astype(int)
     decoded = frames[4].astype(int)
@@ -490,13 +490,13 @@ def test_bgr24_conversions_are_unbiased(clips, tmp_path, voice):
     """SWS_FLAGS really reach the reader's and the writer's colour conversions (an -sws_flags given
     before an input is ignored, and ffmpeg's defaults come out about a level darker each way)."""
     info = clips[".mp4", "25"]
-    bgr = list(read_frames(info, 0, 5))
+    bgr = list(read_frames(info, 0, 5, pixel_format="bgr24"))
     i420 = list(read_frames(info, 0, 5, pixel_format="yuv420p"))
     # cv2 follows the BT.601 formula to the level: compare ffmpeg's BGR through it.
     luma_bias = np.mean([cv2.cvtColor(b, cv2.COLOR_BGR2YUV_I420)[:96].astype(int) - f[:96] for b, f in zip(bgr, i420)])
     assert abs(luma_bias) < 0.25  # -1.2 with the default flags
     output = tmp_path / "lossless.mp4"
-    with VideoWriter(output, 96, 96, Fraction(25), voice, crf=0, preset="ultrafast") as writer:
+    with VideoWriter(output, 96, 96, Fraction(25), voice, crf=0, preset="ultrafast", pixel_format="bgr24") as writer:
         for frame in bgr:
             writer.write(frame)
     written = list(read_frames(probe_video(output), pixel_format="yuv420p"))
@@ -507,14 +507,14 @@ def test_bgr24_conversions_are_unbiased(clips, tmp_path, voice):
 def test_writer_rejects_a_frame_of_the_wrong_shape(tmp_path, voice, new_ffmpeg):
     output = tmp_path / "wrong.mp4"
     with pytest.raises(ValueError, match="expected"):
-        with VideoWriter(output, 96, 96, Fraction(25), voice) as writer:
+        with VideoWriter(output, 96, 96, Fraction(25), voice, pixel_format="bgr24") as writer:
             writer.write(presenter_frame(0, SIZE))
             writer.write(np.zeros((96, 98, 3), np.uint8))
     with pytest.raises(ValueError):
-        with VideoWriter(output, 96, 96, Fraction(25), voice) as writer:
+        with VideoWriter(output, 96, 96, Fraction(25), voice, pixel_format="bgr24") as writer:
             writer.write(np.zeros((96, 96, 3), np.float32))
     with pytest.raises(ValueError):
-        with VideoWriter(output, 96, 96, Fraction(25), voice) as writer:
+        with VideoWriter(output, 96, 96, Fraction(25), voice, pixel_format="bgr24") as writer:
             writer.write(np.zeros((96, 96), np.uint8))
     assert not output.exists()
     assert new_ffmpeg() == {}
@@ -529,7 +529,7 @@ def wait_for(path: Path, timeout: float = 20.0) -> None:
 
 def test_abort_removes_the_partial_file(tmp_path, voice, new_ffmpeg):
     output = tmp_path / "partial.mp4"
-    writer = VideoWriter(output, 96, 96, Fraction(25), voice, preset="ultrafast")
+    writer = VideoWriter(output, 96, 96, Fraction(25), voice, preset="ultrafast", pixel_format="bgr24")
     for index in range(40):
         writer.write(presenter_frame(index, SIZE))
     wait_for(output)
@@ -541,7 +541,7 @@ def test_abort_removes_the_partial_file(tmp_path, voice, new_ffmpeg):
 def test_an_error_inside_the_with_block_removes_the_file(tmp_path, voice, new_ffmpeg):
     output = tmp_path / "interrupted.mp4"
     with pytest.raises(RuntimeError, match="face detector crashed"):
-        with VideoWriter(output, 96, 96, Fraction(25), voice, preset="ultrafast") as writer:
+        with VideoWriter(output, 96, 96, Fraction(25), voice, preset="ultrafast", pixel_format="bgr24") as writer:
             for index in range(40):
                 writer.write(presenter_frame(index, SIZE))
             wait_for(output)

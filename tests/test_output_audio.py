@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from media_factory import make_audio, make_still, make_video
 
 from heygemd.codes import ErrorCode
 from heygemd.engine import AudioError, EngineError, EngineSettings, MediaError, OutputMismatch, RenderOptions
@@ -25,7 +26,6 @@ from heygemd.engine.ffmpeg_tools import ffmpeg_path, ffprobe_path
 from heygemd.engine.media import decode_audio
 from heygemd.engine.output_check import check_output
 from heygemd.engine.snapshot import SNAPSHOT_PREFIX, pcm_codec, remove_leftovers, take_snapshot
-from media_factory import make_audio, make_still, make_video
 
 SIZE = (192, 192)
 FIXED_BOX = (40, 30, 152, 150)

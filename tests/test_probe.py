@@ -61,7 +61,7 @@ def test_frame_rate_count_and_duration(tmp_path, fps):
     assert info.frame_count == frames
     assert info.duration == pytest.approx(frames / float(rate), abs=0.002)
     assert not info.variable_frame_rate and not info.is_still and not info.has_audio
-    decoded = list(read_frames(info))
+    decoded = list(read_frames(info, pixel_format="bgr24"))
     assert indices(decoded) == list(range(frames))
 
 
@@ -92,7 +92,7 @@ def test_container_and_codec(tmp_path, suffix, vcodec, codec, container):
     assert info.fps_fraction == 25 and info.frame_count == 12
     # The video's own length: FLV counts its duration from 0 although B-frames start it at 0.08 s.
     assert info.duration == pytest.approx(0.48, abs=0.002)
-    decoded = list(read_frames(info))
+    decoded = list(read_frames(info, pixel_format="bgr24"))
     assert [frame.shape for frame in decoded] == [(96, 112, 3)] * 12
     assert indices(decoded) == list(range(12))
 
@@ -118,7 +118,7 @@ def test_rotated_video_is_described_and_decoded_upright(tmp_path, rotation, suff
     assert info.rotation == rotation
     upright = (96, 160) if rotation in (90, 270) else (160, 96)
     assert (info.width, info.height) == upright
-    decoded = list(read_frames(info))
+    decoded = list(read_frames(info, pixel_format="bgr24"))
     assert len(decoded) == info.frame_count == 10
     assert all(frame.shape == (upright[1], upright[0], 3) for frame in decoded)
     # The display matrix turns the picture counter-clockwise by ``rotation``; turning each decoded
@@ -148,15 +148,15 @@ def test_variable_frame_rate_decodes_at_a_constant_rate(tmp_path, suffix, fps):
 
     assert info.variable_frame_rate
     assert info.fps_fraction == rate
-    decoded = indices(read_frames(info))
+    decoded = indices(read_frames(info, pixel_format="bgr24"))
     assert len(decoded) == info.frame_count  # the probe promises what decoding yields
     assert abs(len(decoded) - info.duration * info.fps) <= 1
     assert decoded == constant_rate_indices(frames, rate, len(decoded))
     assert len(set(decoded)) < len(decoded) and set(range(frames)) - set(decoded)  # repeats and drops happened
     # A seek (past SEEK_MIN_S + SEEK_PREROLL_S) lands on the same constant-rate frames as decoding from 0.
     for start in (5, round(1.2 * rate), len(decoded) - 3):
-        assert indices(read_frames(info, start, 3)) == decoded[start : start + 3], start
-    assert indices(read_frames_reversed(info, 2, len(decoded) - 1, chunk=5)) == decoded[:1:-1]
+        assert indices(read_frames(info, start, 3, pixel_format="bgr24")) == decoded[start : start + 3], start
+    assert indices(read_frames_reversed(info, 2, len(decoded) - 1, chunk=5, pixel_format="bgr24")) == decoded[:1:-1]
 
 
 def test_constant_rate_in_a_millisecond_container_is_not_variable(tmp_path):
@@ -180,7 +180,7 @@ def test_still_image(tmp_path, suffix, codec):
     assert info.fps_fraction == 30 and info.fps == 30.0
     assert (info.width, info.height) == SIZE
     assert not info.variable_frame_rate and not info.has_audio
-    frames = list(read_frames(info, 0, 3))
+    frames = list(read_frames(info, 0, 3, pixel_format="bgr24"))
     assert len(frames) == 3 and all(frame.shape == (96, 112, 3) for frame in frames)
     assert indices(frames) == [0, 0, 0]
     assert probe_video(still, still_fps=24000 / 1001).fps_fraction == Fraction(24000, 1001)
@@ -191,7 +191,7 @@ def test_phone_photo_is_turned_upright_by_its_exif_orientation(tmp_path, orienta
     photo = make_still(tmp_path / "portrait.jpg", size=SIZE, orientation=orientation)
 
     info = probe_video(photo)
-    [frame] = read_frames(info)
+    [frame] = read_frames(info, pixel_format="bgr24")
 
     # Whatever the decoder does with the tag, the probe describes the frames it yields.
     assert frame.shape == (info.height, info.width, 3)

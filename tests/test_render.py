@@ -26,7 +26,7 @@ FIXED_BOX = (40, 30, 152, 150)
 
 
 def decoded(path: Path) -> list[np.ndarray]:
-    return list(read_frames(probe_video(path)))
+    return list(read_frames(probe_video(path), pixel_format="bgr24"))
 
 
 def yuv_planes(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

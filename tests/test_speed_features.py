@@ -69,7 +69,7 @@ def test_track_key_changes_with_the_detector_settings():
 
 def test_stride_detects_every_kth_frame_and_interpolates(engine_settings, speech, template, tmp_path):
     engine = LipSyncEngine(engine_settings.model_copy(update={"detect_stride": 4}))
-    engine._tracker.detector = detector = _SlowDetector(engine._tracker.detector, delay=0)
+    engine.tracker.detector = detector = _SlowDetector(engine.tracker.detector, delay=0)
     report = engine.render(speech, template, tmp_path / "out.mp4")
     assert report.faces.detect_stride == 4 and detector.frames == 4, "frames 0, 4, 8 and 12 of 15"
     assert report.faces.frames_with_face == 15 and report.faces.frames_without_face == 0
@@ -221,24 +221,24 @@ def test_the_generator_starts_while_faces_are_still_being_detected(engine_settin
     long_template = make_video(tmp_path / "long.mp4", seconds=2.4, fps="25", size=SIZE)  # 60 frames
     engine = LipSyncEngine(engine_settings.model_copy(update={"batch_size": 8, "detector_batch_size": 4}))
     engine.detect_while_rendering = True  # what a GPU engine does
-    detector = _SlowDetector(engine._tracker.detector, delay=0.1)
-    engine._tracker.detector = detector
-    engine.model = _TimedModel(engine.model)
+    detector = _SlowDetector(engine.tracker.detector, delay=0.1)
+    engine.tracker.detector = detector
+    engine.generator.model = model = _TimedModel(engine.generator.model)
     report = engine.render(make_audio(tmp_path / "speech.wav", seconds=2.4), long_template, tmp_path / "out.mp4")
     assert report.faces.frames_with_face == 60 and len(detector.finished_at) == 15
-    assert engine.model.started_at[0] < detector.finished_at[-1], "the first batch waited for the whole track"
+    assert model.started_at[0] < detector.finished_at[-1], "the first batch waited for the whole track"
 
     engine.detect_while_rendering = False  # what a CPU engine does
     detector.finished_at.clear()
-    engine.model.started_at.clear()
+    model.started_at.clear()
     engine.render(make_audio(tmp_path / "speech.wav", seconds=2.4), long_template, tmp_path / "again.mp4")
-    assert engine.model.started_at[0] > detector.finished_at[-1]
+    assert model.started_at[0] > detector.finished_at[-1]
 
 
 def test_a_cpu_render_reports_detection_progress_and_can_be_cancelled_during_it(engine_settings, speech, tmp_path):
     template = make_video(tmp_path / "long.mp4", seconds=2.4, fps="25", size=SIZE)
     engine = LipSyncEngine(engine_settings.model_copy(update={"detector_batch_size": 4}))
-    engine._tracker.detector = _SlowDetector(engine._tracker.detector, delay=0.15)
+    engine.tracker.detector = _SlowDetector(engine.tracker.detector, delay=0.15)
     seen: list[tuple[str, int, threading.Thread]] = []
     stop = threading.Event()
 
@@ -252,7 +252,7 @@ def test_a_cpu_render_reports_detection_progress_and_can_be_cancelled_during_it(
                       progress=on_progress, cancel=stop)
     assert seen and {stage for stage, _, _ in seen} == {"detect"}
     assert {thread for _, _, thread in seen} == {threading.current_thread()}
-    assert engine._tracker.detector.frames < 60, "detection stopped early"
+    assert engine.tracker.detector.frames < 60, "detection stopped early"
     assert not (tmp_path / "out.mp4").exists()
 
 
@@ -261,8 +261,8 @@ def test_a_cpu_render_reports_detection_progress_and_can_be_cancelled_during_it(
 
 def test_auto_encoder_is_libx264_without_a_gpu(engine, speech, template, tmp_path):
     report = engine.render(speech, template, tmp_path / "out.mp4", RenderOptions(fixed_box=(40, 30, 152, 150)))
-    expected = "h264_nvenc" if engine.device.type == "cuda" and nvenc_usable() else "libx264"
-    assert report.output.encoder == expected == engine.describe()["encoder"]
+    expected = "h264_nvenc" if engine.device.startswith("cuda") and nvenc_usable() else "libx264"
+    assert report.output.encoder == expected == engine.describe().encoder
 
 
 @pytest.mark.skipif(nvenc_usable(), reason="NVENC works on this machine")
@@ -290,9 +290,9 @@ class _RunsOutOfMemoryAbove(torch.nn.Module):
 
 def test_out_of_memory_halves_the_batch_without_restarting_the_video(engine_settings, speech, template, tmp_path):
     engine = LipSyncEngine(engine_settings.model_copy(update={"batch_size": 16}))
-    engine.model = _RunsOutOfMemoryAbove(engine.model, limit=4)
+    engine.generator.model = model = _RunsOutOfMemoryAbove(engine.generator.model, limit=4)
     report = engine.render(speech, template, tmp_path / "out.mp4", RenderOptions(fixed_box=(40, 30, 152, 150)))
     assert report.output.frame_count == 15
-    assert engine.generator_batch == 4
-    assert engine.model.refused == 2  # 16 then 8 refused once; 4 kept for the rest of the video
+    assert engine.generator.batch.size == 4, "kept for the engine's later renders"
+    assert model.refused == 2  # 16 then 8 refused once; 4 kept for the rest of the video
     assert any("ran out of memory" in warning for warning in report.warnings)

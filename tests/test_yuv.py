@@ -10,9 +10,11 @@ import cv2
 import numpy as np
 import pytest
 from media_factory import make_video, presenter_frame
+from oracles import paste
 
-from heygemd.engine.blend import FACE_SIZE, crop_face, first_pasted_row, paste
+from heygemd.engine.blend import crop_face, first_pasted_row
 from heygemd.engine.ffmpeg_tools import ffmpeg_path
+from heygemd.engine.generator_io import FACE_SIZE
 from heygemd.engine.media import SWS_FLAGS, read_frames
 from heygemd.engine.probe import probe_video
 from heygemd.engine.settings import BlendMode
@@ -105,7 +107,7 @@ def test_paste_i420_leaves_everything_outside_the_pasted_rows_as_decoded(frame, 
 @pytest.mark.parametrize("mode", [BlendMode.FEATHER, BlendMode.HARD])
 @pytest.mark.parametrize("box", BOXES)
 def test_paste_i420_is_paste_of_the_bgr_frame_converted_back(frame, face, mode, box):
-    """Inside what it changes, paste_i420 gives exactly the I420 that converting blend.paste's BGR result gives."""
+    """Inside what it changes, paste_i420 gives exactly the I420 that converting the BGR oracle paste's result gives."""
     pasted = frame.copy()
     paste_i420(pasted, box, face, mode, feather=0.12)
     bgr = to_bgr(frame)
@@ -129,7 +131,7 @@ BGR_TOLERANCE = {BlendMode.FEATHER: (1.3, 16), BlendMode.HARD: (2.0, 22)}  # (me
 
 @pytest.mark.parametrize("mode", [BlendMode.FEATHER, BlendMode.HARD])
 def test_paste_i420_looks_like_paste_on_the_bgr_frame(frame, face, mode):
-    """Against blend.paste on the frame's BGR, the pasted box differs only by 4:2:0's shared chroma."""
+    """Against the BGR oracle paste on the frame's BGR, the pasted box differs only by 4:2:0's shared chroma."""
     box = BOXES[0]
     pasted = frame.copy()
     paste_i420(pasted, box, face, mode, feather=0.12)
@@ -160,7 +162,7 @@ def smooth_clip(tmp_path_factory) -> Path:
 def test_cv2_reads_ffmpegs_i420_as_ffmpeg_does(smooth_clip):
     """cv2's COLOR_YUV2BGR_I420 on ffmpeg's yuv420p frame agrees with ffmpeg's own bgr24 frame: BT.601, limited range."""
     info = probe_video(smooth_clip)
-    for i420, bgr in zip(read_frames(info, pixel_format="yuv420p"), read_frames(info)):
+    for i420, bgr in zip(read_frames(info, pixel_format="yuv420p"), read_frames(info, pixel_format="bgr24")):
         smooth = np.s_[4:80, 4:124]
         difference = np.abs(to_bgr(i420)[smooth].astype(int) - bgr[smooth])
         # Measured: max 6, mean 1.2, no bias (signed mean 0.0): cv2 repeats each chroma sample where
@@ -172,7 +174,7 @@ def test_cv2_reads_ffmpegs_i420_as_ffmpeg_does(smooth_clip):
 
 def test_cv2_writes_i420_as_ffmpeg_does(smooth_clip):
     """cv2's COLOR_BGR2YUV_I420 agrees with ffmpeg's bgr24 -> yuv420p conversion (the bgr24 writer's)."""
-    [bgr] = read_frames(probe_video(smooth_clip), 0, 1)
+    [bgr] = read_frames(probe_video(smooth_clip), 0, 1, pixel_format="bgr24")
     ffmpeg_i420 = subprocess.run(
         [ffmpeg_path(), "-nostdin", "-v", "error", "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", "128x96", "-i", "-",
          "-sws_flags", SWS_FLAGS, "-f", "rawvideo", "-pix_fmt", "yuv420p", "-"],

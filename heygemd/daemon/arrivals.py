@@ -79,7 +79,7 @@ class Arrivals:
                 scan = self._scan_once()
             except Exception:  # a bug here must not stop the watching for good
                 self.log.exception("scanning the inbox failed; trying again")
-                scan = InboxScan(waiting=[])
+                scan = InboxScan()
             if self.on_scan is not None:
                 self.on_scan(scan)
             if scan.ready or scan.abandoned:

@@ -26,6 +26,9 @@ from heygemd.daemon.lease import Owner
 from heygemd.daemon.reports import utc_now
 
 OWNER_FILE = "owner.json"  # older layout, read to recognise this service's jobs without a lease
+INPUT_FOLDER = "input"
+FAILED_FOLDER = "failed"
+RESULTS_PREFIX = "output"  # results of one holder: output-<owner id> (an older heygemd's: output)
 
 
 class ClaimError(Exception):
@@ -40,16 +43,20 @@ class WorkArea:
         return self.root / job_id
 
     def input_dir(self, job_id: str) -> Path:
-        return self.root / job_id / "input"
+        return self.root / job_id / INPUT_FOLDER
 
     def results_dir(self, record: JobRecord) -> Path:
         return self.root / record.job_id / record.results_dir
 
     def failed_dir(self, job_id: str) -> Path:
-        return self.root / job_id / "failed"
+        return self.root / job_id / FAILED_FOLDER
 
 
-def new_job_id(name: str) -> str:
+def results_folder_name(owner_id: str) -> str:
+    return f"{RESULTS_PREFIX}-{owner_id}"
+
+
+def new_job_id() -> str:
     stamp = utc_now().strftime("%Y%m%dT%H%M%SZ")
     return f"{stamp}-{secrets.token_hex(3)}"
 
@@ -57,7 +64,7 @@ def new_job_id(name: str) -> str:
 def claim(inbox: Path, name: str, work: WorkArea, journal: Journal, owner: Owner) -> JobRecord | None:
     """Move ``inbox/name`` into the work area. None if it is gone (taken by someone else or removed)."""
     record = JobRecord(
-        job_id=new_job_id(name), name=name, phase=Phase.CLAIMING, owner=owner.id, results_dir=f"output-{owner.id}"
+        job_id=new_job_id(), name=name, phase=Phase.CLAIMING, owner=owner.id, results_dir=results_folder_name(owner.id)
     )
     journal.save(record)  # first, so a crash right after the rename still knows the job
     job_dir = work.job_dir(record.job_id)

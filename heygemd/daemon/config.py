@@ -35,14 +35,11 @@ from pydantic_settings import (
 
 from heygemd.daemon.fsutil import human_size
 from heygemd.engine.settings import EngineSettings, RenderOptions
+from heygemd.engine.weights import S3FD, WAV2LIP_GAN
 
 CONFIG_ENV_VAR = "HEYGEMD_CONFIG"
 DEFAULT_SEARCH_PATHS: tuple[Path, ...] = (Path("config/heygemd.toml"), Path("/etc/heygemd/heygemd.toml"))
 
-DEFAULT_WAV2LIP_GAN_URL = "https://huggingface.co/camenduru/Wav2Lip/resolve/main/checkpoints/wav2lip_gan.pth"
-WAV2LIP_GAN_SHA256 = "ca9ab7b7b812c0e80a6e70a5977c545a1e8a365a6c49d5e533023c034d7ac3d8"
-DEFAULT_S3FD_URL = "https://www.adrianbulat.com/downloads/python-fan/s3fd-619a316812.pth"
-S3FD_SHA256_PREFIX = "619a316812"
 
 
 class ConfigError(Exception):
@@ -198,14 +195,14 @@ class ModelsConfig(_Section):
     A sha256 may be a whole hash or its first digits (at least 8)."""
 
     checkpoint_url: str = Field(
-        DEFAULT_WAV2LIP_GAN_URL, description="Wav2Lip weights (a community mirror; no official direct link exists)"
+        WAV2LIP_GAN.url, description="Wav2Lip weights (a community mirror; no official direct link exists)"
     )
     checkpoint_sha256: str = Field(
-        WAV2LIP_GAN_SHA256, pattern=r"^[0-9a-fA-F]{8,64}$", description="expected sha256 of the Wav2Lip weights"
+        WAV2LIP_GAN.sha256, pattern=r"^[0-9a-fA-F]{8,64}$", description="expected sha256 of the Wav2Lip weights"
     )
-    detector_url: str = Field(DEFAULT_S3FD_URL, description="S3FD face detector weights (face-alignment project)")
+    detector_url: str = Field(S3FD.url, description="S3FD face detector weights (face-alignment project)")
     detector_sha256: str = Field(
-        S3FD_SHA256_PREFIX, pattern=r"^[0-9a-fA-F]{8,64}$", description="expected sha256 (prefix) of the S3FD weights"
+        S3FD.sha256, pattern=r"^[0-9a-fA-F]{8,64}$", description="expected sha256 (prefix) of the S3FD weights"
     )
 
 

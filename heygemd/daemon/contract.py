@@ -21,12 +21,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from heygemd.codes import CodedError, ErrorCode
 from heygemd.daemon.config import LimitsConfig
+from heygemd.engine.formats import AUDIO_SUFFIXES, STILL_SUFFIXES, VIDEO_SUFFIXES
 from heygemd.engine.settings import RenderOptions
 from heygemd.names import NAME_MAX_BYTES, fit_name, is_heygemd_temporary, name_bytes
 
-AUDIO_EXTENSIONS = frozenset({".wav", ".mp3", ".m4a", ".aac", ".flac", ".ogg", ".oga", ".opus", ".wma"})
-VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".wmv", ".mts", ".ts"})
-STILL_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp"})
 JOB_FILE = "job.toml"
 # Written by heygemd into folders that may come back to the inbox after a person fixed them.
 REPORT_NAMES = frozenset({"job.json", "error.json"})
@@ -95,11 +93,11 @@ def kind_of(name: str) -> FileKind:
     if lowered in REPORT_NAMES:
         return FileKind.REPORT
     suffix = Path(lowered).suffix
-    if suffix in AUDIO_EXTENSIONS:
+    if suffix in AUDIO_SUFFIXES:
         return FileKind.AUDIO
-    if suffix in VIDEO_EXTENSIONS:
+    if suffix in VIDEO_SUFFIXES:
         return FileKind.VIDEO
-    if suffix in STILL_EXTENSIONS:
+    if suffix in STILL_SUFFIXES:
         return FileKind.STILL
     return FileKind.OTHER
 
@@ -302,8 +300,8 @@ def plan_job(
         details.append(f"empty (0 bytes) files: {_list_names(empty)}")
     if unsupported:
         details.append(
-            f"unsupported files: {_list_names(unsupported)} (audio: {', '.join(sorted(AUDIO_EXTENSIONS))}; "
-            f"video: {', '.join(sorted(VIDEO_EXTENSIONS | STILL_EXTENSIONS))})"
+            f"unsupported files: {_list_names(unsupported)} (audio: {', '.join(sorted(AUDIO_SUFFIXES))}; "
+            f"video: {', '.join(sorted(VIDEO_SUFFIXES | STILL_SUFFIXES))})"
         )
     if subfolders:
         details.append(f"folders inside the job are not used: {_list_names(subfolders)}")
@@ -330,7 +328,7 @@ def plan_job(
     if not audio:
         raise ContractViolation(
             f"The folder has no audio file (found only {_list_names(videos)}). Add exactly one audio file "
-            f"({', '.join(sorted(AUDIO_EXTENSIONS))}).",
+            f"({', '.join(sorted(AUDIO_SUFFIXES))}).",
             details,
             code=ErrorCode.JOB_NO_AUDIO,
         )
@@ -344,7 +342,7 @@ def plan_job(
     if not videos:
         raise ContractViolation(
             f"The folder has no template video (found only {_list_names(audio)}). Add one or more videos "
-            f"({', '.join(sorted(VIDEO_EXTENSIONS | STILL_EXTENSIONS))}).",
+            f"({', '.join(sorted(VIDEO_SUFFIXES | STILL_SUFFIXES))}).",
             details,
             code=ErrorCode.JOB_NO_TEMPLATE,
         )

@@ -10,8 +10,10 @@ class ExitCode(IntEnum):
     FAILURE = 1  # an unexpected error, or `doctor` found a problem
     USAGE = 2  # wrong command line (argparse's own code)
     NOT_RUNNING = 3  # `status`: no daemon is running on this state directory
+    # EX_UNAVAILABLE: `run`: the engine cannot start (a checkpoint missing or unusable, no ffmpeg/ffprobe);
+    # `fetch-models` could not get a checkpoint
     MISSING_WEIGHTS = 69
-    RENDER_HUNG = 70  # EX_SOFTWARE: a render stopped making progress and could not be cancelled; systemd restarts  # EX_UNAVAILABLE: a checkpoint is missing or unusable; `fetch-models` could not get it
+    RENDER_HUNG = 70  # EX_SOFTWARE: a render stopped making progress and could not be cancelled; systemd restarts
     CANT_CREATE = 73  # EX_CANTCREAT: a working folder cannot be created or written
     # EX_TEMPFAIL: `run`: another heygemd holds this state folder (<state>/service.lock). Starting again
     # later works once that one stopped; systemd must not restart on it (RestartPreventExitStatus).

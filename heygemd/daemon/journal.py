@@ -93,7 +93,7 @@ class JobRecord(BaseModel):
     # the folder under work/<job-id>/ holding the finished videos, and a count of saves (newest copy wins).
     owner: str | None = None
     previous_owners: list[str] = Field(default_factory=list)
-    results_dir: str = "output"
+    results_dir: str = "output"  # claim.RESULTS_PREFIX alone: the layout of an older heygemd
     revision: int = 0
 
 

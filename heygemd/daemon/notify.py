@@ -71,6 +71,3 @@ class Notifier:
             lines.append(f"EXTEND_TIMEOUT_USEC={int(extend_seconds * 1e6)}")
         self._last_status = status
         self.send(*lines)
-
-    def extend_timeout(self, seconds: float) -> None:
-        self.send(f"EXTEND_TIMEOUT_USEC={int(seconds * 1e6)}")

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from heygemd import __version__
 from heygemd.codes import ErrorCode, Failure
+from heygemd.engine.report import EngineInfo
 
 RETRY_HINT = "(error.json may stay in the folder when you drop it again: it is ignored.)"
 
@@ -71,7 +72,7 @@ class JobReport(BaseModel):
     seconds: float = Field(description="from claim to finish")
     quarantine_folder: str | None = Field(None, description="where the failed templates went, if any")
     warnings: list[str] = Field(default_factory=list)
-    engine: dict[str, Any] = Field(default_factory=dict, description="device, checkpoint (path, sha256, name), detector")
+    engine: EngineInfo | None = Field(None, description="device, checkpoint (path, sha256, name), detector...")
     host: str = Field(default_factory=host_name)
     finished_by: str | None = Field(None, description="the service process that published the job (host-pid-start id)")
     taken_over_from: list[str] = Field(

@@ -54,6 +54,7 @@ from heygemd.daemon.resultpage import make_thumbnail, thumbnail_name, write_resu
 from heygemd.daemon.supervise import RenderHung, RenderStalled, StallWatch
 from heygemd.engine import (
     EngineError,
+    EngineInfo,
     RenderCancelled,
     RenderOptions,
     RenderProgress,
@@ -64,7 +65,7 @@ from heygemd.engine import (
 class RenderEngine(Protocol):
     """What the runner needs of the engine (heygemd.engine.LipSyncEngine, or a fake in tests)."""
 
-    def describe(self) -> dict[str, Any]: ...
+    def describe(self) -> EngineInfo: ...
 
     def prepare_audio(self, path: Path) -> AbstractContextManager[Any]: ...
 
@@ -462,7 +463,7 @@ class JobRunner:
             job=record.name,
             job_id=record.job_id,
             status=record.status,
-            dry_run=bool(engine_info.get("dry_run")),
+            dry_run=engine_info.dry_run,
             audio=record.audio or "",
             videos=[
                 VideoResult(

@@ -9,6 +9,7 @@ is skipped: metrics never stop the work.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from pathlib import Path
@@ -95,7 +96,5 @@ class MetricsRecorder:
             else:
                 gauges.free_bytes[name] = found
         self._gauges_written = time.monotonic()
-        try:
+        with contextlib.suppress(OSError):  # a full or read-only state disk must not stop the work
             write_metrics(self.state_dir, self.metrics)
-        except OSError:
-            pass  # a full or read-only state disk must not stop the work

@@ -6,7 +6,6 @@ import os
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
@@ -14,6 +13,7 @@ from heygemd.atomic import write_atomic
 from heygemd.codes import ErrorCode
 from heygemd.daemon.diskspace import DiskShortage
 from heygemd.daemon.reports import host_name, utc_now
+from heygemd.engine.report import EngineInfo, ProgressStage
 
 STATUS_FILE = "status.json"
 IDLE = "idle"
@@ -29,7 +29,7 @@ class CurrentJob(BaseModel):
     video: str | None = None
     index: int = 0
     total: int = 0
-    stage: str | None = None
+    stage: ProgressStage | None = None
     percent: float | None = None
 
 
@@ -74,7 +74,7 @@ class ServiceStatus(BaseModel):
         default_factory=dict, description="what each arriving folder waits for (\"voice.wav\" still open for writing, ...)"
     )
     current: CurrentJob | None = None
-    engine: dict[str, Any] = Field(default_factory=dict)
+    engine: EngineInfo | None = None
 
     @property
     def ready(self) -> bool:
@@ -92,7 +92,7 @@ class ServiceStatus(BaseModel):
             prefix = "stopping, " if self.state == "stopping" else ""
             where = f"video {job.index}/{job.total}" if job.total else "preparing"
             percent = f" {job.percent:.0f}%" if job.percent is not None else ""
-            stage = f" ({job.stage})" if job.stage and job.stage != "render" else ""
+            stage = f" ({job.stage})" if job.stage and job.stage is not ProgressStage.RENDER else ""
             paused = ", paused: no new jobs after it" if self.paused else ""
             return f"{prefix}job {job.job}: {where}{percent}{stage}; {len(self.queued)} queued{self._disk_note()}{paused}"
         waiting = f", {len(self.waiting_jobs)} waiting to retry" if self.waiting_jobs else ""

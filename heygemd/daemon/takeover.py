@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from heygemd.atomic import write_atomic
 from heygemd.daemon import lease
-from heygemd.daemon.claim import WorkArea
+from heygemd.daemon.claim import INPUT_FOLDER, RESULTS_PREFIX, WorkArea, results_folder_name
 from heygemd.daemon.fsutil import remove_tree
 from heygemd.daemon.heartbeat import LeaseKeeper
 from heygemd.daemon.journal import JobRecord, Phase
@@ -28,7 +28,6 @@ from heygemd.daemon.lease import Lease, LeaseObserver, Owner, Verdict
 from heygemd.daemon.reports import VideoStatus
 
 RECORD_PREFIX = "record-"
-RESULTS_PREFIX = "output"
 
 
 @dataclass(frozen=True)
@@ -146,7 +145,7 @@ class Takeover:
 
     def _adopt(self, job_dir: Path, record: JobRecord | None, previous: str | None, name: str) -> Outcome:
         """Make the record this service's and gather the finished videos; clean up a job with nothing left to do."""
-        input_dir = job_dir / "input"
+        input_dir = job_dir / INPUT_FOLDER
         if record is None:  # the holder died between its lease and its first record
             if not input_dir.is_dir():
                 return self._discard(job_dir, "a claim that never completed", previous)
@@ -161,7 +160,7 @@ class Takeover:
         if record.phase is Phase.DONE:
             return self._discard(job_dir, "its previous holder had finished it", previous)
         if record.phase in (Phase.CLAIMED, Phase.RENDERING):
-            gather_results(job_dir, record, f"{RESULTS_PREFIX}-{self.owner.id}")
+            gather_results(job_dir, record, results_folder_name(self.owner.id))
         # In the publishing phase the committed results folder stays the one to publish.
         return Outcome(record, "held", previous)
 

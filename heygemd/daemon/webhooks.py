@@ -16,6 +16,7 @@ shared secret. The body carries the event's id (the same on every try: deduplica
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import http.client
@@ -311,10 +312,8 @@ class WebhookSender:
             except OSError:
                 return
             lines = [*lines[-(WEBHOOK_LOG_LINES - 1):], delivery.model_dump_json()]
-            try:
+            with contextlib.suppress(OSError):  # a full state disk: the log line says it all the same
                 write_atomic(self.log_file, "\n".join(lines) + "\n", durable=False)
-            except OSError:
-                pass  # a full state disk: the log line above says it all the same
 
 
 def _host(url: str) -> str:

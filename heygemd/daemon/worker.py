@@ -83,6 +83,7 @@ from heygemd.daemon.webhooks import WebhookSender
 from heygemd.engine import (
     CheckpointError,
     EngineError,
+    EngineInfo,
     EngineSettings,
     RenderProgress,
     RenderReport,
@@ -619,7 +620,7 @@ class Service:
                 owner = {}
             if owner.get("state") != state:
                 continue  # another service's job (or not ours to judge)
-            input_dir = job_dir / "input"
+            input_dir = self.work.input_dir(job_dir.name)
             if input_dir.is_dir() and self.inbox.is_dir():
                 back = move_without_overwrite(input_dir, self.inbox, f"{job_dir.name}-recovered")
                 self.log.warning("work folder without journal record; its job was put back in the inbox", inbox_folder=back.name)
@@ -637,7 +638,7 @@ class Service:
         assert self.engine is not None
         info = self.engine.describe()
         self.status.engine = info
-        self.status.dry_run = bool(info.get("dry_run"))
+        self.status.dry_run = info.dry_run
         self.log.info("engine ready", **_flat_engine(info))
 
     def _describe_watch(self) -> None:
@@ -749,15 +750,15 @@ class _LeaseGuard:
             raise FileNotFoundError(errno.ENOENT, "the job's lease cannot be reached (share unmounted?)", str(job_dir))
 
 
-def _flat_engine(info: dict) -> dict:
-    checkpoint = info.get("checkpoint") or {}
+def _flat_engine(info: EngineInfo) -> dict[str, object]:
+    checkpoint = info.checkpoint
     return {
-        "device": info.get("device"),
-        "dry_run": info.get("dry_run"),
-        "detector": info.get("detector"),
-        "checkpoint": checkpoint.get("path"),
-        "checkpoint_name": checkpoint.get("known_name"),
-        "checkpoint_sha256": (checkpoint.get("sha256") or "")[:16] or None,
+        "device": info.device,
+        "dry_run": info.dry_run,
+        "detector": info.detector,
+        "checkpoint": str(checkpoint.path) if checkpoint else None,
+        "checkpoint_name": checkpoint.known_name if checkpoint else None,
+        "checkpoint_sha256": checkpoint.sha256[:16] if checkpoint else None,
     }
 
 

@@ -16,7 +16,7 @@ from heygemd.engine.errors import (
     OutputMismatch,
     RenderCancelled,
 )
-from heygemd.engine.report import RenderProgress, RenderReport
+from heygemd.engine.report import EngineInfo, ProgressStage, RenderProgress, RenderReport, Stage
 from heygemd.engine.settings import (
     BlendMode,
     DetectorKind,
@@ -30,6 +30,7 @@ __all__ = [
     "BlendMode",
     "CheckpointError",
     "DetectorKind",
+    "EngineInfo",
     "EngineError",
     "EngineSettings",
     "LipSyncEngine",
@@ -38,10 +39,12 @@ __all__ = [
     "NoFaceError",
     "OutputMismatch",
     "PreparedAudio",
+    "ProgressStage",
     "RenderCancelled",
     "RenderOptions",
     "RenderProgress",
     "RenderReport",
+    "Stage",
 ]
 
 

@@ -16,12 +16,13 @@ import numpy as np
 from scipy.signal import lfilter
 
 from heygemd.engine.errors import AudioError
+from heygemd.engine.generator_io import MEL_BANDS as N_MELS
+from heygemd.engine.generator_io import MEL_WINDOW
 
 SAMPLE_RATE = 16000
 N_FFT = 800
 HOP_LENGTH = 200
 WIN_LENGTH = 800
-N_MELS = 80
 FMIN = 55
 FMAX = 7600
 PREEMPHASIS = 0.97
@@ -29,7 +30,6 @@ MIN_LEVEL_DB = -100
 REF_LEVEL_DB = 20
 MAX_ABS_VALUE = 4.0
 MEL_FRAMES_PER_SECOND = SAMPLE_RATE // HOP_LENGTH  # 80
-MEL_WINDOW = 16  # mel frames (200 ms) fed to the model for one video frame
 SILENCE_LEVEL = -MAX_ABS_VALUE  # the normalised value of digital silence
 
 _AMPLITUDE_FLOOR = 1e-5  # -100 dB, so silence maps to MIN_LEVEL_DB - REF_LEVEL_DB

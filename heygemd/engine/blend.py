@@ -13,9 +13,9 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
+from heygemd.engine.generator_io import FACE_SIZE
 from heygemd.engine.settings import BlendMode, Box
 
-FACE_SIZE = 96  # the generator's input and output side, in pixels
 MASK_FROM_ROW = FACE_SIZE // 2  # rows from here down are hidden from the generator
 MASK_TOP = 0.5  # the blend mask covers the box from this fraction of its height down
 
@@ -39,12 +39,6 @@ def prediction_images(predictions: np.ndarray) -> np.ndarray:
     return predictions.transpose(0, 2, 3, 1).astype(np.float32) * 255.0
 
 
-def paste(frame: np.ndarray, box: Box, face: np.ndarray, mode: BlendMode, feather: float) -> None:
-    """Paste one predicted (96, 96, 3) float face into the (H, W, 3) uint8 ``frame`` (in place) at ``box``."""
-    x1, y1, x2, y2 = box
-    frame[y1:y2, x1:x2] = blend_face(frame[y1:y2, x1:x2], face, mode, feather)
-
-
 def blend_face(region: np.ndarray, face: np.ndarray, mode: BlendMode, feather: float, top: int = 0) -> np.ndarray:
     """The pasted pixels of a box's rows ``top`` to its bottom.
 
@@ -65,7 +59,7 @@ def blend_face(region: np.ndarray, face: np.ndarray, mode: BlendMode, feather: f
 
 
 def first_pasted_row(height: int, mode: BlendMode, feather: float) -> int:
-    """The first row of a box ``height`` high that ``paste`` may change (``height``: none does).
+    """The first row of a box ``height`` high that pasting a face may change (``height``: none does).
 
     HARD replaces the whole box; FEATHER's mask is 0 down to ``MASK_TOP`` of the box.
     """

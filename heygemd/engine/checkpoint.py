@@ -25,13 +25,7 @@ from torch import nn
 from heygemd.engine.errors import CheckpointError
 from heygemd.engine.files import sha256_file
 from heygemd.engine.model import Wav2Lip
-
-KNOWN_CHECKPOINTS: dict[str, str] = {
-    "b78b681b68ad9fe6c6fb1debc6ff43ad05834a8af8a62ffc4167b7b34ef63c37": "wav2lip.pth",
-    "ca9ab7b7b812c0e80a6e70a5977c545a1e8a365a6c49d5e533023c034d7ac3d8": "wav2lip_gan.pth",
-}
-# face-alignment publishes S3FD under torch-hub naming: the file name carries the sha256's first digits.
-KNOWN_PREFIXES: dict[str, str] = {"619a316812": "s3fd-619a316812.pth"}
+from heygemd.engine.weights import known_name
 
 HEAD_BYTES = 1024
 ZIP_MAGIC = b"PK\x03\x04"
@@ -82,16 +76,6 @@ def inspect_checkpoint(path: Path) -> CheckpointInfo:
         )
     digest = sha256_file(path)
     return CheckpointInfo(path=path, size_bytes=size, sha256=digest, known_name=known_name(digest))
-
-
-def known_name(sha256: str) -> str | None:
-    """The public file name for a digest, or None when the file is not a known release."""
-    if sha256 in KNOWN_CHECKPOINTS:
-        return KNOWN_CHECKPOINTS[sha256]
-    for prefix, name in KNOWN_PREFIXES.items():
-        if sha256.startswith(prefix):
-            return name
-    return None
 
 
 def _file_size(path: Path) -> int:

@@ -14,19 +14,18 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
-import torch
 
 from heygemd import __version__
 from heygemd.atomic import atomic_output
 from heygemd.engine import audio as audio_features
 from heygemd.engine.blend import generator_faces, prediction_images
-from heygemd.engine.checkpoint import CheckpointInfo, inspect_checkpoint, load_wav2lip
 from heygemd.engine.errors import (
     AudioError,
     EngineError,
@@ -36,53 +35,50 @@ from heygemd.engine.errors import (
 )
 from heygemd.engine.faces import (
     FaceTracker,
+    S3FDDetector,
     build_detector,
     interpolate_stride,
     stream_final_boxes,
 )
-from heygemd.engine.ffmpeg_tools import nvenc_usable
+from heygemd.engine.ffmpeg_tools import ffmpeg_path, ffprobe_path, nvenc_usable
 from heygemd.engine.files import sha256_file
-from heygemd.engine.media import (
-    VideoWriter,
-    read_detection_frames,
-    read_frames,
-    read_frames_reversed,
-)
-from heygemd.engine.model import prepare_for_inference
+from heygemd.engine.media import PixelFormat, VideoWriter, read_detection_frames, read_frames, read_frames_reversed
+from heygemd.engine.notes import RenderNotes
 from heygemd.engine.output_check import check_output
 from heygemd.engine.pipeline import BackgroundSink, GrowingList, prefetch
 from heygemd.engine.probe import AudioInfo, VideoInfo, probe_video
 from heygemd.engine.report import (
     AudioInput,
     CheckpointReport,
+    EngineInfo,
     FaceStats,
     OutputFile,
+    ProgressStage,
     RenderProgress,
     RenderReport,
-    StageTimings,
+    Stage,
     VideoInput,
 )
 from heygemd.engine.schedule import Segment, schedule
-from heygemd.engine.settings import (
-    Box,
-    DetectorKind,
-    Encoder,
-    EngineSettings,
-    RenderOptions,
-)
+from heygemd.engine.settings import Box, Encoder, EngineSettings, RenderOptions
 from heygemd.engine.snapshot import AudioSnapshot, take_snapshot
 from heygemd.engine.track_cache import TrackCache, track_key
 from heygemd.engine.yuv import crop_face_i420, paste_i420
+
+if TYPE_CHECKING:  # both import torch: a dry-run engine never loads them
+    from heygemd.engine.checkpoint import CheckpointInfo
+    from heygemd.engine.generator import Generator
 
 ProgressCallback = Callable[[RenderProgress], None]
 
 # Frames travel as the codecs' own I420 (yuv420p): only the face region is ever converted to BGR,
 # so every other pixel reaches the encoder exactly as decoded, and no full-frame conversion costs time.
-FRAME_FORMAT = "yuv420p"
+FRAME_FORMAT: PixelFormat = "yuv420p"
 REVERSE_CHUNK_FRAMES = 32  # frames decoded at once when a template is played backwards
 QUEUE_FRAMES = 16  # frames each background stage (decoder, encoder) may run ahead
 TRACK_FORMAT = 2  # bump when the meaning of a cached face track changes
 PROGRESS_INTERVAL_S = 1.0  # how often a render waiting for its face track reports progress
+DRY_RUN_DEVICE = "cpu"  # a dry run runs no model: it uses no GPU, and does not import torch to look for one
 
 
 @dataclass(frozen=True, eq=False)
@@ -121,86 +117,66 @@ class PreparedAudio:
         self.close()
 
 
-@dataclass
-class _Stopwatch:
-    """Seconds spent per stage of one render."""
-
-    timings: StageTimings = field(default_factory=StageTimings)
-
-    def add(self, stage: str, since: float) -> None:
-        setattr(self.timings, stage, getattr(self.timings, stage) + time.perf_counter() - since)
-
-    def timed(self, stage: str, frames: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
-        """Pass ``frames`` through, counting the time spent producing them as ``stage``."""
-        try:
-            while True:
-                started = time.perf_counter()
-                try:
-                    frame = next(frames)
-                except StopIteration:
-                    return
-                finally:
-                    self.add(stage, started)
-                yield frame
-        finally:
-            close = getattr(frames, "close", None)
-            if close is not None:
-                close()  # stop the decoder now, not when the garbage collector gets to it
+def on_gpu(device: str) -> bool:
+    return device.split(":", 1)[0] == "cuda"
 
 
-def resolve_device(requested: str) -> torch.device:
-    """'auto' picks the first CUDA device when there is one, else the CPU."""
-    if requested == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(requested)
-    except RuntimeError:
-        raise EngineError(f"device {requested!r} is not a device name: use auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise EngineError(f"device {requested!r} was asked for but torch sees no CUDA device (driver missing, or a CPU build of torch)")
-    return device
-
-
-def choose_encoder(requested: Encoder, device: torch.device) -> str:
+def choose_encoder(requested: Encoder, device: str) -> str:
     """'auto' picks NVENC when rendering on a GPU whose ffmpeg encoder works, else libx264."""
     if requested == Encoder.LIBX264:
         return "libx264"
     usable = nvenc_usable()
     if requested == Encoder.H264_NVENC and not usable:
         raise EngineError("encoder h264_nvenc was asked for but this ffmpeg or GPU cannot encode with it")
-    return "h264_nvenc" if usable and (requested == Encoder.H264_NVENC or device.type == "cuda") else "libx264"
+    return "h264_nvenc" if usable and (requested == Encoder.H264_NVENC or on_gpu(device)) else "libx264"
+
+
+def _device(settings: EngineSettings) -> str:
+    if settings.dry_run:
+        return DRY_RUN_DEVICE
+    from heygemd.engine.generator import resolve_device  # torch is imported here, by a real engine only
+
+    return str(resolve_device(settings.device))
 
 
 class LipSyncEngine:
-    """Loads the generator and the face detector once; each ``render`` reuses them."""
+    """Loads the generator and the face detector once; each ``render`` reuses them.
+
+    What is loaded stays on the engine and does not change while it renders (the generator's
+    batch limit, lowered when the GPU runs out of memory, is a thread-safe value it owns);
+    what belongs to one render lives in that render.
+    """
 
     def __init__(self, settings: EngineSettings | None = None) -> None:
         self.settings = settings or EngineSettings()
-        self.device = resolve_device(self.settings.device)
+        ffmpeg_path(), ffprobe_path()  # FFmpegNotFound (an EngineError) now, not at the first job
+        self.device = _device(self.settings)
+        self.half_precision = on_gpu(self.device) and self.settings.half_precision
         self.encoder = choose_encoder(self.settings.encoder, self.device)
-        self.model: torch.nn.Module | None = None
-        self.checkpoint: CheckpointInfo | None = None
-        self._tracker: FaceTracker | None = None
-        self._track_settings: dict[str, object] = {}
-        self.half_precision = self.device.type == "cuda" and self.settings.half_precision
-        self.generator_batch = self.settings.batch_size  # lowered for good if the GPU runs out of memory
         # Two CPU-bound stages on the same cores only slow each other (OpenMP threads spin on
         # busy cores); a GPU generator leaves the CPU to the detector.
-        self.detect_while_rendering = self.device.type == "cuda"
+        self.detect_while_rendering = on_gpu(self.device)
         cache_dir = self.settings.face_cache_dir
         self.track_cache = TrackCache(cache_dir, self.settings.face_cache_max_mb << 20) if cache_dir else None
-        if self.settings.dry_run:
-            return
-        model, self.checkpoint = load_wav2lip(self.settings.checkpoint, self.device)
-        self.model = prepare_for_inference(model, half=self.half_precision)
-        detector = build_detector(
-            self.settings.detector,
-            self.settings.detector_checkpoint,
-            str(self.device),
-            self.settings.face_threshold,
-        )
-        self._tracker = FaceTracker(detector, self.settings.detect_max_side, self.settings.detector_batch_size)
-        self._track_settings = self._detector_identity()
+        self.generator: Generator | None = None
+        self.tracker: FaceTracker | None = None
+        self.detector_checkpoint: CheckpointInfo | None = None
+        self.track_identity: dict[str, object] = {}
+        if not self.settings.dry_run:
+            self._load_models()
+
+    def _load_models(self) -> None:
+        from heygemd.engine.generator import Generator
+
+        settings = self.settings
+        self.generator = Generator.load(settings.checkpoint, self.device, half=self.half_precision,
+                                       batch_size=settings.batch_size)
+        detector = build_detector(settings.detector, settings.detector_checkpoint, self.device,
+                                  settings.face_threshold, half=self.half_precision)
+        if isinstance(detector, S3FDDetector):
+            self.detector_checkpoint = detector.checkpoint  # hashed once, by the loader
+        self.tracker = FaceTracker(detector, settings.detector_batch_size)
+        self.track_identity = self._detector_identity()
 
     def _detector_identity(self) -> dict[str, object]:
         """Everything that changes which boxes the detector finds: part of the face-track cache key."""
@@ -210,32 +186,34 @@ class LipSyncEngine:
             "max_side": self.settings.detect_max_side,
             "stride": self.settings.detect_stride,
         }
-        if self.settings.detector == DetectorKind.S3FD:
-            identity["weights"] = inspect_checkpoint(self.settings.detector_checkpoint).sha256
+        if self.detector_checkpoint is not None:
+            identity["weights"] = self.detector_checkpoint.sha256
             identity["threshold"] = self.settings.face_threshold
             identity["half"] = self.half_precision
         return identity
 
+    @property
+    def checkpoint(self) -> CheckpointInfo | None:
+        """The generator's weights (None in a dry run)."""
+        return self.generator.checkpoint if self.generator is not None else None
+
     # -- what the engine is -------------------------------------------------------------------
 
-    def describe(self) -> dict:
-        """JSON-able summary for logs and reports."""
-        return {
-            "heygemd_version": __version__,
-            "device": str(self.device),
-            "dry_run": self.settings.dry_run,
-            "detector": None if self.settings.dry_run else self.settings.detector.value,
-            "checkpoint": self._checkpoint_report().model_dump(mode="json") if self.checkpoint else None,
-            "batch_size": self.settings.batch_size,
-            "encoder": self.encoder,
-            "half_precision": self.half_precision,
-            "face_cache": str(self.settings.face_cache_dir) if self.settings.face_cache_dir else None,
-        }
-
-    def _checkpoint_report(self) -> CheckpointReport:
-        assert self.checkpoint is not None
-        info = self.checkpoint
-        return CheckpointReport(path=info.path, sha256=info.sha256, size_bytes=info.size_bytes, known_name=info.known_name)
+    def describe(self) -> EngineInfo:
+        """What this engine is, for logs and reports."""
+        dry_run = self.settings.dry_run
+        return EngineInfo(
+            heygemd_version=__version__,
+            device=self.device,
+            dry_run=dry_run,
+            detector=None if dry_run else self.settings.detector,
+            checkpoint=_checkpoint_report(self.checkpoint),
+            detector_checkpoint=_checkpoint_report(self.detector_checkpoint),
+            batch_size=self.settings.batch_size,
+            encoder=self.encoder,
+            half_precision=self.half_precision,
+            face_cache=self.settings.face_cache_dir,
+        )
 
     # -- audio ----------------------------------------------------------------------------------
 
@@ -290,16 +268,16 @@ class LipSyncEngine:
         audio.snapshot.check_open()
         options = options or RenderOptions()
         started_at = datetime.now(timezone.utc)
-        clock = _Stopwatch()
-        started = time.perf_counter()
-        clock.timings.audio = audio.seconds_spent
+        notes = RenderNotes()
+        started = notes.now()
+        notes.record(Stage.AUDIO, audio.seconds_spent)
 
-        probe_started = time.perf_counter()
+        probe_started = notes.now()
         info = probe_video(video, still_fps=options.still_fps)
         video_sha256 = sha256_file(video)
-        clock.add("probe", probe_started)
+        notes.add(Stage.PROBE, probe_started)
 
-        render = _Render(self, audio, info, video_sha256, options, clock, progress, cancel)
+        render = _Render(self, audio, info, video_sha256, options, notes, progress, cancel)
         boxes = render.face_boxes()
         try:
             with atomic_output(output) as temporary:
@@ -315,7 +293,7 @@ class LipSyncEngine:
                 )
         finally:
             boxes.close()
-        clock.timings.total = time.perf_counter() - started
+        timings = notes.timings(total=notes.now() - started)
 
         return RenderReport(
             heygemd_version=__version__,
@@ -353,13 +331,19 @@ class LipSyncEngine:
             ),
             options=options,
             faces=render.face_stats(),
-            checkpoint=self._checkpoint_report() if self.checkpoint else None,
-            device=str(self.device),
+            checkpoint=_checkpoint_report(self.checkpoint),
+            device=self.device,
             dry_run=self.settings.dry_run,
             loop_policy_applied=render.output_frames > render.template_frames,
-            timings=clock.timings,
-            warnings=render.warnings,
+            timings=timings,
+            warnings=notes.warnings,
         )
+
+
+def _checkpoint_report(info: CheckpointInfo | None) -> CheckpointReport | None:
+    if info is None:
+        return None
+    return CheckpointReport(path=info.path, sha256=info.sha256, size_bytes=info.size_bytes, known_name=info.known_name)
 
 
 def _audio_input(audio: PreparedAudio) -> AudioInput:
@@ -377,7 +361,11 @@ def _audio_input(audio: PreparedAudio) -> AudioInput:
 
 
 class _Render:
-    """The state of one render: the frame schedule, the face boxes and the write loop."""
+    """The state of one render: the frame schedule, the face boxes and the write loop.
+
+    It reads the engine's loaded parts and never changes them; what it counts from several
+    threads (seconds per stage, warnings) goes through ``notes``.
+    """
 
     def __init__(
         self,
@@ -386,16 +374,17 @@ class _Render:
         info: VideoInfo,
         video_sha256: str,
         options: RenderOptions,
-        clock: _Stopwatch,
+        notes: RenderNotes,
         progress: ProgressCallback | None,
         cancel: threading.Event | None,
     ) -> None:
         self.engine = engine
+        self.settings = engine.settings
         self.audio = audio
         self.info = info
         self.video_sha256 = video_sha256
         self.options = options
-        self.clock = clock
+        self.notes = notes
         self.progress = progress
         self.cancel = cancel
         self.fps = info.fps
@@ -404,24 +393,24 @@ class _Render:
         self.frames_with_face = 0
         self.frames_without_face = 0
         self.cache_hit = False
-        self.warnings: list[str] = []
-        if engine.checkpoint is not None and engine.checkpoint.known_name is None:
-            self.warnings.append(
-                f"checkpoint {engine.checkpoint.path.name} (sha256 {engine.checkpoint.sha256[:12]}…) is not a "
+        checkpoint = engine.checkpoint
+        if checkpoint is not None and checkpoint.known_name is None:
+            notes.warn(
+                f"checkpoint {checkpoint.path.name} (sha256 {checkpoint.sha256[:12]}…) is not a "
                 "published Wav2Lip checkpoint; results depend on its training"
             )
         if info.variable_frame_rate:
-            self.warnings.append(f"variable frame rate input rendered at a constant {self.fps:.3f} fps")
+            notes.warn(f"variable frame rate input rendered at a constant {self.fps:.3f} fps")
 
     # -- faces ----------------------------------------------------------------------------------
 
     @property
     def detector_name(self) -> str:
-        if self.engine.settings.dry_run:
+        if self.settings.dry_run:
             return "none (dry run)"
         if self.options.fixed_box is not None:
             return "fixed_box"
-        return self.engine.settings.detector.value
+        return self.settings.detector.value
 
     def face_boxes(self) -> _FaceBoxes:
         """One padded, smoothed box (or None) per template frame the output will show.
@@ -430,7 +419,7 @@ class _Render:
         background thread detects them while the write loop consumes them.
         """
         needed = min(self.template_frames, self.output_frames)
-        if self.engine.settings.dry_run:
+        if self.settings.dry_run:
             return _FaceBoxes.known([None] * needed, self.info.path, need_face=False)
         if self.options.fixed_box is not None:
             return _FaceBoxes.known([self._fixed_box()] * needed, self.info.path)
@@ -449,14 +438,15 @@ class _Render:
 
     def _report_detection(self, frames_done: int, frames_total: int) -> None:
         if self.progress:
-            self.progress(RenderProgress(video=self.info.path, frames_done=frames_done, frames_total=frames_total, stage="detect"))
+            self.progress(RenderProgress(video=self.info.path, frames_done=frames_done, frames_total=frames_total,
+                                         stage=ProgressStage.DETECT))
 
     def _final_boxes(self, raw: Iterable[Box | None]) -> Iterator[Box | None]:
         size = (self.info.width, self.info.height)
-        return stream_final_boxes(raw, self.options.pads, size, self.engine.settings.smooth_window)
+        return stream_final_boxes(raw, self.options.pads, size, self.settings.smooth_window)
 
     def _track_key(self) -> str:
-        return track_key(self.video_sha256, {**self.engine._track_settings, "fps": str(self.info.fps_fraction)})
+        return track_key(self.video_sha256, {**self.engine.track_identity, "fps": str(self.info.fps_fraction)})
 
     def _cached_track(self, needed: int) -> list[Box | None] | None:
         cache = self.engine.track_cache
@@ -468,12 +458,12 @@ class _Render:
         Stored in the face-track cache once complete. A template that decodes to fewer frames
         than its probe promised holds its last box to the end (the write loop repeats its last frame).
         """
-        tracker = self.engine._tracker
+        tracker = self.engine.tracker
         assert tracker is not None
-        stride = self.engine.settings.detect_stride
+        stride = self.settings.detect_stride
         # The decoder drops the frames between samples and shrinks the rest to the detector's size.
-        small = read_detection_frames(self.info, needed, tracker.max_side, every=stride)
-        decoded = prefetch(self.clock.timed("decode", small), QUEUE_FRAMES, "decode")
+        small = read_detection_frames(self.info, needed, self.settings.detect_max_side, every=stride)
+        decoded = prefetch(self.notes.timed(Stage.DECODE, small), QUEUE_FRAMES, "decode")
         waited = 0.0
         samples_seen = 0
 
@@ -490,17 +480,16 @@ class _Render:
                 yield frame
 
         raw: list[Box | None] = []
-        started = time.perf_counter()
+        started = self.notes.now()
         full_size = (self.info.width, self.info.height)
         try:
-            with torch.autocast("cuda", dtype=torch.float16, enabled=self.engine.half_precision):
-                for box in interpolate_stride(tracker.track(samples(), full_size), stride, needed):
-                    raw.append(box)
-                    yield box
+            for box in interpolate_stride(tracker.track(samples(), full_size), stride, needed):
+                raw.append(box)
+                yield box
         finally:
             decoded.close()
             # The detector waited for the decoder now and then: that is decoding, not detection.
-            self.clock.timings.detect += time.perf_counter() - started - waited
+            self.notes.add(Stage.DETECT, started, excluding=waited)
         samples_due = -(-needed // stride)
         if samples_seen < samples_due:
             self._note_short_decode(min(needed, samples_seen * stride), needed)
@@ -524,21 +513,21 @@ class _Render:
             frames_without_face=self.frames_without_face,
             fixed_box=self.options.fixed_box,
             cache_hit=self.cache_hit,
-            detect_stride=self.engine.settings.detect_stride,
+            detect_stride=self.settings.detect_stride,
         )
 
     # -- frames in schedule order ---------------------------------------------------------------
 
     def scheduled_frames(self) -> Iterator[tuple[int, np.ndarray]]:
-        """(template index, BGR frame) for every output frame, streamed from the decoder."""
+        """(template index, I420 frame) for every output frame, streamed from the decoder."""
         segments = schedule(self.template_frames, self.output_frames, self.options.loop)
         if self.output_frames > self.template_frames:
-            self.warnings.append(
+            self.notes.warn(
                 f"the audio outlasts the template ({self.output_frames} frames needed, {self.template_frames} "
                 f"available): extended with '{self.options.loop.value}'"
             )
         elif self.output_frames < self.info.frame_count:
-            self.warnings.append(
+            self.notes.warn(
                 f"the template is longer than the audio: trimmed to {self.output_frames} of {self.info.frame_count} frames"
             )
         for segment in segments:
@@ -568,7 +557,7 @@ class _Render:
         """
         delivered = 0
         last: np.ndarray | None = None
-        for frame in self.clock.timed("decode", frames):
+        for frame in self.notes.timed(Stage.DECODE, frames):
             if delivered == count:
                 break
             delivered += 1
@@ -582,7 +571,7 @@ class _Render:
                 yield last.copy()
 
     def _note_short_decode(self, delivered: int, expected: int) -> None:
-        self.warnings.append(f"the decoder delivered {delivered} of {expected} expected frames; the last was repeated")
+        self.notes.warn(f"the decoder delivered {delivered} of {expected} expected frames; the last was repeated")
 
     # -- the write loop -------------------------------------------------------------------------
 
@@ -592,7 +581,7 @@ class _Render:
         Three stages overlap: a thread decodes ahead, this thread runs the generator and the
         blend a batch at a time, and a thread feeds the encoder.
         """
-        batch_size = self.engine.settings.batch_size
+        batch_size = self.settings.batch_size
         written = 0
         frames = prefetch(self.scheduled_frames(), QUEUE_FRAMES, "decode")
         with VideoWriter(
@@ -600,7 +589,8 @@ class _Render:
             crf=self.options.crf, preset=self.options.preset, encoder=self.engine.encoder, pixel_format=FRAME_FORMAT,
             colour=self.info.colour,
         ) as writer:
-            sink: BackgroundSink[np.ndarray] = BackgroundSink(self._timed(writer.write, "encode"), QUEUE_FRAMES, "encode")
+            sink: BackgroundSink[np.ndarray] = BackgroundSink(self.notes.timed_call(Stage.ENCODE, writer.write),
+                                                              QUEUE_FRAMES, "encode")
             try:
                 batch: list[tuple[int, int, np.ndarray]] = []  # (output index, template index, frame)
                 for template_index, frame in frames:
@@ -616,83 +606,47 @@ class _Render:
                 raise
             finally:
                 frames.close()
-            self._timed(lambda _: writer.close(), "encode")(None)
+            self.notes.timed_call(Stage.ENCODE, lambda _: writer.close())(None)
         if written != self.output_frames:
             raise MediaError(f"wrote {written} frames where {self.output_frames} were due", self.info.path)
         return written
-
-    def _timed(self, work: Callable[[np.ndarray], None], stage: str) -> Callable[[np.ndarray], None]:
-        def timed_work(item: np.ndarray) -> None:
-            started = time.perf_counter()
-            work(item)
-            self.clock.add(stage, started)
-
-        return timed_work
 
     def _write_batch(self, sink: BackgroundSink[np.ndarray], batch: list[tuple[int, int, np.ndarray]], boxes: _FaceBoxes) -> int:
         self._check_cancel()
         boxes.raise_if_faceless()
         with_face = [item for item in batch if boxes[item[1]] is not None]
-        if self.engine.model is not None:
+        generator = self.engine.generator
+        if generator is not None:
             self.frames_with_face += len(with_face)
             self.frames_without_face += len(batch) - len(with_face)
             if with_face:
-                self._lip_sync(with_face, boxes)
+                self._lip_sync(generator, with_face, boxes)
         for _, _, frame in batch:
             sink.put(frame)
         if self.progress:
             self.progress(RenderProgress(video=self.info.path, frames_done=batch[-1][0] + 1, frames_total=self.output_frames))
         return len(batch)
 
-    def _lip_sync(self, items: list[tuple[int, int, np.ndarray]], boxes: _FaceBoxes) -> None:
+    def _lip_sync(self, generator: Generator, items: list[tuple[int, int, np.ndarray]], boxes: _FaceBoxes) -> None:
         """Run the generator on the faces of ``items`` and paste the results into their frames in place."""
-        started = time.perf_counter()
-        face_boxes = [boxes[template_index] for _, template_index, _ in items]
+        started = self.notes.now()
+        face_boxes = cast(list[Box], [boxes[template_index] for _, template_index, _ in items])  # items with a face
         crops = np.stack([crop_face_i420(frame, box) for (_, _, frame), box in zip(items, face_boxes)])
         faces = generator_faces(crops)
         mels = audio_features.mel_windows(self.audio.mel, [output_index for output_index, _, _ in items], self.fps)
-        self.clock.add("blend", started)
+        self.notes.add(Stage.BLEND, started)
 
-        started = time.perf_counter()
-        predicted_faces = prediction_images(self._generate(mels, faces))
-        self.clock.add("model", started)
+        started = self.notes.now()
+        predicted_faces = prediction_images(generator.predict(mels, faces, self._note_back_off))
+        self.notes.add(Stage.MODEL, started)
 
-        started = time.perf_counter()
+        started = self.notes.now()
         for (_, _, frame), box, face in zip(items, face_boxes, predicted_faces):
-            paste_i420(frame, box, face, self.options.blend, self.options.feather)  # type: ignore[arg-type]
-        self.clock.add("blend", started)
+            paste_i420(frame, box, face, self.options.blend, self.options.feather)
+        self.notes.add(Stage.BLEND, started)
 
-    def _generate(self, mels: np.ndarray, faces: np.ndarray) -> np.ndarray:
-        """(B,1,80,16) mels and (B,6,96,96) faces -> (B,3,96,96) float32 in [0, 1].
-
-        Runs in slices of the engine's generator batch; if the GPU runs out of memory the batch
-        is halved for good and the same slice tried again, so the video is not started over.
-        """
-        engine = self.engine
-        results: list[np.ndarray] = []
-        start = 0
-        while start < len(faces):
-            size = engine.generator_batch
-            try:
-                results.append(self._forward(mels[start : start + size], faces[start : start + size]))
-            except torch.cuda.OutOfMemoryError:
-                if size == 1:
-                    raise
-                torch.cuda.empty_cache()
-                engine.generator_batch = size // 2
-                self.warnings.append(f"the GPU ran out of memory at batch {size}: continuing with {size // 2}")
-                continue
-            start += size
-        return np.concatenate(results)
-
-    def _forward(self, mels: np.ndarray, faces: np.ndarray) -> np.ndarray:
-        engine = self.engine
-        with torch.inference_mode():
-            audio_tensor, face_tensor = _to_device(mels, engine.device), _to_device(faces, engine.device)
-            face_tensor = face_tensor.contiguous(memory_format=torch.channels_last)
-            if engine.half_precision:
-                audio_tensor, face_tensor = audio_tensor.half(), face_tensor.half()
-            return engine.model(audio_tensor, face_tensor).float().cpu().numpy()  # type: ignore[misc]
+    def _note_back_off(self, failed: int, now: int) -> None:
+        self.notes.warn(f"the GPU ran out of memory at batch {failed}: continuing with {now}")
 
     def _check_cancel(self) -> None:
         if self.cancel is not None and self.cancel.is_set():
@@ -748,10 +702,3 @@ class _FaceBoxes:
     def close(self) -> None:
         self._boxes.close()
 
-
-def _to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
-    """Host to device; through pinned memory on CUDA so the copy can overlap."""
-    tensor = torch.from_numpy(array)
-    if device.type == "cuda":
-        return tensor.pin_memory().to(device, non_blocking=True)
-    return tensor

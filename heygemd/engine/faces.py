@@ -7,8 +7,8 @@ Two detectors share one small interface (:class:`FaceDetector`):
 * :class:`LBPDetector` — scikit-image's LBP frontal-face cascade. Ships with scikit-image (no
   download), CPU only, frontal faces of at least ~12 % of the frame's short side.
 
-:class:`FaceTracker` streams frames through a detector in batches (detection on a copy
-downscaled to ``max_side``) and follows one face; :func:`stream_final_boxes` pads and smooths
+:class:`FaceTracker` streams frames (downscaled by the decoder) through a detector in batches
+and follows one face; :func:`stream_final_boxes` pads and smooths
 the raw track the way the reference does. All boxes are ``(x1, y1, x2, y2)`` ints, x2/y2
 exclusive, in pixels of the full-resolution frame.
 """
@@ -17,26 +17,24 @@ from __future__ import annotations
 
 import math
 import os
-import pickle
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import cv2
 import numpy as np
 
 from heygemd.engine.errors import CheckpointError
 from heygemd.engine.settings import Box, DetectorKind, Pads
+from heygemd.engine.weights import S3FD
 
 if TYPE_CHECKING:
-    from face_alignment.detection.sfd.sfd_detector import SFDDetector
+    from heygemd.engine.checkpoint import CheckpointInfo
 
-S3FD_FILE_NAME = "s3fd-619a316812.pth"
-S3FD_ERROR_LINES = 2  # torch's load_state_dict message: a header, then the missing keys
-STATE_DICT_MISMATCH = "loading state_dict"  # in torch's header line for keys/shapes of another network
+S3FD_NMS_OVERLAP = 0.3  # face-alignment's: detections overlapping a better one this much are dropped
 
 # LBP cascade. The search runs on a grey copy whose short side is LBP_WORK_SIDE pixels, so a
 # frame of any size costs the same; the cascade's 24 px window then means the smallest face
@@ -76,15 +74,20 @@ class FaceDetector(Protocol):
 
 
 class S3FDDetector:
-    """face-alignment's S3FD, built directly (never the landmark-downloading FaceAlignment)."""
+    """face-alignment's S3FD network, loaded through heygemd's checked loader (``checkpoint.load_s3fd``:
+    weights only, every key and shape, no NaN), and run through face-alignment's own batch detection."""
 
     name = "s3fd"
 
-    def __init__(self, checkpoint: Path, device: str, threshold: float = 0.5) -> None:
-        checkpoint = Path(checkpoint)
+    def __init__(self, checkpoint: Path, device: str, threshold: float = 0.5, *, half: bool = False) -> None:
+        from face_alignment.detection.sfd.bbox import nms
+        from face_alignment.detection.sfd.detect import batch_detect
+
         self.threshold = threshold
         self.device = device
-        self._net = _load_sfd(checkpoint, device, threshold)
+        self.half = half  # float16 autocast on CUDA
+        self._net, self.checkpoint = _load_s3fd(Path(checkpoint), device)
+        self._batch_detect, self._nms = batch_detect, nms
 
     def detect(self, frames: Sequence[np.ndarray]) -> list[list[Detection]]:
         """Faces with confidence above the threshold; frames (H, W, 3) BGR uint8, one size."""
@@ -96,53 +99,37 @@ class S3FDDetector:
         # BGR passed unchanged: face-alignment flips channels itself, and the reference's
         # boxes (the ones Wav2Lip was trained on) come from exactly this input.
         batch = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float()  # B, C, H, W
-        with torch.inference_mode():
-            found = self._net.detect_from_batch(batch)
-        return [_sfd_detections(rows, width, height) for rows in found]
+        with torch.inference_mode(), torch.autocast("cuda", dtype=torch.float16, enabled=self.half):
+            found = self._batch_detect(self._net, batch, device=self.device)
+        return [_sfd_detections(self._confident(rows), width, height) for rows in found]
+
+    def _confident(self, rows: np.ndarray) -> list[np.ndarray]:
+        """face-alignment's filter: overlapping boxes merged (NMS), then those above the threshold."""
+        if len(rows) == 0:
+            return []
+        return [row for row in rows[self._nms(rows, S3FD_NMS_OVERLAP), :] if row[-1] > self.threshold]
 
 
-def _load_sfd(checkpoint: Path, device: str, threshold: float) -> SFDDetector:
-    from face_alignment.detection.sfd.sfd_detector import SFDDetector
+def _load_s3fd(checkpoint: Path, device: str) -> tuple[Any, CheckpointInfo]:
+    import torch
 
-    from heygemd.engine.checkpoint import inspect_checkpoint
+    from heygemd.engine.checkpoint import load_s3fd
 
     if not checkpoint.exists():
         missing = CheckpointError(
-            f"S3FD weights not found at {checkpoint}: download {S3FD_FILE_NAME} from the "
+            f"S3FD weights not found at {checkpoint}: download {S3FD.file_name} from the "
             f'face-alignment project and save it there, or set detector = "lbp"'
         )
         missing.path = checkpoint  # kept for callers; the message already names the file
         raise missing
-    info = inspect_checkpoint(checkpoint)
     try:
-        return SFDDetector(device, path_to_detector=str(info.path), filter_threshold=threshold)
-    except ValueError as err:  # face-alignment's only check of the device string
-        raise ValueError(f"S3FD cannot run on device {device!r}: use cpu, cuda, cuda:N or mps") from err
-    except RuntimeError as err:
-        detail = " ".join(line.strip() for line in str(err).splitlines()[:S3FD_ERROR_LINES])
-        if STATE_DICT_MISMATCH not in detail:  # e.g. CUDA-saved tensors on a machine without CUDA
-            raise CheckpointError(f"could not be loaded as S3FD weights ({_shorten(detail)})", checkpoint) from err
-        reason = _mismatch_reason(checkpoint) or f"is not S3FD face-detector weights ({_shorten(detail)})"
-        raise CheckpointError(f"{reason}; expected {S3FD_FILE_NAME} from the face-alignment project", checkpoint) from err
-    except (pickle.UnpicklingError, EOFError) as err:  # damage the cheap inspection could not see
-        raise CheckpointError(f"is corrupt or truncated ({type(err).__name__}: {err})", checkpoint) from err
-
-
-def _mismatch_reason(checkpoint: Path) -> str | None:
-    """Which keys do not fit S3FD, in the words checkpoint.py uses for every network."""
-    from face_alignment.detection.sfd.net_s3fd import s3fd
-
-    from heygemd.engine.checkpoint import fit_state_dict, load_state_dict
-
+        torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"S3FD cannot run on device {device!r}: use cpu, cuda, cuda:N or mps") from None
     try:
-        fit_state_dict(s3fd(), load_state_dict(checkpoint), checkpoint, "S3FD")
+        return load_s3fd(checkpoint, device)
     except CheckpointError as err:
-        return err.reason
-    return None
-
-
-def _shorten(text: str, limit: int = 240) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+        raise CheckpointError(f"{err.reason}; expected {S3FD.file_name} from the face-alignment project", checkpoint) from err
 
 
 def _sfd_detections(rows: Iterable[np.ndarray], width: int, height: int) -> list[Detection]:
@@ -244,10 +231,12 @@ def _iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------- choosing
 
 
-def build_detector(kind: DetectorKind, checkpoint: Path, device: str, threshold: float) -> FaceDetector:
+def build_detector(
+    kind: DetectorKind, checkpoint: Path, device: str, threshold: float, *, half: bool = False
+) -> FaceDetector:
     """The detector the settings ask for; S3FD loads (and checks) its weights now."""
     if DetectorKind(kind) == DetectorKind.S3FD:
-        return S3FDDetector(checkpoint, device, threshold)
+        return S3FDDetector(checkpoint, device, threshold, half=half)
     return LBPDetector()
 
 
@@ -269,21 +258,21 @@ class FaceTracker:
     on the highest score (the person moved fast, or there was a cut).
     """
 
-    def __init__(self, detector: FaceDetector, max_side: int = 640, batch_size: int = 8) -> None:
-        if max_side < 1 or batch_size < 1:
-            raise ValueError("max_side and batch_size must be at least 1")
+    def __init__(self, detector: FaceDetector, batch_size: int = 8) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
         self.detector = detector
-        self.max_side = max_side
         self.batch_size = batch_size
 
-    def track(self, frames: Iterable[np.ndarray], full_size: tuple[int, int] | None = None) -> Iterator[Box | None]:
-        """One box (full-resolution pixels) or None per BGR frame, in order, lazily.
+    def track(self, frames: Iterable[np.ndarray], full_size: tuple[int, int]) -> Iterator[Box | None]:
+        """One box or None per BGR frame, in order, lazily, in pixels of the full frame.
 
-        With ``full_size`` (width, height) the frames come already downscaled (by the decoder)
-        from frames of that size, and the boxes are mapped back onto it.
+        The frames come downscaled (by the decoder, ``media.read_detection_frames``) from frames of
+        ``full_size`` (width, height); the boxes are mapped back onto it. A batch goes to the
+        detector as soon as it is full, before the next frame is pulled.
         """
         state = _TrackState()
-        for batch, full_size in self._batches(frames, full_size):
+        for batch in self._batches(frames):
             small_size = (batch[0].shape[1], batch[0].shape[0])
             found = self.detector.detect(batch)
             if len(found) != len(batch):
@@ -292,36 +281,15 @@ class FaceTracker:
                 scaled = [_scale_detection(d, small_size, full_size) for d in detections]
                 yield state.follow([d for d in scaled if d is not None])
 
-    def _batches(
-        self, frames: Iterable[np.ndarray], downscaled_from: tuple[int, int] | None
-    ) -> Iterator[tuple[list[np.ndarray], tuple[int, int]]]:
-        """Downscaled frames in batches of one full size: (batch, (full width, full height)).
-
-        A batch goes out as soon as it is full, before the next frame is pulled.
-        """
+    def _batches(self, frames: Iterable[np.ndarray]) -> Iterator[list[np.ndarray]]:
         batch: list[np.ndarray] = []
-        full_size = (0, 0)
         for frame in frames:
-            size = downscaled_from or (frame.shape[1], frame.shape[0])
-            if batch and size != full_size:  # a size change mid-stream: detect what came before
-                yield batch, full_size
-                batch = []
-            batch.append(frame if downscaled_from else self._downscale(frame))
-            full_size = size
+            batch.append(frame)
             if len(batch) == self.batch_size:
-                yield batch, full_size
+                yield batch
                 batch = []
         if batch:
-            yield batch, full_size
-
-    def _downscale(self, frame: np.ndarray) -> np.ndarray:
-        height, width = frame.shape[:2]
-        longest = max(height, width)
-        if longest <= self.max_side:
-            return frame
-        scale = self.max_side / longest
-        size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        return cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+            yield batch
 
 
 @dataclass

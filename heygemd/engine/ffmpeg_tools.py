@@ -23,11 +23,13 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from heygemd.engine.errors import EngineError
+
 VERSION_TIMEOUT_S = 30
 
 
-class FFmpegNotFound(RuntimeError):
-    """Neither the system nor the Python packages provide the program."""
+class FFmpegNotFound(EngineError):
+    """Neither the system nor the Python packages provide the program (the engine cannot start)."""
 
 
 @lru_cache(maxsize=1)

@@ -53,9 +53,10 @@ SEEK_MIN_S = 0.5
 DETECTION_SWS_FLAGS = "area+accurate_rnd+full_chroma_int"
 
 PixelFormat = Literal["bgr24", "yuv420p"]
-"""The layout of raw frames on a pipe.
+"""The layout of raw frames on a pipe; every reader and writer is told which (no default).
 
-``bgr24``: (height, width, 3) interleaved BGR, the picture's own size.
+``bgr24``: (height, width, 3) interleaved BGR, the picture's own size: the face detector's frames,
+and ffmpeg's own conversion that the tests hold the I420 path against.
 ``yuv420p``: I420, what H.264 stores: (H * 3 // 2, W) uint8 where (W, H) = ``even_size(width, height)``;
 rows 0..H hold the Y plane, then the (H/2, W/2) U plane and the (H/2, W/2) V plane follow, each
 packed as contiguous bytes (the layout cv2.COLOR_YUV2BGR_I420 reads). Limited-range BT.601 levels
@@ -69,7 +70,7 @@ def even_size(width: int, height: int) -> tuple[int, int]:
     return width + width % 2, height + height % 2
 
 
-def frame_shape(width: int, height: int, pixel_format: PixelFormat = "bgr24") -> tuple[int, ...]:
+def frame_shape(width: int, height: int, pixel_format: PixelFormat) -> tuple[int, ...]:
     """The array shape of one raw frame of a ``width`` x ``height`` picture in ``pixel_format``.
 
     bgr24: (height, width, 3). yuv420p: (H * 3 // 2, W), (W, H) = ``even_size(width, height)``.
@@ -173,7 +174,7 @@ def _raise_for_audio_decode(path: Path, result: ToolRun) -> None:
 
 
 def read_frames(
-    info: VideoInfo, start: int = 0, count: int | None = None, *, pixel_format: PixelFormat = "bgr24"
+    info: VideoInfo, start: int = 0, count: int | None = None, *, pixel_format: PixelFormat
 ) -> Iterator[np.ndarray]:
     """Frames at the constant rate ``info.fps_fraction``, upright, as uint8 arrays of ``frame_shape``.
 
@@ -218,7 +219,7 @@ def _timing_filters(info: VideoInfo) -> list[str]:
 
 
 def read_frames_reversed(
-    info: VideoInfo, first: int, last: int, chunk: int = 32, *, pixel_format: PixelFormat = "bgr24"
+    info: VideoInfo, first: int, last: int, chunk: int = 32, *, pixel_format: PixelFormat
 ) -> Iterator[np.ndarray]:
     """Frames ``last``, ``last - 1``, ..., ``first`` (inclusive); at most ``chunk`` frames held at once."""
     end = last
@@ -258,7 +259,7 @@ def read_detection_frames(info: VideoInfo, count: int, max_side: int, every: int
     if info.is_still:
         command = [ffmpeg_path(), "-nostdin", "-v", "error", "-i", str(info.path), "-map", info.stream_map,
                    "-frames:v", "1", "-vf", shrink, "-pix_fmt", "bgr24", "-f", "rawvideo", "-"]
-        picture = next(_frames_from(command, info.path, width, height), None)
+        picture = next(_frames_from(command, info.path, width, height, "bgr24"), None)
         if picture is None:
             raise MediaError("the image could not be decoded", info.path)
         yield picture
@@ -270,10 +271,10 @@ def read_detection_frames(info: VideoInfo, count: int, max_side: int, every: int
     command = [ffmpeg_path(), "-nostdin", "-v", "error", "-copyts", "-i", str(info.path), "-map", info.stream_map,
                "-vf", ",".join(filters), "-fps_mode", "passthrough", "-frames:v", str(math.ceil(count / every)),
                "-pix_fmt", "bgr24", "-f", "rawvideo", "-"]
-    yield from _frames_from(command, info.path, width, height)
+    yield from _frames_from(command, info.path, width, height, "bgr24")
 
 
-def _still_frames(info: VideoInfo, count: int, pixel_format: PixelFormat = "bgr24") -> Iterator[np.ndarray]:
+def _still_frames(info: VideoInfo, count: int, pixel_format: PixelFormat) -> Iterator[np.ndarray]:
     command = [
         ffmpeg_path(), "-nostdin", "-v", "error", "-i", str(info.path), "-map", info.stream_map,
         "-frames:v", "1", "-sws_flags", SWS_FLAGS, "-vf", ",".join(_layout_filters(info, pixel_format)),
@@ -287,7 +288,7 @@ def _still_frames(info: VideoInfo, count: int, pixel_format: PixelFormat = "bgr2
 
 
 def _frames_from(
-    command: list[str], path: Path, width: int, height: int, pixel_format: PixelFormat = "bgr24"
+    command: list[str], path: Path, width: int, height: int, pixel_format: PixelFormat
 ) -> Iterator[np.ndarray]:
     """Run the decoder ``command`` and yield its rawvideo ``width`` x ``height`` frames as
     ``frame_shape(width, height, pixel_format)`` uint8 arrays."""
@@ -369,7 +370,8 @@ class VideoWriter:
         crf: int = 18,
         preset: str = "medium",
         encoder: str = "libx264",
-        pixel_format: PixelFormat = "bgr24",
+        *,
+        pixel_format: PixelFormat,
         colour: ColourTags | None = None,
     ) -> None:
         self.path = path

@@ -4,10 +4,8 @@ Attribute names, block order and layer shapes reproduce the public ``wav2lip.pth
 ``wav2lip_gan.pth`` state_dict exactly (keys such as
 ``face_encoder_blocks.0.0.conv_block.0.weight``); renaming anything here breaks loading.
 
-Shapes (B = batch):
-    audio  (B, 1, 80, 16)  one 200 ms window of the normalised mel spectrogram
-    faces  (B, 6, 96, 96)  lower-half-masked crop ++ reference crop, BGR, in [0, 1]
-    output (B, 3, 96, 96)  the predicted crop, BGR, in [0, 1]
+Shapes (B = batch): those of ``heygemd.engine.generator_io``, audio (B, 1, 80, 16) and faces
+(B, 6, 96, 96) in, the predicted crop (B, 3, 96, 96) out.
 """
 
 from __future__ import annotations
@@ -16,15 +14,11 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from heygemd.engine.generator_io import FACE_CHANNELS, FACE_SIZE, MEL_BANDS, MEL_WINDOW, OUTPUT_CHANNELS
+
 PARAMETER_COUNT = 36_298_035
 STATE_DICT_ENTRIES = 352
 
-MEL_BANDS = 80
-MEL_WINDOW = 16
-FACE_SIZE = 96
-FACE_CHANNELS = 6  # masked crop + reference crop, 3 channels each
-OUTPUT_CHANNELS = 3
-EMBEDDING_CHANNELS = 512
 
 Stride = int | tuple[int, int]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -22,7 +22,7 @@ class _End:
     error: BaseException | None = None
 
 
-def prefetch(source: Iterable[T], depth: int, name: str = "prefetch") -> Iterator[T]:
+def prefetch(source: Iterable[T], depth: int, name: str = "prefetch") -> Generator[T, None, None]:
     """Iterate ``source`` in a background thread, at most ``depth`` items ahead of the caller.
 
     Closing the returned generator early stops the thread and closes ``source``.

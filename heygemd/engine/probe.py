@@ -25,8 +25,8 @@ from heygemd.engine.ffmpeg_tools import (
     last_lines,
     run_tool,
 )
+from heygemd.engine.formats import STILL_SUFFIXES
 
-STILL_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 STILL_FORMATS = frozenset({"image2", "png_pipe", "jpeg_pipe", "bmp_pipe", "webp_pipe", "tiff_pipe"})
 STANDARD_RATES = tuple(
     Fraction(r) for r in ("24000/1001", "24", "25", "30000/1001", "30", "48", "50", "60000/1001", "60", "120")
@@ -40,9 +40,7 @@ PROBE_TIMEOUT_S = 120  # reading the headers
 PACKET_SCAN_TIMEOUT_S = 900  # reading every packet of a long video from a slow share
 HEAD_BYTES = 512
 PPM_HEADER_BYTES = 64  # "P6\n<width> <height>\n255\n"
-# What ffmpeg says of a file that ends early when it fails to open it...
-CUT_SHORT_MARKERS = ("partial file", "End of file", "truncat")
-# ...and what the MP4 and Matroska readers say while still exiting 0 with the part that is there.
+# What the MP4 and Matroska readers say of a file that ends early while still exiting 0 with the part that is there.
 CUT_SHORT_WARNINGS = ("partial file", "File ended prematurely")
 
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from heygemd.engine.settings import Box, RenderOptions
+from heygemd.engine.settings import Box, DetectorKind, RenderOptions
 
 
 class InputFile(BaseModel):
@@ -70,8 +71,40 @@ class CheckpointReport(BaseModel):
     known_name: str | None = Field(None, description="public checkpoint the hash matches, or None if unknown")
 
 
+class Stage(StrEnum):
+    """The timed stages of a render: the fields of StageTimings besides ``total``."""
+
+    PROBE = "probe"
+    AUDIO = "audio"
+    DECODE = "decode"
+    DETECT = "detect"
+    MODEL = "model"
+    BLEND = "blend"
+    ENCODE = "encode"
+
+
+class ProgressStage(StrEnum):
+    DETECT = "detect"  # the face track is being built (a CPU render waits for it before encoding)
+    RENDER = "render"  # frames are being written
+
+
+class EngineInfo(BaseModel):
+    """What a loaded engine is: in the service's log at start-up, its status and every job.json."""
+
+    heygemd_version: str
+    device: str = Field(description="where the model runs: cpu, cuda, cuda:N (a dry run: cpu)")
+    dry_run: bool = Field(False, description="no model: templates are fitted to the audio, mouths unchanged")
+    detector: DetectorKind | None = Field(None, description="s3fd or lbp; None in a dry run")
+    checkpoint: CheckpointReport | None = Field(None, description="the Wav2Lip weights; None in a dry run")
+    detector_checkpoint: CheckpointReport | None = Field(None, description="the S3FD weights; None for lbp or a dry run")
+    batch_size: int = Field(description="frames per generator batch, as configured")
+    encoder: str = Field(description="the video encoder: libx264 or h264_nvenc")
+    half_precision: bool = Field(False, description="the model and the detector run in float16 (CUDA only)")
+    face_cache: Path | None = Field(None, description="folder of the face-track cache; None: no cache")
+
+
 class StageTimings(BaseModel):
-    """Seconds spent in each stage (wall clock inside that stage)."""
+    """Seconds spent in each stage (wall clock inside that stage); one field per Stage, and the total."""
 
     probe: float = 0.0
     audio: float = 0.0
@@ -106,7 +139,7 @@ class RenderProgress(BaseModel):
     video: Path
     frames_done: int
     frames_total: int
-    stage: str = "render"  # "detect" while the face track is built, then "render"
+    stage: ProgressStage = ProgressStage.RENDER
 
     @property
     def fraction(self) -> float:

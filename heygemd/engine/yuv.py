@@ -107,7 +107,7 @@ def crop_face_i420(frame: np.ndarray, box: Box) -> np.ndarray:
 def paste_i420(frame: np.ndarray, box: Box, face: np.ndarray, mode: BlendMode, feather: float) -> None:
     """Paste one predicted (96, 96, 3) float face into the (H * 3 // 2, W) I420 ``frame`` (in place) at ``box``.
 
-    The counterpart of ``blend.paste``: the rows of the box the paste changes (all for HARD, from
+    What blending the face over the frame's BGR conversion gives: the rows of the box the paste changes (all for HARD, from
     ``MASK_TOP`` down for FEATHER) are converted to BGR, blended by ``blend.blend_face`` and
     converted back. Y changes only inside those rows of the box, U and V only in the 2x2 blocks
     they touch; everything else stays byte for byte as decoded.

@@ -252,8 +252,16 @@ class NotifySocket:
             self.messages.extend(data.decode().split("\n"))
 
     def drain(self) -> list[str]:
-        time.sleep(0.5)  # let the reader take what is queued
-        return list(self.messages)
+        """Every message sent so far (call once the sender is done): the reader stops, the rest is read here."""
+        self._closed.set()
+        self._reader.join(timeout=5)
+        self.sock.setblocking(False)
+        while True:
+            try:
+                data = self.sock.recv(4096)
+            except (BlockingIOError, OSError):
+                return list(self.messages)
+            self.messages.extend(data.decode().split("\n"))
 
     def close(self) -> None:
         self._closed.set()

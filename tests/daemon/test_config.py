@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from heygemd.daemon import config as config_module
 from heygemd.daemon.config import (
     ConfigError,
     HeygemdConfig,
@@ -54,7 +55,12 @@ def test_file_then_environment_override(tmp_path, monkeypatch):
 def test_search_order(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("HEYGEMD_CONFIG", raising=False)
-    assert find_config_file(None, {}) in (None, Path("/etc/heygemd/heygemd.toml"))
+    system_wide = tmp_path / "etc" / "heygemd.toml"  # stands for /etc/heygemd/heygemd.toml, which this machine may have
+    monkeypatch.setattr(config_module, "DEFAULT_SEARCH_PATHS", (Path("config/heygemd.toml"), system_wide))
+    assert find_config_file(None, {}) is None
+    system_wide.parent.mkdir()
+    system_wide.write_text("")
+    assert find_config_file(None, {}) == system_wide
     (tmp_path / "config").mkdir()
     (tmp_path / "config" / "heygemd.toml").write_text("")
     assert find_config_file(None, {}) == Path("config/heygemd.toml")

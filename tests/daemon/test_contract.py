@@ -15,6 +15,7 @@ from heygemd.daemon.contract import (
     plan_job,
 )
 from heygemd.engine import LoopPolicy, RenderOptions
+from heygemd.engine.formats import AUDIO_SUFFIXES, STILL_SUFFIXES, VIDEO_SUFFIXES
 from heygemd.names import NAME_MAX_BYTES, name_bytes
 
 
@@ -57,6 +58,31 @@ def test_a_good_job_with_clutter_and_options(tmp_path):
     assert by_name["front view.MP4"].options.loop is LoopPolicy.FREEZE and by_name["front view.MP4"].options.crf == 23
     assert by_name["front view.MP4"].options.fixed_box is None
     assert plan.warnings == ()
+
+
+@pytest.mark.parametrize("suffix", sorted(VIDEO_SUFFIXES | STILL_SUFFIXES))
+def test_every_template_format_the_engine_renders_is_a_template(tmp_path, suffix):
+    """The daemon takes what `heygemd render` takes: .tif/.tiff stills and .flv videos included."""
+    folder = make(tmp_path / "job", {"speech.wav": b"a", f"take{suffix.upper()}": b"v"})
+    assert [video.source.name for video in plan_job(folder, "job", RenderOptions()).videos] == [f"take{suffix.upper()}"]
+
+
+@pytest.mark.parametrize("suffix", sorted(AUDIO_SUFFIXES))
+def test_every_audio_format_is_the_audio(tmp_path, suffix):
+    folder = make(tmp_path / "job", {f"speech{suffix}": b"a", "take.mp4": b"v"})
+    assert plan_job(folder, "job", RenderOptions()).audio.name == f"speech{suffix}"
+
+
+def test_the_readme_folder_contract_lists_exactly_the_engine_formats():
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+
+    def listed(marker: str) -> set[str]:
+        [line] = [line for line in readme.splitlines() if marker in line]
+        return {word.rstrip(";),") for word in line.split(marker, 1)[1].split() if word.startswith(".")}
+
+    assert listed("exactly one audio:") == AUDIO_SUFFIXES
+    assert listed("one or more templates:") == VIDEO_SUFFIXES
+    assert listed("(or stills:") == STILL_SUFFIXES
 
 
 def test_same_stems_do_not_collide(tmp_path):

@@ -9,7 +9,13 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from as_user import REPO, give_to_unprivileged, run_unprivileged, shared_temp_dir, unprivileged_prefix
+from as_user import (
+    REPO,
+    give_to_unprivileged,
+    run_unprivileged,
+    shared_temp_dir,
+    unprivileged_prefix,
+)
 
 from heygemd.daemon.openfiles import (
     OpenFileProbe,

@@ -15,8 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-
 from conftest import FAST_WATCH, Daemon, service_config
+
 from heygemd.daemon.status import read_status
 from heygemd.engine.probe import probe_audio, probe_video
 

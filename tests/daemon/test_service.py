@@ -9,10 +9,11 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
-from conftest import Daemon, copy_slowly, drop_job, service_config
+from conftest import FAST_WATCH, Daemon, copy_slowly, drop_job, service_config
 
 pytestmark = pytest.mark.slow
 
@@ -110,7 +111,14 @@ def test_job_dropped_before_start_up(daemon_factory, media):
 def test_marker_mode(daemon_factory, media):
     daemon = start(daemon_factory, {"watch": {"readiness": "marker", "marker_name": "READY"}})
     drop_job(daemon.inbox, "marked", {"a.wav": media["audio"], "v.mp4": media["video"]})
-    time.sleep(4)  # well past the settle time: without its marker the folder stays where it is
+    past_settling = time.time() + 2 * FAST_WATCH["settle_seconds"]
+
+    def scanned_well_after_settling() -> bool:  # the service looked at it long after it would have settled
+        status = json.loads((daemon.state / "status.json").read_text())
+        updated = datetime.fromisoformat(status["updated_at"]).timestamp()
+        return updated > past_settling and "marked" in status["arriving"]
+
+    daemon.wait_for(scanned_well_after_settling, "a scan well past the settle time")
     assert visible(daemon.inbox / "marked") == ["a.wav", "v.mp4"] and visible(daemon.outbox) == []
     (daemon.inbox / "marked" / "READY").write_bytes(b"")
     report = json.loads((daemon.wait_outbox("marked") / "job.json").read_text())
@@ -186,7 +194,8 @@ def test_sd_notify_messages_on_a_real_socket(daemon_factory, media, notify_socke
     daemon = start(daemon_factory, env=env)
     drop_job(daemon.inbox, "notified", {"a.wav": media["audio"], "v.mp4": media["video"]})
     daemon.wait_outbox("notified")
-    time.sleep(1.5)  # at least one more watchdog period while idle
+    pings_before = notify_socket.messages.count("WATCHDOG=1")
+    daemon.wait_for(lambda: notify_socket.messages.count("WATCHDOG=1") > pings_before, "a watchdog ping while idle")
     daemon.send(signal.SIGHUP)
     daemon.wait_for(lambda: daemon.logged("configuration reloaded"), "the reload")
     assert daemon.stop() == 0
