@@ -135,6 +135,21 @@ def test_cancel_of_queued_and_arriving_folders(daemon_factory, media, receiver):
     assert daemon.stop() == 0
 
 
+def test_cancel_of_a_job_waiting_to_retry(daemon_factory, media, tmp_path):
+    env = faulty_ffmpeg(tmp_path / "fault", "encode", "kill", times=1000)  # every encoder is killed: a transient error
+    daemon = start(daemon_factory, env=env, service={"retry_first_delay_seconds": 3600.0})
+    drop_job(daemon.inbox, "flaky", {"a.wav": media["audio"], "v.mp4": media["video"]})
+    daemon.wait_for(lambda: [job for job in status(daemon).get("waiting_jobs", []) if job["job"] == "flaky"],
+                    "the job to wait for its retry (in an hour)")
+    dropped = digests(next(job / "input" for job in daemon.work.iterdir()))
+
+    said = cli(daemon, "cancel", "flaky")
+    assert said.returncode == 0 and "is claimed" in said.stdout, said
+    assert_cancelled_as_dropped(daemon, "flaky", dropped)
+    daemon.wait_for(lambda: status(daemon).get("waiting_jobs") == [], "the job no longer waiting")
+    assert daemon.stop() == 0
+
+
 def test_cancel_of_a_job_whose_decoder_is_stalled(daemon_factory, media, tmp_path):
     env = faulty_ffmpeg(tmp_path / "fault", "decode", "stop", times=1)  # the first decoder stops for good
     daemon = start(daemon_factory, env=env, service={"stall_seconds": 600.0})  # only the cancel can end it
