@@ -15,9 +15,17 @@ import os
 import tomllib
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ByteSize, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    ByteSize,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StringConstraints,
+    ValidationError,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -212,6 +220,34 @@ class ModelsConfig(_Section):
     )
 
 
+HTTP_URL_PATTERN = r"^https?://[^\s]+$"
+HttpUrlText = Annotated[str, StringConstraints(pattern=HTTP_URL_PATTERN)]
+
+
+class NotifyConfig(_Section):
+    """Webhooks: after a job is published or quarantined, a signed JSON event is POSTed to each URL."""
+
+    webhook_urls: list[HttpUrlText] = Field(
+        default_factory=list, description='where events go, e.g. ["https://ci.example.org/hooks/heygemd"] (none: no webhooks)'
+    )
+    webhook_secret: SecretStr | None = Field(
+        None, description="key of the X-Heygemd-Signature HMAC-SHA256 (better: the HEYGEMD_NOTIFY__WEBHOOK_SECRET "
+        "environment variable); never logged"
+    )
+    timeout_seconds: float = Field(10.0, gt=0, description="each delivery attempt waits this long for an answer")
+    attempts: int = Field(5, ge=1, description="tries per event and URL (a 5xx answer, a timeout, no connection)")
+    backoff_seconds: float = Field(2.0, gt=0, description="wait before the second try; each further one waits twice as long")
+
+
+class WebConfig(_Section):
+    """`heygemd web`, the page for the people who drop the folders."""
+
+    public_url: str | None = Field(
+        None, pattern=HTTP_URL_PATTERN,
+        description="the page's address as people reach it (links in webhook events point there); unset: no links",
+    )
+
+
 class HeygemdConfig(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="HEYGEMD_", env_nested_delimiter="__", extra="forbid", nested_model_default_partial_update=True
@@ -226,6 +262,8 @@ class HeygemdConfig(BaseSettings):
     engine: EngineSettings = EngineSettings()
     render: RenderOptions = RenderOptions()
     models: ModelsConfig = ModelsConfig()
+    notify: NotifyConfig = NotifyConfig()
+    web: WebConfig = WebConfig()
 
     # Set on the per-load subclass made by load_config; None means defaults + environment only.
     _toml_file: ClassVar[Path | None] = None
@@ -327,6 +365,8 @@ _UNSET_EXAMPLES: dict[str, str] = {
     "render.fixed_box": "[x1, y1, x2, y2]",
     "engine.face_cache_dir": '"state/face-tracks"',
     "engine.temp_dir": '"/var/tmp/heygemd"',
+    "notify.webhook_secret": '"a long random string"',
+    "web.public_url": '"https://heygemd.example.org"',
 }
 
 _SECTION_HEADERS: dict[str, str] = {
