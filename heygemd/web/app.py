@@ -27,6 +27,7 @@ from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import BaseModel, Field
 from python_multipart.multipart import parse_options_header
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from heygemd import __version__
@@ -314,6 +315,12 @@ def create_app(settings: WebSettings) -> FastAPI:
     @app.exception_handler(WebError)
     async def refused(request: Request, error: WebError) -> Response:
         return web.error_answer(request, error)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> Response:
+        if error.status_code == 404:
+            return web.error_answer(request, WebError(404, "error.not_found", "Nothing is here."))
+        return web.error_answer(request, WebError(error.status_code, "error.http", str(error.detail)))
 
     def require_sign_in(request: Request) -> None:
         if signed_in(request, settings):
