@@ -320,7 +320,9 @@ def create_app(settings: WebSettings) -> FastAPI:
     async def http_error(request: Request, error: StarletteHTTPException) -> Response:
         if error.status_code == 404:
             return web.error_answer(request, WebError(404, "error.not_found", "Nothing is here."))
-        return web.error_answer(request, WebError(error.status_code, "error.http", str(error.detail)))
+        detail = str(error.detail)
+        return web.error_answer(request, WebError(error.status_code, "error.http",
+                                                  f"The request cannot be served ({detail}).", detail=detail))
 
     def require_sign_in(request: Request) -> None:
         if signed_in(request, settings):

@@ -215,6 +215,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
                       "请先登录（页面密码，或 Authorization: Bearer 令牌）。"),
     "error.not_found.title": ("Not found", "找不到"),
     "error.not_found": ("Nothing is here.", "这里什么都没有。"),
+    "error.http": ("The request cannot be served ({detail}).", "无法处理这个请求（{detail}）。"),
     "error.job_not_found": ("No job \"{name}\" is known: not in the inbox, not being rendered, not among the results.",
                             "找不到任务“{name}”：不在收件文件夹、不在渲染中，也不在结果里。"),
     "error.file_not_found": ("This job has no such file (or it is not a plain file).", "这个任务没有这个文件（或它不是普通文件）。"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -457,3 +458,26 @@ def test_the_openapi_description_lists_every_action(site):
     upload = spec["paths"]["/api/jobs"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
     assert upload["required"] == ["audio", "templates"]
     json.dumps(spec)
+
+
+def visible_text(html: str) -> str:
+    """The words a person sees, without the service's own (English) sentences, which are marked lang="en"."""
+    html = re.sub(r"<(script|style)\b.*?</\1>", " ", html, flags=re.S)
+    html = re.sub(r'<(span|ul)\b[^>]*lang="en"[^>]*>.*?</\1>', " ", html, flags=re.S)
+    shown = re.findall(r'(?:placeholder|title)="([^"]*)"', html)
+    return " ".join([*shown, *re.sub(r"<[^>]+>", " ", html).split()])
+
+
+def test_the_chinese_pages_hold_no_english_words_of_the_page(site):
+    from heygemd.web.i18n import MESSAGES
+
+    publish_done_job(site)
+    quarantine_job(site)
+    running_status(site)
+    english = {text for text, chinese in MESSAGES.values() if text != chinese and len(text) > 3 and "{" not in text}
+    with site.client(headers={"Accept-Language": "en"}) as client:
+        assert "Latest results" in visible_text(client.get("/").text)  # the check sees English where there is some
+    with site.client(headers={"Accept-Language": "zh-CN"}) as client:
+        for path in ("/", "/jobs/campaign", "/jobs/broken", "/upload", "/jobs/nobody"):
+            shown = visible_text(client.get(path).text)
+            assert not [text for text in english if text in shown], path
