@@ -8,6 +8,7 @@ the script every form still works (a POST and a redirect).
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from pathlib import Path
@@ -276,10 +277,14 @@ def sse(data: str, event: str | None = None) -> str:
 
 
 async def event_stream(request: Request, produce: Callable[[], tuple[str, bool]], known: str | None) -> AsyncIterator[str]:
-    """Send what ``produce`` makes whenever it changes (polling the files), until it says it is final."""
+    """Send what ``produce`` makes whenever it changes (polling the files), until it says it is final.
+
+    A stream also ends when the server stops (``app.state.stopping``), so a stop never waits for open pages.
+    """
+    stopping: threading.Event = request.app.state.stopping
     last, quiet = known, 0.0
     yield "retry: 2000\n\n"
-    while True:
+    while not stopping.is_set():
         text, final = await anyio.to_thread.run_sync(produce)
         version = version_of(text)
         if version != last:
@@ -311,6 +316,7 @@ def create_app(settings: WebSettings) -> FastAPI:
         "`Authorization: Bearer <token>`.",
     )
     app.state.web = web
+    app.state.stopping = threading.Event()  # set by `heygemd web` when it is asked to stop
 
     @app.exception_handler(WebError)
     async def refused(request: Request, error: WebError) -> Response:

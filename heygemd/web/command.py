@@ -57,9 +57,16 @@ def run_web(args: argparse.Namespace) -> int:
     if settings.token is None and not _loopback(host):
         log.warning("listening on %s without a token: anyone who reaches this address can upload and cancel; "
                     "set web.token (or HEYGEMD_WEB__TOKEN)", host)
-    config = uvicorn.Config(create_app(settings), host=host, port=port, log_level="info", server_header=False,
+    app = create_app(settings)
+    config = uvicorn.Config(app, host=host, port=port, log_level="info", server_header=False,
                             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS, proxy_headers=False)
-    server = uvicorn.Server(config)
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: object) -> None:
+            app.state.stopping.set()  # open event streams end now instead of holding the stop up
+            super().handle_exit(sig, frame)  # type: ignore[arg-type]
+
+    server = Server(config)
     server.run()
     return ExitCode.OK if server.started else ExitCode.FAILURE
 

@@ -8,7 +8,17 @@ from pathlib import Path
 import pytest
 
 from heygemd.codes import ErrorCode
-from heygemd.web.i18n import CODE_TEXTS_ZH, EN, JS_KEYS, MESSAGES, ZH, Translator, choose_language, from_accept_language, placeholders
+from heygemd.web.i18n import (
+    CODE_TEXTS_ZH,
+    EN,
+    JS_KEYS,
+    MESSAGES,
+    ZH,
+    Translator,
+    choose_language,
+    from_accept_language,
+    placeholders,
+)
 
 WEB = Path(__file__).resolve().parents[2] / "heygemd" / "web"
 # t("key") and t('key') in the templates; t("prefix." ~ value) builds keys from a prefix (checked by the prefix).

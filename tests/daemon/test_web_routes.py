@@ -26,7 +26,15 @@ from heygemd.codes import ErrorCode, Failure
 from heygemd.control import read_control
 from heygemd.daemon.config import HeygemdConfig, LimitsConfig, PathsConfig, WebConfig
 from heygemd.daemon.journal import HistoryEntry, JobRecord, Journal, Phase, VideoRecord
-from heygemd.daemon.reports import ErrorReport, FailedVideo, JobReport, JobStatus, VideoResult, VideoStatus, utc_now
+from heygemd.daemon.reports import (
+    ErrorReport,
+    FailedVideo,
+    JobReport,
+    JobStatus,
+    VideoResult,
+    VideoStatus,
+    utc_now,
+)
 from heygemd.daemon.status import CurrentJob, ServiceStatus, StatusFile
 from heygemd.metrics import Metrics, write_metrics
 from heygemd.web.app import create_app
