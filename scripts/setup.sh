@@ -51,9 +51,10 @@ install_chromium() {
              "the browser tests will skip; install the Debian package chromium to run them" >&2
         return
     fi
-    echo "installing Chromium for the browser tests: apt-get install -y --no-install-recommends chromium"
+    # a small CJK font, so that the screenshots of the Chinese pages show the characters
+    echo "installing Chromium for the browser tests: apt-get install -y --no-install-recommends chromium fonts-wqy-microhei"
     apt-get update -q
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium fonts-wqy-microhei
 }
 
 if ! .venv/bin/python -c 'import torch' 2>/dev/null; then

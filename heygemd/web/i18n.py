@@ -100,7 +100,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "state.waiting_for_disk_space": ("waiting for disk space", "等待磁盘空间"),
     "state.stopping": ("stopping", "正在停止"),
     "state.stopped": ("not running", "未运行"),
-    "phase.arriving": ("arriving", "正在上传"),
+    "phase.arriving": ("arriving", "正在接收"),
     "phase.queued": ("queued", "排队中"),
     "phase.waiting_for_disk": ("waiting for disk space", "等待磁盘空间"),
     "phase.claimed": ("claimed", "已领取"),
