@@ -26,8 +26,10 @@ pytestmark = pytest.mark.slow
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 CHROMIUM = shutil.which("chromium")
-# Long enough that a dry-run render takes several seconds here, so the progress bar is seen moving.
+# Long enough, and encoded slowly enough (job.toml sets the preset), that the dry-run render lasts several
+# seconds even on a fast machine: the progress bar is seen moving.
 AUDIO_SECONDS = 40.0
+SLOW_RENDER = '[render]\npreset = "fast"\n'
 TIMEOUT_MS = 150_000
 
 
@@ -48,10 +50,11 @@ def browser() -> Iterator:
 
 
 @pytest.fixture(scope="module")
-def long_audio(tmp_path_factory) -> Path:
-    from media_factory import make_audio
+def long_job(tmp_path_factory) -> tuple[Path, Path]:
+    from media_factory import make_audio, make_video
 
-    return make_audio(tmp_path_factory.mktemp("web-media") / "speech.wav", seconds=AUDIO_SECONDS)
+    folder = tmp_path_factory.mktemp("web-media")
+    return make_audio(folder / "speech.wav", seconds=AUDIO_SECONDS), make_video(folder / "presenter.mp4", size=(480, 480))
 
 
 @pytest.fixture
@@ -86,11 +89,14 @@ def screenshot(page, name: str) -> Path:
     return path
 
 
-def upload(page, web: WebProcess, name: str, audio: Path, template: Path) -> None:
+def upload(page, web: WebProcess, name: str, audio: Path, template: Path, job_toml: str | None = None) -> None:
     page.goto(f"{web.url}/upload")
     page.fill("input[name=name]", name)
     page.set_input_files("input[name=audio]", str(audio))
     page.set_input_files("input[name=templates]", str(template))
+    if job_toml is not None:
+        page.click("details summary")
+        page.fill("textarea[name=job_toml]", job_toml)
     page.click("#submit")
     page.wait_for_url(f"{web.url}/jobs/{quote(name)}")
 
@@ -107,9 +113,9 @@ def phase(page) -> str:
     return page.get_attribute("#live .heading", "data-phase") or ""
 
 
-def test_upload_watch_the_progress_play_the_result_and_download_the_zip(site, page, browser, media, long_audio):
+def test_upload_watch_the_progress_play_the_result_and_download_the_zip(site, page, browser, long_job):
     daemon, web = site
-    upload(page, web, "browser job", long_audio, media["video"])
+    upload(page, web, "browser job", *long_job, job_toml=SLOW_RENDER)
     assert (daemon.inbox / "browser job").is_dir() or (daemon.outbox / "browser job").is_dir() or daemon.work.is_dir()
 
     dashboard = browser.new_page(viewport={"width": 1200, "height": 900})
