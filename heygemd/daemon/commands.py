@@ -1,9 +1,10 @@
-"""Sub-commands of the service: run, status, doctor, init, fetch-models."""
+"""Sub-commands of the service: run, status, pause, resume, cancel, doctor, init, fetch-models."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,6 +37,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     status = add("status", "show the queue, the current job and recent results of the service", _status)
     status.add_argument("--json", action="store_true", help="print the status as JSON")
     status.add_argument("--recent", type=int, default=10, help="how many recent results to show (default 10)")
+    add("pause", "take no new jobs (the current one finishes); works whether or not the service runs", _pause)
+    add("resume", "take new jobs again after `heygemd pause`", _resume)
+    cancel = add("cancel", "cancel a job that is queued or rendering: it goes to quarantine as dropped (code cancelled)",
+                 _cancel)
+    cancel.add_argument("job", metavar="JOB", help="the job folder's name (as dropped) or its job id")
     doctor = add("doctor", "check ffmpeg, torch/CUDA, checkpoints, folders and the watch mode", _doctor)
     doctor.add_argument("--json", action="store_true", help="print the checks as JSON")
     add("init", "create the folders and a commented config file (never overwrites)", _init)
@@ -60,8 +66,6 @@ def _run(args: argparse.Namespace) -> int:
 def _init(args: argparse.Namespace) -> int:
     target = args.config
     if target is None:
-        import os
-
         target = Path(os.environ[CONFIG_ENV_VAR]) if os.environ.get(CONFIG_ENV_VAR) else DEFAULT_SEARCH_PATHS[0]
     if target.exists():
         print(f"kept     {target} (already there)")
@@ -121,16 +125,112 @@ def _doctor(args: argparse.Namespace) -> int:
     return ExitCode.FAILURE if any(check.level is Level.FAIL for check in checks) else ExitCode.OK
 
 
-def _status(args: argparse.Namespace) -> int:
-    from heygemd.daemon.journal import Journal
+def _service_state(args: argparse.Namespace):
+    """(loaded config, status, whether the service runs) or an exit code."""
     from heygemd.daemon.status import process_alive, read_status
 
     loaded = _load(args)
     if isinstance(loaded, int):
         return loaded
-    state = loaded.config.paths.state
-    status = read_status(state)
+    status = read_status(loaded.config.paths.state)
     running = status is not None and status.state != "stopped" and process_alive(status.pid)
+    return loaded, status, running
+
+
+def _write_control(state: Path, change) -> int | None:
+    try:
+        change()
+    except OSError as err:
+        print(f"heygemd: cannot write {state / 'control.json'}: {err.strerror} (run it as the service's user)",
+              file=sys.stderr)
+        return ExitCode.CANT_CREATE
+    return None
+
+
+def _pause(args: argparse.Namespace, paused: bool = True) -> int:
+    from heygemd.control import read_control, request_pause
+
+    found = _service_state(args)
+    if isinstance(found, int):
+        return found
+    loaded, status, running = found
+    state = loaded.config.paths.state
+    if read_control(state).paused == paused:
+        print("already paused: no new jobs are taken (`heygemd resume` to go on)" if paused else "not paused")
+        return ExitCode.OK
+    failed = _write_control(state, lambda: request_pause(state, paused))
+    if failed is not None:
+        return failed
+    if not running:
+        print("paused: the service is not running; when it starts it takes no new jobs until `heygemd resume`"
+              if paused else "resumed: the service takes new jobs when it starts")
+    elif paused:
+        current = f'the current job ("{status.current.job}") finishes first; ' if status.current else ""
+        print(f"paused: heygemd (pid {status.pid}) takes no new jobs; {current}`heygemd resume` to go on")
+    else:
+        print(f"resumed: heygemd (pid {status.pid}) takes new jobs again")
+    return ExitCode.OK
+
+
+def _resume(args: argparse.Namespace) -> int:
+    return _pause(args, paused=False)
+
+
+def _cancel(args: argparse.Namespace) -> int:
+    from heygemd.control import read_control, request_cancel
+    from heygemd.daemon.controls import cancel_outlook
+    from heygemd.daemon.journal import Journal
+
+    found = _service_state(args)
+    if isinstance(found, int):
+        return found
+    loaded, status, running = found
+    state = loaded.config.paths.state
+    journal = Journal(state, loaded.config.service.history_size)
+    outlook = cancel_outlook(args.job, running=running, status=status, claimed=journal.records(),
+                             inbox=loaded.config.paths.inbox, recent=journal.history(loaded.config.service.history_size))
+    if not outlook.request:
+        print(f"heygemd: {outlook.message}", file=sys.stderr)
+        return ExitCode.FAILURE
+    already = read_control(state).wants_cancelled(args.job)
+    failed = _write_control(state, lambda: request_cancel(state, args.job, by=_who()))
+    if failed is not None:
+        return failed
+    print(("cancel already requested; " if already else "cancel requested: ") + outlook.message)
+    return ExitCode.OK
+
+
+def _totals(metrics) -> str:
+    """One line of the counters: "12 jobs (10 ok, 1 partial, 1 failed), 340 s of video"."""
+    jobs = metrics.counters.jobs
+    if not jobs:
+        return ""
+    by_status: dict[str, int] = {}
+    for key, count in jobs.items():
+        by_status[key.split("/")[0]] = by_status.get(key.split("/")[0], 0) + count
+    parts = ", ".join(f"{count} {status}" for status, count in sorted(by_status.items()))
+    return f"{sum(jobs.values())} jobs ({parts}), {metrics.counters.video_seconds_produced:.0f} s of video produced"
+
+
+def _who() -> str:
+    import getpass
+
+    try:
+        user = os.environ.get("SUDO_USER") or getpass.getuser()
+    except (KeyError, OSError):
+        user = ""
+    return f"{user} (command line)" if user else "the command line"
+
+
+def _status(args: argparse.Namespace) -> int:
+    from heygemd.daemon.journal import Journal
+    from heygemd.metrics import read_metrics
+
+    found = _service_state(args)
+    if isinstance(found, int):
+        return found
+    loaded, status, running = found
+    state = loaded.config.paths.state
     journal = Journal(state)
     claimed = journal.records()
     recent = journal.history(args.recent)
@@ -142,6 +242,7 @@ def _status(args: argparse.Namespace) -> int:
                     "status": status.model_dump(mode="json") if status else None,
                     "claimed": [record.model_dump(mode="json") for record in claimed],
                     "recent": [entry.model_dump(mode="json") for entry in recent],
+                    "metrics": read_metrics(state).model_dump(mode="json"),
                 },
                 indent=2,
                 ensure_ascii=False,
@@ -176,6 +277,9 @@ def _status(args: argparse.Namespace) -> int:
     for record in claimed:
         done = sum(video.status.value != "pending" for video in record.videos)
         print(f"claimed    {record.name} [{record.job_id}] {record.phase.value}, {done}/{len(record.videos)} videos")
+    totals = _totals(read_metrics(state))
+    if totals:
+        print(f"totals     {totals}")
     if recent:
         print("recent:")
         for entry in reversed(recent):

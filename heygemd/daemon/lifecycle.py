@@ -189,10 +189,12 @@ class Lifecycle:
         record.finished_at = record.finished_at or utc_now()
         self.journal.save(record)
 
-    def done(self, record: JobRecord) -> None:
-        """The job is published or quarantined: DONE, and its history line written once (journal.mark_done)."""
+    def done(self, record: JobRecord) -> bool:
+        """The job is published or quarantined: DONE, and its history line written once (journal.mark_done).
+
+        True when the line was written now (not by a run that was killed before it could finish the job)."""
         record.working_since = None
-        self.journal.mark_done(record)
+        return self.journal.mark_done(record)
 
 
 def changed_while_rendering(names: list[str], times: int) -> Failure:

@@ -22,9 +22,11 @@ import structlog
 
 from heygemd.atomic import fsync_file, write_atomic
 from heygemd.codes import ErrorCode, Failure, failure_from_os_error
+from heygemd.control import CancelRequest
 from heygemd.daemon.claim import WorkArea
 from heygemd.daemon.config import HeygemdConfig, Readiness
 from heygemd.daemon.contract import ContractViolation, JobPlan, PlannedVideo, plan_job
+from heygemd.daemon.controls import cancelled_failure
 from heygemd.daemon.inputs import changed_names, fingerprint_inputs, quick_state
 from heygemd.daemon.journal import JobRecord, Phase, VideoRecord
 from heygemd.daemon.lifecycle import Lifecycle, changed_while_rendering
@@ -48,6 +50,7 @@ from heygemd.daemon.reports import (
     VideoStatus,
     utc_now,
 )
+from heygemd.daemon.resultpage import make_thumbnail, thumbnail_name, write_result_page
 from heygemd.daemon.supervise import RenderHung, RenderStalled, StallWatch
 from heygemd.engine import (
     EngineError,
@@ -113,6 +116,8 @@ class RenderContext:
     cancel: threading.Event
     on_progress: Callable[[RenderProgress], None]
     on_video: Callable[[JobRecord, VideoRecord, int, int], None]  # a video starts: (record, video, index, total)
+    cancel_request: Callable[[JobRecord], CancelRequest | None] = lambda record: None  # a person cancelled the job
+    on_rendered: Callable[[RenderReport, float], None] = lambda report, seconds: None  # a video is done: its wall time
 
 
 class JobRunner:
@@ -142,6 +147,7 @@ class JobRunner:
     def work_on(self, record: JobRecord) -> Step:
         """Take the job as far as it goes now. Lease errors propagate (the caller drops the job)."""
         self.lifecycle.begin(record)
+        self._cancel_if_asked(record)
         step = self._steps(record)
         if step is not DONE:
             self.lifecycle.pause(record)
@@ -177,6 +183,17 @@ class JobRunner:
         self.log.error("publishing keeps failing; the operator must look at the share", code=failure.code.value,
                        reason=failure.reason, retry_at=later.isoformat())
         return Step(StepKind.RETRY, later, failure)
+
+    def _cancel_if_asked(self, record: JobRecord) -> bool:
+        """A person cancelled the job: to quarantine as it was dropped, what was rendered discarded. Not once publishing."""
+        if record.phase not in (Phase.CLAIMED, Phase.RENDERING):
+            return False
+        request = self.context.cancel_request(record)
+        if request is None:
+            return False
+        self.lifecycle.fail_job(record, cancelled_failure(record.name, request))
+        self.log.warning("job cancelled; it goes to quarantine as it was dropped", by=request.by or None)
+        return True
 
     # -------------------------------------------------------------- planning
 
@@ -292,6 +309,8 @@ class JobRunner:
         for index, video in enumerate(record.videos, start=1):
             if video.status is not VideoStatus.PENDING:
                 continue
+            if record.phase is not Phase.RENDERING or self._cancel_if_asked(record):
+                return None  # cancelled: the job goes to quarantine
             if self.context.stop_requested.is_set():
                 self.log.info("stopping before the next video; the job resumes at the next start", video=video.template)
                 return STOPPED
@@ -318,6 +337,7 @@ class JobRunner:
                                                     progress=progress, cancel=self.context.cancel),
                 self.context.on_progress,
                 self.context.cancel,
+                lambda: self.context.cancel_request(record) is not None,
             )
         except RenderStalled as stalled:
             failure = Failure(code=ErrorCode.RENDER_STALLED,
@@ -329,6 +349,8 @@ class JobRunner:
             raise
         except RenderCancelled:
             self.guard.check(record)  # cancelled because the job was taken over: LeaseLost
+            if self._cancel_if_asked(record):
+                return None
             log.warning("render abandoned for the stop; it starts again when the service restarts")
             return STOPPED
         except EngineError as err:
@@ -349,7 +371,9 @@ class JobRunner:
             return self._video_failure(record, video, failure, time.monotonic() - started)
         fsync_file(output)  # the journal will say it exists: make it so
         write_atomic(output_dir / f"{video.output_stem}.json", with_file_names(report).model_dump_json(indent=2) + "\n")
+        make_thumbnail(output, output_dir / thumbnail_name(video.output_stem), report.output.duration_s)
         self.lifecycle.video_done(record, video, report.output.duration_s, time.monotonic() - started)
+        self.context.on_rendered(report, video.seconds or 0.0)
         log.info("video done", output=f"{video.output_stem}.mp4", seconds=video.seconds)
         return None
 
@@ -414,7 +438,9 @@ class JobRunner:
         output_dir = self.work.results_dir(record)
         if output_dir.exists():
             keep_only(output_dir, {name for video in ok for name in result_names(video)} | {JOB_REPORT})
-            write_atomic(output_dir / JOB_REPORT, self.job_report(record).model_dump_json(indent=2) + "\n")
+            report = self.job_report(record)
+            write_atomic(output_dir / JOB_REPORT, report.model_dump_json(indent=2) + "\n")
+            write_result_page(output_dir, report)  # inside the folder: it appears in the outbox with the results
         self.guard.confirm(record)
         published = publish_outbox_folder(record, self.dest, self.lifecycle.journal)
         if self.config.outputs.zip_bundle:
@@ -487,6 +513,6 @@ def with_file_names(report: RenderReport) -> RenderReport:
     )
 
 
-def result_names(video: VideoRecord) -> tuple[str, str]:
-    return (f"{video.output_stem}.mp4", f"{video.output_stem}.json")
+def result_names(video: VideoRecord) -> tuple[str, str, str]:
+    return (f"{video.output_stem}.mp4", f"{video.output_stem}.json", thumbnail_name(video.output_stem))
 

@@ -19,6 +19,8 @@ STATUS_FILE = "status.json"
 IDLE = "idle"
 WAITING_FOR_INBOX = "waiting for the inbox"
 WAITING_FOR_DISK = "waiting for disk space"
+PAUSED = "paused"  # idle because `heygemd pause` (or the web page) asked: no new jobs are taken
+STARTING, LOADING_MODEL, STOPPING, STOPPED = "starting", "loading model", "stopping", "stopped"
 
 
 class CurrentJob(BaseModel):
@@ -70,7 +72,8 @@ class ServiceStatus(BaseModel):
     owner: str = Field("", description="the name this process's leases carry in the work area (host-pid-start id)")
     started_at: datetime = Field(default_factory=utc_now)
     updated_at: datetime = Field(default_factory=utc_now)
-    state: str = "starting"  # starting, loading model, idle, working, waiting for the inbox, waiting for disk space, stopping, stopped
+    state: str = "starting"  # starting, loading model, idle, paused, working, waiting for the inbox, waiting for disk space, stopping, stopped
+    paused: bool = Field(False, description="no new jobs are taken (control.json); the current one finishes")
     config_file: str | None = None
     inbox: str = ""
     watch_mode: str = ""
@@ -89,6 +92,11 @@ class ServiceStatus(BaseModel):
     current: CurrentJob | None = None
     engine: dict[str, Any] = Field(default_factory=dict)
 
+    @property
+    def ready(self) -> bool:
+        """Started, with its model loaded, and not stopping: it takes jobs (unless paused)."""
+        return self.state not in (STARTING, LOADING_MODEL, STOPPING) and not self.state.startswith(STOPPED)
+
     def set_state(self, state: str) -> None:
         """Set the state; ``idle`` while the inbox is missing is waiting for it (nothing can arrive meanwhile)."""
         self.state = WAITING_FOR_INBOX if state == IDLE and self.inbox_missing else state
@@ -101,10 +109,13 @@ class ServiceStatus(BaseModel):
             where = f"video {job.index}/{job.total}" if job.total else "preparing"
             percent = f" {job.percent:.0f}%" if job.percent is not None else ""
             stage = f" ({job.stage})" if job.stage and job.stage != "render" else ""
-            return f"{prefix}job {job.job}: {where}{percent}{stage}; {len(self.queued)} queued{self._disk_note()}"
+            paused = ", paused: no new jobs after it" if self.paused else ""
+            return f"{prefix}job {job.job}: {where}{percent}{stage}; {len(self.queued)} queued{self._disk_note()}{paused}"
         waiting = f", {len(self.waiting_jobs)} waiting to retry" if self.waiting_jobs else ""
         if self.waiting_for_disk and self.state in (IDLE, WAITING_FOR_DISK):
             return f"{WAITING_FOR_DISK}: {self.waiting_for_disk[0].describe()}; {len(self.queued)} queued{waiting}"
+        if self.state == PAUSED:
+            return f"paused: no new jobs are taken (heygemd resume); {len(self.queued)} queued, {len(self.arriving)} arriving{waiting}"
         if self.state == IDLE:
             return f"idle; {len(self.queued)} queued, {len(self.arriving)} arriving{waiting}"
         if self.state == WAITING_FOR_INBOX:

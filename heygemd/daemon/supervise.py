@@ -7,6 +7,11 @@ render waiting on a blocked decoder would never reach that check). The video the
 transient ``render.stalled`` failure. A render that does not even return within ``grace_seconds``
 of the cancel is stuck in a call no thread can interrupt: the service must restart (RenderHung),
 so that systemd's watchdog is not what ends it.
+
+The same watch stops a render the caller abandons (``abandon``: a person cancelled the job): the
+cancel event is set at once, and the ffmpeg children are killed if the render has not returned
+``ABANDON_KILL_SECONDS`` later (a decoder blocked on a stalled share never lets it reach its check).
+The render then ends with ``RenderCancelled``.
 """
 
 from __future__ import annotations
@@ -19,10 +24,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Generic, TypeVar
 
-from heygemd.engine import RenderProgress
+from heygemd.engine import RenderCancelled, RenderProgress
 
 T = TypeVar("T")
 POLL_SECONDS = 0.5
+ABANDON_KILL_SECONDS = 2.0
 
 
 class RenderStalled(Exception):
@@ -53,8 +59,12 @@ class StallWatch:
         render: Callable[[Callable[[RenderProgress], None]], T],
         on_progress: Callable[[RenderProgress], None],
         cancel: threading.Event,
+        abandon: Callable[[], bool] | None = None,
     ) -> T:
-        """Call ``render(progress)`` in a thread and wait for it; ``cancel`` is the event the render honours."""
+        """Call ``render(progress)`` in a thread and wait for it; ``cancel`` is the event the render honours.
+
+        ``abandon`` is asked every POLL_SECONDS (in this thread) whether the render must stop.
+        """
         last_progress = time.monotonic()
         last_stage: str | None = None
 
@@ -74,20 +84,31 @@ class StallWatch:
         thread = threading.Thread(target=target, name="render", daemon=True)
         thread.start()
         stalled_at: float | None = None
+        abandoned_at: float | None = None
+        killed = False
         while thread.is_alive():
             thread.join(POLL_SECONDS)
             now = time.monotonic()
-            if stalled_at is None and now - last_progress >= self.stall_seconds:
+            if abandoned_at is None and stalled_at is None and abandon is not None and abandon():
+                abandoned_at = now
+                cancel.set()
+            elif abandoned_at is not None and not killed and now - abandoned_at >= ABANDON_KILL_SECONDS:
+                kill_children()
+                killed = True
+            stopping_since = stalled_at or abandoned_at
+            if stopping_since is None and now - last_progress >= self.stall_seconds:
                 stalled_at = now
                 cancel.set()
                 kill_children()
-            elif stalled_at is not None and now - stalled_at >= self.grace_seconds and thread.is_alive():
+            elif stopping_since is not None and now - stopping_since >= self.grace_seconds and thread.is_alive():
                 raise RenderHung(
                     f"the render made no progress for {now - last_progress:.0f} seconds"
                     + (f" (stage: {last_stage})" if last_stage else "")
                     + " and did not stop when cancelled"
                 )
         if outcome.error is not None:
+            if abandoned_at is not None:  # cancelled, or its killed decoder's error: either way, abandoned
+                raise RenderCancelled("the render was stopped before it finished; nothing was kept") from outcome.error
             if stalled_at is not None:  # cancelled, or its killed decoder's error: either way, the stall
                 raise RenderStalled(stalled_at - last_progress, last_stage)
             raise outcome.error

@@ -26,6 +26,7 @@ import structlog
 
 from heygemd.atomic import write_atomic
 from heygemd.codes import ErrorCode, Failure
+from heygemd.control import CancelRequest, ControlState, cancel_honoured
 from heygemd.daemon import lease
 from heygemd.daemon.arrivals import Arrivals
 from heygemd.daemon.claim import OWNER_FILE, ClaimError, WorkArea, claim
@@ -35,6 +36,12 @@ from heygemd.daemon.config import (
     LoadedConfig,
     LogConfig,
     load_config,
+)
+from heygemd.daemon.controls import (
+    CONTROL_POLL_SECONDS,
+    CancelSorter,
+    ClaimedJob,
+    ControlReader,
 )
 from heygemd.daemon.diskspace import DiskGuard
 from heygemd.daemon.exitcodes import ExitCode
@@ -58,9 +65,12 @@ from heygemd.daemon.reports import utc_now
 from heygemd.daemon.retention import RetentionClock, apply_retention
 from heygemd.daemon.runner import JobRunner, RenderContext, StepKind
 from heygemd.daemon.servicelock import ServiceLock, ServiceLockHeld
+from heygemd.daemon.servicemetrics import MetricsRecorder
 from heygemd.daemon.signals import ServiceSignals
 from heygemd.daemon.status import (
     IDLE,
+    PAUSED,
+    STOPPED,
     WAITING_FOR_DISK,
     CurrentJob,
     ServiceStatus,
@@ -69,7 +79,14 @@ from heygemd.daemon.status import (
 )
 from heygemd.daemon.supervise import RenderHung
 from heygemd.daemon.takeover import RecordMirror, Takeover
-from heygemd.engine import CheckpointError, EngineError, EngineSettings, RenderProgress
+from heygemd.daemon.webhooks import WebhookSender
+from heygemd.engine import (
+    CheckpointError,
+    EngineError,
+    EngineSettings,
+    RenderProgress,
+    RenderReport,
+)
 
 STOP_MARGIN_SECONDS = 15.0  # asked of systemd on top of the grace, for publishing and exit
 CLAIM_RETRY_SECONDS = 60.0  # a folder that could not be claimed (permissions, the share) is tried again after this
@@ -105,6 +122,10 @@ class Service:
         self.retention_clock = RetentionClock()
         self.started_at = time.time()
         self.status = ServiceStatus(config_file=str(self.config_source) if self.config_source else None, owner=self.owner.id)
+        self.controls = ControlReader(loaded.config.paths.state)
+        self.cancels = CancelSorter()
+        self.metrics: MetricsRecorder | None = None  # made once the state folder is known to be writable
+        self.webhooks = WebhookSender(self.config.notify, self.config.web.public_url, loaded.config.paths.state)
         self._apply_paths()
         self.arrivals = self._make_arrivals()
 
@@ -123,6 +144,9 @@ class Service:
         self.keeper.lease_seconds = service.lease_seconds
         self.takeover = Takeover(self.work, self.owner, self.keeper, service.lease_seconds)
         self.disk = DiskGuard(paths, self.config.outputs, self.log)
+        self.webhooks.configure(self.config.notify, self.config.web.public_url)
+        if self.metrics is not None:
+            self.metrics.paths = paths
 
     def _make_arrivals(self) -> Arrivals:
         watch = self.config.watch
@@ -145,7 +169,8 @@ class Service:
 
     def _runner(self) -> JobRunner:
         assert self.engine is not None
-        context = RenderContext(self.signals.stop_requested, self.cancel_render, self._on_progress, self._on_video)
+        context = RenderContext(self.signals.stop_requested, self.cancel_render, self._on_progress, self._on_video,
+                                self._cancel_request, self._on_rendered)
         return JobRunner(self.config, self.engine, self.lifecycle, self.dest, _LeaseGuard(self), context, self.owner.id)
 
     # ------------------------------------------------------------------ the service
@@ -167,6 +192,7 @@ class Service:
         except OSError as err:
             self.log.error("the state folder cannot be written", path=str(self.config.paths.state), error=err.strerror)
             return ExitCode.CANT_CREATE
+        self.metrics = MetricsRecorder(self.config.paths.state, self.config.paths)
         problem = self._check_shared_filesystem()
         if problem:
             self.log.error(problem)
@@ -186,6 +212,7 @@ class Service:
         self._describe_engine()
 
         self._clean_leftovers()  # only now, under the service lock: no live service of this state folder writes them
+        self.webhooks.start()
         self._recover_unfinished_jobs()
         self.keeper.start()
         self._describe_watch()
@@ -203,6 +230,7 @@ class Service:
         finally:
             self.arrivals.stop()
             self.keeper.stop()  # the jobs left claimed are taken over by another service once their leases expire
+            self.webhooks.stop()
         self._set_state("stopped")
         self.log.info("stopped", claimed_jobs_left=len(self.journal.records()))
         return ExitCode.OK
@@ -217,6 +245,8 @@ class Service:
             now = time.monotonic()
             if self.retention_clock.due(now):
                 apply_retention(self.config.paths, self.config.outputs.keep_days, self.log)
+            if self._honour_cancels():
+                continue
             runnable = next((item for item in self.queue if item.not_before <= now), None)
             if runnable is not None:
                 self.queue.remove(runnable)
@@ -224,9 +254,11 @@ class Service:
                 continue
             scan = self.arrivals.latest()
             self.status.inbox_missing = scan.inbox_missing
-            if self._take_over_expired() or self._take_abandoned(scan) or self._take_next_ready(scan):
+            if not self.status.paused and (
+                self._take_over_expired() or self._take_abandoned(scan) or self._take_next_ready(scan)
+            ):
                 continue
-            self._set_state(WAITING_FOR_DISK if self.disk.waiting else IDLE)
+            self._set_state(PAUSED if self.status.paused else WAITING_FOR_DISK if self.disk.waiting else IDLE)
             timeout = self.config.watch.rescan_interval_seconds
             if self.queue:
                 timeout = min(timeout, max(0.1, min(item.not_before for item in self.queue) - now))
@@ -242,10 +274,12 @@ class Service:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return
-            if self.wake.wait(min(remaining, interval) if interval else remaining):
+            if self.wake.wait(min(remaining, interval or CONTROL_POLL_SECONDS, CONTROL_POLL_SECONDS)):
                 self.wake.clear()
                 return  # a folder became ready, a signal came: look now
             self.notifier.watchdog()
+            if self.controls.changed():
+                return  # a pause, a resume or a cancel: look now
 
     # ------------------------------------------------------------------ the inbox
 
@@ -256,6 +290,7 @@ class Service:
         self.status.queued = [item.record.name for item in self.queue] + [folder.name for folder in scan.ready]
         if not self.rendering and not scan.ready and not scan.abandoned:
             self.status_file.write(self.status, force=False)
+            self._publish_gauges()
 
     def _take_abandoned(self, scan: InboxScan) -> bool:
         for folder in scan.abandoned:
@@ -293,6 +328,51 @@ class Service:
             self.keeper.hold(self.work.job_dir(record.job_id), name)
             self.log.info("job claimed", job=name, job_id=record.job_id)
         return record
+
+    # ------------------------------------------------------------------ pause, resume, cancel (control.json)
+
+    def _control(self) -> ControlState:
+        control = self.controls.current()
+        if control.paused != self.status.paused:
+            self.status.paused = control.paused
+            self.log.info("paused: no new jobs are taken; the current one finishes" if control.paused
+                          else "resumed: new jobs are taken again")
+        return control
+
+    def _cancel_request(self, record: JobRecord) -> CancelRequest | None:
+        return self._control().wants_cancelled(record.name, record.job_id)
+
+    def _honour_cancels(self) -> bool:
+        """Bring a cancelled claimed job's turn forward, or claim a cancelled inbox folder (the runner then
+        quarantines either first thing). True if a job was worked on."""
+        requests = self._control().cancel
+        if not requests:
+            return False
+        scan = self.arrivals.latest()
+        claimed = [ClaimedJob(item.record.name, item.record.job_id, item.record.phase is not Phase.PUBLISHING)
+                   for item in self.queue]
+        inbox = [folder.name for folder in scan.ready] + [folder.name for folder in scan.abandoned] + scan.waiting
+        plan = self.cancels.sort(requests, claimed, inbox, time.monotonic())
+        for item in self.queue:
+            if item.record.job_id in plan.claimed:
+                item.not_before = 0.0
+        for request in plan.stale:
+            self.log.warning("cancel request dropped: this service has no such job", job=request.job)
+            cancel_honoured(self.config.paths.state, request.job)
+        for name in plan.inbox:
+            record = self._claim(name)
+            if record is not None:
+                self._process(record)
+                return True
+        return False
+
+    def _answer_cancel(self, record: JobRecord) -> None:
+        """The job ended: a cancel request for it is answered (honoured, or too late: it was being published)."""
+        if self.controls.current().wants_cancelled(record.name, record.job_id) is None:
+            return
+        if record.failure is None or record.failure.code is not ErrorCode.CANCELLED:
+            self.log.warning("cancel request came too late: the job was already being published", job=record.name)
+        cancel_honoured(self.config.paths.state, record.name, record.job_id)
 
     # ------------------------------------------------------------------ other services' jobs
 
@@ -439,6 +519,10 @@ class Service:
         self.rendering = True
         self._set_state("working")
 
+    def _on_rendered(self, report: RenderReport, seconds: float) -> None:
+        assert self.metrics is not None
+        self.metrics.rendered(report, seconds)
+
     def _on_progress(self, progress: RenderProgress) -> None:
         self.notifier.watchdog()  # the render is making progress: the loop is healthy
         current = self.status.current
@@ -455,10 +539,19 @@ class Service:
     # ------------------------------------------------------------------ the end of a job
 
     def _finish(self, record: JobRecord) -> None:
-        self.lifecycle.done(record)  # the record says DONE and the history has the job once, before anything is removed
+        # The record says DONE and the history has the job once, before anything is removed.
+        if self.lifecycle.done(record):
+            self._announce(record)
+        self._answer_cancel(record)
         self.keeper.release(self.work.job_dir(record.job_id))
         remove_tree(self.work.job_dir(record.job_id))
         self.journal.remove(record.job_id)
+
+    def _announce(self, record: JobRecord) -> None:
+        """Once per finished job (when its history line is written): the counters and the webhooks."""
+        assert self.metrics is not None
+        self.metrics.job_finished(record)
+        self.webhooks.job_finished(record)
 
     # ------------------------------------------------------------------ start-up, reload, stop
 
@@ -491,6 +584,7 @@ class Service:
             self.log.error("journal record unreadable; set aside, its work folder is left as is", record=str(aside))
         for done in self.journal.recover_finished():  # DONE records: the resume below clears their work folders
             self.log.info("finished job recorded in the history after an interrupted finish", job=done.name, job_id=done.job_id)
+            self._announce(done)
         known_ids = set()
         for record in self.journal.records():
             known_ids.add(record.job_id)
@@ -618,8 +712,15 @@ class Service:
         self.status.set_state(state)
         self.status.waiting_for_disk = self.disk.waiting
         self.status_file.write(self.status, force=force)
+        self._publish_gauges()
         if not self.signals.stop_requested.is_set():
             self.notifier.status(self.status.summary())
+
+    def _publish_gauges(self) -> None:
+        if self.metrics is not None:
+            self.metrics.gauges(up=not self.status.state.startswith(STOPPED), ready=self.status.ready,
+                                paused=self.status.paused, queue_length=len(self.status.queued),
+                                folders_arriving=len(self.status.arriving))
 
 
 class _LeaseGuard:

@@ -137,7 +137,7 @@ def assert_each_job_published_once(outbox: Path, names: list[str]) -> dict[str, 
     assert visible(outbox) == sorted(names), "every job exactly once, no 'name (2)' copies, nothing hidden"
     reports = {}
     for name in names:
-        assert visible(outbox / name) == ["job.json", "presenter.json", "presenter.mp4"]
+        assert visible(outbox / name) == ["index.html", "job.json", "presenter.jpg", "presenter.json", "presenter.mp4"]
         reports[name] = json.loads((outbox / name / "job.json").read_text())
         assert reports[name]["status"] == "ok" and reports[name]["job"] == name
     return reports

@@ -64,8 +64,8 @@ def test_normal_job_with_three_templates(daemon_factory, media, wav2lip_checkpoi
     drop_job(daemon.inbox, "campaign 1", three_templates(media))
 
     out = daemon.wait_outbox("campaign 1")
-    assert visible(out) == sorted(["Side View.json", "Side View.mp4", "close-up.json", "close-up.mp4",
-                                   "front.json", "front.mp4", "job.json"])
+    assert visible(out) == sorted(["Side View.jpg", "Side View.json", "Side View.mp4", "close-up.jpg", "close-up.json",
+                                   "close-up.mp4", "front.jpg", "front.json", "front.mp4", "index.html", "job.json"])
     report = json.loads((out / "job.json").read_text())
     assert report["status"] == "ok" and report["dry_run"] is False and report["job"] == "campaign 1"
     assert [video["status"] for video in report["videos"]] == ["ok", "ok", "ok"]
@@ -149,8 +149,8 @@ def test_kill_9_in_the_middle_of_a_render_then_restart(daemon_factory, media, wa
     out = daemon.wait_outbox("crash")
     report = json.loads((out / "job.json").read_text())
     assert report["status"] == "ok" and len(report["videos"]) == 3
-    assert visible(out) == sorted(["Side View.json", "Side View.mp4", "close-up.json", "close-up.mp4",
-                                   "front.json", "front.mp4", "job.json"])
+    assert visible(out) == sorted(["Side View.jpg", "Side View.json", "Side View.mp4", "close-up.jpg", "close-up.json",
+                                   "close-up.mp4", "front.jpg", "front.json", "front.mp4", "index.html", "job.json"])
     wait_idle(daemon)
     assert visible(daemon.archive / "crash") == sorted(three_templates(media))
     assert daemon.logged("resuming a claimed job")
@@ -296,7 +296,8 @@ def test_bad_jobs_go_to_quarantine_and_the_service_keeps_serving(daemon_factory,
     assert visible(daemon.quarantine / "two audios") == ["a.wav", "b.wav", "error.json", "v.mp4"]  # moved whole
 
     partial = json.loads((daemon.wait_outbox("partial") / "job.json").read_text())
-    assert partial["status"] == "partial" and visible(daemon.outbox / "partial") == ["good.json", "good.mp4", "job.json"]
+    assert partial["status"] == "partial" and visible(daemon.outbox / "partial") == ["good.jpg", "good.json", "good.mp4", "index.html",
+                                                                                "job.json"]
     failed = daemon.wait_quarantine("partial")
     assert [(item["template"], item["code"]) for item in failed["failed_videos"]] == [("bad.mp4", "input.undecodable")]
     assert [video["code"] for video in partial["videos"]] == ["input.undecodable", None]

@@ -1,0 +1,191 @@
+"""``outbox/<job>/index.html``: the job's results on one static page, for people browsing the share.
+
+It is written into the results folder before the folder is renamed into the outbox, so it
+appears with the results, atomically. It needs no server and no script: thumbnails
+(``<stem>.jpg``, one frame of each video, made by ffmpeg when the video is finished), HTML5
+players and links, all relative, so it works from ``file://`` and from a copy of the folder.
+Every name in it is escaped (a name may be 255 bytes of any script, ``<`` and ``&`` included).
+"""
+
+from __future__ import annotations
+
+import subprocess
+from html import escape
+from pathlib import Path
+from urllib.parse import quote
+
+from pydantic import ValidationError
+
+from heygemd import __version__
+from heygemd.atomic import write_atomic
+from heygemd.daemon.reports import JobReport, JobStatus, VideoResult, VideoStatus
+from heygemd.engine import RenderReport
+from heygemd.engine.ffmpeg_tools import FFmpegNotFound, ffmpeg_path, run_tool
+
+INDEX_FILE = "index.html"
+THUMBNAIL_SUFFIX = ".jpg"
+THUMBNAIL_WIDTH = 320
+THUMBNAIL_AT_SECONDS = 1.0  # past a fade-in, but within the shortest video
+THUMBNAIL_TIMEOUT_SECONDS = 60
+
+_STATUS_WORDS = {
+    JobStatus.OK: "Done: every template was rendered.",
+    JobStatus.PARTIAL: "Partly done: some templates could not be rendered (they are in quarantine).",
+    JobStatus.FAILED: "Failed: nothing could be rendered.",
+}
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 1.5rem auto; max-width: 60rem; padding: 0 1rem; color: #222; }
+h1 { font-size: 1.5rem; word-break: break-all; } h2 { font-size: 1.1rem; word-break: break-all; }
+.video { border-top: 1px solid #ddd; padding: 1rem 0; }
+video { display: block; max-width: 100%; max-height: 60vh; background: #000; }
+.failed { color: #a00; } .warnings li { color: #8a5a00; } .meta { color: #555; font-size: 0.9rem; }
+.thumb { display: inline-block; margin: 0 0.5rem 0.5rem 0; } .thumb img { max-width: 160px; border: 1px solid #ccc; }
+code { background: #f3f3f3; padding: 0 0.2rem; }
+"""
+
+
+def thumbnail_name(output_stem: str) -> str:
+    return f"{output_stem}{THUMBNAIL_SUFFIX}"
+
+
+def make_thumbnail(video: Path, target: Path, duration_s: float | None) -> bool:
+    """One JPEG frame of ``video`` at ``target`` (written whole or not at all). False if it could not be made:
+    a page without a thumbnail is better than a video held back for one."""
+    at = min(THUMBNAIL_AT_SECONDS, duration_s / 2) if duration_s else 0.0
+    command = [
+        ffmpeg_path(), "-nostdin", "-hide_banner", "-loglevel", "error", "-ss", f"{at:.3f}", "-i", str(video.resolve()),
+        "-frames:v", "1", "-vf", f"scale=w=min({THUMBNAIL_WIDTH}\\,iw):h=-2", "-q:v", "4",
+        "-f", "image2pipe", "-c:v", "mjpeg", "pipe:1",
+    ]
+    try:
+        result = run_tool(command, timeout=THUMBNAIL_TIMEOUT_SECONDS)
+    except (OSError, FFmpegNotFound, subprocess.TimeoutExpired):
+        return False
+    if result.returncode != 0 or not result.stdout:
+        return False
+    try:
+        write_atomic(target, result.stdout, durable=False, create_parent=False)
+    except OSError:
+        return False
+    return True
+
+
+def write_result_page(folder: Path, report: JobReport) -> Path:
+    """Write ``folder/index.html`` for the job's results in ``folder`` (its job.json is ``report``)."""
+    files = {entry.name for entry in folder.iterdir() if entry.is_file()}
+    renders = {video.output: _render_report(folder, video) for video in report.videos if video.output}
+    target = folder / INDEX_FILE
+    write_atomic(target, result_page(report, renders, files), create_parent=False)
+    return target
+
+
+def _render_report(folder: Path, video: VideoResult) -> RenderReport | None:
+    if not video.report:
+        return None
+    try:
+        return RenderReport.model_validate_json((folder / video.report).read_text(encoding="utf-8"))
+    except (OSError, ValidationError, ValueError):
+        return None
+
+
+def result_page(report: JobReport, renders: dict[str, RenderReport | None], files: set[str]) -> str:
+    """The page as text. ``renders``: each output's sidecar (by output name); ``files``: what the folder holds."""
+    ok = [video for video in report.videos if video.status is VideoStatus.OK and video.output in files]
+    failed = [video for video in report.videos if video.status is VideoStatus.FAILED]
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en">',
+        "<head>",
+        '<meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f'<meta name="generator" content="heygemd {escape(__version__)}">',
+        f"<title>{escape(report.job)} – heygemd</title>",
+        f"<style>{_STYLE}</style>",
+        "</head>",
+        "<body>",
+        f"<h1>{escape(report.job)}</h1>",
+        f"<p>{escape(_STATUS_WORDS[report.status])} {len(ok)} of {len(report.videos)} videos.</p>",
+        '<p class="meta">'
+        f"Audio: {escape(report.audio)} · finished {report.finished_at:%Y-%m-%d %H:%M:%S} UTC · "
+        f"{report.seconds:.0f} s from drop to result · job id <code>{escape(report.job_id)}</code>"
+        + (" · <strong>dry run</strong> (made without the model)" if report.dry_run else "")
+        + "</p>",
+    ]
+    if len(ok) > 1:
+        parts.append("<p>" + "".join(_thumbnail_link(number, video, files) for number, video in enumerate(ok, 1)) + "</p>")
+    parts += _warning_list(report.warnings, "Warnings about the job")
+    for number, video in enumerate(ok, 1):
+        parts += _video_section(number, video, renders.get(video.output or ""), files)
+    if failed:
+        parts.append('<div class="video"><h2 class="failed">Not rendered</h2><ul>')
+        parts += [f'<li class="failed"><strong>{escape(video.template)}</strong> '
+                  f"<code>{escape(video.code.value if video.code else '')}</code>: {escape(video.error or '')}</li>"
+                  for video in failed]
+        parts.append("</ul>")
+        if report.quarantine_folder:
+            parts.append(f"<p>They are in the quarantine folder <code>{escape(Path(report.quarantine_folder).name)}</code>, "
+                         "with error.json saying why.</p>")
+        parts.append("</div>")
+    parts += [
+        f'<p class="meta">The whole report: <a href="{_href("job.json")}">job.json</a>.</p>',
+        "</body>",
+        "</html>",
+        "",
+    ]
+    return "\n".join(parts)
+
+
+def _href(name: str) -> str:
+    """A relative link to a file of the folder: percent-encoded (``#``, ``?``, spaces), then HTML-escaped."""
+    return escape(quote(name, safe=""), quote=True)
+
+
+def _stem(video: VideoResult) -> str:
+    return Path(video.output or "").stem
+
+
+def _thumbnail_link(number: int, video: VideoResult, files: set[str]) -> str:
+    thumbnail = thumbnail_name(_stem(video))
+    inner = (f'<img src="{_href(thumbnail)}" alt="{escape(video.template, quote=True)}">' if thumbnail in files
+             else escape(video.template))
+    return f'<a class="thumb" href="#video-{number}">{inner}</a>'
+
+
+def _video_section(number: int, video: VideoResult, render: RenderReport | None, files: set[str]) -> list[str]:
+    assert video.output is not None
+    thumbnail = thumbnail_name(_stem(video))
+    poster = f' poster="{_href(thumbnail)}"' if thumbnail in files else ""
+    parts = [
+        f'<div class="video" id="video-{number}">',
+        f"<h2>{escape(video.template)}</h2>",
+        f'<video controls preload="metadata"{poster} src="{_href(video.output)}"></video>',
+        f'<p><a href="{_href(video.output)}" download>Download the video</a>'
+        + (f' · <a href="{_href(video.report)}">render report</a>' if video.report and video.report in files else "")
+        + "</p>",
+    ]
+    if render is not None:
+        output = render.output
+        took = f" · rendered in {video.seconds:.1f} s" if video.seconds else ""
+        parts.append(f'<p class="meta">{output.duration_s:.2f} s · {output.width}×{output.height} · '
+                     f"{output.fps:g} fps{took}</p>")
+        parts += _warning_list(_render_warnings(render), "Warnings")
+    parts.append("</div>")
+    return parts
+
+
+def _render_warnings(render: RenderReport) -> list[str]:
+    warnings = list(render.warnings)
+    faces = render.faces
+    frames = faces.frames_with_face + faces.frames_without_face
+    if faces.frames_without_face and not render.dry_run:
+        warnings.append(f"no face was found in {faces.frames_without_face} of {frames} frames: "
+                        "those frames are shown as in the template")
+    return warnings
+
+
+def _warning_list(warnings: list[str], title: str) -> list[str]:
+    if not warnings:
+        return []
+    items = "".join(f"<li>{escape(warning[:1].upper() + warning[1:])}</li>" for warning in warnings)
+    return [f'<div class="warnings"><p>{escape(title)}:</p><ul>{items}</ul></div>']
