@@ -197,7 +197,7 @@ class Web:
             "auth_enabled": self.settings.token is not None, "signed_in": signed_in(request, self.settings),
             "state_label": t.state, "status_label": t.status, "code_summary": t.code_summary, "code_fix": t.code_fix,
             "duration": t.duration, "size": human_size, "clock": clock, "job_url": job_url, "api_job_url": api_job_url,
-            "warning_text": lambda warning: warning_text(t, warning),
+            "warning_text": lambda warning: warning_text(t, warning), "colon": t("ui.colon"),
         }
 
     def render_fragment(self, request: Request, name: str, csrf: str, **values: Any) -> str:

@@ -62,6 +62,7 @@ def choose_language(param: str | None, cookie: str | None, accept_language: str 
 # Each key: (English, Simplified Chinese). Placeholders in {braces} are filled in by name.
 MESSAGES: dict[str, tuple[str, str]] = {
     "app.title": ("Lip-sync jobs", "口型同步任务"),
+    "ui.colon": (": ", "："),
     "nav.dashboard": ("Dashboard", "总览"),
     "nav.upload": ("New job", "新建任务"),
     "nav.api": ("API", "API 文档"),

@@ -34,6 +34,7 @@ from heygemd.daemon.reports import (
     VideoStatus,
     host_name,
 )
+from heygemd.daemon.resultpage import THUMBNAIL_SUFFIX
 from heygemd.daemon.status import ServiceStatus, process_alive, read_status
 from heygemd.engine.report import RenderReport
 from heygemd.metrics import Metrics, read_metrics
@@ -42,7 +43,6 @@ from heygemd.web.settings import OUTBOX, QUARANTINE, WebSettings
 
 RESULTS_SHOWN = 20
 HISTORY_READ = 200
-THUMBNAIL_SUFFIX = ".jpg"
 JOB_REPORT = "job.json"
 ERROR_REPORT = "error.json"
 STOPPED = "stopped"

@@ -18,7 +18,7 @@ from urllib.parse import quote
 import pytest
 from conftest import Daemon, service_config
 from smb_server import unavailable
-from webserver import WebProcess
+from webserver import LONG_AUDIO_SECONDS, SLOW_RENDER, WebProcess, make_long_job
 
 from heygemd.control import read_control
 
@@ -26,10 +26,6 @@ pytestmark = pytest.mark.slow
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 CHROMIUM = shutil.which("chromium")
-# Long enough, and encoded slowly enough (job.toml sets the preset), that the dry-run render lasts several
-# seconds even on a fast machine: the progress bar is seen moving.
-AUDIO_SECONDS = 40.0
-SLOW_RENDER = '[render]\npreset = "fast"\n'
 TIMEOUT_MS = 150_000
 
 
@@ -51,10 +47,7 @@ def browser() -> Iterator:
 
 @pytest.fixture(scope="module")
 def long_job(tmp_path_factory) -> tuple[Path, Path]:
-    from media_factory import make_audio, make_video
-
-    folder = tmp_path_factory.mktemp("web-media")
-    return make_audio(folder / "speech.wav", seconds=AUDIO_SECONDS), make_video(folder / "presenter.mp4", size=(480, 480))
+    return make_long_job(tmp_path_factory.mktemp("web-media"))
 
 
 @pytest.fixture
@@ -113,10 +106,10 @@ def phase(page) -> str:
     return page.get_attribute("#live .heading", "data-phase") or ""
 
 
-def test_upload_watch_the_progress_play_the_result_and_download_the_zip(site, page, browser, long_job):
+def test_upload_watch_the_progress_play_the_result_and_download_the_zip(site, page, browser, media, long_job):
     daemon, web = site
+    upload(page, web, "first look", media["audio"], media["video"])  # a result for the dashboard to show meanwhile
     upload(page, web, "browser job", *long_job, job_toml=SLOW_RENDER)
-    assert (daemon.inbox / "browser job").is_dir() or (daemon.outbox / "browser job").is_dir() or daemon.work.is_dir()
 
     dashboard = browser.new_page(viewport={"width": 1200, "height": 900})
     dashboard.set_default_timeout(TIMEOUT_MS)
@@ -131,13 +124,14 @@ def test_upload_watch_the_progress_play_the_result_and_download_the_zip(site, pa
             if not seen or seen[-1] != value:
                 seen.append(value)
         shown = dashboard.query_selector(".service .progress progress")
-        if dashboard_shot is None and shown is not None and 10 <= float(shown.get_attribute("value") or 0) <= 90:
+        if (dashboard_shot is None and shown is not None and 10 <= float(shown.get_attribute("value") or 0) <= 90
+                and dashboard.query_selector(".results img") is not None):
             dashboard_shot = screenshot(dashboard, "dashboard-rendering.png")
         page.wait_for_timeout(100)
     assert phase(page) == "done", f"the page never showed the job done (progress seen: {seen})"
     moving = [value for value in seen if 0 < value < 100]
     assert len(set(seen)) >= 2 and moving, f"the progress bar did not move: {seen}"
-    assert dashboard_shot is not None, "the dashboard never showed the render's progress"
+    assert dashboard_shot is not None, "the dashboard never showed the render's progress beside a result"
 
     # the result appeared without a reload: thumbnail-or-player, downloads, and it plays and seeks
     video = page.wait_for_selector("video")
@@ -147,7 +141,7 @@ def test_upload_watch_the_progress_play_the_result_and_download_the_zip(site, pa
     wait_js(page, "(() => { const v = document.querySelector('video');"
                   " return v.duration > 0 && v.currentTime > 0.2 && !v.paused; })()")
     duration = page.evaluate("document.querySelector('video').duration")
-    assert abs(duration - AUDIO_SECONDS) < 1.0
+    assert abs(duration - LONG_AUDIO_SECONDS) < 1.0
     page.evaluate(f"document.querySelector('video').currentTime = {duration / 2}")  # seeking needs range requests
     wait_js(page, f"document.querySelector('video').currentTime >= {duration / 2 - 0.5}"
                   " && document.querySelector('video').readyState >= 2")
@@ -175,17 +169,28 @@ def test_pause_resume_and_cancel_from_the_page(site, page, media):
     page.click("#pause")
     page.wait_for_selector("#resume")
     assert read_control(daemon.state).paused
+    page.wait_for_selector(".service .badge.state-paused")  # the service says so itself (status.json)
+
+    upload(page, web, "waits", media["audio"], media["video"])
+    page.wait_for_selector("text=The service is paused: this job starts when it is resumed.")  # ready, not taken
 
     upload(page, web, "cancel me", media["audio"], media["video"])
-    page.wait_for_selector("#cancel")
     page.click("#cancel")
-    page.wait_for_selector(".badge.cancelling")
-    assert [request.job for request in read_control(daemon.state).cancel] == ["cancel me"]
+    page.wait_for_selector(".badge.cancelling, #live .heading[data-phase=done]")
+    page.wait_for_selector("#live .heading[data-phase=done]")  # the page follows the job to its end
+    assert page.text_content("#phase").strip() == "cancelled"
+    assert page.text_content(".problem.main .summary").strip() == "The job was cancelled. cancelled"
+    error = json.loads((daemon.quarantine / "cancel me" / "error.json").read_text())
+    assert error["code"] == "cancelled"
+    assert (daemon.quarantine / "cancel me" / "presenter.mp4").read_bytes() == media["video"].read_bytes()
     page.goto(f"{page.url}?lang=zh-CN")
-    page.wait_for_selector("text=正在取消")
-    screenshot(page, "job-cancelling-zh.png")
+    page.wait_for_selector("text=任务已被取消。")
+    screenshot(page, "job-cancelled-zh.png")
+    assert (daemon.inbox / "waits").is_dir()  # paused all along: never claimed
 
-    page.goto(web.url)
+    page.goto(f"{web.url}/?lang=en")
     page.click("#resume")
     page.wait_for_selector("#pause")
     assert not read_control(daemon.state).paused
+    page.goto(f"{web.url}/jobs/waits")
+    page.wait_for_selector("#live .heading[data-phase=done][data-status=ok]")

@@ -91,3 +91,16 @@ class WebThread:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+
+
+# A job long enough, and encoded slowly enough (its job.toml sets the preset), that a dry-run render lasts
+# several seconds even on a fast machine: its progress is seen moving, and it can be cancelled while it renders.
+LONG_AUDIO_SECONDS = 40.0
+SLOW_RENDER = '[render]\npreset = "fast"\n'
+
+
+def make_long_job(folder: Path) -> tuple[Path, Path]:
+    from media_factory import make_audio, make_video
+
+    return (make_audio(folder / "speech.wav", seconds=LONG_AUDIO_SECONDS),
+            make_video(folder / "presenter.mp4", size=(480, 480)))
