@@ -24,7 +24,7 @@ from webserver import WebThread
 
 from heygemd.codes import ErrorCode, Failure
 from heygemd.control import read_control
-from heygemd.daemon.config import HeygemdConfig, LimitsConfig, PathsConfig, WebConfig
+from heygemd.daemon.config import HeygemdConfig, LimitsConfig, PathsConfig, Readiness, WatchConfig, WebConfig
 from heygemd.daemon.journal import HistoryEntry, JobRecord, Journal, Phase, VideoRecord
 from heygemd.daemon.reports import (
     ErrorReport,
@@ -72,12 +72,12 @@ class Site:
 
 
 def make_site(root: Path, token: str | None = None, max_file_bytes: int = LimitsConfig().max_file_bytes,
-              max_upload_bytes: int = 0) -> WebSettings:
+              max_upload_bytes: int = 0, watch: WatchConfig | None = None) -> WebSettings:
     paths = PathsConfig(inbox=root / "inbox", outbox=root / "outbox", quarantine=root / "quarantine", work=root / "work",
                         archive=root / "archive", state=root / "state")
     for folder in (paths.inbox, paths.outbox, paths.quarantine, paths.state):
         folder.mkdir(parents=True, exist_ok=True)
-    config = HeygemdConfig(paths=paths, limits=LimitsConfig(max_file_bytes=max_file_bytes),
+    config = HeygemdConfig(paths=paths, limits=LimitsConfig(max_file_bytes=max_file_bytes), watch=watch or WatchConfig(),
                            web=WebConfig(token=token, max_upload_bytes=max_upload_bytes))
     return WebSettings.from_config(config)
 
@@ -295,6 +295,40 @@ def test_an_upload_arrives_in_the_inbox_in_one_rename_with_its_options(site):
     assert sorted(os.listdir(folder)) == ["front.mp4", "job.toml", "voice.wav"]
     assert (folder / "front.mp4").read_bytes() == VIDEO_BYTES
     assert (folder / "job.toml").read_text() == '[render]\nloop = "freeze"\ncrf = 20\n'
+
+
+def test_in_marker_mode_an_upload_arrives_with_its_marker(site_factory):
+    site = site_factory(watch=WatchConfig(readiness=Readiness.MARKER, marker_name="READY"))
+    with site.client() as client:
+        assert client.post("/api/jobs", files=upload_files()).json()["id"] == "voice"  # named after the audio
+    assert sorted(os.listdir(site.inbox / "voice")) == ["READY", "front.mp4", "voice.wav"]
+
+
+def test_the_services_of_several_instances_are_found_in_the_state_folder(tmp_path):
+    settings = make_site(tmp_path)
+    for instance in ("gpu0", "gpu1"):
+        StatusFile(tmp_path / "state" / instance).write(ServiceStatus(state="idle"))
+    (tmp_path / "state" / "face-tracks").mkdir()  # not a service's folder
+    assert [folder.name for folder in settings.state_folders()] == ["gpu0", "gpu1"]
+    StatusFile(tmp_path / "state").write(ServiceStatus(state="idle"))  # one service on the folder itself, too
+    assert [folder.name for folder in settings.state_folders()] == ["state", "gpu0", "gpu1"]
+    configured = WebSettings.from_config(HeygemdConfig(web=WebConfig(state_folders=[tmp_path / "elsewhere"])))
+    assert configured.state_folders() == [tmp_path / "elsewhere"]
+
+
+def test_a_partly_done_job_serves_both_its_folders_in_one_zip(site):
+    publish_done_job(site, "mixed")
+    quarantine_job(site, "mixed")
+    Journal(site.state).append_history(HistoryEntry(  # the service's line for a partial job names both folders
+        job="mixed", job_id="J1", status=JobStatus.PARTIAL, finished_at=utc_now(), seconds=1.0, videos_ok=1,
+        videos_failed=1, outbox=site.outbox / "mixed", quarantine=site.quarantine / "mixed"))
+    with site.client() as client:
+        job = client.get("/api/jobs/mixed").json()
+        assert {(file["area"], file["name"]) for file in job["files"]} >= {("outbox", "front.mp4"), ("quarantine", "error.json")}
+        assert [(video["template"], video["status"]) for video in job["videos"]] == [("front.mp4", "ok"), ("side.mp4", "failed")]
+        with zipfile.ZipFile(io.BytesIO(client.get(job["zip_url"]).content)) as opened:
+            assert {"mixed/front.mp4", "mixed/quarantine/error.json", "mixed/quarantine/voice.wav"} <= set(opened.namelist())
+        assert client.get("/api/jobs/mixed/files/quarantine/voice.wav").content == b"RIFF"
 
 
 def test_stale_staging_folders_of_a_dead_upload_are_removed(tmp_path):
