@@ -77,10 +77,10 @@ from heygemd.web.views import (
     JobFinder,
     JobPhase,
     JobView,
+    Notice,
     Overview,
     QueueItem,
     ResultItem,
-    Warning,
     job_url,
     overview,
     real_folder,
@@ -256,7 +256,7 @@ def clock(moment: datetime | None) -> str:
     return "" if moment is None else moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
-def warning_text(t: Translator, warning: Warning) -> str:
+def warning_text(t: Translator, warning: Notice) -> str:
     if warning.kind == "faceless":
         return t("warning.faceless", video=warning.video, count=warning.count, total=warning.total)
     if warning.kind == "loop":
@@ -531,12 +531,14 @@ def create_app(settings: WebSettings) -> FastAPI:
              response_class=StreamingResponse, responses={200: {"content": {"application/zip": {}}}})
     def job_zip(job: str) -> StreamingResponse:
         found = find_or_404(JobFinder(settings), job)
-        members = []
+        members: list[served.ZipMember] = []
         for area, folder, prefix in ((OUTBOX, found.outbox_folder, found.id), (QUARANTINE, found.quarantine_folder,
                                                                                 f"{found.id}/quarantine")):
             directory = real_folder(settings.area_folder(area), folder) if folder else None
+            if folder is None or directory is None:
+                continue
             members += [served.ZipMember(settings.area_folder(area), folder, item.name, f"{prefix}/{item.name}")
-                        for item in (regular_files(directory) if directory and folder else [])]
+                        for item in regular_files(directory)]
         if not members:
             raise file_not_found()
         headers = {"Content-Disposition": served.content_disposition(f"{found.id}.zip", attachment=True), **FILE_HEADERS}

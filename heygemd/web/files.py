@@ -207,7 +207,7 @@ class ZipMember:
 def zip_stream(members: list[ZipMember]) -> Iterator[bytes]:
     """The archive, piece by piece. A member that vanished before its turn (retention) is left out."""
     sink = _Sink()
-    with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:  # type: ignore[arg-type]
+    with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:  # type: ignore[call-overload]
         for member in members:
             try:
                 opened = open_job_file(member.parent, member.folder, member.name)

@@ -22,8 +22,6 @@ from heygemd.engine.settings import RenderOptions
 OUTBOX = "outbox"
 QUARANTINE = "quarantine"
 AREAS = (OUTBOX, QUARANTINE)
-# Files a job folder may hold besides its media: the upload's own options and the readiness marker.
-UPLOAD_OVERHEAD_FILES = 2
 # A folder is a service's state folder once a service has used it.
 SERVICE_MARKERS = (LOCK_FILE, STATUS_FILE)
 

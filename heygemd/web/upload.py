@@ -338,7 +338,7 @@ def discard(staging: Path) -> None:
 
 def remove_stale_staging(inbox: Path) -> list[str]:
     """At start-up: staging folders that an upload of a dead `heygemd web` left in the inbox. Returns their names."""
-    removed = []
+    removed: list[str] = []
     try:
         entries = list(os.scandir(inbox))
     except OSError:

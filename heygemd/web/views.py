@@ -88,7 +88,7 @@ class Problem(BaseModel):
     details: list[str] = Field(default_factory=list)
 
 
-class Warning(BaseModel):
+class Notice(BaseModel):
     """Something a person should know about a result. ``kind`` picks the sentence; the rest fills it in."""
 
     kind: str = Field(description="faceless, loop, vfr or text")
@@ -109,7 +109,7 @@ class VideoView(BaseModel):
     thumbnail: FileLink | None = None
     duration_s: float | None = None
     problem: Problem | None = None
-    warnings: list[Warning] = Field(default_factory=list)
+    warnings: list[Notice] = Field(default_factory=list)
 
 
 class RetryView(BaseModel):
@@ -132,7 +132,7 @@ class JobView(BaseModel):
     cancellable: bool = False
     videos: list[VideoView] = Field(default_factory=list)
     problem: Problem | None = Field(None, description="why the job (or some of its videos) failed")
-    warnings: list[Warning] = Field(default_factory=list)
+    warnings: list[Notice] = Field(default_factory=list)
     files: list[FileLink] = Field(default_factory=list, description="every file of its outbox and quarantine folders")
     zip_url: str | None = None
     received_at: datetime | None = None
@@ -293,9 +293,15 @@ class JobFinder:
     def find(self, name: str) -> JobView | None:
         if not plain_name(name):
             return None
-        view = self._in_inbox(name) or self._claimed(name) or self._finished(name)
+        return self._marked(self._in_inbox(name) or self._claimed(name) or self._finished(name))
+
+    def find_claimed(self, name: str) -> JobView | None:
+        """A job in a service's hands (not a folder of the same name dropped into the inbox again meanwhile)."""
+        return self._marked(self._claimed(name))
+
+    def _marked(self, view: JobView | None) -> JobView | None:
         if view is not None:
-            view.cancel_requested = view.phase in ACTIVE_PHASES and self.cancel_requested(name, view.job_id)
+            view.cancel_requested = view.phase in ACTIVE_PHASES and self.cancel_requested(view.id, view.job_id)
             view.cancellable = view.phase in ACTIVE_PHASES and view.phase is not JobPhase.PUBLISHING
         return view
 
@@ -395,12 +401,12 @@ class JobFinder:
             view.zip_url = f"/api/jobs/{quote(view.id, safe='')}/zip"
         report = _read_model(outbox_dir / JOB_REPORT, JobReport) if outbox_dir else None
         error = _read_model(quarantine_dir / ERROR_REPORT, ErrorReport) if quarantine_dir else None
-        if isinstance(report, JobReport):
+        if isinstance(report, JobReport) and outbox_dir is not None:
             view.job_id = view.job_id or report.job_id
             view.status = view.status or report.status
             view.received_at, view.finished_at = report.received_at, view.finished_at or report.finished_at
             view.videos = [self._result_video(video, outbox_dir, links) for video in report.videos]
-            view.warnings += [Warning(kind="text", text=text) for text in report.warnings]
+            view.warnings += [Notice(kind="text", text=text) for text in report.warnings]
         if isinstance(error, ErrorReport):
             view.job_id = view.job_id or error.job_id
             view.problem = Problem(code=error.code, reason=error.reason, details=error.details, fix=error.what_to_do)
@@ -431,16 +437,16 @@ class JobFinder:
         return shown
 
 
-def render_warnings(template: str, report: RenderReport) -> list[Warning]:
+def render_warnings(template: str, report: RenderReport) -> list[Notice]:
     """What a render's report says a person should know, as sentences the page translates."""
     found = []
     if report.faces.frames_without_face and not report.dry_run:
         total = report.faces.frames_with_face + report.faces.frames_without_face
-        found.append(Warning(kind="faceless", video=template, count=report.faces.frames_without_face, total=total))
+        found.append(Notice(kind="faceless", video=template, count=report.faces.frames_without_face, total=total))
     if report.loop_policy_applied:
-        found.append(Warning(kind="loop", video=template, policy=report.options.loop.value))
+        found.append(Notice(kind="loop", video=template, policy=report.options.loop.value))
     if report.video.variable_frame_rate:
-        found.append(Warning(kind="vfr", video=template, fps=round(report.output.fps, 3)))
+        found.append(Notice(kind="vfr", video=template, fps=round(report.output.fps, 3)))
     return found
 
 
@@ -468,7 +474,7 @@ def _service_view(service: ServiceFiles, finder: JobFinder) -> ServiceView:
         view.dry_run = status.dry_run
         view.host, view.pid, view.updated_at = status.host, status.pid, status.updated_at
         if up and status.current is not None:
-            view.current = finder.find(status.current.job)
+            view.current = finder.find_claimed(status.current.job)
     return view
 
 
