@@ -527,6 +527,21 @@ def create_app(settings: WebSettings) -> FastAPI:
             raise file_not_found() from None
         return file_response(request, opened, download)
 
+    @pages.get("/jobs/{job}/files/{name}")
+    @pages.head("/jobs/{job}/files/{name}")
+    def job_result_file(request: Request, job: str, name: str, download: bool = False) -> Response:
+        """A file by name alone (the webhooks' links): the results folder's, else the quarantine's."""
+        found = find_or_404(JobFinder(settings), job)
+        for area, folder in ((OUTBOX, found.outbox_folder), (QUARANTINE, found.quarantine_folder)):
+            if folder is None:
+                continue
+            try:
+                return file_response(request, served.open_job_file(settings.area_folder(area), folder, name), download)
+            except served.NotServed:
+                continue
+        raise file_not_found()
+
+    @pages.get("/jobs/{job}/zip")
     @api.get("/jobs/{job}/zip", summary="Every file of a finished job as one ZIP, streamed",
              response_class=StreamingResponse, responses={200: {"content": {"application/zip": {}}}})
     def job_zip(job: str) -> StreamingResponse:

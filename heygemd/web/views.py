@@ -291,9 +291,11 @@ class JobFinder:
         return any(service.control.wants_cancelled(name, job_id) is not None for service in self.services)
 
     def find(self, name: str) -> JobView | None:
+        """The job by its folder name, else by the service's job id (the webhooks' links use it)."""
         if not plain_name(name):
             return None
-        return self._marked(self._in_inbox(name) or self._claimed(name) or self._finished(name))
+        view = self._in_inbox(name) or self._claimed(name) or self._finished(name)
+        return self._marked(view or self._claimed(name, by_id=True) or self._finished_by_id(name))
 
     def find_claimed(self, name: str) -> JobView | None:
         """A job in a service's hands (not a folder of the same name dropped into the inbox again meanwhile)."""
@@ -328,9 +330,9 @@ class JobFinder:
 
     # -- in a service's hands
 
-    def _claimed(self, name: str) -> JobView | None:
+    def _claimed(self, name: str, by_id: bool = False) -> JobView | None:
         for service in self.services:
-            record = next((item for item in service.records() if item.name == name), None)
+            record = next((item for item in service.records() if (item.job_id if by_id else item.name) == name), None)
             if record is not None:
                 return self._claimed_view(service, record)
         return None
@@ -366,17 +368,26 @@ class JobFinder:
 
     # -- finished
 
+    def _history_view(self, by_id: bool, key: str) -> JobView | None:
+        entries = [(line, service) for service in self.services for line in service.history()
+                   if (line.job_id if by_id else line.job) == key]
+        if not entries:
+            return None
+        line, service = max(entries, key=lambda pair: pair[0].finished_at)
+        view = JobView(id=line.job, job_id=line.job_id, phase=JobPhase.DONE, status=line.status, service=service.name,
+                       finished_at=line.finished_at)
+        if line.code is not None:
+            view.problem = Problem(code=line.code, reason=line.reason or "")
+        return self._with_results(view, line.outbox.name if line.outbox else None,
+                                  line.quarantine.name if line.quarantine else None)
+
+    def _finished_by_id(self, job_id: str) -> JobView | None:
+        return self._history_view(True, job_id)
+
     def _finished(self, name: str) -> JobView | None:
-        entries = [(entry_, service) for service in self.services for entry_ in service.history() if entry_.job == name]
-        if entries:
-            entry_, service = max(entries, key=lambda pair: pair[0].finished_at)
-            outbox = entry_.outbox.name if entry_.outbox else None
-            quarantine = entry_.quarantine.name if entry_.quarantine else None
-            view = JobView(id=name, job_id=entry_.job_id, phase=JobPhase.DONE, status=entry_.status, service=service.name,
-                           finished_at=entry_.finished_at)
-            if entry_.code is not None:
-                view.problem = Problem(code=entry_.code, reason=entry_.reason or "")
-            return self._with_results(view, outbox, quarantine)
+        view = self._history_view(False, name)
+        if view is not None:
+            return view
         # The history keeps the last lines only: an older job is still found by its folders.
         outbox = name if real_folder(self.settings.paths.outbox, name) else None
         quarantine = name if real_folder(self.settings.paths.quarantine, name) else None

@@ -176,6 +176,22 @@ def test_results_are_served_whole_in_ranges_and_as_a_zip(site):
             assert opened.read("campaign/front.mp4") == VIDEO_BYTES and opened.testzip() is None
 
 
+def test_the_links_of_the_webhook_events_lead_to_the_job_by_its_id(site):
+    from heygemd.daemon.journal import JobRecord as Record
+    from heygemd.daemon.webhooks import job_links
+
+    publish_done_job(site)
+    record = Record(job_id="J1", name="campaign", phase=Phase.DONE, outbox_path=site.outbox / "campaign",
+                    videos=[VideoRecord(template="front.mp4", output_stem="front", status=VideoStatus.OK)])
+    links = job_links(site.url, record)
+    with site.client() as client:
+        assert client.get(links.api).json()["id"] == "campaign"
+        assert client.get(links.page).status_code == 200 and "campaign" in client.get(links.page).text
+        assert zipfile.ZipFile(io.BytesIO(client.get(links.zip).content)).namelist()
+        assert client.get(links.files["front.mp4"]).content == VIDEO_BYTES
+        assert client.get(links.files["front.json"]).status_code == 200
+
+
 def test_the_zip_streams_large_members_without_a_temporary_file(tmp_path):
     from heygemd.web.files import ZIP_CHUNK_BYTES, ZipMember, zip_stream
 
