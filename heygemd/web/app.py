@@ -239,7 +239,7 @@ def localised(t: Translator, error: WebError) -> str:
 
 def wants_json(request: Request) -> bool:
     path = request.url.path
-    return path.startswith(("/api/", "/metrics")) or "application/json" in request.headers.get("accept", "")
+    return path.startswith(("/api/", "/metrics", "/openapi.json")) or "application/json" in request.headers.get("accept", "")
 
 
 def api_job_url(job: str) -> str:
@@ -310,7 +310,7 @@ def event_response(stream: AsyncIterator[str]) -> StreamingResponse:
 def create_app(settings: WebSettings) -> FastAPI:
     web = Web(settings)
     app = FastAPI(
-        title="heygemd", version=__version__,
+        title="heygemd", version=__version__, docs_url=None, redoc_url=None, openapi_url=None,  # served below, signed in
         description="Lip-sync jobs: submit one audio and one or more templates, follow the job by the id submit "
         "returns (it stays findable after the job ended), fetch its results. With web.token set, send "
         "`Authorization: Bearer <token>`.",
@@ -559,6 +559,16 @@ def create_app(settings: WebSettings) -> FastAPI:
         headers = {"Content-Disposition": served.content_disposition(f"{found.id}.zip", attachment=True), **FILE_HEADERS}
         return StreamingResponse((chunk for chunk in served.zip_stream(members) if chunk), media_type="application/zip",
                                  headers=headers)
+
+    @app.get("/openapi.json", include_in_schema=False, dependencies=[Depends(require_sign_in)])
+    def openapi() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False, dependencies=[Depends(require_sign_in)])
+    def docs() -> HTMLResponse:
+        from fastapi.openapi.docs import get_swagger_ui_html
+
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="heygemd API")
 
     @app.get("/metrics", include_in_schema=False, dependencies=[Depends(require_sign_in)])
     def metrics() -> Response:

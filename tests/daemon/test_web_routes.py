@@ -368,7 +368,7 @@ def test_without_the_token_nothing_is_shown_and_nothing_is_done(site_factory):
     publish_done_job(site)
     with site.client() as client:
         for path in ("/api/status", "/api/jobs/campaign", "/api/jobs/campaign/files/outbox/front.mp4", "/metrics",
-                     "/api/jobs/campaign/zip"):
+                     "/api/jobs/campaign/zip", "/openapi.json"):
             answer = client.get(path)
             assert answer.status_code == 401 and answer.headers["www-authenticate"] == "Bearer", path
             assert answer.json()["error"]["kind"] == "auth.required"
@@ -377,6 +377,7 @@ def test_without_the_token_nothing_is_shown_and_nothing_is_done(site_factory):
         assert client.post("/api/jobs", files=upload_files()).status_code == 401
         page = client.get("/jobs/campaign")
         assert page.status_code == 303 and page.headers["location"] == "/login?next=%2Fjobs%2Fcampaign"
+        assert client.get("/docs").status_code == 303 and client.get("/jobs/J1/zip").status_code == 303
         assert client.get("/static/app.js").status_code == 200 and client.get("/healthz").status_code == 200
     assert not read_control(site.state).paused and inbox_names(site) == []
 
@@ -384,6 +385,8 @@ def test_without_the_token_nothing_is_shown_and_nothing_is_done(site_factory):
         assert script.get("/api/jobs/campaign").status_code == 200
         assert script.post("/api/pause").json() == {"paused": True, "services": ["state"]}
         assert script.get("/metrics").status_code == 200
+        assert script.get("/openapi.json").json()["info"]["title"] == "heygemd"
+        assert "swagger" in script.get("/docs").text.lower()
 
     with site.client() as browser:
         login = browser.get("/login")
