@@ -163,8 +163,17 @@ def test_upload_watch_the_progress_play_the_result_and_download_the_zip(site, pa
     dashboard.close()
 
 
-def test_pause_resume_and_cancel_from_the_page(site, page, media):
+def test_pause_resume_and_cancel_from_the_page(site, page, media, tmp_path):
     daemon, web = site
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a video")
+    page.goto(f"{web.url}/upload")
+    page.set_input_files("input[name=audio]", str(media["audio"]))
+    page.set_input_files("input[name=templates]", str(notes))
+    page.click("#submit")
+    page.wait_for_selector('#upload-error:has-text(\'"notes.txt" is not a video or an image.\')')  # refused, said why
+    assert [name for name in daemon.inbox.iterdir()] == []
+
     page.goto(web.url)
     page.click("#pause")
     page.wait_for_selector("#resume")
