@@ -13,6 +13,7 @@ from heygemd import __version__
 COMMAND_MODULES: tuple[str, ...] = (
     "heygemd.commands.render",
     "heygemd.daemon.commands",
+    "heygemd.web.command",
 )
 
 

@@ -6,9 +6,10 @@
 #   HEYGEMD_TORCH       the pip requirement for torch (default: torch==2.13.0)
 #   PYTHON              the interpreter to build the venv from (default: python3, needs >= 3.11)
 #
-# `setup.sh test` also installs the test tools. The Samba tests need smbd (Debian package samba):
-# run as root, it is installed with apt-get when missing; otherwise those tests skip, naming the package
-# (under CI=true they fail instead).
+# `setup.sh test` also installs the test tools. The Samba tests need smbd (Debian package samba), the web
+# page's browser tests need Chromium (Debian package chromium; Playwright drives it, its own browser
+# download is never used): run as root, they are installed with apt-get when missing; otherwise those
+# tests skip, naming the package (under CI=true they fail instead).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -41,12 +42,28 @@ install_samba() {
          "systemctl disable --now smbd nmbd if this machine should not serve SMB"
 }
 
+install_chromium() {
+    if command -v chromium >/dev/null 2>&1; then
+        return
+    fi
+    if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
+        echo "chromium is not installed and cannot be installed here (needs root and apt-get):" \
+             "the browser tests will skip; install the Debian package chromium to run them" >&2
+        return
+    fi
+    # a small CJK font, so that the screenshots of the Chinese pages show the characters
+    echo "installing Chromium for the browser tests: apt-get install -y --no-install-recommends chromium fonts-wqy-microhei"
+    apt-get update -q
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium fonts-wqy-microhei
+}
+
 if ! .venv/bin/python -c 'import torch' 2>/dev/null; then
     echo "installing $TORCH_REQUIREMENT"
     pip install -q "$TORCH_REQUIREMENT"
 fi
 if [[ $EXTRAS == *test* ]]; then
     install_samba
+    install_chromium
 fi
 echo "installing heygemd${EXTRAS:+ with [$EXTRAS]}"
 pip install -q -e ".${EXTRAS:+[$EXTRAS]}"

@@ -239,12 +239,31 @@ class NotifyConfig(_Section):
     backoff_seconds: float = Field(2.0, gt=0, description="wait before the second try; each further one waits twice as long")
 
 
+DEFAULT_WEB_PORT = 8765
+
+
 class WebConfig(_Section):
     """`heygemd web`, the page for the people who drop the folders."""
 
+    host: str = Field(
+        "127.0.0.1", min_length=1, description='address the page listens on ("0.0.0.0" for the LAN: then set a token)'
+    )
+    port: int = Field(DEFAULT_WEB_PORT, ge=0, le=65535, description="TCP port of the page")
+    token: SecretStr | None = Field(
+        None, description="password of the page and bearer token of its API (better: the HEYGEMD_WEB__TOKEN environment "
+        "variable); unset: no sign-in; never logged"
+    )
+    state_folders: list[Path] = Field(
+        default_factory=list, description="state folders of the services to show (several heygemd@N instances); "
+        "empty: paths.state, and each folder in it that a service uses (state/gpu0, state/gpu1...)"
+    )
     public_url: str | None = Field(
         None, pattern=HTTP_URL_PATTERN,
         description="the page's address as people reach it (links in webhook events point there); unset: no links",
+    )
+    max_upload_bytes: ByteSize = Field(
+        ByteSize(0), description="largest upload (all files of one job together; bytes, or \"50GiB\"); 0: "
+        "limits.max_file_bytes for each file, times the files a job may have"
     )
 
 
@@ -367,6 +386,7 @@ _UNSET_EXAMPLES: dict[str, str] = {
     "engine.temp_dir": '"/var/tmp/heygemd"',
     "notify.webhook_secret": '"a long random string"',
     "web.public_url": '"https://heygemd.example.org"',
+    "web.token": '"a long random string"',
 }
 
 _SECTION_HEADERS: dict[str, str] = {

@@ -31,6 +31,22 @@ class CurrentJob(BaseModel):
     total: int = 0
     stage: ProgressStage | None = None
     percent: float | None = None
+    frames_done: int | None = Field(None, description="frames of the current stage done (detect, then render)")
+    frames_total: int | None = None
+    fps: float | None = Field(None, description="frames per second of the current stage so far")
+    eta_seconds: float | None = Field(None, description="until the current stage of this video ends, at that speed")
+    stage_started_at: datetime | None = None
+
+    def advance(self, frames_done: int, frames_total: int, stage: str, now: datetime | None = None) -> None:
+        """A progress report of the render: the frames, and the speed and time left of its stage."""
+        now = now or utc_now()
+        if stage != self.stage or self.stage_started_at is None:
+            self.stage, self.stage_started_at = stage, now
+        self.frames_done, self.frames_total = frames_done, frames_total
+        self.percent = round(100 * frames_done / frames_total, 1) if frames_total else 100.0
+        elapsed = (now - self.stage_started_at).total_seconds()
+        self.fps = round(frames_done / elapsed, 2) if elapsed > 0 and frames_done else None
+        self.eta_seconds = round((frames_total - frames_done) / self.fps, 1) if self.fps else None
 
 
 class WaitingJob(BaseModel):

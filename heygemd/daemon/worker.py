@@ -531,8 +531,7 @@ class Service:
             return
         if self.keeper.lost(self.work.job_dir(current.job_id)):
             self.cancel_render.set()  # another service has the job: stop spending the GPU on it
-        current.percent = round(100 * progress.fraction, 1)
-        current.stage = progress.stage
+        current.advance(progress.frames_done, progress.frames_total, progress.stage)
         now = time.monotonic()
         if now - self._last_progress_status >= 1.0 or progress.frames_done >= progress.frames_total:
             self._last_progress_status = now

@@ -25,3 +25,18 @@ def test_other_states_are_kept_while_the_inbox_is_missing():
         assert status.state == state
     status.current = CurrentJob(job="campaign 1", job_id="x", index=1, total=2, percent=40.0)
     assert status.summary() == "job campaign 1: video 1/2 40%; 0 queued"  # a claimed job renders on
+
+
+def test_progress_gives_frames_speed_and_time_left_per_stage():
+    from datetime import UTC, datetime, timedelta
+
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    job = CurrentJob(job="j", job_id="x", video="a.mp4", index=1, total=1, percent=0.0)
+    job.advance(0, 100, "detect", now=start)
+    assert job.percent == 0.0 and job.fps is None and job.eta_seconds is None
+    job.advance(50, 100, "detect", now=start + timedelta(seconds=2))
+    assert (job.frames_done, job.frames_total, job.percent, job.fps, job.eta_seconds) == (50, 100, 50.0, 25.0, 2.0)
+    job.advance(10, 200, "render", now=start + timedelta(seconds=3))  # a new stage counts from its own start
+    assert job.stage == "render" and job.stage_started_at == start + timedelta(seconds=3) and job.fps is None
+    job.advance(110, 200, "render", now=start + timedelta(seconds=5))
+    assert job.fps == 55.0 and job.eta_seconds == round(90 / 55.0, 1) and job.percent == 55.0

@@ -21,7 +21,8 @@ def unit_text(name: str) -> str:
 
 
 @pytest.mark.skipif(ANALYZE is None, reason="systemd-analyze is not installed")
-@pytest.mark.parametrize(("name", "instance"), [("heygemd.service", "heygemd.service"), ("heygemd@.service", "heygemd@1.service")])
+@pytest.mark.parametrize(("name", "instance"), [("heygemd.service", "heygemd.service"), ("heygemd@.service", "heygemd@1.service"),
+                                              ("heygemd-web.service", "heygemd-web.service")])
 def test_units_verify(tmp_path, name, instance):
     # verify checks that ExecStart exists: point it at this checkout's entry point instead of /opt.
     here = Path(sys.executable).with_name("heygemd")
@@ -51,3 +52,15 @@ def test_units_keep_what_the_service_relies_on(name):
 def test_template_pins_one_gpu_per_instance():
     text = unit_text("heygemd@.service")
     assert "CUDA_VISIBLE_DEVICES=%i" in text and "HEYGEMD_PATHS__STATE=state/gpu%i" in text
+
+
+def test_the_web_unit_stands_alone_without_devices_or_capabilities():
+    text = unit_text("heygemd-web.service")
+    settings = {line.split("=", 1)[0]: line.split("=", 1)[1] for line in text.splitlines() if "=" in line and not line.startswith("#")}
+    assert settings["ExecStart"].endswith("heygemd web") and settings["Restart"] == "on-failure"
+    assert settings["User"] == "heygemd" and settings["UMask"] == "0002" and settings["WorkingDirectory"] == "/srv/heygemd"
+    assert str(int(ExitCode.CONFIG)) in settings["RestartPreventExitStatus"].split()
+    assert settings["PrivateDevices"] == "yes" and settings["CapabilityBoundingSet"] == ""
+    # a crash or restart of either side never affects the other: no dependency between the units
+    for key in ("Requires", "BindsTo", "PartOf", "Requisite", "Wants"):
+        assert "heygemd.service" not in settings.get(key, "") and "heygemd@" not in settings.get(key, "")

@@ -1,0 +1,555 @@
+"""The read side: what the services wrote, turned into the models the page and the API show.
+
+Nothing here writes. Every file is read fresh on each call (they are small; the service
+replaces them atomically), so the page never shows a state older than the files.
+
+A job is found by its folder name along the way it travels: the inbox, a service's journal
+(claimed, rendering, waiting to retry), then its history line and its outbox or quarantine
+folder. Looked up in that order, a job moving on between two looks is still found: the service
+writes each next place before it leaves the previous one (the journal record before the claim's
+rename, the history line before the record is removed).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from datetime import datetime
+from enum import StrEnum
+from functools import cached_property
+from pathlib import Path
+from urllib.parse import quote
+
+from pydantic import BaseModel, Field, ValidationError
+
+from heygemd.codes import ErrorCode
+from heygemd.control import ControlState, read_control
+from heygemd.daemon.contract import FileKind, is_ignored_name, kind_of
+from heygemd.daemon.journal import HistoryEntry, JobRecord, Journal, Phase
+from heygemd.daemon.reports import (
+    ErrorReport,
+    JobReport,
+    JobStatus,
+    VideoStatus,
+    host_name,
+)
+from heygemd.daemon.resultpage import THUMBNAIL_SUFFIX
+from heygemd.daemon.status import ServiceStatus, process_alive, read_status
+from heygemd.engine.report import RenderReport
+from heygemd.metrics import Metrics, read_metrics
+from heygemd.names import is_heygemd_temporary
+from heygemd.web.settings import OUTBOX, QUARANTINE, WebSettings
+
+RESULTS_SHOWN = 20
+HISTORY_READ = 200
+JOB_REPORT = "job.json"
+ERROR_REPORT = "error.json"
+STOPPED = "stopped"
+
+
+class JobPhase(StrEnum):
+    ARRIVING = "arriving"  # in the inbox, not complete yet (waiting_for says why)
+    QUEUED = "queued"  # in the inbox, ready, waiting its turn
+    WAITING_FOR_DISK = "waiting_for_disk"  # ready, left in the inbox: its results would not fit
+    CLAIMED = "claimed"  # taken by a service, not rendering now
+    RENDERING = "rendering"
+    WAITING_RETRY = "waiting_retry"  # a transient failure: tried again later
+    PUBLISHING = "publishing"
+    DONE = "done"
+
+
+ACTIVE_PHASES = frozenset(JobPhase) - {JobPhase.DONE}
+
+
+class FileLink(BaseModel):
+    name: str
+    area: str = Field(description="outbox or quarantine")
+    url: str
+    size_bytes: int
+
+
+class Progress(BaseModel):
+    stage: str | None = None
+    percent: float | None = None
+    frames_done: int | None = None
+    frames_total: int | None = None
+    fps: float | None = None
+    eta_seconds: float | None = None
+
+
+class Problem(BaseModel):
+    """A failure as the page shows it: the stable code, its plain summary (translated), the service's sentence."""
+
+    code: ErrorCode
+    summary: str = ""
+    reason: str = ""
+    fix: str = ""
+    details: list[str] = Field(default_factory=list)
+
+
+class Notice(BaseModel):
+    """Something a person should know about a result. ``kind`` picks the sentence; the rest fills it in."""
+
+    kind: str = Field(description="faceless, loop, vfr or text")
+    video: str | None = None
+    count: int | None = None
+    total: int | None = None
+    policy: str | None = None
+    fps: float | None = None
+    text: str | None = Field(None, description="the service's own words, for kind text")
+
+
+class VideoView(BaseModel):
+    template: str
+    status: str = Field(description="pending, rendering, ok or failed")
+    progress: Progress | None = None
+    output: FileLink | None = None
+    report: FileLink | None = None
+    thumbnail: FileLink | None = None
+    duration_s: float | None = None
+    problem: Problem | None = None
+    warnings: list[Notice] = Field(default_factory=list)
+
+
+class RetryView(BaseModel):
+    code: ErrorCode
+    reason: str
+    retry_at: datetime | None = None
+    failures: int = 0
+    max_failures: int = 0
+
+
+class JobView(BaseModel):
+    id: str = Field(description="the job's folder name: what submit returned; the job is found by it in every phase")
+    job_id: str | None = Field(None, description="the service's own id, once claimed")
+    phase: JobPhase
+    status: JobStatus | None = Field(None, description="once done: ok, partial or failed")
+    service: str | None = Field(None, description="the service holding it (its state folder's name)")
+    waiting_for: str | None = Field(None, description="what an arriving folder waits for, in the service's words")
+    retry: RetryView | None = None
+    cancel_requested: bool = False
+    cancellable: bool = False
+    videos: list[VideoView] = Field(default_factory=list)
+    problem: Problem | None = Field(None, description="why the job (or some of its videos) failed")
+    warnings: list[Notice] = Field(default_factory=list)
+    files: list[FileLink] = Field(default_factory=list, description="every file of its outbox and quarantine folders")
+    zip_url: str | None = None
+    received_at: datetime | None = None
+    finished_at: datetime | None = None
+    outbox_folder: str | None = None
+    quarantine_folder: str | None = None
+    gone: bool = Field(False, description="done, but its folders are no longer there (retention, or moved away)")
+
+
+class ServiceView(BaseModel):
+    name: str = Field(description="the state folder's name")
+    up: bool = Field(description="the service process is running (or runs on another host)")
+    state: str = Field(description="the service's own state word (idle, working, ...), or stopped")
+    paused: bool = Field(description="asked to take no new jobs (control.json)")
+    device: str | None = None
+    dry_run: bool = False
+    host: str = ""
+    pid: int | None = None
+    current: JobView | None = None
+    updated_at: datetime | None = None
+
+
+class QueueItem(BaseModel):
+    id: str
+    phase: JobPhase
+    service: str | None = None
+    detail: str | None = Field(None, description="what it waits for, or why it waits")
+    retry_at: datetime | None = None
+    cancel_requested: bool = False
+
+
+class ResultItem(BaseModel):
+    id: str
+    status: JobStatus
+    code: ErrorCode | None = None
+    finished_at: datetime
+    seconds: float
+    videos_ok: int
+    videos_failed: int
+    thumbnail: str | None = None
+
+
+class Overview(BaseModel):
+    services: list[ServiceView]
+    queue: list[QueueItem]
+    results: list[ResultItem]
+    paused: bool = Field(description="every service is asked to pause")
+
+
+# ---------------------------------------------------------------------------- one service's files
+
+
+class ServiceFiles:
+    """Everything one state folder says, read once."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = state_dir
+        self.name = state_dir.name or str(state_dir)
+        self.status: ServiceStatus | None = read_status(state_dir)
+        self.control: ControlState = read_control(state_dir)
+        self._journal = Journal(state_dir)
+
+    @property
+    def up(self) -> bool:
+        status = self.status
+        if status is None or status.state == STOPPED:
+            return False
+        return status.host != host_name() or process_alive(status.pid)
+
+    @cached_property
+    def _records(self) -> list[JobRecord]:
+        return self._journal.records()
+
+    @cached_property
+    def _history(self) -> list[HistoryEntry]:
+        return self._journal.history(HISTORY_READ)
+
+    def records(self) -> list[JobRecord]:
+        return self._records
+
+    def history(self) -> list[HistoryEntry]:
+        return self._history
+
+    def metrics(self) -> Metrics:
+        return read_metrics(self.state_dir)
+
+
+def read_services(settings: WebSettings) -> list[ServiceFiles]:
+    return [ServiceFiles(folder) for folder in settings.state_folders()]
+
+
+# ---------------------------------------------------------------------------- safe looks into the folders
+
+
+def plain_name(name: str) -> bool:
+    """A name that can only mean one entry of one folder (never a path, never hidden)."""
+    return bool(name) and name not in (".", "..") and "/" not in name and "\0" not in name and not name.startswith(".")
+
+
+def entry(folder: Path, name: str) -> os.DirEntry | None:
+    """The entry called ``name`` in ``folder``, found by listing it: the request's words never become a path."""
+    if not plain_name(name):
+        return None
+    try:
+        with os.scandir(folder) as entries:
+            return next((item for item in entries if item.name == name), None)
+    except OSError:
+        return None
+
+
+def real_folder(folder: Path, name: str) -> Path | None:
+    """``folder/name`` if it is a folder itself (not a link to one)."""
+    found = entry(folder, name)
+    return Path(found.path) if found is not None and found.is_dir(follow_symlinks=False) else None
+
+
+def regular_files(folder: Path) -> list[os.DirEntry]:
+    """The plain files of a folder (no links, nothing hidden), by name."""
+    try:
+        with os.scandir(folder) as entries:
+            found = [item for item in entries if plain_name(item.name) and item.is_file(follow_symlinks=False)]
+    except OSError:
+        return []
+    return sorted(found, key=lambda item: item.name)
+
+
+def _read_model(path: Path, model: type[BaseModel]) -> BaseModel | None:
+    try:
+        info = os.lstat(path)
+        if not stat.S_ISREG(info.st_mode):
+            return None
+        return model.model_validate_json(path.read_text(encoding="utf-8"))
+    except (OSError, ValidationError, ValueError):
+        return None
+
+
+def file_url(job: str, area: str, name: str) -> str:
+    return f"/api/jobs/{quote(job, safe='')}/files/{area}/{quote(name, safe='')}"
+
+
+def job_url(job: str) -> str:
+    return f"/jobs/{quote(job, safe='')}"
+
+
+# ---------------------------------------------------------------------------- finding a job
+
+
+class JobFinder:
+    """Looks a job up by its folder name across the inbox, the services' journals, history and results."""
+
+    def __init__(self, settings: WebSettings, services: list[ServiceFiles] | None = None) -> None:
+        self.settings = settings
+        self.services = services if services is not None else read_services(settings)
+
+    def cancel_requested(self, name: str, job_id: str | None = None) -> bool:
+        return any(service.control.wants_cancelled(name, job_id) is not None for service in self.services)
+
+    def find(self, name: str) -> JobView | None:
+        """The job by its folder name, else by the service's job id (the webhooks' links use it)."""
+        if not plain_name(name):
+            return None
+        view = self._in_inbox(name) or self._claimed(name) or self._finished(name)
+        return self._marked(view or self._claimed(name, by_id=True) or self._finished_by_id(name))
+
+    def find_claimed(self, name: str) -> JobView | None:
+        """A job in a service's hands (not a folder of the same name dropped into the inbox again meanwhile)."""
+        return self._marked(self._claimed(name))
+
+    def _marked(self, view: JobView | None) -> JobView | None:
+        if view is not None:
+            view.cancel_requested = view.phase in ACTIVE_PHASES and self.cancel_requested(view.id, view.job_id)
+            view.cancellable = view.phase in ACTIVE_PHASES and view.phase is not JobPhase.PUBLISHING
+        return view
+
+    # -- in the inbox
+
+    def _in_inbox(self, name: str) -> JobView | None:
+        folder = real_folder(self.settings.paths.inbox, name)
+        if folder is None:
+            return None
+        view = JobView(id=name, phase=JobPhase.QUEUED)
+        for service in self.services:
+            status = service.status
+            if status is None or not service.up:
+                continue
+            if name in status.arriving:
+                view.phase, view.waiting_for, view.service = JobPhase.ARRIVING, status.waiting_for.get(name), service.name
+            shortage = next((item for item in status.waiting_for_disk if item.job == name), None)
+            if shortage is not None:
+                view.phase, view.service = JobPhase.WAITING_FOR_DISK, service.name
+                view.waiting_for = shortage.filesystem.describe()
+        view.videos = [VideoView(template=item.name, status=VideoStatus.PENDING.value) for item in regular_files(folder)
+                       if kind_of(item.name) in (FileKind.VIDEO, FileKind.STILL) and not is_ignored_name(item.name)]
+        return view
+
+    # -- in a service's hands
+
+    def _claimed(self, name: str, by_id: bool = False) -> JobView | None:
+        for service in self.services:
+            record = next((item for item in service.records() if (item.job_id if by_id else item.name) == name), None)
+            if record is not None:
+                return self._claimed_view(service, record)
+        return None
+
+    def _claimed_view(self, service: ServiceFiles, record: JobRecord) -> JobView:
+        status = service.status
+        current = status.current if status is not None and status.current and status.current.job_id == record.job_id else None
+        waiting = next((job for job in status.waiting_jobs if job.job_id == record.job_id), None) if status else None
+        phase = JobPhase.CLAIMED
+        if record.phase in (Phase.PUBLISHING, Phase.DONE):
+            phase = JobPhase.PUBLISHING
+        elif waiting is not None:
+            phase = JobPhase.WAITING_RETRY
+        elif current is not None:
+            phase = JobPhase.RENDERING
+        view = JobView(id=record.name, job_id=record.job_id, phase=phase, service=service.name,
+                       received_at=record.claimed_at)
+        if waiting is not None:
+            view.retry = RetryView(code=waiting.code, reason=waiting.reason, retry_at=waiting.retry_at,
+                                   failures=waiting.failures, max_failures=waiting.max_failures)
+        for video in record.videos:
+            shown = VideoView(template=video.template, status=video.status.value, duration_s=video.output_duration_s)
+            if current is not None and current.video == video.template and video.status is VideoStatus.PENDING:
+                shown.status = "rendering"
+                shown.progress = Progress(stage=current.stage, percent=current.percent, frames_done=current.frames_done,
+                                          frames_total=current.frames_total, fps=current.fps, eta_seconds=current.eta_seconds)
+            if video.failure is not None and video.status is VideoStatus.FAILED:
+                shown.problem = Problem(code=video.failure.code, reason=video.failure.reason)
+            view.videos.append(shown)
+        if record.failure is not None:
+            view.problem = Problem(code=record.failure.code, reason=record.failure.reason, details=record.failure.details)
+        return view
+
+    # -- finished
+
+    def _history_view(self, by_id: bool, key: str) -> JobView | None:
+        entries = [(line, service) for service in self.services for line in service.history()
+                   if (line.job_id if by_id else line.job) == key]
+        if not entries:
+            return None
+        line, service = max(entries, key=lambda pair: pair[0].finished_at)
+        view = JobView(id=line.job, job_id=line.job_id, phase=JobPhase.DONE, status=line.status, service=service.name,
+                       finished_at=line.finished_at)
+        if line.code is not None:
+            view.problem = Problem(code=line.code, reason=line.reason or "")
+        return self._with_results(view, line.outbox.name if line.outbox else None,
+                                  line.quarantine.name if line.quarantine else None)
+
+    def _finished_by_id(self, job_id: str) -> JobView | None:
+        return self._history_view(True, job_id)
+
+    def _finished(self, name: str) -> JobView | None:
+        view = self._history_view(False, name)
+        if view is not None:
+            return view
+        # The history keeps the last lines only: an older job is still found by its folders.
+        outbox = name if real_folder(self.settings.paths.outbox, name) else None
+        quarantine = name if real_folder(self.settings.paths.quarantine, name) else None
+        if outbox is None and quarantine is None:
+            return None
+        return self._with_results(JobView(id=name, phase=JobPhase.DONE), outbox, quarantine)
+
+    def _with_results(self, view: JobView, outbox: str | None, quarantine: str | None) -> JobView:
+        outbox_dir = real_folder(self.settings.paths.outbox, outbox) if outbox else None
+        quarantine_dir = real_folder(self.settings.paths.quarantine, quarantine) if quarantine else None
+        view.outbox_folder = outbox if outbox_dir else None
+        view.quarantine_folder = quarantine if quarantine_dir else None
+        view.gone = outbox_dir is None and quarantine_dir is None
+        links: dict[tuple[str, str], FileLink] = {}
+        for area, folder in ((OUTBOX, outbox_dir), (QUARANTINE, quarantine_dir)):
+            for item in regular_files(folder) if folder else []:
+                link = FileLink(name=item.name, area=area, url=file_url(view.id, area, item.name),
+                                size_bytes=item.stat(follow_symlinks=False).st_size)
+                links[(area, item.name)] = link
+                view.files.append(link)
+        if view.files:
+            view.zip_url = f"/api/jobs/{quote(view.id, safe='')}/zip"
+        report = _read_model(outbox_dir / JOB_REPORT, JobReport) if outbox_dir else None
+        error = _read_model(quarantine_dir / ERROR_REPORT, ErrorReport) if quarantine_dir else None
+        if isinstance(report, JobReport) and outbox_dir is not None:
+            view.job_id = view.job_id or report.job_id
+            view.status = view.status or report.status
+            view.received_at, view.finished_at = report.received_at, view.finished_at or report.finished_at
+            view.videos = [self._result_video(video, outbox_dir, links) for video in report.videos]
+            view.warnings += [Notice(kind="text", text=text) for text in report.warnings]
+        if isinstance(error, ErrorReport):
+            view.job_id = view.job_id or error.job_id
+            view.problem = Problem(code=error.code, reason=error.reason, details=error.details, fix=error.what_to_do)
+            failed = {video.template: video for video in error.failed_videos}
+            for video in view.videos:
+                if video.template in failed and video.problem is None:
+                    video.problem = Problem(code=failed[video.template].code, reason=failed[video.template].reason)
+            known = {video.template for video in view.videos}
+            view.videos += [VideoView(template=name, status=VideoStatus.FAILED.value,
+                                      problem=Problem(code=item.code, reason=item.reason))
+                            for name, item in failed.items() if name not in known]
+            if view.status is None:
+                view.status = JobStatus.PARTIAL if error.outbox_folder else JobStatus.FAILED
+        return view
+
+    def _result_video(self, video, outbox_dir: Path, links: dict[tuple[str, str], FileLink]) -> VideoView:
+        shown = VideoView(template=video.template, status=video.status.value, duration_s=video.output_duration_s)
+        if video.output:
+            shown.output = links.get((OUTBOX, video.output))
+            shown.thumbnail = links.get((OUTBOX, Path(video.output).stem + THUMBNAIL_SUFFIX))
+        if video.report:
+            shown.report = links.get((OUTBOX, video.report))
+            sidecar = _read_model(outbox_dir / video.report, RenderReport) if shown.report else None
+            if isinstance(sidecar, RenderReport):
+                shown.warnings = render_warnings(video.template, sidecar)
+        if video.code is not None:
+            shown.problem = Problem(code=video.code, reason=video.error or "")
+        return shown
+
+
+def render_warnings(template: str, report: RenderReport) -> list[Notice]:
+    """What a render's report says a person should know, as sentences the page translates."""
+    found = []
+    if report.faces.frames_without_face and not report.dry_run:
+        total = report.faces.frames_with_face + report.faces.frames_without_face
+        found.append(Notice(kind="faceless", video=template, count=report.faces.frames_without_face, total=total))
+    if report.loop_policy_applied:
+        found.append(Notice(kind="loop", video=template, policy=report.options.loop.value))
+    if report.video.variable_frame_rate:
+        found.append(Notice(kind="vfr", video=template, fps=round(report.output.fps, 3)))
+    return found
+
+
+# ---------------------------------------------------------------------------- the dashboard
+
+
+def overview(settings: WebSettings) -> Overview:
+    services = read_services(settings)
+    finder = JobFinder(settings, services)
+    return Overview(
+        services=[_service_view(service, finder) for service in services],
+        queue=_queue(settings, services, finder),
+        results=_results(settings, services),
+        paused=bool(services) and all(service.control.paused for service in services),
+    )
+
+
+def _service_view(service: ServiceFiles, finder: JobFinder) -> ServiceView:
+    status = service.status
+    up = service.up
+    view = ServiceView(name=service.name, up=up, state=status.state if status and up else STOPPED,
+                       paused=service.control.paused)
+    if status is not None:
+        view.device = status.engine.get("device")
+        view.dry_run = status.dry_run
+        view.host, view.pid, view.updated_at = status.host, status.pid, status.updated_at
+        if up and status.current is not None:
+            view.current = finder.find_claimed(status.current.job)
+    return view
+
+
+def _queue(settings: WebSettings, services: list[ServiceFiles], finder: JobFinder) -> list[QueueItem]:
+    items: dict[str, QueueItem] = {}
+
+    def add(item: QueueItem) -> None:
+        items.setdefault(item.id, item)
+
+    for service in services:
+        status = service.status if service.up else None
+        working = status.current.job_id if status is not None and status.current else None
+        waiting = {job.job_id: job for job in status.waiting_jobs} if status else {}
+        for record in service.records():
+            if record.job_id == working:
+                continue  # shown as the service's current job
+            job = waiting.get(record.job_id)
+            phase = JobPhase.WAITING_RETRY if job else JobPhase.CLAIMED
+            add(QueueItem(id=record.name, phase=phase, service=service.name, detail=job.reason if job else None,
+                          retry_at=job.retry_at if job else None))
+        if status is None:
+            continue
+        for shortage in status.waiting_for_disk:
+            add(QueueItem(id=shortage.job, phase=JobPhase.WAITING_FOR_DISK, service=service.name,
+                          detail=shortage.filesystem.describe()))
+        for name in status.queued:
+            add(QueueItem(id=name, phase=JobPhase.QUEUED, service=service.name))
+        for name in status.arriving:
+            add(QueueItem(id=name, phase=JobPhase.ARRIVING, service=service.name, detail=status.waiting_for.get(name)))
+    # Folders no running service has listed yet (none runs, or it has not looked since).
+    for folder in _inbox_folders(settings.paths.inbox):
+        add(QueueItem(id=folder, phase=JobPhase.QUEUED))
+    for item in items.values():
+        item.cancel_requested = finder.cancel_requested(item.id)
+    return list(items.values())
+
+
+def _inbox_folders(inbox: Path) -> list[str]:
+    try:
+        with os.scandir(inbox) as entries:
+            return sorted(item.name for item in entries if item.is_dir(follow_symlinks=False) and plain_name(item.name)
+                          and not is_ignored_name(item.name) and not is_heygemd_temporary(item.name))
+    except OSError:
+        return []
+
+
+def _results(settings: WebSettings, services: list[ServiceFiles]) -> list[ResultItem]:
+    entries = sorted((item for service in services for item in service.history()), key=lambda item: item.finished_at,
+                     reverse=True)
+    results = []
+    for item in entries[:RESULTS_SHOWN]:
+        results.append(ResultItem(id=item.job, status=item.status, code=item.code, finished_at=item.finished_at,
+                                  seconds=item.seconds, videos_ok=item.videos_ok, videos_failed=item.videos_failed,
+                                  thumbnail=_first_thumbnail(settings, item)))
+    return results
+
+
+def _first_thumbnail(settings: WebSettings, item: HistoryEntry) -> str | None:
+    if item.outbox is None:
+        return None
+    folder = real_folder(settings.paths.outbox, item.outbox.name)
+    thumbnail = next((found for found in regular_files(folder) if found.name.endswith(THUMBNAIL_SUFFIX)), None) if folder else None
+    return file_url(item.job, OUTBOX, thumbnail.name) if thumbnail else None
+
+
+def dump(model: BaseModel) -> str:
+    return json.dumps(model.model_dump(mode="json"), ensure_ascii=False)
