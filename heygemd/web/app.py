@@ -33,7 +33,7 @@ from starlette.requests import ClientDisconnect
 
 from heygemd import __version__
 from heygemd.control import request_cancel, request_pause
-from heygemd.daemon.contract import AUDIO_EXTENSIONS, STILL_EXTENSIONS, VIDEO_EXTENSIONS
+from heygemd.engine.formats import AUDIO_SUFFIXES, STILL_SUFFIXES, VIDEO_SUFFIXES
 from heygemd.engine.settings import BlendMode, LoopPolicy
 from heygemd.web import files as served
 from heygemd.web.errors import WebError
@@ -720,8 +720,8 @@ def upload_values(settings: WebSettings) -> dict[str, Any]:
     return {
         "max_file_bytes": settings.limits.max_file_bytes, "max_upload_bytes": settings.max_upload_bytes,
         "max_templates": settings.limits.max_templates,
-        "audio_accept": ",".join(sorted(AUDIO_EXTENSIONS)),
-        "template_accept": ",".join(sorted(VIDEO_EXTENSIONS | STILL_EXTENSIONS)),
+        "audio_accept": ",".join(sorted(AUDIO_SUFFIXES)),
+        "template_accept": ",".join(sorted(VIDEO_SUFFIXES | STILL_SUFFIXES)),
         "loops": [policy.value for policy in LoopPolicy], "blends": [mode.value for mode in BlendMode],
         "default_crf": settings.render.crf,
     }
