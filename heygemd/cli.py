@@ -12,8 +12,8 @@ from heygemd import __version__
 # and sets `func` (taking the parsed args, returning an exit code) as their default.
 COMMAND_MODULES: tuple[str, ...] = (
     "heygemd.commands.render",
-    "heygemd.daemon.commands",
-    "heygemd.web.command",
+    "heygemd.commands.service",
+    "heygemd.commands.web",
 )
 
 

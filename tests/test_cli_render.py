@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from media_factory import make_audio, make_video
 
+from heygemd.exitcodes import ExitCode
+
 SIZE = (160, 160)
 
 
@@ -110,7 +112,7 @@ def test_unusable_audio_fails_every_video_with_one_line(make_audio_file, reason,
 def test_an_html_page_saved_as_checkpoint_is_named_clearly(inputs, tmp_path):
     page = _write(tmp_path / "wav2lip_gan.pth", b"<!DOCTYPE html><html><body>Sign in</body></html>" * 100)
     result = render(inputs["audio"], [inputs["front"]], tmp_path / "out", page)
-    assert result.returncode == 3
+    assert result.returncode == ExitCode.MISSING_WEIGHTS == 69
     assert "wav2lip_gan.pth" in result.stderr and "HTML" in result.stderr
 
 
@@ -136,7 +138,27 @@ def test_a_missing_ffmpeg_is_one_clear_line_not_a_traceback(variable, inputs, tm
     missing = tmp_path / "nowhere" / variable.removeprefix("HEYGEMD_").lower()
     result = heygemd("render", "--audio", inputs["audio"], "--video", inputs["front"], "--out", tmp_path / "out",
                      "--dry-run", env={variable: str(missing)})
-    assert result.returncode == 3, result.stderr  # the engine could not start
+    assert result.returncode == ExitCode.MISSING_WEIGHTS == 69, result.stderr  # the engine could not start
     assert result.stderr.splitlines() == [f"error: {variable}={missing} does not name an executable "
                                           f"{missing.name}"]
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+def test_every_engine_setting_and_render_option_is_a_flag_and_reaches_the_models():
+    from heygemd.cli import build_parser
+    from heygemd.commands.model_flags import model_from_flags
+    from heygemd.commands.render import RENAMED_ENGINE_FLAGS
+    from heygemd.engine.settings import EngineSettings, RenderOptions
+
+    parser = build_parser()
+    render = next(action for action in parser._subparsers._group_actions[0].choices.items() if action[0] == "render")[1]
+    flags = {option for action in render._actions for option in action.option_strings}
+    for model in (EngineSettings, RenderOptions):
+        for name in model.model_fields:
+            assert RENAMED_ENGINE_FLAGS.get(name, "--" + name.replace("_", "-")) in flags, name
+
+    args = parser.parse_args(["render", "--audio", "a.wav", "--video", "v.mp4", "--out", "o", "--smooth-window", "9",
+                              "--face-threshold", "0.7", "--no-half-precision", "--fixed-box", "1,2,30,40", "--loop", "freeze"])
+    settings, options = model_from_flags(EngineSettings, args), model_from_flags(RenderOptions, args)
+    assert (settings.smooth_window, settings.face_threshold, settings.half_precision) == (9, 0.7, False)
+    assert options.fixed_box == (1, 2, 30, 40) and options.loop == "freeze" and options.crf == RenderOptions().crf

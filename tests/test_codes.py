@@ -52,3 +52,13 @@ def test_a_failure_from_a_filesystem_error_names_the_file_never_its_folder():
     failure = failure_from_os_error(OSError(errno.ENOSPC, "No space left on device", "/srv/share/work/123/output-x/a.mp4"),
                                     "publishing the results")
     assert failure.code is ErrorCode.DISK_FULL and '"a.mp4"' in failure.reason and "work" not in failure.reason
+
+
+def test_the_readme_documents_every_exit_code_and_nothing_else():
+    from heygemd.exitcodes import ExitCode
+
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("### Exit codes") :]
+    section = section[: section.index("\n## ", 1)]
+    documented = {int(number) for number in re.findall(r"^\| (\d+) \|", section, flags=re.MULTILINE)}
+    assert documented == {int(code) for code in ExitCode}

@@ -18,6 +18,7 @@ from heygemd.engine import RenderOptions
 from heygemd.engine.blend import first_pasted_row
 from heygemd.engine.files import sha256_file
 from heygemd.engine.settings import BlendMode
+from heygemd.exitcodes import ExitCode
 
 SIZE = (192, 192)
 FIXED_BOX = (40, 30, 152, 150)  # even corners: its chroma blocks are its own
@@ -117,7 +118,7 @@ def test_render_cli_names_a_bad_restorer_file(tmp_path, wav2lip_checkpoint, shor
     page.write_bytes(b"<!DOCTYPE html><html><body>Sign in to GitHub</body></html>" * 100)
     result = render(short_speech, [template], tmp_path / "out", wav2lip_checkpoint, "--restorer", "gfpgan",
                     "--restorer-checkpoint", str(page))
-    assert result.returncode == 3
+    assert result.returncode == ExitCode.MISSING_WEIGHTS == 69
     assert "GFPGANv1.4.pth" in result.stderr and "HTML" in result.stderr
 
 

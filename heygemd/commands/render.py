@@ -8,21 +8,13 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from heygemd.commands.model_flags import add_model_flags, flag_name, model_from_flags
 from heygemd.engine.errors import EngineError
-from heygemd.engine.settings import (
-    BlendMode,
-    DetectorKind,
-    Encoder,
-    EngineSettings,
-    LoopPolicy,
-    RenderOptions,
-    RestorerKind,
-)
+from heygemd.engine.settings import EngineSettings, RenderOptions
+from heygemd.exitcodes import ExitCode
 
-EXIT_OK = 0
-EXIT_SOME_FAILED = 1  # at least one video could not be rendered
-EXIT_USAGE = 2  # bad arguments (argparse uses 2 as well)
-EXIT_ENGINE = 3  # the engine could not start: weights missing or damaged, device unavailable
+# The flag names kept from before the flags were generated (the field is face_cache_dir).
+RENAMED_ENGINE_FLAGS = {"face_cache_dir": "--face-cache"}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -38,94 +30,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace outputs that already exist")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    engine = parser.add_argument_group("engine")
-    defaults = EngineSettings()
-    engine.add_argument("--checkpoint", type=Path, default=defaults.checkpoint, help="Wav2Lip weights (default: %(default)s)")
-    engine.add_argument("--detector", choices=[d.value for d in DetectorKind], default=defaults.detector.value)
-    engine.add_argument("--detector-checkpoint", type=Path, default=defaults.detector_checkpoint, help="S3FD weights (default: %(default)s)")
-    engine.add_argument("--device", default=defaults.device, help="auto, cpu, cuda or cuda:N (default: %(default)s)")
-    engine.add_argument("--batch-size", type=int, default=defaults.batch_size, help="frames per generator batch")
-    engine.add_argument("--detector-batch-size", type=int, default=defaults.detector_batch_size)
-    engine.add_argument("--detect-max-side", type=int, default=defaults.detect_max_side, help="downscale frames to this side for detection")
-    engine.add_argument("--detect-stride", type=int, default=defaults.detect_stride, help="detect every k-th frame, interpolate between")
-    engine.add_argument("--face-cache", type=Path, default=None, metavar="DIR", help="cache face tracks here: a re-used template skips detection")
-    engine.add_argument("--encoder", choices=[e.value for e in Encoder], default=defaults.encoder.value)
-    engine.add_argument("--restorer", choices=[r.value for r in RestorerKind], default=defaults.restorer.value,
-                        help="gfpgan: sharpen the re-synced lower face with GFPGAN v1.3/v1.4 (default: %(default)s)")
-    engine.add_argument("--restorer-checkpoint", type=Path, default=defaults.restorer_checkpoint, help="GFPGAN weights (default: %(default)s)")
-    engine.add_argument("--restorer-batch-size", type=int, default=defaults.restorer_batch_size, help="faces per restorer batch")
-    engine.add_argument("--full-precision", action="store_true", help="on CUDA, keep float32 (default: float16)")
-    engine.add_argument("--dry-run", action="store_true", help="no model: fit the template to the audio and re-encode")
-
-    render = parser.add_argument_group("render")
-    options = RenderOptions()
-    render.add_argument("--fixed-box", type=_ints(4), metavar="X1,Y1,X2,Y2", help="skip face detection, use this box")
-    render.add_argument("--pads", type=_ints(4), metavar="TOP,BOTTOM,LEFT,RIGHT", default=options.pads, help="default: 0,10,0,0")
-    render.add_argument("--loop", choices=[p.value for p in LoopPolicy], default=options.loop.value, help="when the audio outlasts the video")
-    render.add_argument("--blend", choices=[b.value for b in BlendMode], default=options.blend.value)
-    render.add_argument("--feather", type=float, default=options.feather, help="soft edge, fraction of the face box")
-    render.add_argument("--restore-weight", type=float, default=options.restore_weight,
-                        help="share of restored pixels in the re-synced area, 0-1 (default: %(default)s)")
-    render.add_argument("--crf", type=int, default=options.crf, help="x264 quality, lower is better (default: %(default)s)")
-    render.add_argument("--preset", default=options.preset, help="x264 preset (default: %(default)s)")
-    render.add_argument("--still-fps", type=float, default=options.still_fps, help="frame rate for still-image templates")
+    # Every engine setting and render option, generated from the models: the CLI cannot drift from them.
+    add_model_flags(parser.add_argument_group("engine"), EngineSettings, renamed=RENAMED_ENGINE_FLAGS)
+    add_model_flags(parser.add_argument_group("render"), RenderOptions)
     parser.set_defaults(func=run)
-
-
-def _ints(count: int):
-    def parse(text: str) -> tuple[int, ...]:
-        parts = text.replace(" ", "").split(",")
-        if len(parts) != count:
-            raise argparse.ArgumentTypeError(f"expected {count} comma-separated integers, got {text!r}")
-        try:
-            return tuple(int(p) for p in parts)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected integers, got {text!r}") from None
-
-    return parse
 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        settings = EngineSettings(
-            checkpoint=args.checkpoint,
-            detector=args.detector,
-            detector_checkpoint=args.detector_checkpoint,
-            device=args.device,
-            batch_size=args.batch_size,
-            detector_batch_size=args.detector_batch_size,
-            detect_max_side=args.detect_max_side,
-            detect_stride=args.detect_stride,
-            face_cache_dir=args.face_cache,
-            encoder=args.encoder,
-            restorer=args.restorer,
-            restorer_checkpoint=args.restorer_checkpoint,
-            restorer_batch_size=args.restorer_batch_size,
-            half_precision=not args.full_precision,
-            dry_run=args.dry_run,
-        )
-        options = RenderOptions(
-            fixed_box=args.fixed_box,
-            pads=args.pads,
-            loop=args.loop,
-            blend=args.blend,
-            feather=args.feather,
-            restore_weight=args.restore_weight,
-            crf=args.crf,
-            preset=args.preset,
-            still_fps=args.still_fps,
-        )
+        settings = model_from_flags(EngineSettings, args)
+        options = model_from_flags(RenderOptions, args)
     except ValidationError as err:
         for problem in err.errors():
-            _error(f"--{'-'.join(str(p) for p in problem['loc']).replace('_', '-')}: {problem['msg']}")
-        return EXIT_USAGE
+            field = str(problem["loc"][0]) if problem["loc"] else ""
+            _error(f"{RENAMED_ENGINE_FLAGS.get(field, flag_name(field))}: {problem['msg']}")
+        return ExitCode.USAGE
 
     outputs = output_paths(args.video, args.out)
     problems = [_collision(video, out, args) for video, out in outputs.items()]
     if any(problems):
         for problem in filter(None, problems):
             _error(problem)
-        return EXIT_USAGE
+        return ExitCode.USAGE
 
     from heygemd.engine.engine import LipSyncEngine  # torch loads here, not for --help
 
@@ -133,17 +59,17 @@ def run(args: argparse.Namespace) -> int:
         engine = LipSyncEngine(settings)
     except EngineError as err:
         _error(str(err))
-        return EXIT_ENGINE
+        return ExitCode.MISSING_WEIGHTS
 
     try:
         audio = engine.prepare_audio(args.audio)
     except EngineError as err:
         _error(str(err))
-        return EXIT_SOME_FAILED
+        return ExitCode.FAILURE
 
     with audio:  # every video gets the sound decoded once above, whatever happens to the file meanwhile
         failures = sum(not _render_and_report(engine, audio, video, output, options, args) for video, output in outputs.items())
-    return EXIT_SOME_FAILED if failures else EXIT_OK
+    return ExitCode.FAILURE if failures else ExitCode.OK
 
 
 def _render_and_report(engine, audio, video: Path, output: Path, options: RenderOptions, args: argparse.Namespace) -> bool:

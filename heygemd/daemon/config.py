@@ -365,21 +365,6 @@ def describe_validation_error(err: ValidationError, source: Path | None) -> str:
 
 # ------------------------------------------------------------------ the shipped, documented file
 
-# Keys of the engine's own models whose meaning is not in their Field description.
-_EXTRA_DESCRIPTIONS: dict[str, str] = {
-    "engine.checkpoint": "Wav2Lip generator weights (wav2lip_gan.pth or wav2lip.pth)",
-    "engine.detector": "s3fd (needs detector_checkpoint) or lbp (no download, lower quality)",
-    "engine.detector_checkpoint": "S3FD face detector weights, used when detector = \"s3fd\"",
-    "engine.face_cache_dir": "folder for cached face tracks (unset: <paths.state>/face-tracks)",
-    "engine.encoder": "auto (NVENC when ffmpeg and the GPU offer it, else libx264), libx264 or h264_nvenc",
-    "engine.restorer": "none, or gfpgan: GFPGAN v1.3/v1.4 sharpens the re-synced lower face (slow on a CPU; "
-    "`heygemd fetch-models` gets restorer_checkpoint)",
-    "render.pads": "extra pixels around the detected face: [top, bottom, left, right]",
-    "render.loop": "when the audio outlasts the template: pingpong, loop or freeze",
-    "render.blend": "feather (soft-edged mouth area) or hard (the reference's pasted box)",
-    "render.crf": "libx264 quality: lower is better and bigger (0-51)",
-}
-
 _UNSET_EXAMPLES: dict[str, str] = {
     "render.fixed_box": "[x1, y1, x2, y2]",
     "engine.face_cache_dir": '"state/face-tracks"',
@@ -431,7 +416,7 @@ def default_config_text() -> str:
         if header:
             lines += [f"# {header}"]
         for key, field in section_model.model_fields.items():
-            description = _EXTRA_DESCRIPTIONS.get(f"{section_name}.{key}") or field.description or key
+            description = field.description or key
             lines.append(f"# {description}")
             value = getattr(section_value, key)
             if value is None:

@@ -44,7 +44,6 @@ from heygemd.daemon.controls import (
     ControlReader,
 )
 from heygemd.daemon.diskspace import DiskGuard
-from heygemd.daemon.exitcodes import ExitCode
 from heygemd.daemon.fsutil import (
     is_network_filesystem,
     move_without_overwrite,
@@ -88,6 +87,7 @@ from heygemd.engine import (
     RenderProgress,
     RenderReport,
 )
+from heygemd.exitcodes import ExitCode
 
 STOP_MARGIN_SECONDS = 15.0  # asked of systemd on top of the grace, for publishing and exit
 CLAIM_RETRY_SECONDS = 60.0  # a folder that could not be claimed (permissions, the share) is tried again after this

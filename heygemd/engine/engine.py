@@ -47,7 +47,6 @@ from heygemd.engine.notes import RenderNotes
 from heygemd.engine.output_check import check_output
 from heygemd.engine.pipeline import BackgroundSink, GrowingList, prefetch
 from heygemd.engine.probe import AudioInfo, VideoInfo, probe_video
-from heygemd.engine.restore import FaceRestorer
 from heygemd.engine.report import (
     AudioInput,
     CheckpointReport,
@@ -60,6 +59,7 @@ from heygemd.engine.report import (
     Stage,
     VideoInput,
 )
+from heygemd.engine.restore import FaceRestorer
 from heygemd.engine.schedule import Segment, schedule
 from heygemd.engine.settings import Box, Encoder, EngineSettings, RenderOptions, RestorerKind
 from heygemd.engine.snapshot import AudioSnapshot, take_snapshot

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from conftest import WAIT_SECONDS, service_config
 
-from heygemd.daemon.exitcodes import ExitCode
+from heygemd.exitcodes import ExitCode
 
 
 @pytest.mark.parametrize("variable", ["HEYGEMD_FFMPEG", "HEYGEMD_FFPROBE"])

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from conftest import Daemon, drop_job, service_config
 
-from heygemd.daemon.exitcodes import ExitCode
 from heygemd.daemon.journal import JobRecord, Phase, VideoRecord, history_entry
 from heygemd.daemon.reports import JobStatus, VideoStatus, utc_now
 from heygemd.daemon.servicelock import LOCK_FILE
 from heygemd.daemon.status import WAITING_FOR_INBOX
+from heygemd.exitcodes import ExitCode
 from heygemd.names import temporary_name
 
 pytestmark = pytest.mark.slow

@@ -13,10 +13,10 @@ from conftest import toml_text
 from test_contract import make
 from test_fetch import server  # noqa: F401 (the local HTTP server fixture)
 
+from heygemd.commands.doctor import Level, run_checks
+from heygemd.commands.fetch import RESTORER_LABEL, wanted_models
 from heygemd.daemon.config import HeygemdConfig, LoadedConfig
 from heygemd.daemon.contract import ContractViolation, plan_job
-from heygemd.daemon.doctor import Level, run_checks
-from heygemd.daemon.fetch import RESTORER_LABEL, wanted_models
 from heygemd.engine import RenderOptions
 from heygemd.engine.restorer_files import (
     GFPGAN_RELEASES,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from heygemd.daemon.exitcodes import ExitCode
+from heygemd.exitcodes import ExitCode
 
 REPO = Path(__file__).resolve().parents[2]
 INSTALLED_AT = "/opt/heygemd/.venv/bin/heygemd"

@@ -18,7 +18,7 @@ from heygemd.daemon.config import (
     default_config_text,
     load_config,
 )
-from heygemd.daemon.exitcodes import ExitCode
+from heygemd.exitcodes import ExitCode
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -98,7 +98,7 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _fetch_models(args: argparse.Namespace) -> int:
-    from heygemd.daemon.fetch import Outcome, fetch_model, wanted_models
+    from heygemd.commands.fetch import Outcome, fetch_model, wanted_models
 
     loaded = _load(args)
     if isinstance(loaded, int):
@@ -112,7 +112,7 @@ def _fetch_models(args: argparse.Namespace) -> int:
 
 
 def _doctor(args: argparse.Namespace) -> int:
-    from heygemd.daemon.doctor import Level, format_checks, run_checks
+    from heygemd.commands.doctor import Level, format_checks, run_checks
 
     loaded = _load(args)
     if isinstance(loaded, int):

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+from heygemd.commands.fetch import wanted_models
 from heygemd.daemon.config import HeygemdConfig, LoadedConfig
-from heygemd.daemon.fetch import wanted_models
 from heygemd.daemon.fsutil import filesystem_type, same_filesystem
 from heygemd.daemon.openfiles import probe_capability
 from heygemd.daemon.watcher import choose_watch_mode

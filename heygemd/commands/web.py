@@ -14,7 +14,7 @@ from heygemd.daemon.config import (
     ConfigError,
     load_config,
 )
-from heygemd.daemon.exitcodes import ExitCode
+from heygemd.exitcodes import ExitCode
 
 # uvicorn waits this long for open event streams before it stops (they never end by themselves).
 GRACEFUL_SHUTDOWN_SECONDS = 3
