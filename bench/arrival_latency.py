@@ -37,8 +37,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "tests" / "daemon"))  # the test suite's service runner and smbd
 
 import pytest  # noqa: E402  (smb_server reports an unusable smbd as a pytest skip)
-
 from conftest import FAST_WATCH, Daemon, service_config  # noqa: E402
+
 from heygemd.daemon.config import WatchConfig  # noqa: E402
 
 UPLOADS = ("native", "polling", "samba")

@@ -92,9 +92,10 @@ def bench_size(work: Path, name: str, info: VideoInfo, voice: Path, max_side: in
 
     for layout in ("bgr24", "yuv420p"):
         log(f"{name}: {layout} decode only, decode + encode, lossless round trip")
-        decode_s, decode_cpu = timed(lambda: sum(1 for _ in read_frames(info, pixel_format=layout)), repeat)
+        decode_s, decode_cpu = timed(lambda layout=layout: sum(1 for _ in read_frames(info, pixel_format=layout)), repeat)
         output = work / f"{layout}-{name}.mp4"
-        pipe_s, pipe_cpu = timed(lambda: round_trip(info, output, voice, layout, CRF, PRESET), repeat)
+        pipe_s, pipe_cpu = timed(lambda output=output, layout=layout: round_trip(info, output, voice, layout, CRF, PRESET),
+                                 repeat)
         lossless = work / f"{layout}-{name}-lossless.mp4"
         round_trip(info, lossless, voice, layout, 0, "ultrafast")
         result[layout] = {
@@ -110,8 +111,10 @@ def bench_size(work: Path, name: str, info: VideoInfo, voice: Path, max_side: in
     for every in (1, 5):
         log(f"{name}: detection frames, every {every}")
         wanted = -(-frames // every)
-        ffmpeg_s, ffmpeg_cpu = timed(lambda: count_all(read_detection_frames(info, frames, max_side, every), wanted), repeat)
-        cv2_s, cv2_cpu = timed(lambda: count_all((cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
+        ffmpeg_s, ffmpeg_cpu = timed(
+            lambda every=every, wanted=wanted: count_all(read_detection_frames(info, frames, max_side, every), wanted), repeat
+        )
+        cv2_s, cv2_cpu = timed(lambda every=every, wanted=wanted: count_all((cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
                                                   for k, frame in enumerate(read_frames(info, pixel_format="bgr24")) if k % every == 0), wanted),
                                repeat)
         result["detection"][f"every_{every}"] = {

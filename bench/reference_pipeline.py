@@ -211,7 +211,7 @@ def load_mel(audio: Path) -> tuple[np.ndarray, int]:
 def load_generator(checkpoint: Path, device: torch.device) -> torch.nn.Module:
     """The Wav2Lip network with the checkpoint's state_dict (``module.`` prefix stripped), strict."""
     payload = torch.load(checkpoint, map_location=device, weights_only=True)
-    state = payload[STATE_DICT_KEY] if STATE_DICT_KEY in payload else payload
+    state = payload.get(STATE_DICT_KEY, payload)
     state = {key.removeprefix(DATA_PARALLEL_PREFIX): value for key, value in state.items()}
     model = Wav2Lip()
     model.load_state_dict(state)

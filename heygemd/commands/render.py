@@ -41,9 +41,9 @@ def run(args: argparse.Namespace) -> int:
         settings = model_from_flags(EngineSettings, args)
         options = model_from_flags(RenderOptions, args)
     except ValidationError as err:
-        for problem in err.errors():
-            field = str(problem["loc"][0]) if problem["loc"] else ""
-            _error(f"{RENAMED_ENGINE_FLAGS.get(field, flag_name(field))}: {problem['msg']}")
+        for error in err.errors():
+            field = str(error["loc"][0]) if error["loc"] else ""
+            _error(f"{RENAMED_ENGINE_FLAGS.get(field, flag_name(field))}: {error['msg']}")
         return ExitCode.USAGE
 
     outputs = output_paths(args.video, args.out)

@@ -138,9 +138,7 @@ class FolderSnapshot:
             name = entry.relative.rsplit("/", 1)[-1]
             if entry.is_dir or entry.is_link:
                 continue
-            if is_temporary_name(name):
-                blocking.append(entry.relative)
-            elif entry.size == 0 and not is_ignored_name(name) and "/" not in entry.relative:
+            if is_temporary_name(name) or entry.size == 0 and not is_ignored_name(name) and "/" not in entry.relative:
                 blocking.append(entry.relative)
         return blocking
 

@@ -37,7 +37,7 @@ class CurrentJob(BaseModel):
     eta_seconds: float | None = Field(None, description="until the current stage of this video ends, at that speed")
     stage_started_at: datetime | None = None
 
-    def advance(self, frames_done: int, frames_total: int, stage: str, now: datetime | None = None) -> None:
+    def advance(self, frames_done: int, frames_total: int, stage: ProgressStage, now: datetime | None = None) -> None:
         """A progress report of the render: the frames, and the speed and time left of its stage."""
         now = now or utc_now()
         if stage != self.stage or self.stage_started_at is None:

@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
@@ -276,7 +276,7 @@ class LipSyncEngine:
                 return self.render(prepared, video, output, options, progress=progress, cancel=cancel)
         audio.snapshot.check_open()
         options = options or RenderOptions()
-        started_at = datetime.now(timezone.utc)
+        started_at = datetime.now(UTC)
         notes = RenderNotes()
         started = notes.now()
         notes.record(Stage.AUDIO, audio.seconds_spent)
@@ -307,7 +307,7 @@ class LipSyncEngine:
         return RenderReport(
             heygemd_version=__version__,
             started_at=started_at,
-            finished_at=datetime.now(timezone.utc),
+            finished_at=datetime.now(UTC),
             audio=_audio_input(audio),
             video=VideoInput(
                 path=video,

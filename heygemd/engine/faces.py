@@ -360,7 +360,7 @@ def _window_mean(window: Iterable[Box | None], box: Box | None) -> Box | None:
     if box is None:
         return None
     faces = [b for b in window if b is not None]  # box is one of them
-    return tuple(sum(side) // len(faces) for side in zip(*faces))  # type: ignore[return-value]
+    return tuple(sum(side) // len(faces) for side in zip(*faces))
 
 
 def _pad_box(box: Box, pads: Pads, width: int, height: int) -> Box:

@@ -405,7 +405,7 @@ class VideoWriter:
             raise ValueError(f"frame of shape {frame.shape} {frame.dtype}, expected {self.frame_shape} uint8")
         assert self._process.stdin is not None
         try:
-            self._process.stdin.write(memoryview(np.ascontiguousarray(frame)).cast("B"))
+            self._process.stdin.write(np.ascontiguousarray(frame).data.cast("B"))
         except BrokenPipeError:
             self._process.wait()
             raise self._encoder_error("the encoder stopped") from None

@@ -10,6 +10,8 @@ Shapes (B = batch): those of ``heygemd.engine.generator_io``, audio (B, 1, 80, 1
 
 from __future__ import annotations
 
+import typing
+
 import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
@@ -195,7 +197,7 @@ def fold_batch_norms(model: nn.Module) -> nn.Module:
     for module in model.modules():
         block = getattr(module, "conv_block", None)
         if isinstance(block, nn.Sequential) and len(block) == 2 and isinstance(block[1], nn.BatchNorm2d):
-            conv = block[0]
+            conv = typing.cast(nn.Conv2d, block[0])  # or its transpose: both are convolutions fuse_conv_bn_eval takes
             block[0] = fuse_conv_bn_eval(conv, block[1], transpose=isinstance(conv, nn.ConvTranspose2d))
             block[1] = nn.Identity()
     return model
@@ -206,7 +208,7 @@ def prepare_for_inference(model: nn.Module, *, half: bool = False) -> nn.Module:
 
     Inputs then run fastest as channels-last tensors of the same dtype.
     """
-    model = fold_batch_norms(model.eval()).to(memory_format=torch.channels_last)
+    model = fold_batch_norms(model.eval()).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     return model.half() if half else model
 
 

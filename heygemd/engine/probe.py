@@ -144,7 +144,7 @@ def _colour_tags(stream: dict) -> ColourTags | None:
     tags = [stream.get(key) for key in ("color_space", "color_primaries", "color_transfer")]
     if any(tag in (None, "", "unknown", "reserved") for tag in tags):
         return None
-    return ColourTags(*tags)
+    return ColourTags(*(str(tag) for tag in tags))
 
 
 def probe_audio(path: Path) -> AudioInfo:

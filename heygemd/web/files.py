@@ -232,4 +232,4 @@ def zip_stream(members: list[ZipMember]) -> Iterator[bytes]:
 
 def _zip_time(mtime: float) -> tuple[int, int, int, int, int, int]:
     stamp = datetime.fromtimestamp(mtime).timetuple()[:6]
-    return max(stamp, _ZIP_EPOCH)  # type: ignore[return-value]
+    return max(stamp, _ZIP_EPOCH)

@@ -481,7 +481,7 @@ def _service_view(service: ServiceFiles, finder: JobFinder) -> ServiceView:
     view = ServiceView(name=service.name, up=up, state=status.state if status and up else STOPPED,
                        paused=service.control.paused)
     if status is not None:
-        view.device = status.engine.get("device")
+        view.device = status.engine.device if status.engine is not None else None
         view.dry_run = status.dry_run
         view.host, view.pid, view.updated_at = status.host, status.pid, status.updated_at
         if up and status.current is not None:

@@ -245,7 +245,7 @@ class NotifySocket:
         while not self._closed.is_set():
             try:
                 data = self.sock.recv(4096)
-            except (TimeoutError, socket.timeout):
+            except TimeoutError:
                 continue
             except OSError:
                 return

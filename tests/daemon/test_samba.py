@@ -72,7 +72,6 @@ def assert_not_claimed(daemon: Daemon, job: str) -> None:
 
 
 def wait_open_seen(daemon: Daemon, job: str) -> None:
-    time.sleep(0.5); return
     daemon.wait_for(lambda: "still open for writing" in (waiting_reason(daemon, job) or ""),
                     f"{job} to be seen open for writing")
 
