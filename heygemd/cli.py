@@ -14,6 +14,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "heygemd.commands.render",
     "heygemd.daemon.commands",
     "heygemd.web.command",
+    "heygemd.cluster.command",
 )
 
 
