@@ -45,6 +45,7 @@ def make_app(broker_url: str, queue: str) -> Celery:
         result_expires=RESULT_EXPIRES_SECONDS,
         task_track_started=False,  # our own hash tracks it (store.py)
         worker_hijack_root_logger=False,
+        worker_redirect_stdouts=False,  # our JSON log lines go straight to the journal
         worker_send_task_events=False,
         task_publish_retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 1},
     )

@@ -129,6 +129,10 @@ def _failure(task: RenderTask, err: Exception) -> Failure:
                    reason=f"{task.template}: internal error while rendering ({type(err).__name__}: {err})")
 
 
+def _keep_our_logging(**kwargs: Any) -> None:
+    return None
+
+
 def worker_name(device: str | None) -> str:
     return f"{socket.gethostname()}/{device or 'cpu'}/{os.getpid()}"
 
@@ -166,6 +170,9 @@ def run_worker(explicit_config: Path | None, device: str | None) -> int:
     def render_video(self: Any, payload: dict[str, Any]) -> dict[str, Any]:
         return renderer.run(RenderTask.model_validate(payload))
 
+    from celery.signals import setup_logging
+
+    setup_logging.connect(_keep_our_logging, weak=False)  # a receiver here: Celery leaves logging as configured
     log.info("ready", worker=name)
     worker = app.Worker(pool="solo", concurrency=1, hostname=f"heygemd@{name.replace('/', '-')}",
                         queues=[config.cluster.queue], quiet=True, without_mingle=True, without_gossip=True,

@@ -93,4 +93,55 @@ def test_a_jobs_videos_spread_over_workers_one_at_a_time_each(cluster, media, tm
         events = [line["event"] for line in worker.log_lines() if line.get("event") in ("rendering", "video done")]
         assert all(first == "rendering" and second == "video done" for first, second in zip(events[::2], events[1::2]))
         assert len(events) % 2 == 0
+    assert sum(len(worker.log_lines()) for worker in workers) >= 12
     daemon.wait_for(lambda: not list(daemon.work.iterdir()), "the job's work folder to be removed")
+
+
+def _rendering_now(worker: Worker) -> bool:
+    events = [line["event"] for line in worker.log_lines() if line.get("event") in ("rendering", "video done", "video failed")]
+    return bool(events) and events[-1] == "rendering"
+
+
+def test_thirty_videos_survive_a_killed_worker_a_killed_coordinator_and_a_redis_restart(
+        cluster, media, redis_server, tmp_path: Path) -> None:
+    from media_factory import make_audio
+
+    audio = make_audio(tmp_path / "long.wav", seconds=8.0)  # a dry-run video lasts as long as the audio
+    daemon, workers = cluster(3)
+    names = [f"job{index}" for index in range(5)]
+    for name in names:
+        drop_job(daemon.inbox, name, {"voice.wav": audio, **{f"t{index}.mp4": media["video"] for index in range(6)}})
+
+    victim = daemon.wait_for(lambda: next((worker for worker in workers if _rendering_now(worker)), None),
+                             "a worker in the middle of a video")
+    victim.process.kill()  # kill -9
+    victim.process.wait(timeout=30)
+
+    daemon.wait_for(lambda: len(daemon.logged("video done")) >= 8, "eight videos done")
+    daemon.kill9()
+    daemon.start()  # as systemd would restart it
+    daemon.wait_for(lambda: len(daemon.logged("ready")) >= 2, "the coordinator back")
+
+    daemon.wait_for(lambda: len(daemon.logged("video done")) >= 16, "sixteen videos done")
+    redis_server.restart()
+
+    for name in names:
+        out = daemon.wait_outbox(name)
+        report = json.loads((out / "job.json").read_text())
+        assert report["status"] == "ok", report
+        assert sorted(path.name for path in out.glob("*.mp4")) == [f"t{index}.mp4" for index in range(6)]
+        for video in out.glob("*.mp4"):
+            assert _duration(video) == pytest.approx(8.0, abs=0.3)
+        assert (daemon.archive / name / "voice.wav").exists()
+    assert sorted(path.name for path in daemon.outbox.iterdir() if path.is_dir()) == names  # each job once
+    history = [json.loads(line) for line in (daemon.state / "history.jsonl").read_text().splitlines() if line.strip()]
+    assert sorted(entry["job"] for entry in history) == names
+    daemon.wait_for(lambda: not list(daemon.work.iterdir()), "nothing left in work/")
+    assert daemon.logged("render task lost; the video is enqueued again")
+
+
+def _duration(path: Path) -> float:
+    from heygemd.engine.probe import probe_audio, probe_video
+
+    assert probe_video(path).frame_count > 0  # its picture decodes (playable), its sound too
+    return probe_audio(path).duration
