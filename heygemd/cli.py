@@ -14,6 +14,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "heygemd.commands.render",
     "heygemd.commands.service",
     "heygemd.commands.web",
+    "heygemd.commands.worker",
 )
 
 

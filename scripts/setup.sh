@@ -8,7 +8,7 @@
 #
 # `setup.sh test` also installs the test tools. The Samba tests need smbd (Debian package samba), the web
 # page's browser tests need Chromium (Debian package chromium; Playwright drives it, its own browser
-# download is never used): run as root, they are installed with apt-get when missing; otherwise those
+# download is never used), the cluster tests need redis-server (Debian package redis-server): run as root, they are installed with apt-get when missing; otherwise those
 # tests skip, naming the package (under CI=true they fail instead).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -57,6 +57,22 @@ install_chromium() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium fonts-wqy-microhei
 }
 
+install_redis() {
+    if command -v redis-server >/dev/null 2>&1; then
+        return
+    fi
+    if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
+        echo "redis-server is not installed and cannot be installed here (needs root and apt-get):" \
+             "the cluster tests will skip; install the Debian package redis-server to run them" >&2
+        return
+    fi
+    echo "installing redis-server for the cluster tests: apt-get install -y --no-install-recommends redis-server"
+    apt-get update -q
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends redis-server
+    echo "note: the tests run their own redis-server on 127.0.0.1; Debian may also have enabled its service:" \
+         "systemctl disable --now redis-server if this machine should not run one"
+}
+
 if ! .venv/bin/python -c 'import torch' 2>/dev/null; then
     echo "installing $TORCH_REQUIREMENT"
     pip install -q "$TORCH_REQUIREMENT"
@@ -64,6 +80,7 @@ fi
 if [[ $EXTRAS == *test* ]]; then
     install_samba
     install_chromium
+    install_redis
 fi
 echo "installing heygemd${EXTRAS:+ with [$EXTRAS]}"
 pip install -q -e ".${EXTRAS:+[$EXTRAS]}"

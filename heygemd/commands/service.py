@@ -265,6 +265,8 @@ def _status(args: argparse.Namespace) -> int:
             print("engine     DRY RUN (no model: template fitted to the audio)")
         if status.queued:
             print("queued     " + ", ".join(status.queued))
+        for task in status.tasks:
+            print(f"task       {task.describe()}")
         for name in status.arriving:
             waits_for = status.waiting_for.get(name)
             print(f"arriving   {name}" + (f": {waits_for}" if waits_for else ""))

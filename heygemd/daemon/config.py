@@ -181,6 +181,29 @@ class ServiceConfig(_Section):
     )
 
 
+class ClusterConfig(_Section):
+    """Cluster mode (Celery on Redis): `heygemd run` coordinates, `heygemd worker` processes render one video each."""
+
+    broker_url: SecretStr | None = Field(
+        None, description="redis://[:password@]host:port/db; unset: heygemd run renders in its own process (embedded). "
+        "Never logged (it may carry a password)"
+    )
+    queue: str = Field("heygemd", min_length=1, description="the Celery queue of this inbox's render tasks (one per inbox)")
+    path_map: dict[str, str] = Field(
+        default_factory=dict, description="on a worker whose share is mounted elsewhere: the coordinator's path prefix "
+        'to this host\'s, e.g. {"/srv/share" = "/mnt/nas"}'
+    )
+    heartbeat_seconds: float = Field(
+        10.0, ge=1, le=300, description="a worker refreshes each running task's heartbeat key (TTL this long) every "
+        "third of it; a task whose key expired is rendered again elsewhere: the bound on noticing a dead worker"
+    )
+    coordinator_lock_seconds: float = Field(
+        15.0, ge=2, description="TTL of the one-coordinator-per-queue lock in Redis (renewed every third of it); a "
+        "standby coordinator takes over this long after the active one stops"
+    )
+    poll_seconds: float = Field(0.5, gt=0, description="how often the coordinator looks at its tasks' state in Redis")
+
+
 class LogFormat(StrEnum):
     AUTO = "auto"  # console on a terminal, journal lines under systemd, logfmt otherwise
     CONSOLE = "console"
@@ -283,6 +306,7 @@ class HeygemdConfig(BaseSettings):
     models: ModelsConfig = ModelsConfig()
     notify: NotifyConfig = NotifyConfig()
     web: WebConfig = WebConfig()
+    cluster: ClusterConfig = ClusterConfig()
 
     # Set on the per-load subclass made by load_config; None means defaults + environment only.
     _toml_file: ClassVar[Path | None] = None
@@ -393,6 +417,8 @@ def toml_value(value: Any) -> str:
         return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
     if isinstance(value, list | tuple):
         return "[" + ", ".join(toml_value(item) for item in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{toml_value(str(key))} = {toml_value(item)}" for key, item in value.items()) + "}"
     raise TypeError(f"no TOML form for {value!r}")
 
 

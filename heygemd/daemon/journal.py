@@ -40,6 +40,11 @@ class VideoRecord(BaseModel):
     failure: Failure | None = Field(None, description="why it failed; while pending, the transient failure it waits out")
     seconds: float | None = None
     output_duration_s: float | None = None
+    # Cluster mode: the render task in flight (journaled before it is enqueued: a restarted coordinator
+    # re-attaches to it), the tasks given to workers so far, and the worker that rendered it.
+    task_id: str | None = None
+    task_attempts: int = 0
+    worker: str | None = None
 
 
 class RetryState(BaseModel):

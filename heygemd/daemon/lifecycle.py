@@ -114,6 +114,12 @@ class Lifecycle:
         record.retry = RetryState()  # progress: the streak of transient failures is over
         self.journal.save(record)
 
+    def task_enqueued(self, record: JobRecord, video: VideoRecord, task_id: str) -> None:
+        """Cluster mode: the video's render task, journaled before it is sent (a restart re-attaches to it)."""
+        video.task_id = task_id
+        video.task_attempts += 1
+        self.journal.save(record)
+
     def video_failed(self, record: JobRecord, video: VideoRecord, failure: Failure, seconds: float | None = None) -> None:
         video.status, video.failure = VideoStatus.FAILED, failure
         if seconds is not None:

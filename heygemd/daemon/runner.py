@@ -119,6 +119,7 @@ class RenderContext:
     on_video: Callable[[JobRecord, VideoRecord, int, int], None]  # a video starts: (record, video, index, total)
     cancel_request: Callable[[JobRecord], CancelRequest | None] = lambda record: None  # a person cancelled the job
     on_rendered: Callable[[RenderReport, float], None] = lambda report, seconds: None  # a video is done: its wall time
+    on_tasks: Callable[[list[Any]], None] = lambda tasks: None  # cluster mode: the job's render tasks (TaskProgress)
 
 
 class JobRunner:
@@ -131,7 +132,9 @@ class JobRunner:
         guard: JobGuard,
         context: RenderContext,
         owner_id: str,
+        distributor: Any = None,  # cluster mode: heygemd.cluster.dispatch.Dispatcher renders on workers
     ) -> None:
+        self.distributor = distributor
         self.config = config
         self.engine = engine
         self.lifecycle = lifecycle
@@ -296,6 +299,10 @@ class JobRunner:
         changed = changed_names(input_dir, record.inputs)
         if changed:
             return self._inputs_changed(record, changed)
+        if self.distributor is not None:
+            from heygemd.daemon.distributed import render_distributed
+
+            return render_distributed(self, record, plan, output_dir)
         try:
             audio = self.engine.prepare_audio(plan.audio)
         except EngineError as err:

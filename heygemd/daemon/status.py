@@ -49,6 +49,24 @@ class CurrentJob(BaseModel):
         self.eta_seconds = round((frames_total - frames_done) / self.fps, 1) if self.fps else None
 
 
+class WorkerTask(BaseModel):
+    """Cluster mode: one render task of the current job, on a worker (or still queued)."""
+
+    video: str
+    task_id: str
+    state: str
+    worker: str | None = None
+    stage: str | None = None
+    frames_done: int | None = None
+    frames_total: int | None = None
+    percent: float | None = None
+
+    def describe(self) -> str:
+        where = self.worker or "queued"
+        percent = f" {self.percent:.0f}%" if self.percent is not None else ""
+        return f"{self.video} on {where}{percent}"
+
+
 class WaitingJob(BaseModel):
     """A claimed job that waits before its next try: why, and until when."""
 
@@ -91,6 +109,8 @@ class ServiceStatus(BaseModel):
     )
     current: CurrentJob | None = None
     engine: EngineInfo | None = None
+    cluster: bool = Field(False, description="cluster mode: the videos render on `heygemd worker` processes")
+    tasks: list[WorkerTask] = Field(default_factory=list, description="cluster mode: the current job's render tasks")
 
     @property
     def ready(self) -> bool:
@@ -110,6 +130,8 @@ class ServiceStatus(BaseModel):
             percent = f" {job.percent:.0f}%" if job.percent is not None else ""
             stage = f" ({job.stage})" if job.stage and job.stage is not ProgressStage.RENDER else ""
             paused = ", paused: no new jobs after it" if self.paused else ""
+            if self.tasks:
+                where = "; ".join(task.describe() for task in self.tasks)
             return f"{prefix}job {job.job}: {where}{percent}{stage}; {len(self.queued)} queued{self._disk_note()}{paused}"
         waiting = f", {len(self.waiting_jobs)} waiting to retry" if self.waiting_jobs else ""
         if self.waiting_for_disk and self.state in (IDLE, WAITING_FOR_DISK):

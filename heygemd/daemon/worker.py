@@ -115,6 +115,7 @@ class Service:
         self.rendering = False
         self._grace_timer: threading.Timer | None = None
         self.engine = None  # heygemd.engine.LipSyncEngine, imported lazily (torch)
+        self.distributor = None  # cluster mode (cluster.broker_url): heygemd.cluster.dispatch.Dispatcher
         self.queue: list[_Queued] = []
         self._claim_retry_after: dict[str, float] = {}
         self._last_progress_status = 0.0
@@ -171,8 +172,9 @@ class Service:
     def _runner(self) -> JobRunner:
         assert self.engine is not None
         context = RenderContext(self.signals.stop_requested, self.cancel_render, self._on_progress, self._on_video,
-                                self._cancel_request, self._on_rendered)
-        return JobRunner(self.config, self.engine, self.lifecycle, self.dest, _LeaseGuard(self), context, self.owner.id)
+                                self._cancel_request, self._on_rendered, self._on_tasks)
+        return JobRunner(self.config, self.engine, self.lifecycle, self.dest, _LeaseGuard(self), context, self.owner.id,
+                         self.distributor)
 
     # ------------------------------------------------------------------ the service
 
@@ -211,6 +213,11 @@ class Service:
             self._set_state("stopped: engine cannot start")
             return ExitCode.MISSING_WEIGHTS
         self._describe_engine()
+        if self.config.cluster.broker_url is not None:
+            from heygemd.cluster.coordinator import become_coordinator
+
+            if not become_coordinator(self):
+                return ExitCode.OK  # stopped while standing by
 
         self._clean_leftovers()  # only now, under the service lock: no live service of this state folder writes them
         self.webhooks.start()
@@ -519,6 +526,11 @@ class Service:
         )
         self.rendering = True
         self._set_state("working")
+
+    def _on_tasks(self, tasks: list) -> None:
+        from heygemd.cluster.coordinator import show_tasks
+
+        show_tasks(self, tasks)
 
     def _on_rendered(self, report: RenderReport, seconds: float) -> None:
         assert self.metrics is not None

@@ -291,3 +291,15 @@ def samba(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
         smbclient.reset_connection_cache()
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One real redis-server for the session (redis_server.py), on a free loopback port, stopped by its PID."""
+    from redis_server import RedisServer, redis_binary
+
+    server = RedisServer(tmp_path_factory.mktemp("redis"), redis_binary()).start()
+    try:
+        yield server
+    finally:
+        server.stop()

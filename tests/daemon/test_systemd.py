@@ -22,7 +22,8 @@ def unit_text(name: str) -> str:
 
 @pytest.mark.skipif(ANALYZE is None, reason="systemd-analyze is not installed")
 @pytest.mark.parametrize(("name", "instance"), [("heygemd.service", "heygemd.service"), ("heygemd@.service", "heygemd@1.service"),
-                                              ("heygemd-web.service", "heygemd-web.service")])
+                                              ("heygemd-web.service", "heygemd-web.service"),
+                                              ("heygemd-worker@.service", "heygemd-worker@1.service")])
 def test_units_verify(tmp_path, name, instance):
     # verify checks that ExecStart exists: point it at this checkout's entry point instead of /opt.
     here = Path(sys.executable).with_name("heygemd")

@@ -1,0 +1,229 @@
+"""The coordinator's side: one render task per pending video, followed until each has ended.
+
+Every task id is journaled before it is sent, so a restarted coordinator re-attaches to the tasks in
+flight. A task is given up on, and its video enqueued again under a new id, when its hash is gone (Redis
+restarted without persistence, or the message was lost) or its worker's heartbeat key expired (the
+worker died); the old id's hash is deleted first, so a late or redelivered copy of it renders nothing.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis
+import structlog
+
+from heygemd.cluster.app import make_app, redact
+from heygemd.cluster.protocol import TASK_NAME, RenderTask, TaskState, TaskView
+from heygemd.cluster.store import TaskStore
+from heygemd.codes import ErrorCode, Failure
+from heygemd.daemon.config import ClusterConfig
+from heygemd.daemon.contract import PlannedVideo
+from heygemd.daemon.journal import JobRecord, VideoRecord
+from heygemd.daemon.reports import VideoStatus
+from heygemd.engine import RenderReport
+
+TASKS_FOLDER = "tasks"  # work/<job-id>/tasks/<task-id>/: each task's output, adopted by the coordinator with one rename
+MAX_TASK_ATTEMPTS = 5  # a video whose workers keep dying (out of memory, a crash) fails instead of looping
+CANCEL_WAIT_SECONDS = 30.0  # how long a cancel waits for the started renders to stop
+
+
+@dataclass(frozen=True)
+class TaskOutcome:
+    video: VideoRecord
+    task_id: str
+    view: TaskView
+    output: Path  # the finished .mp4 in the task's folder (DONE)
+
+    @property
+    def report(self) -> RenderReport | None:
+        return self.view.report if self.view.state is TaskState.DONE else None
+
+    @property
+    def failure(self) -> Failure | None:
+        return self.view.failure
+
+    @property
+    def seconds(self) -> float:
+        return self.view.seconds or 0.0
+
+
+@dataclass(frozen=True)
+class GivenUp:
+    """A video failed without a render of its own (its workers kept dying)."""
+
+    video: VideoRecord
+    failure: Failure
+
+
+@dataclass(frozen=True)
+class TaskProgress:
+    """One task as `heygemd status` shows it."""
+
+    task_id: str
+    video: str
+    state: TaskState
+    worker: str | None
+    stage: str | None
+    frames_done: int | None
+    frames_total: int | None
+
+
+class Stop:
+    """What the job's follower is asked to do meanwhile (the runner's RenderContext, seen from here)."""
+
+    def __init__(self, stop: Callable[[], bool], cancel: Callable[[], bool]) -> None:
+        self.stop = stop
+        self.cancel = cancel
+
+
+class Dispatcher:
+    def __init__(self, config: ClusterConfig) -> None:
+        assert config.broker_url is not None
+        url = config.broker_url.get_secret_value()
+        self.config = config
+        self.broker = redact(url)
+        self.app = make_app(url, config.queue)
+        self.store = TaskStore.connect(url)
+        self.log = structlog.get_logger("heygemd.cluster")
+        self.tasks: dict[str, TaskProgress] = {}  # the current job's tasks, for the status
+
+    # -------------------------------------------------------------- one job
+
+    def render(self, record: JobRecord, planned: dict[str, PlannedVideo], audio: Path, job_dir: Path,
+               enqueued: Callable[[VideoRecord, str], None], asked: Stop,
+               on_tasks: Callable[[list[TaskProgress]], None]) -> Iterator[TaskOutcome | GivenUp]:
+        """Yield each pending video's outcome as it ends."""
+        active: dict[str, VideoRecord] = {}
+        missing_since: dict[str, float] = {}
+        for video in record.videos:
+            if video.status is VideoStatus.PENDING:
+                if video.task_id is None:
+                    self._enqueue(record, video, planned, audio, job_dir, enqueued)
+                else:
+                    self.log.info("re-attached to a render task in flight", video=video.template, task_id=video.task_id)
+                if video.task_id is not None:
+                    active[video.task_id] = video
+        broker_down = False
+        while active:
+            if asked.cancel():
+                self._cancel(active)
+                return
+            if asked.stop():
+                self.log.info("stopping; the render tasks go on, and are re-attached to at the next start",
+                              tasks=len(active))
+                return
+            try:
+                yield from self._look(record, active, missing_since, planned, audio, job_dir, enqueued)
+                if broker_down:
+                    self.log.info("the broker answers again", broker=self.broker)
+                    broker_down = False
+            except redis.RedisError as err:
+                if not broker_down:
+                    self.log.warning("the broker does not answer; waiting for it", broker=self.broker,
+                                     error=type(err).__name__)
+                broker_down = True
+            on_tasks(list(self.tasks.values()))
+            time.sleep(self.config.poll_seconds)
+        self.tasks.clear()
+        on_tasks([])
+
+    def _look(self, record: JobRecord, active: dict[str, VideoRecord], missing_since: dict[str, float],
+              planned: dict[str, PlannedVideo], audio: Path, job_dir: Path,
+              enqueued: Callable[[VideoRecord, str], None]) -> Iterator[TaskOutcome | GivenUp]:
+        now = time.monotonic()
+        for task_id, video in list(active.items()):
+            view = self.store.read(task_id)
+            lost = None
+            if view is None:
+                lost = "its state is gone from the broker (Redis restarted?)"
+            elif view.state is TaskState.STARTED and not self.store.alive(task_id):
+                first = missing_since.setdefault(task_id, now)
+                if now - first >= self.config.heartbeat_seconds:
+                    lost = f"its worker ({view.worker}) stopped beating"
+            elif view.state is TaskState.DONE and not _output(job_dir, task_id, video).exists():
+                lost = "its output is gone (adopted before a restart?)"
+            elif view.state is TaskState.STARTED:
+                missing_since.pop(task_id, None)
+            if view is not None:
+                self.tasks[task_id] = TaskProgress(task_id, video.template, view.state, view.worker, view.stage,
+                                                   view.frames_done, view.frames_total)
+            if lost is not None:
+                del active[task_id]
+                self.tasks.pop(task_id, None)
+                missing_since.pop(task_id, None)
+                self.store.forget(task_id)
+                self.log.warning("render task lost; the video is enqueued again", video=video.template,
+                                 task_id=task_id, why=lost, attempts=video.task_attempts)
+                if video.task_attempts >= MAX_TASK_ATTEMPTS:
+                    video.task_id = None
+                    yield GivenUp(video, Failure(
+                        code=ErrorCode.SERVICE_CRASHED, reason=f"{video.template}: {video.task_attempts} workers "
+                        "stopped while rendering it (out of memory, or a crash); it was set aside."))
+                    continue
+                self._enqueue(record, video, planned, audio, job_dir, enqueued)
+                assert video.task_id is not None
+                active[video.task_id] = video
+                continue
+            if view is not None and view.state in (TaskState.DONE, TaskState.FAILED, TaskState.CANCELLED):
+                del active[task_id]
+                self.tasks.pop(task_id, None)
+                yield TaskOutcome(video, task_id, view, _output(job_dir, task_id, video))
+
+    def _enqueue(self, record: JobRecord, video: VideoRecord, planned: dict[str, PlannedVideo], audio: Path,
+                 job_dir: Path, enqueued: Callable[[VideoRecord, str], None]) -> None:
+        task_id = uuid.uuid4().hex
+        enqueued(video, task_id)  # journaled first: a crash right after still knows the task
+        plan = planned[video.template]
+        task = RenderTask(task_id=task_id, job_id=record.job_id, job=record.name, template=video.template,
+                          audio=str(audio), video=str(plan.source), output=str(_output(job_dir, task_id, video)),
+                          options=plan.options)
+        try:
+            self.store.create(task_id)
+            self.app.send_task(TASK_NAME, args=[task.model_dump(mode="json")], task_id=task_id)
+        except Exception as err:  # the broker is away: the hash is missing, so the follower enqueues it again
+            self.log.warning("cannot enqueue the render task now; tried again", video=video.template,
+                             error=type(err).__name__)
+            return
+        self.log.info("render task enqueued", video=video.template, task_id=task_id)
+
+    def _cancel(self, active: dict[str, VideoRecord]) -> None:
+        """Revoke every task of the job and flag it: a started render stops at its worker's next heartbeat."""
+        for task_id in active:
+            try:
+                self.store.cancel(task_id)
+                self.app.control.revoke(task_id)
+            except Exception as err:
+                self.log.warning("cannot cancel a render task", task_id=task_id, error=type(err).__name__)
+        deadline = time.monotonic() + CANCEL_WAIT_SECONDS
+        while time.monotonic() < deadline:
+            try:
+                views = {task_id: self.store.read(task_id) for task_id in active}
+            except redis.RedisError:
+                break
+            if all(view is None or view.state is not TaskState.STARTED for view in views.values()):
+                break
+            time.sleep(self.config.poll_seconds)
+        self.forget_all(active)
+        self.tasks.clear()
+
+    def forget_all(self, active: dict[str, VideoRecord]) -> None:
+        for task_id in active:
+            try:
+                self.store.forget(task_id)
+            except redis.RedisError:
+                pass
+
+    def forget(self, task_id: str) -> None:
+        try:
+            self.store.forget(task_id)
+        except redis.RedisError:
+            pass  # it expires on its own
+
+
+def _output(job_dir: Path, task_id: str, video: VideoRecord) -> Path:
+    return job_dir / TASKS_FOLDER / task_id / f"{video.output_stem}.mp4"

@@ -1,0 +1,181 @@
+"""`heygemd worker`: a Celery worker with a warm engine that renders one template video per task.
+
+Solo pool: the render runs in the worker's own process (CUDA does not survive fork) and one video at
+a time. The task's hash in Redis (store.py) says who renders it, how far it is, and how it ended; a
+heartbeat key, refreshed every third of ``cluster.heartbeat_seconds``, says that the worker lives.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from heygemd.atomic import fsync_file
+from heygemd.cluster.app import make_app, redact
+from heygemd.cluster.paths import PathMap
+from heygemd.cluster.protocol import TASK_NAME, RenderTask, TaskState
+from heygemd.cluster.store import TaskStore
+from heygemd.codes import ErrorCode, Failure, failure_from_os_error
+from heygemd.daemon.config import ConfigError, HeygemdConfig, LogConfig, load_config
+from heygemd.daemon.logs import configure_logging, get_logger
+from heygemd.daemon.supervise import RenderHung, RenderStalled, StallWatch
+from heygemd.engine import EngineError, RenderCancelled, RenderProgress
+from heygemd.exitcodes import ExitCode
+
+PROGRESS_INTERVAL_SECONDS = 0.5
+
+
+class VideoRenderer:
+    """The task's body, around a warm engine (heygemd.engine.LipSyncEngine)."""
+
+    def __init__(self, engine: Any, store: TaskStore, config: HeygemdConfig, name: str) -> None:
+        self.engine = engine
+        self.store = store
+        self.name = name
+        self.heartbeat_seconds = config.cluster.heartbeat_seconds
+        self.paths = PathMap(config.cluster.path_map)
+        stall = config.service.stall_seconds
+        self.stall_watch = StallWatch(stall, grace_seconds=max(30.0, stall / 2))
+        self.log = get_logger("heygemd.worker")
+
+    def run(self, task: RenderTask) -> dict[str, Any]:
+        log = self.log.bind(job=task.job, video=task.template, task_id=task.task_id)
+        if not self.store.start(task.task_id, self.name):
+            log.info("task skipped: already started elsewhere, or given up on by the coordinator")
+            return {"skipped": True}
+        cancel = threading.Event()
+        ended = threading.Event()
+        beating = threading.Thread(target=self._beat, args=(task.task_id, cancel, ended), daemon=True)
+        beating.start()
+        log.info("rendering")
+        started = time.monotonic()
+        try:
+            return self._render(task, cancel, log, started)
+        finally:
+            ended.set()
+            beating.join(timeout=5)
+
+    def _render(self, task: RenderTask, cancel: threading.Event, log: Any, started: float) -> dict[str, Any]:
+        output = Path(self.paths.local(task.output))
+        try:
+            output.parent.mkdir(parents=True, exist_ok=True)
+            with self.engine.prepare_audio(Path(self.paths.local(task.audio))) as audio:
+                report = self.stall_watch.run(
+                    lambda progress: self.engine.render(audio, Path(self.paths.local(task.video)), output, task.options,
+                                                        progress=progress, cancel=cancel),
+                    self._progress_writer(task.task_id), cancel)
+            fsync_file(output)
+        except RenderCancelled:
+            self.store.end(task.task_id, self.name, TaskState.CANCELLED, seconds=repr(time.monotonic() - started))
+            log.info("render cancelled")
+            return {"cancelled": True}
+        except RenderHung:
+            log.error("a render hung and could not be stopped; the worker exits (systemd restarts it)")
+            os._exit(ExitCode.RENDER_HUNG)
+        except Exception as err:  # one bad video never stops the worker
+            failure = _failure(task, err)
+            if failure.code is ErrorCode.INTERNAL:
+                log.exception("video failed with an internal error")
+            self.store.end(task.task_id, self.name, TaskState.FAILED, failure=failure.model_dump_json(),
+                           seconds=repr(time.monotonic() - started))
+            log.warning("video failed", code=failure.code.value, reason=failure.reason)
+            return {"failure": failure.model_dump(mode="json")}
+        seconds = time.monotonic() - started
+        self.store.end(task.task_id, self.name, TaskState.DONE, report=report.model_dump_json(), seconds=repr(seconds))
+        log.info("video done", seconds=round(seconds, 3))
+        return {"worker": self.name, "seconds": seconds, "report": report.model_dump(mode="json")}
+
+    def _progress_writer(self, task_id: str):
+        last = [0.0]
+
+        def write(progress: RenderProgress) -> None:
+            now = time.monotonic()
+            if now - last[0] < PROGRESS_INTERVAL_SECONDS and progress.frames_done < progress.frames_total:
+                return
+            last[0] = now
+            try:
+                self.store.update(task_id, self.name, stage=str(progress.stage), frames_done=progress.frames_done,
+                                  frames_total=progress.frames_total)
+            except Exception:  # progress is only a view: a broker gone for a moment never stops a render
+                pass
+
+        return write
+
+    def _beat(self, task_id: str, cancel: threading.Event, ended: threading.Event) -> None:
+        while True:
+            try:
+                if self.store.beat(task_id, self.name, self.heartbeat_seconds):
+                    cancel.set()
+            except Exception as err:  # Redis restarting: the coordinator re-enqueues; this render goes on meanwhile
+                self.log.warning("cannot refresh the task's heartbeat", error=type(err).__name__)
+            if ended.wait(self.heartbeat_seconds / 3):
+                return
+
+
+def _failure(task: RenderTask, err: Exception) -> Failure:
+    if isinstance(err, EngineError):
+        return err.failure()
+    if isinstance(err, RenderStalled):
+        return Failure(code=ErrorCode.RENDER_STALLED, reason=f"{task.template}: the render made no progress ({err}) and was stopped.")
+    if isinstance(err, OSError):
+        return failure_from_os_error(err, f"rendering {task.template}")
+    if isinstance(err, MemoryError) or type(err).__name__ == "OutOfMemoryError":
+        return Failure(code=ErrorCode.OUT_OF_MEMORY, reason=f"{task.template}: the machine ran out of memory.")
+    return Failure(code=ErrorCode.INTERNAL,
+                   reason=f"{task.template}: internal error while rendering ({type(err).__name__}: {err})")
+
+
+def _keep_our_logging(**kwargs: Any) -> None:
+    return None
+
+
+def worker_name(device: str | None) -> str:
+    return f"{socket.gethostname()}/{device or 'cpu'}/{os.getpid()}"
+
+
+def run_worker(explicit_config: Path | None, device: str | None) -> int:
+    try:
+        config = load_config(explicit_config).config
+    except ConfigError as err:
+        configure_logging(LogConfig())
+        get_logger("heygemd.worker").error("configuration error", error=str(err))
+        return ExitCode.CONFIG
+    configure_logging(config.log)
+    log = get_logger("heygemd.worker")
+    if config.cluster.broker_url is None:
+        log.error("heygemd worker needs cluster.broker_url (redis://host:port/db) in the configuration")
+        return ExitCode.CONFIG
+    url = config.cluster.broker_url.get_secret_value()
+    settings = config.engine if device is None else config.engine.model_copy(update={"device": device})
+    name = worker_name(settings.device if device else None)
+    log.info("heygemd worker starting", worker=name, broker=redact(url), queue=config.cluster.queue,
+             dry_run=settings.dry_run, device=settings.device)
+    from heygemd.engine import LipSyncEngine  # torch is imported here, once
+
+    if settings.face_cache_dir is None:
+        settings = settings.model_copy(update={"face_cache_dir": config.paths.state / "face-tracks"})
+    try:
+        engine = LipSyncEngine(settings)
+    except EngineError as err:
+        log.error("the engine cannot start", error=str(err))
+        return ExitCode.MISSING_WEIGHTS
+    renderer = VideoRenderer(engine, TaskStore.connect(url), config, name)
+    app = make_app(url, config.cluster.queue)
+
+    @app.task(name=TASK_NAME, bind=True)
+    def render_video(self: Any, payload: dict[str, Any]) -> dict[str, Any]:
+        return renderer.run(RenderTask.model_validate(payload))
+
+    from celery.signals import setup_logging
+
+    setup_logging.connect(_keep_our_logging, weak=False)  # a receiver here: Celery leaves logging as configured
+    log.info("ready", worker=name)
+    worker = app.Worker(pool="solo", concurrency=1, hostname=f"heygemd@{name.replace('/', '-')}",
+                        queues=[config.cluster.queue], quiet=True, without_mingle=True, without_gossip=True,
+                        loglevel="WARNING")
+    worker.start()
+    return int(worker.exitcode or 0)
