@@ -293,12 +293,15 @@ class Service:
 
     def _on_scan(self, scan: InboxScan) -> None:
         """From the arrivals thread: keep the status's view of the inbox current, also while rendering."""
-        self.status.arriving = list(scan.waiting)
-        self.status.waiting_for = {folder.name: folder.reason for folder in scan.arriving}
-        self.status.queued = [item.record.name for item in self.queue] + [folder.name for folder in scan.ready]
+        self._show_inbox(scan)
         if not self.rendering and not scan.ready and not scan.abandoned:
             self.status_file.write(self.status, force=False)
             self._publish_gauges()
+
+    def _show_inbox(self, scan: InboxScan) -> None:
+        self.status.arriving = list(scan.waiting)
+        self.status.waiting_for = {folder.name: folder.reason for folder in scan.arriving}
+        self.status.queued = [item.record.name for item in self.queue] + [folder.name for folder in scan.ready]
 
     def _take_abandoned(self, scan: InboxScan) -> bool:
         for folder in scan.abandoned:
@@ -331,6 +334,7 @@ class Service:
             self._claim_retry_after[name] = time.monotonic() + CLAIM_RETRY_SECONDS
             return None
         self.arrivals.claimed(name)
+        self._show_inbox(self.arrivals.latest())  # not queued any more, even before the next scan
         self._claim_retry_after.pop(name, None)
         if record is not None:
             self.keeper.hold(self.work.job_dir(record.job_id), name)

@@ -59,7 +59,6 @@ from heygemd.engine.report import (
     Stage,
     VideoInput,
 )
-from heygemd.engine.restore import FaceRestorer
 from heygemd.engine.schedule import Segment, schedule
 from heygemd.engine.settings import Box, Encoder, EngineSettings, RenderOptions, RestorerKind
 from heygemd.engine.snapshot import AudioSnapshot, take_snapshot

@@ -36,6 +36,7 @@ from heygemd.daemon.reports import (
     utc_now,
 )
 from heygemd.daemon.status import CurrentJob, ServiceStatus, StatusFile
+from heygemd.engine import EngineInfo
 from heygemd.metrics import Metrics, write_metrics
 from heygemd.web.app import create_app
 from heygemd.web.settings import WebSettings
@@ -132,7 +133,8 @@ def quarantine_job(site: Site, name: str = "broken") -> None:
 
 
 def running_status(site: Site, **values) -> None:
-    StatusFile(site.state).write(ServiceStatus(**{"state": "idle", "engine": {"device": "cpu"}, **values}))
+    engine = EngineInfo(heygemd_version="test", device="cpu", batch_size=32, encoder="libx264")
+    StatusFile(site.state).write(ServiceStatus(**{"state": "idle", "engine": engine, **values}))
 
 
 # ---------------------------------------------------------------------------- files
