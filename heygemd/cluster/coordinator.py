@@ -17,7 +17,7 @@ def become_coordinator(service: Any) -> bool:
     """Wait as a standby until this process holds the queue's coordinator lock; False if stopped meanwhile."""
     dispatcher = Dispatcher(service.config.cluster)
     cluster = service.config.cluster
-    lock = CoordinatorLock(dispatcher.store.client, cluster.queue, service.owner.id, cluster.coordinator_lock_seconds)
+    lock = CoordinatorLock(dispatcher.store.client, cluster.queue, service.service_id, cluster.coordinator_lock_seconds)
 
     def standby(holder: str | None) -> None:
         service.log.info("another coordinator serves this queue; standing by", holder=holder, queue=cluster.queue)

@@ -255,7 +255,7 @@ def _status(args: argparse.Namespace) -> int:
         age = (datetime.now(UTC) - status.updated_at).total_seconds()
         print(f"running    pid {status.pid} on {status.host}, since {status.started_at:%Y-%m-%d %H:%M:%S} UTC")
         if status.owner:
-            print(f"owner      {status.owner} (the name on its jobs' leases in the work folder)")
+            print(f"owner      {status.owner} (this process; in cluster mode, the coordinator lock's holder)")
         print(f"state      {status.summary()} (updated {age:.0f} s ago)")
         if status.inbox_missing:
             print(f"inbox      {status.inbox} is MISSING (share unmounted?); the service waits for it")

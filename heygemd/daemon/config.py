@@ -25,6 +25,7 @@ from pydantic import (
     SecretStr,
     StringConstraints,
     ValidationError,
+    model_validator,
 )
 from pydantic_settings import (
     BaseSettings,
@@ -151,6 +152,9 @@ class LimitsConfig(_Section):
     )
 
 
+RETIRED_SERVICE_KEYS = frozenset({"lease_seconds"})  # the lease protocol, replaced by cluster mode (issue 11)
+
+
 class ServiceConfig(_Section):
     """The long-running process."""
 
@@ -173,12 +177,14 @@ class ServiceConfig(_Section):
         120.0, gt=0, description="a render that reports no progress this long (a stalled share, a hung GPU) is "
         "cancelled and retried; keep it below the unit's WatchdogSec"
     )
-    lease_seconds: float = Field(
-        60.0,
-        ge=1,
-        description="services sharing the work folder take over a claimed job whose holder has not renewed its "
-        "lease this long (it renews every lease_seconds/6 while it runs)",
-    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_retired_keys(cls, data: Any) -> Any:
+        # Configs copied from an older shipped heygemd.toml still start (the key did nothing since).
+        if isinstance(data, dict):
+            return {key: value for key, value in data.items() if key not in RETIRED_SERVICE_KEYS}
+        return data
 
 
 class ClusterConfig(_Section):
@@ -277,7 +283,7 @@ class WebConfig(_Section):
         "variable); unset: no sign-in; never logged"
     )
     state_folders: list[Path] = Field(
-        default_factory=list, description="state folders of the services to show (several heygemd@N instances); "
+        default_factory=list, description="state folders of the services to show (several heygemd services on this host); "
         "empty: paths.state, and each folder in it that a service uses (state/gpu0, state/gpu1...)"
     )
     public_url: str | None = Field(

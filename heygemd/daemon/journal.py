@@ -5,15 +5,13 @@ so after a crash at any moment the record says which steps may have happened; ev
 of the worker is written to be safe to repeat. Finished jobs leave a line in history.jsonl:
 exactly one, even when the service is killed while finishing (``mark_done``, then ``remove``;
 ``recover_finished`` at start-up).
-Each save is also mirrored beside the job in the shared work area (takeover.RecordMirror), so
-that another service can finish the job if this one dies.
+The journal is this service's own (its state folder): only this service, restarted, finishes its jobs.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
@@ -94,12 +92,9 @@ class JobRecord(BaseModel):
     # Set while this service works on the job; found set at start-up, it means the service died working on it.
     working_since: datetime | None = None
     crashes: int = 0
-    # Several services share the work area: who holds the job now, who held it before (taken over from),
-    # the folder under work/<job-id>/ holding the finished videos, and a count of saves (newest copy wins).
-    owner: str | None = None
-    previous_owners: list[str] = Field(default_factory=list)
-    results_dir: str = "output"  # claim.RESULTS_PREFIX alone: the layout of an older heygemd
-    revision: int = 0
+    # The folder under work/<job-id>/ holding the finished videos: claim.RESULTS_FOLDER; records of a heygemd
+    # that still had leases name output-<owner>, so a job claimed before an upgrade is resumed where it was.
+    results_dir: str = "output"  # claim.RESULTS_FOLDER
 
 
 class HistoryEntry(BaseModel):
@@ -135,17 +130,13 @@ def history_entry(record: JobRecord) -> HistoryEntry:
 
 
 class Journal:
-    def __init__(self, state_dir: Path, history_size: int = 50, mirror: Callable[[JobRecord], None] | None = None) -> None:
+    def __init__(self, state_dir: Path, history_size: int = 50) -> None:
         self.jobs_dir = state_dir / "jobs"
         self.history_file = state_dir / "history.jsonl"
         self.history_size = history_size
-        self.mirror = mirror  # also writes the record beside the job on the share (takeover.RecordMirror)
 
     def save(self, record: JobRecord) -> None:
-        record.revision += 1
         write_atomic(self.jobs_dir / f"{record.job_id}.json", record.model_dump_json(indent=2) + "\n")
-        if self.mirror is not None:
-            self.mirror(record)
 
     def remove(self, job_id: str) -> None:
         (self.jobs_dir / f"{job_id}.json").unlink(missing_ok=True)

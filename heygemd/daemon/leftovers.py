@@ -21,7 +21,7 @@ def service_folders(paths: PathsConfig, work: WorkArea, extra: Iterable[Path | N
     folders = [paths.outbox, paths.quarantine, paths.archive, paths.state, *(folder for folder in extra if folder is not None)]
     for job_dir in _folders_in(work.root):
         folders.append(job_dir)
-        folders += _folders_in(job_dir)  # input/ (error.json), failed/ (the audio copy), output-<owner>/
+        folders += _folders_in(job_dir)  # input/ (error.json), failed/ (the audio copy), output/ (output-<owner>/ of an older heygemd)
     return folders
 
 

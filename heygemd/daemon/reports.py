@@ -74,10 +74,6 @@ class JobReport(BaseModel):
     warnings: list[str] = Field(default_factory=list)
     engine: EngineInfo | None = Field(None, description="device, checkpoint (path, sha256, name), detector...")
     host: str = Field(default_factory=host_name)
-    finished_by: str | None = Field(None, description="the service process that published the job (host-pid-start id)")
-    taken_over_from: list[str] = Field(
-        default_factory=list, description="service processes that held the job before and stopped (crash, kill, restart)"
-    )
     heygemd_version: str = __version__
 
 

@@ -81,17 +81,6 @@ class RenderEngine(Protocol):
     ) -> RenderReport: ...
 
 
-class JobGuard(Protocol):
-    """Whether this service still holds the job (lease.py): ``check`` is cheap, ``confirm`` asks the share,
-    ``commit`` makes the job this service's to publish. Each raises when the job was taken over."""
-
-    def check(self, record: JobRecord) -> None: ...
-
-    def confirm(self, record: JobRecord) -> None: ...
-
-    def commit(self, record: JobRecord) -> None: ...
-
-
 class StepKind(StrEnum):
     DONE = "done"  # published or quarantined
     RETRY = "retry"  # waits until ``retry_at`` (a transient failure, inputs settling)
@@ -129,9 +118,7 @@ class JobRunner:
         engine: RenderEngine,
         lifecycle: Lifecycle,
         dest: Destinations,
-        guard: JobGuard,
         context: RenderContext,
-        owner_id: str,
         distributor: Any = None,  # cluster mode: heygemd.cluster.dispatch.Dispatcher renders on workers
     ) -> None:
         self.distributor = distributor
@@ -140,16 +127,14 @@ class JobRunner:
         self.lifecycle = lifecycle
         self.dest = dest
         self.work: WorkArea = dest.work
-        self.guard = guard
         self.context = context
-        self.owner_id = owner_id
         self.log = structlog.get_logger("heygemd.daemon")
         self.stall_watch = StallWatch(config.service.stall_seconds, grace_seconds=max(30.0, config.service.stall_seconds / 2))
 
     # -------------------------------------------------------------- the job
 
     def work_on(self, record: JobRecord) -> Step:
-        """Take the job as far as it goes now. Lease errors propagate (the caller drops the job)."""
+        """Take the job as far as it goes now."""
         self.lifecycle.begin(record)
         self._cancel_if_asked(record)
         step = self._steps(record)
@@ -276,9 +261,8 @@ class JobRunner:
         except ContractViolation as violation:  # the folder changed under us: treat as if it failed the first time
             self.lifecycle.fail_job(record, violation.failure())
             return None
-        self.guard.check(record)
         output_dir = self.work.results_dir(record)
-        output_dir.mkdir(exist_ok=True)  # not parents: a job folder another service removed is not made again
+        output_dir.mkdir(exist_ok=True)  # not parents: a job folder removed meanwhile is not made again
         finished = {name for video in record.videos if video.status is VideoStatus.OK for name in result_names(video)}
         keep_only(output_dir, finished)  # drop what a killed render left behind
         for video in record.videos:
@@ -322,7 +306,6 @@ class JobRunner:
             if self.context.stop_requested.is_set():
                 self.log.info("stopping before the next video; the job resumes at the next start", video=video.template)
                 return STOPPED
-            self.guard.check(record)
             changed = changed_names(input_dir, record.inputs)
             if changed:
                 return self._inputs_changed(record, changed)
@@ -356,7 +339,6 @@ class JobRunner:
             self.lifecycle.video_transient(record, video, failure)
             raise
         except RenderCancelled:
-            self.guard.check(record)  # cancelled because the job was taken over: LeaseLost
             if self._cancel_if_asked(record):
                 return None
             log.warning("render abandoned for the stop; it starts again when the service restarts")
@@ -413,7 +395,6 @@ class JobRunner:
     # -------------------------------------------------------------- publishing
 
     def _publish(self, record: JobRecord) -> None:
-        self.guard.commit(record)
         ok = [video for video in record.videos if video.status is VideoStatus.OK]
         if record.failure is not None or not ok:
             self._publish_failure(record)
@@ -431,7 +412,6 @@ class JobRunner:
             )
         self.lifecycle.concluded(record, JobStatus.FAILED, failure)
         error = ErrorReport.of(record.name, record.job_id, failure, failed_videos=failed)
-        self.guard.confirm(record)
         target = quarantine_whole_job(record, error, self.dest, self.lifecycle.journal)
         self.log.warning("job quarantined", code=failure.code.value, reason=failure.reason, quarantine=str(target))
 
@@ -439,7 +419,6 @@ class JobRunner:
         failed = [video for video in record.videos if video.status is VideoStatus.FAILED]
         self.lifecycle.concluded(record, JobStatus.PARTIAL if failed else JobStatus.OK)
         if failed:
-            self.guard.confirm(record)
             quarantined = quarantine_failed_videos(record, self.dest, self.lifecycle.journal)
             self.log.warning("failed templates quarantined", templates=[video.template for video in failed],
                              quarantine=str(quarantined))
@@ -448,16 +427,14 @@ class JobRunner:
             keep_only(output_dir, {name for video in ok for name in result_names(video)} | {JOB_REPORT})
             report = self.job_report(record)
             write_atomic(output_dir / JOB_REPORT, report.model_dump_json(indent=2) + "\n")
-            for video in ok:  # a video taken over from another service (or an older heygemd) comes without one
+            for video in ok:  # a video rendered by an older heygemd comes without one
                 if not (output_dir / thumbnail_name(video.output_stem)).exists():
                     make_thumbnail(output_dir / f"{video.output_stem}.mp4", output_dir / thumbnail_name(video.output_stem),
                                    video.output_duration_s)
             write_result_page(output_dir, report)  # inside the folder: it appears in the outbox with the results
-        self.guard.confirm(record)
         published = publish_outbox_folder(record, self.dest, self.lifecycle.journal)
         if self.config.outputs.zip_bundle:
             write_zip_bundle(record, self.dest, self.lifecycle.journal)
-        self.guard.confirm(record)
         dispose_inputs(record, self.config.outputs.after_success, self.dest, self.lifecycle.journal)
         self.log.info("job done", status=record.status.value if record.status else None, outbox=str(published),
                       videos_ok=len(ok), videos_failed=len(failed))
@@ -493,8 +470,6 @@ class JobRunner:
             quarantine_folder=str(record.quarantine_path) if record.quarantine_path else None,
             warnings=record.warnings,
             engine=engine_info,
-            finished_by=self.owner_id,
-            taken_over_from=record.previous_owners,
         )
 
 

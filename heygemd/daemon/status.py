@@ -87,7 +87,7 @@ class WaitingJob(BaseModel):
 class ServiceStatus(BaseModel):
     pid: int = Field(default_factory=os.getpid)
     host: str = Field(default_factory=host_name)
-    owner: str = Field("", description="the name this process's leases carry in the work area (host-pid-start id)")
+    owner: str = Field("", description="this process's name (host-pid-random); in cluster mode, the holder of the coordinator lock")
     started_at: datetime = Field(default_factory=utc_now)
     updated_at: datetime = Field(default_factory=utc_now)
     state: str = "starting"  # starting, loading model, idle, paused, working, waiting for the inbox, waiting for disk space, stopping, stopped

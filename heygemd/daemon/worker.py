@@ -1,21 +1,22 @@
 """`heygemd run`: the long-running service. Reads top to bottom:
 
 start-up (logging, folders, warm engine, unfinished jobs from the journal) → READY=1 →
-loop { reload if asked; run a claimed job whose turn came; take over jobs whose holder died;
-claim the oldest ready folder the arrivals thread found; sleep until something happens } → STOPPING=1.
+loop { reload if asked; run a claimed job whose turn came; claim the oldest ready folder the arrivals
+thread found; sleep until something happens } → STOPPING=1.
 
 The steps of one job live in runner.py, its state changes in lifecycle.py, and the watching of the
-inbox (which never pauses, also while a job renders) in arrivals.py. Several services may share the
-inbox and work area: each holds its jobs with a lease (lease.py, renewed by heartbeat.py), takes over
-jobs whose lease expired (takeover.py), and publishes only after committing its lease.
+inbox (which never pauses, also while a job renders) in arrivals.py. Claimed jobs are this service's
+alone (its journal, in its state folder): a restart resumes them. Several GPUs or hosts on one inbox
+are cluster mode (heygemd/cluster/): one coordinator `heygemd run`, one `heygemd worker` per GPU.
 """
 
 from __future__ import annotations
 
-import errno
 import gc
 import json
 import os
+import re
+import secrets
 import threading
 import time
 from dataclasses import dataclass
@@ -27,7 +28,6 @@ import structlog
 from heygemd.atomic import write_atomic
 from heygemd.codes import ErrorCode, Failure
 from heygemd.control import CancelRequest, ControlState, cancel_honoured
-from heygemd.daemon import lease
 from heygemd.daemon.arrivals import Arrivals
 from heygemd.daemon.claim import OWNER_FILE, ClaimError, WorkArea, claim
 from heygemd.daemon.config import (
@@ -50,9 +50,7 @@ from heygemd.daemon.fsutil import (
     remove_tree,
     same_filesystem,
 )
-from heygemd.daemon.heartbeat import LeaseKeeper
 from heygemd.daemon.journal import JobRecord, Journal, Phase, VideoRecord
-from heygemd.daemon.lease import LeaseLost, Owner
 from heygemd.daemon.leftovers import clean_leftovers
 from heygemd.daemon.lifecycle import Lifecycle, RetryPolicy
 from heygemd.daemon.logs import configure_logging, get_logger
@@ -60,7 +58,7 @@ from heygemd.daemon.notify import Notifier
 from heygemd.daemon.openfiles import OpenFileProbe, probe_capability
 from heygemd.daemon.outputs import Destinations
 from heygemd.daemon.readiness import InboxScan, ReadinessTracker
-from heygemd.daemon.reports import utc_now
+from heygemd.daemon.reports import host_name, utc_now
 from heygemd.daemon.retention import RetentionClock, apply_retention
 from heygemd.daemon.runner import JobRunner, RenderContext, StepKind
 from heygemd.daemon.servicelock import ServiceLock, ServiceLockHeld
@@ -77,7 +75,6 @@ from heygemd.daemon.status import (
     WaitingJob,
 )
 from heygemd.daemon.supervise import RenderHung
-from heygemd.daemon.takeover import RecordMirror, Takeover
 from heygemd.daemon.webhooks import WebhookSender
 from heygemd.engine import (
     CheckpointError,
@@ -119,11 +116,10 @@ class Service:
         self.queue: list[_Queued] = []
         self._claim_retry_after: dict[str, float] = {}
         self._last_progress_status = 0.0
-        self.owner = Owner.current(loaded.config.paths.state)
-        self.keeper = LeaseKeeper(self.owner, self.config.service.lease_seconds)
+        self.service_id = service_id()
         self.retention_clock = RetentionClock()
         self.started_at = time.time()
-        self.status = ServiceStatus(config_file=str(self.config_source) if self.config_source else None, owner=self.owner.id)
+        self.status = ServiceStatus(config_file=str(self.config_source) if self.config_source else None, owner=self.service_id)
         self.controls = ControlReader(loaded.config.paths.state)
         self.cancels = CancelSorter()
         self.metrics: MetricsRecorder | None = None  # made once the state folder is known to be writable
@@ -138,13 +134,11 @@ class Service:
         self.inbox = paths.inbox
         self.work = WorkArea(paths.work)
         self.dest = Destinations(paths, self.work)
-        self.journal = Journal(paths.state, service.history_size, mirror=RecordMirror(self.work, self.owner))
+        self.journal = Journal(paths.state, service.history_size, )
         policy = RetryPolicy(service.retry_attempts, service.retry_budget_seconds, service.retry_first_delay_seconds,
                              service.retry_max_delay_seconds)
         self.lifecycle = Lifecycle(self.journal, policy, MAX_CRASHES)
         self.status_file = StatusFile(paths.state)
-        self.keeper.lease_seconds = service.lease_seconds
-        self.takeover = Takeover(self.work, self.owner, self.keeper, service.lease_seconds)
         self.disk = DiskGuard(paths, self.config.outputs, self.log)
         self.webhooks.configure(self.config.notify, self.config.web.public_url)
         if self.metrics is not None:
@@ -173,8 +167,7 @@ class Service:
         assert self.engine is not None
         context = RenderContext(self.signals.stop_requested, self.cancel_render, self._on_progress, self._on_video,
                                 self._cancel_request, self._on_rendered, self._on_tasks)
-        return JobRunner(self.config, self.engine, self.lifecycle, self.dest, _LeaseGuard(self), context, self.owner.id,
-                         self.distributor)
+        return JobRunner(self.config, self.engine, self.lifecycle, self.dest, context, self.distributor)
 
     # ------------------------------------------------------------------ the service
 
@@ -187,7 +180,7 @@ class Service:
             cwd=os.getcwd(),
             inbox=str(self.inbox),
             pid=os.getpid(),
-            owner=self.owner.id,
+            owner=self.service_id,
         )
         try:
             self.config.paths.state.mkdir(parents=True, exist_ok=True)
@@ -222,7 +215,6 @@ class Service:
         self._clean_leftovers()  # only now, under the service lock: no live service of this state folder writes them
         self.webhooks.start()
         self._recover_unfinished_jobs()
-        self.keeper.start()
         self._describe_watch()
         self.arrivals.start()
         self._set_state("idle")
@@ -237,7 +229,6 @@ class Service:
             return ExitCode.RENDER_HUNG
         finally:
             self.arrivals.stop()
-            self.keeper.stop()  # the jobs left claimed are taken over by another service once their leases expire
             self.webhooks.stop()
         self._set_state("stopped")
         self.log.info("stopped", claimed_jobs_left=len(self.journal.records()))
@@ -263,7 +254,7 @@ class Service:
             scan = self.arrivals.latest()
             self.status.inbox_missing = scan.inbox_missing
             if not self.status.paused and (
-                self._take_over_expired() or self._take_abandoned(scan) or self._take_next_ready(scan)
+                self._take_abandoned(scan) or self._take_next_ready(scan)
             ):
                 continue
             self._set_state(PAUSED if self.status.paused else WAITING_FOR_DISK if self.disk.waiting else IDLE)
@@ -272,7 +263,6 @@ class Service:
                 timeout = min(timeout, max(0.1, min(item.not_before for item in self.queue) - now))
             if scan.ready:  # a ready folder that could not be claimed yet
                 timeout = min(timeout, self.config.watch.scan_interval_seconds)
-            timeout = min(timeout, self.config.service.lease_seconds / 4)  # look at other services' leases
             self._sleep(timeout)
 
     def _sleep(self, seconds: float) -> None:
@@ -328,7 +318,7 @@ class Service:
     def _claim(self, name: str) -> JobRecord | None:
         try:
             self.dest.ensure()
-            record = claim(self.inbox, name, self.work, self.journal, self.owner)
+            record = claim(self.inbox, name, self.work, self.journal)
         except (ClaimError, OSError) as err:
             self.log.error("cannot claim the job folder; will try again later", job=name, error=str(err))
             self._claim_retry_after[name] = time.monotonic() + CLAIM_RETRY_SECONDS
@@ -337,7 +327,6 @@ class Service:
         self._show_inbox(self.arrivals.latest())  # not queued any more, even before the next scan
         self._claim_retry_after.pop(name, None)
         if record is not None:
-            self.keeper.hold(self.work.job_dir(record.job_id), name)
             self.log.info("job claimed", job=name, job_id=record.job_id)
         return record
 
@@ -386,53 +375,11 @@ class Service:
             self.log.warning("cancel request came too late: the job was already being published", job=record.name)
         cancel_honoured(self.config.paths.state, record.name, record.job_id)
 
-    # ------------------------------------------------------------------ other services' jobs
-
-    def _take_over_expired(self) -> bool:
-        """Finish a job whose holder stopped renewing its lease (killed, crashed, its machine gone)."""
-        try:
-            expired = self.takeover.expired_leases(time.monotonic())
-        except OSError as err:
-            self.log.warning("cannot look at the leases in the work folder", error=str(err))
-            return False
-        for lease_seen in expired:
-            record = self._take_over(lease_seen)
-            if record is not None:
-                self._process(record)
-                return True
-        return False
-
-    def _take_over(self, expired: lease.Lease) -> JobRecord | None:
-        with structlog.contextvars.bound_contextvars(job=str(expired.info.get("job") or expired.job_dir.name)):
-            try:
-                outcome = self.takeover.take_over(expired)
-            except OSError as err:
-                self.log.error("cannot take over a job whose holder stopped; will try again", error=str(err))
-                return None
-            if outcome.record is None:
-                self.log.info("expired lease handled; nothing left to do", reason=outcome.reason, previous_owner=expired.owner_id)
-                return None
-            record = outcome.record
-            self.queue = [item for item in self.queue if item.record.job_id != record.job_id]
-            self.log.warning(
-                "job taken over from a service that stopped renewing its lease",
-                job_id=record.job_id, previous_owner=expired.owner_id, phase=record.phase.value, lease_was=expired.kind.value,
-            )
-            self.lifecycle.note_crash(record)  # its holder died working on it
-            return record
-
     # ------------------------------------------------------------------ one job
 
     def _process(self, record: JobRecord) -> None:
         with structlog.contextvars.bound_contextvars(job=record.name):
-            try:
-                held = self._hold(record)
-            except OSError as err:
-                self.log.error("cannot reach the job's lease (share unmounted?); tried again later", error=str(err))
-                self._queue(record, time.monotonic() + CLAIM_RETRY_SECONDS)
-                return
-            if held is not None:
-                self._work_on(held)
+            self._work_on(record)
 
     def _work_on(self, record: JobRecord) -> None:
         self.status.current = CurrentJob(job=record.name, job_id=record.job_id)
@@ -440,9 +387,6 @@ class Service:
         self._set_state("working")
         try:
             step = self._runner().work_on(record)
-        except LeaseLost:
-            self._drop(record, "another service took the job over while this one was stalled")
-            return
         except RenderHung:
             self.lifecycle.pause(record)
             raise
@@ -487,41 +431,6 @@ class Service:
                            max_failures=self.config.service.retry_attempts)
             ]
 
-    # ------------------------------------------------------------------ holding a job (lease.py)
-
-    def _hold(self, record: JobRecord) -> JobRecord | None:
-        """The record to work on if this process holds the job's lease (taking it again after a restart), else None."""
-        job_dir = self.work.job_dir(record.job_id)
-        if self.keeper.holds(job_dir):
-            if not self.keeper.lost(job_dir):
-                return record
-            self._drop(record, "another service took the job over while this one was stalled")
-            return None
-        outcome = self.takeover.resume_own(record)
-        if outcome.record is None:
-            self._forget(record, outcome.reason)
-        return outcome.record
-
-    def lease_gone(self, record: JobRecord) -> bool:
-        job_dir = self.work.job_dir(record.job_id)
-        if self.keeper.lost(job_dir):
-            return True
-        try:
-            return lease.held_kind(job_dir, self.owner) is None and self.work.root.is_dir()
-        except OSError:
-            return False  # the share is unreachable: nothing is concluded
-
-    def _drop(self, record: JobRecord, reason: str) -> None:
-        """Another service has the job now: forget it here, touch nothing of it on the share."""
-        self.keeper.release(self.work.job_dir(record.job_id))
-        self.journal.remove(record.job_id)
-        self.log.warning("job lost to another service; dropped here", reason=reason, job_id=record.job_id)
-
-    def _forget(self, record: JobRecord, reason: str) -> None:
-        self.keeper.release(self.work.job_dir(record.job_id))
-        self.journal.remove(record.job_id)
-        self.log.warning("claimed job not resumed here", reason=reason, job_id=record.job_id)
-
     # ------------------------------------------------------------------ progress of the current render
 
     def _on_video(self, record: JobRecord, video: VideoRecord, index: int, total: int) -> None:
@@ -545,8 +454,6 @@ class Service:
         current = self.status.current
         if current is None:
             return
-        if self.keeper.lost(self.work.job_dir(current.job_id)):
-            self.cancel_render.set()  # another service has the job: stop spending the GPU on it
         current.advance(progress.frames_done, progress.frames_total, progress.stage)
         now = time.monotonic()
         if now - self._last_progress_status >= 1.0 or progress.frames_done >= progress.frames_total:
@@ -560,7 +467,6 @@ class Service:
         if self.lifecycle.done(record):
             self._announce(record)
         self._answer_cancel(record)
-        self.keeper.release(self.work.job_dir(record.job_id))
         remove_tree(self.work.job_dir(record.job_id))
         self.journal.remove(record.job_id)
 
@@ -606,7 +512,6 @@ class Service:
         for record in self.journal.records():
             known_ids.add(record.job_id)
             with structlog.contextvars.bound_contextvars(job=record.name):
-                # The lease is taken again when the job's turn comes (_hold): another service may have it now.
                 if self.lifecycle.note_crash(record):
                     self.log.warning("the service stopped unexpectedly while working on this job", crashes=record.crashes)
                 self.log.info("resuming a claimed job", job_id=record.job_id, phase=record.phase.value)
@@ -619,15 +524,15 @@ class Service:
         self._return_orphans(known_ids)
 
     def _return_orphans(self, known_ids: set[str]) -> None:
-        """Work folders of an older heygemd (no lease) of this service without a journal record: back to the inbox.
+        """Work folders of an older heygemd (owner.json) of this service without a journal record: back to the inbox.
 
-        Folders with a lease need no help: whoever sees the lease expire takes the job over from its record.
+        Other work folders without a record here are another service's (or a dead coordinator's on another host).
         """
         if not self.work.root.is_dir():
             return
         state = str(self.config.paths.state.resolve())
         for job_dir in sorted(self.work.root.iterdir()):
-            if job_dir.name in known_ids or not job_dir.is_dir() or lease.find_lease(job_dir) is not None:
+            if job_dir.name in known_ids or not job_dir.is_dir():
                 continue
             try:
                 owner = json.loads((job_dir / OWNER_FILE).read_text(encoding="utf-8"))
@@ -740,31 +645,6 @@ class Service:
                                 folders_arriving=len(self.status.arriving))
 
 
-class _LeaseGuard:
-    """The runner's view of the job's lease (runner.JobGuard)."""
-
-    def __init__(self, service: Service) -> None:
-        self.service = service
-
-    def check(self, record: JobRecord) -> None:
-        """Cheap, between steps: has the heartbeat found the job taken away?"""
-        if self.service.keeper.lost(self.service.work.job_dir(record.job_id)):
-            raise LeaseLost(record.job_id)
-
-    def confirm(self, record: JobRecord) -> None:
-        """On the share itself, right before a step that others must never repeat."""
-        if self.service.lease_gone(record):
-            raise LeaseLost(record.job_id)
-
-    def commit(self, record: JobRecord) -> None:
-        # The commit renames lease-<us> to publishing-<us>. A takeover renames the same file, so after a
-        # takeover this fails; after the commit, a service taking over (if we die) publishes our results folder.
-        job_dir = self.service.work.job_dir(record.job_id)
-        if not lease.commit(job_dir, self.service.owner):
-            self.confirm(record)
-            raise FileNotFoundError(errno.ENOENT, "the job's lease cannot be reached (share unmounted?)", str(job_dir))
-
-
 def _flat_engine(info: EngineInfo) -> dict[str, object]:
     checkpoint = info.checkpoint
     return {
@@ -776,6 +656,12 @@ def _flat_engine(info: EngineInfo) -> dict[str, object]:
         "checkpoint_sha256": checkpoint.sha256[:16] if checkpoint else None,
         "restorer_sha256": info.restorer.sha256[:16] if info.restorer else None,
     }
+
+
+def service_id() -> str:
+    """This process's name in logs, status and the cluster's coordinator lock: pids are reused, the random part is not."""
+    host = re.sub(r"[^A-Za-z0-9.]+", "_", host_name())[:40] or "host"
+    return f"{host}-{os.getpid()}-{secrets.token_hex(4)}"
 
 
 def run_service(explicit_config: Path | None) -> int:

@@ -52,6 +52,17 @@ def test_file_then_environment_override(tmp_path, monkeypatch):
     assert config.render.preset == "medium"  # untouched keys keep their defaults
 
 
+def test_a_config_from_the_lease_era_still_loads(tmp_path):
+    file = tmp_path / "h.toml"
+    file.write_text("[service]\nlease_seconds = 60.0\nstall_seconds = 90\n")  # the key went with the lease protocol
+    service = load_config(file).config.service
+    assert service.stall_seconds == 90 and not hasattr(service, "lease_seconds")
+    misspelt = tmp_path / "misspelt.toml"
+    misspelt.write_text("[service]\nlease_second = 1\n")
+    with pytest.raises(ConfigError, match="lease_second"):  # any other unknown key is still an error
+        load_config(misspelt)
+
+
 def test_search_order(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("HEYGEMD_CONFIG", raising=False)

@@ -108,7 +108,7 @@ def test_a_job_finished_just_before_a_kill_9_is_in_the_history_once(daemon_facto
 
 def finished_record(job_id: str, name: str, outbox: Path) -> JobRecord:
     finished = utc_now() - timedelta(minutes=1)
-    return JobRecord(job_id=job_id, name=name, phase=Phase.DONE, status=JobStatus.OK, owner="oldhost-1-deadbeef",
+    return JobRecord(job_id=job_id, name=name, phase=Phase.DONE, status=JobStatus.OK,
                      claimed_at=finished - timedelta(seconds=5), finished_at=finished, outbox_path=outbox / name,
                      videos=[VideoRecord(template="v.mp4", output_stem="v", status=VideoStatus.OK)])
 
@@ -119,12 +119,12 @@ def test_done_records_left_by_a_kill_are_finished_at_start_up(daemon_factory):
     daemon.write_config(service_config(daemon.root))
     jobs = daemon.state / "jobs"
     jobs.mkdir(parents=True)
-    # Killed right after DONE was saved: no history line, the work folder (record mirrored, lease gone) still there.
+    # Killed right after DONE was saved: no history line, the work folder (its results published) still there.
     before_line = finished_record("20260101T000000Z-0a0b0c", "killed before the line", daemon.outbox)
     (jobs / f"{before_line.job_id}.json").write_text(before_line.model_dump_json())
     job_dir = daemon.work / before_line.job_id
     job_dir.mkdir(parents=True)
-    (job_dir / f"record-{before_line.owner}.json").write_text(before_line.model_dump_json())
+    (job_dir / "output").mkdir()
     # Killed after the line and the work folder's removal, before the record's.
     after_line = finished_record("20260101T000001Z-0d0e0f", "killed after the line", daemon.outbox)
     (jobs / f"{after_line.job_id}.json").write_text(after_line.model_dump_json())

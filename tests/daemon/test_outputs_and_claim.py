@@ -10,10 +10,9 @@ from pathlib import Path
 import pytest
 
 from heygemd.codes import ErrorCode, Failure
-from heygemd.daemon.claim import ClaimError, WorkArea, claim
+from heygemd.daemon.claim import RESULTS_FOLDER, ClaimError, WorkArea, claim
 from heygemd.daemon.config import AfterSuccess, PathsConfig
 from heygemd.daemon.journal import JobRecord, Journal, Phase, VideoRecord
-from heygemd.daemon.lease import Owner
 from heygemd.daemon.outputs import (
     Destinations,
     dispose_inputs,
@@ -54,15 +53,16 @@ def dropped(dest: Destinations, name: str, files: dict[str, bytes]) -> Path:
 def test_a_claim_moves_the_folder_whole_and_journals_it(dest):
     journal = Journal(dest.paths.state)
     dropped(dest, "job", {"a.wav": b"a", "v.mp4": b"v"})
-    record = claim(dest.paths.inbox, "job", dest.work, journal, Owner.current(dest.paths.state))
+    record = claim(dest.paths.inbox, "job", dest.work, journal)
     assert record is not None and record.phase is Phase.CLAIMED
     assert listing(dest.paths.inbox) == [] and listing(dest.work.input_dir(record.job_id)) == ["a.wav", "v.mp4"]
     assert [saved.job_id for saved in journal.records()] == [record.job_id]
+    assert dest.work.results_dir(record) == dest.work.job_dir(record.job_id) / RESULTS_FOLDER
 
 
 def test_a_folder_gone_before_the_claim_is_no_job_and_leaves_nothing(dest):
     journal = Journal(dest.paths.state)
-    assert claim(dest.paths.inbox, "vanished", dest.work, journal, Owner.current(dest.paths.state)) is None
+    assert claim(dest.paths.inbox, "vanished", dest.work, journal) is None
     assert journal.records() == [] and listing(dest.work.root) == []
 
 
@@ -73,7 +73,7 @@ def test_a_work_folder_on_another_filesystem_is_a_clear_claim_error(dest):
         work = WorkArea(Path(elsewhere) / "work")
         dropped(dest, "job", {"a.wav": b"a"})
         with pytest.raises(ClaimError, match="not on the inbox's filesystem"):
-            claim(dest.paths.inbox, "job", work, Journal(dest.paths.state), Owner.current(dest.paths.state))
+            claim(dest.paths.inbox, "job", work, Journal(dest.paths.state))
         assert listing(dest.paths.inbox / "job") == ["a.wav"], "the folder stays where it was"
 
 

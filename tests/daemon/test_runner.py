@@ -99,14 +99,6 @@ def fake_report(audio: Path, video: Path, output: Path) -> RenderReport:
     )
 
 
-class NoLease:
-    def check(self, record: JobRecord) -> None: ...
-
-    def confirm(self, record: JobRecord) -> None: ...
-
-    def commit(self, record: JobRecord) -> None: ...
-
-
 class Bench:
     """A service folder, a journal, a runner over the fake engine, and a job claimed by hand."""
 
@@ -125,7 +117,7 @@ class Bench:
         self.stop = threading.Event()
         self.progress: list[RenderProgress] = []
         context = RenderContext(self.stop, threading.Event(), self.progress.append, lambda *args: None)
-        self.runner = JobRunner(self.config, self.engine, self.lifecycle, self.dest, NoLease(), context, "test-owner")
+        self.runner = JobRunner(self.config, self.engine, self.lifecycle, self.dest, context)
 
     def claimed(self, name: str, files: dict[str, bytes]) -> JobRecord:
         record = JobRecord(job_id=f"job-{name}", name=name, phase=Phase.CLAIMED, results_dir="output-test")

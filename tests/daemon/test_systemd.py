@@ -21,7 +21,7 @@ def unit_text(name: str) -> str:
 
 
 @pytest.mark.skipif(ANALYZE is None, reason="systemd-analyze is not installed")
-@pytest.mark.parametrize(("name", "instance"), [("heygemd.service", "heygemd.service"), ("heygemd@.service", "heygemd@1.service"),
+@pytest.mark.parametrize(("name", "instance"), [("heygemd.service", "heygemd.service"),
                                               ("heygemd-web.service", "heygemd-web.service"),
                                               ("heygemd-worker@.service", "heygemd-worker@1.service")])
 def test_units_verify(tmp_path, name, instance):
@@ -35,9 +35,8 @@ def test_units_verify(tmp_path, name, instance):
     assert result.returncode == 0 and not result.stdout.strip() and not result.stderr.strip(), result.stderr
 
 
-@pytest.mark.parametrize("name", ["heygemd.service", "heygemd@.service"])
-def test_units_keep_what_the_service_relies_on(name):
-    text = unit_text(name)
+def test_the_service_unit_keeps_what_the_service_relies_on():
+    text = unit_text("heygemd.service")
     settings = {line.split("=", 1)[0]: line.split("=", 1)[1] for line in text.splitlines() if "=" in line and not line.startswith("#")}
     assert settings["Type"] == "notify" and "WatchdogSec" in settings and settings["Restart"] == "on-failure"
     assert settings["ExecStart"].endswith("heygemd run") and "kill -HUP" in settings["ExecReload"]
@@ -50,9 +49,11 @@ def test_units_keep_what_the_service_relies_on(name):
     assert settings["AmbientCapabilities"] == "CAP_LEASE" and settings["CapabilityBoundingSet"] == "CAP_LEASE"
 
 
-def test_template_pins_one_gpu_per_instance():
-    text = unit_text("heygemd@.service")
-    assert "CUDA_VISIBLE_DEVICES=%i" in text and "HEYGEMD_PATHS__STATE=state/gpu%i" in text
+def test_the_worker_template_pins_one_gpu_per_instance():
+    text = unit_text("heygemd-worker@.service")
+    assert "CUDA_VISIBLE_DEVICES=%i" in text and "HEYGEMD_PATHS__STATE=state/worker%i" in text
+    assert "heygemd worker --device cuda:0" in text
+
 
 
 def test_the_web_unit_stands_alone_without_devices_or_capabilities():
@@ -64,4 +65,4 @@ def test_the_web_unit_stands_alone_without_devices_or_capabilities():
     assert settings["PrivateDevices"] == "yes" and settings["CapabilityBoundingSet"] == ""
     # a crash or restart of either side never affects the other: no dependency between the units
     for key in ("Requires", "BindsTo", "PartOf", "Requisite", "Wants"):
-        assert "heygemd.service" not in settings.get(key, "") and "heygemd@" not in settings.get(key, "")
+        assert "heygemd.service" not in settings.get(key, "") and "heygemd-worker@" not in settings.get(key, "")
