@@ -55,8 +55,10 @@ def watch_settings(settings: str, upload: str) -> dict:
 
 def effective(watch: dict) -> dict:
     defaults = WatchConfig().model_dump(mode="json")
-    return {key: watch.get(key, defaults[key]) for key in
-            ("mode", "settle_seconds", "scan_interval_seconds", "poll_interval_seconds", "rescan_interval_seconds")}
+    return {
+        key: watch.get(key, defaults[key])
+        for key in ("mode", "settle_seconds", "scan_interval_seconds", "poll_interval_seconds", "rescan_interval_seconds")
+    }
 
 
 def local_writer(inbox: Path) -> Callable[[str, dict[str, bytes]], None]:
@@ -67,6 +69,7 @@ def local_writer(inbox: Path) -> Callable[[str, dict[str, bytes]], None]:
             with open(folder / name, "wb") as handle:
                 for start in range(0, len(data), CHUNK_BYTES):
                     handle.write(data[start : start + CHUNK_BYTES])
+
     return upload
 
 
@@ -80,6 +83,7 @@ def samba_writer(server, daemon: Daemon) -> Callable[[str, dict[str, bytes]], No
             with smbclient.open_file(f"{folder}\\{name}", mode="wb", **server.client_options) as handle:
                 for start in range(0, len(data), CHUNK_BYTES):
                     handle.write(data[start : start + CHUNK_BYTES])
+
     return upload
 
 
@@ -157,7 +161,9 @@ def main() -> int:
                     if upload_kind == "samba" and samba is None:
                         continue
                     base = samba.share if upload_kind == "samba" else scratch
-                    results.append(measure(base / f"{upload_kind}-{settings}", upload_kind, settings, args.jobs, files, samba))
+                    results.append(
+                        measure(base / f"{upload_kind}-{settings}", upload_kind, settings, args.jobs, files, samba)
+                    )
         finally:
             if samba is not None:
                 samba.stop()
@@ -174,8 +180,10 @@ def main() -> int:
     args.out.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     print(f"\n{'upload':8} {'settings':8} {'settle':>7} {'median':>8} {'min':>7} {'max':>7}")
     for row in results:
-        print(f"{row['upload']:8} {row['settings']:8} {row['watch']['settle_seconds']:>6}s "
-              f"{row['median_s']:>7.2f}s {row['min_s']:>6.2f}s {row['max_s']:>6.2f}s")
+        print(
+            f"{row['upload']:8} {row['settings']:8} {row['watch']['settle_seconds']:>6}s "
+            f"{row['median_s']:>7.2f}s {row['min_s']:>6.2f}s {row['max_s']:>6.2f}s"
+        )
     for upload_kind, why in skipped.items():
         print(f"{upload_kind}: left out: {why}")
     print(f"written to {args.out}")

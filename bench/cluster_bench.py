@@ -79,8 +79,13 @@ def start_worker(root: Path, config: Path, index: int) -> tuple[subprocess.Popen
     log_path = root / f"worker{index}.log"
     env = {key: value for key, value in os.environ.items() if not key.startswith("HEYGEMD_")}
     with open(log_path, "ab") as log:
-        process = subprocess.Popen([sys.executable, "-m", "heygemd", "worker", "--config", str(config)],
-                                   cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "heygemd", "worker", "--config", str(config)],
+            cwd=root,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     return process, log_path
 
 
@@ -88,8 +93,9 @@ def one_run(folder: Path, redis: RedisServer, workers: int, media: dict[str, Pat
     redis.flush()
     daemon = Daemon(folder / f"workers{workers}")
     daemon.root.mkdir(parents=True)
-    daemon.write_config(service_config(daemon.root, cluster={"broker_url": redis.url},
-                                       log={"format": "json", "level": "info"}))
+    daemon.write_config(
+        service_config(daemon.root, cluster={"broker_url": redis.url}, log={"format": "json", "level": "info"})
+    )
     started = [start_worker(daemon.root, daemon.config_path, index) for index in range(workers)]
     logs = [daemon.log_path, *(log for _, log in started)]
     try:
@@ -112,8 +118,10 @@ def one_run(folder: Path, redis: RedisServer, workers: int, media: dict[str, Pat
         if daemon.process is not None:
             daemon.process.kill()
             daemon.process.wait(timeout=30)
-    return {**measure(daemon, [log for _, log in started], workers, templates),
-            "load_average_1min_after": round(os.getloadavg()[0], 2)}  # other processes on the cores skew the figures
+    return {
+        **measure(daemon, [log for _, log in started], workers, templates),
+        "load_average_1min_after": round(os.getloadavg()[0], 2),
+    }  # other processes on the cores skew the figures
 
 
 def measure(daemon: Daemon, worker_logs: list[Path], workers: int, templates: int) -> dict[str, Any]:
@@ -147,7 +155,8 @@ def measure(daemon: Daemon, worker_logs: list[Path], workers: int, templates: in
         "end_to_adopt_s": summary(adopt_delays),
         "last_adopt_to_publish_s": round(done - max(adopted.values()), 3),
         "coordinator_overhead_per_video_s": round(
-            statistics.median(waits) + statistics.median(adopt_delays) + (done - max(adopted.values())) / templates, 3),
+            statistics.median(waits) + statistics.median(adopt_delays) + (done - max(adopted.values())) / templates, 3
+        ),
     }
 
 
@@ -166,8 +175,10 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="cluster-bench-") as temp:
         folder = Path(temp)
-        media = {"audio": make_audio(folder / "voice.wav", seconds=args.audio_seconds),
-                 "video": make_video(folder / "presenter.mp4", seconds=1.0, fps="25", size=tuple(args.size))}
+        media = {
+            "audio": make_audio(folder / "voice.wav", seconds=args.audio_seconds),
+            "video": make_video(folder / "presenter.mp4", seconds=1.0, fps="25", size=tuple(args.size)),
+        }
         (folder / "redis").mkdir()
         redis = RedisServer(folder / "redis", redis_binary()).start()
         try:
@@ -182,11 +193,11 @@ def main() -> None:
         print(json.dumps(run))
     result = {
         "what": f"one job, {args.templates} templates, dry run ({args.audio_seconds:g} s audio, {args.size[0]}x{args.size[1]} 25 fps template), "
-                "cluster mode: real coordinator, real `heygemd worker` processes, real redis-server; product defaults",
+        "cluster mode: real coordinator, real `heygemd worker` processes, real redis-server; product defaults",
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "kernel": platform.release()},
         "note": "a dry-run render is ffmpeg on the CPU: on a 2-core machine workers beyond 2 share the same cores, so "
-                "the job cannot scale past 2 here. In production it extends as one worker per GPU "
-                "(heygemd-worker@N), on any number of hosts that mount the share.",
+        "the job cannot scale past 2 here. In production it extends as one worker per GPU "
+        "(heygemd-worker@N), on any number of hosts that mount the share.",
         "runs": runs,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

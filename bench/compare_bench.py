@@ -112,15 +112,26 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
     parser.add_argument("--skip-reference", action="store_true", help="do not run the reference approach")
     parser.add_argument("--skip-io", action="store_true", help="do not run heygemd's dry run (I/O only)")
-    parser.add_argument("--long-seconds", type=float, nargs="*", default=DEFAULT_LONG_SECONDS,
-                        help="lengths of the long-template peak-RSS renders (heygemd only); none to skip")
+    parser.add_argument(
+        "--long-seconds",
+        type=float,
+        nargs="*",
+        default=DEFAULT_LONG_SECONDS,
+        help="lengths of the long-template peak-RSS renders (heygemd only); none to skip",
+    )
     parser.add_argument("--long-size", default=DEFAULT_LONG_SIZE, choices=list(SIZES))
-    parser.add_argument("--long-fixed-box", action="store_true",
-                        help="long renders skip detection: a fixed box found on the first frame")
-    parser.add_argument("--warm-renders", type=int, default=1,
-                        help="warm renders after the cold one (more than 1: RSS after each, to see whether it creeps)")
-    parser.add_argument("--probe-frames", type=int, default=1,
-                        help="S3FD forward passes timed per size when --detector lbp (0: none)")
+    parser.add_argument(
+        "--long-fixed-box", action="store_true", help="long renders skip detection: a fixed box found on the first frame"
+    )
+    parser.add_argument(
+        "--warm-renders",
+        type=int,
+        default=1,
+        help="warm renders after the cold one (more than 1: RSS after each, to see whether it creeps)",
+    )
+    parser.add_argument(
+        "--probe-frames", type=int, default=1, help="S3FD forward passes timed per size when --detector lbp (0: none)"
+    )
     parser.add_argument("--checkpoint", type=Path, help="real Wav2Lip weights (default: generated random weights)")
     parser.add_argument("--detector-checkpoint", type=Path, help="real S3FD weights (default: generated random weights)")
     parser.add_argument("--work", type=Path, help="keep generated inputs here and reuse them (default: a temp folder)")
@@ -158,11 +169,16 @@ def run_all(args: argparse.Namespace, work: Path, save: Callable[[dict[str, Any]
         "machine": machine(),
         "load": {"start": uptime()},
         "settings": {
-            "seconds": args.seconds, "fps": FPS, "sizes": args.sizes, "detector": args.detector, "device": device,
+            "seconds": args.seconds,
+            "fps": FPS,
+            "sizes": args.sizes,
+            "detector": args.detector,
+            "device": device,
             "wav2lip_checkpoint": str(args.checkpoint) if args.checkpoint else RANDOM_WEIGHTS,
             "s3fd_checkpoint": str(args.detector_checkpoint) if args.detector_checkpoint else RANDOM_WEIGHTS,
             "wav2lip_checkpoint_bytes": checkpoint.stat().st_size,
-            **encoder_settings(), **engine_defaults(),
+            **encoder_settings(),
+            **engine_defaults(),
         },
         "definitions": DEFINITIONS,
         "results": [],
@@ -207,17 +223,33 @@ DEFINITIONS = {
 
 
 def compare_one_size(
-    args: argparse.Namespace, work: Path, size: str, template: Path, audio: Path,
-    checkpoint: Path, detector_checkpoint: Path, device: str,
+    args: argparse.Namespace,
+    work: Path,
+    size: str,
+    template: Path,
+    audio: Path,
+    checkpoint: Path,
+    detector_checkpoint: Path,
+    device: str,
 ) -> list[Row]:
     settings = engine_settings(args.detector, checkpoint, detector_checkpoint, device)
-    floor_job = {"video": str(template), "audio": str(audio), "output": str(work / "floor.mp4"), "encoder": heygemd_encoder(device)}
+    floor_job = {
+        "video": str(template),
+        "audio": str(audio),
+        "output": str(work / "floor.mp4"),
+        "encoder": heygemd_encoder(device),
+    }
     rows = [run_case("floor", size, "floor", work, floor_job)]
     if not args.skip_io:
         io_job = heygemd_job(template, audio, work / "io.mp4", {**settings, "dry_run": True}, renders=1)
         rows += expand_renders(run_case("heygemd", size, "heygemd-io", work, io_job), ["heygemd-io"])
-    render_job = heygemd_job(template, audio, work / "heygemd.mp4", with_face_cache(settings, work / f"face-tracks-{size}"),
-                             renders=1 + max(1, args.warm_renders))
+    render_job = heygemd_job(
+        template,
+        audio,
+        work / "heygemd.mp4",
+        with_face_cache(settings, work / f"face-tracks-{size}"),
+        renders=1 + max(1, args.warm_renders),
+    )
     rows += expand_renders(run_case("heygemd", size, "heygemd-cold", work, render_job), ["heygemd-cold", "heygemd-warm"])
     if not args.skip_reference:
         rows.append(run_reference(args, work, size, template, audio, checkpoint, detector_checkpoint, device))
@@ -231,8 +263,14 @@ def long_case(
     template = prepare_template(work, args.long_size, seconds)
     audio = prepare_audio(work, seconds)
     options = {"fixed_box": list(first_frame_box(template))} if args.long_fixed_box else {}
-    job = heygemd_job(template, audio, work / "long.mp4", engine_settings(args.detector, checkpoint, detector_checkpoint, device),
-                      renders=1, options=options)
+    job = heygemd_job(
+        template,
+        audio,
+        work / "long.mp4",
+        engine_settings(args.detector, checkpoint, detector_checkpoint, device),
+        renders=1,
+        options=options,
+    )
     row = expand_renders(run_case("heygemd", args.long_size, "heygemd-long", work, job), ["heygemd-long"])[0]
     row["template_seconds"] = seconds
     row["fixed_box"] = options.get("fixed_box")
@@ -247,16 +285,22 @@ def detector_probe(args: argparse.Namespace, work: Path, detector_checkpoint: Pa
     per_frame = row.get("s3fd_forward_s_per_frame", {})
     frames = round(args.seconds * float(FPS))
     if per_frame:
-        row["estimated_detect_s"] = {f"heygemd ({PROBE_SIDE}px, any size)": round(per_frame[f"{PROBE_SIDE}px"] * frames, 1)} | {
-            f"reference ({size} full)": round(per_frame[size] * frames, 1) for size in args.sizes
-        }
+        row["estimated_detect_s"] = {
+            f"heygemd ({PROBE_SIDE}px, any size)": round(per_frame[f"{PROBE_SIDE}px"] * frames, 1)
+        } | {f"reference ({size} full)": round(per_frame[size] * frames, 1) for size in args.sizes}
         row["estimated_for_frames"] = frames
     return row
 
 
 def run_reference(
-    args: argparse.Namespace, work: Path, size: str, template: Path, audio: Path,
-    checkpoint: Path, detector_checkpoint: Path, device: str,
+    args: argparse.Namespace,
+    work: Path,
+    size: str,
+    template: Path,
+    audio: Path,
+    checkpoint: Path,
+    detector_checkpoint: Path,
+    device: str,
 ) -> Row:
     command = [
         sys.executable, str(REFERENCE_SCRIPT), "--audio", str(audio), "--video", str(template),
@@ -304,7 +348,8 @@ def expand_renders(row: Row, cases: list[str]) -> list[Row]:
     rows = [add_speed({**row, **render, "case": case}) for case, render in zip(cases, renders)]
     if len(renders) > len(cases):  # more warm renders: what each one left behind, on the last row
         rows[-1]["render_history"] = [
-            {key: render[key] for key in ("render_s", "peak_rss_mib", "rss_after_mib", "face_cache_hit")} for render in renders
+            {key: render[key] for key in ("render_s", "peak_rss_mib", "rss_after_mib", "face_cache_hit")}
+            for render in renders
         ]
     return rows
 
@@ -389,7 +434,12 @@ def scaled_to_side(size: tuple[int, int], side: int) -> tuple[int, int]:
 
 
 def engine_settings(detector: str, checkpoint: Path, detector_checkpoint: Path, device: str) -> dict[str, Any]:
-    return {"checkpoint": str(checkpoint), "detector": detector, "detector_checkpoint": str(detector_checkpoint), "device": device}
+    return {
+        "checkpoint": str(checkpoint),
+        "detector": detector,
+        "detector_checkpoint": str(detector_checkpoint),
+        "device": device,
+    }
 
 
 def with_face_cache(settings: dict[str, Any], folder: Path) -> dict[str, Any]:
@@ -407,10 +457,17 @@ def heygemd_encoder(device: str) -> str:
     return choose_encoder(EngineSettings().encoder, device)
 
 
-def heygemd_job(template: Path, audio: Path, output: Path, settings: dict[str, Any], renders: int,
-                options: dict[str, Any] | None = None) -> Job:
-    return {"video": str(template), "audio": str(audio), "output": str(output), "settings": settings,
-            "options": options or {}, "renders": renders}
+def heygemd_job(
+    template: Path, audio: Path, output: Path, settings: dict[str, Any], renders: int, options: dict[str, Any] | None = None
+) -> Job:
+    return {
+        "video": str(template),
+        "audio": str(audio),
+        "output": str(output),
+        "settings": settings,
+        "options": options or {},
+        "renders": renders,
+    }
 
 
 def encoder_settings() -> dict[str, Any]:
@@ -425,8 +482,11 @@ def engine_defaults() -> dict[str, Any]:
     from heygemd.engine.settings import EngineSettings
 
     defaults = EngineSettings()
-    return {"heygemd_batch_size": defaults.batch_size, "heygemd_detector_batch_size": defaults.detector_batch_size,
-            "heygemd_detect_max_side": defaults.detect_max_side}
+    return {
+        "heygemd_batch_size": defaults.batch_size,
+        "heygemd_detector_batch_size": defaults.detector_batch_size,
+        "heygemd_detect_max_side": defaults.detect_max_side,
+    }
 
 
 def machine() -> dict[str, Any]:
@@ -459,7 +519,9 @@ def cpu_model() -> str | None:
 
 
 def git_commit() -> str | None:
-    completed = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False)
+    completed = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+    )
     return completed.stdout.strip() or None
 
 
@@ -472,8 +534,10 @@ def uptime() -> str:
 
 
 def table(document: dict[str, Any]) -> str:
-    header = (f"{'size':6} {'case':13} {'wall s':>8} {'CPU s':>7} {'frames':>6} {'fps':>7} {'x real time':>11} "
-              f"{'x floor':>7} {'RSS py MiB':>10} {'RSS ffmpeg':>10} {'GPU MiB':>7}")
+    header = (
+        f"{'size':6} {'case':13} {'wall s':>8} {'CPU s':>7} {'frames':>6} {'fps':>7} {'x real time':>11} "
+        f"{'x floor':>7} {'RSS py MiB':>10} {'RSS ffmpeg':>10} {'GPU MiB':>7}"
+    )
     lines = [header]
     for row in [*document["results"], *document["long"]]:
         lines.append(table_row(row))
@@ -497,9 +561,11 @@ def table_row(row: Row) -> str:
 
     cpu = row.get("cpu_s")
     cpu_text = f"{sum(cpu.values()):>7.1f}" if isinstance(cpu, dict) else f"{'-':>7}"
-    return (f"{row['size']:6} {case:13} {number('wall_s', 8, 1)} {cpu_text} {number('frames', 6, 0)} {number('fps', 7, 2)} "
-            f"{number('x_realtime', 11, 3)} {number('x_floor', 7, 2)} {number('peak_rss_mib', 10, 0)} "
-            f"{number('ffmpeg_peak_rss_mib', 10, 0)} {number('gpu_peak_mib', 7, 0)}")
+    return (
+        f"{row['size']:6} {case:13} {number('wall_s', 8, 1)} {cpu_text} {number('frames', 6, 0)} {number('fps', 7, 2)} "
+        f"{number('x_realtime', 11, 3)} {number('x_floor', 7, 2)} {number('peak_rss_mib', 10, 0)} "
+        f"{number('ffmpeg_peak_rss_mib', 10, 0)} {number('gpu_peak_mib', 7, 0)}"
+    )
 
 
 # ============================================================================ the children
@@ -527,8 +593,13 @@ def child_floor(job: Job) -> int:
         return 1
     output = probe_video(Path(job["output"]))
     figures = {
-        "wall_s": round(wall, 2), "frames": output.frame_count, "audio_s": round(probe_audio(Path(job["audio"])).duration, 3),
-        "width": output.width, "height": output.height, "encoder": job["encoder"], **children.figures(),
+        "wall_s": round(wall, 2),
+        "frames": output.frame_count,
+        "audio_s": round(probe_audio(Path(job["audio"])).duration, 3),
+        "width": output.width,
+        "height": output.height,
+        "encoder": job["encoder"],
+        **children.figures(),
         "cpu_s": cpu_seconds(since=cpu_before),
     }
     print(json.dumps(add_speed(figures)))
@@ -560,14 +631,26 @@ def child_heygemd(job: Job) -> int:
         figures["cpu_s"] = cpu_seconds(since=cpu_before)
         figures["rss_after_mib"] = current_rss_mib()
         # The cold render is what a fresh `heygemd render` costs: interpreter, imports, engine, render.
-        figures["wall_s"] = round(time.time() - job["spawned_at"], 2) if number == 0 and not job["settings"].get("dry_run") else figures["render_s"]
+        figures["wall_s"] = (
+            round(time.time() - job["spawned_at"], 2)
+            if number == 0 and not job["settings"].get("dry_run")
+            else figures["render_s"]
+        )
         renders.append(figures)
     children.stop()
-    print(json.dumps({
-        "device": engine.device, "detector": report.faces.detector, "engine_settings": job["settings"],
-        "import_s": round(imported - job["spawned_at"], 2), "engine_load_s": round(load_s, 2),
-        "torch_threads": torch.get_num_threads(), "renders": renders,
-    }))
+    print(
+        json.dumps(
+            {
+                "device": engine.device,
+                "detector": report.faces.detector,
+                "engine_settings": job["settings"],
+                "import_s": round(imported - job["spawned_at"], 2),
+                "engine_load_s": round(load_s, 2),
+                "torch_threads": torch.get_num_threads(),
+                "renders": renders,
+            }
+        )
+    )
     return 0
 
 
@@ -628,8 +711,18 @@ def child_probe(job: Job) -> int:
             for _ in range(job["frames"]):
                 net(frames)
         per_frame[name] = round((time.perf_counter() - started) / job["frames"], 2)
-    print(json.dumps({"s3fd_forward_s_per_frame": per_frame, "sizes": job["sizes"], "frames_timed": job["frames"],
-                      "device": "cpu", "torch_threads": torch.get_num_threads(), "peak_rss_mib": self_peak_rss_mib()}))
+    print(
+        json.dumps(
+            {
+                "s3fd_forward_s_per_frame": per_frame,
+                "sizes": job["sizes"],
+                "frames_timed": job["frames"],
+                "device": "cpu",
+                "torch_threads": torch.get_num_threads(),
+                "peak_rss_mib": self_peak_rss_mib(),
+            }
+        )
+    )
     return 0
 
 

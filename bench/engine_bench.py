@@ -59,10 +59,15 @@ def main() -> int:
             template = make_template(work, size_name, args.seconds, args.fps)
             for device in devices:
                 job = {
-                    "audio": str(audio), "video": str(template), "output": str(work / f"{size_name}-{device}.mp4"),
+                    "audio": str(audio),
+                    "video": str(template),
+                    "output": str(work / f"{size_name}-{device}.mp4"),
                     "settings": {
-                        "checkpoint": str(checkpoint), "detector": args.detector,
-                        "detector_checkpoint": str(detector_checkpoint), "device": device, "batch_size": args.batch_size,
+                        "checkpoint": str(checkpoint),
+                        "detector": args.detector,
+                        "detector_checkpoint": str(detector_checkpoint),
+                        "device": device,
+                        "batch_size": args.batch_size,
                     },
                 }
                 print(f"rendering {size_name} on {device}...", file=sys.stderr, flush=True)

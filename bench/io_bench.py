@@ -65,11 +65,16 @@ def main() -> int:
             info = probe_video(make_video(work / f"source-{name}.mp4", seconds=args.seconds, size=SIZES[name]))
             results.append(bench_size(work, name, info, voice, args.max_side, args.repeat))
     document = {
-        "machine": {"cpus": os.cpu_count(), "processor": processor(), "python": platform.python_version(),
-                    "ffmpeg": ffmpeg_version(), "opencv": cv2.__version__},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "processor": processor(),
+            "python": platform.python_version(),
+            "ffmpeg": ffmpeg_version(),
+            "opencv": cv2.__version__,
+        },
         "clip_seconds": args.seconds,
         "timing": f"wall and CPU (user + system, this process and its ffmpeg children) seconds of the fastest of "
-                  f"{args.repeat} runs",
+        f"{args.repeat} runs",
         "encode": {"codec": "libx264", "crf": CRF, "preset": PRESET},
         "results": results,
     }
@@ -85,23 +90,48 @@ def bench_size(work: Path, name: str, info: VideoInfo, voice: Path, max_side: in
 
     log(f"{name}: floor encode")
     floor_path = work / f"floor-{name}.mp4"
-    floor_s, floor_cpu = timed(lambda: subprocess.run(
-        [ffmpeg_path(), "-nostdin", "-v", "error", "-y", "-i", str(info.path),
-         "-c:v", "libx264", "-crf", str(CRF), "-preset", PRESET, str(floor_path)], check=True), repeat)
+    floor_s, floor_cpu = timed(
+        lambda: subprocess.run(
+            [
+                ffmpeg_path(),
+                "-nostdin",
+                "-v",
+                "error",
+                "-y",
+                "-i",
+                str(info.path),
+                "-c:v",
+                "libx264",
+                "-crf",
+                str(CRF),
+                "-preset",
+                PRESET,
+                str(floor_path),
+            ],
+            check=True,
+        ),
+        repeat,
+    )
     result["floor"] = {"wall_s": round(floor_s, 2), "cpu_s": round(floor_cpu, 2), "psnr": psnr(floor_path, info.path)}
 
     for layout in ("bgr24", "yuv420p"):
         log(f"{name}: {layout} decode only, decode + encode, lossless round trip")
         decode_s, decode_cpu = timed(lambda layout=layout: sum(1 for _ in read_frames(info, pixel_format=layout)), repeat)
         output = work / f"{layout}-{name}.mp4"
-        pipe_s, pipe_cpu = timed(lambda output=output, layout=layout: round_trip(info, output, voice, layout, CRF, PRESET),
-                                 repeat)
+        pipe_s, pipe_cpu = timed(
+            lambda output=output, layout=layout: round_trip(info, output, voice, layout, CRF, PRESET), repeat
+        )
         lossless = work / f"{layout}-{name}-lossless.mp4"
         round_trip(info, lossless, voice, layout, 0, "ultrafast")
         result[layout] = {
             "decode": {"wall_s": round(decode_s, 2), "cpu_s": round(decode_cpu, 2), "fps": round(frames / decode_s, 1)},
-            "decode_encode": {"wall_s": round(pipe_s, 2), "cpu_s": round(pipe_cpu, 2), "fps": round(frames / pipe_s, 1),
-                              "wall_over_floor": round(pipe_s / floor_s, 3), "cpu_over_floor": round(pipe_cpu / floor_cpu, 3)},
+            "decode_encode": {
+                "wall_s": round(pipe_s, 2),
+                "cpu_s": round(pipe_cpu, 2),
+                "fps": round(frames / pipe_s, 1),
+                "wall_over_floor": round(pipe_s / floor_s, 3),
+                "cpu_over_floor": round(pipe_cpu / floor_cpu, 3),
+            },
             "psnr_crf18": psnr(output, info.path),
             "psnr_lossless": psnr(lossless, info.path),
         }
@@ -112,17 +142,32 @@ def bench_size(work: Path, name: str, info: VideoInfo, voice: Path, max_side: in
         log(f"{name}: detection frames, every {every}")
         wanted = -(-frames // every)
         ffmpeg_s, ffmpeg_cpu = timed(
-            lambda every=every, wanted=wanted: count_all(read_detection_frames(info, frames, max_side, every), wanted), repeat
+            lambda every=every, wanted=wanted: count_all(read_detection_frames(info, frames, max_side, every), wanted),
+            repeat,
         )
-        cv2_s, cv2_cpu = timed(lambda every=every, wanted=wanted: count_all((cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
-                                                  for k, frame in enumerate(read_frames(info, pixel_format="bgr24")) if k % every == 0), wanted),
-                               repeat)
+        cv2_s, cv2_cpu = timed(
+            lambda every=every, wanted=wanted: count_all(
+                (
+                    cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
+                    for k, frame in enumerate(read_frames(info, pixel_format="bgr24"))
+                    if k % every == 0
+                ),
+                wanted,
+            ),
+            repeat,
+        )
         result["detection"][f"every_{every}"] = {
             "frames_out": wanted,
-            "read_detection_frames": {"wall_s": round(ffmpeg_s, 2), "cpu_s": round(ffmpeg_cpu, 2),
-                                      "frames_out_per_s": round(wanted / ffmpeg_s, 1)},
-            "bgr24_then_cv2_resize": {"wall_s": round(cv2_s, 2), "cpu_s": round(cv2_cpu, 2),
-                                      "frames_out_per_s": round(wanted / cv2_s, 1)},
+            "read_detection_frames": {
+                "wall_s": round(ffmpeg_s, 2),
+                "cpu_s": round(ffmpeg_cpu, 2),
+                "frames_out_per_s": round(wanted / ffmpeg_s, 1),
+            },
+            "bgr24_then_cv2_resize": {
+                "wall_s": round(cv2_s, 2),
+                "cpu_s": round(cv2_cpu, 2),
+                "frames_out_per_s": round(wanted / cv2_s, 1),
+            },
             "speedup": round(cv2_s / ffmpeg_s, 2),
         }
     log(f"{name}: {json.dumps(result)}")
@@ -130,8 +175,9 @@ def bench_size(work: Path, name: str, info: VideoInfo, voice: Path, max_side: in
 
 
 def round_trip(info: VideoInfo, output: Path, voice: Path, layout: PixelFormat, crf: int, preset: str) -> None:
-    with VideoWriter(output, info.width, info.height, Fraction(info.fps_fraction), voice, crf=crf, preset=preset,
-                     pixel_format=layout) as writer:
+    with VideoWriter(
+        output, info.width, info.height, Fraction(info.fps_fraction), voice, crf=crf, preset=preset, pixel_format=layout
+    ) as writer:
         for frame in read_frames(info, pixel_format=layout):
             writer.write(frame)
 
@@ -146,8 +192,25 @@ def count_all(frames, wanted: int) -> int:
 def psnr(distorted: Path, reference: Path) -> dict[str, float | str]:
     """ffmpeg's psnr filter over the whole clip, dB per plane and averaged ("inf": identical)."""
     result = subprocess.run(
-        [ffmpeg_path(), "-nostdin", "-hide_banner", "-nostats", "-i", str(distorted), "-i", str(reference),
-         "-lavfi", "[0:v][1:v]psnr", "-f", "null", "-"], capture_output=True, text=True, check=True)
+        [
+            ffmpeg_path(),
+            "-nostdin",
+            "-hide_banner",
+            "-nostats",
+            "-i",
+            str(distorted),
+            "-i",
+            str(reference),
+            "-lavfi",
+            "[0:v][1:v]psnr",
+            "-f",
+            "null",
+            "-",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     match = PSNR_LINE.search(result.stderr)
     if match is None:
         raise RuntimeError(f"no PSNR in ffmpeg's output: {result.stderr[-300:]}")

@@ -65,14 +65,18 @@ def main() -> int:
             audio_t, faces_t = torch.from_numpy(mels).to(device), torch.from_numpy(faces).to(device)
             full = model(audio_t, faces_t).float().cpu().numpy()
             half_model = prepare_for_inference(copy.deepcopy(model), half=True)  # what the engine runs on CUDA
-            half = half_model(audio_t.half(), faces_t.contiguous(memory_format=torch.channels_last).half()).float().cpu().numpy()
+            half = (
+                half_model(audio_t.half(), faces_t.contiguous(memory_format=torch.channels_last).half())
+                .float()
+                .cpu()
+                .numpy()
+            )
         pixel_difference = np.abs(full * 255 - half * 255)
 
         boxes_full = detector.detect(frames[:8])
         boxes_half = half_detector.detect(frames[:8])
         box_shift = [
-            max(abs(a - b) for a, b in zip(f[0].box, h[0].box)) if f and h else None
-            for f, h in zip(boxes_full, boxes_half)
+            max(abs(a - b) for a, b in zip(f[0].box, h[0].box)) if f and h else None for f, h in zip(boxes_full, boxes_half)
         ]
 
     figures = {

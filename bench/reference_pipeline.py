@@ -161,7 +161,10 @@ def pad_boxes(boxes: Sequence[Box], width: int, height: int, pads: tuple[int, in
     """(n, 4) int array of padded boxes clipped to the frame, columns x1, y1, x2, y2."""
     top, bottom, left, right = pads
     return np.array(
-        [(max(0, x1 - left), max(0, y1 - top), min(width, x2 + right), min(height, y2 + bottom)) for x1, y1, x2, y2 in boxes],
+        [
+            (max(0, x1 - left), max(0, y1 - top), min(width, x2 + right), min(height, y2 + bottom))
+            for x1, y1, x2, y2 in boxes
+        ],
         dtype=np.int64,
     )
 
@@ -250,7 +253,10 @@ def generate(
         indices = [i % len(frames) for i in range(start, min(start + GENERATOR_BATCH, len(chunks)))]
         batch_frames = [frames[i].copy() for i in indices]
         batch_boxes: list[Box] = [tuple(int(v) for v in boxes[i]) for i in indices]  # type: ignore[misc]
-        crops = [cv2.resize(frame[y1:y2, x1:x2], (FACE_SIZE, FACE_SIZE)) for frame, (x1, y1, x2, y2) in zip(batch_frames, batch_boxes)]
+        crops = [
+            cv2.resize(frame[y1:y2, x1:x2], (FACE_SIZE, FACE_SIZE))
+            for frame, (x1, y1, x2, y2) in zip(batch_frames, batch_boxes)
+        ]
         mels, faces = generator_inputs(crops, chunks[start : start + len(indices)])
         figures.timed("prepare", began)
         began = time.perf_counter()
@@ -377,7 +383,16 @@ def main() -> int:
     children = ChildMemory()
     with tempfile.TemporaryDirectory(prefix="wav2lip-reference-") as scratch:
         try:
-            figures = run(args.audio, args.video, args.out, args.checkpoint, args.detector, args.detector_checkpoint, device, Path(scratch))
+            figures = run(
+                args.audio,
+                args.video,
+                args.out,
+                args.checkpoint,
+                args.detector,
+                args.detector_checkpoint,
+                device,
+                Path(scratch),
+            )
         except FaceNotDetected as err:
             print(json.dumps({"error": f"face not detected: {err}", **peak_memory(device)}))
             return 1

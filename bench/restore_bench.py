@@ -42,7 +42,9 @@ FEATHER_MASK_MIN = 0.0  # flicker counts every pixel the lip-sync's mask weighs 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--frames", type=int, default=10, help="frames per clip (a random GFPGAN takes seconds a face on a CPU)")
+    parser.add_argument(
+        "--frames", type=int, default=10, help="frames per clip (a random GFPGAN takes seconds a face on a CPU)"
+    )
     parser.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--restore-weight", type=float, default=None, help="default: the render default")
@@ -76,8 +78,16 @@ def main() -> int:
             row: dict = {"size": size_name}
             for label, engine in (("wav2lip_only", settings), ("restored", with_restorer)):
                 print(f"rendering {size_name}, {label}...", file=sys.stderr, flush=True)
-                row[label] = run_child(work, {"audio": str(audio), "video": str(template), "output": str(work / "out.mp4"),
-                                              "settings": engine, "options": {"restore_weight": weight}})
+                row[label] = run_child(
+                    work,
+                    {
+                        "audio": str(audio),
+                        "video": str(template),
+                        "output": str(work / "out.mp4"),
+                        "settings": engine,
+                        "options": {"restore_weight": weight},
+                    },
+                )
             speed.append(summarise(row))
         print("rendering the still template for flicker...", file=sys.stderr, flush=True)
         still = make_still(work / "still.png", SIZES[STILL_SIZE])
@@ -133,8 +143,9 @@ def measure_flicker(work: Path, audio: Path, still: Path, plain: dict, restored:
     outputs = {}
     for label, engine in (("wav2lip_only", plain), ("restored", restored)):
         output = work / f"still-{label}.mp4"
-        outputs[label] = run_child(work, {"audio": str(audio), "video": str(still), "output": str(output),
-                                          "settings": engine, "options": options})
+        outputs[label] = run_child(
+            work, {"audio": str(audio), "video": str(still), "output": str(output), "settings": engine, "options": options}
+        )
         outputs[label]["luma"] = luma_frames(output)
     x1, y1, x2, y2 = box
     feather = RenderOptions().feather
@@ -152,7 +163,9 @@ def measure_flicker(work: Path, audio: Path, still: Path, plain: dict, restored:
         "mask_pixels": int(mask.sum()),
         "mean_abs_luma_change_per_frame_wav2lip_only": figures["wav2lip_only"],
         "mean_abs_luma_change_per_frame_restored": figures["restored"],
-        "ratio_restored_to_wav2lip_only": round(figures["restored"] / figures["wav2lip_only"], 3) if figures["wav2lip_only"] else None,
+        "ratio_restored_to_wav2lip_only": round(figures["restored"] / figures["wav2lip_only"], 3)
+        if figures["wav2lip_only"]
+        else None,
     }
 
 
@@ -174,8 +187,11 @@ def luma_frames(path: Path) -> np.ndarray:
     from heygemd.engine.probe import probe_video
 
     info = probe_video(path)
-    raw = subprocess.run([ffmpeg_path(), "-v", "error", "-i", str(path), "-f", "rawvideo", "-pix_fmt", "gray", "-"],
-                         capture_output=True, check=True).stdout
+    raw = subprocess.run(
+        [ffmpeg_path(), "-v", "error", "-i", str(path), "-f", "rawvideo", "-pix_fmt", "gray", "-"],
+        capture_output=True,
+        check=True,
+    ).stdout
     return np.frombuffer(raw, np.uint8).reshape(-1, info.height, info.width)
 
 
@@ -184,7 +200,9 @@ def run_child(work: Path, job: dict) -> dict:
     job_file = work / "job.json"
     job_file.write_text(json.dumps(job))
     started = time.perf_counter()
-    completed = subprocess.run([sys.executable, __file__, "--child", str(job_file)], capture_output=True, text=True, check=False)
+    completed = subprocess.run(
+        [sys.executable, __file__, "--child", str(job_file)], capture_output=True, text=True, check=False
+    )
     if completed.returncode != 0:
         return {"error": completed.stderr.strip().splitlines()[-1:] or ["failed"]}
     figures = json.loads(completed.stdout.strip().splitlines()[-1])
@@ -213,7 +231,9 @@ def child(job_file: Path) -> int:
         "models_load_s": round(load_s, 2),
         "render_s": round(timings.total, 2),
         "render_fps": round(report.output.frame_count / timings.total, 3),
-        "stage_s": {stage: round(getattr(timings, stage), 2) for stage in ("decode", "detect", "model", "blend", "restore", "encode")},
+        "stage_s": {
+            stage: round(getattr(timings, stage), 2) for stage in ("decode", "detect", "model", "blend", "restore", "encode")
+        },
         "restore_fps": round(faces / timings.restore, 3) if timings.restore else None,
         "restorer_sha256": report.restorer.sha256 if report.restorer else None,
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
@@ -225,16 +245,22 @@ def child(job_file: Path) -> int:
 
 
 def table(document: dict) -> str:
-    lines = [f"{'size':6} {'restore fps':>11} {'render fps (w2l)':>16} {'render fps (+gfpgan)':>20} {'RSS MiB (+gfpgan)':>17}"]
+    lines = [
+        f"{'size':6} {'restore fps':>11} {'render fps (w2l)':>16} {'render fps (+gfpgan)':>20} {'RSS MiB (+gfpgan)':>17}"
+    ]
     for row in document["speed"]:
         if "restore_stage_fps" not in row:
             lines.append(f"{row['size']:6} error: {row}")
             continue
-        lines.append(f"{row['size']:6} {row['restore_stage_fps']:>11.3f} {row['render_fps_wav2lip_only']:>16.2f} "
-                     f"{row['render_fps_restored']:>20.3f} {row['peak_rss_mib_restored']:>17.0f}")
+        lines.append(
+            f"{row['size']:6} {row['restore_stage_fps']:>11.3f} {row['render_fps_wav2lip_only']:>16.2f} "
+            f"{row['render_fps_restored']:>20.3f} {row['peak_rss_mib_restored']:>17.0f}"
+        )
     flicker = document["flicker"]
-    lines.append(f"flicker (mean |dY| per frame in the mask): wav2lip only {flicker['mean_abs_luma_change_per_frame_wav2lip_only']}, "
-                 f"restored {flicker['mean_abs_luma_change_per_frame_restored']}")
+    lines.append(
+        f"flicker (mean |dY| per frame in the mask): wav2lip only {flicker['mean_abs_luma_change_per_frame_wav2lip_only']}, "
+        f"restored {flicker['mean_abs_luma_change_per_frame_restored']}"
+    )
     return "\n".join(lines)
 
 

@@ -81,12 +81,14 @@ _REDROP = "Fix the file, then drop the folder into the inbox again."
 
 CODES: dict[ErrorCode, CodeInfo] = {
     ErrorCode.INPUT_UNREADABLE: CodeInfo(
-        _P, "A file cannot be read by the service (permission denied).",
+        _P,
+        "A file cannot be read by the service (permission denied).",
         "Give the service's user read permission on the file (on the share: the file's owner or its "
         "group), then drop the folder again.",
     ),
     ErrorCode.INPUT_UNDECODABLE: CodeInfo(
-        _P, "A file is not usable audio or video (damaged, truncated, or another kind of file).",
+        _P,
+        "A file is not usable audio or video (damaged, truncated, or another kind of file).",
         "Export or copy the file again, check that it plays, and drop the folder again.",
     ),
     ErrorCode.INPUT_EMPTY: CodeInfo(_P, "A file is empty (0 bytes).", "Copy the file again, then drop the folder again."),
@@ -94,23 +96,31 @@ CODES: dict[ErrorCode, CodeInfo] = {
         _P, "The copy of the folder never finished.", "Copy the files again, completely, then drop the folder again."
     ),
     ErrorCode.INPUT_CHANGED_WHILE_RENDERING: CodeInfo(
-        _P, "An input kept changing while it was rendered: an upload was probably still running.",
+        _P,
+        "An input kept changing while it was rendered: an upload was probably still running.",
         "Wait until the upload has finished, then drop the folder again.",
     ),
     ErrorCode.INPUT_MANIFEST_MISMATCH: CodeInfo(
-        _P, "A file does not match the size or checksum listed in the READY marker.",
+        _P,
+        "A file does not match the size or checksum listed in the READY marker.",
         "Copy the file again (or correct the marker), then drop the folder again.",
     ),
     ErrorCode.AUDIO_UNUSABLE: CodeInfo(
-        _P, "The audio decodes but cannot drive a render (no sound track, no length, invalid samples).",
+        _P,
+        "The audio decodes but cannot drive a render (no sound track, no length, invalid samples).",
         "Export the audio again as WAV or MP3, then drop the folder again.",
     ),
     ErrorCode.FACE_NOT_FOUND: CodeInfo(
-        _P, "No face was found in the template video.",
+        _P,
+        "No face was found in the template video.",
         "Use a template where the presenter's face is visible and frontal, then drop the folder again.",
     ),
-    ErrorCode.JOB_EMPTY: CodeInfo(_P, "The job folder is empty.", "Put one audio file and at least one template video in it."),
-    ErrorCode.JOB_NO_AUDIO: CodeInfo(_P, "The job folder has no audio file.", "Add exactly one audio file, then drop it again."),
+    ErrorCode.JOB_EMPTY: CodeInfo(
+        _P, "The job folder is empty.", "Put one audio file and at least one template video in it."
+    ),
+    ErrorCode.JOB_NO_AUDIO: CodeInfo(
+        _P, "The job folder has no audio file.", "Add exactly one audio file, then drop it again."
+    ),
     ErrorCode.JOB_SEVERAL_AUDIO: CodeInfo(
         _P, "The job folder has more than one audio file.", "Split it into one folder per audio, then drop them again."
     ),
@@ -127,22 +137,26 @@ CODES: dict[ErrorCode, CodeInfo] = {
         _P, "A name is too long for the filesystem.", "Give the file or folder a shorter name, then drop it again."
     ),
     ErrorCode.LIMIT_AUDIO_TOO_LONG: CodeInfo(
-        _P, "The audio is longer than this service accepts.",
+        _P,
+        "The audio is longer than this service accepts.",
         "Split the audio, or ask the operator to raise limits.max_audio_seconds.",
     ),
     ErrorCode.LIMIT_TOO_MANY_TEMPLATES: CodeInfo(
-        _P, "The job has more template videos than this service accepts.",
+        _P,
+        "The job has more template videos than this service accepts.",
         "Split the job into several folders, or ask the operator to raise limits.max_templates.",
     ),
     ErrorCode.LIMIT_FILE_TOO_LARGE: CodeInfo(
-        _P, "A file is larger than this service accepts.",
+        _P,
+        "A file is larger than this service accepts.",
         "Use a smaller file (shorter, or a lower bitrate), or ask the operator to raise limits.max_file_bytes.",
     ),
     ErrorCode.DISK_FULL: CodeInfo(
         _T, "The disk that receives the results is full.", "The operator must free space; the job is retried meanwhile."
     ),
     ErrorCode.SHARE_UNAVAILABLE: CodeInfo(
-        _T, "The shared folder or a file on it could not be reached.",
+        _T,
+        "The shared folder or a file on it could not be reached.",
         "The operator must check the share (mount, network); the job is retried meanwhile.",
     ),
     ErrorCode.PROCESS_KILLED: CodeInfo(
@@ -152,20 +166,24 @@ CODES: dict[ErrorCode, CodeInfo] = {
         _T, "The machine ran out of memory.", "The operator may lower engine.batch_size; the job is retried."
     ),
     ErrorCode.RENDER_STALLED: CodeInfo(
-        _T, "A render made no progress for too long (a stalled share or a hung GPU) and was stopped.",
+        _T,
+        "A render made no progress for too long (a stalled share or a hung GPU) and was stopped.",
         "The operator should check the share and the GPU; the job is retried.",
     ),
     ErrorCode.OUTPUT_MISMATCH: CodeInfo(
-        _T, "The finished video's sound and picture lengths do not agree.",
+        _T,
+        "The finished video's sound and picture lengths do not agree.",
         "Nothing, usually: the video is rendered again; if it persists, report it with the job's files.",
     ),
     ErrorCode.SERVICE_CRASHED: CodeInfo(
-        _P, "The service stopped unexpectedly several times while working on this job.",
+        _P,
+        "The service stopped unexpectedly several times while working on this job.",
         "The operator should read the service log (journalctl -u heygemd); then drop the folder again.",
     ),
     ErrorCode.CANCELLED: CodeInfo(_P, "The job was cancelled.", "Drop the folder again to render it after all."),
     ErrorCode.INTERNAL: CodeInfo(
-        _P, "heygemd failed on this input because of a defect of its own.",
+        _P,
+        "heygemd failed on this input because of a defect of its own.",
         "Report it to the operator with the job's files; the service log has the details.",
     ),
 }

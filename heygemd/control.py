@@ -88,5 +88,6 @@ def request_cancel(state_dir: Path, job: str, by: str = "") -> ControlState:
 
 def cancel_honoured(state_dir: Path, *names: str) -> ControlState:
     """The service has cancelled the job (known by any of ``names``): the request is done."""
-    return update_control(state_dir, lambda state: setattr(state, "cancel", [
-        request for request in state.cancel if request.job not in names]))
+    return update_control(
+        state_dir, lambda state: setattr(state, "cancel", [request for request in state.cancel if request.job not in names])
+    )

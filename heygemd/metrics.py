@@ -54,7 +54,9 @@ class Gauges(BaseModel):
     queue_length: int = 0
     folders_arriving: int = 0
     last_real_time_factor: float | None = Field(None, description="seconds of video per second of wall time, last render")
-    free_bytes: dict[str, int] = Field(default_factory=dict, description='"outbox" and "work": free bytes on their filesystems')
+    free_bytes: dict[str, int] = Field(
+        default_factory=dict, description='"outbox" and "work": free bytes on their filesystems'
+    )
 
 
 class Metrics(BaseModel):

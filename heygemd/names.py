@@ -39,7 +39,8 @@ _KERNEL_BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
 _PID_NAMESPACE = Path("/proc/self/ns/pid")
 
 _TEMPORARY = re.compile(
-    rf"\.(?P<final>.+)\.{TEMPORARY_MARK}-(?P<machine>[0-9a-f]+)-(?P<pid>\d+)-[0-9a-f]+{re.escape(TEMPORARY_SUFFIX)}", re.DOTALL
+    rf"\.(?P<final>.+)\.{TEMPORARY_MARK}-(?P<machine>[0-9a-f]+)-(?P<pid>\d+)-[0-9a-f]+{re.escape(TEMPORARY_SUFFIX)}",
+    re.DOTALL,
 )
 _DOWNLOAD = re.compile(rf"\.(?P<final>.+)\.{TEMPORARY_MARK}-{DOWNLOAD_MARK}{re.escape(TEMPORARY_SUFFIX)}", re.DOTALL)
 # Written by heygemd before this convention; recognised so that start-up removes them too.

@@ -22,9 +22,23 @@ from scipy.io import wavfile
 from heygemd.engine.ffmpeg_tools import ffmpeg_path
 
 SIGNATURE_BITS = 11  # frame indices up to 2047
-VIDEO_CODECS = {".mp4": "libx264", ".mov": "libx264", ".mkv": "libx264", ".flv": "libx264", ".avi": "mpeg4", ".webm": "libvpx-vp9"}
-AUDIO_CODECS = {".wav": "pcm_s16le", ".mp3": "libmp3lame", ".m4a": "aac", ".aac": "aac", ".flac": "flac",
-                ".ogg": "libvorbis", ".opus": "libopus"}
+VIDEO_CODECS = {
+    ".mp4": "libx264",
+    ".mov": "libx264",
+    ".mkv": "libx264",
+    ".flv": "libx264",
+    ".avi": "mpeg4",
+    ".webm": "libvpx-vp9",
+}
+AUDIO_CODECS = {
+    ".wav": "pcm_s16le",
+    ".mp3": "libmp3lame",
+    ".m4a": "aac",
+    ".aac": "aac",
+    ".flac": "flac",
+    ".ogg": "libvorbis",
+    ".opus": "libopus",
+}
 # vfr=True: frame k is shown at (k + VFR_OFFSETS[k % 8]) / fps. Frames 3-4 come early and 5-6 late
 # around a stall, so decoding at the constant rate drops frames 3 and 5 and shows frame 4 three times.
 VFR_OFFSETS = (0.0, 0.0, 0.0, -0.3, -0.6, 0.6, 0.3, 0.0)
@@ -32,7 +46,18 @@ VFR_OFFSETS = (0.0, 0.0, 0.0, -0.3, -0.6, 0.6, 0.3, 0.0)
 EXIF_QUARTER_TURNS = {1: 0, 3: 2, 6: 1, 8: -1}
 CODEC_QUALITY = {
     "libx264": ["-preset", "veryfast", "-crf", "12", "-pix_fmt", "yuv420p"],
-    "libx265": ["-preset", "ultrafast", "-crf", "14", "-pix_fmt", "yuv420p", "-tag:v", "hvc1", "-x265-params", "log-level=error"],
+    "libx265": [
+        "-preset",
+        "ultrafast",
+        "-crf",
+        "14",
+        "-pix_fmt",
+        "yuv420p",
+        "-tag:v",
+        "hvc1",
+        "-x265-params",
+        "log-level=error",
+    ],
     "libvpx-vp9": ["-deadline", "realtime", "-cpu-used", "8", "-crf", "15", "-b:v", "0", "-pix_fmt", "yuv420p"],
     "mpeg4": ["-q:v", "2", "-pix_fmt", "yuv420p"],
 }
@@ -124,17 +149,47 @@ def make_video(
     frames = max(1, round(seconds * rate))
     codec = vcodec or VIDEO_CODECS.get(path.suffix.lower(), "libx264")
     with tempfile.TemporaryDirectory() as scratch:
-        command = [ffmpeg_path(), "-nostdin", "-v", "error", "-y",
-                   "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{size[0]}x{size[1]}", "-framerate", str(rate), "-i", "-"]
+        command = [
+            ffmpeg_path(),
+            "-nostdin",
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "bgr24",
+            "-s",
+            f"{size[0]}x{size[1]}",
+            "-framerate",
+            str(rate),
+            "-i",
+            "-",
+        ]
         if audio_seconds is not None:
             speech = make_audio(Path(scratch) / "track.wav", seconds=audio_seconds)
-            command += ["-i", str(speech), "-map", "0:v", "-map", "1:a", "-c:a", "aac" if path.suffix != ".webm" else "libopus"]
+            command += [
+                "-i",
+                str(speech),
+                "-map",
+                "0:v",
+                "-map",
+                "1:a",
+                "-c:a",
+                "aac" if path.suffix != ".webm" else "libopus",
+            ]
         if vfr:
             # A stutter every 8 frames (VFR_OFFSETS): frames really arrive at uneven times (kept by
             # passthrough). Millisecond time bases in the filter and the encoder: at the default
             # 1/fps the offsets round away and the file comes out constant-rate.
-            command += ["-vf", f"settb=1/1000,setpts=({_vfr_offset_expression()}+N)/({float(rate)}*TB)",
-                        "-fps_mode", "passthrough", "-enc_time_base:v", "1/1000"]
+            command += [
+                "-vf",
+                f"settb=1/1000,setpts=({_vfr_offset_expression()}+N)/({float(rate)}*TB)",
+                "-fps_mode",
+                "passthrough",
+                "-enc_time_base:v",
+                "1/1000",
+            ]
         command += ["-c:v", codec, *CODEC_QUALITY.get(codec, []), "-g", "12"]
         target = Path(scratch) / f"plain{path.suffix}" if rotation else path
         command.append(str(target))
@@ -146,8 +201,22 @@ def make_video(
         if process.returncode != 0:
             raise RuntimeError(f"ffmpeg could not make {path}: {stderr.decode()[-500:]}")
         if rotation:
-            _run([ffmpeg_path(), "-nostdin", "-v", "error", "-y", "-display_rotation", str(rotation),
-                  "-i", str(target), "-c", "copy", str(path)])
+            _run(
+                [
+                    ffmpeg_path(),
+                    "-nostdin",
+                    "-v",
+                    "error",
+                    "-y",
+                    "-display_rotation",
+                    str(rotation),
+                    "-i",
+                    str(target),
+                    "-c",
+                    "copy",
+                    str(path),
+                ]
+            )
     return path
 
 

@@ -32,8 +32,9 @@ def mounted_tmpfs(folder: Path, size_bytes: int) -> Iterator[Path]:
     if os.geteuid() != 0:
         _cannot("mounting a tmpfs for a full-disk test needs root (mount from the Debian package util-linux)")
     folder.mkdir(parents=True, exist_ok=True)
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_bytes},mode=0755", "tmpfs", str(folder)],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size_bytes},mode=0755", "tmpfs", str(folder)], capture_output=True, text=True
+    )
     if result.returncode != 0:
         _cannot(f"mount -t tmpfs is not permitted here: {result.stderr.strip()}")
     try:

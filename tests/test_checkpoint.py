@@ -80,9 +80,7 @@ def _raises_for(path: Path, *fragments: str) -> CheckpointError:
 # ---------------------------------------------------------------------------- good files
 
 
-@pytest.mark.parametrize(
-    ("wrap", "legacy"), [("public", True), ("module_prefix", True), ("bare", True), ("public", False)]
-)
+@pytest.mark.parametrize(("wrap", "legacy"), [("public", True), ("module_prefix", True), ("bare", True), ("public", False)])
 def test_each_layout_loads_strictly_with_identical_outputs(
     checkpoints: Path, reference_output: torch.Tensor, wrap: str, legacy: bool
 ) -> None:

@@ -19,15 +19,29 @@ SIZE = (160, 160)
 def heygemd(*args: str | Path, timeout: float = 300, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     script = Path(sys.executable).with_name("heygemd")
     command = [str(script)] if script.exists() else [sys.executable, "-m", "heygemd"]
-    return subprocess.run([*command, *map(str, args)], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [*command, *map(str, args)], capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}
+    )
 
 
 def render(audio: Path, videos: list[Path], out: Path, checkpoint: Path, *extra: str) -> subprocess.CompletedProcess:
     video_args = [arg for video in videos for arg in ("--video", video)]
     return heygemd(
-        "render", "--audio", audio, *video_args, "--out", out,
-        "--checkpoint", checkpoint, "--detector", "lbp", "--device", "cpu", "--detect-max-side", "320", *extra,
+        "render",
+        "--audio",
+        audio,
+        *video_args,
+        "--out",
+        out,
+        "--checkpoint",
+        checkpoint,
+        "--detector",
+        "lbp",
+        "--device",
+        "cpu",
+        "--detect-max-side",
+        "320",
+        *extra,
     )
 
 
@@ -62,7 +76,10 @@ def test_renders_every_video_with_a_sidecar(inputs, wav2lip_checkpoint, tmp_path
 BAD_MEDIA = {
     "zero bytes": (lambda d: _write(d / "empty.mp4", b""), "empty"),
     "truncated mp4": (lambda d: _truncate(make_video(d / "cut.mp4", seconds=1.0, size=SIZE)), "truncated or damaged"),
-    "text renamed .mp4": (lambda d: _write(d / "notes.mp4", b"Meeting notes: remember the milk\n" * 50), "not a video or audio file"),
+    "text renamed .mp4": (
+        lambda d: _write(d / "notes.mp4", b"Meeting notes: remember the milk\n" * 50),
+        "not a video or audio file",
+    ),
 }
 
 
@@ -136,11 +153,19 @@ def test_bad_flag_values_are_one_line_each(inputs, tmp_path):
 @pytest.mark.parametrize("variable", ["HEYGEMD_FFMPEG", "HEYGEMD_FFPROBE"])
 def test_a_missing_ffmpeg_is_one_clear_line_not_a_traceback(variable, inputs, tmp_path):
     missing = tmp_path / "nowhere" / variable.removeprefix("HEYGEMD_").lower()
-    result = heygemd("render", "--audio", inputs["audio"], "--video", inputs["front"], "--out", tmp_path / "out",
-                     "--dry-run", env={variable: str(missing)})
+    result = heygemd(
+        "render",
+        "--audio",
+        inputs["audio"],
+        "--video",
+        inputs["front"],
+        "--out",
+        tmp_path / "out",
+        "--dry-run",
+        env={variable: str(missing)},
+    )
     assert result.returncode == ExitCode.MISSING_WEIGHTS == 69, result.stderr  # the engine could not start
-    assert result.stderr.splitlines() == [f"error: {variable}={missing} does not name an executable "
-                                          f"{missing.name}"]
+    assert result.stderr.splitlines() == [f"error: {variable}={missing} does not name an executable {missing.name}"]
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
 
 
@@ -157,8 +182,26 @@ def test_every_engine_setting_and_render_option_is_a_flag_and_reaches_the_models
         for name in model.model_fields:
             assert RENAMED_ENGINE_FLAGS.get(name, "--" + name.replace("_", "-")) in flags, name
 
-    args = parser.parse_args(["render", "--audio", "a.wav", "--video", "v.mp4", "--out", "o", "--smooth-window", "9",
-                              "--face-threshold", "0.7", "--no-half-precision", "--fixed-box", "1,2,30,40", "--loop", "freeze"])
+    args = parser.parse_args(
+        [
+            "render",
+            "--audio",
+            "a.wav",
+            "--video",
+            "v.mp4",
+            "--out",
+            "o",
+            "--smooth-window",
+            "9",
+            "--face-threshold",
+            "0.7",
+            "--no-half-precision",
+            "--fixed-box",
+            "1,2,30,40",
+            "--loop",
+            "freeze",
+        ]
+    )
     settings, options = model_from_flags(EngineSettings, args), model_from_flags(RenderOptions, args)
     assert (settings.smooth_window, settings.face_threshold, settings.half_precision) == (9, 0.7, False)
     assert options.fixed_box == (1, 2, 30, 40) and options.loop == "freeze" and options.crf == RenderOptions().crf

@@ -29,8 +29,14 @@ def test_every_code_has_a_summary_and_a_fix():
 
 def test_the_environment_is_transient_and_the_input_permanent():
     transient = {code for code in ErrorCode if code.transient}
-    assert transient == {ErrorCode.DISK_FULL, ErrorCode.SHARE_UNAVAILABLE, ErrorCode.PROCESS_KILLED,
-                         ErrorCode.OUT_OF_MEMORY, ErrorCode.RENDER_STALLED, ErrorCode.OUTPUT_MISMATCH}
+    assert transient == {
+        ErrorCode.DISK_FULL,
+        ErrorCode.SHARE_UNAVAILABLE,
+        ErrorCode.PROCESS_KILLED,
+        ErrorCode.OUT_OF_MEMORY,
+        ErrorCode.RENDER_STALLED,
+        ErrorCode.OUTPUT_MISMATCH,
+    }
     assert CODES[ErrorCode.INPUT_UNREADABLE].persistence is Persistence.PERMANENT
 
 
@@ -49,8 +55,9 @@ def test_filesystem_errors_are_classified_by_errno_and_by_what_was_being_done():
 
 
 def test_a_failure_from_a_filesystem_error_names_the_file_never_its_folder():
-    failure = failure_from_os_error(OSError(errno.ENOSPC, "No space left on device", "/srv/share/work/123/output-x/a.mp4"),
-                                    "publishing the results")
+    failure = failure_from_os_error(
+        OSError(errno.ENOSPC, "No space left on device", "/srv/share/work/123/output-x/a.mp4"), "publishing the results"
+    )
     assert failure.code is ErrorCode.DISK_FULL and '"a.mp4"' in failure.reason and "work" not in failure.reason
 
 

@@ -35,7 +35,9 @@ def test_the_writer_reports_a_full_disk_as_disk_full_and_removes_its_file(tmp_pa
     with mounted_tmpfs(tmp_path / "small", TINY_FS) as small:
         output = small / "out.mp4"
         with pytest.raises(MediaError) as caught:
-            with VideoWriter(output, SIZE[0], SIZE[1], Fraction(25), voice, crf=0, preset="ultrafast", pixel_format="bgr24") as writer:
+            with VideoWriter(
+                output, SIZE[0], SIZE[1], Fraction(25), voice, crf=0, preset="ultrafast", pixel_format="bgr24"
+            ) as writer:
                 for index in range(50):
                     writer.write(noise(index))
         assert caught.value.code is ErrorCode.DISK_FULL and ErrorCode.DISK_FULL.transient

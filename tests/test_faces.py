@@ -254,7 +254,6 @@ def finalize_boxes(raw, pads, frame_size, smooth_window=5) -> list[Box | None]:
     return list(stream_final_boxes(raw, pads, frame_size, smooth_window))
 
 
-
 def test_pads_are_top_bottom_left_right_and_clipped_to_the_frame() -> None:
     raw: list[Box | None] = [(30, 30, 40, 40), (5, 5, 50, 70)]
     boxes = finalize_boxes(raw, (1, 2, 3, 4), (100, 80), smooth_window=1)
@@ -457,8 +456,9 @@ def test_an_s3fd_engine_hashes_its_detector_weights_once_and_describes_them(
         return sha256_file(path)
 
     monkeypatch.setattr(checkpoint, "sha256_file", counting)
-    engine = LipSyncEngine(EngineSettings(checkpoint=wav2lip_checkpoint, detector="s3fd",
-                                          detector_checkpoint=s3fd_checkpoint, device="cpu"))
+    engine = LipSyncEngine(
+        EngineSettings(checkpoint=wav2lip_checkpoint, detector="s3fd", detector_checkpoint=s3fd_checkpoint, device="cpu")
+    )
     assert hashed.count(s3fd_checkpoint) == 1 and hashed.count(wav2lip_checkpoint) == 1
     info = engine.describe()
     assert info.detector is DetectorKind.S3FD and info.detector_checkpoint is not None

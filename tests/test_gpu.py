@@ -87,8 +87,10 @@ def test_a_real_out_of_memory_halves_the_batch_and_every_face_is_still_predicted
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory) -> tuple[Path, Path]:
     folder = tmp_path_factory.mktemp("gpu-media")
-    return (make_audio(folder / "speech.wav", seconds=0.8),
-            make_video(folder / "presenter.mp4", seconds=0.6, fps="25", size=SIZE))
+    return (
+        make_audio(folder / "speech.wav", seconds=0.8),
+        make_video(folder / "presenter.mp4", seconds=0.6, fps="25", size=SIZE),
+    )
 
 
 def test_a_render_on_the_gpu_runs_the_generator_in_float16(engine_settings, clip, tmp_path):

@@ -59,8 +59,11 @@ def i420_to_bgr(frame: np.ndarray, width: int, height: int) -> np.ndarray:
 
 def decoded_i420(path: Path, width: int, height: int) -> list[np.ndarray]:
     """Every frame of ``path`` as ffmpeg decodes it to yuv420p with no filter, as (n,) raw bytes each."""
-    raw = subprocess.run([ffmpeg_path(), "-nostdin", "-v", "error", "-i", str(path), "-f", "rawvideo",
-                          "-pix_fmt", "yuv420p", "-"], capture_output=True, check=True).stdout
+    raw = subprocess.run(
+        [ffmpeg_path(), "-nostdin", "-v", "error", "-i", str(path), "-f", "rawvideo", "-pix_fmt", "yuv420p", "-"],
+        capture_output=True,
+        check=True,
+    ).stdout
     padded_width, padded_height = even_size(width, height)
     frame_bytes = width * height + padded_width * padded_height // 2
     return list(np.frombuffer(raw, np.uint8).reshape(-1, frame_bytes))
@@ -113,15 +116,29 @@ def new_ffmpeg():
 def clips(tmp_path_factory) -> dict[tuple[str, str], VideoInfo]:
     folder = tmp_path_factory.mktemp("seek")
     made = {}
-    for suffix, fps in [(".mp4", "25"), (".mp4", "30000/1001"), (".webm", "25"), (".webm", "30000/1001"),
-                        (".mkv", "30000/1001"), (".avi", "30000/1001"), (".flv", "30000/1001")]:
+    for suffix, fps in [
+        (".mp4", "25"),
+        (".mp4", "30000/1001"),
+        (".webm", "25"),
+        (".webm", "30000/1001"),
+        (".mkv", "30000/1001"),
+        (".avi", "30000/1001"),
+        (".flv", "30000/1001"),
+    ]:
         name = f"clip{fps.replace('/', '_')}{suffix}"
         made[suffix, fps] = probe_video(make_video(folder / name, seconds=SEEK_CLIP_S, fps=fps, size=SIZE))
     return made
 
 
-SEEK_CASES = [(".mp4", "25"), (".mp4", "30000/1001"), (".webm", "25"), (".webm", "30000/1001"),
-              (".mkv", "30000/1001"), (".avi", "30000/1001"), (".flv", "30000/1001")]
+SEEK_CASES = [
+    (".mp4", "25"),
+    (".mp4", "30000/1001"),
+    (".webm", "25"),
+    (".webm", "30000/1001"),
+    (".mkv", "30000/1001"),
+    (".avi", "30000/1001"),
+    (".flv", "30000/1001"),
+]
 
 
 @pytest.mark.parametrize(("suffix", "fps"), SEEK_CASES)
@@ -130,7 +147,10 @@ def test_read_frames_from_the_middle_and_near_the_end(clips, suffix, fps):
     total = info.frame_count
     assert total == round(SEEK_CLIP_S * Fraction(fps))
     for start, count in [(total // 2, 5), (total // 2 + 1, 1), (total - 4, 3), (total - 1, 1), (3, 4), (1, 2)]:
-        assert indices(read_frames(info, start, count, pixel_format="bgr24")) == list(range(start, start + count)), (start, count)
+        assert indices(read_frames(info, start, count, pixel_format="bgr24")) == list(range(start, start + count)), (
+            start,
+            count,
+        )
     # Past the end: what there is, no more.
     assert indices(read_frames(info, total - 2, 10, pixel_format="bgr24")) == [total - 2, total - 1]
     assert indices(read_frames(info, total - 3, pixel_format="bgr24")) == [total - 3, total - 2, total - 1]
@@ -208,8 +228,10 @@ def test_yuv420p_frames_are_the_decoded_planes_byte_for_byte(clips, suffix, fps)
         assert len(frames) == min(count, total - start)
         for offset, frame in enumerate(frames):
             np.testing.assert_array_equal(frame.reshape(-1), decoded[start + offset], err_msg=f"frame {start + offset}")
-    shown = [frame_index_of(i420_to_bgr(f, info.width, info.height))
-             for f in read_frames_reversed(info, 5, 14, chunk=4, pixel_format="yuv420p")]
+    shown = [
+        frame_index_of(i420_to_bgr(f, info.width, info.height))
+        for f in read_frames_reversed(info, 5, 14, chunk=4, pixel_format="yuv420p")
+    ]
     assert shown == list(range(14, 4, -1))
 
 
@@ -229,10 +251,28 @@ def test_yuv420p_frames_of_odd_sides_are_padded_with_their_edge(tmp_path):
 @pytest.mark.parametrize("layout", ["yuv444p", "yuv420p10le", "bgr0", "yuvj420p"])
 def test_other_pixel_formats_are_converted_to_limited_range_yuv420p(clips, tmp_path, layout):
     """4:4:4, 10-bit, RGB and full-range sources: I420 frames whose BGR matches ffmpeg's bgr24 frames."""
-    codec = {"bgr0": ["-c:v", "ffv1"], "yuvj420p": ["-c:v", "mjpeg", "-q:v", "2"]}.get(layout, ["-c:v", "libx264", "-crf", "4"])
+    codec = {"bgr0": ["-c:v", "ffv1"], "yuvj420p": ["-c:v", "mjpeg", "-q:v", "2"]}.get(
+        layout, ["-c:v", "libx264", "-crf", "4"]
+    )
     source = tmp_path / f"{layout}.mkv"
-    subprocess.run([ffmpeg_path(), "-nostdin", "-v", "error", "-i", str(clips[".mp4", "25"].path), "-frames:v", "8",
-                    *codec, "-pix_fmt", layout, str(source)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            ffmpeg_path(),
+            "-nostdin",
+            "-v",
+            "error",
+            "-i",
+            str(clips[".mp4", "25"].path),
+            "-frames:v",
+            "8",
+            *codec,
+            "-pix_fmt",
+            layout,
+            str(source),
+        ],
+        check=True,
+        capture_output=True,
+    )
     info = probe_video(source)
     bgr = list(read_frames(info, pixel_format="bgr24"))
     i420 = list(read_frames(info, pixel_format="yuv420p"))
@@ -277,8 +317,12 @@ def detect_clips(tmp_path_factory) -> dict[str, VideoInfo]:
 
 def small_indices(info: VideoInfo, frames) -> list[int]:
     """The index stamps of detection frames, read after blowing them back up to full size and turning them back."""
-    return [frame_index_of(np.rot90(cv2.resize(frame, (info.width, info.height), interpolation=cv2.INTER_NEAREST),
-                                    -info.rotation // 90)) for frame in frames]
+    return [
+        frame_index_of(
+            np.rot90(cv2.resize(frame, (info.width, info.height), interpolation=cv2.INTER_NEAREST), -info.rotation // 90)
+        )
+        for frame in frames
+    ]
 
 
 def test_detection_size_keeps_the_aspect_and_never_enlarges(detect_clips):
@@ -341,8 +385,10 @@ def test_closing_a_detection_reader_early_leaves_no_ffmpeg_behind(detect_clips, 
 @pytest.fixture(scope="module")
 def sounds(tmp_path_factory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("sounds")
-    made = {suffix: make_audio(folder / f"speech{suffix}", seconds=0.8) for suffix in
-            (".wav", ".mp3", ".m4a", ".flac", ".ogg", ".opus")}
+    made = {
+        suffix: make_audio(folder / f"speech{suffix}", seconds=0.8)
+        for suffix in (".wav", ".mp3", ".m4a", ".flac", ".ogg", ".opus")
+    }
     made["mp4 track"] = make_video(folder / "talk.mp4", seconds=0.4, size=SIZE, audio_seconds=0.8)
     return made
 
@@ -369,8 +415,11 @@ def test_decode_audio_resamples(sounds):
 
 def test_decode_audio_mixes_stereo_to_mono(tmp_path, sounds):
     stereo = tmp_path / "stereo.wav"
-    subprocess.run([ffmpeg_path(), "-nostdin", "-v", "error", "-i", str(sounds[".wav"]), "-ac", "2", str(stereo)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [ffmpeg_path(), "-nostdin", "-v", "error", "-i", str(sounds[".wav"]), "-ac", "2", str(stereo)],
+        check=True,
+        capture_output=True,
+    )
     mono, mixed = decode_audio(sounds[".wav"]), decode_audio(stereo)
     assert mixed.shape == mono.shape
     assert np.abs(mixed - mono).max() < 1e-3
@@ -394,7 +443,9 @@ def write_video(path: Path, size: tuple[int, int], frames: int, audio: Path) -> 
 def streams(path: Path) -> list[dict]:
     result = subprocess.run(
         [ffprobe_path(), "-v", "error", "-show_streams", "-count_frames", "-of", "json", str(path)],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return json.loads(result.stdout)["streams"]
 
@@ -461,8 +512,9 @@ def test_yuv420p_writer_passes_the_planes_through(tmp_path, voice, suffix, size)
     info = probe_video(make_video(tmp_path / f"source{suffix}", seconds=0.4, size=size))
     frames = list(read_frames(info, pixel_format="yuv420p"))
     output = tmp_path / "lossless.mp4"
-    with VideoWriter(output, info.width, info.height, Fraction(25), voice, crf=0, preset="ultrafast",
-                     pixel_format="yuv420p") as writer:
+    with VideoWriter(
+        output, info.width, info.height, Fraction(25), voice, crf=0, preset="ultrafast", pixel_format="yuv420p"
+    ) as writer:
         assert writer.frame_shape == frames[0].shape == frame_shape(*size, "yuv420p")
         assert writer.output_size == even_size(*size)
         for frame in frames:
@@ -567,8 +619,11 @@ def test_writer_reports_an_encoder_that_cannot_start(tmp_path, new_ffmpeg):
 def test_ffmpeg_is_a_real_program_that_reports_failure(tmp_path):
     for program in (ffmpeg_path(), ffprobe_path()):
         assert Path(program).read_bytes()[:2] != b"#!", f"{program} is a script, not ffmpeg itself"
-    result = subprocess.run([ffmpeg_path(), "-nostdin", "-v", "error", "-i", str(tmp_path / "missing.wav"), "-f", "null", "-"],
-                            capture_output=True, check=False)
+    result = subprocess.run(
+        [ffmpeg_path(), "-nostdin", "-v", "error", "-i", str(tmp_path / "missing.wav"), "-f", "null", "-"],
+        capture_output=True,
+        check=False,
+    )
     assert result.returncode != 0
 
 

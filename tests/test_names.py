@@ -97,8 +97,13 @@ def test_download_names_are_stable_and_resumable():
 
 
 def test_older_temporary_names_are_recognised():
-    for legacy, pid in [(".job.heygemd-partial-123", 123), (".job.zip.heygemd-partial", None),
-                        (".jobs.json.77.tmp", 77), (".out.88.partial.mp4", 88), (".k.track.npy.9.partial", 9)]:
+    for legacy, pid in [
+        (".job.heygemd-partial-123", 123),
+        (".job.zip.heygemd-partial", None),
+        (".jobs.json.77.tmp", 77),
+        (".out.88.partial.mp4", 88),
+        (".k.track.npy.9.partial", 9),
+    ]:
         parsed = parse_temporary_name(legacy)
         assert parsed is not None and parsed.pid == pid and not parsed.checkable, legacy
     for other in ("voice.wav", ".DS_Store", "x.tmp", ".syncthing.a.tmp", "job (2)"):

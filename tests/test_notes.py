@@ -67,8 +67,17 @@ def test_timings_name_every_stage_and_the_total():
     notes.add(Stage.DETECT, started, excluding=3.0)  # 20 - 10 - 3
     notes.record(Stage.AUDIO, 0.25)
     timings = notes.timings(total=30.0)
-    assert timings.model_dump() == {"probe": 0.0, "audio": 0.25, "decode": 0.0, "detect": 7.0, "model": 2.5,
-                                    "blend": 0.0, "restore": 0.0, "encode": 0.0, "total": 30.0}
+    assert timings.model_dump() == {
+        "probe": 0.0,
+        "audio": 0.25,
+        "decode": 0.0,
+        "detect": 7.0,
+        "model": 2.5,
+        "blend": 0.0,
+        "restore": 0.0,
+        "encode": 0.0,
+        "total": 30.0,
+    }
     assert set(timings.model_dump()) == {stage.value for stage in Stage} | {"total"}
 
 

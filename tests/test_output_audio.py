@@ -38,8 +38,12 @@ def ffmpeg(*args: str | Path) -> None:
 
 def streams(path: Path) -> dict[str, dict]:
     """The first stream of each type, as ffprobe describes it."""
-    result = subprocess.run([ffprobe_path(), "-v", "error", "-show_streams", "-of", "json", str(path)],
-                            capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [ffprobe_path(), "-v", "error", "-show_streams", "-of", "json", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     found: dict[str, dict] = {}
     for stream in json.loads(result.stdout)["streams"]:
         found.setdefault(stream["codec_type"], stream)
@@ -55,8 +59,17 @@ def stereo_44k(path: Path, seconds: float) -> Path:
     """44.1 kHz stereo, 24-bit: speech on the left, a 1 kHz tone on the right."""
     speech = make_audio(path.with_name("left.wav"), seconds=seconds, sample_rate=44100)
     right = tone(path.with_name("right.wav"), seconds, 1000, 44100)
-    ffmpeg("-i", speech, "-i", right, "-filter_complex", "[0:a][1:a]join=inputs=2:channel_layout=stereo",
-           "-c:a", "pcm_s24le", path)
+    ffmpeg(
+        "-i",
+        speech,
+        "-i",
+        right,
+        "-filter_complex",
+        "[0:a][1:a]join=inputs=2:channel_layout=stereo",
+        "-c:a",
+        "pcm_s24le",
+        path,
+    )
     return path
 
 
@@ -88,7 +101,11 @@ def template(tmp_path_factory) -> Path:
 @pytest.mark.parametrize("suffix", [".wav", ".mp3", ".m4a", ".opus", "stereo 44.1 kHz"])
 def test_features_come_out_exactly_as_from_the_file_itself(engine, tmp_path, suffix):
     """The 16 kHz mono mix of the snapshot is the file's own, sample for sample: the features do not move."""
-    source = stereo_44k(tmp_path / "stereo.wav", 0.7) if suffix.startswith("stereo") else make_audio(tmp_path / f"voice{suffix}", seconds=0.7)
+    source = (
+        stereo_44k(tmp_path / "stereo.wav", 0.7)
+        if suffix.startswith("stereo")
+        else make_audio(tmp_path / f"voice{suffix}", seconds=0.7)
+    )
     with engine.prepare_audio(source) as audio:
         samples = decode_audio(source)
         assert audio.num_samples == len(samples)
@@ -115,7 +132,16 @@ def test_the_snapshot_keeps_the_decoders_own_samples(tmp_path, suffix, codec):
 
 def test_pcm_codecs_cover_planar_and_packed_formats():
     assert [pcm_codec(f) for f in ("s16", "s16p", "fltp", "flt", "s32p", "u8", "dblp", "s64", "")] == [
-        "pcm_s16le", "pcm_s16le", "pcm_f32le", "pcm_f32le", "pcm_s32le", "pcm_u8", "pcm_f64le", "pcm_f32le", "pcm_f32le"]
+        "pcm_s16le",
+        "pcm_s16le",
+        "pcm_f32le",
+        "pcm_f32le",
+        "pcm_s32le",
+        "pcm_u8",
+        "pcm_f64le",
+        "pcm_f32le",
+        "pcm_f32le",
+    ]
 
 
 # -- (a) the file changes after it was prepared -------------------------------------------------
@@ -138,7 +164,9 @@ def _delete(path: Path, scratch: Path) -> None:
     path.unlink()
 
 
-@pytest.mark.parametrize("change", [_overwrite, _append, _replace, _delete], ids=["overwritten", "appended", "replaced", "deleted"])
+@pytest.mark.parametrize(
+    "change", [_overwrite, _append, _replace, _delete], ids=["overwritten", "appended", "replaced", "deleted"]
+)
 def test_the_output_sound_is_the_snapshot_whatever_became_of_the_file(engine, template, tmp_path, change):
     full = make_audio(tmp_path / "full.mp3", seconds=1.25)
     source = tmp_path / "voice.mp3"
@@ -248,8 +276,12 @@ def test_a_render_passes_the_check(engine, tmp_path, fps):
 
 def test_a_still_image_render_passes_the_check(engine, tmp_path):
     still = make_still(tmp_path / "presenter.jpg", size=SIZE)
-    report = engine.render(make_audio(tmp_path / "voice.m4a", seconds=0.43), still, tmp_path / "out.mp4",
-                           RenderOptions(fixed_box=FIXED_BOX, preset="ultrafast", still_fps=30))
+    report = engine.render(
+        make_audio(tmp_path / "voice.m4a", seconds=0.43),
+        still,
+        tmp_path / "out.mp4",
+        RenderOptions(fixed_box=FIXED_BOX, preset="ultrafast", still_fps=30),
+    )
     _assert_as_planned(report, tmp_path / "out.mp4", Fraction(30))
 
 
@@ -272,8 +304,9 @@ def test_44k_stereo_stays_44k_stereo(engine, template, tmp_path):
     sound = streams(tmp_path / "out.mp4")["audio"]
     assert (int(sound["sample_rate"]), sound["channels"]) == (44100, 2)
     assert (report.output.audio_sample_rate, report.output.audio_channels) == (44100, 2)
-    raw = subprocess.run([ffmpeg_path(), "-v", "error", "-i", str(tmp_path / "out.mp4"), "-f", "f32le", "-"],
-                         capture_output=True, check=True).stdout
+    raw = subprocess.run(
+        [ffmpeg_path(), "-v", "error", "-i", str(tmp_path / "out.mp4"), "-f", "f32le", "-"], capture_output=True, check=True
+    ).stdout
     left, right = np.frombuffer(raw, np.float32).reshape(-1, 2).T
     assert similarity(left, decode_audio(tmp_path / "left.wav", 44100)) > 0.95
     assert similarity(right, decode_audio(tmp_path / "right.wav", 44100)) > 0.95
@@ -313,10 +346,16 @@ def test_the_garbage_collector_removes_a_forgotten_snapshot(dry_engine, tmp_path
 def test_leftovers_of_a_killed_process_are_removed(tmp_path):
     """What a kill -9 leaves (no close, no garbage collector) is found by its prefix; nothing else is touched."""
     voice = make_audio(tmp_path / "voice.wav", seconds=0.3)
-    script = ("import sys, os; from pathlib import Path; from heygemd.engine.snapshot import take_snapshot; "
-              "kept = take_snapshot(Path(sys.argv[1]), Path(sys.argv[2])); os._exit(0)")
+    script = (
+        "import sys, os; from pathlib import Path; from heygemd.engine.snapshot import take_snapshot; "
+        "kept = take_snapshot(Path(sys.argv[1]), Path(sys.argv[2])); os._exit(0)"
+    )
     temp = tmp_path / "tmp"
-    subprocess.run([sys.executable, "-c", script, str(voice), str(temp)], check=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    subprocess.run(
+        [sys.executable, "-c", script, str(voice), str(temp)],
+        check=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
     (temp / "someone else's.wav").write_bytes(b"keep")
     [left] = [p for p in temp.iterdir() if p.name.startswith(SNAPSHOT_PREFIX)]
     assert (left / "snapshot.wav").exists()

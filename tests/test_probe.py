@@ -138,7 +138,9 @@ def constant_rate_indices(frames: int, rate: Fraction, ticks: int) -> list[int]:
     return [max(index for index, tick in enumerate(tick_of) if tick <= wanted) for wanted in range(ticks)]
 
 
-@pytest.mark.parametrize(("suffix", "fps"), [(".mkv", "25"), (".webm", "30000/1001"), (".mp4", "30000/1001"), (".mov", "25")])
+@pytest.mark.parametrize(
+    ("suffix", "fps"), [(".mkv", "25"), (".webm", "30000/1001"), (".mp4", "30000/1001"), (".mov", "25")]
+)
 def test_variable_frame_rate_decodes_at_a_constant_rate(tmp_path, suffix, fps):
     rate = Fraction(fps)
     frames = round(VFR_CLIP_S * rate)
@@ -206,9 +208,31 @@ def test_cover_art_in_an_mp3_is_not_a_video_picture(tmp_path):
     cover = make_still(tmp_path / "cover.jpg", size=(64, 64))
     song = tmp_path / "song.mp3"
     subprocess.run(
-        [ffmpeg_path(), "-nostdin", "-v", "error", "-i", str(speech), "-i", str(cover), "-map", "0:a", "-map", "1:v",
-         "-c:a", "libmp3lame", "-c:v", "mjpeg", "-disposition:v", "attached_pic", "-id3v2_version", "3", str(song)],
-        check=True, capture_output=True,
+        [
+            ffmpeg_path(),
+            "-nostdin",
+            "-v",
+            "error",
+            "-i",
+            str(speech),
+            "-i",
+            str(cover),
+            "-map",
+            "0:a",
+            "-map",
+            "1:v",
+            "-c:a",
+            "libmp3lame",
+            "-c:v",
+            "mjpeg",
+            "-disposition:v",
+            "attached_pic",
+            "-id3v2_version",
+            "3",
+            str(song),
+        ],
+        check=True,
+        capture_output=True,
     )
     with pytest.raises(MediaError, match="no video picture"):
         probe_video(song)
@@ -302,8 +326,11 @@ def test_cut_short_with_its_header_whole(tmp_path, talk, read, suffix):
     whole = tmp_path / f"whole{suffix}"
     audio = ["-c:a", "libopus"] if suffix == ".webm" else ["-c:a", "copy"]
     video = ["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8"] if suffix == ".webm" else ["-c:v", "copy"]
-    subprocess.run([ffmpeg_path(), "-nostdin", "-v", "error", "-i", str(talk), *video, *audio, "-movflags", "+faststart",
-                    str(whole)], check=True, capture_output=True)
+    subprocess.run(
+        [ffmpeg_path(), "-nostdin", "-v", "error", "-i", str(talk), *video, *audio, "-movflags", "+faststart", str(whole)],
+        check=True,
+        capture_output=True,
+    )
     path = tmp_path / f"cut short{suffix}"
     data = whole.read_bytes()
     path.write_bytes(data[: len(data) * 2 // 3])

@@ -35,7 +35,8 @@ def yuv_planes(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     width, height = info.width, info.height
     raw = subprocess.run(
         [ffmpeg_path(), "-v", "error", "-i", str(path), "-f", "rawvideo", "-pix_fmt", "yuv420p", "-"],
-        capture_output=True, check=True,
+        capture_output=True,
+        check=True,
     ).stdout
     frames = np.frombuffer(raw, np.uint8).reshape(-1, height * width * 3 // 2)
     y = frames[:, : height * width].reshape(-1, height, width)
@@ -64,7 +65,9 @@ def video_psnr(source: Path, rendered: Path, region: np.ndarray | None = None, f
 def ffprobe_streams(path: Path) -> list[dict]:
     result = subprocess.run(
         [ffprobe_path(), "-v", "error", "-show_streams", "-count_packets", "-of", "json", str(path)],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return json.loads(result.stdout)["streams"]
 
@@ -184,9 +187,21 @@ def test_lossless_render_keeps_frames_without_a_face_as_decoded(engine, speech, 
 def test_the_output_carries_the_templates_colour_tags(engine, speech, tmp_path):
     plain = make_video(tmp_path / "plain.mp4", seconds=0.4, fps="25", size=SIZE)
     tagged = tmp_path / "bt709.mp4"
-    subprocess.run([ffmpeg_path(), "-v", "error", "-i", str(plain), "-c", "copy", "-bsf:v",
-                    "h264_metadata=colour_primaries=1:transfer_characteristics=1:matrix_coefficients=1", str(tagged)],
-                   check=True)
+    subprocess.run(
+        [
+            ffmpeg_path(),
+            "-v",
+            "error",
+            "-i",
+            str(plain),
+            "-c",
+            "copy",
+            "-bsf:v",
+            "h264_metadata=colour_primaries=1:transfer_characteristics=1:matrix_coefficients=1",
+            str(tagged),
+        ],
+        check=True,
+    )
     assert probe_video(tagged).colour == ColourTags("bt709", "bt709", "bt709")
     assert probe_video(plain).colour is None
     for template in (tagged, plain):

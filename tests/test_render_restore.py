@@ -55,7 +55,9 @@ def _render(engine, speech: Path, template: Path, output: Path, progress=None, *
 
 def test_weight_zero_gives_the_pixels_of_no_restorer(engine, restoring_engine, short_speech, template, tmp_path):
     _, plain = _render(engine, short_speech, template, tmp_path / "plain.mp4", fixed_box=FIXED_BOX)
-    report, off = _render(restoring_engine, short_speech, template, tmp_path / "off.mp4", fixed_box=FIXED_BOX, restore_weight=0)
+    report, off = _render(
+        restoring_engine, short_speech, template, tmp_path / "off.mp4", fixed_box=FIXED_BOX, restore_weight=0
+    )
     for before, after in zip(plain, off):
         assert np.array_equal(before, after)
     assert report.restorer is None and report.timings.restore == 0
@@ -68,10 +70,19 @@ def test_the_engine_names_its_restorer(restoring_engine, gfpgan_checkpoint):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("blend", [BlendMode.FEATHER, BlendMode.HARD])
-def test_only_the_re_synced_area_is_restored(engine, restoring_engine, gfpgan_checkpoint, short_speech, template, tmp_path, blend):
+def test_only_the_re_synced_area_is_restored(
+    engine, restoring_engine, gfpgan_checkpoint, short_speech, template, tmp_path, blend
+):
     _, plain = _render(engine, short_speech, template, tmp_path / "plain.mp4", fixed_box=FIXED_BOX, blend=blend)
-    report, restored = _render(restoring_engine, short_speech, template, tmp_path / "restored.mp4",
-                               fixed_box=FIXED_BOX, blend=blend, restore_weight=0.6)
+    report, restored = _render(
+        restoring_engine,
+        short_speech,
+        template,
+        tmp_path / "restored.mp4",
+        fixed_box=FIXED_BOX,
+        blend=blend,
+        restore_weight=0.6,
+    )
     x1, y1, x2, y2 = FIXED_BOX
     top = y1 + first_pasted_row(y2 - y1, blend, RenderOptions().feather)
     for plane, (before, after) in enumerate(zip(plain, restored)):
@@ -86,13 +97,21 @@ def test_only_the_re_synced_area_is_restored(engine, restoring_engine, gfpgan_ch
 
 
 @pytest.mark.slow
-def test_faceless_frames_and_everything_outside_the_lip_sync_stay_as_they_were(engine, restoring_engine, short_speech, tmp_path):
+def test_faceless_frames_and_everything_outside_the_lip_sync_stay_as_they_were(
+    engine, restoring_engine, short_speech, tmp_path
+):
     faceless = 1
     template = make_video(tmp_path / "template.mp4", seconds=FRAMES / 25, fps="25", size=SIZE, faceless_frames={faceless})
     _, plain = _render(engine, short_speech, template, tmp_path / "plain.mp4")
     stages: list[str] = []
-    report, restored = _render(restoring_engine, short_speech, template, tmp_path / "restored.mp4",
-                               progress=lambda update: stages.append(update.stage), restore_weight=0.6)
+    report, restored = _render(
+        restoring_engine,
+        short_speech,
+        template,
+        tmp_path / "restored.mp4",
+        progress=lambda update: stages.append(update.stage),
+        restore_weight=0.6,
+    )
     assert report.faces.frames_without_face == 1
     assert "restore" in stages, "a CPU restores a face in seconds: progress must not stall meanwhile"
     source = yuv_planes(template)
@@ -116,8 +135,16 @@ def test_render_cli_names_a_bad_restorer_file(tmp_path, wav2lip_checkpoint, shor
 
     page = tmp_path / "GFPGANv1.4.pth"
     page.write_bytes(b"<!DOCTYPE html><html><body>Sign in to GitHub</body></html>" * 100)
-    result = render(short_speech, [template], tmp_path / "out", wav2lip_checkpoint, "--restorer", "gfpgan",
-                    "--restorer-checkpoint", str(page))
+    result = render(
+        short_speech,
+        [template],
+        tmp_path / "out",
+        wav2lip_checkpoint,
+        "--restorer",
+        "gfpgan",
+        "--restorer-checkpoint",
+        str(page),
+    )
     assert result.returncode == ExitCode.MISSING_WEIGHTS == 69
     assert "GFPGANv1.4.pth" in result.stderr and "HTML" in result.stderr
 
@@ -127,8 +154,20 @@ def test_render_cli_takes_the_restorer_flags(tmp_path, wav2lip_checkpoint, gfpga
 
     bad = render(short_speech, [template], tmp_path / "out", wav2lip_checkpoint, "--restore-weight", "1.5")
     assert bad.returncode == 2 and "--restore-weight" in bad.stderr
-    result = render(short_speech, [template], tmp_path / "out", wav2lip_checkpoint, "--restorer", "gfpgan",
-                    "--restorer-checkpoint", str(gfpgan_checkpoint), "--restorer-batch-size", "2", "--restore-weight", "0")
+    result = render(
+        short_speech,
+        [template],
+        tmp_path / "out",
+        wav2lip_checkpoint,
+        "--restorer",
+        "gfpgan",
+        "--restorer-checkpoint",
+        str(gfpgan_checkpoint),
+        "--restorer-batch-size",
+        "2",
+        "--restore-weight",
+        "0",
+    )
     assert result.returncode == 0, result.stderr
     sidecar = json.loads((tmp_path / "out" / "template.json").read_text())
     assert sidecar["options"]["restore_weight"] == 0 and sidecar["restorer"] is None

@@ -190,7 +190,9 @@ def test_truncated_download(public: Path, tmp_path: Path):
 
 def test_wav2lip_weights_are_another_network(tmp_path: Path):
     path = make_wav2lip_checkpoint(tmp_path / "wav2lip_gan.pth", 0)
-    err = _raises_for(path, "different network", f"{STATE_DICT_ENTRIES} expected entries, 0 match", "285 missing", "unexpected")
+    err = _raises_for(
+        path, "different network", f"{STATE_DICT_ENTRIES} expected entries, 0 match", "285 missing", "unexpected"
+    )
     assert "e.g. conv_body_first.weight" in str(err)
 
 
@@ -238,7 +240,9 @@ def test_crop_is_the_frames_own_pixels_resized():
     frame = _i420()
     framing = Framing(200, 40, 256)
     crop = restorer_crop(frame, framing)
-    expected = cv2.resize(cv2.cvtColor(frame, cv2.COLOR_YUV2BGR_I420)[40:296, 200:456], (512, 512), interpolation=cv2.INTER_LINEAR)
+    expected = cv2.resize(
+        cv2.cvtColor(frame, cv2.COLOR_YUV2BGR_I420)[40:296, 200:456], (512, 512), interpolation=cv2.INTER_LINEAR
+    )
     assert crop.shape == (RESTORER_SIZE, RESTORER_SIZE, 3)
     assert np.abs(crop.astype(int) - expected.astype(int)).max() <= 1
 

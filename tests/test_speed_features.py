@@ -248,8 +248,13 @@ def test_a_cpu_render_reports_detection_progress_and_can_be_cancelled_during_it(
             stop.set()
 
     with pytest.raises(RenderCancelled):
-        engine.render(make_audio(tmp_path / "speech.wav", seconds=2.4), template, tmp_path / "out.mp4",
-                      progress=on_progress, cancel=stop)
+        engine.render(
+            make_audio(tmp_path / "speech.wav", seconds=2.4),
+            template,
+            tmp_path / "out.mp4",
+            progress=on_progress,
+            cancel=stop,
+        )
     assert seen and {stage for stage, _, _ in seen} == {"detect"}
     assert {thread for _, _, thread in seen} == {threading.current_thread()}
     assert engine.tracker.detector.frames < 60, "detection stopped early"

@@ -176,9 +176,31 @@ def test_cv2_writes_i420_as_ffmpeg_does(smooth_clip):
     """cv2's COLOR_BGR2YUV_I420 agrees with ffmpeg's bgr24 -> yuv420p conversion (the bgr24 writer's)."""
     [bgr] = read_frames(probe_video(smooth_clip), 0, 1, pixel_format="bgr24")
     ffmpeg_i420 = subprocess.run(
-        [ffmpeg_path(), "-nostdin", "-v", "error", "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", "128x96", "-i", "-",
-         "-sws_flags", SWS_FLAGS, "-f", "rawvideo", "-pix_fmt", "yuv420p", "-"],
-        input=bgr.tobytes(), capture_output=True, check=True).stdout
+        [
+            ffmpeg_path(),
+            "-nostdin",
+            "-v",
+            "error",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "bgr24",
+            "-s",
+            "128x96",
+            "-i",
+            "-",
+            "-sws_flags",
+            SWS_FLAGS,
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "yuv420p",
+            "-",
+        ],
+        input=bgr.tobytes(),
+        capture_output=True,
+        check=True,
+    ).stdout
     theirs = np.frombuffer(ffmpeg_i420, np.uint8).reshape(144, 128)
     ours = to_i420(bgr)
     # Measured: Y identical; U and V within 2 and 3 (means 0.4, 1.3): cv2 averages each 2x2 block,

@@ -43,10 +43,18 @@ def show_tasks(service: Any, tasks: list[TaskProgress]) -> None:
     """The job's tasks into the status (status.json, STATUS=), at most once a second; keeps the watchdog fed."""
     service.notifier.watchdog()
     service.status.tasks = [
-        WorkerTask(video=task.video, task_id=task.task_id, state=task.state.value, worker=task.worker, stage=task.stage,
-                   frames_done=task.frames_done, frames_total=task.frames_total,
-                   percent=round(100 * task.frames_done / task.frames_total, 1)
-                   if task.frames_done is not None and task.frames_total else None)
+        WorkerTask(
+            video=task.video,
+            task_id=task.task_id,
+            state=task.state.value,
+            worker=task.worker,
+            stage=task.stage,
+            frames_done=task.frames_done,
+            frames_total=task.frames_total,
+            percent=round(100 * task.frames_done / task.frames_total, 1)
+            if task.frames_done is not None and task.frames_total
+            else None,
+        )
         for task in tasks
     ]
     now = time.monotonic()

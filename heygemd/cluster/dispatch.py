@@ -94,9 +94,16 @@ class Dispatcher:
 
     # -------------------------------------------------------------- one job
 
-    def render(self, record: JobRecord, planned: dict[str, PlannedVideo], audio: Path, job_dir: Path,
-               enqueued: Callable[[VideoRecord, str], None], asked: Stop,
-               on_tasks: Callable[[list[TaskProgress]], None]) -> Iterator[TaskOutcome | GivenUp]:
+    def render(
+        self,
+        record: JobRecord,
+        planned: dict[str, PlannedVideo],
+        audio: Path,
+        job_dir: Path,
+        enqueued: Callable[[VideoRecord, str], None],
+        asked: Stop,
+        on_tasks: Callable[[list[TaskProgress]], None],
+    ) -> Iterator[TaskOutcome | GivenUp]:
         """Yield each pending video's outcome as it ends."""
         active: dict[str, VideoRecord] = {}
         missing_since: dict[str, float] = {}
@@ -114,8 +121,9 @@ class Dispatcher:
                 self._cancel(active)
                 return
             if asked.stop():
-                self.log.info("stopping; the render tasks go on, and are re-attached to at the next start",
-                              tasks=len(active))
+                self.log.info(
+                    "stopping; the render tasks go on, and are re-attached to at the next start", tasks=len(active)
+                )
                 return
             try:
                 yield from self._look(record, active, missing_since, planned, audio, job_dir, enqueued)
@@ -124,17 +132,25 @@ class Dispatcher:
                     broker_down = False
             except redis.RedisError as err:
                 if not broker_down:
-                    self.log.warning("the broker does not answer; waiting for it", broker=self.broker,
-                                     error=type(err).__name__)
+                    self.log.warning(
+                        "the broker does not answer; waiting for it", broker=self.broker, error=type(err).__name__
+                    )
                 broker_down = True
             on_tasks(list(self.tasks.values()))
             time.sleep(self.config.poll_seconds)
         self.tasks.clear()
         on_tasks([])
 
-    def _look(self, record: JobRecord, active: dict[str, VideoRecord], missing_since: dict[str, float],
-              planned: dict[str, PlannedVideo], audio: Path, job_dir: Path,
-              enqueued: Callable[[VideoRecord, str], None]) -> Iterator[TaskOutcome | GivenUp]:
+    def _look(
+        self,
+        record: JobRecord,
+        active: dict[str, VideoRecord],
+        missing_since: dict[str, float],
+        planned: dict[str, PlannedVideo],
+        audio: Path,
+        job_dir: Path,
+        enqueued: Callable[[VideoRecord, str], None],
+    ) -> Iterator[TaskOutcome | GivenUp]:
         now = time.monotonic()
         for task_id, video in list(active.items()):
             view = self.store.read(task_id)
@@ -150,20 +166,31 @@ class Dispatcher:
             elif view.state is TaskState.STARTED:
                 missing_since.pop(task_id, None)
             if view is not None:
-                self.tasks[task_id] = TaskProgress(task_id, video.template, view.state, view.worker, view.stage,
-                                                   view.frames_done, view.frames_total)
+                self.tasks[task_id] = TaskProgress(
+                    task_id, video.template, view.state, view.worker, view.stage, view.frames_done, view.frames_total
+                )
             if lost is not None:
                 del active[task_id]
                 self.tasks.pop(task_id, None)
                 missing_since.pop(task_id, None)
                 self.store.forget(task_id)
-                self.log.warning("render task lost; the video is enqueued again", video=video.template,
-                                 task_id=task_id, why=lost, attempts=video.task_attempts)
+                self.log.warning(
+                    "render task lost; the video is enqueued again",
+                    video=video.template,
+                    task_id=task_id,
+                    why=lost,
+                    attempts=video.task_attempts,
+                )
                 if video.task_attempts >= MAX_TASK_ATTEMPTS:
                     video.task_id = None
-                    yield GivenUp(video, Failure(
-                        code=ErrorCode.SERVICE_CRASHED, reason=f"{video.template}: {video.task_attempts} workers "
-                        "stopped while rendering it (out of memory, or a crash); it was set aside."))
+                    yield GivenUp(
+                        video,
+                        Failure(
+                            code=ErrorCode.SERVICE_CRASHED,
+                            reason=f"{video.template}: {video.task_attempts} workers "
+                            "stopped while rendering it (out of memory, or a crash); it was set aside.",
+                        ),
+                    )
                     continue
                 self._enqueue(record, video, planned, audio, job_dir, enqueued)
                 assert video.task_id is not None
@@ -174,20 +201,35 @@ class Dispatcher:
                 self.tasks.pop(task_id, None)
                 yield TaskOutcome(video, task_id, view, _output(job_dir, task_id, video))
 
-    def _enqueue(self, record: JobRecord, video: VideoRecord, planned: dict[str, PlannedVideo], audio: Path,
-                 job_dir: Path, enqueued: Callable[[VideoRecord, str], None]) -> None:
+    def _enqueue(
+        self,
+        record: JobRecord,
+        video: VideoRecord,
+        planned: dict[str, PlannedVideo],
+        audio: Path,
+        job_dir: Path,
+        enqueued: Callable[[VideoRecord, str], None],
+    ) -> None:
         task_id = uuid.uuid4().hex
         enqueued(video, task_id)  # journaled first: a crash right after still knows the task
         plan = planned[video.template]
-        task = RenderTask(task_id=task_id, job_id=record.job_id, job=record.name, template=video.template,
-                          audio=str(audio), video=str(plan.source), output=str(_output(job_dir, task_id, video)),
-                          options=plan.options)
+        task = RenderTask(
+            task_id=task_id,
+            job_id=record.job_id,
+            job=record.name,
+            template=video.template,
+            audio=str(audio),
+            video=str(plan.source),
+            output=str(_output(job_dir, task_id, video)),
+            options=plan.options,
+        )
         try:
             self.store.create(task_id)
             self.app.send_task(TASK_NAME, args=[task.model_dump(mode="json")], task_id=task_id)
         except Exception as err:  # the broker is away: the hash is missing, so the follower enqueues it again
-            self.log.warning("cannot enqueue the render task now; tried again", video=video.template,
-                             error=type(err).__name__)
+            self.log.warning(
+                "cannot enqueue the render task now; tried again", video=video.template, error=type(err).__name__
+            )
             return
         self.log.info("render task enqueued", video=video.template, task_id=task_id)
 

@@ -65,9 +65,12 @@ class VideoRenderer:
             output.parent.mkdir(parents=True, exist_ok=True)
             with self.engine.prepare_audio(Path(self.paths.local(task.audio))) as audio:
                 report = self.stall_watch.run(
-                    lambda progress: self.engine.render(audio, Path(self.paths.local(task.video)), output, task.options,
-                                                        progress=progress, cancel=cancel),
-                    self._progress_writer(task.task_id), cancel)
+                    lambda progress: self.engine.render(
+                        audio, Path(self.paths.local(task.video)), output, task.options, progress=progress, cancel=cancel
+                    ),
+                    self._progress_writer(task.task_id),
+                    cancel,
+                )
             fsync_file(output)
         except RenderCancelled:
             self.store.end(task.task_id, self.name, TaskState.CANCELLED, seconds=repr(time.monotonic() - started))
@@ -80,8 +83,13 @@ class VideoRenderer:
             failure = _failure(task, err)
             if failure.code is ErrorCode.INTERNAL:
                 log.exception("video failed with an internal error")
-            self.store.end(task.task_id, self.name, TaskState.FAILED, failure=failure.model_dump_json(),
-                           seconds=repr(time.monotonic() - started))
+            self.store.end(
+                task.task_id,
+                self.name,
+                TaskState.FAILED,
+                failure=failure.model_dump_json(),
+                seconds=repr(time.monotonic() - started),
+            )
             log.warning("video failed", code=failure.code.value, reason=failure.reason)
             return {"failure": failure.model_dump(mode="json")}
         seconds = time.monotonic() - started
@@ -98,8 +106,13 @@ class VideoRenderer:
                 return
             last[0] = now
             try:
-                self.store.update(task_id, self.name, stage=str(progress.stage), frames_done=progress.frames_done,
-                                  frames_total=progress.frames_total)
+                self.store.update(
+                    task_id,
+                    self.name,
+                    stage=str(progress.stage),
+                    frames_done=progress.frames_done,
+                    frames_total=progress.frames_total,
+                )
             except Exception:  # progress is only a view: a broker gone for a moment never stops a render
                 pass
 
@@ -120,13 +133,16 @@ def _failure(task: RenderTask, err: Exception) -> Failure:
     if isinstance(err, EngineError):
         return err.failure()
     if isinstance(err, RenderStalled):
-        return Failure(code=ErrorCode.RENDER_STALLED, reason=f"{task.template}: the render made no progress ({err}) and was stopped.")
+        return Failure(
+            code=ErrorCode.RENDER_STALLED, reason=f"{task.template}: the render made no progress ({err}) and was stopped."
+        )
     if isinstance(err, OSError):
         return failure_from_os_error(err, f"rendering {task.template}")
     if isinstance(err, MemoryError) or type(err).__name__ == "OutOfMemoryError":
         return Failure(code=ErrorCode.OUT_OF_MEMORY, reason=f"{task.template}: the machine ran out of memory.")
-    return Failure(code=ErrorCode.INTERNAL,
-                   reason=f"{task.template}: internal error while rendering ({type(err).__name__}: {err})")
+    return Failure(
+        code=ErrorCode.INTERNAL, reason=f"{task.template}: internal error while rendering ({type(err).__name__}: {err})"
+    )
 
 
 def _keep_our_logging(**kwargs: Any) -> None:
@@ -152,8 +168,14 @@ def run_worker(explicit_config: Path | None, device: str | None) -> int:
     url = config.cluster.broker_url.get_secret_value()
     settings = config.engine if device is None else config.engine.model_copy(update={"device": device})
     name = worker_name(settings.device if device else None)
-    log.info("heygemd worker starting", worker=name, broker=redact(url), queue=config.cluster.queue,
-             dry_run=settings.dry_run, device=settings.device)
+    log.info(
+        "heygemd worker starting",
+        worker=name,
+        broker=redact(url),
+        queue=config.cluster.queue,
+        dry_run=settings.dry_run,
+        device=settings.device,
+    )
     from heygemd.engine import LipSyncEngine  # torch is imported here, once
 
     if settings.face_cache_dir is None:
@@ -174,8 +196,15 @@ def run_worker(explicit_config: Path | None, device: str | None) -> int:
 
     setup_logging.connect(_keep_our_logging, weak=False)  # a receiver here: Celery leaves logging as configured
     log.info("ready", worker=name)
-    worker = app.Worker(pool="solo", concurrency=1, hostname=f"heygemd@{name.replace('/', '-')}",
-                        queues=[config.cluster.queue], quiet=True, without_mingle=True, without_gossip=True,
-                        loglevel="WARNING")
+    worker = app.Worker(
+        pool="solo",
+        concurrency=1,
+        hostname=f"heygemd@{name.replace('/', '-')}",
+        queues=[config.cluster.queue],
+        quiet=True,
+        without_mingle=True,
+        without_gossip=True,
+        loglevel="WARNING",
+    )
     worker.start()
     return int(worker.exitcode or 0)

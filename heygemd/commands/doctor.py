@@ -85,9 +85,7 @@ def _checkpoint_checks(config: HeygemdConfig) -> list[Check]:
     missing_level = Level.WARN if config.engine.dry_run else Level.FAIL
     for model in wanted_models(config):
         if not model.path.is_file():
-            checks.append(
-                Check(model.label, missing_level, f"{model.path} is missing: run `heygemd fetch-models`")
-            )
+            checks.append(Check(model.label, missing_level, f"{model.path} is missing: run `heygemd fetch-models`"))
             continue
         digest = sha256_file(model.path)
         size = model.path.stat().st_size
@@ -138,13 +136,19 @@ def _folder_checks(config: HeygemdConfig) -> list[Check]:
         problem = _writable(folder)
         fs_type = filesystem_type(folder if folder.exists() else folder.parent)
         detail = f"{folder.resolve()} ({fs_type})"
-        checks.append(Check(f"paths.{key}", Level.FAIL if problem else Level.OK, f"{detail}: {problem}" if problem else detail))
+        checks.append(
+            Check(f"paths.{key}", Level.FAIL if problem else Level.OK, f"{detail}: {problem}" if problem else detail)
+        )
     if paths.inbox.is_dir() and paths.work.is_dir() and not same_filesystem(paths.inbox, paths.work):
-        checks.append(Check("claiming", Level.FAIL, "paths.work is not on the inbox's filesystem: a claim must be one rename"))
+        checks.append(
+            Check("claiming", Level.FAIL, "paths.work is not on the inbox's filesystem: a claim must be one rename")
+        )
     for key in ("outbox", "quarantine"):
         folder = getattr(paths, key)
         if paths.work.is_dir() and folder.is_dir() and not same_filesystem(paths.work, folder):
-            checks.append(Check(f"paths.{key}", Level.WARN, "not on the work folder's filesystem: results are copied, then renamed"))
+            checks.append(
+                Check(f"paths.{key}", Level.WARN, "not on the work folder's filesystem: results are copied, then renamed")
+            )
     plan = choose_watch_mode(paths.inbox, config.watch.mode)
     checks.append(Check("watch mode", Level.OK, f"{plan.mode.value} ({plan.reason})"))
     checks.append(_open_files_check(paths.inbox))

@@ -61,7 +61,10 @@ def wanted_models(config: HeygemdConfig) -> list[ModelFile]:
     if config.engine.detector.value == "s3fd":
         models.append(
             ModelFile(
-                "S3FD face detector", config.engine.detector_checkpoint, config.models.detector_url, config.models.detector_sha256
+                "S3FD face detector",
+                config.engine.detector_checkpoint,
+                config.models.detector_url,
+                config.models.detector_sha256,
             )
         )
     if config.engine.restorer.value == "gfpgan":
@@ -100,7 +103,9 @@ def fetch_model(model: ModelFile, *, show_progress: bool | None = None) -> Fetch
     except (urllib.error.URLError, OSError, ValueError) as err:
         reason = getattr(err, "reason", None) or err
         return FetchResult(
-            model, Outcome.FAILED, f"{model.label} could not be downloaded from {model.url} ({reason}). {place_by_hand(model)}"
+            model,
+            Outcome.FAILED,
+            f"{model.label} could not be downloaded from {model.url} ({reason}). {place_by_hand(model)}",
         )
     digest = sha256_file(partial)
     if not model.matches(digest):
@@ -145,16 +150,19 @@ def _download(model: ModelFile, partial: Path, show_progress: bool | None) -> No
         length = response.headers.get("Content-Length")
         total = offset + int(length) if length is not None else None
         mode = "ab" if offset else "wb"
-        with open(partial, mode) as handle, tqdm(
-            total=total,
-            initial=offset,
-            unit="B",
-            unit_scale=True,
-            unit_divisor=1024,
-            desc=model.path.name,
-            disable=(not sys.stderr.isatty()) if show_progress is None else not show_progress,
-            file=sys.stderr,
-        ) as bar:
+        with (
+            open(partial, mode) as handle,
+            tqdm(
+                total=total,
+                initial=offset,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                desc=model.path.name,
+                disable=(not sys.stderr.isatty()) if show_progress is None else not show_progress,
+                file=sys.stderr,
+            ) as bar,
+        ):
             try:
                 while chunk := response.read(CHUNK_BYTES):
                     handle.write(chunk)

@@ -23,7 +23,9 @@ def flag_name(field: str) -> str:
     return "--" + field.replace("_", "-")
 
 
-def add_model_flags(group: argparse._ArgumentGroup, model: type[BaseModel], *, renamed: dict[str, str] | None = None) -> None:
+def add_model_flags(
+    group: argparse._ArgumentGroup, model: type[BaseModel], *, renamed: dict[str, str] | None = None
+) -> None:
     """One flag per field of ``model`` (``renamed`` gives a field another flag name, for compatibility)."""
     renamed = renamed or {}
     for name, field in model.model_fields.items():

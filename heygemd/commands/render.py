@@ -25,7 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "DIR/<stem>.json per video. Exit code 0 only if every video succeeded.",
     )
     parser.add_argument("--audio", required=True, type=Path, help="the new speech (any audio or video file ffmpeg reads)")
-    parser.add_argument("--video", required=True, type=Path, action="append", help="a template video or still image; repeat for more")
+    parser.add_argument(
+        "--video", required=True, type=Path, action="append", help="a template video or still image; repeat for more"
+    )
     parser.add_argument("--out", required=True, type=Path, help="output folder (created if missing)")
     parser.add_argument("--overwrite", action="store_true", help="replace outputs that already exist")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -68,7 +70,9 @@ def run(args: argparse.Namespace) -> int:
         return ExitCode.FAILURE
 
     with audio:  # every video gets the sound decoded once above, whatever happens to the file meanwhile
-        failures = sum(not _render_and_report(engine, audio, video, output, options, args) for video, output in outputs.items())
+        failures = sum(
+            not _render_and_report(engine, audio, video, output, options, args) for video, output in outputs.items()
+        )
     return ExitCode.FAILURE if failures else ExitCode.OK
 
 

@@ -39,8 +39,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     status.add_argument("--recent", type=int, default=10, help="how many recent results to show (default 10)")
     add("pause", "take no new jobs (the current one finishes); works whether or not the service runs", _pause)
     add("resume", "take new jobs again after `heygemd pause`", _resume)
-    cancel = add("cancel", "cancel a job that is queued or rendering: it goes to quarantine as dropped (code cancelled)",
-                 _cancel)
+    cancel = add(
+        "cancel", "cancel a job that is queued or rendering: it goes to quarantine as dropped (code cancelled)", _cancel
+    )
     cancel.add_argument("job", metavar="JOB", help="the job folder's name (as dropped) or its job id")
     doctor = add("doctor", "check ffmpeg, torch/CUDA, checkpoints, folders and the watch mode", _doctor)
     doctor.add_argument("--json", action="store_true", help="print the checks as JSON")
@@ -106,7 +107,10 @@ def _fetch_models(args: argparse.Namespace) -> int:
     failed = False
     for model in wanted_models(loaded.config):
         result = fetch_model(model, show_progress=False if args.no_progress else None)
-        print(f"{result.outcome.value:10} {result.message}", file=sys.stdout if result.outcome is not Outcome.FAILED else sys.stderr)
+        print(
+            f"{result.outcome.value:10} {result.message}",
+            file=sys.stdout if result.outcome is not Outcome.FAILED else sys.stderr,
+        )
         failed |= result.outcome is Outcome.FAILED
     return ExitCode.MISSING_WEIGHTS if failed else ExitCode.OK
 
@@ -141,8 +145,9 @@ def _write_control(state: Path, change) -> int | None:
     try:
         change()
     except OSError as err:
-        print(f"heygemd: cannot write {state / 'control.json'}: {err.strerror} (run it as the service's user)",
-              file=sys.stderr)
+        print(
+            f"heygemd: cannot write {state / 'control.json'}: {err.strerror} (run it as the service's user)", file=sys.stderr
+        )
         return ExitCode.CANT_CREATE
     return None
 
@@ -162,8 +167,11 @@ def _pause(args: argparse.Namespace, paused: bool = True) -> int:
     if failed is not None:
         return failed
     if not running:
-        print("paused: the service is not running; when it starts it takes no new jobs until `heygemd resume`"
-              if paused else "resumed: the service takes new jobs when it starts")
+        print(
+            "paused: the service is not running; when it starts it takes no new jobs until `heygemd resume`"
+            if paused
+            else "resumed: the service takes new jobs when it starts"
+        )
     elif paused:
         current = f'the current job ("{status.current.job}") finishes first; ' if status.current else ""
         print(f"paused: heygemd (pid {status.pid}) takes no new jobs; {current}`heygemd resume` to go on")
@@ -187,8 +195,14 @@ def _cancel(args: argparse.Namespace) -> int:
     loaded, status, running = found
     state = loaded.config.paths.state
     journal = Journal(state, loaded.config.service.history_size)
-    outlook = cancel_outlook(args.job, running=running, status=status, claimed=journal.records(),
-                             inbox=loaded.config.paths.inbox, recent=journal.history(loaded.config.service.history_size))
+    outlook = cancel_outlook(
+        args.job,
+        running=running,
+        status=status,
+        claimed=journal.records(),
+        inbox=loaded.config.paths.inbox,
+        recent=journal.history(loaded.config.service.history_size),
+    )
     if not outlook.request:
         print(f"heygemd: {outlook.message}", file=sys.stderr)
         return ExitCode.FAILURE
@@ -275,7 +289,9 @@ def _status(args: argparse.Namespace) -> int:
         for shortage in status.waiting_for_disk:
             print(f"no space   {shortage.describe()}")
     else:
-        print(f"stopped    (last seen pid {status.pid}, state {status.state!r}, at {status.updated_at:%Y-%m-%d %H:%M:%S} UTC)")
+        print(
+            f"stopped    (last seen pid {status.pid}, state {status.state!r}, at {status.updated_at:%Y-%m-%d %H:%M:%S} UTC)"
+        )
     for record in claimed:
         done = sum(video.status.value != "pending" for video in record.videos)
         print(f"claimed    {record.name} [{record.job_id}] {record.phase.value}, {done}/{len(record.videos)} videos")
@@ -286,8 +302,10 @@ def _status(args: argparse.Namespace) -> int:
         print("recent:")
         for entry in reversed(recent):
             where = entry.outbox or entry.quarantine or ""
-            print(f"  {entry.finished_at:%Y-%m-%d %H:%M:%S}  {entry.status.value:7}  {entry.job}  ({entry.videos_ok} ok, "
-                  f"{entry.videos_failed} failed, {entry.seconds:.0f} s)  {where}")
+            print(
+                f"  {entry.finished_at:%Y-%m-%d %H:%M:%S}  {entry.status.value:7}  {entry.job}  ({entry.videos_ok} ok, "
+                f"{entry.videos_failed} failed, {entry.seconds:.0f} s)  {where}"
+            )
             if entry.reason:
                 print(f"      reason: [{entry.code.value if entry.code else '?'}] {entry.reason}")
     return ExitCode.OK if running else ExitCode.NOT_RUNNING

@@ -24,9 +24,15 @@ log = logging.getLogger("heygemd.web")
 def register(subparsers: argparse._SubParsersAction) -> None:
     text = "serve the web page and JSON API for the people who drop the folders (reads what `heygemd run` writes)"
     parser = subparsers.add_parser("web", help=text, description=text)
-    parser.add_argument("--config", type=Path, default=None, help=(
-        f"configuration file (default: ${CONFIG_ENV_VAR}, else the first of "
-        f"{', '.join(str(path) for path in DEFAULT_SEARCH_PATHS)} that exists)"))
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help=(
+            f"configuration file (default: ${CONFIG_ENV_VAR}, else the first of "
+            f"{', '.join(str(path) for path in DEFAULT_SEARCH_PATHS)} that exists)"
+        ),
+    )
     parser.add_argument("--host", default=None, help="listen on this address (default: web.host, 127.0.0.1)")
     parser.add_argument("--port", type=int, default=None, help="listen on this port (default: web.port, 8765; 0: any free)")
     parser.set_defaults(func=run_web)
@@ -52,14 +58,29 @@ def run_web(args: argparse.Namespace) -> int:
         log.info("removed the staging folder of an interrupted upload: %s", name)
     folders = ", ".join(str(folder) for folder in settings.state_folders())
     sign_in = "on (web.token)" if settings.token else "off"
-    log.info("heygemd web %s: state folders %s; inbox %s; sign-in %s", loaded.source or "(defaults)", folders,
-             settings.paths.inbox, sign_in)
+    log.info(
+        "heygemd web %s: state folders %s; inbox %s; sign-in %s",
+        loaded.source or "(defaults)",
+        folders,
+        settings.paths.inbox,
+        sign_in,
+    )
     if settings.token is None and not _loopback(host):
-        log.warning("listening on %s without a token: anyone who reaches this address can upload and cancel; "
-                    "set web.token (or HEYGEMD_WEB__TOKEN)", host)
+        log.warning(
+            "listening on %s without a token: anyone who reaches this address can upload and cancel; "
+            "set web.token (or HEYGEMD_WEB__TOKEN)",
+            host,
+        )
     app = create_app(settings)
-    config = uvicorn.Config(app, host=host, port=port, log_level="info", server_header=False,
-                            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS, proxy_headers=False)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="info",
+        server_header=False,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        proxy_headers=False,
+    )
 
     class Server(uvicorn.Server):
         def handle_exit(self, sig: int, frame: object) -> None:

@@ -10,8 +10,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     help_text = "render videos for a cluster coordinator (`heygemd run` with cluster.broker_url): a Celery worker"
     parser = subparsers.add_parser("worker", help=help_text, description=help_text)
     parser.add_argument("--config", type=Path, default=None, help="configuration file (as for `heygemd run`)")
-    parser.add_argument("--device", default=None, help="the device of this worker's engine: cpu, cuda, cuda:N "
-                        "(default: engine.device); run one worker per GPU")
+    parser.add_argument(
+        "--device",
+        default=None,
+        help="the device of this worker's engine: cpu, cuda, cuda:N (default: engine.device); run one worker per GPU",
+    )
     parser.set_defaults(func=_worker)
 
 

@@ -127,7 +127,12 @@ class Arrivals:
             self.log.info("inbox is back", inbox=str(self.inbox))
             self.watcher.ensure_running()
         for name in scan.new_loose_entries:
-            self.log.warning("loose entry at the inbox root left alone; jobs must be folders", entry=name, inbox=str(self.inbox))
+            self.log.warning(
+                "loose entry at the inbox root left alone; jobs must be folders", entry=name, inbox=str(self.inbox)
+            )
         for name in scan.new_hidden_folders:
-            self.log.warning("folder whose name starts with a dot left alone; rename it without the dot to make it a job",
-                             entry=name, inbox=str(self.inbox))
+            self.log.warning(
+                "folder whose name starts with a dot left alone; rename it without the dot to make it a job",
+                entry=name,
+                inbox=str(self.inbox),
+            )

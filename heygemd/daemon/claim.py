@@ -81,4 +81,3 @@ def claim(inbox: Path, name: str, work: WorkArea, journal: Journal) -> JobRecord
     record.phase = Phase.CLAIMED
     journal.save(record)
     return record
-

@@ -48,7 +48,6 @@ CONFIG_ENV_VAR = "HEYGEMD_CONFIG"
 DEFAULT_SEARCH_PATHS: tuple[Path, ...] = (Path("config/heygemd.toml"), Path("/etc/heygemd/heygemd.toml"))
 
 
-
 class ConfigError(Exception):
     """The configuration cannot be used. ``str(err)`` is the whole message for the operator."""
 
@@ -68,7 +67,7 @@ class PathsConfig(_Section):
         Path("work"),
         description="claimed jobs while they run; must be on the inbox's filesystem (a claim is one rename)",
     )
-    archive: Path = Field(Path("archive"), description="inputs of finished jobs, when outputs.after_success = \"archive\"")
+    archive: Path = Field(Path("archive"), description='inputs of finished jobs, when outputs.after_success = "archive"')
     state: Path = Field(Path("state"), description="journal, live status and history of this service (local disk is fine)")
 
 
@@ -108,8 +107,10 @@ class WatchConfig(_Section):
         description="a folder that stays empty, or keeps an empty or temporary file, this long goes to quarantine",
     )
     max_input_changes: int = Field(
-        3, ge=0, description="an input that changes after the claim (an upload still running) makes its videos "
-        "render again once the folder settles; after this many changes the job goes to quarantine"
+        3,
+        ge=0,
+        description="an input that changes after the claim (an upload still running) makes its videos "
+        "render again once the folder settles; after this many changes the job goes to quarantine",
     )
 
 
@@ -129,7 +130,9 @@ class OutputsConfig(_Section):
         'fit above it (bytes, or "500MiB", "2GB")',
     )
     keep_days: int = Field(
-        0, ge=0, description="remove outbox, quarantine and archive entries older than this (days; hourly, oldest first); 0 keeps all"
+        0,
+        ge=0,
+        description="remove outbox, quarantine and archive entries older than this (days; hourly, oldest first); 0 keeps all",
     )
 
 
@@ -163,8 +166,10 @@ class ServiceConfig(_Section):
     )
     history_size: int = Field(50, ge=1, description="recent results kept for `heygemd status`")
     retry_attempts: int = Field(
-        6, ge=1, description="a job hit by transient errors (share gone, disk full, ffmpeg killed) is tried this many times "
-        "in a row, then quarantined with the last reason; a video that succeeds ends the streak"
+        6,
+        ge=1,
+        description="a job hit by transient errors (share gone, disk full, ffmpeg killed) is tried this many times "
+        "in a row, then quarantined with the last reason; a video that succeeds ends the streak",
     )
     retry_budget_seconds: float = Field(
         3600.0, gt=0, description="...and for at most this long from the first failure of the streak"
@@ -174,8 +179,10 @@ class ServiceConfig(_Section):
     )
     retry_max_delay_seconds: float = Field(600.0, gt=0, description="the longest wait between two retries")
     stall_seconds: float = Field(
-        120.0, gt=0, description="a render that reports no progress this long (a stalled share, a hung GPU) is "
-        "cancelled and retried; keep it below the unit's WatchdogSec"
+        120.0,
+        gt=0,
+        description="a render that reports no progress this long (a stalled share, a hung GPU) is "
+        "cancelled and retried; keep it below the unit's WatchdogSec",
     )
 
     @model_validator(mode="before")
@@ -191,21 +198,28 @@ class ClusterConfig(_Section):
     """Cluster mode (Celery on Redis): `heygemd run` coordinates, `heygemd worker` processes render one video each."""
 
     broker_url: SecretStr | None = Field(
-        None, description="redis://[:password@]host:port/db; unset: heygemd run renders in its own process (embedded). "
-        "Never logged (it may carry a password)"
+        None,
+        description="redis://[:password@]host:port/db; unset: heygemd run renders in its own process (embedded). "
+        "Never logged (it may carry a password)",
     )
     queue: str = Field("heygemd", min_length=1, description="the Celery queue of this inbox's render tasks (one per inbox)")
     path_map: dict[str, str] = Field(
-        default_factory=dict, description="on a worker whose share is mounted elsewhere: the coordinator's path prefix "
-        'to this host\'s, e.g. {"/srv/share" = "/mnt/nas"}'
+        default_factory=dict,
+        description="on a worker whose share is mounted elsewhere: the coordinator's path prefix "
+        'to this host\'s, e.g. {"/srv/share" = "/mnt/nas"}',
     )
     heartbeat_seconds: float = Field(
-        10.0, ge=1, le=300, description="a worker refreshes each running task's heartbeat key (TTL this long) every "
-        "third of it; a task whose key expired is rendered again elsewhere: the bound on noticing a dead worker"
+        10.0,
+        ge=1,
+        le=300,
+        description="a worker refreshes each running task's heartbeat key (TTL this long) every "
+        "third of it; a task whose key expired is rendered again elsewhere: the bound on noticing a dead worker",
     )
     coordinator_lock_seconds: float = Field(
-        15.0, ge=2, description="TTL of the one-coordinator-per-queue lock in Redis (renewed every third of it); a "
-        "standby coordinator takes over this long after the active one stops"
+        15.0,
+        ge=2,
+        description="TTL of the one-coordinator-per-queue lock in Redis (renewed every third of it); a "
+        "standby coordinator takes over this long after the active one stops",
     )
     poll_seconds: float = Field(0.5, gt=0, description="how often the coordinator looks at its tasks' state in Redis")
 
@@ -257,11 +271,13 @@ class NotifyConfig(_Section):
     """Webhooks: after a job is published or quarantined, a signed JSON event is POSTed to each URL."""
 
     webhook_urls: list[HttpUrlText] = Field(
-        default_factory=list, description='where events go, e.g. ["https://ci.example.org/hooks/heygemd"] (none: no webhooks)'
+        default_factory=list,
+        description='where events go, e.g. ["https://ci.example.org/hooks/heygemd"] (none: no webhooks)',
     )
     webhook_secret: SecretStr | None = Field(
-        None, description="key of the X-Heygemd-Signature HMAC-SHA256 (better: the HEYGEMD_NOTIFY__WEBHOOK_SECRET "
-        "environment variable); never logged"
+        None,
+        description="key of the X-Heygemd-Signature HMAC-SHA256 (better: the HEYGEMD_NOTIFY__WEBHOOK_SECRET "
+        "environment variable); never logged",
     )
     timeout_seconds: float = Field(10.0, gt=0, description="each delivery attempt waits this long for an answer")
     attempts: int = Field(5, ge=1, description="tries per event and URL (a 5xx answer, a timeout, no connection)")
@@ -279,20 +295,24 @@ class WebConfig(_Section):
     )
     port: int = Field(DEFAULT_WEB_PORT, ge=0, le=65535, description="TCP port of the page")
     token: SecretStr | None = Field(
-        None, description="password of the page and bearer token of its API (better: the HEYGEMD_WEB__TOKEN environment "
-        "variable); unset: no sign-in; never logged"
+        None,
+        description="password of the page and bearer token of its API (better: the HEYGEMD_WEB__TOKEN environment "
+        "variable); unset: no sign-in; never logged",
     )
     state_folders: list[Path] = Field(
-        default_factory=list, description="state folders of the services to show (several heygemd services on this host); "
-        "empty: paths.state, and each folder in it that a service uses (state/gpu0, state/gpu1...)"
+        default_factory=list,
+        description="state folders of the services to show (several heygemd services on this host); "
+        "empty: paths.state, and each folder in it that a service uses (state/gpu0, state/gpu1...)",
     )
     public_url: str | None = Field(
-        None, pattern=HTTP_URL_PATTERN,
+        None,
+        pattern=HTTP_URL_PATTERN,
         description="the page's address as people reach it (links in webhook events point there); unset: no links",
     )
     max_upload_bytes: ByteSize = Field(
-        ByteSize(0), description="largest upload (all files of one job together; bytes, or \"50GiB\"); 0: "
-        "limits.max_file_bytes for each file, times the files a job may have"
+        ByteSize(0),
+        description='largest upload (all files of one job together; bytes, or "50GiB"); 0: '
+        "limits.max_file_bytes for each file, times the files a job may have",
     )
 
 

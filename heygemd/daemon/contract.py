@@ -171,7 +171,11 @@ def snapshot_folder(folder: Path) -> FolderSnapshot:
                 info = item.stat(follow_symlinks=False)
                 is_dir = stat.S_ISDIR(info.st_mode)
                 relative = f"{prefix}{item.name}"
-                entries.append(EntryState(relative, is_dir, stat.S_ISLNK(info.st_mode), info.st_size if not is_dir else 0, info.st_mtime_ns))
+                entries.append(
+                    EntryState(
+                        relative, is_dir, stat.S_ISLNK(info.st_mode), info.st_size if not is_dir else 0, info.st_mtime_ns
+                    )
+                )
                 if is_dir and depth < MAX_SCAN_DEPTH and item.name.lower() not in IGNORED_FOLDERS:
                     walk(Path(item.path), relative + "/", depth + 1)
 

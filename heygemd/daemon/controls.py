@@ -91,8 +91,9 @@ class CancelSorter:
         self.forget_after = forget_after
         self._unmatched_since: dict[tuple[str, float], float] = {}
 
-    def sort(self, requests: Iterable[CancelRequest], claimed: Iterable[ClaimedJob], inbox: Iterable[str],
-             now: float) -> CancelPlan:
+    def sort(
+        self, requests: Iterable[CancelRequest], claimed: Iterable[ClaimedJob], inbox: Iterable[str], now: float
+    ) -> CancelPlan:
         plan = CancelPlan()
         claimed_jobs, in_inbox = list(claimed), set(inbox)
         still_unmatched: dict[tuple[str, float], float] = {}
@@ -124,29 +125,46 @@ class CancelOutlook:
     message: str
 
 
-def cancel_outlook(job: str, *, running: bool, status: ServiceStatus | None, claimed: list[JobRecord],
-                   inbox: Path, recent: list[HistoryEntry]) -> CancelOutlook:
+def cancel_outlook(
+    job: str,
+    *,
+    running: bool,
+    status: ServiceStatus | None,
+    claimed: list[JobRecord],
+    inbox: Path,
+    recent: list[HistoryEntry],
+) -> CancelOutlook:
     """Where ``job`` (a folder name or a job id) is, and so what a cancel request will do."""
     later = "at once" if running else "when the service starts (it is not running now)"
     current = status.current if status is not None and running else None
     if current is not None and job in (current.job, current.job_id):
-        return CancelOutlook(True, f'"{current.job}" is rendering: it stops within seconds and goes to quarantine '
-                                   f"as it was dropped (code {ErrorCode.CANCELLED.value}).")
+        return CancelOutlook(
+            True,
+            f'"{current.job}" is rendering: it stops within seconds and goes to quarantine '
+            f"as it was dropped (code {ErrorCode.CANCELLED.value}).",
+        )
     record = next((record for record in claimed if job in (record.name, record.job_id)), None)
     if record is not None:
         if record.phase in (Phase.PUBLISHING, Phase.DONE):
             return CancelOutlook(False, f'"{record.name}" is being published: too late to cancel it.')
-        return CancelOutlook(True, f'"{record.name}" is claimed ({record.phase.value}): it goes to quarantine as it was '
-                                   f"dropped (code {ErrorCode.CANCELLED.value}), {later}.")
+        return CancelOutlook(
+            True,
+            f'"{record.name}" is claimed ({record.phase.value}): it goes to quarantine as it was '
+            f"dropped (code {ErrorCode.CANCELLED.value}), {later}.",
+        )
     if _in_inbox(inbox, job):
         when = later if current is None else "as soon as the current job ends, before any other job is taken"
-        return CancelOutlook(True, f'"{job}" is in the inbox: the service takes it out and puts it in quarantine '
-                                   f"as it is (code {ErrorCode.CANCELLED.value}), {when}.")
+        return CancelOutlook(
+            True,
+            f'"{job}" is in the inbox: the service takes it out and puts it in quarantine '
+            f"as it is (code {ErrorCode.CANCELLED.value}), {when}.",
+        )
     finished = next((entry for entry in reversed(recent) if job in (entry.job, entry.job_id)), None)
     if finished is not None:
         where = finished.outbox or finished.quarantine or ""
-        return CancelOutlook(False, f'"{finished.job}" already finished ({finished.status.value}, {where}): '
-                                    "nothing to cancel.")
+        return CancelOutlook(
+            False, f'"{finished.job}" already finished ({finished.status.value}, {where}): nothing to cancel.'
+        )
     return CancelOutlook(False, f'no job "{job}" in the inbox, the queue or the recent results of this service.')
 
 

@@ -144,7 +144,9 @@ def destination_needs(sizes: JobSizes, paths: PathsConfig, outputs: OutputsConfi
     outbox = copied_unless_beside_work(paths.outbox, sizes.output_bytes)
     if outputs.zip_bundle:
         outbox += sizes.output_bytes
-    archive = copied_unless_beside_work(paths.archive, sizes.total_bytes) if outputs.after_success is AfterSuccess.ARCHIVE else 0
+    archive = (
+        copied_unless_beside_work(paths.archive, sizes.total_bytes) if outputs.after_success is AfterSuccess.ARCHIVE else 0
+    )
     return [
         (paths.work, sizes.output_bytes + sizes.audio_bytes),  # the audio: its copy for quarantine when a video fails
         (paths.outbox, outbox),

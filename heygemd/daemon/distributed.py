@@ -44,8 +44,9 @@ def render_distributed(runner: JobRunner, record: JobRecord, plan: JobPlan, outp
         # else a render was cancelled without the job (a worker stopping): its video is enqueued again
 
 
-def _record(runner: JobRunner, record: JobRecord, outcome: TaskOutcome | GivenUp, output_dir: Path,
-            with_file_names) -> Step | None:
+def _record(
+    runner: JobRunner, record: JobRecord, outcome: TaskOutcome | GivenUp, output_dir: Path, with_file_names
+) -> Step | None:
     video = outcome.video
     video.task_id = None  # saved with the outcome below
     if isinstance(outcome, GivenUp):
@@ -65,8 +66,9 @@ def _record(runner: JobRunner, record: JobRecord, outcome: TaskOutcome | GivenUp
     return step
 
 
-def _adopt(runner: JobRunner, record: JobRecord, video: VideoRecord, outcome: TaskOutcome, output_dir: Path,
-           with_file_names) -> None:
+def _adopt(
+    runner: JobRunner, record: JobRecord, video: VideoRecord, outcome: TaskOutcome, output_dir: Path, with_file_names
+) -> None:
     """The worker's output into the results folder (one rename on the share), its report and thumbnail beside it."""
     report = outcome.report
     assert report is not None
@@ -77,5 +79,6 @@ def _adopt(runner: JobRunner, record: JobRecord, video: VideoRecord, outcome: Ta
     video.worker = outcome.view.worker
     runner.lifecycle.video_done(record, video, report.output.duration_s, outcome.seconds)
     runner.context.on_rendered(report, outcome.seconds)
-    runner.log.info("video done", video=video.template, output=f"{video.output_stem}.mp4", worker=video.worker,
-                    seconds=video.seconds)
+    runner.log.info(
+        "video done", video=video.template, output=f"{video.output_stem}.mp4", worker=video.worker, seconds=video.seconds
+    )

@@ -15,7 +15,9 @@ from pathlib import Path
 
 from heygemd.names import NAME_MAX_BYTES, numbered_name, temporary_name
 
-NETWORK_FILESYSTEMS = frozenset({"nfs", "nfs4", "cifs", "smb3", "smbfs", "ncpfs", "9p", "afs", "ceph", "glusterfs", "lustre"})
+NETWORK_FILESYSTEMS = frozenset(
+    {"nfs", "nfs4", "cifs", "smb3", "smbfs", "ncpfs", "9p", "afs", "ceph", "glusterfs", "lustre"}
+)
 # write_atomic's temporary: ".<name>.<pid>.tmp" beside the file it replaces.
 _ATOMIC_TEMPORARY = re.compile(r"^\..+\.[0-9]+\.tmp$", re.DOTALL)
 _RENAME_NOREPLACE = 1

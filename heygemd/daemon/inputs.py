@@ -49,6 +49,10 @@ def changed_names(folder: Path, recorded: list[InputFile], *, with_content: bool
         except FileNotFoundError:
             changed.append(expected.name)
             continue
-        if (now.size_bytes, now.mtime_ns) != (expected.size_bytes, expected.mtime_ns) or with_content and sha256_file(folder / expected.name) != expected.sha256:
+        if (
+            (now.size_bytes, now.mtime_ns) != (expected.size_bytes, expected.mtime_ns)
+            or with_content
+            and sha256_file(folder / expected.name) != expected.sha256
+        ):
             changed.append(expected.name)
     return changed

@@ -87,7 +87,9 @@ class JobRecord(BaseModel):
     # Each input's size, mtime and sha256 when the job was planned; checked again before each render and publishing.
     inputs: list[InputFile] = Field(default_factory=list)
     changed_inputs: ChangedInputs | None = None
-    input_changes: int = Field(0, description="times an input changed after the claim (each time, affected videos render again)")
+    input_changes: int = Field(
+        0, description="times an input changed after the claim (each time, affected videos render again)"
+    )
     retry: RetryState = Field(default_factory=RetryState)
     # Set while this service works on the job; found set at start-up, it means the service died working on it.
     working_since: datetime | None = None

@@ -18,10 +18,18 @@ from heygemd.names import is_heygemd_temporary
 
 def service_folders(paths: PathsConfig, work: WorkArea, extra: Iterable[Path | None] = ()) -> list[Path]:
     """Where heygemd writes under temporary names: the output folders, the state, ``extra``, each job folder of the work area."""
-    folders = [paths.outbox, paths.quarantine, paths.archive, paths.state, *(folder for folder in extra if folder is not None)]
+    folders = [
+        paths.outbox,
+        paths.quarantine,
+        paths.archive,
+        paths.state,
+        *(folder for folder in extra if folder is not None),
+    ]
     for job_dir in _folders_in(work.root):
         folders.append(job_dir)
-        folders += _folders_in(job_dir)  # input/ (error.json), failed/ (the audio copy), output/ (output-<owner>/ of an older heygemd)
+        folders += _folders_in(
+            job_dir
+        )  # input/ (error.json), failed/ (the audio copy), output/ (output-<owner>/ of an older heygemd)
     return folders
 
 

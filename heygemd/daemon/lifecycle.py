@@ -87,8 +87,15 @@ class Lifecycle:
 
     # -------------------------------------------------------------- planning
 
-    def accept(self, record: JobRecord, audio: str, output_folder: str, videos: list[VideoRecord],
-               inputs: list[InputFile], warnings: list[str]) -> None:
+    def accept(
+        self,
+        record: JobRecord,
+        audio: str,
+        output_folder: str,
+        videos: list[VideoRecord],
+        inputs: list[InputFile],
+        warnings: list[str],
+    ) -> None:
         record.started_at = record.started_at or utc_now()
         record.audio = audio
         record.output_folder = output_folder

@@ -284,7 +284,8 @@ def _proc_capability(fs_type: str, why: str, *, lease: bool = False) -> ProbeCap
     if writers.complete:
         return ProbeCapability(method, fs_type, f"{why}; /proc shows every process's open files", complete=True)
     return ProbeCapability(
-        method, fs_type,
+        method,
+        fs_type,
         f"{why}; /proc hides other users' processes (smbd's): give the service CAP_LEASE (AmbientCapabilities=CAP_LEASE)",
     )
 

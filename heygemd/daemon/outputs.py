@@ -153,9 +153,13 @@ def quarantine_failed_videos(record: JobRecord, dest: Destinations, journal: Jou
         "the others are in the outbox. The failed templates and a copy of the audio are here.",
     )
     report = ErrorReport.of(
-        record.name, record.job_id, summary,
-        failed_videos=[FailedVideo(template=video.template, reason=failure.reason, code=failure.code)
-                       for video, failure in zip(failed, failures, strict=True)],
+        record.name,
+        record.job_id,
+        summary,
+        failed_videos=[
+            FailedVideo(template=video.template, reason=failure.reason, code=failure.code)
+            for video, failure in zip(failed, failures, strict=True)
+        ],
         outbox_folder=str(record.outbox_path) if record.outbox_path else None,
     )
     write_atomic(staging / ERROR_REPORT, report.model_dump_json(indent=2) + "\n")

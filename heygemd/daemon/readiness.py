@@ -300,15 +300,21 @@ class ReadinessTracker:
         else:
             self._judge_settle(name, snapshot, candidate, now, result)
 
-    def _judge_settle(self, name: str, snapshot: FolderSnapshot, candidate: _Candidate, now: float, result: InboxScan) -> None:
+    def _judge_settle(
+        self, name: str, snapshot: FolderSnapshot, candidate: _Candidate, now: float, result: InboxScan
+    ) -> None:
         if self._incomplete(name, snapshot, candidate, snapshot.blocking_names, now, result):
             return
         unchanged_for = now - candidate.stable_since
         if unchanged_for >= self.settle_seconds:
             self._ready(name, candidate, now, result)
         else:
-            self._wait(result, name, WaitKind.SETTLING,
-                       f"settling: unchanged for {unchanged_for:.0f} of {self.settle_seconds:.0f} seconds")
+            self._wait(
+                result,
+                name,
+                WaitKind.SETTLING,
+                f"settling: unchanged for {unchanged_for:.0f} of {self.settle_seconds:.0f} seconds",
+            )
 
     def _incomplete(
         self, name: str, snapshot: FolderSnapshot, candidate: _Candidate, blocking: list[str], now: float, result: InboxScan
@@ -336,7 +342,13 @@ class ReadinessTracker:
         return True
 
     def _judge_marker(
-        self, name: str, folder: Path, snapshot: FolderSnapshot, candidate: _Candidate, closed: set[str], now: float,
+        self,
+        name: str,
+        folder: Path,
+        snapshot: FolderSnapshot,
+        candidate: _Candidate,
+        closed: set[str],
+        now: float,
         result: InboxScan,
     ) -> None:
         marker = next((entry for entry in snapshot.top_level() if entry.relative.lower() == self.marker_name.lower()
@@ -371,7 +383,9 @@ class ReadinessTracker:
         if arriving or check.pending:
             waiting_for = arriving + [item for item in check.pending if item not in arriving]
             self._wait(result, name, WaitKind.MARKER_EARLY, f"the marker is there; {_quoted(waiting_for)} not settled yet")
-        elif not self._marker_came_last(candidate, marker.relative) and quiet_for < min(CLOSED_QUIET_SECONDS, self.settle_seconds):
+        elif not self._marker_came_last(candidate, marker.relative) and quiet_for < min(
+            CLOSED_QUIET_SECONDS, self.settle_seconds
+        ):
             self._wait(result, name, WaitKind.SETTLING, "the marker is there; the folder changed a moment ago")
         else:
             self._ready(name, candidate, now, result)
@@ -406,7 +420,13 @@ class ReadinessTracker:
         return check
 
     def _check_checksum(
-        self, listed: ManifestEntry, entry: EntryState, folder: Path, candidate: _Candidate, closed: set[str], now: float,
+        self,
+        listed: ManifestEntry,
+        entry: EntryState,
+        folder: Path,
+        candidate: _Candidate,
+        closed: set[str],
+        now: float,
         check: _ManifestCheck,
     ) -> None:
         clock = candidate.files.get(entry.relative)
@@ -437,7 +457,9 @@ class ReadinessTracker:
     ) -> None:
         unchanged_for = now - candidate.stable_since
         if unchanged_for < self.abandon_after_seconds:
-            self._wait(result, name, WaitKind.MANIFEST_MISMATCH, f'not as "{marker}" lists: {"; ".join(mismatches[:_NAMES_SHOWN])}')
+            self._wait(
+                result, name, WaitKind.MANIFEST_MISMATCH, f'not as "{marker}" lists: {"; ".join(mismatches[:_NAMES_SHOWN])}'
+            )
             return
         failure = Failure(
             code=ErrorCode.INPUT_MANIFEST_MISMATCH,

@@ -97,8 +97,16 @@ class ErrorReport(BaseModel):
 
     @classmethod
     def of(cls, job: str, job_id: str, failure: Failure, **extra: Any) -> ErrorReport:
-        return cls(job=job, job_id=job_id, code=failure.code, reason=failure.reason, details=failure.details,
-                   what_to_do=f"{failure.fix} {RETRY_HINT}", **extra)
+        return cls(
+            job=job,
+            job_id=job_id,
+            code=failure.code,
+            reason=failure.reason,
+            details=failure.details,
+            what_to_do=f"{failure.fix} {RETRY_HINT}",
+            **extra,
+        )
+
     time: datetime = Field(default_factory=utc_now)
     host: str = Field(default_factory=host_name)
     heygemd_version: str = __version__

@@ -54,9 +54,26 @@ def make_thumbnail(video: Path, target: Path, duration_s: float | None) -> bool:
     a page without a thumbnail is better than a video held back for one."""
     at = min(THUMBNAIL_AT_SECONDS, duration_s / 2) if duration_s else 0.0
     command = [
-        ffmpeg_path(), "-nostdin", "-hide_banner", "-loglevel", "error", "-ss", f"{at:.3f}", "-i", str(video.resolve()),
-        "-frames:v", "1", "-vf", f"scale=w=min({THUMBNAIL_WIDTH}\\,iw):h=-2", "-q:v", "4",
-        "-f", "image2pipe", "-c:v", "mjpeg", "pipe:1",
+        ffmpeg_path(),
+        "-nostdin",
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-ss",
+        f"{at:.3f}",
+        "-i",
+        str(video.resolve()),
+        "-frames:v",
+        "1",
+        "-vf",
+        f"scale=w=min({THUMBNAIL_WIDTH}\\,iw):h=-2",
+        "-q:v",
+        "4",
+        "-f",
+        "image2pipe",
+        "-c:v",
+        "mjpeg",
+        "pipe:1",
     ]
     try:
         result = run_tool(command, timeout=THUMBNAIL_TIMEOUT_SECONDS)
@@ -119,13 +136,17 @@ def result_page(report: JobReport, renders: dict[str, RenderReport | None], file
         parts += _video_section(number, video, renders.get(video.output or ""), files)
     if failed:
         parts.append('<div class="video"><h2 class="failed">Not rendered</h2><ul>')
-        parts += [f'<li class="failed"><strong>{escape(video.template)}</strong> '
-                  f"<code>{escape(video.code.value if video.code else '')}</code>: {escape(video.error or '')}</li>"
-                  for video in failed]
+        parts += [
+            f'<li class="failed"><strong>{escape(video.template)}</strong> '
+            f"<code>{escape(video.code.value if video.code else '')}</code>: {escape(video.error or '')}</li>"
+            for video in failed
+        ]
         parts.append("</ul>")
         if report.quarantine_folder:
-            parts.append(f"<p>They are in the quarantine folder <code>{escape(Path(report.quarantine_folder).name)}</code>, "
-                         "with error.json saying why.</p>")
+            parts.append(
+                f"<p>They are in the quarantine folder <code>{escape(Path(report.quarantine_folder).name)}</code>, "
+                "with error.json saying why.</p>"
+            )
         parts.append("</div>")
     parts += [
         f'<p class="meta">The whole report: <a href="{_href("job.json")}">job.json</a>.</p>',
@@ -147,8 +168,11 @@ def _stem(video: VideoResult) -> str:
 
 def _thumbnail_link(number: int, video: VideoResult, files: set[str]) -> str:
     thumbnail = thumbnail_name(_stem(video))
-    inner = (f'<img src="{_href(thumbnail)}" alt="{escape(video.template, quote=True)}">' if thumbnail in files
-             else escape(video.template))
+    inner = (
+        f'<img src="{_href(thumbnail)}" alt="{escape(video.template, quote=True)}">'
+        if thumbnail in files
+        else escape(video.template)
+    )
     return f'<a class="thumb" href="#video-{number}">{inner}</a>'
 
 
@@ -167,8 +191,9 @@ def _video_section(number: int, video: VideoResult, render: RenderReport | None,
     if render is not None:
         output = render.output
         took = f" · rendered in {video.seconds:.1f} s" if video.seconds else ""
-        parts.append(f'<p class="meta">{output.duration_s:.2f} s · {output.width}×{output.height} · '
-                     f"{output.fps:g} fps{took}</p>")
+        parts.append(
+            f'<p class="meta">{output.duration_s:.2f} s · {output.width}×{output.height} · {output.fps:g} fps{took}</p>'
+        )
         parts += _warning_list(_render_warnings(render), "Warnings")
     parts.append("</div>")
     return parts
@@ -179,8 +204,9 @@ def _render_warnings(render: RenderReport) -> list[str]:
     faces = render.faces
     frames = faces.frames_with_face + faces.frames_without_face
     if faces.frames_without_face and not render.dry_run:
-        warnings.append(f"no face was found in {faces.frames_without_face} of {frames} frames: "
-                        "those frames are shown as in the template")
+        warnings.append(
+            f"no face was found in {faces.frames_without_face} of {frames} frames: those frames are shown as in the template"
+        )
     return warnings
 
 

@@ -37,8 +37,10 @@ class Expired:
 
 
 def _protected(paths: PathsConfig) -> list[Path]:
-    return [Path(os.path.realpath(folder)) for folder in (paths.work, paths.inbox, paths.state, paths.outbox,
-                                                          paths.quarantine, paths.archive)]
+    return [
+        Path(os.path.realpath(folder))
+        for folder in (paths.work, paths.inbox, paths.state, paths.outbox, paths.quarantine, paths.archive)
+    ]
 
 
 def _holds_protected(entry: Path, protected: list[Path]) -> bool:
@@ -93,7 +95,9 @@ def apply_retention(
             log.warning("retention: cannot remove an old entry", path=str(expired.path), error=err.strerror or str(err))
             continue
         removed.append(expired.path)
-        log.info("retention: removed an old entry", path=str(expired.path), age_days=expired.age_days(now), keep_days=keep_days)
+        log.info(
+            "retention: removed an old entry", path=str(expired.path), age_days=expired.age_days(now), keep_days=keep_days
+        )
     return removed
 
 

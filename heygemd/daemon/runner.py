@@ -129,7 +129,9 @@ class JobRunner:
         self.work: WorkArea = dest.work
         self.context = context
         self.log = structlog.get_logger("heygemd.daemon")
-        self.stall_watch = StallWatch(config.service.stall_seconds, grace_seconds=max(30.0, config.service.stall_seconds / 2))
+        self.stall_watch = StallWatch(
+            config.service.stall_seconds, grace_seconds=max(30.0, config.service.stall_seconds / 2)
+        )
 
     # -------------------------------------------------------------- the job
 
@@ -156,21 +158,32 @@ class JobRunner:
         except OSError as err:
             return self._job_transient(record, failure_from_os_error(err, _doing(record)))
         except MemoryError:
-            return self._job_transient(record, Failure(code=ErrorCode.OUT_OF_MEMORY, reason="The machine ran out of memory."))
+            return self._job_transient(
+                record, Failure(code=ErrorCode.OUT_OF_MEMORY, reason="The machine ran out of memory.")
+            )
 
     def _job_transient(self, record: JobRecord, failure: Failure) -> Step:
         retry_at = self.lifecycle.job_transient(record, failure)
         if retry_at is not None:
-            self.log.warning("transient error; the job stays claimed and is tried again", code=failure.code.value,
-                             reason=failure.reason, retry_at=retry_at.isoformat(), failures=record.retry.failures)
+            self.log.warning(
+                "transient error; the job stays claimed and is tried again",
+                code=failure.code.value,
+                reason=failure.reason,
+                retry_at=retry_at.isoformat(),
+                failures=record.retry.failures,
+            )
             return Step(StepKind.RETRY, retry_at, failure)
         if record.failure is failure:  # the streak ended the job: to quarantine with the last reason, now
             self.log.warning("transient errors went on too long; the job goes to quarantine", code=failure.code.value)
             return self._steps(record)
         # Publishing cannot be given up half-way (some results may be out): wait for the share, at the longest delay.
         later = utc_now() + timedelta(seconds=self.config.service.retry_max_delay_seconds)
-        self.log.error("publishing keeps failing; the operator must look at the share", code=failure.code.value,
-                       reason=failure.reason, retry_at=later.isoformat())
+        self.log.error(
+            "publishing keeps failing; the operator must look at the share",
+            code=failure.code.value,
+            reason=failure.reason,
+            retry_at=later.isoformat(),
+        )
         return Step(StepKind.RETRY, later, failure)
 
     def _cancel_if_asked(self, record: JobRecord) -> bool:
@@ -238,8 +251,11 @@ class JobRunner:
         """The step to wait for the inputs to settle; None when they changed too often (the job failed)."""
         input_dir = self.work.input_dir(record.job_id)
         state = quick_state(input_dir, self._input_names(record))
-        self.log.warning("inputs changed after the claim (an upload still running?); not published from them",
-                         inputs=names, times=record.input_changes + 1)
+        self.log.warning(
+            "inputs changed after the claim (an upload still running?); not published from them",
+            inputs=names,
+            times=record.input_changes + 1,
+        )
         if not self.lifecycle.inputs_changed(record, names, state, self.config.watch.max_input_changes):
             return None
         return self._wait_for_inputs(record)
@@ -247,7 +263,9 @@ class JobRunner:
     def _wait_for_inputs(self, record: JobRecord) -> Step:
         assert record.changed_inputs is not None
         failure = changed_while_rendering(record.changed_inputs.names, record.input_changes)
-        retry_at = utc_now() + timedelta(seconds=max(self.config.watch.settle_seconds, self.config.watch.scan_interval_seconds))
+        retry_at = utc_now() + timedelta(
+            seconds=max(self.config.watch.settle_seconds, self.config.watch.scan_interval_seconds)
+        )
         return Step(StepKind.RETRY, retry_at, failure)
 
     # -------------------------------------------------------------- rendering
@@ -314,8 +332,16 @@ class JobRunner:
                 return step
         return None
 
-    def _render_one(self, record: JobRecord, video: VideoRecord, planned: PlannedVideo, audio: Any,
-                    output_dir: Path, index: int, total: int) -> Step | None:
+    def _render_one(
+        self,
+        record: JobRecord,
+        video: VideoRecord,
+        planned: PlannedVideo,
+        audio: Any,
+        output_dir: Path,
+        index: int,
+        total: int,
+    ) -> Step | None:
         self.context.on_video(record, video, index, total)
         log = self.log.bind(video=video.template, index=f"{index}/{total}")
         log.info("rendering")
@@ -324,15 +350,18 @@ class JobRunner:
         output = output_dir / f"{video.output_stem}.mp4"
         try:
             report = self.stall_watch.run(
-                lambda progress: self.engine.render(audio, planned.source, output, planned.options,
-                                                    progress=progress, cancel=self.context.cancel),
+                lambda progress: self.engine.render(
+                    audio, planned.source, output, planned.options, progress=progress, cancel=self.context.cancel
+                ),
                 self.context.on_progress,
                 self.context.cancel,
                 lambda: self.context.cancel_request(record) is not None,
             )
         except RenderStalled as stalled:
-            failure = Failure(code=ErrorCode.RENDER_STALLED,
-                              reason=f"{video.template}: the render made no progress ({stalled}) and was stopped.")
+            failure = Failure(
+                code=ErrorCode.RENDER_STALLED,
+                reason=f"{video.template}: the render made no progress ({stalled}) and was stopped.",
+            )
             return self._video_failure(record, video, failure, time.monotonic() - started)
         except RenderHung as hung:  # the service must restart; the video is retried after it, like a stall
             failure = Failure(code=ErrorCode.RENDER_STALLED, reason=f"{video.template}: {hung}; the service restarted.")
@@ -346,8 +375,9 @@ class JobRunner:
         except EngineError as err:
             return self._video_error(record, video, err, time.monotonic() - started)
         except OSError as err:
-            return self._video_failure(record, video, failure_from_os_error(err, f"rendering {video.template}"),
-                                       time.monotonic() - started)
+            return self._video_failure(
+                record, video, failure_from_os_error(err, f"rendering {video.template}"), time.monotonic() - started
+            )
         except MemoryError:
             failure = Failure(code=ErrorCode.OUT_OF_MEMORY, reason=f"{video.template}: the machine ran out of memory.")
             return self._video_failure(record, video, failure, time.monotonic() - started)
@@ -356,8 +386,10 @@ class JobRunner:
                 failure = Failure(code=ErrorCode.OUT_OF_MEMORY, reason=f"{video.template}: the GPU ran out of memory.")
             else:
                 log.exception("video failed with an internal error")
-                failure = Failure(code=ErrorCode.INTERNAL,
-                                  reason=f"{video.template}: internal error while rendering ({type(err).__name__}: {err})")
+                failure = Failure(
+                    code=ErrorCode.INTERNAL,
+                    reason=f"{video.template}: internal error while rendering ({type(err).__name__}: {err})",
+                )
             return self._video_failure(record, video, failure, time.monotonic() - started)
         fsync_file(output)  # the journal will say it exists: make it so
         write_atomic(output_dir / f"{video.output_stem}.json", with_file_names(report).model_dump_json(indent=2) + "\n")
@@ -367,14 +399,23 @@ class JobRunner:
         log.info("video done", output=f"{video.output_stem}.mp4", seconds=video.seconds)
         return None
 
-    def _video_error(self, record: JobRecord, video: VideoRecord | None, err: EngineError, seconds: float = 0.0) -> Step | None:
+    def _video_error(
+        self, record: JobRecord, video: VideoRecord | None, err: EngineError, seconds: float = 0.0
+    ) -> Step | None:
         """An engine error of one video, or of the audio (``video`` None: every video's)."""
         failure = err.failure()
         if video is None:  # the audio: the whole job
             if failure.transient:
                 return self._job_transient(record, failure)
-            self.lifecycle.fail_job(record, failure.model_copy(update={
-                "reason": f'The audio file "{record.audio}" cannot be used: {err.reason}.', "details": [failure.reason]}))
+            self.lifecycle.fail_job(
+                record,
+                failure.model_copy(
+                    update={
+                        "reason": f'The audio file "{record.audio}" cannot be used: {err.reason}.',
+                        "details": [failure.reason],
+                    }
+                ),
+            )
             return None
         return self._video_failure(record, video, failure, seconds)
 
@@ -383,8 +424,13 @@ class JobRunner:
         if failure.transient:
             retry_at = self.lifecycle.video_transient(record, video, failure)
             if retry_at is not None:
-                log.warning("video hit a transient error; tried again later", code=failure.code.value,
-                            reason=failure.reason, retry_at=retry_at.isoformat(), failures=record.retry.failures)
+                log.warning(
+                    "video hit a transient error; tried again later",
+                    code=failure.code.value,
+                    reason=failure.reason,
+                    retry_at=retry_at.isoformat(),
+                    failures=record.retry.failures,
+                )
                 return Step(StepKind.RETRY, retry_at, failure)
             log.warning("transient errors went on too long; the video failed", code=failure.code.value)
         else:
@@ -420,8 +466,9 @@ class JobRunner:
         self.lifecycle.concluded(record, JobStatus.PARTIAL if failed else JobStatus.OK)
         if failed:
             quarantined = quarantine_failed_videos(record, self.dest, self.lifecycle.journal)
-            self.log.warning("failed templates quarantined", templates=[video.template for video in failed],
-                             quarantine=str(quarantined))
+            self.log.warning(
+                "failed templates quarantined", templates=[video.template for video in failed], quarantine=str(quarantined)
+            )
         output_dir = self.work.results_dir(record)
         if output_dir.exists():
             keep_only(output_dir, {name for video in ok for name in result_names(video)} | {JOB_REPORT})
@@ -429,15 +476,23 @@ class JobRunner:
             write_atomic(output_dir / JOB_REPORT, report.model_dump_json(indent=2) + "\n")
             for video in ok:  # a video rendered by an older heygemd comes without one
                 if not (output_dir / thumbnail_name(video.output_stem)).exists():
-                    make_thumbnail(output_dir / f"{video.output_stem}.mp4", output_dir / thumbnail_name(video.output_stem),
-                                   video.output_duration_s)
+                    make_thumbnail(
+                        output_dir / f"{video.output_stem}.mp4",
+                        output_dir / thumbnail_name(video.output_stem),
+                        video.output_duration_s,
+                    )
             write_result_page(output_dir, report)  # inside the folder: it appears in the outbox with the results
         published = publish_outbox_folder(record, self.dest, self.lifecycle.journal)
         if self.config.outputs.zip_bundle:
             write_zip_bundle(record, self.dest, self.lifecycle.journal)
         dispose_inputs(record, self.config.outputs.after_success, self.dest, self.lifecycle.journal)
-        self.log.info("job done", status=record.status.value if record.status else None, outbox=str(published),
-                      videos_ok=len(ok), videos_failed=len(failed))
+        self.log.info(
+            "job done",
+            status=record.status.value if record.status else None,
+            outbox=str(published),
+            videos_ok=len(ok),
+            videos_failed=len(failed),
+        )
 
     def job_report(self, record: JobRecord) -> JobReport:
         engine_info = self.engine.describe()
@@ -473,7 +528,6 @@ class JobRunner:
         )
 
 
-
 def failed_videos(record: JobRecord) -> list[FailedVideo]:
     return [
         FailedVideo(template=video.template, reason=video.failure.reason, code=video.failure.code)
@@ -502,4 +556,3 @@ def with_file_names(report: RenderReport) -> RenderReport:
 
 def result_names(video: VideoRecord) -> tuple[str, str, str]:
     return (f"{video.output_stem}.mp4", f"{video.output_stem}.json", thumbnail_name(video.output_stem))
-

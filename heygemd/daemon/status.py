@@ -87,7 +87,9 @@ class WaitingJob(BaseModel):
 class ServiceStatus(BaseModel):
     pid: int = Field(default_factory=os.getpid)
     host: str = Field(default_factory=host_name)
-    owner: str = Field("", description="this process's name (host-pid-random); in cluster mode, the holder of the coordinator lock")
+    owner: str = Field(
+        "", description="this process's name (host-pid-random); in cluster mode, the holder of the coordinator lock"
+    )
     started_at: datetime = Field(default_factory=utc_now)
     updated_at: datetime = Field(default_factory=utc_now)
     state: str = "starting"  # starting, loading model, idle, paused, working, waiting for the inbox, waiting for disk space, stopping, stopped
@@ -105,7 +107,7 @@ class ServiceStatus(BaseModel):
         default_factory=list, description="ready jobs left in the inbox because their results would not fit"
     )
     waiting_for: dict[str, str] = Field(
-        default_factory=dict, description="what each arriving folder waits for (\"voice.wav\" still open for writing, ...)"
+        default_factory=dict, description='what each arriving folder waits for ("voice.wav" still open for writing, ...)'
     )
     current: CurrentJob | None = None
     engine: EngineInfo | None = None

@@ -35,7 +35,9 @@ def choose_watch_mode(inbox: Path, configured: WatchMode) -> WatchPlan:
     if configured is WatchMode.NATIVE:
         return WatchPlan(WatchMode.NATIVE, fs_type, "configured")
     if is_network_filesystem(fs_type):
-        return WatchPlan(WatchMode.POLLING, fs_type, f"{fs_type} is a network filesystem: other machines' writes raise no events")
+        return WatchPlan(
+            WatchMode.POLLING, fs_type, f"{fs_type} is a network filesystem: other machines' writes raise no events"
+        )
     return WatchPlan(WatchMode.NATIVE, fs_type, f"{fs_type} is local")
 
 

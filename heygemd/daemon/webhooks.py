@@ -118,8 +118,12 @@ def event_type(record: JobRecord) -> EventType:
 def job_links(public_url: str, record: JobRecord) -> JobLinks:
     base = public_url.rstrip("/")
     job = f"{base}/jobs/{quote(record.job_id, safe='')}"
-    outputs = [name for video in record.videos if video.status is VideoStatus.OK
-               for name in (f"{video.output_stem}.mp4", f"{video.output_stem}.json")]
+    outputs = [
+        name
+        for video in record.videos
+        if video.status is VideoStatus.OK
+        for name in (f"{video.output_stem}.mp4", f"{video.output_stem}.json")
+    ]
     published = record.outbox_path is not None
     return JobLinks(
         page=job,
@@ -288,20 +292,40 @@ class WebhookSender:
             if self._stop.wait(self.config.backoff_seconds * 2 ** (attempt - 1)):
                 break
         outcome = "delivered" if answer.delivered else "failed"
-        delivery = Delivery(event_id=event.id, type=event.type, job=event.job, receiver=receiver, host=_host(url),
-                            outcome=outcome, attempts=attempt, status_code=answer.status_code,
-                            error=None if answer.delivered else answer.error, seconds=round(time.monotonic() - started, 3))
+        delivery = Delivery(
+            event_id=event.id,
+            type=event.type,
+            job=event.job,
+            receiver=receiver,
+            host=_host(url),
+            outcome=outcome,
+            attempts=attempt,
+            status_code=answer.status_code,
+            error=None if answer.delivered else answer.error,
+            seconds=round(time.monotonic() - started, 3),
+        )
         report = self.log.info if answer.delivered else self.log.warning
-        report("webhook " + outcome, job=event.job, kind=event.type.value, receiver=receiver, host=delivery.host,
-               attempts=attempt, status_code=answer.status_code, error=delivery.error)
+        report(
+            "webhook " + outcome,
+            job=event.job,
+            kind=event.type.value,
+            receiver=receiver,
+            host=delivery.host,
+            attempts=attempt,
+            status_code=answer.status_code,
+            error=delivery.error,
+        )
         self._record(delivery)
 
     # -------------------------------------------------------------- webhooks.jsonl
 
     def _record_all(self, job: str, event_id: str, kind: EventType, outcome: str, error: str) -> None:
         for receiver, url in enumerate(self.config.webhook_urls):
-            self._record(Delivery(event_id=event_id, type=kind, job=job, receiver=receiver, host=_host(url),
-                                  outcome=outcome, error=error))
+            self._record(
+                Delivery(
+                    event_id=event_id, type=kind, job=job, receiver=receiver, host=_host(url), outcome=outcome, error=error
+                )
+            )
 
     def _record(self, delivery: Delivery) -> None:
         with self._log_lock:
@@ -311,7 +335,7 @@ class WebhookSender:
                 lines = []
             except OSError:
                 return
-            lines = [*lines[-(WEBHOOK_LOG_LINES - 1):], delivery.model_dump_json()]
+            lines = [*lines[-(WEBHOOK_LOG_LINES - 1) :], delivery.model_dump_json()]
             with contextlib.suppress(OSError):  # a full state disk: the log line says it all the same
                 write_atomic(self.log_file, "\n".join(lines) + "\n", durable=False)
 

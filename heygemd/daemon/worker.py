@@ -119,7 +119,9 @@ class Service:
         self.service_id = service_id()
         self.retention_clock = RetentionClock()
         self.started_at = time.time()
-        self.status = ServiceStatus(config_file=str(self.config_source) if self.config_source else None, owner=self.service_id)
+        self.status = ServiceStatus(
+            config_file=str(self.config_source) if self.config_source else None, owner=self.service_id
+        )
         self.controls = ControlReader(loaded.config.paths.state)
         self.cancels = CancelSorter()
         self.metrics: MetricsRecorder | None = None  # made once the state folder is known to be writable
@@ -134,9 +136,16 @@ class Service:
         self.inbox = paths.inbox
         self.work = WorkArea(paths.work)
         self.dest = Destinations(paths, self.work)
-        self.journal = Journal(paths.state, service.history_size, )
-        policy = RetryPolicy(service.retry_attempts, service.retry_budget_seconds, service.retry_first_delay_seconds,
-                             service.retry_max_delay_seconds)
+        self.journal = Journal(
+            paths.state,
+            service.history_size,
+        )
+        policy = RetryPolicy(
+            service.retry_attempts,
+            service.retry_budget_seconds,
+            service.retry_first_delay_seconds,
+            service.retry_max_delay_seconds,
+        )
         self.lifecycle = Lifecycle(self.journal, policy, MAX_CRASHES)
         self.status_file = StatusFile(paths.state)
         self.disk = DiskGuard(paths, self.config.outputs, self.log)
@@ -165,8 +174,15 @@ class Service:
 
     def _runner(self) -> JobRunner:
         assert self.engine is not None
-        context = RenderContext(self.signals.stop_requested, self.cancel_render, self._on_progress, self._on_video,
-                                self._cancel_request, self._on_rendered, self._on_tasks)
+        context = RenderContext(
+            self.signals.stop_requested,
+            self.cancel_render,
+            self._on_progress,
+            self._on_video,
+            self._cancel_request,
+            self._on_rendered,
+            self._on_tasks,
+        )
         return JobRunner(self.config, self.engine, self.lifecycle, self.dest, context, self.distributor)
 
     # ------------------------------------------------------------------ the service
@@ -198,7 +214,9 @@ class Service:
         try:
             self.engine = self._load_engine(self.config.engine)
         except CheckpointError as err:
-            self.log.error("the model cannot be loaded", error=str(err), hint="run `heygemd fetch-models` or `heygemd doctor`")
+            self.log.error(
+                "the model cannot be loaded", error=str(err), hint="run `heygemd fetch-models` or `heygemd doctor`"
+            )
             self._set_state("stopped: model cannot be loaded")
             return ExitCode.MISSING_WEIGHTS
         except EngineError as err:
@@ -224,8 +242,9 @@ class Service:
         try:
             self._loop()
         except RenderHung as hung:
-            self.log.error("a render hung and could not be stopped; exiting so that systemd restarts the service",
-                           reason=str(hung))
+            self.log.error(
+                "a render hung and could not be stopped; exiting so that systemd restarts the service", reason=str(hung)
+            )
             return ExitCode.RENDER_HUNG
         finally:
             self.arrivals.stop()
@@ -253,9 +272,7 @@ class Service:
                 continue
             scan = self.arrivals.latest()
             self.status.inbox_missing = scan.inbox_missing
-            if not self.status.paused and (
-                self._take_abandoned(scan) or self._take_next_ready(scan)
-            ):
+            if not self.status.paused and (self._take_abandoned(scan) or self._take_next_ready(scan)):
                 continue
             self._set_state(PAUSED if self.status.paused else WAITING_FOR_DISK if self.disk.waiting else IDLE)
             timeout = self.config.watch.rescan_interval_seconds
@@ -336,8 +353,11 @@ class Service:
         control = self.controls.current()
         if control.paused != self.status.paused:
             self.status.paused = control.paused
-            self.log.info("paused: no new jobs are taken; the current one finishes" if control.paused
-                          else "resumed: new jobs are taken again")
+            self.log.info(
+                "paused: no new jobs are taken; the current one finishes"
+                if control.paused
+                else "resumed: new jobs are taken again"
+            )
         return control
 
     def _cancel_request(self, record: JobRecord) -> CancelRequest | None:
@@ -350,8 +370,10 @@ class Service:
         if not requests:
             return False
         scan = self.arrivals.latest()
-        claimed = [ClaimedJob(item.record.name, item.record.job_id, item.record.phase is not Phase.PUBLISHING)
-                   for item in self.queue]
+        claimed = [
+            ClaimedJob(item.record.name, item.record.job_id, item.record.phase is not Phase.PUBLISHING)
+            for item in self.queue
+        ]
         inbox = [folder.name for folder in scan.ready] + [folder.name for folder in scan.abandoned] + scan.waiting
         plan = self.cancels.sort(requests, claimed, inbox, time.monotonic())
         for item in self.queue:
@@ -404,13 +426,17 @@ class Service:
             self._finish(record)
         elif step.kind is StepKind.RETRY:
             assert step.retry_at is not None
-            self._queue(record, time.monotonic() + max(0.0, (step.retry_at - utc_now()).total_seconds()),
-                        step.failure, step.retry_at)
+            self._queue(
+                record, time.monotonic() + max(0.0, (step.retry_at - utc_now()).total_seconds()), step.failure, step.retry_at
+            )
         # StepKind.STOPPED: the record stays in the journal, resumed at the next start
 
     def _internal_error(self, record: JobRecord, err: Exception) -> None:
-        failure = Failure(code=ErrorCode.INTERNAL, reason=f"heygemd failed on this job: {type(err).__name__}: {err}",
-                          details=["the service log (journalctl -u heygemd) has the details"])
+        failure = Failure(
+            code=ErrorCode.INTERNAL,
+            reason=f"heygemd failed on this job: {type(err).__name__}: {err}",
+            details=["the service log (journalctl -u heygemd) has the details"],
+        )
         try:
             if record.phase is Phase.PUBLISHING:
                 retry_at = self.lifecycle.job_transient(record, failure) or utc_now()
@@ -421,14 +447,21 @@ class Service:
         except OSError:
             self._queue(record, time.monotonic() + CLAIM_RETRY_SECONDS)
 
-    def _queue(self, record: JobRecord, not_before: float = 0.0, failure: Failure | None = None,
-               retry_at: datetime | None = None) -> None:
+    def _queue(
+        self, record: JobRecord, not_before: float = 0.0, failure: Failure | None = None, retry_at: datetime | None = None
+    ) -> None:
         self.queue.append(_Queued(record, not_before, failure, retry_at))
         if failure is not None:
             self.status.waiting_jobs = [job for job in self.status.waiting_jobs if job.job_id != record.job_id] + [
-                WaitingJob(job=record.name, job_id=record.job_id, code=failure.code, reason=failure.reason,
-                           retry_at=retry_at, failures=record.retry.failures,
-                           max_failures=self.config.service.retry_attempts)
+                WaitingJob(
+                    job=record.name,
+                    job_id=record.job_id,
+                    code=failure.code,
+                    reason=failure.reason,
+                    retry_at=retry_at,
+                    failures=record.retry.failures,
+                    max_failures=self.config.service.retry_attempts,
+                )
             ]
 
     # ------------------------------------------------------------------ progress of the current render
@@ -483,7 +516,9 @@ class Service:
 
         if settings.face_cache_dir is None:  # re-used templates skip face detection
             settings = settings.model_copy(update={"face_cache_dir": self.config.paths.state / "face-tracks"})
-        self.log.info("loading engine", dry_run=settings.dry_run, checkpoint=str(settings.checkpoint), device=settings.device)
+        self.log.info(
+            "loading engine", dry_run=settings.dry_run, checkpoint=str(settings.checkpoint), device=settings.device
+        )
         return LipSyncEngine(settings)
 
     def _check_shared_filesystem(self) -> str | None:
@@ -506,7 +541,9 @@ class Service:
             os.replace(bad, aside)
             self.log.error("journal record unreadable; set aside, its work folder is left as is", record=str(aside))
         for done in self.journal.recover_finished():  # DONE records: the resume below clears their work folders
-            self.log.info("finished job recorded in the history after an interrupted finish", job=done.name, job_id=done.job_id)
+            self.log.info(
+                "finished job recorded in the history after an interrupted finish", job=done.name, job_id=done.job_id
+            )
             self._announce(done)
         known_ids = set()
         for record in self.journal.records():
@@ -543,7 +580,9 @@ class Service:
             input_dir = self.work.input_dir(job_dir.name)
             if input_dir.is_dir() and self.inbox.is_dir():
                 back = move_without_overwrite(input_dir, self.inbox, f"{job_dir.name}-recovered")
-                self.log.warning("work folder without journal record; its job was put back in the inbox", inbox_folder=back.name)
+                self.log.warning(
+                    "work folder without journal record; its job was put back in the inbox", inbox_folder=back.name
+                )
             remove_tree(job_dir)
 
     def _clean_leftovers(self) -> None:
@@ -551,8 +590,11 @@ class Service:
         extra = [self.journal.jobs_dir, self.engine.settings.face_cache_dir]
         cleaned = clean_leftovers(self.config.paths, self.work, self.started_at, extra)
         if cleaned.removed or cleaned.failed:
-            self.log.info("temporary files left by a crash removed", removed=[str(path) for path in cleaned.removed],
-                          failed=[f"{path}: {why}" for path, why in cleaned.failed] or None)
+            self.log.info(
+                "temporary files left by a crash removed",
+                removed=[str(path) for path in cleaned.removed],
+                failed=[f"{path}: {why}" for path, why in cleaned.failed] or None,
+            )
 
     def _describe_engine(self) -> None:
         assert self.engine is not None
@@ -566,8 +608,13 @@ class Service:
         self.status.inbox = str(self.inbox)
         self.status.watch_mode = plan.mode.value
         self.status.filesystem = plan.filesystem
-        self.log.info("watching the inbox", mode=plan.mode.value, filesystem=plan.filesystem, why=plan.reason,
-                      settle_s=self.arrivals.tracker.settle_seconds)
+        self.log.info(
+            "watching the inbox",
+            mode=plan.mode.value,
+            filesystem=plan.filesystem,
+            why=plan.reason,
+            settle_s=self.arrivals.tracker.settle_seconds,
+        )
         capability = probe_capability(self.inbox)
         report = self.log.info if capability.complete else self.log.warning
         report("open files", method=capability.method.value, detail=capability.detail)
@@ -617,7 +664,9 @@ class Service:
             return
         if count == 1:
             self.log.info("stop requested; the current video may finish", grace_s=grace)
-            self.notifier.stopping(f"stopping: finishing the current video (up to {grace:.0f} s)", grace + STOP_MARGIN_SECONDS)
+            self.notifier.stopping(
+                f"stopping: finishing the current video (up to {grace:.0f} s)", grace + STOP_MARGIN_SECONDS
+            )
             self._grace_timer = threading.Timer(grace, self.cancel_render.set)
             self._grace_timer.daemon = True
             self._grace_timer.start()
@@ -640,9 +689,13 @@ class Service:
 
     def _publish_gauges(self) -> None:
         if self.metrics is not None:
-            self.metrics.gauges(up=not self.status.state.startswith(STOPPED), ready=self.status.ready,
-                                paused=self.status.paused, queue_length=len(self.status.queued),
-                                folders_arriving=len(self.status.arriving))
+            self.metrics.gauges(
+                up=not self.status.state.startswith(STOPPED),
+                ready=self.status.ready,
+                paused=self.status.paused,
+                queue_length=len(self.status.queued),
+                folders_arriving=len(self.status.arriving),
+            )
 
 
 def _flat_engine(info: EngineInfo) -> dict[str, object]:
@@ -676,7 +729,9 @@ def run_service(explicit_config: Path | None) -> int:
     try:
         service_lock = ServiceLock.acquire(state)
     except ServiceLockHeld as held:
-        log.error("another heygemd is running with this state folder; not starting", held_by_pid=held.pid, lock=str(held.path))
+        log.error(
+            "another heygemd is running with this state folder; not starting", held_by_pid=held.pid, lock=str(held.path)
+        )
         return ExitCode.ALREADY_RUNNING
     except OSError as err:
         log.error("the state folder cannot be written", path=str(state), error=err.strerror)

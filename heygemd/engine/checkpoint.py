@@ -112,8 +112,7 @@ def _check_not_text(path: Path, head: bytes) -> None:
         )
     if lowered.startswith(LFS_MARKER):
         raise CheckpointError(
-            "is a Git LFS pointer, not the checkpoint itself — fetch the real file (git lfs pull) "
-            "or download it directly",
+            "is a Git LFS pointer, not the checkpoint itself — fetch the real file (git lfs pull) or download it directly",
             path,
         )
     if _looks_like_text(head):

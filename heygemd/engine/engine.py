@@ -171,10 +171,12 @@ class LipSyncEngine:
         from heygemd.engine.generator import Generator
 
         settings = self.settings
-        self.generator = Generator.load(settings.checkpoint, self.device, half=self.half_precision,
-                                       batch_size=settings.batch_size)
-        detector = build_detector(settings.detector, settings.detector_checkpoint, self.device,
-                                  settings.face_threshold, half=self.half_precision)
+        self.generator = Generator.load(
+            settings.checkpoint, self.device, half=self.half_precision, batch_size=settings.batch_size
+        )
+        detector = build_detector(
+            settings.detector, settings.detector_checkpoint, self.device, settings.face_threshold, half=self.half_precision
+        )
         if isinstance(detector, S3FDDetector):
             self.detector_checkpoint = detector.checkpoint  # hashed once, by the loader
         self.tracker = FaceTracker(detector, settings.detector_batch_size)
@@ -182,8 +184,13 @@ class LipSyncEngine:
         if settings.restorer == RestorerKind.GFPGAN:  # (model_copy(update=...) may hold the plain string)
             from heygemd.engine.restore import FaceRestorer
 
-            self.restorer = FaceRestorer(settings.restorer_checkpoint, self.device, half=self.half_precision,
-                                         batch_size=settings.restorer_batch_size, detector=settings.detector)
+            self.restorer = FaceRestorer(
+                settings.restorer_checkpoint,
+                self.device,
+                half=self.half_precision,
+                batch_size=settings.restorer_batch_size,
+                detector=settings.detector,
+            )
 
     def _detector_identity(self) -> dict[str, object]:
         """Everything that changes which boxes the detector finds: part of the face-track cache key."""
@@ -296,8 +303,11 @@ class LipSyncEngine:
                         raise
                     raise type(err)(err.reason, output, code=err.code) from None  # name the result, not its hidden temporary
                 streams = check_output(
-                    temporary, frames=render.output_frames, fps=Fraction(info.fps_fraction),
-                    audio_duration=audio.snapshot.duration_fraction, name=output,
+                    temporary,
+                    frames=render.output_frames,
+                    fps=Fraction(info.fps_fraction),
+                    audio_duration=audio.snapshot.duration_fraction,
+                    name=output,
                 )
         finally:
             boxes.close()
@@ -439,7 +449,9 @@ class _Render:
         if raw is not None:
             self.cache_hit = True
             return _FaceBoxes.known(list(self._final_boxes(raw)), self.info.path)
-        boxes = _FaceBoxes(GrowingList(self._final_boxes(self._detect_track(needed)), "detect"), self.info.path, total=needed)
+        boxes = _FaceBoxes(
+            GrowingList(self._final_boxes(self._detect_track(needed)), "detect"), self.info.path, total=needed
+        )
         if not self.engine.detect_while_rendering:
             try:
                 boxes.wait(self._report_detection)
@@ -450,8 +462,11 @@ class _Render:
 
     def _report_detection(self, frames_done: int, frames_total: int) -> None:
         if self.progress:
-            self.progress(RenderProgress(video=self.info.path, frames_done=frames_done, frames_total=frames_total,
-                                         stage=ProgressStage.DETECT))
+            self.progress(
+                RenderProgress(
+                    video=self.info.path, frames_done=frames_done, frames_total=frames_total, stage=ProgressStage.DETECT
+                )
+            )
 
     def _final_boxes(self, raw: Iterable[Box | None]) -> Iterator[Box | None]:
         size = (self.info.width, self.info.height)
@@ -597,12 +612,20 @@ class _Render:
         written = 0
         frames = prefetch(self.scheduled_frames(), QUEUE_FRAMES, "decode")
         with VideoWriter(
-            output, self.info.width, self.info.height, Fraction(self.info.fps_fraction), self.audio.snapshot.path,
-            crf=self.options.crf, preset=self.options.preset, encoder=self.engine.encoder, pixel_format=FRAME_FORMAT,
+            output,
+            self.info.width,
+            self.info.height,
+            Fraction(self.info.fps_fraction),
+            self.audio.snapshot.path,
+            crf=self.options.crf,
+            preset=self.options.preset,
+            encoder=self.engine.encoder,
+            pixel_format=FRAME_FORMAT,
             colour=self.info.colour,
         ) as writer:
-            sink: BackgroundSink[np.ndarray] = BackgroundSink(self.notes.timed_call(Stage.ENCODE, writer.write),
-                                                              QUEUE_FRAMES, "encode")
+            sink: BackgroundSink[np.ndarray] = BackgroundSink(
+                self.notes.timed_call(Stage.ENCODE, writer.write), QUEUE_FRAMES, "encode"
+            )
             try:
                 batch: list[tuple[int, int, np.ndarray]] = []  # (output index, template index, frame)
                 for template_index, frame in frames:
@@ -623,7 +646,9 @@ class _Render:
             raise MediaError(f"wrote {written} frames where {self.output_frames} were due", self.info.path)
         return written
 
-    def _write_batch(self, sink: BackgroundSink[np.ndarray], batch: list[tuple[int, int, np.ndarray]], boxes: _FaceBoxes) -> int:
+    def _write_batch(
+        self, sink: BackgroundSink[np.ndarray], batch: list[tuple[int, int, np.ndarray]], boxes: _FaceBoxes
+    ) -> int:
         self._check_cancel()
         boxes.raise_if_faceless()
         with_face = [item for item in batch if boxes[item[1]] is not None]
@@ -636,7 +661,9 @@ class _Render:
         for _, _, frame in batch:
             sink.put(frame)
         if self.progress:
-            self.progress(RenderProgress(video=self.info.path, frames_done=batch[-1][0] + 1, frames_total=self.output_frames))
+            self.progress(
+                RenderProgress(video=self.info.path, frames_done=batch[-1][0] + 1, frames_total=self.output_frames)
+            )
         return len(batch)
 
     def _lip_sync(self, generator: Generator, items: list[tuple[int, int, np.ndarray]], boxes: _FaceBoxes) -> None:
@@ -665,16 +692,27 @@ class _Render:
         assert restorer is not None
         started = self.notes.now()
         restorer.restore(
-            [frame for _, _, frame in items], face_boxes, mode=self.options.blend, feather=self.options.feather,
-            weight=self.options.restore_weight, warn=self.notes.warn, fixed_box=self.options.fixed_box is not None,
+            [frame for _, _, frame in items],
+            face_boxes,
+            mode=self.options.blend,
+            feather=self.options.feather,
+            weight=self.options.restore_weight,
+            warn=self.notes.warn,
+            fixed_box=self.options.fixed_box is not None,
             progress=lambda done: self._report_restored(items[done - 1][0] + 1),
         )
         self.notes.add(Stage.RESTORE, started)
 
     def _report_restored(self, frames_done: int) -> None:
         if self.progress:
-            self.progress(RenderProgress(video=self.info.path, frames_done=frames_done, frames_total=self.output_frames,
-                                         stage=ProgressStage.RESTORE))
+            self.progress(
+                RenderProgress(
+                    video=self.info.path,
+                    frames_done=frames_done,
+                    frames_total=self.output_frames,
+                    stage=ProgressStage.RESTORE,
+                )
+            )
 
     def _note_back_off(self, failed: int, now: int) -> None:
         self.notes.warn(f"the GPU ran out of memory at batch {failed}: continuing with {now}")
@@ -732,4 +770,3 @@ class _FaceBoxes:
 
     def close(self) -> None:
         self._boxes.close()
-

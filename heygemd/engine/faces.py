@@ -129,7 +129,9 @@ def _load_s3fd(checkpoint: Path, device: str) -> tuple[Any, CheckpointInfo]:
     try:
         return load_s3fd(checkpoint, device)
     except CheckpointError as err:
-        raise CheckpointError(f"{err.reason}; expected {S3FD.file_name} from the face-alignment project", checkpoint) from err
+        raise CheckpointError(
+            f"{err.reason}; expected {S3FD.file_name} from the face-alignment project", checkpoint
+        ) from err
 
 
 def _sfd_detections(rows: Iterable[np.ndarray], width: int, height: int) -> list[Detection]:

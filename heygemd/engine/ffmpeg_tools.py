@@ -136,9 +136,23 @@ def nvenc_usable() -> bool:
     if not has_encoder("h264_nvenc"):
         return False
     result = subprocess.run(
-        [ffmpeg_path(), "-v", "error", "-f", "lavfi", "-i", "color=size=256x256:duration=0.2",
-         "-c:v", "h264_nvenc", "-f", "null", "-"],
-        capture_output=True, check=False, timeout=60,
+        [
+            ffmpeg_path(),
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "color=size=256x256:duration=0.2",
+            "-c:v",
+            "h264_nvenc",
+            "-f",
+            "null",
+            "-",
+        ],
+        capture_output=True,
+        check=False,
+        timeout=60,
     )
     return result.returncode == 0
 

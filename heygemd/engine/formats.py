@@ -4,7 +4,5 @@ folder contract and the README. Suffixes are lower case; callers compare lower-c
 from __future__ import annotations
 
 AUDIO_SUFFIXES = frozenset({".wav", ".mp3", ".m4a", ".aac", ".flac", ".ogg", ".oga", ".opus", ".wma"})
-VIDEO_SUFFIXES = frozenset(
-    {".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm", ".flv", ".mpg", ".mpeg", ".wmv", ".mts", ".ts"}
-)
+VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm", ".flv", ".mpg", ".mpeg", ".wmv", ".mts", ".ts"})
 STILL_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})

@@ -28,7 +28,9 @@ def resolve_device(requested: str) -> torch.device:
     except RuntimeError:
         raise EngineError(f"device {requested!r} is not a device name: use auto, cpu, cuda or cuda:N") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise EngineError(f"device {requested!r} was asked for but torch sees no CUDA device (driver missing, or a CPU build of torch)")
+        raise EngineError(
+            f"device {requested!r} was asked for but torch sees no CUDA device (driver missing, or a CPU build of torch)"
+        )
     return device
 
 
@@ -58,8 +60,9 @@ class BatchLimit:
 class Generator:
     """The loaded generator: a model on a device, in float16 on CUDA when asked, run in batches."""
 
-    def __init__(self, model: torch.nn.Module, checkpoint: CheckpointInfo, device: torch.device, *,
-                 half: bool, batch_size: int) -> None:
+    def __init__(
+        self, model: torch.nn.Module, checkpoint: CheckpointInfo, device: torch.device, *, half: bool, batch_size: int
+    ) -> None:
         self.model = model
         self.checkpoint = checkpoint
         self.device = device
@@ -87,8 +90,9 @@ class Generator:
                 continue
             except torch.cuda.OutOfMemoryError:
                 if size == 1:
-                    raise EngineError("the GPU ran out of memory even for one frame at a time",
-                                      code=ErrorCode.OUT_OF_MEMORY) from None
+                    raise EngineError(
+                        "the GPU ran out of memory even for one frame at a time", code=ErrorCode.OUT_OF_MEMORY
+                    ) from None
             torch.cuda.empty_cache()  # out of the except block: the failed attempt's tensors can be released now
             on_back_off(size, self.batch.lower_after(size))
         return np.concatenate(results)

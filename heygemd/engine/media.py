@@ -92,8 +92,10 @@ def _even_padding(width: int, height: int) -> list[str]:
     padded_width, padded_height = even_size(width, height)
     if (padded_width, padded_height) == (width, height):
         return []
-    return [f"pad={padded_width}:{padded_height}",
-            f"fillborders=right={padded_width - width}:bottom={padded_height - height}:mode=smear"]
+    return [
+        f"pad={padded_width}:{padded_height}",
+        f"fillborders=right={padded_width - width}:bottom={padded_height - height}:mode=smear",
+    ]
 
 
 def _layout_filters(info: VideoInfo, pixel_format: PixelFormat) -> list[str]:
@@ -135,8 +137,21 @@ def _i420_frame(raw: np.ndarray, width: int, height: int) -> np.ndarray:
 def decode_audio(path: Path, sample_rate: int = 16000) -> np.ndarray:
     """The first audio stream of ``path`` as float32 mono samples at ``sample_rate``: (n_samples,)."""
     command = [
-        ffmpeg_path(), "-nostdin", "-v", "error", "-i", str(path),
-        "-map", "0:a:0", "-ac", "1", "-ar", str(sample_rate), "-f", "f32le", "-",
+        ffmpeg_path(),
+        "-nostdin",
+        "-v",
+        "error",
+        "-i",
+        str(path),
+        "-map",
+        "0:a:0",
+        "-ac",
+        "1",
+        "-ar",
+        str(sample_rate),
+        "-f",
+        "f32le",
+        "-",
     ]
     _check_readable(path)
     result = run_reading(path, command, AUDIO_DECODE_TIMEOUT_S)
@@ -151,8 +166,26 @@ def decode_audio_to_wav(path: Path, target: Path, codec: str) -> None:
     """Decode the first audio stream of ``path`` into ``target``: a WAV (RF64 past 4 GiB) of ``codec``
     (a PCM codec), at the stream's own sample rate, channels and layout, with no tags."""
     command = [
-        ffmpeg_path(), "-nostdin", "-v", "error", "-y", "-i", str(path), "-map", "0:a:0", "-map_metadata", "-1",
-        "-c:a", codec, "-rf64", "auto", "-fflags", "+bitexact", "-f", "wav", str(target),
+        ffmpeg_path(),
+        "-nostdin",
+        "-v",
+        "error",
+        "-y",
+        "-i",
+        str(path),
+        "-map",
+        "0:a:0",
+        "-map_metadata",
+        "-1",
+        "-c:a",
+        codec,
+        "-rf64",
+        "auto",
+        "-fflags",
+        "+bitexact",
+        "-f",
+        "wav",
+        str(target),
     ]
     _check_readable(path)
     _raise_for_audio_decode(path, run_reading(path, command, AUDIO_DECODE_TIMEOUT_S))
@@ -167,7 +200,9 @@ def _raise_for_audio_decode(path: Path, result: ToolRun) -> None:
         if "Error opening input" in stderr:
             raise MediaError(_unreadable_reason(path, stderr), path)
         if any(full in stderr for full in DISK_FULL_MESSAGES):
-            raise MediaError("could not be decoded: the disk of the temporary folder is full", path, code=ErrorCode.DISK_FULL)
+            raise MediaError(
+                "could not be decoded: the disk of the temporary folder is full", path, code=ErrorCode.DISK_FULL
+            )
         raise MediaError(f"its audio could not be decoded ({last_lines(stderr, 1)})", path)
     if any(marker in stderr for marker in CUT_SHORT_WARNINGS):  # ffmpeg exits 0 and decodes what is there
         raise MediaError(f"is truncated or damaged ({last_lines(stderr, 1)})", path)
@@ -199,8 +234,21 @@ def read_frames(
     if start > 0:
         filters.append(f"trim=start_pts={start}")
     filters += _layout_filters(info, pixel_format)
-    command += ["-copyts", "-i", str(info.path), "-map", info.stream_map, "-sws_flags", SWS_FLAGS,
-                "-vf", ",".join(filters), "-fps_mode", "passthrough", "-pix_fmt", pixel_format]
+    command += [
+        "-copyts",
+        "-i",
+        str(info.path),
+        "-map",
+        info.stream_map,
+        "-sws_flags",
+        SWS_FLAGS,
+        "-vf",
+        ",".join(filters),
+        "-fps_mode",
+        "passthrough",
+        "-pix_fmt",
+        pixel_format,
+    ]
     if count is not None:
         command += ["-frames:v", str(count)]
     command += ["-f", "rawvideo", "-"]
@@ -257,8 +305,25 @@ def read_detection_frames(info: VideoInfo, count: int, max_side: int, every: int
     width, height = detection_size(info, max_side)
     shrink = f"scale={width}:{height}:flags={DETECTION_SWS_FLAGS}"
     if info.is_still:
-        command = [ffmpeg_path(), "-nostdin", "-v", "error", "-i", str(info.path), "-map", info.stream_map,
-                   "-frames:v", "1", "-vf", shrink, "-pix_fmt", "bgr24", "-f", "rawvideo", "-"]
+        command = [
+            ffmpeg_path(),
+            "-nostdin",
+            "-v",
+            "error",
+            "-i",
+            str(info.path),
+            "-map",
+            info.stream_map,
+            "-frames:v",
+            "1",
+            "-vf",
+            shrink,
+            "-pix_fmt",
+            "bgr24",
+            "-f",
+            "rawvideo",
+            "-",
+        ]
         picture = next(_frames_from(command, info.path, width, height, "bgr24"), None)
         if picture is None:
             raise MediaError("the image could not be decoded", info.path)
@@ -268,17 +333,52 @@ def read_detection_frames(info: VideoInfo, count: int, max_side: int, every: int
     if every > 1:
         filters.append(f"select=not(mod(n\\,{every}))")
     filters.append(shrink)
-    command = [ffmpeg_path(), "-nostdin", "-v", "error", "-copyts", "-i", str(info.path), "-map", info.stream_map,
-               "-vf", ",".join(filters), "-fps_mode", "passthrough", "-frames:v", str(math.ceil(count / every)),
-               "-pix_fmt", "bgr24", "-f", "rawvideo", "-"]
+    command = [
+        ffmpeg_path(),
+        "-nostdin",
+        "-v",
+        "error",
+        "-copyts",
+        "-i",
+        str(info.path),
+        "-map",
+        info.stream_map,
+        "-vf",
+        ",".join(filters),
+        "-fps_mode",
+        "passthrough",
+        "-frames:v",
+        str(math.ceil(count / every)),
+        "-pix_fmt",
+        "bgr24",
+        "-f",
+        "rawvideo",
+        "-",
+    ]
     yield from _frames_from(command, info.path, width, height, "bgr24")
 
 
 def _still_frames(info: VideoInfo, count: int, pixel_format: PixelFormat) -> Iterator[np.ndarray]:
     command = [
-        ffmpeg_path(), "-nostdin", "-v", "error", "-i", str(info.path), "-map", info.stream_map,
-        "-frames:v", "1", "-sws_flags", SWS_FLAGS, "-vf", ",".join(_layout_filters(info, pixel_format)),
-        "-pix_fmt", pixel_format, "-f", "rawvideo", "-",
+        ffmpeg_path(),
+        "-nostdin",
+        "-v",
+        "error",
+        "-i",
+        str(info.path),
+        "-map",
+        info.stream_map,
+        "-frames:v",
+        "1",
+        "-sws_flags",
+        SWS_FLAGS,
+        "-vf",
+        ",".join(_layout_filters(info, pixel_format)),
+        "-pix_fmt",
+        pixel_format,
+        "-f",
+        "rawvideo",
+        "-",
     ]
     picture = next(_frames_from(command, info.path, info.width, info.height, pixel_format), None)
     if picture is None:
@@ -287,9 +387,7 @@ def _still_frames(info: VideoInfo, count: int, pixel_format: PixelFormat) -> Ite
         yield picture.copy()
 
 
-def _frames_from(
-    command: list[str], path: Path, width: int, height: int, pixel_format: PixelFormat
-) -> Iterator[np.ndarray]:
+def _frames_from(command: list[str], path: Path, width: int, height: int, pixel_format: PixelFormat) -> Iterator[np.ndarray]:
     """Run the decoder ``command`` and yield its rawvideo ``width`` x ``height`` frames as
     ``frame_shape(width, height, pixel_format)`` uint8 arrays."""
     frame_bytes = _raw_frame_bytes(width, height, pixel_format)
@@ -341,8 +439,22 @@ def video_codec_arguments(encoder: str, crf: int, preset: str) -> list[str]:
     NVENC has no CRF; constant-quality VBR (``-cq``) at the same number is its closest match.
     """
     if encoder == "h264_nvenc":
-        return ["-c:v", "h264_nvenc", "-preset", "p5", "-tune", "hq", "-rc", "vbr", "-cq", str(crf), "-b:v", "0",
-                "-pix_fmt", "yuv420p"]
+        return [
+            "-c:v",
+            "h264_nvenc",
+            "-preset",
+            "p5",
+            "-tune",
+            "hq",
+            "-rc",
+            "vbr",
+            "-cq",
+            str(crf),
+            "-b:v",
+            "0",
+            "-pix_fmt",
+            "yuv420p",
+        ]
     return ["-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p"]
 
 
@@ -380,22 +492,49 @@ class VideoWriter:
         self.output_size = even_size(width, height)
         input_size = (width, height) if pixel_format == "bgr24" else self.output_size
         command = [
-            ffmpeg_path(), "-nostdin", "-v", "error", "-y",
-            "-f", "rawvideo", "-pix_fmt", pixel_format, "-s", f"{input_size[0]}x{input_size[1]}",
-            "-framerate", str(fps), "-i", "-",
-            "-i", str(audio_path),
-            "-map", "0:v:0", "-map", "1:a:0", "-sws_flags", SWS_FLAGS,
+            ffmpeg_path(),
+            "-nostdin",
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            pixel_format,
+            "-s",
+            f"{input_size[0]}x{input_size[1]}",
+            "-framerate",
+            str(fps),
+            "-i",
+            "-",
+            "-i",
+            str(audio_path),
+            "-map",
+            "0:v:0",
+            "-map",
+            "1:a:0",
+            "-sws_flags",
+            SWS_FLAGS,
         ]
         filters = _even_padding(*input_size)
         if colour is not None and pixel_format == "yuv420p":
             # Frame properties, not the encoder's -colorspace options: ffmpeg 9 lets the frames' win.
-            filters.append(f"setparams=colorspace={colour.space}:color_primaries={colour.primaries}:color_trc={colour.transfer}")
+            filters.append(
+                f"setparams=colorspace={colour.space}:color_primaries={colour.primaries}:color_trc={colour.transfer}"
+            )
         if filters:
             command += ["-vf", ",".join(filters)]
         command += [
             *video_codec_arguments(encoder, crf, preset),
-            "-c:a", "aac", "-b:a", AUDIO_BITRATE,
-            "-movflags", "+faststart", "-f", "mp4", str(path),
+            "-c:a",
+            "aac",
+            "-b:a",
+            AUDIO_BITRATE,
+            "-movflags",
+            "+faststart",
+            "-f",
+            "mp4",
+            str(path),
         ]
         self._stderr = tempfile.TemporaryFile()
         self._process = subprocess.Popen(command, stdin=subprocess.PIPE, stderr=self._stderr)

@@ -55,7 +55,9 @@ def probe_output(path: Path) -> OutputStreams:
     )
 
 
-def check_output(path: Path, *, frames: int, fps: Fraction, audio_duration: Fraction, name: Path | None = None) -> OutputStreams:
+def check_output(
+    path: Path, *, frames: int, fps: Fraction, audio_duration: Fraction, name: Path | None = None
+) -> OutputStreams:
     """Raise OutputMismatch (naming ``name``, default ``path``) unless ``path`` holds ``frames`` pictures
     at ``fps`` and a sound track of ``audio_duration`` seconds, each within one frame, and the two
     tracks agree within one frame. Returns what the file holds."""

@@ -110,8 +110,22 @@ def probe_video(path: Path, still_fps: float = 25.0) -> VideoInfo:
     has_audio = any(s.get("codec_type") == "audio" for s in streams)
     if path.suffix.lower() in STILL_SUFFIXES or container in STILL_FORMATS:
         rate = Fraction(still_fps).limit_denominator(1001)
-        return VideoInfo(path, width, height, rotation, float(rate), rate, 1, 0.0, video.get("codec_name", ""),
-                         container, True, False, has_audio, stream_index=stream_index)
+        return VideoInfo(
+            path,
+            width,
+            height,
+            rotation,
+            float(rate),
+            rate,
+            1,
+            0.0,
+            video.get("codec_name", ""),
+            container,
+            True,
+            False,
+            has_audio,
+            stream_index=stream_index,
+        )
 
     packets = _packets(path, stream_index)
     if not packets:
@@ -132,9 +146,24 @@ def probe_video(path: Path, still_fps: float = 25.0) -> VideoInfo:
     # At a variable rate, the time the frames cover as decoded (an MP4's track duration may end
     # before its last frame does).
     duration = span if variable else (_float(video.get("duration")) or span)
-    return VideoInfo(path, width, height, rotation, float(rate), rate, frame_count, duration,
-                     video.get("codec_name", ""), container, False, variable, has_audio, timestamps[0], stream_index,
-                     _colour_tags(video))
+    return VideoInfo(
+        path,
+        width,
+        height,
+        rotation,
+        float(rate),
+        rate,
+        frame_count,
+        duration,
+        video.get("codec_name", ""),
+        container,
+        False,
+        variable,
+        has_audio,
+        timestamps[0],
+        stream_index,
+        _colour_tags(video),
+    )
 
 
 def _colour_tags(stream: dict) -> ColourTags | None:
@@ -183,7 +212,8 @@ def run_reading(path: Path, command: list[str], timeout: float) -> ToolRun:
         result = run_tool(command, timeout=timeout)
     except subprocess.TimeoutExpired:
         raise MediaError(
-            f"could not be read within {timeout:.0f} seconds (is the disk or network share stalled?)", path,
+            f"could not be read within {timeout:.0f} seconds (is the disk or network share stalled?)",
+            path,
             code=ErrorCode.SHARE_UNAVAILABLE,
         ) from None
     killed = killed_by_signal(result.returncode, path)
@@ -209,8 +239,18 @@ def _packets(path: Path, stream_index: int) -> list[tuple[float, float | None]]:
     """
     result = run_reading(
         path,
-        [ffprobe_path(), "-v", "error", "-select_streams", str(stream_index), "-show_entries",
-         "packet=pts_time,dts_time,duration_time", "-of", "json", str(path)],
+        [
+            ffprobe_path(),
+            "-v",
+            "error",
+            "-select_streams",
+            str(stream_index),
+            "-show_entries",
+            "packet=pts_time,dts_time,duration_time",
+            "-of",
+            "json",
+            str(path),
+        ],
         PACKET_SCAN_TIMEOUT_S,
     )
     if result.returncode != 0:
@@ -240,8 +280,23 @@ def _decoded_size(path: Path, stream_index: int) -> tuple[int, int]:
     and later but not reported by ffprobe 6): the decoder itself says what ``read_frames`` will get.
     Only the PPM header of one frame is read; the decoder is stopped right after it.
     """
-    command = [ffmpeg_path(), "-nostdin", "-v", "error", "-i", str(path), "-map", f"0:{stream_index}",
-               "-frames:v", "1", "-c:v", "ppm", "-f", "image2pipe", "-"]
+    command = [
+        ffmpeg_path(),
+        "-nostdin",
+        "-v",
+        "error",
+        "-i",
+        str(path),
+        "-map",
+        f"0:{stream_index}",
+        "-frames:v",
+        "1",
+        "-c:v",
+        "ppm",
+        "-f",
+        "image2pipe",
+        "-",
+    ]
     with tempfile.TemporaryFile() as stderr:  # a file, not a pipe: a chatty decoder cannot block on it
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr)
         assert process.stdout is not None
@@ -287,7 +342,8 @@ def _check_readable(path: Path) -> None:
         raise MediaError("is empty (0 bytes) — the copy may not have finished", path, code=ErrorCode.INPUT_EMPTY)
     if not os.access(path, os.R_OK):
         raise MediaError(
-            "cannot be read by the service (permission denied): give its user read access", path,
+            "cannot be read by the service (permission denied): give its user read access",
+            path,
             code=ErrorCode.INPUT_UNREADABLE,
         )
 

@@ -83,7 +83,12 @@ def restorer_crop(frame: np.ndarray, framing: Framing) -> np.ndarray:
     edge pixels are repeated.
     """
     width, height = picture_size(frame)
-    inside = (max(0, framing.x), max(0, framing.y), min(width, framing.x + framing.side), min(height, framing.y + framing.side))
+    inside = (
+        max(0, framing.x),
+        max(0, framing.y),
+        min(width, framing.x + framing.side),
+        min(height, framing.y + framing.side),
+    )
     if inside[2] <= inside[0] or inside[3] <= inside[1]:
         raise ValueError(f"the face square {framing} lies outside the {width}x{height} frame")
     bgr, aligned = bgr_region(frame, inside)

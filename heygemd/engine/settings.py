@@ -55,7 +55,7 @@ class EngineSettings(BaseModel):
         DetectorKind.S3FD, description="s3fd (needs detector_checkpoint) or lbp (no download, lower quality)"
     )
     detector_checkpoint: Path = Field(
-        Path("checkpoints/s3fd.pth"), description="S3FD face detector weights, used when detector = \"s3fd\""
+        Path("checkpoints/s3fd.pth"), description='S3FD face detector weights, used when detector = "s3fd"'
     )
     device: str = Field("auto", description="auto (CUDA when available), cpu, cuda or cuda:N")
     batch_size: int = Field(32, ge=1, le=1024, description="frames per generator batch")
@@ -64,17 +64,21 @@ class EngineSettings(BaseModel):
     face_threshold: float = Field(0.5, gt=0, lt=1, description="S3FD confidence below which a detection is ignored")
     smooth_window: int = Field(5, ge=1, le=25, description="boxes are averaged over this many frames (forward)")
     detect_stride: int = Field(1, ge=1, le=25, description="detect every k-th frame and interpolate the boxes between")
-    face_cache_dir: Path | None = Field(None, description="folder for cached face tracks (unset: no cache; the service "
-                                        "uses <paths.state>/face-tracks)")
+    face_cache_dir: Path | None = Field(
+        None, description="folder for cached face tracks (unset: no cache; the service uses <paths.state>/face-tracks)"
+    )
     face_cache_max_mb: int = Field(256, ge=1, description="size limit of the face-track cache")
     restorer: RestorerKind = Field(
-        RestorerKind.NONE, description="none, or gfpgan: GFPGAN v1.3/v1.4 sharpens the re-synced lower face (slow on a "
-        "CPU; `heygemd fetch-models` gets restorer_checkpoint)"
+        RestorerKind.NONE,
+        description="none, or gfpgan: GFPGAN v1.3/v1.4 sharpens the re-synced lower face (slow on a "
+        "CPU; `heygemd fetch-models` gets restorer_checkpoint)",
     )
     restorer_checkpoint: Path = Field(
-        Path("checkpoints/GFPGANv1.4.pth"), description="GFPGAN v1.4 (or v1.3) weights, used when restorer = \"gfpgan\""
+        Path("checkpoints/GFPGANv1.4.pth"), description='GFPGAN v1.4 (or v1.3) weights, used when restorer = "gfpgan"'
     )
-    restorer_batch_size: int = Field(4, ge=1, le=256, description="faces per restorer batch (512x512 each; a CPU takes seconds a face)")
+    restorer_batch_size: int = Field(
+        4, ge=1, le=256, description="faces per restorer batch (512x512 each; a CPU takes seconds a face)"
+    )
     encoder: Encoder = Field(
         Encoder.AUTO, description="auto (NVENC when ffmpeg and the GPU offer it, else libx264), libx264 or h264_nvenc"
     )
@@ -94,11 +98,18 @@ class RenderOptions(BaseModel):
 
     fixed_box: Box | None = Field(None, description="skip detection and use this box (x1, y1, x2, y2)")
     pads: Pads = Field((0, 10, 0, 0), description="extra pixels around the detected face: [top, bottom, left, right]")
-    loop: LoopPolicy = Field(LoopPolicy.PINGPONG, description="when the audio outlasts the template: pingpong, loop or freeze")
-    blend: BlendMode = Field(BlendMode.FEATHER, description="feather (soft-edged mouth area) or hard (the reference's pasted box)")
+    loop: LoopPolicy = Field(
+        LoopPolicy.PINGPONG, description="when the audio outlasts the template: pingpong, loop or freeze"
+    )
+    blend: BlendMode = Field(
+        BlendMode.FEATHER, description="feather (soft-edged mouth area) or hard (the reference's pasted box)"
+    )
     feather: float = Field(0.12, ge=0, le=0.5, description="soft edge width as a fraction of the box size")
     restore_weight: float = Field(
-        0.6, ge=0, le=1, description="with the restorer on: share of restored pixels in the re-synced area (0: off for this render)"
+        0.6,
+        ge=0,
+        le=1,
+        description="with the restorer on: share of restored pixels in the re-synced area (0: off for this render)",
     )
     crf: int = Field(18, ge=0, le=51, description="libx264 quality: lower is better and bigger (0-51)")
     preset: str = Field("medium", description="libx264 preset")

@@ -119,9 +119,16 @@ def take_snapshot(source: Path, temp_dir: Path | None = None) -> AudioSnapshot:
         copy.unlink()
         sample_rate, channels, num_samples = _wav_layout(wav, source)
         return AudioSnapshot(
-            source=source, source_sha256=source_sha256, source_size=source_size, source_info=info,
-            path=wav, sha256=sha256_file(wav), sample_rate=sample_rate, channels=channels,
-            num_samples=num_samples, _folder=folder,
+            source=source,
+            source_sha256=source_sha256,
+            source_size=source_size,
+            source_info=info,
+            path=wav,
+            sha256=sha256_file(wav),
+            sample_rate=sample_rate,
+            channels=channels,
+            num_samples=num_samples,
+            _folder=folder,
         )
     except BaseException:
         folder.close()

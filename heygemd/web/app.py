@@ -152,10 +152,16 @@ UPLOAD_BODY = {
                     "required": ["audio", "templates"],
                     "properties": {
                         "audio": {"type": "string", "format": "binary", "description": "one audio file"},
-                        "templates": {"type": "array", "items": {"type": "string", "format": "binary"},
-                                      "description": "one or more template videos or images"},
-                        "name": {"type": "string", "description": "the job's name (default: the audio's name); "
-                                 "a free 'name (2)' is taken if it is in use"},
+                        "templates": {
+                            "type": "array",
+                            "items": {"type": "string", "format": "binary"},
+                            "description": "one or more template videos or images",
+                        },
+                        "name": {
+                            "type": "string",
+                            "description": "the job's name (default: the audio's name); "
+                            "a free 'name (2)' is taken if it is in use",
+                        },
                         "loop": {"type": "string", "enum": [policy.value for policy in LoopPolicy]},
                         "blend": {"type": "string", "enum": [mode.value for mode in BlendMode]},
                         "crf": {"type": "integer", "minimum": 0, "maximum": 51},
@@ -177,15 +183,20 @@ class Web:
 
     def __init__(self, settings: WebSettings) -> None:
         self.settings = settings
-        self.templates = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]),
-                                     trim_blocks=True, lstrip_blocks=True)
+        self.templates = Environment(
+            loader=FileSystemLoader(HERE / "templates"),
+            autoescape=select_autoescape(["html"]),
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
         self.registry = registry_for(settings)
 
     # -- per request
 
     def language(self, request: Request) -> str:
-        return choose_language(request.query_params.get(LANG_PARAM), request.cookies.get(LANG_COOKIE),
-                               request.headers.get("accept-language"))
+        return choose_language(
+            request.query_params.get(LANG_PARAM), request.cookies.get(LANG_COOKIE), request.headers.get("accept-language")
+        )
 
     def translator(self, request: Request) -> Translator:
         return Translator(self.language(request))
@@ -193,11 +204,24 @@ class Web:
     def context(self, request: Request, csrf: str) -> dict[str, Any]:
         t = self.translator(request)
         return {
-            "t": t, "lang": t.language, "languages": LANGUAGES, "csrf": csrf, "js_messages": t.js_messages(),
-            "auth_enabled": self.settings.token is not None, "signed_in": signed_in(request, self.settings),
-            "state_label": t.state, "status_label": t.status, "code_summary": t.code_summary, "code_fix": t.code_fix,
-            "duration": t.duration, "size": human_size, "clock": clock, "job_url": job_url, "api_job_url": api_job_url,
-            "warning_text": lambda warning: warning_text(t, warning), "colon": t("ui.colon"),
+            "t": t,
+            "lang": t.language,
+            "languages": LANGUAGES,
+            "csrf": csrf,
+            "js_messages": t.js_messages(),
+            "auth_enabled": self.settings.token is not None,
+            "signed_in": signed_in(request, self.settings),
+            "state_label": t.state,
+            "status_label": t.status,
+            "code_summary": t.code_summary,
+            "code_fix": t.code_fix,
+            "duration": t.duration,
+            "size": human_size,
+            "clock": clock,
+            "job_url": job_url,
+            "api_job_url": api_job_url,
+            "warning_text": lambda warning: warning_text(t, warning),
+            "colon": t("ui.colon"),
         }
 
     def render_fragment(self, request: Request, name: str, csrf: str, **values: Any) -> str:
@@ -205,7 +229,9 @@ class Web:
 
     def page(self, request: Request, name: str, status: int = 200, **values: Any) -> HTMLResponse:
         csrf = csrf_cookie(request) or new_csrf_token()
-        response = HTMLResponse(self.render_fragment(request, name, csrf, **values), status_code=status, headers=PAGE_HEADERS)
+        response = HTMLResponse(
+            self.render_fragment(request, name, csrf, **values), status_code=status, headers=PAGE_HEADERS
+        )
         secure = request.url.scheme == "https"
         if csrf_cookie(request) != csrf:
             response.set_cookie(CSRF_COOKIE, csrf, httponly=True, samesite="strict", secure=secure)
@@ -219,8 +245,14 @@ class Web:
         message = localised(t, error)
         headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
         if wants_json(request):
-            body = ErrorAnswer(error=ErrorBody(kind=error.kind, message=message, code=error.code.value if error.code else None,
-                                               reason=error.message if error.kind == "upload.contract" else None))
+            body = ErrorAnswer(
+                error=ErrorBody(
+                    kind=error.kind,
+                    message=message,
+                    code=error.code.value if error.code else None,
+                    reason=error.message if error.kind == "upload.contract" else None,
+                )
+            )
             return JSONResponse(body.model_dump(mode="json"), status_code=error.status, headers=headers)
         title = t("error.not_found.title") if error.status == 404 else str(error.status)
         return self.page(request, "error.html", status=error.status, title=title, message=message)
@@ -303,14 +335,19 @@ async def event_stream(request: Request, produce: Callable[[], tuple[str, bool]]
 
 
 def event_response(stream: AsyncIterator[str]) -> StreamingResponse:
-    return StreamingResponse(stream, media_type="text/event-stream",
-                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+    return StreamingResponse(
+        stream, media_type="text/event-stream", headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+    )
 
 
 def create_app(settings: WebSettings) -> FastAPI:
     web = Web(settings)
     app = FastAPI(
-        title="heygemd", version=__version__, docs_url=None, redoc_url=None, openapi_url=None,  # served below, signed in
+        title="heygemd",
+        version=__version__,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,  # served below, signed in
         description="Lip-sync jobs: submit one audio and one or more templates, follow the job by the id submit "
         "returns (it stays findable after the job ended), fetch its results. With web.token set, send "
         "`Authorization: Bearer <token>`.",
@@ -327,8 +364,9 @@ def create_app(settings: WebSettings) -> FastAPI:
         if error.status_code == 404:
             return web.error_answer(request, WebError(404, "error.not_found", "Nothing is here."))
         detail = str(error.detail)
-        return web.error_answer(request, WebError(error.status_code, "error.http",
-                                                  f"The request cannot be served ({detail}).", detail=detail))
+        return web.error_answer(
+            request, WebError(error.status_code, "error.http", f"The request cannot be served ({detail}).", detail=detail)
+        )
 
     def require_sign_in(request: Request) -> None:
         if signed_in(request, settings):
@@ -363,11 +401,22 @@ def create_app(settings: WebSettings) -> FastAPI:
             return RedirectResponse(safe_next(str(form.get("next", "/"))), status_code=303)
         if not token_matches(str(form.get("token", "")), settings):
             t = web.translator(request)
-            return web.page(request, "login.html", status=401, next=safe_next(str(form.get("next", "/"))),
-                            notice=t("login.wrong"), notice_kind="error")
+            return web.page(
+                request,
+                "login.html",
+                status=401,
+                next=safe_next(str(form.get("next", "/"))),
+                notice=t("login.wrong"),
+                notice_kind="error",
+            )
         response = RedirectResponse(safe_next(str(form.get("next", "/"))), status_code=303)
-        response.set_cookie(SESSION_COOKIE, settings.session_value() or "", httponly=True, samesite="lax",
-                            secure=request.url.scheme == "https")
+        response.set_cookie(
+            SESSION_COOKIE,
+            settings.session_value() or "",
+            httponly=True,
+            samesite="lax",
+            secure=request.url.scheme == "https",
+        )
         return response
 
     @open_routes.post("/logout", include_in_schema=False)
@@ -458,8 +507,12 @@ def create_app(settings: WebSettings) -> FastAPI:
     def status(request: Request) -> Overview:
         return with_summaries(web.translator(request), overview(settings))
 
-    @api.get("/events", summary="The same as /api/status, as server-sent events whenever it changes",
-             response_class=StreamingResponse, responses={200: {"content": {"text/event-stream": {}}}})
+    @api.get(
+        "/events",
+        summary="The same as /api/status, as server-sent events whenever it changes",
+        response_class=StreamingResponse,
+        responses={200: {"content": {"text/event-stream": {}}}},
+    )
     def events(request: Request) -> StreamingResponse:
         def produce() -> tuple[str, bool]:
             return overview(settings).model_dump_json(), False
@@ -469,13 +522,21 @@ def create_app(settings: WebSettings) -> FastAPI:
     @api.get("/jobs", response_model=JobList, summary="Jobs waiting or in progress, and the latest results")
     def list_jobs() -> JobList:
         seen = overview(settings)
-        active = [QueueItem(id=service.current.id, phase=service.current.phase, service=service.name)
-                  for service in seen.services if service.current is not None]
+        active = [
+            QueueItem(id=service.current.id, phase=service.current.phase, service=service.name)
+            for service in seen.services
+            if service.current is not None
+        ]
         known = {item.id for item in active}
         return JobList(active=active + [item for item in seen.queue if item.id not in known], results=seen.results)
 
-    @api.post("/jobs", status_code=201, response_model=Submitted, openapi_extra=UPLOAD_BODY,
-              summary="Submit a job: one audio and one or more templates (multipart/form-data)")
+    @api.post(
+        "/jobs",
+        status_code=201,
+        response_model=Submitted,
+        openapi_extra=UPLOAD_BODY,
+        summary="Submit a job: one audio and one or more templates (multipart/form-data)",
+    )
     async def submit(request: Request) -> Submitted:
         name = await receive_job(request, settings)
         return Submitted(id=name, url=job_url(name), status_url=api_job_url(name))
@@ -484,8 +545,12 @@ def create_app(settings: WebSettings) -> FastAPI:
     def job_status(request: Request, job: str) -> JobView:
         return with_problem_summaries(web.translator(request), find_or_404(JobFinder(settings), job))
 
-    @api.get("/jobs/{job}/events", summary="A job's status as server-sent events whenever it changes, until it is done",
-             response_class=StreamingResponse, responses={200: {"content": {"text/event-stream": {}}}})
+    @api.get(
+        "/jobs/{job}/events",
+        summary="A job's status as server-sent events whenever it changes, until it is done",
+        response_class=StreamingResponse,
+        responses={200: {"content": {"text/event-stream": {}}}},
+    )
     def job_status_events(request: Request, job: str) -> StreamingResponse:
         find_or_404(JobFinder(settings), job)
         t = web.translator(request)
@@ -498,8 +563,12 @@ def create_app(settings: WebSettings) -> FastAPI:
 
         return event_response(event_stream(request, produce, None))
 
-    @api.post("/jobs/{job}/cancel", status_code=202, response_model=CancelAnswer,
-              summary="Cancel a queued or rendering job: it ends in quarantine with code cancelled, its inputs untouched")
+    @api.post(
+        "/jobs/{job}/cancel",
+        status_code=202,
+        response_model=CancelAnswer,
+        summary="Cancel a queued or rendering job: it ends in quarantine with code cancelled, its inputs untouched",
+    )
     def cancel(request: Request, job: str) -> CancelAnswer:
         check_api_write(request, settings)
         return CancelAnswer(id=job, cancel_requested=True, services=cancel_job(settings, job))
@@ -514,9 +583,13 @@ def create_app(settings: WebSettings) -> FastAPI:
         check_api_write(request, settings)
         return ControlAnswer(paused=False, services=set_paused(settings, False, service))
 
-    @api.get("/jobs/{job}/files/{area}/{name}", summary="A file of a job's results or quarantine folder (Range "
-             "requests answered with 206; ?download=1 for an attachment)", response_class=Response,
-             responses={200: {"content": {"application/octet-stream": {}}}, 206: {"description": "the range asked for"}})
+    @api.get(
+        "/jobs/{job}/files/{area}/{name}",
+        summary="A file of a job's results or quarantine folder (Range "
+        "requests answered with 206; ?download=1 for an attachment)",
+        response_class=Response,
+        responses={200: {"content": {"application/octet-stream": {}}}, 206: {"description": "the range asked for"}},
+    )
     @api.head("/jobs/{job}/files/{area}/{name}", include_in_schema=False)
     def job_file(request: Request, job: str, area: str, name: str, download: bool = False) -> Response:
         found = find_or_404(JobFinder(settings), job)
@@ -542,23 +615,32 @@ def create_app(settings: WebSettings) -> FastAPI:
         raise file_not_found()
 
     @pages.get("/jobs/{job}/zip")
-    @api.get("/jobs/{job}/zip", summary="Every file of a finished job as one ZIP, streamed",
-             response_class=StreamingResponse, responses={200: {"content": {"application/zip": {}}}})
+    @api.get(
+        "/jobs/{job}/zip",
+        summary="Every file of a finished job as one ZIP, streamed",
+        response_class=StreamingResponse,
+        responses={200: {"content": {"application/zip": {}}}},
+    )
     def job_zip(job: str) -> StreamingResponse:
         found = find_or_404(JobFinder(settings), job)
         members: list[served.ZipMember] = []
-        for area, folder, prefix in ((OUTBOX, found.outbox_folder, found.id), (QUARANTINE, found.quarantine_folder,
-                                                                                f"{found.id}/quarantine")):
+        for area, folder, prefix in (
+            (OUTBOX, found.outbox_folder, found.id),
+            (QUARANTINE, found.quarantine_folder, f"{found.id}/quarantine"),
+        ):
             directory = real_folder(settings.area_folder(area), folder) if folder else None
             if folder is None or directory is None:
                 continue
-            members += [served.ZipMember(settings.area_folder(area), folder, item.name, f"{prefix}/{item.name}")
-                        for item in regular_files(directory)]
+            members += [
+                served.ZipMember(settings.area_folder(area), folder, item.name, f"{prefix}/{item.name}")
+                for item in regular_files(directory)
+            ]
         if not members:
             raise file_not_found()
         headers = {"Content-Disposition": served.content_disposition(f"{found.id}.zip", attachment=True), **FILE_HEADERS}
-        return StreamingResponse((chunk for chunk in served.zip_stream(members) if chunk), media_type="application/zip",
-                                 headers=headers)
+        return StreamingResponse(
+            (chunk for chunk in served.zip_stream(members) if chunk), media_type="application/zip", headers=headers
+        )
 
     @app.get("/openapi.json", include_in_schema=False, dependencies=[Depends(require_sign_in)])
     def openapi() -> JSONResponse:
@@ -607,8 +689,12 @@ def check_api_write(request: Request, settings: WebSettings) -> None:
 def find_or_404(finder: JobFinder, name: str) -> JobView:
     job = finder.find(name)
     if job is None:
-        raise WebError(404, "error.job_not_found", f'No job "{name}" is known: not in the inbox, not being rendered, '
-                       "not among the results.", name=name)
+        raise WebError(
+            404,
+            "error.job_not_found",
+            f'No job "{name}" is known: not in the inbox, not being rendered, not among the results.',
+            name=name,
+        )
     return job
 
 
@@ -626,9 +712,12 @@ def area_folder_of(job: JobView, area: str) -> str:
 def file_response(request: Request, opened: served.OpenedFile, download: bool) -> Response:
     media_type = opened.media_type
     headers = {
-        "Accept-Ranges": "bytes", "ETag": opened.etag, "Last-Modified": opened.last_modified,
+        "Accept-Ranges": "bytes",
+        "ETag": opened.etag,
+        "Last-Modified": opened.last_modified,
         "Content-Disposition": served.content_disposition(opened.name, download or media_type not in served.INLINE_TYPES),
-        "Cache-Control": "private, max-age=0, must-revalidate", **FILE_HEADERS,
+        "Cache-Control": "private, max-age=0, must-revalidate",
+        **FILE_HEADERS,
     }
     if request.headers.get("if-none-match") == opened.etag:
         opened.close()
@@ -649,8 +738,9 @@ def file_response(request: Request, opened: served.OpenedFile, download: bool) -
     if request.method == "HEAD":
         opened.close()
         return Response(status_code=status, headers=headers, media_type=media_type)
-    return StreamingResponse(served.read_span(opened, start, length), status_code=status, headers=headers,
-                             media_type=media_type)
+    return StreamingResponse(
+        served.read_span(opened, start, length), status_code=status, headers=headers, media_type=media_type
+    )
 
 
 # ---------------------------------------------------------------------------- actions
@@ -674,8 +764,12 @@ def cancel_job(settings: WebSettings, name: str) -> list[str]:
     job = find_or_404(finder, name)
     if job.phase not in ACTIVE_PHASES or job.phase is JobPhase.PUBLISHING:
         raise WebError(409, "error.already_finished", "The job has finished already; there is nothing to cancel.")
-    targets = [service.state_dir for service in finder.services if job.service in (None, service.name)
-               or job.phase in (JobPhase.QUEUED, JobPhase.ARRIVING, JobPhase.WAITING_FOR_DISK)]
+    targets = [
+        service.state_dir
+        for service in finder.services
+        if job.service in (None, service.name)
+        or job.phase in (JobPhase.QUEUED, JobPhase.ARRIVING, JobPhase.WAITING_FOR_DISK)
+    ]
     for folder in targets:
         request_cancel(folder, name, by="web")
     return [folder.name for folder in targets]
@@ -718,11 +812,13 @@ async def receive_job(request: Request, settings: WebSettings) -> str:
 
 def upload_values(settings: WebSettings) -> dict[str, Any]:
     return {
-        "max_file_bytes": settings.limits.max_file_bytes, "max_upload_bytes": settings.max_upload_bytes,
+        "max_file_bytes": settings.limits.max_file_bytes,
+        "max_upload_bytes": settings.max_upload_bytes,
         "max_templates": settings.limits.max_templates,
         "audio_accept": ",".join(sorted(AUDIO_SUFFIXES)),
         "template_accept": ",".join(sorted(VIDEO_SUFFIXES | STILL_SUFFIXES)),
-        "loops": [policy.value for policy in LoopPolicy], "blends": [mode.value for mode in BlendMode],
+        "loops": [policy.value for policy in LoopPolicy],
+        "blends": [mode.value for mode in BlendMode],
         "default_crf": settings.render.crf,
     }
 
@@ -742,5 +838,3 @@ def with_summaries(t: Translator, seen: Overview) -> Overview:
         if service.current is not None:
             with_problem_summaries(t, service.current)
     return seen
-
-

@@ -37,22 +37,34 @@ class ServicesCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         labels = ["service"]
-        jobs = CounterMetricFamily(f"{PREFIX}_jobs_finished", "Jobs finished, by status (ok, partial, failed) and error code.",
-                                   labels=[*labels, "status", "code"])
-        videos = CounterMetricFamily(f"{PREFIX}_videos_finished", "Videos finished, by status (ok, failed) and error code.",
-                                     labels=[*labels, "status", "code"])
+        jobs = CounterMetricFamily(
+            f"{PREFIX}_jobs_finished",
+            "Jobs finished, by status (ok, partial, failed) and error code.",
+            labels=[*labels, "status", "code"],
+        )
+        videos = CounterMetricFamily(
+            f"{PREFIX}_videos_finished",
+            "Videos finished, by status (ok, failed) and error code.",
+            labels=[*labels, "status", "code"],
+        )
         produced = CounterMetricFamily(f"{PREFIX}_video_seconds_produced", "Seconds of video produced.", labels=labels)
         render = HistogramMetricFamily(f"{PREFIX}_render_seconds", "Wall time of each video's render.", labels=labels)
-        rtf = GaugeMetricFamily(f"{PREFIX}_last_real_time_factor",
-                                "Seconds of video per second of wall time, of the last render.", labels=labels)
+        rtf = GaugeMetricFamily(
+            f"{PREFIX}_last_real_time_factor", "Seconds of video per second of wall time, of the last render.", labels=labels
+        )
         queue = GaugeMetricFamily(f"{PREFIX}_queue_length", "Ready jobs waiting their turn.", labels=labels)
         arriving = GaugeMetricFamily(f"{PREFIX}_folders_arriving", "Folders in the inbox not complete yet.", labels=labels)
-        hits = CounterMetricFamily(f"{PREFIX}_face_track_cache_hits", "Renders whose face track came from the cache.",
-                                   labels=labels)
-        misses = CounterMetricFamily(f"{PREFIX}_face_track_cache_misses", "Renders that had to detect the faces.",
-                                     labels=labels)
-        free = GaugeMetricFamily(f"{PREFIX}_free_bytes", "Free bytes on the filesystems of the outbox and the work folder.",
-                                 labels=[*labels, "filesystem"])
+        hits = CounterMetricFamily(
+            f"{PREFIX}_face_track_cache_hits", "Renders whose face track came from the cache.", labels=labels
+        )
+        misses = CounterMetricFamily(
+            f"{PREFIX}_face_track_cache_misses", "Renders that had to detect the faces.", labels=labels
+        )
+        free = GaugeMetricFamily(
+            f"{PREFIX}_free_bytes",
+            "Free bytes on the filesystems of the outbox and the work folder.",
+            labels=[*labels, "filesystem"],
+        )
         up = GaugeMetricFamily(f"{PREFIX}_up", "1 if the service's process runs.", labels=labels)
         ready = GaugeMetricFamily(f"{PREFIX}_ready", "1 if the service has its model loaded and takes jobs.", labels=labels)
         paused = GaugeMetricFamily(f"{PREFIX}_paused", "1 if the service is asked to take no new jobs.", labels=labels)
@@ -68,8 +80,9 @@ class ServicesCollector(Collector):
             produced.add_metric([name], counters.video_seconds_produced)
             histogram = counters.render_seconds
             cumulative, buckets = 0, []
-            for bound, count in zip([*map(str, map(float, RENDER_SECONDS_BUCKETS)), "+Inf"], histogram.bucket_counts,
-                                    strict=False):
+            for bound, count in zip(
+                [*map(str, map(float, RENDER_SECONDS_BUCKETS)), "+Inf"], histogram.bucket_counts, strict=False
+            ):
                 cumulative += count
                 buckets.append((bound, cumulative))
             render.add_metric([name], buckets, sum_value=histogram.sum)

@@ -84,8 +84,9 @@ class Upload:
 class Receiver:
     """Feeds the body to the parser and the files to the staging folder, enforcing the limits as it goes."""
 
-    def __init__(self, settings: WebSettings, staging: Path, boundary: bytes,
-                 csrf_check: Callable[[str | None], None] | None = None) -> None:
+    def __init__(
+        self, settings: WebSettings, staging: Path, boundary: bytes, csrf_check: Callable[[str | None], None] | None = None
+    ) -> None:
         self.settings = settings
         self.csrf_check = csrf_check  # called with the form's CSRF field before the first file is written
         self.upload = Upload(staging)
@@ -144,33 +145,47 @@ class Receiver:
             return
         filename = options[b"filename"].decode("utf-8", "replace")
         if self.part.form_field not in (AUDIO_FIELD, TEMPLATES_FIELD):
-            raise UploadRefused(400, "upload.unknown_field", f'The form has no file field "{self.part.form_field}".',
-                                field=self.part.form_field)
+            raise UploadRefused(
+                400,
+                "upload.unknown_field",
+                f'The form has no file field "{self.part.form_field}".',
+                field=self.part.form_field,
+            )
         if not filename:
             return  # a file input left empty by the browser
         if self.csrf_check is not None:
             self.csrf_check(self.upload.texts.get(CSRF_FIELD))
             self.csrf_check = None
         self.part.filename = self._checked_name(filename)
-        self.part.fd = os.open(self.upload.staging / self.part.filename,
-                               os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o664)
+        self.part.fd = os.open(
+            self.upload.staging / self.part.filename,
+            os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+            0o664,
+        )
 
     def _data(self, data: bytes, start: int, end: int) -> None:
         piece = data[start:end]
         if self.part.fd is None:
             if self.part.filename is None and len(self.part.data) + len(piece) > MAX_TEXT_BYTES:
-                raise UploadRefused(413, "upload.field_too_large", f'The field "{self.part.form_field}" is too long.',
-                                    field=self.part.form_field)
+                raise UploadRefused(
+                    413,
+                    "upload.field_too_large",
+                    f'The field "{self.part.form_field}" is too long.',
+                    field=self.part.form_field,
+                )
             self.part.data.extend(piece)
             return
         self.part.size += len(piece)
         limit = self.settings.limits.max_file_bytes
         if limit and self.part.size > limit:
             raise UploadRefused(
-                413, "upload.file_too_large",
+                413,
+                "upload.file_too_large",
                 f'"{self.part.filename}" is larger than this service accepts ({human_size(limit)}). Use a smaller file '
                 "(shorter, or a lower bitrate), or ask the operator to raise limits.max_file_bytes.",
-                code=ErrorCode.LIMIT_FILE_TOO_LARGE, name=self.part.filename, limit=human_size(limit),
+                code=ErrorCode.LIMIT_FILE_TOO_LARGE,
+                name=self.part.filename,
+                limit=human_size(limit),
             )
         self.pending.append((self.part.fd, bytes(piece)))
 
@@ -192,17 +207,28 @@ class Receiver:
     def _checked_name(self, filename: str) -> str:
         if not plain_name(filename) or "\\" in filename or is_ignored_name(filename):
             raise UploadRefused(
-                400, "upload.bad_name", f'"{filename}" is not a plain file name (no folders, not hidden, not temporary).',
+                400,
+                "upload.bad_name",
+                f'"{filename}" is not a plain file name (no folders, not hidden, not temporary).',
                 name=filename,
             )
         if name_bytes(filename) > NAME_MAX_BYTES:
-            raise UploadRefused(400, "upload.name_too_long", f'The file name "{filename}" is too long.',
-                                code=ErrorCode.NAME_TOO_LONG, name=filename)
+            raise UploadRefused(
+                400,
+                "upload.name_too_long",
+                f'The file name "{filename}" is too long.',
+                code=ErrorCode.NAME_TOO_LONG,
+                name=filename,
+            )
         wanted = (FileKind.AUDIO,) if self.part.form_field == AUDIO_FIELD else (FileKind.VIDEO, FileKind.STILL)
         if kind_of(filename) not in wanted:
             kind = "upload.not_audio" if self.part.form_field == AUDIO_FIELD else "upload.not_template"
-            raise UploadRefused(400, kind, f'"{filename}" is not {"an audio file" if self.part.form_field == AUDIO_FIELD else "a video or image"}.',
-                                name=filename)
+            raise UploadRefused(
+                400,
+                kind,
+                f'"{filename}" is not {"an audio file" if self.part.form_field == AUDIO_FIELD else "a video or image"}.',
+                name=filename,
+            )
         if filename.lower() in self.names:
             raise UploadRefused(400, "upload.duplicate", f'Two files are named "{filename}".', name=filename)
         self.names.add(filename.lower())
@@ -212,7 +238,7 @@ class Receiver:
         for fd, data in self.pending:
             view = memoryview(data)
             while view:
-                view = view[os.write(fd, view):]
+                view = view[os.write(fd, view) :]
         self.pending.clear()
 
     def _close(self) -> None:
@@ -222,8 +248,12 @@ class Receiver:
 
 
 def too_large(limit: int) -> UploadRefused:
-    return UploadRefused(413, "upload.too_large", f"The upload is larger than this service accepts ({human_size(limit)}).",
-                         limit=human_size(limit))
+    return UploadRefused(
+        413,
+        "upload.too_large",
+        f"The upload is larger than this service accepts ({human_size(limit)}).",
+        limit=human_size(limit),
+    )
 
 
 # ---------------------------------------------------------------------------- the job folder
@@ -239,8 +269,12 @@ def options_toml(texts: dict[str, str]) -> str | None:
     output_folder = texts.get("output_folder", "").strip()
     if typed:
         if chosen or output_folder:
-            raise UploadRefused(400, "upload.options_twice", "Give the options either in the form or as job.toml, not both.",
-                                code=ErrorCode.JOB_TOML_INVALID)
+            raise UploadRefused(
+                400,
+                "upload.options_twice",
+                "Give the options either in the form or as job.toml, not both.",
+                code=ErrorCode.JOB_TOML_INVALID,
+            )
         return typed + "\n"
     lines = [f"output_folder = {toml_value(output_folder)}"] if output_folder else []
     if chosen:
@@ -248,8 +282,13 @@ def options_toml(texts: dict[str, str]) -> str | None:
     for key, value in chosen.items():
         if key == "crf":
             if not value.isdigit():
-                raise UploadRefused(400, "upload.bad_options", f'crf "{value}" is not a whole number.',
-                                    code=ErrorCode.JOB_TOML_INVALID, detail=f"crf = {value}")
+                raise UploadRefused(
+                    400,
+                    "upload.bad_options",
+                    f'crf "{value}" is not a whole number.',
+                    code=ErrorCode.JOB_TOML_INVALID,
+                    detail=f"crf = {value}",
+                )
             lines.append(f"crf = {int(value)}")
         else:
             lines.append(f"{key} = {toml_value(value)}")
@@ -261,13 +300,18 @@ def check_job_name(name: str) -> str:
     try:
         check_plain_name(name, "name")
     except ValueError:
-        raise UploadRefused(400, "upload.bad_job_name", f'"{name}" cannot be a job name (a plain name: no slashes, '
-                            "not starting with a dot).", name=name) from None
+        raise UploadRefused(
+            400,
+            "upload.bad_job_name",
+            f'"{name}" cannot be a job name (a plain name: no slashes, not starting with a dot).',
+            name=name,
+        ) from None
     if is_ignored_name(name):
         raise UploadRefused(400, "upload.bad_job_name", f'"{name}" is a name the service ignores.', name=name)
     if name_bytes(name) > NAME_MAX_BYTES:
-        raise UploadRefused(400, "upload.name_too_long", f'The job name "{name}" is too long.',
-                            code=ErrorCode.NAME_TOO_LONG, name=name)
+        raise UploadRefused(
+            400, "upload.name_too_long", f'The job name "{name}" is too long.', code=ErrorCode.NAME_TOO_LONG, name=name
+        )
     return name
 
 

@@ -324,8 +324,11 @@ class JobFinder:
             if shortage is not None:
                 view.phase, view.service = JobPhase.WAITING_FOR_DISK, service.name
                 view.waiting_for = shortage.filesystem.describe()
-        view.videos = [VideoView(template=item.name, status=VideoStatus.PENDING.value) for item in regular_files(folder)
-                       if kind_of(item.name) in (FileKind.VIDEO, FileKind.STILL) and not is_ignored_name(item.name)]
+        view.videos = [
+            VideoView(template=item.name, status=VideoStatus.PENDING.value)
+            for item in regular_files(folder)
+            if kind_of(item.name) in (FileKind.VIDEO, FileKind.STILL) and not is_ignored_name(item.name)
+        ]
         return view
 
     # -- in a service's hands
@@ -339,7 +342,9 @@ class JobFinder:
 
     def _claimed_view(self, service: ServiceFiles, record: JobRecord) -> JobView:
         status = service.status
-        current = status.current if status is not None and status.current and status.current.job_id == record.job_id else None
+        current = (
+            status.current if status is not None and status.current and status.current.job_id == record.job_id else None
+        )
         waiting = next((job for job in status.waiting_jobs if job.job_id == record.job_id), None) if status else None
         phase = JobPhase.CLAIMED
         if record.phase in (Phase.PUBLISHING, Phase.DONE):
@@ -348,17 +353,29 @@ class JobFinder:
             phase = JobPhase.WAITING_RETRY
         elif current is not None:
             phase = JobPhase.RENDERING
-        view = JobView(id=record.name, job_id=record.job_id, phase=phase, service=service.name,
-                       received_at=record.claimed_at)
+        view = JobView(
+            id=record.name, job_id=record.job_id, phase=phase, service=service.name, received_at=record.claimed_at
+        )
         if waiting is not None:
-            view.retry = RetryView(code=waiting.code, reason=waiting.reason, retry_at=waiting.retry_at,
-                                   failures=waiting.failures, max_failures=waiting.max_failures)
+            view.retry = RetryView(
+                code=waiting.code,
+                reason=waiting.reason,
+                retry_at=waiting.retry_at,
+                failures=waiting.failures,
+                max_failures=waiting.max_failures,
+            )
         for video in record.videos:
             shown = VideoView(template=video.template, status=video.status.value, duration_s=video.output_duration_s)
             if current is not None and current.video == video.template and video.status is VideoStatus.PENDING:
                 shown.status = "rendering"
-                shown.progress = Progress(stage=current.stage, percent=current.percent, frames_done=current.frames_done,
-                                          frames_total=current.frames_total, fps=current.fps, eta_seconds=current.eta_seconds)
+                shown.progress = Progress(
+                    stage=current.stage,
+                    percent=current.percent,
+                    frames_done=current.frames_done,
+                    frames_total=current.frames_total,
+                    fps=current.fps,
+                    eta_seconds=current.eta_seconds,
+                )
             if video.failure is not None and video.status is VideoStatus.FAILED:
                 shown.problem = Problem(code=video.failure.code, reason=video.failure.reason)
             view.videos.append(shown)
@@ -369,17 +386,28 @@ class JobFinder:
     # -- finished
 
     def _history_view(self, by_id: bool, key: str) -> JobView | None:
-        entries = [(line, service) for service in self.services for line in service.history()
-                   if (line.job_id if by_id else line.job) == key]
+        entries = [
+            (line, service)
+            for service in self.services
+            for line in service.history()
+            if (line.job_id if by_id else line.job) == key
+        ]
         if not entries:
             return None
         line, service = max(entries, key=lambda pair: pair[0].finished_at)
-        view = JobView(id=line.job, job_id=line.job_id, phase=JobPhase.DONE, status=line.status, service=service.name,
-                       finished_at=line.finished_at)
+        view = JobView(
+            id=line.job,
+            job_id=line.job_id,
+            phase=JobPhase.DONE,
+            status=line.status,
+            service=service.name,
+            finished_at=line.finished_at,
+        )
         if line.code is not None:
             view.problem = Problem(code=line.code, reason=line.reason or "")
-        return self._with_results(view, line.outbox.name if line.outbox else None,
-                                  line.quarantine.name if line.quarantine else None)
+        return self._with_results(
+            view, line.outbox.name if line.outbox else None, line.quarantine.name if line.quarantine else None
+        )
 
     def _finished_by_id(self, job_id: str) -> JobView | None:
         return self._history_view(True, job_id)
@@ -404,8 +432,12 @@ class JobFinder:
         links: dict[tuple[str, str], FileLink] = {}
         for area, folder in ((OUTBOX, outbox_dir), (QUARANTINE, quarantine_dir)):
             for item in regular_files(folder) if folder else []:
-                link = FileLink(name=item.name, area=area, url=file_url(view.id, area, item.name),
-                                size_bytes=item.stat(follow_symlinks=False).st_size)
+                link = FileLink(
+                    name=item.name,
+                    area=area,
+                    url=file_url(view.id, area, item.name),
+                    size_bytes=item.stat(follow_symlinks=False).st_size,
+                )
                 links[(area, item.name)] = link
                 view.files.append(link)
         if view.files:
@@ -426,9 +458,13 @@ class JobFinder:
                 if video.template in failed and video.problem is None:
                     video.problem = Problem(code=failed[video.template].code, reason=failed[video.template].reason)
             known = {video.template for video in view.videos}
-            view.videos += [VideoView(template=name, status=VideoStatus.FAILED.value,
-                                      problem=Problem(code=item.code, reason=item.reason))
-                            for name, item in failed.items() if name not in known]
+            view.videos += [
+                VideoView(
+                    template=name, status=VideoStatus.FAILED.value, problem=Problem(code=item.code, reason=item.reason)
+                )
+                for name, item in failed.items()
+                if name not in known
+            ]
             if view.status is None:
                 view.status = JobStatus.PARTIAL if error.outbox_folder else JobStatus.FAILED
         return view
@@ -478,8 +514,9 @@ def overview(settings: WebSettings) -> Overview:
 def _service_view(service: ServiceFiles, finder: JobFinder) -> ServiceView:
     status = service.status
     up = service.up
-    view = ServiceView(name=service.name, up=up, state=status.state if status and up else STOPPED,
-                       paused=service.control.paused)
+    view = ServiceView(
+        name=service.name, up=up, state=status.state if status and up else STOPPED, paused=service.control.paused
+    )
     if status is not None:
         view.device = status.engine.device if status.engine is not None else None
         view.dry_run = status.dry_run
@@ -504,13 +541,26 @@ def _queue(settings: WebSettings, services: list[ServiceFiles], finder: JobFinde
                 continue  # shown as the service's current job
             job = waiting.get(record.job_id)
             phase = JobPhase.WAITING_RETRY if job else JobPhase.CLAIMED
-            add(QueueItem(id=record.name, phase=phase, service=service.name, detail=job.reason if job else None,
-                          retry_at=job.retry_at if job else None))
+            add(
+                QueueItem(
+                    id=record.name,
+                    phase=phase,
+                    service=service.name,
+                    detail=job.reason if job else None,
+                    retry_at=job.retry_at if job else None,
+                )
+            )
         if status is None:
             continue
         for shortage in status.waiting_for_disk:
-            add(QueueItem(id=shortage.job, phase=JobPhase.WAITING_FOR_DISK, service=service.name,
-                          detail=shortage.filesystem.describe()))
+            add(
+                QueueItem(
+                    id=shortage.job,
+                    phase=JobPhase.WAITING_FOR_DISK,
+                    service=service.name,
+                    detail=shortage.filesystem.describe(),
+                )
+            )
         for name in status.queued:
             add(QueueItem(id=name, phase=JobPhase.QUEUED, service=service.name))
         for name in status.arriving:
@@ -526,20 +576,36 @@ def _queue(settings: WebSettings, services: list[ServiceFiles], finder: JobFinde
 def _inbox_folders(inbox: Path) -> list[str]:
     try:
         with os.scandir(inbox) as entries:
-            return sorted(item.name for item in entries if item.is_dir(follow_symlinks=False) and plain_name(item.name)
-                          and not is_ignored_name(item.name) and not is_heygemd_temporary(item.name))
+            return sorted(
+                item.name
+                for item in entries
+                if item.is_dir(follow_symlinks=False)
+                and plain_name(item.name)
+                and not is_ignored_name(item.name)
+                and not is_heygemd_temporary(item.name)
+            )
     except OSError:
         return []
 
 
 def _results(settings: WebSettings, services: list[ServiceFiles]) -> list[ResultItem]:
-    entries = sorted((item for service in services for item in service.history()), key=lambda item: item.finished_at,
-                     reverse=True)
+    entries = sorted(
+        (item for service in services for item in service.history()), key=lambda item: item.finished_at, reverse=True
+    )
     results = []
     for item in entries[:RESULTS_SHOWN]:
-        results.append(ResultItem(id=item.job, status=item.status, code=item.code, finished_at=item.finished_at,
-                                  seconds=item.seconds, videos_ok=item.videos_ok, videos_failed=item.videos_failed,
-                                  thumbnail=_first_thumbnail(settings, item)))
+        results.append(
+            ResultItem(
+                id=item.job,
+                status=item.status,
+                code=item.code,
+                finished_at=item.finished_at,
+                seconds=item.seconds,
+                videos_ok=item.videos_ok,
+                videos_failed=item.videos_failed,
+                thumbnail=_first_thumbnail(settings, item),
+            )
+        )
     return results
 
 
@@ -547,7 +613,9 @@ def _first_thumbnail(settings: WebSettings, item: HistoryEntry) -> str | None:
     if item.outbox is None:
         return None
     folder = real_folder(settings.paths.outbox, item.outbox.name)
-    thumbnail = next((found for found in regular_files(folder) if found.name.endswith(THUMBNAIL_SUFFIX)), None) if folder else None
+    thumbnail = (
+        next((found for found in regular_files(folder) if found.name.endswith(THUMBNAIL_SUFFIX)), None) if folder else None
+    )
     return file_url(item.job, OUTBOX, thumbnail.name) if thumbnail else None
 
 

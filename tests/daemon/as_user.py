@@ -48,7 +48,12 @@ def run_unprivileged(code: str, *args: str) -> object:
     """Run ``code`` (which prints one JSON value last) as the unprivileged user; returns that value."""
     result = subprocess.run(
         [*unprivileged_prefix(), sys.executable, "-c", code, *args],
-        check=False, capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(REPO)}, cwd="/",
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        cwd="/",
     )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1])

@@ -47,8 +47,14 @@ def service_config(root: Path, *, checkpoint: Path | None = None, **sections: di
     """A config for a service rooted at ``root``: dry run unless a checkpoint is given (then the real model, LBP)."""
     engine: dict[str, Any] = {"dry_run": True, "device": "cpu"}
     if checkpoint is not None:
-        engine = {"dry_run": False, "checkpoint": str(checkpoint), "detector": "lbp", "device": "cpu",
-                  "batch_size": 16, "detect_max_side": 320}
+        engine = {
+            "dry_run": False,
+            "checkpoint": str(checkpoint),
+            "detector": "lbp",
+            "device": "cpu",
+            "batch_size": 16,
+            "detect_max_side": 320,
+        }
     config: dict[str, dict[str, Any]] = {
         "watch": dict(FAST_WATCH),
         "service": {"stop_grace_seconds": 20.0},
@@ -109,7 +115,10 @@ class Daemon:
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             [*self.command_prefix, sys.executable, "-m", "heygemd", "run", "--config", str(self.config_path)],
-            cwd=self.root, env=env, stdout=log, stderr=subprocess.STDOUT,
+            cwd=self.root,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         log.close()
         return self

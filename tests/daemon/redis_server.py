@@ -51,9 +51,23 @@ class RedisServer:
     def start(self) -> RedisServer:
         log = open(self.folder / "redis.log", "ab")
         self.process = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--daemonize", "no", "--dir", str(self.folder)],
-            stdout=log, stderr=subprocess.STDOUT,
+            [
+                self.binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+                "--dir",
+                str(self.folder),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         log.close()
         deadline = time.monotonic() + START_SECONDS
@@ -61,7 +75,9 @@ class RedisServer:
             if self.ping():
                 return self
             if self.process.poll() is not None:
-                raise RuntimeError(f"redis-server exited ({self.process.returncode}): {(self.folder / 'redis.log').read_text()}")
+                raise RuntimeError(
+                    f"redis-server exited ({self.process.returncode}): {(self.folder / 'redis.log').read_text()}"
+                )
             time.sleep(0.05)
         raise RuntimeError("redis-server did not answer PING")
 
@@ -91,5 +107,8 @@ class RedisServer:
         self.start()
 
     def flush(self) -> None:
-        subprocess.run([self.binary.replace("redis-server", "redis-cli"), "-p", str(self.port), "FLUSHALL"],
-                       check=False, capture_output=True)
+        subprocess.run(
+            [self.binary.replace("redis-server", "redis-cli"), "-p", str(self.port), "FLUSHALL"],
+            check=False,
+            capture_output=True,
+        )

@@ -146,8 +146,12 @@ def start_samba(root: Path) -> SambaServer:
     conf.write_text(smb_conf(state, share, port), encoding="utf-8")
     smbpasswd = shutil.which("smbpasswd") or "/usr/bin/smbpasswd"
     added = subprocess.run(
-        [smbpasswd, "-c", str(conf), "-a", "-s", USER], input=f"{PASSWORD}\n{PASSWORD}\n",
-        capture_output=True, text=True, timeout=60, check=False,
+        [smbpasswd, "-c", str(conf), "-a", "-s", USER],
+        input=f"{PASSWORD}\n{PASSWORD}\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     if added.returncode != 0:
         pytest.fail(f"smbpasswd could not add the test user: {added.stderr or added.stdout}")
@@ -155,7 +159,9 @@ def start_samba(root: Path) -> SambaServer:
     with open(log, "wb") as output:
         process = subprocess.Popen(
             [smbd, "--foreground", "--no-process-group", "--debug-stdout", "-s", str(conf)],
-            stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
             start_new_session=True,  # smbd signals its whole process group when it stops: not the tests'
         )
     server = SambaServer(share=share, port=port, process=process, log=log)

@@ -26,8 +26,13 @@ class Worker:
         self.log_path = root / f"worker{index}.log"
         env = {key: value for key, value in os.environ.items() if not key.startswith("HEYGEMD_")}
         log = open(self.log_path, "ab")
-        self.process = subprocess.Popen([sys.executable, "-m", "heygemd", "worker", "--config", str(config)],
-                                        cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "heygemd", "worker", "--config", str(config)],
+            cwd=root,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         log.close()
 
     def log_lines(self) -> list[dict[str, Any]]:
@@ -46,9 +51,16 @@ class Worker:
 
 
 def cluster_config(root: Path, broker_url: str) -> dict[str, dict[str, Any]]:
-    return service_config(root, cluster={"broker_url": broker_url, "heartbeat_seconds": HEARTBEAT_SECONDS,
-                                         "coordinator_lock_seconds": 3.0, "poll_seconds": 0.2},
-                          log={"format": "json", "level": "info"})
+    return service_config(
+        root,
+        cluster={
+            "broker_url": broker_url,
+            "heartbeat_seconds": HEARTBEAT_SECONDS,
+            "coordinator_lock_seconds": 3.0,
+            "poll_seconds": 0.2,
+        },
+        log={"format": "json", "level": "info"},
+    )
 
 
 @pytest.fixture
@@ -66,8 +78,10 @@ def cluster(tmp_path: Path, redis_server: Any) -> Iterator[Callable[[int], tuple
         daemon.start()
         daemon.wait_ready()
         for worker in started:
-            daemon.wait_for(lambda worker=worker: any(line.get("event") == "ready" for line in worker.log_lines()),
-                            "the worker to be ready")
+            daemon.wait_for(
+                lambda worker=worker: any(line.get("event") == "ready" for line in worker.log_lines()),
+                "the worker to be ready",
+            )
         return daemon, started
 
     yield start
@@ -98,12 +112,15 @@ def test_a_jobs_videos_spread_over_workers_one_at_a_time_each(cluster, media, tm
 
 
 def _rendering_now(worker: Worker) -> bool:
-    events = [line["event"] for line in worker.log_lines() if line.get("event") in ("rendering", "video done", "video failed")]
+    events = [
+        line["event"] for line in worker.log_lines() if line.get("event") in ("rendering", "video done", "video failed")
+    ]
     return bool(events) and events[-1] == "rendering"
 
 
 def test_thirty_videos_survive_a_killed_worker_a_killed_coordinator_and_a_redis_restart(
-        cluster, media, redis_server, tmp_path: Path) -> None:
+    cluster, media, redis_server, tmp_path: Path
+) -> None:
     from media_factory import make_audio
 
     audio = make_audio(tmp_path / "long.wav", seconds=8.0)  # a dry-run video lasts as long as the audio
@@ -112,8 +129,9 @@ def test_thirty_videos_survive_a_killed_worker_a_killed_coordinator_and_a_redis_
     for name in names:
         drop_job(daemon.inbox, name, {"voice.wav": audio, **{f"t{index}.mp4": media["video"] for index in range(6)}})
 
-    victim = daemon.wait_for(lambda: next((worker for worker in workers if _rendering_now(worker)), None),
-                             "a worker in the middle of a video")
+    victim = daemon.wait_for(
+        lambda: next((worker for worker in workers if _rendering_now(worker)), None), "a worker in the middle of a video"
+    )
     victim.process.kill()  # kill -9
     victim.process.wait(timeout=30)
 

@@ -13,8 +13,9 @@ from heygemd.daemon.config import default_config_text
 
 def heygemd(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HEYGEMD_")}
-    return subprocess.run([sys.executable, "-m", "heygemd", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "heygemd", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_init_creates_the_layout_and_never_overwrites(tmp_path):
@@ -34,8 +35,18 @@ def test_doctor_reports_every_check(tmp_path):
     assert heygemd("init", cwd=tmp_path).returncode == 0
     result = heygemd("doctor", "--json", cwd=tmp_path)
     checks = {check["check"]: check for check in json.loads(result.stdout)}
-    assert {"config", "ffmpeg", "torch", "cuda", "Wav2Lip weights", "S3FD face detector",
-            "paths.inbox", "paths.state", "watch mode", "open files"} <= set(checks)
+    assert {
+        "config",
+        "ffmpeg",
+        "torch",
+        "cuda",
+        "Wav2Lip weights",
+        "S3FD face detector",
+        "paths.inbox",
+        "paths.state",
+        "watch mode",
+        "open files",
+    } <= set(checks)
     assert checks["Wav2Lip weights"]["level"] == "fail" and "fetch-models" in checks["Wav2Lip weights"]["detail"]
     assert checks["paths.inbox"]["level"] == "ok" and checks["watch mode"]["detail"].startswith("native")
     assert checks["open files"]["level"] in ("ok", "warn") and checks["open files"]["detail"].startswith(("lease", "proc"))

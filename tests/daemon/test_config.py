@@ -27,14 +27,19 @@ def heygemd(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subproc
     import os
 
     environment = {k: v for k, v in os.environ.items() if not k.startswith("HEYGEMD_")} | (env or {})
-    return subprocess.run([sys.executable, "-m", "heygemd", *args], cwd=cwd, env=environment,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "heygemd", *args], cwd=cwd, env=environment, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_defaults_match_the_quick_start_layout():
     config = HeygemdConfig()
     assert (config.paths.inbox, config.paths.outbox, config.paths.quarantine, config.paths.state) == (
-        Path("inbox"), Path("outbox"), Path("quarantine"), Path("state"))
+        Path("inbox"),
+        Path("outbox"),
+        Path("quarantine"),
+        Path("state"),
+    )
     assert config.engine.checkpoint == Path("checkpoints/wav2lip_gan.pth")
     assert config.watch.mode is WatchMode.AUTO and config.watch.readiness is Readiness.SETTLE
 
@@ -85,10 +90,10 @@ def test_search_order(tmp_path, monkeypatch):
     ("content", "expected"),
     [
         ("[watch\nmode=1", "is not valid TOML"),
-        ("[watch]\nmode = \"sometimes\"\n", "watch.mode"),
+        ('[watch]\nmode = "sometimes"\n', "watch.mode"),
         ("[watch]\nsettle_secnds = 3\n", "watch.settle_secnds: unknown key"),
         ("[engine]\nbatch_size = 0\n", "engine.batch_size"),
-        ("[render]\nloop = \"boomerang\"\n", "render.loop"),
+        ('[render]\nloop = "boomerang"\n', "render.loop"),
     ],
 )
 def test_errors_name_the_file_and_the_key(tmp_path, content, expected):
@@ -109,7 +114,7 @@ def test_a_named_file_that_does_not_exist_is_an_error(tmp_path, monkeypatch):
 
 def test_config_errors_exit_78_with_one_message(tmp_path):
     bad = tmp_path / "bad.toml"
-    bad.write_text("[watch]\nmode = \"sometimes\"\n")
+    bad.write_text('[watch]\nmode = "sometimes"\n')
     for command in ("run", "status", "doctor", "fetch-models"):
         result = heygemd(command, "--config", str(bad), cwd=tmp_path)
         assert result.returncode == 78, (command, result.stderr)

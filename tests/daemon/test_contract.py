@@ -29,9 +29,26 @@ def make(folder: Path, files: dict[str, bytes | str]) -> Path:
 
 
 @pytest.mark.parametrize(
-    "name", [".DS_Store", "._clip.mp4", "Thumbs.db", "desktop.ini", "~$notes.docx", ".~lock.a.odt#",
-             ".syncthing.a.mp4.tmp", "~syncthing~a.mp4.tmp", "a.mp4.part", "a.PARTIAL", "a.crdownload",
-             "a.download", "x.tmp", "@eaDir", "__MACOSX", ".stfolder", ".Trashes"],
+    "name",
+    [
+        ".DS_Store",
+        "._clip.mp4",
+        "Thumbs.db",
+        "desktop.ini",
+        "~$notes.docx",
+        ".~lock.a.odt#",
+        ".syncthing.a.mp4.tmp",
+        "~syncthing~a.mp4.tmp",
+        "a.mp4.part",
+        "a.PARTIAL",
+        "a.crdownload",
+        "a.download",
+        "x.tmp",
+        "@eaDir",
+        "__MACOSX",
+        ".stfolder",
+        ".Trashes",
+    ],
 )
 def test_ignored_names(name):
     assert is_ignored_name(name)
@@ -44,12 +61,20 @@ def test_temporary_names_are_the_upload_in_progress_ones():
 
 
 def test_a_good_job_with_clutter_and_options(tmp_path):
-    folder = make(tmp_path / "job", {
-        "Speech.WAV": b"a", "front view.MP4": b"v", "side.mov": b"v", "photo.jpg": b"i",
-        ".DS_Store": b"x", "Thumbs.db": b"x", "._front view.MP4": b"x",
-        "job.toml": 'output_folder = "campaign"\n[render]\nloop = "freeze"\ncrf = 23\n'
-                    '[videos."side.mov"]\noutput_name = "side-en"\nfixed_box = [1, 2, 30, 40]\n',
-    })
+    folder = make(
+        tmp_path / "job",
+        {
+            "Speech.WAV": b"a",
+            "front view.MP4": b"v",
+            "side.mov": b"v",
+            "photo.jpg": b"i",
+            ".DS_Store": b"x",
+            "Thumbs.db": b"x",
+            "._front view.MP4": b"x",
+            "job.toml": 'output_folder = "campaign"\n[render]\nloop = "freeze"\ncrf = 23\n'
+            '[videos."side.mov"]\noutput_name = "side-en"\nfixed_box = [1, 2, 30, 40]\n',
+        },
+    )
     plan = plan_job(folder, "job", RenderOptions())
     assert plan.audio.name == "Speech.WAV" and plan.output_folder == "campaign"
     by_name = {video.source.name: video for video in plan.videos}
@@ -91,13 +116,18 @@ def test_same_stems_do_not_collide(tmp_path):
     assert len(set(stems)) == 2 and "take" in stems
 
 
-
 def test_output_names_of_the_longest_template_names_fit(tmp_path):
     ascii_stem, cjk_stem = "t" * 251, "名" * 83 + "xx"  # + ".mp4": 255 bytes each
-    folder = make(tmp_path / "job", {
-        "a.wav": b"a", f"{ascii_stem}.mp4": b"v", f"{ascii_stem[:-1]}T.mov": b"v",  # the same once cut
-        f"{cjk_stem}.mp4": b"v", f"{cjk_stem}.MOV": b"v",
-    })
+    folder = make(
+        tmp_path / "job",
+        {
+            "a.wav": b"a",
+            f"{ascii_stem}.mp4": b"v",
+            f"{ascii_stem[:-1]}T.mov": b"v",  # the same once cut
+            f"{cjk_stem}.mp4": b"v",
+            f"{cjk_stem}.MOV": b"v",
+        },
+    )
     stems = [video.output_stem for video in plan_job(folder, "job", RenderOptions()).videos]
     assert len({stem.lower() for stem in stems}) == 4
     for stem in stems:
@@ -108,9 +138,20 @@ def test_output_names_of_the_longest_template_names_fit(tmp_path):
 
 def test_dot_named_folders_worth_a_warning():
     assert is_hidden_job_folder(".hidden-job") and is_hidden_job_folder(".名前")
-    for quiet in (".stfolder", ".Trashes", ".Trash-1000", ".recycle", ".snapshot", ".AppleDouble",
-                  ".syncthing.x.tmp", ".job.heygemd-0badc0de-1-abcdef.tmp", ".job.heygemd-partial-12", "job"):
+    for quiet in (
+        ".stfolder",
+        ".Trashes",
+        ".Trash-1000",
+        ".recycle",
+        ".snapshot",
+        ".AppleDouble",
+        ".syncthing.x.tmp",
+        ".job.heygemd-0badc0de-1-abcdef.tmp",
+        ".job.heygemd-partial-12",
+        "job",
+    ):
         assert not is_hidden_job_folder(quiet), quiet
+
 
 BAD = [
     ({}, "empty"),

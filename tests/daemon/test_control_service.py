@@ -46,8 +46,15 @@ def start(daemon_factory, env: dict[str, str] | None = None, checkpoint: Path | 
 
 def cli(daemon: Daemon, *args: str) -> subprocess.CompletedProcess:
     env = {key: value for key, value in os.environ.items() if not key.startswith("HEYGEMD_")}
-    return subprocess.run([sys.executable, "-m", "heygemd", *args, "--config", str(daemon.config_path)],
-                          cwd=daemon.root, env=env, capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "heygemd", *args, "--config", str(daemon.config_path)],
+        cwd=daemon.root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def status(daemon: Daemon) -> dict:
@@ -90,8 +97,10 @@ def test_pause_stops_claims_and_resume_restarts_them(daemon_factory, media):
 
     drop_job(daemon.inbox, "held", {"a.wav": media["audio"], "v.mp4": media["video"]})
     daemon.wait_for(lambda: "held" in status(daemon).get("queued", []), "the folder to be ready (and queued)")
-    daemon.wait_for(lambda: metrics(daemon)["gauges"]["paused"] and metrics(daemon)["gauges"]["queue_length"] == 1,
-                    "the gauges to say paused, one queued")
+    daemon.wait_for(
+        lambda: metrics(daemon)["gauges"]["paused"] and metrics(daemon)["gauges"]["queue_length"] == 1,
+        "the gauges to say paused, one queued",
+    )
     assert (daemon.inbox / "held").is_dir() and not daemon.logged("job claimed"), "paused: nothing is claimed"
 
     assert cli(daemon, "resume").returncode == 0
@@ -107,14 +116,20 @@ def test_pause_stops_claims_and_resume_restarts_them(daemon_factory, media):
 
 def test_cancel_of_queued_and_arriving_folders(daemon_factory, media, receiver):
     env = {"HEYGEMD_NOTIFY__WEBHOOK_SECRET": SECRET}
-    daemon = start(daemon_factory, env=env, watch={"readiness": "marker"},
-                   notify={"webhook_urls": [receiver.url], "backoff_seconds": 0.1})
+    daemon = start(
+        daemon_factory,
+        env=env,
+        watch={"readiness": "marker"},
+        notify={"webhook_urls": [receiver.url], "backoff_seconds": 0.1},
+    )
     assert cli(daemon, "pause").returncode == 0  # so that the ready folder waits in the queue
     daemon.wait_for(lambda: status(daemon).get("paused"), "the pause to be seen")
     drop_job(daemon.inbox, "ready one", {"a.wav": media["audio"], "v.mp4": media["video"], "READY": b""})
     drop_job(daemon.inbox, "still arriving", {"a.wav": media["audio"], "v.mp4": media["video"]})  # no marker yet
-    daemon.wait_for(lambda: "ready one" in status(daemon).get("queued", []) and "still arriving" in status(daemon)["arriving"],
-                    "one folder queued, one arriving")
+    daemon.wait_for(
+        lambda: "ready one" in status(daemon).get("queued", []) and "still arriving" in status(daemon)["arriving"],
+        "one folder queued, one arriving",
+    )
     dropped = {name: digests(daemon.inbox / name) for name in ("ready one", "still arriving")}
 
     for name in dropped:
@@ -139,8 +154,10 @@ def test_cancel_of_a_job_waiting_to_retry(daemon_factory, media, tmp_path):
     env = faulty_ffmpeg(tmp_path / "fault", "encode", "kill", times=1000)  # every encoder is killed: a transient error
     daemon = start(daemon_factory, env=env, service={"retry_first_delay_seconds": 3600.0})
     drop_job(daemon.inbox, "flaky", {"a.wav": media["audio"], "v.mp4": media["video"]})
-    daemon.wait_for(lambda: [job for job in status(daemon).get("waiting_jobs", []) if job["job"] == "flaky"],
-                    "the job to wait for its retry (in an hour)")
+    daemon.wait_for(
+        lambda: [job for job in status(daemon).get("waiting_jobs", []) if job["job"] == "flaky"],
+        "the job to wait for its retry (in an hour)",
+    )
     dropped = digests(next(job / "input" for job in daemon.work.iterdir()))
 
     said = cli(daemon, "cancel", "flaky")
@@ -154,8 +171,12 @@ def test_cancel_of_a_job_whose_decoder_is_stalled(daemon_factory, media, tmp_pat
     env = faulty_ffmpeg(tmp_path / "fault", "decode", "stop", times=1)  # the first decoder stops for good
     daemon = start(daemon_factory, env=env, service={"stall_seconds": 600.0})  # only the cancel can end it
     drop_job(daemon.inbox, "stuck", {"a.wav": media["audio"], "v.mp4": media["video"]})
-    dropped = daemon.wait_for(lambda: (daemon.work.is_dir() and [digests(job / "input") for job in daemon.work.iterdir()
-                                                                 if (job / "input").is_dir()]), "the job to be claimed")[0]
+    dropped = daemon.wait_for(
+        lambda: (
+            daemon.work.is_dir() and [digests(job / "input") for job in daemon.work.iterdir() if (job / "input").is_dir()]
+        ),
+        "the job to be claimed",
+    )[0]
     daemon.wait_for(lambda: (status(daemon).get("current") or {}).get("video") == "v.mp4", "the video to be rendering")
     daemon.wait_for(lambda: (tmp_path / "fault" / "count").exists(), "the decoder to be stopped")
 
@@ -190,8 +211,10 @@ def test_cancel_in_the_middle_of_a_render_with_the_model(daemon_factory, wav2lip
     error = assert_cancelled_as_dropped(daemon, "long job", dropped)
     assert error["failed_videos"] == [] and not daemon.logged("video done"), "stopped in the middle of the first video"
     assert daemon.logged("job cancelled; it goes to quarantine as it was dropped")
-    daemon.wait_for(lambda: not list(daemon.work.iterdir()) and not list((daemon.state / "jobs").glob("*.json")),
-                    "nothing of the job left in the work area and the journal")
+    daemon.wait_for(
+        lambda: not list(daemon.work.iterdir()) and not list((daemon.state / "jobs").glob("*.json")),
+        "nothing of the job left in the work area and the journal",
+    )
     assert daemon.stop() == 0
 
 
@@ -239,11 +262,14 @@ def test_metrics_survive_a_restart(daemon_factory, media):
 def test_a_published_job_is_announced_signed_and_has_its_page(daemon_factory, media, receiver):
     receiver.answers = [500, 500]  # then 200
     env = {"HEYGEMD_NOTIFY__WEBHOOK_SECRET": SECRET}
-    daemon = start(daemon_factory, env=env, web={"public_url": "https://heygemd.example.org"},
-                   notify={"webhook_urls": [receiver.url], "backoff_seconds": 0.1})
+    daemon = start(
+        daemon_factory,
+        env=env,
+        web={"public_url": "https://heygemd.example.org"},
+        notify={"webhook_urls": [receiver.url], "backoff_seconds": 0.1},
+    )
     job = "春 campaign <1> & #2"
-    drop_job(daemon.inbox, job, {"voice.wav": media["audio"], "Front view #1.mp4": media["video"],
-                                 "横.mp4": media["video"]})
+    drop_job(daemon.inbox, job, {"voice.wav": media["audio"], "Front view #1.mp4": media["video"], "横.mp4": media["video"]})
     out = daemon.wait_outbox(job)
 
     events = daemon.wait_for(lambda: [r for r in receiver.received if r.answered == 200], "a delivered event")
@@ -255,8 +281,10 @@ def test_a_published_job_is_announced_signed_and_has_its_page(daemon_factory, me
     assert event.job_report == json.loads((out / "job.json").read_text())
     assert event.links is not None and event.links.page.startswith("https://heygemd.example.org/jobs/")
     assert set(event.links.files) == {"Front view #1.mp4", "Front view #1.json", "横.mp4", "横.json"}
-    log = daemon.wait_for(lambda: (daemon.state / "webhooks.jsonl").exists() and (daemon.state / "webhooks.jsonl").read_text(),
-                          "the delivery to be recorded")
+    log = daemon.wait_for(
+        lambda: (daemon.state / "webhooks.jsonl").exists() and (daemon.state / "webhooks.jsonl").read_text(),
+        "the delivery to be recorded",
+    )
     assert json.loads(log.splitlines()[-1])["outcome"] == "delivered" and json.loads(log.splitlines()[-1])["attempts"] == 3
     assert SECRET not in daemon.log_path.read_text(), "the secret is never logged"
 

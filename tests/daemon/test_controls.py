@@ -68,10 +68,22 @@ def test_what_cancel_says_for_each_place(tmp_path):
     inbox = tmp_path / "inbox"
     (inbox / "dropped").mkdir(parents=True)
     status = ServiceStatus(current=CurrentJob(job="rendering", job_id="R-ID"))
-    claimed = [JobRecord(job_id="C-ID", name="claimed", phase=Phase.RENDERING),
-               JobRecord(job_id="P-ID", name="publishing", phase=Phase.PUBLISHING)]
-    recent = [HistoryEntry(job="done", job_id="D-ID", status=JobStatus.OK, finished_at=utc_now() - timedelta(minutes=1),
-                           seconds=3, videos_ok=1, videos_failed=0, outbox=Path("/srv/outbox/done"))]
+    claimed = [
+        JobRecord(job_id="C-ID", name="claimed", phase=Phase.RENDERING),
+        JobRecord(job_id="P-ID", name="publishing", phase=Phase.PUBLISHING),
+    ]
+    recent = [
+        HistoryEntry(
+            job="done",
+            job_id="D-ID",
+            status=JobStatus.OK,
+            finished_at=utc_now() - timedelta(minutes=1),
+            seconds=3,
+            videos_ok=1,
+            videos_failed=0,
+            outbox=Path("/srv/outbox/done"),
+        )
+    ]
 
     def outlook(job: str, running: bool = True):
         return cancel_outlook(job, running=running, status=status, claimed=claimed, inbox=inbox, recent=recent)

@@ -59,12 +59,15 @@ def status_json(daemon: Daemon) -> dict:
         return {}
 
 
-def start_on_share(daemon_factory, share_root: Path, outputs: dict, env: dict[str, str] | None = None) -> tuple[Daemon, Share]:
+def start_on_share(
+    daemon_factory, share_root: Path, outputs: dict, env: dict[str, str] | None = None
+) -> tuple[Daemon, Share]:
     daemon = daemon_factory(env=env)
     share = Share(share_root)
     # A short rescan keeps the loop turning while nothing arrives, so several scans of a waiting job happen quickly.
-    daemon.write_config(service_config(daemon.root, paths=share.paths(daemon.state), outputs=outputs,
-                                       watch={"rescan_interval_seconds": 0.5}))
+    daemon.write_config(
+        service_config(daemon.root, paths=share.paths(daemon.state), outputs=outputs, watch={"rescan_interval_seconds": 0.5})
+    )
     daemon.start()
     daemon.wait_ready()
     return daemon, share
@@ -98,8 +101,9 @@ def test_a_job_whose_results_do_not_fit_waits_in_the_inbox_until_space_is_freed(
     need = 2 * (2 * template + audio) + audio  # the estimate (diskspace.py): two videos, and the audio's quarantine copy
     reserve = 256 * 1024
     with mounted_tmpfs(tmp_path / "share", SHARE_SIZE) as share_root:
-        daemon, share = start_on_share(daemon_factory, share_root, {"min_free_space": f"{reserve}B"},
-                                       env={"NOTIFY_SOCKET": str(notify_socket.path)})
+        daemon, share = start_on_share(
+            daemon_factory, share_root, {"min_free_space": f"{reserve}B"}, env={"NOTIFY_SOCKET": str(notify_socket.path)}
+        )
         # After the drop, half the job's estimate stays free above the reserve (plus the pages the inputs round up to).
         filler = fill(share.root, inputs + len(files) * PAGE + reserve + need // 2)
         drop_job(share.inbox, "campaign", files)
@@ -109,11 +113,18 @@ def test_a_job_whose_results_do_not_fit_waits_in_the_inbox_until_space_is_freed(
         warning = daemon.wait_for(lambda: daemon.logged(NOT_ENOUGH), "the disk-space warning")[0]
         assert warning["job"] == "campaign" and warning["filesystem"] == str(share.work)
         daemon.wait_for(lambda: status_json(daemon).get("state") == WAITING_FOR_DISK, "status: waiting for disk space")
-        daemon.wait_for(lambda: any(line.startswith(f"STATUS={WAITING_FOR_DISK}: job \"campaign\"")
-                                    for line in notify_socket.messages), "STATUS=waiting for disk space")
-        shown = subprocess.run([sys.executable, "-m", "heygemd", "status", "--config", str(daemon.config_path)],
-                               cwd=daemon.root, capture_output=True, text=True, timeout=60).stdout
-        assert f"{WAITING_FOR_DISK}: job \"campaign\"" in shown and "no space   job \"campaign\"" in shown
+        daemon.wait_for(
+            lambda: any(line.startswith(f'STATUS={WAITING_FOR_DISK}: job "campaign"') for line in notify_socket.messages),
+            "STATUS=waiting for disk space",
+        )
+        shown = subprocess.run(
+            [sys.executable, "-m", "heygemd", "status", "--config", str(daemon.config_path)],
+            cwd=daemon.root,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        ).stdout
+        assert f'{WAITING_FOR_DISK}: job "campaign"' in shown and 'no space   job "campaign"' in shown
         wait_scans(daemon, 4)
         assert len(daemon.logged(NOT_ENOUGH)) == 1, "logged once, not on every scan"
         assert [shortage["job"] for shortage in status_json(daemon)["waiting_for_disk"]] == ["campaign"]
@@ -126,7 +137,8 @@ def test_a_job_whose_results_do_not_fit_waits_in_the_inbox_until_space_is_freed(
         assert len(daemon.logged(ENOUGH_AGAIN)) == 1 and len(daemon.logged(NOT_ENOUGH)) == 1
         assert entries(share.inbox) == []
         assert {name: path.read_bytes() for name, path in files.items()} == {
-            name: (share.archive / "campaign" / name).read_bytes() for name in files}, "nothing is lost"
+            name: (share.archive / "campaign" / name).read_bytes() for name in files
+        }, "nothing is lost"
         assert not [name for name in entries(share.outbox) if name.startswith(".")]
         daemon.wait_for(lambda: status_json(daemon).get("waiting_for_disk") == [], "the status to forget the wait")
         assert daemon.stop() == 0
@@ -136,8 +148,10 @@ def test_a_job_whose_results_do_not_fit_waits_in_the_inbox_until_space_is_freed(
 def looped(tmp_path_factory) -> dict[str, Path]:
     """A 1 s template under 4 s of audio: its render (looped, lossless) is far larger than the estimate."""
     folder = tmp_path_factory.mktemp("looped")
-    return {"speech.wav": make_audio(folder / "speech.wav", seconds=4.0),
-            "front.mp4": make_video(folder / "front.mp4", seconds=1.0, size=(160, 160))}
+    return {
+        "speech.wav": make_audio(folder / "speech.wav", seconds=4.0),
+        "front.mp4": make_video(folder / "front.mp4", seconds=1.0, size=(160, 160)),
+    }
 
 
 def test_a_disk_that_fills_during_the_render_is_a_transient_error_and_the_job_is_published_later(
@@ -156,8 +170,10 @@ def test_a_disk_that_fills_during_the_render_is_a_transient_error_and_the_job_is
         filler = fill(share.root, inputs + len(files) * PAGE + need + reserve + 32 * 1024)
         drop_job(share.inbox, "looped", files)
 
-        daemon.wait_for(lambda: "disk is full" in daemon.log_path.read_text() or "disk.full" in daemon.log_path.read_text(),
-                        "the render to meet the full disk")
+        daemon.wait_for(
+            lambda: "disk is full" in daemon.log_path.read_text() or "disk.full" in daemon.log_path.read_text(),
+            "the render to meet the full disk",
+        )
         assert not daemon.logged(NOT_ENOUGH), "the guard let the job in: the disk filled during the render"
         assert not [path.name for path in share.root.rglob("*") if "partial" in path.name], "the partial output is removed"
         assert not (share.quarantine / "looped").exists(), "a full disk is transient: the job is not set aside"
@@ -166,7 +182,8 @@ def test_a_disk_that_fills_during_the_render_is_a_transient_error_and_the_job_is
         report = published(daemon, share, "looped")
         assert report["status"] == "ok" and report["videos"][0]["status"] == "ok"
         assert {name: path.read_bytes() for name, path in files.items()} == {
-            name: (share.archive / "looped" / name).read_bytes() for name in files}
+            name: (share.archive / "looped" / name).read_bytes() for name in files
+        }
         assert daemon.stop() == 0
 
 
@@ -185,10 +202,17 @@ def test_retention_at_start_up_removes_old_results_and_keeps_the_rest(daemon_fac
         os.utime(path, (stamp, stamp))
         return path
 
-    old = [made(daemon.archive / "campaign 0", 60), made(daemon.quarantine / "broken", 50),
-           made(daemon.outbox / "campaign 1.zip", 41, folder=False), made(daemon.outbox / "campaign 1", 40)]
-    kept = [made(daemon.outbox / "campaign 2", 29), made(daemon.outbox / ".campaign 3.zip.heygemd-partial", 100, folder=False),
-            made(daemon.outbox / "notes.txt", 100, folder=False)]
+    old = [
+        made(daemon.archive / "campaign 0", 60),
+        made(daemon.quarantine / "broken", 50),
+        made(daemon.outbox / "campaign 1.zip", 41, folder=False),
+        made(daemon.outbox / "campaign 1", 40),
+    ]
+    kept = [
+        made(daemon.outbox / "campaign 2", 29),
+        made(daemon.outbox / ".campaign 3.zip.heygemd-partial", 100, folder=False),
+        made(daemon.outbox / "notes.txt", 100, folder=False),
+    ]
     daemon.write_config(service_config(daemon.root, outputs={"keep_days": 30}))
     daemon.start()
     daemon.wait_ready()

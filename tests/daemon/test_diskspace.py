@@ -156,7 +156,9 @@ def test_the_guard_forgets_jobs_that_left_the_inbox_and_admits_what_it_cannot_me
 
 def test_status_says_waiting_for_disk_space(tmp_path):
     space = FilesystemSpace(folders=[Path("work")], need_bytes=3 << 20, reserve_bytes=1 << 30, free_bytes=512 << 20)
-    status = ServiceStatus(state=WAITING_FOR_DISK, queued=["big"], waiting_for_disk=[DiskShortage(job="big", filesystem=space)])
+    status = ServiceStatus(
+        state=WAITING_FOR_DISK, queued=["big"], waiting_for_disk=[DiskShortage(job="big", filesystem=space)]
+    )
     assert status.summary() == (
         'waiting for disk space: job "big": 3 MiB needed on the filesystem of work, 1 GiB to be kept free, 512 MiB free; 1 queued'
     )
@@ -167,4 +169,10 @@ def test_status_says_waiting_for_disk_space(tmp_path):
 
 def test_human_sizes():
     assert [human_size(size) for size in (0, 900, 1024, 1536, 1 << 30, 7 * (1 << 29))] == [
-        "0 B", "900 B", "1 KiB", "1.5 KiB", "1 GiB", "3.5 GiB"]
+        "0 B",
+        "900 B",
+        "1 KiB",
+        "1.5 KiB",
+        "1 GiB",
+        "3.5 GiB",
+    ]

@@ -81,8 +81,14 @@ def faulty_ffmpeg(folder: Path, kind: str, action: str, times: int) -> dict[str,
     launcher = folder / "ffmpeg"
     launcher.write_text(FAULTY_FFMPEG)
     launcher.chmod(0o755)
-    return {"HEYGEMD_FFMPEG": str(launcher), "REAL_FFMPEG": ffmpeg_path(), "FAULT_DIR": str(folder),
-            "FAULT_KIND": kind, "FAULT_ACTION": action, "FAULT_TIMES": str(times)}
+    return {
+        "HEYGEMD_FFMPEG": str(launcher),
+        "REAL_FFMPEG": ffmpeg_path(),
+        "FAULT_DIR": str(folder),
+        "FAULT_KIND": kind,
+        "FAULT_ACTION": action,
+        "FAULT_TIMES": str(times),
+    }
 
 
 TRANSIENT_CASES = {
@@ -134,8 +140,13 @@ def test_status_says_why_a_claimed_job_waits_and_when_it_retries(daemon_factory,
     import subprocess
     import sys
 
-    shown = subprocess.run([sys.executable, "-m", "heygemd", "status", "--config", str(daemon.config_path)],
-                           cwd=daemon.root, capture_output=True, text=True, timeout=60)
+    shown = subprocess.run(
+        [sys.executable, "-m", "heygemd", "status", "--config", str(daemon.config_path)],
+        cwd=daemon.root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert "later: waits: process.killed (failure 1 of 3); next try" in shown.stdout, shown.stdout
     assert daemon.stop() == 0
 
@@ -170,8 +181,10 @@ def test_an_input_changed_while_rendering_is_never_published_from(daemon_factory
     report = json.loads((out / "job.json").read_text())
     assert report["status"] == "ok"
     assert daemon.logged("inputs changed after the claim (an upload still running?); not published from them")
-    archived = daemon.wait_for(lambda: (daemon.archive / "changing" / "voice.wav").exists()
-                               and daemon.archive / "changing" / "voice.wav", "the archive")
+    archived = daemon.wait_for(
+        lambda: (daemon.archive / "changing" / "voice.wav").exists() and daemon.archive / "changing" / "voice.wav",
+        "the archive",
+    )
     voice = next(item for item in report["inputs"] if item["name"] == "voice.wav")
     assert voice["sha256"] == sha256_file(archived) and voice["size_bytes"] == archived.stat().st_size
     for video in report["videos"]:  # each was rendered (again) from the audio as it is now

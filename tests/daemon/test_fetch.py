@@ -68,22 +68,32 @@ DETECTOR = os.urandom(120_000)
 def setup(tmp_path: Path, base: str, handler, *, weights_sha: str | None = None) -> Path:
     handler.files.update({"/w2l.pth": WEIGHTS, "/s3fd.pth": DETECTOR})
     config = tmp_path / "heygemd.toml"
-    config.write_text(toml_text({
-        "engine": {"checkpoint": "checkpoints/wav2lip_gan.pth", "detector_checkpoint": "checkpoints/s3fd.pth"},
-        "models": {
-            "checkpoint_url": f"{base}/w2l.pth",
-            "checkpoint_sha256": weights_sha or hashlib.sha256(WEIGHTS).hexdigest(),
-            "detector_url": f"{base}/s3fd.pth",
-            "detector_sha256": hashlib.sha256(DETECTOR).hexdigest()[:10],  # a prefix, like s3fd-619a316812.pth
-        },
-    }))
+    config.write_text(
+        toml_text(
+            {
+                "engine": {"checkpoint": "checkpoints/wav2lip_gan.pth", "detector_checkpoint": "checkpoints/s3fd.pth"},
+                "models": {
+                    "checkpoint_url": f"{base}/w2l.pth",
+                    "checkpoint_sha256": weights_sha or hashlib.sha256(WEIGHTS).hexdigest(),
+                    "detector_url": f"{base}/s3fd.pth",
+                    "detector_sha256": hashlib.sha256(DETECTOR).hexdigest()[:10],  # a prefix, like s3fd-619a316812.pth
+                },
+            }
+        )
+    )
     return config
 
 
 def fetch(tmp_path: Path, config: Path) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HEYGEMD_")}
-    return subprocess.run([sys.executable, "-m", "heygemd", "fetch-models", "--config", str(config)],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "heygemd", "fetch-models", "--config", str(config)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_downloads_checks_and_renames(tmp_path, server):
@@ -113,7 +123,6 @@ def test_resumes_a_broken_download(tmp_path, server):
     assert (tmp_path / "checkpoints" / "wav2lip_gan.pth").read_bytes() == WEIGHTS and not partial.exists()
 
 
-
 def test_resumes_from_a_part_file_of_an_earlier_version(tmp_path, server):
     base, handler = server
     config = setup(tmp_path, base, handler)
@@ -123,7 +132,10 @@ def test_resumes_from_a_part_file_of_an_earlier_version(tmp_path, server):
     assert result.returncode == 0, result.stderr
     assert handler.ranges == ["bytes=1000-"]
     assert (tmp_path / "checkpoints" / "wav2lip_gan.pth").read_bytes() == WEIGHTS
-    assert find_temporaries(tmp_path / "checkpoints") == [] and not (tmp_path / "checkpoints" / "wav2lip_gan.pth.part").exists()
+    assert (
+        find_temporaries(tmp_path / "checkpoints") == [] and not (tmp_path / "checkpoints" / "wav2lip_gan.pth.part").exists()
+    )
+
 
 def test_a_wrong_hash_keeps_nothing(tmp_path, server):
     base, handler = server

@@ -27,8 +27,13 @@ MOUNTINFO = """\
 
 @pytest.mark.parametrize(
     ("path", "expected"),
-    [("/srv/share/inbox", "cifs"), ("/srv/nfs area/inbox", "nfs4"), ("/srv/share/local/x", "tmpfs"),
-     ("/home/x", "ext4"), ("/srv/shared", "ext4")],
+    [
+        ("/srv/share/inbox", "cifs"),
+        ("/srv/nfs area/inbox", "nfs4"),
+        ("/srv/share/local/x", "tmpfs"),
+        ("/home/x", "ext4"),
+        ("/srv/shared", "ext4"),
+    ],
 )
 def test_filesystem_type_from_the_mount_table(tmp_path, path, expected):
     table = tmp_path / "mountinfo"

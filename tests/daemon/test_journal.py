@@ -11,10 +11,16 @@ from heygemd.daemon.reports import JobStatus, VideoStatus, utc_now
 def publishing_record(job_id: str = "20260101T000000Z-abcdef") -> JobRecord:
     claimed = utc_now() - timedelta(seconds=30)
     return JobRecord(
-        job_id=job_id, name="campaign 1", phase=Phase.PUBLISHING, claimed_at=claimed, status=JobStatus.PARTIAL,
+        job_id=job_id,
+        name="campaign 1",
+        phase=Phase.PUBLISHING,
+        claimed_at=claimed,
+        status=JobStatus.PARTIAL,
         finished_at=claimed + timedelta(seconds=12),
-        videos=[VideoRecord(template="a.mp4", output_stem="a", status=VideoStatus.OK),
-                VideoRecord(template="b.mp4", output_stem="b", status=VideoStatus.FAILED, error="no face")],
+        videos=[
+            VideoRecord(template="a.mp4", output_stem="a", status=VideoStatus.OK),
+            VideoRecord(template="b.mp4", output_stem="b", status=VideoStatus.FAILED, error="no face"),
+        ],
     )
 
 

@@ -23,17 +23,37 @@ def test_leftovers_of_a_crash_are_removed_everywhere_heygemd_writes(tmp_path):
     paths = PathsConfig(**{key: tmp_path / key for key in ("inbox", "outbox", "quarantine", "work", "archive", "state")})
     work = WorkArea(paths.work)
     job = paths.work / "20260101T000000Z-abcdef"
-    for folder in (paths.inbox / "job", paths.outbox, paths.quarantine, paths.archive, paths.state / "jobs",
-                   job / "input", job / "failed", job / "output-me"):
+    for folder in (
+        paths.inbox / "job",
+        paths.outbox,
+        paths.quarantine,
+        paths.archive,
+        paths.state / "jobs",
+        job / "input",
+        job / "failed",
+        job / "output-me",
+    ):
         folder.mkdir(parents=True)
     crashed = f"heygemd-{machine_tag()}-{dead_pid()}-abcdef.tmp"
     live = f"heygemd-{machine_tag()}-{os.getppid()}-abcdef.tmp"
-    leftovers = [paths.outbox / f".a.zip.{crashed}", paths.quarantine / f".b.{crashed}", paths.archive / f".c.{crashed}",
-                 paths.state / f".status.json.{crashed}", paths.state / "jobs" / f".x.json.{crashed}",
-                 job / f".record-me.json.{crashed}", job / "input" / f".error.json.{crashed}",
-                 job / "failed" / f".a.wav.{crashed}", job / "output-me" / f".v.mp4.{crashed}"]
-    kept = [paths.outbox / f".d.{live}", paths.inbox / f".e.{crashed}", paths.inbox / "job" / f".f.{crashed}",
-            paths.outbox / "job.mp4", paths.outbox / ".DS_Store"]
+    leftovers = [
+        paths.outbox / f".a.zip.{crashed}",
+        paths.quarantine / f".b.{crashed}",
+        paths.archive / f".c.{crashed}",
+        paths.state / f".status.json.{crashed}",
+        paths.state / "jobs" / f".x.json.{crashed}",
+        job / f".record-me.json.{crashed}",
+        job / "input" / f".error.json.{crashed}",
+        job / "failed" / f".a.wav.{crashed}",
+        job / "output-me" / f".v.mp4.{crashed}",
+    ]
+    kept = [
+        paths.outbox / f".d.{live}",
+        paths.inbox / f".e.{crashed}",
+        paths.inbox / "job" / f".f.{crashed}",
+        paths.outbox / "job.mp4",
+        paths.outbox / ".DS_Store",
+    ]
     for path in leftovers + kept:
         path.write_text("x")
     staging = paths.outbox / f".g.{crashed}"  # a copy of a folder, interrupted

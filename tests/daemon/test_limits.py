@@ -57,10 +57,14 @@ def test_a_file_too_large_is_named_with_its_size_and_the_limit(tmp_path):
     folder = make(tmp_path / "job", {"speech.wav": b"a" * 10, "front.mp4": b"v" * 11, "side.mp4": b"v" * 2048})
     caught = violation(folder, LimitsConfig(max_file_bytes=10))
     assert caught.code is ErrorCode.LIMIT_FILE_TOO_LARGE
-    assert caught.reason.startswith('"side.mp4" is 2.0 KiB, "front.mp4" is 11 bytes; this service accepts files of up to 10 bytes')
+    assert caught.reason.startswith(
+        '"side.mp4" is 2.0 KiB, "front.mp4" is 11 bytes; this service accepts files of up to 10 bytes'
+    )
     assert "limits.max_file_bytes" in caught.reason and "speech.wav" not in caught.reason  # 10 bytes is allowed
-    assert caught.details == ["side.mp4: 2048 bytes (limits.max_file_bytes = 10)",
-                              "front.mp4: 11 bytes (limits.max_file_bytes = 10)"]
+    assert caught.details == [
+        "side.mp4: 2048 bytes (limits.max_file_bytes = 10)",
+        "front.mp4: 11 bytes (limits.max_file_bytes = 10)",
+    ]
     plan_job(folder, "job", RenderOptions(), limits=LimitsConfig(max_file_bytes=0))
 
 
@@ -69,7 +73,10 @@ def test_the_default_size_limit_on_a_sparse_file(tmp_path):
     os.truncate(folder / "camera original.mov", 20 * GIB + 1)  # sparse: only the size is real
     caught = violation(folder, LimitsConfig())
     assert caught.code is ErrorCode.LIMIT_FILE_TOO_LARGE
-    assert '"camera original.mov" is 20.0 GiB (21474836481 bytes); this service accepts files of up to 20.0 GiB' in caught.reason
+    assert (
+        '"camera original.mov" is 20.0 GiB (21474836481 bytes); this service accepts files of up to 20.0 GiB'
+        in caught.reason
+    )
     os.truncate(folder / "camera original.mov", 20 * GIB)
     plan_job(folder, "job", RenderOptions())
 
@@ -95,7 +102,8 @@ def test_audio_longer_than_the_limit(tmp_path):
         check_limits(plan, LimitsConfig())
     assert caught.value.code is ErrorCode.LIMIT_AUDIO_TOO_LONG
     assert caught.value.reason.startswith(
-        'The audio "lecture.wav" lasts 1 h 00 min 00 s (3600.5 s); this service accepts audio of up to 1 h 00 min 00 s (3600 s).')
+        'The audio "lecture.wav" lasts 1 h 00 min 00 s (3600.5 s); this service accepts audio of up to 1 h 00 min 00 s (3600 s).'
+    )
     assert "limits.max_audio_seconds" in caught.value.reason
     assert caught.value.details == ["lecture.wav: 3600.50 s (limits.max_audio_seconds = 3600)"]
     check_limits(plan, LimitsConfig(max_audio_seconds=3601))
@@ -118,8 +126,13 @@ def test_the_contract_and_the_limits_import_no_torch():
     import sys
 
     code = "import sys, heygemd.daemon.limits, heygemd.daemon.contract; print('torch' in sys.modules)"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    )
     assert result.stdout.strip() == "False", result.stderr
 
 
@@ -142,11 +155,21 @@ def test_each_limit_sends_its_job_to_quarantine_with_its_code(daemon_factory, me
         handle.truncate(100 * 1024**2 + 1)  # sparse
     short = make_audio(tmp_path / "short.wav", seconds=0.8)
     jobs = {
-        "too many": ({"a.wav": short, "1.mp4": media["video"], "2.mp4": media["video"], "3.mp4": media["video"]},
-                     ErrorCode.LIMIT_TOO_MANY_TEMPLATES, "limits.max_templates"),
-        "too large": ({"a.wav": short, "camera original.mov": None}, ErrorCode.LIMIT_FILE_TOO_LARGE, "limits.max_file_bytes"),
-        "too long": ({"speech.wav": media["audio"], "v.mp4": media["video"]}, ErrorCode.LIMIT_AUDIO_TOO_LONG,
-                     "limits.max_audio_seconds"),
+        "too many": (
+            {"a.wav": short, "1.mp4": media["video"], "2.mp4": media["video"], "3.mp4": media["video"]},
+            ErrorCode.LIMIT_TOO_MANY_TEMPLATES,
+            "limits.max_templates",
+        ),
+        "too large": (
+            {"a.wav": short, "camera original.mov": None},
+            ErrorCode.LIMIT_FILE_TOO_LARGE,
+            "limits.max_file_bytes",
+        ),
+        "too long": (
+            {"speech.wav": media["audio"], "v.mp4": media["video"]},
+            ErrorCode.LIMIT_AUDIO_TOO_LONG,
+            "limits.max_audio_seconds",
+        ),
     }
     for name, (files, _, _) in jobs.items():
         drop_job(daemon.inbox, name, {file: source for file, source in files.items() if source is not None})

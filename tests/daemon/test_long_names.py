@@ -65,18 +65,27 @@ def test_255_byte_names_dropped_twice_are_all_published(daemon_factory, media, z
     daemon = start(daemon_factory, zip_bundle)
     ascii_files, cjk_files = job_files(media, "ascii"), job_files(media, "cjk")
     bad_template = "b" * 251 + ".mp4"
-    drop_twice(daemon, {
-        ASCII_JOB: ascii_files,
-        CJK_JOB: cjk_files,
-        PARTIAL_JOB: {**ascii_files, bad_template: b"not a video\n" * 20},
-        FAILING_JOB: {"音" * 83 + "xx.wav": media["audio"]},  # no template: quarantined whole
-    })
+    drop_twice(
+        daemon,
+        {
+            ASCII_JOB: ascii_files,
+            CJK_JOB: cjk_files,
+            PARTIAL_JOB: {**ascii_files, bad_template: b"not a video\n" * 20},
+            FAILING_JOB: {"音" * 83 + "xx.wav": media["audio"]},  # no template: quarantined whole
+        },
+    )
 
     # The outbox folder leaves room for ".zip", so a zip is always named as its folder; archive and quarantine keep 255.
-    outbox = {ASCII_JOB: ["j" * 251, "j" * 247 + " (2)"], CJK_JOB: [CJK * 83, CJK * 82 + " (2)"],
-              PARTIAL_JOB: ["p" * 251, "p" * 247 + " (2)"]}
-    archive = {ASCII_JOB: [ASCII_JOB, "j" * 251 + " (2)"], CJK_JOB: [CJK_JOB, CJK * 83 + " (2)"],
-               PARTIAL_JOB: [PARTIAL_JOB, "p" * 251 + " (2)"]}
+    outbox = {
+        ASCII_JOB: ["j" * 251, "j" * 247 + " (2)"],
+        CJK_JOB: [CJK * 83, CJK * 82 + " (2)"],
+        PARTIAL_JOB: ["p" * 251, "p" * 247 + " (2)"],
+    }
+    archive = {
+        ASCII_JOB: [ASCII_JOB, "j" * 251 + " (2)"],
+        CJK_JOB: [CJK_JOB, CJK * 83 + " (2)"],
+        PARTIAL_JOB: [PARTIAL_JOB, "p" * 251 + " (2)"],
+    }
     quarantine = {PARTIAL_JOB: archive[PARTIAL_JOB], FAILING_JOB: [FAILING_JOB, "失" * 83 + " (2)"]}
 
     for job, folders in outbox.items():
@@ -94,8 +103,12 @@ def test_255_byte_names_dropped_twice_are_all_published(daemon_factory, media, z
             assert error["job"] == job
     wait_idle(daemon)
 
-    expected_outbox = sorted(name for folders in outbox.values() for folder in folders
-                             for name in ([folder, f"{folder}.zip"] if zip_bundle else [folder]))
+    expected_outbox = sorted(
+        name
+        for folders in outbox.values()
+        for folder in folders
+        for name in ([folder, f"{folder}.zip"] if zip_bundle else [folder])
+    )
     assert names_in(daemon.outbox) == expected_outbox
     assert names_in(daemon.archive) == sorted(name for folders in archive.values() for name in folders)
     assert names_in(daemon.quarantine) == sorted(name for folders in quarantine.values() for name in folders)

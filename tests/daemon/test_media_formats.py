@@ -18,8 +18,9 @@ def test_a_tiff_still_and_an_flv_template_are_rendered_not_quarantined(daemon_fa
     daemon.write_config(service_config(daemon.root))
     daemon.start()
     daemon.wait_ready()
-    drop_job(daemon.inbox, "formats", {"speech.wav": media["audio"], "portrait.TIFF": still, "clip.flv": flv,
-                                       "photo.tif": still})
+    drop_job(
+        daemon.inbox, "formats", {"speech.wav": media["audio"], "portrait.TIFF": still, "clip.flv": flv, "photo.tif": still}
+    )
 
     published = daemon.outbox / "formats" / "job.json"
     daemon.wait_for(lambda: published.exists() or (daemon.quarantine / "formats").exists(), "the job to end")

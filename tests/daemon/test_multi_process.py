@@ -18,6 +18,7 @@ from conftest import WAIT_SECONDS, Daemon, service_config
 
 pytestmark = pytest.mark.slow
 
+
 class SharedDaemon(Daemon):
     """A service with its own state folder on the shared inbox, work, outbox, quarantine, archive."""
 
@@ -33,11 +34,14 @@ class SharedDaemon(Daemon):
 
     def configure(self) -> SharedDaemon:
         paths = {name: str(self.shared / name) for name in ("inbox", "outbox", "quarantine", "archive", "work")}
-        self.write_config(service_config(
-            self.root, paths={**paths, "state": "state"},
-            service={"stop_grace_seconds": 5.0},
-            log={"format": "json", "level": "info"},
-        ))
+        self.write_config(
+            service_config(
+                self.root,
+                paths={**paths, "state": "state"},
+                service={"stop_grace_seconds": 5.0},
+                log={"format": "json", "level": "info"},
+            )
+        )
         return self
 
     def journal(self) -> list[dict[str, Any]]:
@@ -74,8 +78,10 @@ def tiny_media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     from media_factory import make_audio, make_video
 
     folder = tmp_path_factory.mktemp("multi-media")
-    return {"speech.wav": make_audio(folder / "speech.wav", seconds=0.4),
-            "presenter.mp4": make_video(folder / "presenter.mp4", seconds=0.4, size=(96, 96))}
+    return {
+        "speech.wav": make_audio(folder / "speech.wav", seconds=0.4),
+        "presenter.mp4": make_video(folder / "presenter.mp4", seconds=0.4, size=(96, 96)),
+    }
 
 
 def _read_json_files(folder: Path) -> list[dict[str, Any]]:
@@ -149,14 +155,19 @@ def test_a_killed_services_job_is_finished_by_its_own_restart_and_published_once
     [survivor] = [service for service in services if service is not victim]
 
     others = [name for name in names if name != killed_job["name"]]
-    wait_until(lambda: len(visible(share / "outbox")) >= len(others) and visible(share / "inbox") == [],
-               "every other job to be published", [survivor])
+    wait_until(
+        lambda: len(visible(share / "outbox")) >= len(others) and visible(share / "inbox") == [],
+        "every other job to be published",
+        [survivor],
+    )
     assert killed_job["name"] not in visible(share / "outbox"), "nobody else touches a claimed job"
     assert visible(share / "work") == [killed_job["job_id"]]
     assert [record["name"] for record in victim.journal()] == [killed_job["name"]]  # what it held when it died
 
     victim.start()
-    victim.wait_for(lambda: victim.journal() == [] and visible(share / "work") == [], "the restarted service to finish its job")
+    victim.wait_for(
+        lambda: victim.journal() == [] and visible(share / "work") == [], "the restarted service to finish its job"
+    )
     reports = assert_each_job_published_once(share / "outbox", names)
     assert visible(share / "archive") == sorted(names) and visible(share / "quarantine") == []
     assert "finished_by" not in reports[killed_job["name"]] and reports[killed_job["name"]]["host"]

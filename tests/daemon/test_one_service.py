@@ -77,8 +77,10 @@ def test_a_second_service_on_the_same_state_folder_refuses_to_start(daemon_facto
     assert first.process.poll() is None
 
     first.kill9()  # the kernel drops the lock with the process: the next start is not refused
-    leftovers = [first.state / dead_process_temporary("status.json"),
-                 first.state / "jobs" / dead_process_temporary("20260101T000000Z-0a0b0c.json")]
+    leftovers = [
+        first.state / dead_process_temporary("status.json"),
+        first.state / "jobs" / dead_process_temporary("20260101T000000Z-0a0b0c.json"),
+    ]
     for path in leftovers:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("half-written")
@@ -108,9 +110,16 @@ def test_a_job_finished_just_before_a_kill_9_is_in_the_history_once(daemon_facto
 
 def finished_record(job_id: str, name: str, outbox: Path) -> JobRecord:
     finished = utc_now() - timedelta(minutes=1)
-    return JobRecord(job_id=job_id, name=name, phase=Phase.DONE, status=JobStatus.OK,
-                     claimed_at=finished - timedelta(seconds=5), finished_at=finished, outbox_path=outbox / name,
-                     videos=[VideoRecord(template="v.mp4", output_stem="v", status=VideoStatus.OK)])
+    return JobRecord(
+        job_id=job_id,
+        name=name,
+        phase=Phase.DONE,
+        status=JobStatus.OK,
+        claimed_at=finished - timedelta(seconds=5),
+        finished_at=finished,
+        outbox_path=outbox / name,
+        videos=[VideoRecord(template="v.mp4", output_stem="v", status=VideoStatus.OK)],
+    )
 
 
 def test_done_records_left_by_a_kill_are_finished_at_start_up(daemon_factory):
@@ -134,7 +143,9 @@ def test_done_records_left_by_a_kill_are_finished_at_start_up(daemon_factory):
     daemon.wait_ready()
     daemon.wait_for(lambda: records(daemon) == [] and visible(daemon.work) == [], "the finished jobs to be cleared")
     assert [(entry["job"], entry["job_id"]) for entry in history(daemon)] == [
-        ("killed after the line", after_line.job_id), ("killed before the line", before_line.job_id)]
+        ("killed after the line", after_line.job_id),
+        ("killed before the line", before_line.job_id),
+    ]
     assert history(daemon)[1] == json.loads(history_entry(before_line).model_dump_json())
     [recovered] = daemon.logged("finished job recorded in the history after an interrupted finish")
     assert recovered["job_id"] == before_line.job_id
@@ -152,8 +163,13 @@ def test_status_says_waiting_for_the_inbox_while_it_is_missing(daemon_factory):
 
     os.rename(daemon.inbox, daemon.root / "unmounted")
     daemon.wait_for(lambda: state() == WAITING_FOR_INBOX, "the status to say it waits for the inbox")
-    shown = subprocess.run([sys.executable, "-m", "heygemd", "status", "--config", str(daemon.config_path)],
-                           cwd=daemon.root, capture_output=True, text=True, timeout=60)
+    shown = subprocess.run(
+        [sys.executable, "-m", "heygemd", "status", "--config", str(daemon.config_path)],
+        cwd=daemon.root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert shown.returncode == 0 and "waiting for the inbox: inbox is missing" in shown.stdout, shown.stdout
     assert "idle" not in shown.stdout
     os.rename(daemon.root / "unmounted", daemon.inbox)

@@ -112,8 +112,14 @@ def test_a_lease_break_never_kills_the_prober(tmp_path):
         print("alive")
         """
     )
-    result = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=WAIT_SECONDS,
-                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=WAIT_SECONDS,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     assert result.returncode == 0 and result.stdout.strip() == "alive", (result.returncode, result.stderr)
 
 

@@ -27,8 +27,14 @@ from heygemd.daemon.reports import ErrorReport, VideoStatus
 
 @pytest.fixture
 def dest(tmp_path: Path) -> Destinations:
-    paths = PathsConfig(inbox=tmp_path / "inbox", outbox=tmp_path / "outbox", quarantine=tmp_path / "quarantine",
-                        work=tmp_path / "work", archive=tmp_path / "archive", state=tmp_path / "state")
+    paths = PathsConfig(
+        inbox=tmp_path / "inbox",
+        outbox=tmp_path / "outbox",
+        quarantine=tmp_path / "quarantine",
+        work=tmp_path / "work",
+        archive=tmp_path / "archive",
+        state=tmp_path / "state",
+    )
     destinations = Destinations(paths, WorkArea(paths.work))
     destinations.ensure()
     paths.inbox.mkdir()
@@ -81,8 +87,15 @@ def test_a_work_folder_on_another_filesystem_is_a_clear_claim_error(dest):
 
 
 def claimed_record(dest: Destinations, name: str, files: dict[str, bytes], videos: list[VideoRecord]) -> JobRecord:
-    record = JobRecord(job_id=f"id-{name}", name=name, phase=Phase.PUBLISHING, results_dir="output-x", audio="a.wav",
-                       videos=videos, output_folder=name)
+    record = JobRecord(
+        job_id=f"id-{name}",
+        name=name,
+        phase=Phase.PUBLISHING,
+        results_dir="output-x",
+        audio="a.wav",
+        videos=videos,
+        output_folder=name,
+    )
     input_dir = dest.work.input_dir(record.job_id)
     input_dir.mkdir(parents=True)
     for file_name, content in files.items():
@@ -127,8 +140,10 @@ def test_a_whole_job_goes_to_quarantine_untouched_with_its_error(dest):
 def test_failed_templates_go_to_quarantine_with_a_copy_of_the_audio(dest):
     journal = Journal(dest.paths.state)
     failure = Failure(code=ErrorCode.FACE_NOT_FOUND, reason="w.mp4: no face")
-    videos = [VideoRecord(template="v.mp4", output_stem="v", status=VideoStatus.OK),
-              VideoRecord(template="w.mp4", output_stem="w", status=VideoStatus.FAILED, failure=failure)]
+    videos = [
+        VideoRecord(template="v.mp4", output_stem="v", status=VideoStatus.OK),
+        VideoRecord(template="w.mp4", output_stem="w", status=VideoStatus.FAILED, failure=failure),
+    ]
     record = claimed_record(dest, "partial", {"a.wav": b"a", "v.mp4": b"v", "w.mp4": b"w"}, videos)
     target = quarantine_failed_videos(record, dest, journal)
     assert target is not None and listing(target) == ["a.wav", "error.json", "w.mp4"]

@@ -57,11 +57,15 @@ def test_temporary_and_empty_files_block_then_abandon(tmp_path):
     scan = ready.scan(inbox, 50)
     assert scan.ready == [] and sorted(scan.waiting) == ["empty", "sync", "zero"]
     assert {item.name: item.kind for item in scan.arriving} == {
-        "empty": WaitKind.EMPTY, "sync": WaitKind.UPLOADING, "zero": WaitKind.UPLOADING
+        "empty": WaitKind.EMPTY,
+        "sync": WaitKind.UPLOADING,
+        "zero": WaitKind.UPLOADING,
     }
     abandoned = {item.name: item.failure for item in ready.scan(inbox, 101).abandoned}
     assert {name: failure.code for name, failure in abandoned.items()} == {
-        "empty": ErrorCode.JOB_EMPTY, "sync": ErrorCode.INPUT_INCOMPLETE, "zero": ErrorCode.INPUT_INCOMPLETE
+        "empty": ErrorCode.JOB_EMPTY,
+        "sync": ErrorCode.INPUT_INCOMPLETE,
+        "zero": ErrorCode.INPUT_INCOMPLETE,
     }
     assert "temporary" in abandoned["sync"].reason and '"v.mp4" (empty, 0 bytes)' in abandoned["zero"].reason
 
@@ -109,7 +113,6 @@ def test_loose_entries_are_reported_once_and_links_are_not_jobs(tmp_path):
     assert ready.scan(inbox, 100).ready == []
 
 
-
 def test_dot_named_job_folders_are_ignored_and_reported_once(tmp_path):
     inbox = tmp_path / "inbox"
     for name in (".hidden-job", ".stfolder", ".Trash-1000", ".recycle", ".job.heygemd-0badc0de-1-abcdef.tmp"):
@@ -126,6 +129,7 @@ def test_dot_named_job_folders_are_ignored_and_reported_once(tmp_path):
     (inbox / ".second").mkdir()
     assert ready.scan(inbox, 101).new_hidden_folders == [".second"]
     assert names(ready.scan(inbox, 112).ready) == ["hidden-job"]
+
 
 def test_a_missing_inbox_concludes_nothing(tmp_path):
     inbox = tmp_path / "inbox"
@@ -186,8 +190,13 @@ def test_full_size_written_first_and_held_open_is_not_ready(tmp_path):
 def test_on_a_network_mount_the_settle_window_is_all_there_is(tmp_path):
     inbox = tmp_path / "inbox"
     job = job_with(inbox)
-    ready = ReadinessTracker(readiness=Readiness.SETTLE, marker_name="READY", settle_seconds=10,
-                             abandon_after_seconds=100, probe=OpenFileProbe(network=True))
+    ready = ReadinessTracker(
+        readiness=Readiness.SETTLE,
+        marker_name="READY",
+        settle_seconds=10,
+        abandon_after_seconds=100,
+        probe=OpenFileProbe(network=True),
+    )
     with open(job / "v.mp4", "ab"):
         ready.scan(inbox, 0)
         assert names(ready.scan(inbox, 10).ready) == ["job"]  # the documented limit: open handles are invisible there
@@ -221,8 +230,13 @@ def test_a_marker_written_last_counts_at_once(tmp_path):
 def test_marker_mode_without_a_probe_waits_for_every_file_to_settle(tmp_path):
     inbox = tmp_path / "inbox"
     job = job_with(inbox, files={"READY": b"", "a.wav": b"a"})
-    ready = ReadinessTracker(readiness=Readiness.MARKER, marker_name="READY", settle_seconds=10,
-                             abandon_after_seconds=100, probe=OpenFileProbe(network=True))
+    ready = ReadinessTracker(
+        readiness=Readiness.MARKER,
+        marker_name="READY",
+        settle_seconds=10,
+        abandon_after_seconds=100,
+        probe=OpenFileProbe(network=True),
+    )
     ready.scan(inbox, 0)
     (job / "v.mp4").write_bytes(b"v" * 10)
     assert kinds(ready.scan(inbox, 5)) == {"job": WaitKind.MARKER_EARLY}

@@ -22,15 +22,21 @@ def test_a_job_with_the_restorer_reports_its_weights_and_time(daemon_factory, wa
     audio = make_audio(tmp_path / "media" / "speech.wav", seconds=FRAMES / 25)
     video = make_video(tmp_path / "media" / "presenter.mp4", seconds=FRAMES / 25, fps="25", size=TEMPLATE_SIZE)
     daemon = daemon_factory()
-    daemon.write_config(service_config(
-        daemon.root, checkpoint=wav2lip_checkpoint,
-        engine={"restorer": "gfpgan", "restorer_checkpoint": str(restorer), "restorer_batch_size": 2},
-    ))
+    daemon.write_config(
+        service_config(
+            daemon.root,
+            checkpoint=wav2lip_checkpoint,
+            engine={"restorer": "gfpgan", "restorer_checkpoint": str(restorer), "restorer_batch_size": 2},
+        )
+    )
     daemon.start()
     daemon.wait_ready()
     job_toml = '[render]\nrestore_weight = 0.5\n[videos."plain.mp4"]\nrestore_weight = 0\n'
-    drop_job(daemon.inbox, "sharper", {"speech.wav": audio, "restored.mp4": video, "plain.mp4": video,
-                                       "job.toml": job_toml.encode()})
+    drop_job(
+        daemon.inbox,
+        "sharper",
+        {"speech.wav": audio, "restored.mp4": video, "plain.mp4": video, "job.toml": job_toml.encode()},
+    )
 
     out = daemon.wait_outbox("sharper")
     report = json.loads((out / "job.json").read_text())

@@ -46,8 +46,15 @@ def test_with_the_restorer_on_its_weights_are_wanted():
 
 @pytest.mark.parametrize("weight", [0, 0.35, 1])
 def test_a_job_sets_the_restore_weight(tmp_path, weight):
-    folder = make(tmp_path / "job", {"a.wav": b"a", "v.mp4": b"v", "w.mp4": b"w",
-                                     "job.toml": f'[render]\nrestore_weight = {weight}\n[videos."w.mp4"]\nrestore_weight = 0\n'})
+    folder = make(
+        tmp_path / "job",
+        {
+            "a.wav": b"a",
+            "v.mp4": b"v",
+            "w.mp4": b"w",
+            "job.toml": f'[render]\nrestore_weight = {weight}\n[videos."w.mp4"]\nrestore_weight = 0\n',
+        },
+    )
     plan = plan_job(folder, "job", RenderOptions())
     by_name = {video.source.name: video.options.restore_weight for video in plan.videos}
     assert by_name == {"v.mp4": weight, "w.mp4": 0}
@@ -81,8 +88,12 @@ def test_doctor_accepts_published_weights_and_flags_others(tmp_path):
     digest = hashlib.sha256(RESTORER_WEIGHTS).hexdigest()
     checks = _doctor(tmp_path, restorer="gfpgan")
     assert checks[RESTORER_LABEL].level is Level.WARN and "not the expected" in checks[RESTORER_LABEL].detail
-    config = HeygemdConfig.model_validate({"engine": {"restorer": "gfpgan", "restorer_checkpoint": str(tmp_path / "GFPGANv1.4.pth")},
-                                           "models": {"restorer_sha256": digest}})
+    config = HeygemdConfig.model_validate(
+        {
+            "engine": {"restorer": "gfpgan", "restorer_checkpoint": str(tmp_path / "GFPGANv1.4.pth")},
+            "models": {"restorer_sha256": digest},
+        }
+    )
     matched = {check.name: check for check in run_checks(LoadedConfig(config=config, source=None))}
     assert matched[RESTORER_LABEL].level is Level.OK and digest in matched[RESTORER_LABEL].detail
 
@@ -92,14 +103,28 @@ def _fetch(tmp_path: Path, base: str, handler, *, restorer: str) -> subprocess.C
     (tmp_path / "checkpoints").mkdir(exist_ok=True)
     (tmp_path / "checkpoints" / "wav2lip_gan.pth").write_bytes(b"w" * 1000)
     config = tmp_path / "heygemd.toml"
-    config.write_text(toml_text({
-        "engine": {"detector": "lbp", "restorer": restorer, "restorer_checkpoint": "checkpoints/GFPGANv1.4.pth"},
-        "models": {"checkpoint_url": f"{base}/w2l.pth", "checkpoint_sha256": hashlib.sha256(b"w" * 1000).hexdigest(),
-                   "restorer_url": f"{base}/gfpgan.pth", "restorer_sha256": hashlib.sha256(RESTORER_WEIGHTS).hexdigest()},
-    }))
+    config.write_text(
+        toml_text(
+            {
+                "engine": {"detector": "lbp", "restorer": restorer, "restorer_checkpoint": "checkpoints/GFPGANv1.4.pth"},
+                "models": {
+                    "checkpoint_url": f"{base}/w2l.pth",
+                    "checkpoint_sha256": hashlib.sha256(b"w" * 1000).hexdigest(),
+                    "restorer_url": f"{base}/gfpgan.pth",
+                    "restorer_sha256": hashlib.sha256(RESTORER_WEIGHTS).hexdigest(),
+                },
+            }
+        )
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith("HEYGEMD_")}
-    return subprocess.run([sys.executable, "-m", "heygemd", "fetch-models", "--config", str(config)],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "heygemd", "fetch-models", "--config", str(config)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_fetch_models_gets_the_restorer_weights_only_when_it_is_on(tmp_path, server):  # noqa: F811

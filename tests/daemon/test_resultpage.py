@@ -67,16 +67,40 @@ def results(tmp_path: Path, media: dict[str, Path]) -> tuple[Path, JobReport]:
         shutil.copy(media["video"], folder / f"{stem}.mp4")
         (folder / f"{stem}.json").write_text("{}", encoding="utf-8")  # not a render report: the page does without
         assert make_thumbnail(folder / f"{stem}.mp4", folder / thumbnail_name(stem), 1.0)
-        videos.append(VideoResult(template=template, status=VideoStatus.OK, output=f"{stem}.mp4", report=f"{stem}.json",
-                                  seconds=1.5, output_duration_s=1.0))
-    videos.append(VideoResult(template="<script>alert(1)<script>.mp4", status=VideoStatus.FAILED,
-                              error='no face in "<script>"', code="face.not_found"))
+        videos.append(
+            VideoResult(
+                template=template,
+                status=VideoStatus.OK,
+                output=f"{stem}.mp4",
+                report=f"{stem}.json",
+                seconds=1.5,
+                output_duration_s=1.0,
+            )
+        )
+    videos.append(
+        VideoResult(
+            template="<script>alert(1)<script>.mp4",
+            status=VideoStatus.FAILED,
+            error='no face in "<script>"',
+            code="face.not_found",
+        )
+    )
     (folder / "job.json").write_text("{}", encoding="utf-8")
     now = utc_now()
-    report = JobReport(job="<i>campaign<i> & 春", job_id="20250101T000000Z-abc123", status=JobStatus.PARTIAL,
-                       dry_run=True, audio="voice <1>.wav", videos=videos, received_at=now, started_at=now,
-                       finished_at=now, seconds=3.0, quarantine_folder="/srv/quarantine/<i>campaign<i> & 春",
-                       warnings=["the audio outlasts the template: extended with 'pingpong'"])
+    report = JobReport(
+        job="<i>campaign<i> & 春",
+        job_id="20250101T000000Z-abc123",
+        status=JobStatus.PARTIAL,
+        dry_run=True,
+        audio="voice <1>.wav",
+        videos=videos,
+        received_at=now,
+        started_at=now,
+        finished_at=now,
+        seconds=3.0,
+        quarantine_folder="/srv/quarantine/<i>campaign<i> & 春",
+        warnings=["the audio outlasts the template: extended with 'pingpong'"],
+    )
     return folder, report
 
 

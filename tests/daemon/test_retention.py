@@ -100,8 +100,14 @@ def test_links_are_never_followed_nor_removed(paths, tmp_path):
 
 
 def test_a_service_folder_inside_the_outbox_is_never_removed(tmp_path):
-    paths = PathsConfig(inbox=tmp_path / "inbox", outbox=tmp_path / "out", quarantine=tmp_path / "out" / "failed",
-                        archive=tmp_path / "out", work=tmp_path / "out" / "work", state=tmp_path / "state")
+    paths = PathsConfig(
+        inbox=tmp_path / "inbox",
+        outbox=tmp_path / "out",
+        quarantine=tmp_path / "out" / "failed",
+        archive=tmp_path / "out",
+        work=tmp_path / "out" / "work",
+        state=tmp_path / "state",
+    )
     folder(paths.work / "job", 100)
     folder(paths.quarantine / "broken", 101)
     aged(paths.work, 100)

@@ -69,9 +69,16 @@ class FakeEngine:
         self.audios.append(FakeAudio(path))
         return self.audios[-1]
 
-    def render(self, audio: Any, video: Path, output: Path, options: RenderOptions | None = None, *,
-               progress: Callable[[RenderProgress], None] | None = None,
-               cancel: threading.Event | None = None) -> RenderReport:
+    def render(
+        self,
+        audio: Any,
+        video: Path,
+        output: Path,
+        options: RenderOptions | None = None,
+        *,
+        progress: Callable[[RenderProgress], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> RenderReport:
         if progress is not None:
             progress(RenderProgress(video=video, frames_done=0, frames_total=10))
         if self.during_render is not None:
@@ -87,15 +94,40 @@ class FakeEngine:
 def fake_report(audio: Path, video: Path, output: Path) -> RenderReport:
     now = datetime.now(UTC)
     return RenderReport(
-        heygemd_version="test", started_at=now, finished_at=now,
-        audio=AudioInput(path=audio, sha256="a", size_bytes=1, duration_s=1.0, sample_rate=16000, channels=1,
-                         codec="pcm", snapshot_sha256="s", snapshot_duration_s=1.0),
-        video=VideoInput(path=video, sha256="v", size_bytes=1, duration_s=1.0, fps=25, width=16, height=16,
-                         frame_count=25, codec="h264"),
-        output=OutputFile(path=output, duration_s=1.0, planned_duration_s=1.0, audio_duration_s=1.0, audio_sample_rate=16000,
-                          audio_channels=1, fps=25, width=16, height=16, frame_count=25, crf=18),
-        options=RenderOptions(), faces=FaceStats(detector="fake", frames_with_face=25, frames_without_face=0),
-        device="fake", timings=StageTimings(),
+        heygemd_version="test",
+        started_at=now,
+        finished_at=now,
+        audio=AudioInput(
+            path=audio,
+            sha256="a",
+            size_bytes=1,
+            duration_s=1.0,
+            sample_rate=16000,
+            channels=1,
+            codec="pcm",
+            snapshot_sha256="s",
+            snapshot_duration_s=1.0,
+        ),
+        video=VideoInput(
+            path=video, sha256="v", size_bytes=1, duration_s=1.0, fps=25, width=16, height=16, frame_count=25, codec="h264"
+        ),
+        output=OutputFile(
+            path=output,
+            duration_s=1.0,
+            planned_duration_s=1.0,
+            audio_duration_s=1.0,
+            audio_sample_rate=16000,
+            audio_channels=1,
+            fps=25,
+            width=16,
+            height=16,
+            frame_count=25,
+            crf=18,
+        ),
+        options=RenderOptions(),
+        faces=FaceStats(detector="fake", frames_with_face=25, frames_without_face=0),
+        device="fake",
+        timings=StageTimings(),
     )
 
 
@@ -103,10 +135,17 @@ class Bench:
     """A service folder, a journal, a runner over the fake engine, and a job claimed by hand."""
 
     def __init__(self, root: Path, **service: Any) -> None:
-        self.paths = PathsConfig(inbox=root / "inbox", outbox=root / "outbox", quarantine=root / "quarantine",
-                                 work=root / "work", archive=root / "archive", state=root / "state")
-        self.config = HeygemdConfig.model_validate({"paths": self.paths.model_dump(),
-                                                    "service": {"retry_first_delay_seconds": 1.0, **service}})
+        self.paths = PathsConfig(
+            inbox=root / "inbox",
+            outbox=root / "outbox",
+            quarantine=root / "quarantine",
+            work=root / "work",
+            archive=root / "archive",
+            state=root / "state",
+        )
+        self.config = HeygemdConfig.model_validate(
+            {"paths": self.paths.model_dump(), "service": {"retry_first_delay_seconds": 1.0, **service}}
+        )
         self.work = WorkArea(self.paths.work)
         self.dest = Destinations(self.paths, self.work)
         self.dest.ensure()

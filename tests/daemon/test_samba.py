@@ -72,8 +72,9 @@ def assert_not_claimed(daemon: Daemon, job: str) -> None:
 
 
 def wait_open_seen(daemon: Daemon, job: str) -> None:
-    daemon.wait_for(lambda: "still open for writing" in (waiting_reason(daemon, job) or ""),
-                    f"{job} to be seen open for writing")
+    daemon.wait_for(
+        lambda: "still open for writing" in (waiting_reason(daemon, job) or ""), f"{job} to be seen open for writing"
+    )
 
 
 def write_in_chunks(handle, data: bytes, daemon: Daemon, job: str) -> None:

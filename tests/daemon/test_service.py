@@ -53,8 +53,12 @@ def start(daemon_factory, config_overrides: dict | None = None, *, checkpoint: P
 
 
 def three_templates(media: dict[str, Path]) -> dict[str, Path]:
-    return {"speech.wav": media["audio"], "front.mp4": media["video"], "Side View.MP4": media["video"],
-            "close-up.mp4": media["video"]}
+    return {
+        "speech.wav": media["audio"],
+        "front.mp4": media["video"],
+        "Side View.MP4": media["video"],
+        "close-up.mp4": media["video"],
+    }
 
 
 # ---------------------------------------------------------------------------- the normal job, real model
@@ -65,8 +69,21 @@ def test_normal_job_with_three_templates(daemon_factory, media, wav2lip_checkpoi
     drop_job(daemon.inbox, "campaign 1", three_templates(media))
 
     out = daemon.wait_outbox("campaign 1")
-    assert visible(out) == sorted(["Side View.jpg", "Side View.json", "Side View.mp4", "close-up.jpg", "close-up.json",
-                                   "close-up.mp4", "front.jpg", "front.json", "front.mp4", "index.html", "job.json"])
+    assert visible(out) == sorted(
+        [
+            "Side View.jpg",
+            "Side View.json",
+            "Side View.mp4",
+            "close-up.jpg",
+            "close-up.json",
+            "close-up.mp4",
+            "front.jpg",
+            "front.json",
+            "front.mp4",
+            "index.html",
+            "job.json",
+        ]
+    )
     report = json.loads((out / "job.json").read_text())
     assert report["status"] == "ok" and report["dry_run"] is False and report["job"] == "campaign 1"
     assert [video["status"] for video in report["videos"]] == ["ok", "ok", "ok"]
@@ -78,8 +95,13 @@ def test_normal_job_with_three_templates(daemon_factory, media, wav2lip_checkpoi
     assert visible(daemon.archive / "campaign 1") == sorted(three_templates(media))
     assert_clean_after(daemon, "campaign 1")
 
-    status = subprocess.run([sys.executable, "-m", "heygemd", "status", "--config", str(daemon.config_path)],
-                            cwd=daemon.root, capture_output=True, text=True, timeout=60)
+    status = subprocess.run(
+        [sys.executable, "-m", "heygemd", "status", "--config", str(daemon.config_path)],
+        cwd=daemon.root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert status.returncode == 0 and "running" in status.stdout and "campaign 1" in status.stdout
 
     about_the_job = [line for line in daemon.log_lines() if "job_id" in line or "video" in line]
@@ -129,8 +151,10 @@ def test_marker_mode(daemon_factory, media):
 def test_an_inbox_that_disappears_is_waited_for(daemon_factory, media):
     daemon = start(daemon_factory)
     os.rename(daemon.inbox, daemon.root / "unmounted")
-    daemon.wait_for(lambda: daemon.logged("inbox is missing (share unmounted?); waiting for it, nothing is concluded meanwhile"),
-                    "the missing inbox to be reported")
+    daemon.wait_for(
+        lambda: daemon.logged("inbox is missing (share unmounted?); waiting for it, nothing is concluded meanwhile"),
+        "the missing inbox to be reported",
+    )
     os.rename(daemon.root / "unmounted", daemon.inbox)
     daemon.wait_for(lambda: daemon.logged("inbox is back"), "the inbox to be seen again")
     drop_job(daemon.inbox, "after remount", {"a.wav": media["audio"], "v.mp4": media["video"]})
@@ -157,8 +181,21 @@ def test_kill_9_in_the_middle_of_a_render_then_restart(daemon_factory, media, wa
     out = daemon.wait_outbox("crash")
     report = json.loads((out / "job.json").read_text())
     assert report["status"] == "ok" and len(report["videos"]) == 3
-    assert visible(out) == sorted(["Side View.jpg", "Side View.json", "Side View.mp4", "close-up.jpg", "close-up.json",
-                                   "close-up.mp4", "front.jpg", "front.json", "front.mp4", "index.html", "job.json"])
+    assert visible(out) == sorted(
+        [
+            "Side View.jpg",
+            "Side View.json",
+            "Side View.mp4",
+            "close-up.jpg",
+            "close-up.json",
+            "close-up.mp4",
+            "front.jpg",
+            "front.json",
+            "front.mp4",
+            "index.html",
+            "job.json",
+        ]
+    )
     wait_idle(daemon)
     assert visible(daemon.archive / "crash") == sorted(three_templates(media))
     assert daemon.logged("resuming a claimed job")
@@ -227,9 +264,11 @@ def test_sighup_reloads_the_configuration(daemon_factory, media):
     wait_idle(daemon)
     assert not (daemon.archive / "after").exists()
 
-    daemon.config_path.write_text("[watch]\nmode = \"sometimes\"\n")
+    daemon.config_path.write_text('[watch]\nmode = "sometimes"\n')
     daemon.send(signal.SIGHUP)
-    daemon.wait_for(lambda: daemon.logged("configuration reload failed; the running configuration stays"), "the failed reload")
+    daemon.wait_for(
+        lambda: daemon.logged("configuration reload failed; the running configuration stays"), "the failed reload"
+    )
     drop_job(daemon.inbox, "still serving", {"a.wav": media["audio"], "v.mp4": media["video"]})
     daemon.wait_outbox("still serving")
     assert daemon.stop() == 0
@@ -305,8 +344,13 @@ def test_bad_jobs_go_to_quarantine_and_the_service_keeps_serving(daemon_factory,
     assert visible(daemon.quarantine / "two audios") == ["a.wav", "b.wav", "error.json", "v.mp4"]  # moved whole
 
     partial = json.loads((daemon.wait_outbox("partial") / "job.json").read_text())
-    assert partial["status"] == "partial" and visible(daemon.outbox / "partial") == ["good.jpg", "good.json", "good.mp4", "index.html",
-                                                                                "job.json"]
+    assert partial["status"] == "partial" and visible(daemon.outbox / "partial") == [
+        "good.jpg",
+        "good.json",
+        "good.mp4",
+        "index.html",
+        "job.json",
+    ]
     failed = daemon.wait_quarantine("partial")
     assert [(item["template"], item["code"]) for item in failed["failed_videos"]] == [("bad.mp4", "input.undecodable")]
     assert [video["code"] for video in partial["videos"]] == ["input.undecodable", None]
@@ -333,10 +377,16 @@ def test_a_job_the_service_keeps_dying_on_is_set_aside(daemon_factory, media):
         (job_dir / "input" / name).write_bytes(source.read_bytes())
     (daemon.state / "jobs").mkdir(parents=True)
     # The journal says the service was working on it when it died, four times already: this start is the fifth.
-    record = {"job_id": job_dir.name, "name": "poison", "phase": "rendering", "crashes": 4,
-              "working_since": "2026-01-01T00:00:01Z",
-              "claimed_at": "2026-01-01T00:00:00Z", "audio": "a.wav",
-              "videos": [{"template": "v.mp4", "output_stem": "v"}]}
+    record = {
+        "job_id": job_dir.name,
+        "name": "poison",
+        "phase": "rendering",
+        "crashes": 4,
+        "working_since": "2026-01-01T00:00:01Z",
+        "claimed_at": "2026-01-01T00:00:00Z",
+        "audio": "a.wav",
+        "videos": [{"template": "v.mp4", "output_stem": "v"}],
+    }
     (daemon.state / "jobs" / f"{job_dir.name}.json").write_text(json.dumps(record))
     daemon.start()
     error = daemon.wait_quarantine("poison")
@@ -376,8 +426,11 @@ def test_folders_arriving_while_a_job_renders_are_tracked_and_taken_next(daemon_
 
     daemon.wait_for(listed_while_rendering, "the new folder to be listed while the first job renders")
     daemon.wait_outbox("next job")
-    events = [(line["event"], line.get("job") or line.get("name")) for line in daemon.log_lines()
-              if line.get("event") in ("folder ready", "job done", "job claimed")]
+    events = [
+        (line["event"], line.get("job") or line.get("name"))
+        for line in daemon.log_lines()
+        if line.get("event") in ("folder ready", "job done", "job claimed")
+    ]
     assert events.index(("folder ready", "next job")) < events.index(("job done", "long job")), events
     assert [job for event, job in events if event == "job claimed"] == ["long job", "next job"]
     assert daemon.stop() == 0

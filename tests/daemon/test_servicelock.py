@@ -54,15 +54,21 @@ def test_a_stale_pid_in_the_file_means_nothing(tmp_path):
 def test_kill_9_releases_the_lock(tmp_path):
     state = tmp_path / "state"
     holder = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(f"""
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
             import sys, time
             from pathlib import Path
             from heygemd.daemon.servicelock import ServiceLock
             lock = ServiceLock.acquire(Path({str(state)!r}))
             print("held", flush=True)
             time.sleep(600)
-        """)],
-        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)},
+        """),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"

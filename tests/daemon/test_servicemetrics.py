@@ -14,8 +14,14 @@ from heygemd.metrics import read_metrics
 
 
 def paths(root: Path) -> PathsConfig:
-    return PathsConfig(inbox=root / "inbox", outbox=root / "outbox", quarantine=root / "quarantine", work=root / "work",
-                       archive=root / "archive", state=root / "state")
+    return PathsConfig(
+        inbox=root / "inbox",
+        outbox=root / "outbox",
+        quarantine=root / "quarantine",
+        work=root / "work",
+        archive=root / "archive",
+        state=root / "state",
+    )
 
 
 def report(seconds: float, *, cache_hit: bool, detector: str = "lbp", dry_run: bool = False) -> RenderReport:
@@ -33,10 +39,15 @@ def test_counters_add_up_across_restarts(tmp_path):
     first = MetricsRecorder(tmp_path / "state", paths(tmp_path))
     first.rendered(report(10.0, cache_hit=False), wall_seconds=4.0)
     first.rendered(report(10.0, cache_hit=True), wall_seconds=2.0)
-    failed = VideoRecord(template="b.mp4", output_stem="b", status=VideoStatus.FAILED,
-                         failure=Failure(code=ErrorCode.FACE_NOT_FOUND, reason="no face"))
-    first.job_finished(record(JobStatus.PARTIAL, videos=[VideoRecord(template="a.mp4", output_stem="a",
-                                                                     status=VideoStatus.OK), failed]))
+    failed = VideoRecord(
+        template="b.mp4",
+        output_stem="b",
+        status=VideoStatus.FAILED,
+        failure=Failure(code=ErrorCode.FACE_NOT_FOUND, reason="no face"),
+    )
+    first.job_finished(
+        record(JobStatus.PARTIAL, videos=[VideoRecord(template="a.mp4", output_stem="a", status=VideoStatus.OK), failed])
+    )
     first.gauges(up=True, ready=True, paused=True, queue_length=3, folders_arriving=1)
 
     again = MetricsRecorder(tmp_path / "state", paths(tmp_path))  # a restart

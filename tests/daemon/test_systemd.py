@@ -13,7 +13,9 @@ from heygemd.exitcodes import ExitCode
 
 REPO = Path(__file__).resolve().parents[2]
 INSTALLED_AT = "/opt/heygemd/.venv/bin/heygemd"
-ANALYZE = shutil.which("systemd-analyze") or ("/usr/bin/systemd-analyze" if Path("/usr/bin/systemd-analyze").exists() else None)
+ANALYZE = shutil.which("systemd-analyze") or (
+    "/usr/bin/systemd-analyze" if Path("/usr/bin/systemd-analyze").exists() else None
+)
 
 
 def unit_text(name: str) -> str:
@@ -21,9 +23,14 @@ def unit_text(name: str) -> str:
 
 
 @pytest.mark.skipif(ANALYZE is None, reason="systemd-analyze is not installed")
-@pytest.mark.parametrize(("name", "instance"), [("heygemd.service", "heygemd.service"),
-                                              ("heygemd-web.service", "heygemd-web.service"),
-                                              ("heygemd-worker@.service", "heygemd-worker@1.service")])
+@pytest.mark.parametrize(
+    ("name", "instance"),
+    [
+        ("heygemd.service", "heygemd.service"),
+        ("heygemd-web.service", "heygemd-web.service"),
+        ("heygemd-worker@.service", "heygemd-worker@1.service"),
+    ],
+)
 def test_units_verify(tmp_path, name, instance):
     # verify checks that ExecStart exists: point it at this checkout's entry point instead of /opt.
     here = Path(sys.executable).with_name("heygemd")
@@ -37,7 +44,11 @@ def test_units_verify(tmp_path, name, instance):
 
 def test_the_service_unit_keeps_what_the_service_relies_on():
     text = unit_text("heygemd.service")
-    settings = {line.split("=", 1)[0]: line.split("=", 1)[1] for line in text.splitlines() if "=" in line and not line.startswith("#")}
+    settings = {
+        line.split("=", 1)[0]: line.split("=", 1)[1]
+        for line in text.splitlines()
+        if "=" in line and not line.startswith("#")
+    }
     assert settings["Type"] == "notify" and "WatchdogSec" in settings and settings["Restart"] == "on-failure"
     assert settings["ExecStart"].endswith("heygemd run") and "kill -HUP" in settings["ExecReload"]
     assert settings["UMask"] == "0002" and settings["User"] == "heygemd" and "DynamicUser" not in settings
@@ -55,10 +66,13 @@ def test_the_worker_template_pins_one_gpu_per_instance():
     assert "heygemd worker --device cuda:0" in text
 
 
-
 def test_the_web_unit_stands_alone_without_devices_or_capabilities():
     text = unit_text("heygemd-web.service")
-    settings = {line.split("=", 1)[0]: line.split("=", 1)[1] for line in text.splitlines() if "=" in line and not line.startswith("#")}
+    settings = {
+        line.split("=", 1)[0]: line.split("=", 1)[1]
+        for line in text.splitlines()
+        if "=" in line and not line.startswith("#")
+    }
     assert settings["ExecStart"].endswith("heygemd web") and settings["Restart"] == "on-failure"
     assert settings["User"] == "heygemd" and settings["UMask"] == "0002" and settings["WorkingDirectory"] == "/srv/heygemd"
     assert str(int(ExitCode.CONFIG)) in settings["RestartPreventExitStatus"].split()

@@ -45,13 +45,16 @@ def test_the_api_submits_follows_cancels_and_serves_jobs_by_the_id_it_returned(s
     with httpx.Client(base_url=web.url, timeout=30) as client:
         # a job cancelled while it renders ends in quarantine with code cancelled, its inputs untouched
         audio, template = long_job
-        files = [("audio", ("speech.wav", audio.read_bytes(), "audio/wav")),
-                 ("templates", ("presenter.mp4", template.read_bytes(), "video/mp4"))]
+        files = [
+            ("audio", ("speech.wav", audio.read_bytes(), "audio/wav")),
+            ("templates", ("presenter.mp4", template.read_bytes(), "video/mp4")),
+        ]
         long = client.post("/api/jobs", files=files, data={"name": "long", "job_toml": SLOW_RENDER}).json()
         daemon.wait_for(lambda: client.get(long["status_url"]).json()["phase"] == "rendering", "the long job to render")
         assert client.post(f"{long['status_url']}/cancel").status_code == 202
-        cancelled = daemon.wait_for(lambda: (job := client.get(long["status_url"]).json())["phase"] == "done" and job,
-                                    "the cancelled job to end")
+        cancelled = daemon.wait_for(
+            lambda: (job := client.get(long["status_url"]).json())["phase"] == "done" and job, "the cancelled job to end"
+        )
         assert cancelled["status"] == "failed" and cancelled["problem"]["code"] == "cancelled"
         assert cancelled["problem"]["summary"] == "The job was cancelled."
         assert (daemon.quarantine / "long" / "speech.wav").read_bytes() == audio.read_bytes()
@@ -89,8 +92,13 @@ def test_the_api_submits_follows_cancels_and_serves_jobs_by_the_id_it_returned(s
         assert report["output"]["frame_count"] > 0
 
         archive = zipfile.ZipFile(io.BytesIO(client.get(job["zip_url"]).content))
-        assert {"api job/front.mp4", "api job/side.mp4", "api job/front.json", "api job/job.json",
-                "api job/index.html"} <= set(archive.namelist())
+        assert {
+            "api job/front.mp4",
+            "api job/side.mp4",
+            "api job/front.json",
+            "api job/job.json",
+            "api job/index.html",
+        } <= set(archive.namelist())
         assert archive.read("api job/front.mp4") == whole.content and archive.testzip() is None
 
         listed = client.get("/api/jobs").json()
@@ -103,10 +111,15 @@ def test_the_api_submits_follows_cancels_and_serves_jobs_by_the_id_it_returned(s
         # the service's counters, scraped and parsed
         daemon.wait_for(lambda: client.get("/api/jobs/api%20job%20(2)").json()["phase"] == "done", "the third job")
         families = {family.name: family for family in text_string_to_metric_families(client.get("/metrics").text)}
-    jobs = {(sample.labels["status"], sample.labels["code"]): sample.value for sample in families["heygemd_jobs_finished"].samples}
+    jobs = {
+        (sample.labels["status"], sample.labels["code"]): sample.value
+        for sample in families["heygemd_jobs_finished"].samples
+    }
     assert jobs == {("ok", ""): 2, ("failed", "cancelled"): 1}
     assert [(sample.labels["service"], sample.value) for sample in families["heygemd_up"].samples] == [("state", 1.0)]
     produced = families["heygemd_video_seconds_produced"].samples[0].value
     assert produced == pytest.approx(3 * 1.2, abs=0.2)
-    render = {sample.name: sample.value for sample in families["heygemd_render_seconds"].samples if not sample.labels.get("le")}
+    render = {
+        sample.name: sample.value for sample in families["heygemd_render_seconds"].samples if not sample.labels.get("le")
+    }
     assert render["heygemd_render_seconds_count"] == 3

@@ -38,7 +38,9 @@ def browser() -> Iterator:
     except ImportError:
         unavailable("playwright is not installed: pip install playwright (in the test extra)")
     with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--autoplay-policy=no-user-gesture-required"])
+        launched = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--autoplay-policy=no-user-gesture-required"]
+        )
         try:
             yield launched
         finally:
@@ -124,8 +126,12 @@ def test_upload_watch_the_progress_play_the_result_and_download_the_zip(site, pa
             if not seen or seen[-1] != value:
                 seen.append(value)
         shown = dashboard.query_selector(".service .progress progress")
-        if (dashboard_shot is None and shown is not None and 10 <= float(shown.get_attribute("value") or 0) <= 90
-                and dashboard.query_selector(".results img") is not None):
+        if (
+            dashboard_shot is None
+            and shown is not None
+            and 10 <= float(shown.get_attribute("value") or 0) <= 90
+            and dashboard.query_selector(".results img") is not None
+        ):
             dashboard_shot = screenshot(dashboard, "dashboard-rendering.png")
         page.wait_for_timeout(100)
     assert phase(page) == "done", f"the page never showed the job done (progress seen: {seen})"
@@ -138,13 +144,19 @@ def test_upload_watch_the_progress_play_the_result_and_download_the_zip(site, pa
     assert page.get_attribute("#live .heading", "data-status") == "ok"
     page.evaluate("document.querySelector('video').muted = true")
     page.evaluate("document.querySelector('video').play()")
-    wait_js(page, "(() => { const v = document.querySelector('video');"
-                  " return v.duration > 0 && v.currentTime > 0.2 && !v.paused; })()")
+    wait_js(
+        page,
+        "(() => { const v = document.querySelector('video');"
+        " return v.duration > 0 && v.currentTime > 0.2 && !v.paused; })()",
+    )
     duration = page.evaluate("document.querySelector('video').duration")
     assert abs(duration - LONG_AUDIO_SECONDS) < 1.0
     page.evaluate(f"document.querySelector('video').currentTime = {duration / 2}")  # seeking needs range requests
-    wait_js(page, f"document.querySelector('video').currentTime >= {duration / 2 - 0.5}"
-                  " && document.querySelector('video').readyState >= 2")
+    wait_js(
+        page,
+        f"document.querySelector('video').currentTime >= {duration / 2 - 0.5}"
+        " && document.querySelector('video').readyState >= 2",
+    )
     assert video.is_visible()
     screenshot(page, "job-done.png")
 
@@ -171,7 +183,7 @@ def test_pause_resume_and_cancel_from_the_page(site, page, media, tmp_path):
     page.set_input_files("input[name=audio]", str(media["audio"]))
     page.set_input_files("input[name=templates]", str(notes))
     page.click("#submit")
-    page.wait_for_selector('#upload-error:has-text(\'"notes.txt" is not a video or an image.\')')  # refused, said why
+    page.wait_for_selector("#upload-error:has-text('\"notes.txt\" is not a video or an image.')")  # refused, said why
     assert [name for name in daemon.inbox.iterdir()] == []
 
     page.goto(web.url)

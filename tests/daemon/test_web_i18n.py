@@ -50,28 +50,55 @@ def test_every_word_the_templates_and_the_code_use_is_in_the_catalogue():
         for key, end in USED_KEY.findall(template.read_text(encoding="utf-8")):
             (prefixes if end == "~" else used).add(key)
     for module in WEB.glob("*.py"):
-        used.update(key for key in PYTHON_KEY.findall(module.read_text(encoding="utf-8"))
-                    if not key.endswith((".", ".html", ".json")))
+        used.update(
+            key
+            for key in PYTHON_KEY.findall(module.read_text(encoding="utf-8"))
+            if not key.endswith((".", ".html", ".json"))
+        )
     missing = sorted(key for key in used if key not in MESSAGES)
     assert not missing, f"words without their entry: {missing}"
     for prefix in prefixes:
         assert any(key.startswith(prefix) for key in MESSAGES), prefix
-    for family, values in {"phase.": ["arriving", "queued", "waiting_for_disk", "claimed", "rendering", "waiting_retry",
-                                      "publishing", "done"],
-                           "video.": ["pending", "rendering", "ok", "failed"], "stage.": ["detect", "render"],
-                           "status.": ["ok", "partial", "failed"], "area.": ["outbox", "quarantine"],
-                           "loop.": ["pingpong", "loop", "freeze"], "blend.": ["feather", "hard"]}.items():
+    for family, values in {
+        "phase.": ["arriving", "queued", "waiting_for_disk", "claimed", "rendering", "waiting_retry", "publishing", "done"],
+        "video.": ["pending", "rendering", "ok", "failed"],
+        "stage.": ["detect", "render"],
+        "status.": ["ok", "partial", "failed"],
+        "area.": ["outbox", "quarantine"],
+        "loop.": ["pingpong", "loop", "freeze"],
+        "blend.": ["feather", "hard"],
+    }.items():
         assert all(family + value in MESSAGES for value in values), family
-    for state in ("starting", "loading model", "idle", "working", "waiting for the inbox", "waiting for disk space",
-                  "stopping", "stopped", "paused"):
+    for state in (
+        "starting",
+        "loading model",
+        "idle",
+        "working",
+        "waiting for the inbox",
+        "waiting for disk space",
+        "stopping",
+        "stopped",
+        "paused",
+    ):
         assert Translator(ZH).state(state) != state, state
 
 
-@pytest.mark.parametrize(("header", "expected"), [
-    ("zh-CN,zh;q=0.9,en;q=0.8", ZH), ("zh", ZH), ("zh-Hans-CN", ZH), ("zh-SG", ZH), ("en-US,en;q=0.9", EN),
-    ("fr-FR, zh;q=0.5, en;q=0.3", ZH), ("fr-FR, en;q=0.9, zh;q=0.5", EN), ("zh-TW, en;q=0.8", EN), ("de", EN), ("", EN),
-    ("en;q=0, zh;q=0.1", ZH),
-])
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("zh-CN,zh;q=0.9,en;q=0.8", ZH),
+        ("zh", ZH),
+        ("zh-Hans-CN", ZH),
+        ("zh-SG", ZH),
+        ("en-US,en;q=0.9", EN),
+        ("fr-FR, zh;q=0.5, en;q=0.3", ZH),
+        ("fr-FR, en;q=0.9, zh;q=0.5", EN),
+        ("zh-TW, en;q=0.8", EN),
+        ("de", EN),
+        ("", EN),
+        ("en;q=0, zh;q=0.1", ZH),
+    ],
+)
 def test_the_language_follows_accept_language(header, expected):
     assert (from_accept_language(header) or EN) == expected
 

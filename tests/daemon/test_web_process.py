@@ -54,8 +54,13 @@ def write_config(root: Path) -> Path:
 
 def test_the_web_process_imports_nothing_heavy(tmp_path):
     config = write_config(tmp_path)
-    result = subprocess.run([sys.executable, "-c", PROBE, str(config), str(free_port())], capture_output=True, text=True,
-                            timeout=120, cwd=tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE, str(config), str(free_port())],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])
     heavy = [name for name in report["modules"] if name.split(".")[0] in HEAVY]
@@ -77,8 +82,9 @@ def test_the_token_is_never_logged_and_a_stop_does_not_wait_for_open_streams(tmp
             opened = threading.Event()
 
             def listen() -> None:
-                with httpx.stream("GET", f"{web.url}/api/events", headers={"Authorization": f"Bearer {TOKEN}"},
-                                  timeout=60) as stream:
+                with httpx.stream(
+                    "GET", f"{web.url}/api/events", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60
+                ) as stream:
                     for _ in stream.iter_lines():
                         opened.set()
 

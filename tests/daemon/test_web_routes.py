@@ -72,14 +72,29 @@ class Site:
         return httpx.Client(base_url=self.url, timeout=10, **kwargs)
 
 
-def make_site(root: Path, token: str | None = None, max_file_bytes: int = LimitsConfig().max_file_bytes,
-              max_upload_bytes: int = 0, watch: WatchConfig | None = None) -> WebSettings:
-    paths = PathsConfig(inbox=root / "inbox", outbox=root / "outbox", quarantine=root / "quarantine", work=root / "work",
-                        archive=root / "archive", state=root / "state")
+def make_site(
+    root: Path,
+    token: str | None = None,
+    max_file_bytes: int = LimitsConfig().max_file_bytes,
+    max_upload_bytes: int = 0,
+    watch: WatchConfig | None = None,
+) -> WebSettings:
+    paths = PathsConfig(
+        inbox=root / "inbox",
+        outbox=root / "outbox",
+        quarantine=root / "quarantine",
+        work=root / "work",
+        archive=root / "archive",
+        state=root / "state",
+    )
     for folder in (paths.inbox, paths.outbox, paths.quarantine, paths.state):
         folder.mkdir(parents=True, exist_ok=True)
-    config = HeygemdConfig(paths=paths, limits=LimitsConfig(max_file_bytes=max_file_bytes), watch=watch or WatchConfig(),
-                           web=WebConfig(token=token, max_upload_bytes=max_upload_bytes))
+    config = HeygemdConfig(
+        paths=paths,
+        limits=LimitsConfig(max_file_bytes=max_file_bytes),
+        watch=watch or WatchConfig(),
+        web=WebConfig(token=token, max_upload_bytes=max_upload_bytes),
+    )
     return WebSettings.from_config(config)
 
 
@@ -112,13 +127,36 @@ def publish_done_job(site: Site, name: str = "campaign") -> None:
     (folder / "front.json").write_text("{}")
     (folder / "front.jpg").write_bytes(b"\xff\xd8\xff\xd9")
     now = utc_now()
-    report = JobReport(job=name, job_id="J1", status=JobStatus.OK, dry_run=True, audio="a.wav", received_at=now,
-                       started_at=now, finished_at=now, seconds=1.0, warnings=["a note from the service"],
-                       videos=[VideoResult(template="front.mp4", status=VideoStatus.OK, output="front.mp4",
-                                           report="front.json", output_duration_s=1.0)])
+    report = JobReport(
+        job=name,
+        job_id="J1",
+        status=JobStatus.OK,
+        dry_run=True,
+        audio="a.wav",
+        received_at=now,
+        started_at=now,
+        finished_at=now,
+        seconds=1.0,
+        warnings=["a note from the service"],
+        videos=[
+            VideoResult(
+                template="front.mp4", status=VideoStatus.OK, output="front.mp4", report="front.json", output_duration_s=1.0
+            )
+        ],
+    )
     (folder / "job.json").write_text(report.model_dump_json())
-    Journal(site.state).append_history(HistoryEntry(job=name, job_id="J1", status=JobStatus.OK, finished_at=now, seconds=1.0,
-                                                    videos_ok=1, videos_failed=0, outbox=folder))
+    Journal(site.state).append_history(
+        HistoryEntry(
+            job=name,
+            job_id="J1",
+            status=JobStatus.OK,
+            finished_at=now,
+            seconds=1.0,
+            videos_ok=1,
+            videos_failed=0,
+            outbox=folder,
+        )
+    )
 
 
 def quarantine_job(site: Site, name: str = "broken") -> None:
@@ -126,9 +164,14 @@ def quarantine_job(site: Site, name: str = "broken") -> None:
     folder.mkdir()
     (folder / "voice.wav").write_bytes(b"RIFF")
     failure = Failure(code=ErrorCode.FACE_NOT_FOUND, reason='"side.mp4": no face in any frame.')
-    error = ErrorReport.of(name, "J2", failure,
-        failed_videos=[FailedVideo(template="side.mp4", reason='"side.mp4": no face in any frame.',
-                                   code=ErrorCode.FACE_NOT_FOUND)])
+    error = ErrorReport.of(
+        name,
+        "J2",
+        failure,
+        failed_videos=[
+            FailedVideo(template="side.mp4", reason='"side.mp4": no face in any frame.', code=ErrorCode.FACE_NOT_FOUND)
+        ],
+    )
     (folder / "error.json").write_text(error.model_dump_json())
 
 
@@ -151,8 +194,12 @@ def test_results_are_served_whole_in_ranges_and_as_a_zip(site):
         whole = client.get(url)
         assert whole.status_code == 200 and whole.content == VIDEO_BYTES and whole.headers["accept-ranges"] == "bytes"
         assert whole.headers["content-type"] == "video/mp4" and whole.headers["content-disposition"].startswith("inline")
-        cases = {"bytes=0-0": (0, 0), "bytes=100-": (100, len(VIDEO_BYTES) - 1), "bytes=-10": (len(VIDEO_BYTES) - 10, len(VIDEO_BYTES) - 1),
-                 "bytes=5000-999999": (5000, len(VIDEO_BYTES) - 1)}
+        cases = {
+            "bytes=0-0": (0, 0),
+            "bytes=100-": (100, len(VIDEO_BYTES) - 1),
+            "bytes=-10": (len(VIDEO_BYTES) - 10, len(VIDEO_BYTES) - 1),
+            "bytes=5000-999999": (5000, len(VIDEO_BYTES) - 1),
+        }
         for header, (start, end) in cases.items():
             part = client.get(url, headers={"Range": header})
             assert part.status_code == 206 and part.content == VIDEO_BYTES[start : end + 1], header
@@ -173,8 +220,12 @@ def test_results_are_served_whole_in_ranges_and_as_a_zip(site):
         archive = client.get(job["zip_url"])
         assert archive.headers["content-type"] == "application/zip"
         with zipfile.ZipFile(io.BytesIO(archive.content)) as opened:
-            assert sorted(opened.namelist()) == ["campaign/front.jpg", "campaign/front.json", "campaign/front.mp4",
-                                                 "campaign/job.json"]
+            assert sorted(opened.namelist()) == [
+                "campaign/front.jpg",
+                "campaign/front.json",
+                "campaign/front.mp4",
+                "campaign/job.json",
+            ]
             assert opened.read("campaign/front.mp4") == VIDEO_BYTES and opened.testzip() is None
 
 
@@ -183,8 +234,13 @@ def test_the_links_of_the_webhook_events_lead_to_the_job_by_its_id(site):
     from heygemd.daemon.webhooks import job_links
 
     publish_done_job(site)
-    record = Record(job_id="J1", name="campaign", phase=Phase.DONE, outbox_path=site.outbox / "campaign",
-                    videos=[VideoRecord(template="front.mp4", output_stem="front", status=VideoStatus.OK)])
+    record = Record(
+        job_id="J1",
+        name="campaign",
+        phase=Phase.DONE,
+        outbox_path=site.outbox / "campaign",
+        videos=[VideoRecord(template="front.mp4", output_stem="front", status=VideoStatus.OK)],
+    )
     links = job_links(site.url, record)
     with site.client() as client:
         assert client.get(links.api).json()["id"] == "campaign"
@@ -220,11 +276,18 @@ def test_traversal_links_and_unknown_files_are_refused(site, tmp_path):
     with site.client() as client:
         listed = {file["name"] for file in client.get("/api/jobs/campaign").json()["files"]}
         assert listed == {"front.mp4", "front.json", "front.jpg", "job.json"}  # no link, no pipe
-        for path in ("/api/jobs/campaign/files/outbox/link.mp4", "/api/jobs/campaign/files/outbox/pipe.mp4",
-                     "/api/jobs/campaign/files/outbox/..%2F..%2Fsecret.txt", "/api/jobs/campaign/files/outbox/%2e%2e",
-                     "/api/jobs/campaign/files/work/front.mp4", "/api/jobs/campaign/files/quarantine/front.mp4",
-                     "/api/jobs/..%2Fsecret.txt/files/outbox/secret.txt", "/api/jobs/linked%20job/files/outbox/secret.txt",
-                     "/api/jobs/campaign/files/outbox/.hidden", "/api/jobs/linked%20job/zip"):
+        for path in (
+            "/api/jobs/campaign/files/outbox/link.mp4",
+            "/api/jobs/campaign/files/outbox/pipe.mp4",
+            "/api/jobs/campaign/files/outbox/..%2F..%2Fsecret.txt",
+            "/api/jobs/campaign/files/outbox/%2e%2e",
+            "/api/jobs/campaign/files/work/front.mp4",
+            "/api/jobs/campaign/files/quarantine/front.mp4",
+            "/api/jobs/..%2Fsecret.txt/files/outbox/secret.txt",
+            "/api/jobs/linked%20job/files/outbox/secret.txt",
+            "/api/jobs/campaign/files/outbox/.hidden",
+            "/api/jobs/linked%20job/zip",
+        ):
             answer = client.get(path)
             assert answer.status_code == 404, path
             assert answer.json()["error"]["kind"] in ("error.file_not_found", "error.job_not_found", "error.not_found"), path
@@ -240,9 +303,15 @@ def test_a_quarantined_job_shows_its_code_and_reason_in_both_languages(site):
         assert job["problem"]["summary"] == "No face was found in the template video."
         assert job["videos"][0]["problem"]["code"] == "face.not_found"
         chinese = client.get("/api/jobs/broken", headers={"Accept-Language": "zh-CN,zh;q=0.9,en;q=0.5"}).json()
-        assert chinese["problem"]["summary"] == "在模板视频里没有找到人脸。" and chinese["problem"]["code"] == "face.not_found"
+        assert (
+            chinese["problem"]["summary"] == "在模板视频里没有找到人脸。" and chinese["problem"]["code"] == "face.not_found"
+        )
         page = client.get("/jobs/broken?lang=zh-CN")
-        assert '<html lang="zh-CN">' in page.text and "在模板视频里没有找到人脸。" in page.text and "face.not_found" in page.text
+        assert (
+            '<html lang="zh-CN">' in page.text
+            and "在模板视频里没有找到人脸。" in page.text
+            and "face.not_found" in page.text
+        )
         assert page.cookies.get("heygemd_lang") == "zh-CN"
         assert "在模板视频里没有找到人脸" in client.get("/jobs/broken").text  # the cookie keeps the choice
         assert "No face was found" in client.get("/jobs/broken?lang=en").text
@@ -251,8 +320,12 @@ def test_a_quarantined_job_shows_its_code_and_reason_in_both_languages(site):
 # ---------------------------------------------------------------------------- uploads
 
 
-def upload_files(audio: bytes = b"RIFF....WAVE", template: bytes = VIDEO_BYTES, audio_name: str = "voice.wav",
-                 template_name: str = "front.mp4") -> list:
+def upload_files(
+    audio: bytes = b"RIFF....WAVE",
+    template: bytes = VIDEO_BYTES,
+    audio_name: str = "voice.wav",
+    template_name: str = "front.mp4",
+) -> list:
     return [("audio", (audio_name, audio, "audio/wav")), ("templates", (template_name, template, "video/mp4"))]
 
 
@@ -268,8 +341,9 @@ def test_oversized_uploads_are_refused_and_leave_nothing(site_factory):
         error = answer.json()["error"]
         assert (error["kind"], error["code"]) == ("upload.file_too_large", "limit.file_too_large")
         assert '"front.mp4" is larger than this service accepts (4 KiB)' in error["message"]
-        chinese = client.post("/api/jobs", files=upload_files(template=b"x" * (SMALL_LIMIT + 1)),
-                              headers={"Accept-Language": "zh"}).json()["error"]["message"]
+        chinese = client.post(
+            "/api/jobs", files=upload_files(template=b"x" * (SMALL_LIMIT + 1)), headers={"Accept-Language": "zh"}
+        ).json()["error"]["message"]
         assert chinese == "“front.mp4”超过了服务允许的大小（4 KiB）。"
     assert inbox_names(site) == []  # no job, no staging folder left behind
 
@@ -337,13 +411,29 @@ def test_the_services_of_several_instances_are_found_in_the_state_folder(tmp_pat
 def test_a_partly_done_job_serves_both_its_folders_in_one_zip(site):
     publish_done_job(site, "mixed")
     quarantine_job(site, "mixed")
-    Journal(site.state).append_history(HistoryEntry(  # the service's line for a partial job names both folders
-        job="mixed", job_id="J1", status=JobStatus.PARTIAL, finished_at=utc_now(), seconds=1.0, videos_ok=1,
-        videos_failed=1, outbox=site.outbox / "mixed", quarantine=site.quarantine / "mixed"))
+    Journal(site.state).append_history(
+        HistoryEntry(  # the service's line for a partial job names both folders
+            job="mixed",
+            job_id="J1",
+            status=JobStatus.PARTIAL,
+            finished_at=utc_now(),
+            seconds=1.0,
+            videos_ok=1,
+            videos_failed=1,
+            outbox=site.outbox / "mixed",
+            quarantine=site.quarantine / "mixed",
+        )
+    )
     with site.client() as client:
         job = client.get("/api/jobs/mixed").json()
-        assert {(file["area"], file["name"]) for file in job["files"]} >= {("outbox", "front.mp4"), ("quarantine", "error.json")}
-        assert [(video["template"], video["status"]) for video in job["videos"]] == [("front.mp4", "ok"), ("side.mp4", "failed")]
+        assert {(file["area"], file["name"]) for file in job["files"]} >= {
+            ("outbox", "front.mp4"),
+            ("quarantine", "error.json"),
+        }
+        assert [(video["template"], video["status"]) for video in job["videos"]] == [
+            ("front.mp4", "ok"),
+            ("side.mp4", "failed"),
+        ]
         with zipfile.ZipFile(io.BytesIO(client.get(job["zip_url"]).content)) as opened:
             assert {"mixed/front.mp4", "mixed/quarantine/error.json", "mixed/quarantine/voice.wav"} <= set(opened.namelist())
         assert client.get("/api/jobs/mixed/files/quarantine/voice.wav").content == b"RIFF"
@@ -369,8 +459,14 @@ def test_without_the_token_nothing_is_shown_and_nothing_is_done(site_factory):
     site = site_factory(token=TOKEN)
     publish_done_job(site)
     with site.client() as client:
-        for path in ("/api/status", "/api/jobs/campaign", "/api/jobs/campaign/files/outbox/front.mp4", "/metrics",
-                     "/api/jobs/campaign/zip", "/openapi.json"):
+        for path in (
+            "/api/status",
+            "/api/jobs/campaign",
+            "/api/jobs/campaign/files/outbox/front.mp4",
+            "/metrics",
+            "/api/jobs/campaign/zip",
+            "/openapi.json",
+        ):
             answer = client.get(path)
             assert answer.status_code == 401 and answer.headers["www-authenticate"] == "Bearer", path
             assert answer.json()["error"]["kind"] == "auth.required"
@@ -414,8 +510,9 @@ def test_writes_from_other_sites_or_without_the_csrf_token_are_refused(site):
         assert forged.status_code == 403 and "Refused: the form is out of date" in forged.text
         no_header = client.post("/api/pause", headers={"Origin": site.url})
         assert no_header.status_code == 403 and no_header.json()["error"]["kind"] == "csrf.missing"
-        cross_upload = client.post("/upload", files=upload_files(), data={"csrf_token": csrf},
-                                   headers={"Origin": "http://evil.example"})
+        cross_upload = client.post(
+            "/upload", files=upload_files(), data={"csrf_token": csrf}, headers={"Origin": "http://evil.example"}
+        )
         assert cross_upload.status_code == 403
         no_token_upload = client.post("/upload", files=upload_files(), headers={"Origin": site.url})
         assert no_token_upload.status_code == 403
@@ -424,8 +521,9 @@ def test_writes_from_other_sites_or_without_the_csrf_token_are_refused(site):
         assert client.post("/pause", data={"csrf_token": csrf}, headers={"Origin": site.url}).status_code == 303
         assert read_control(site.state).paused
         assert client.post("/api/resume", headers={"X-CSRF-Token": csrf, "Origin": site.url}).json()["paused"] is False
-        uploaded = client.post("/upload", files=upload_files(), data={"csrf_token": csrf, "name": "by form"},
-                               headers={"Origin": site.url})
+        uploaded = client.post(
+            "/upload", files=upload_files(), data={"csrf_token": csrf, "name": "by form"}, headers={"Origin": site.url}
+        )
         assert uploaded.status_code == 303 and uploaded.headers["location"] == "/jobs/by%20form"
     with httpx.Client(base_url=site.url) as script:  # no cookie, no Origin: a script, which needs no CSRF token
         assert script.post("/api/pause").status_code == 200
@@ -441,8 +539,11 @@ def test_cancel_and_pause_write_the_control_file(site):
     publish_done_job(site)
     with site.client() as client:
         answer = client.post("/api/jobs/waiting%20job/cancel")
-        assert answer.status_code == 202 and answer.json() == {"id": "waiting job", "cancel_requested": True,
-                                                               "services": ["state"]}
+        assert answer.status_code == 202 and answer.json() == {
+            "id": "waiting job",
+            "cancel_requested": True,
+            "services": ["state"],
+        }
         assert [request.job for request in read_control(site.state).cancel] == ["waiting job"]
         assert client.get("/api/jobs/waiting%20job").json()["cancel_requested"] is True
         assert client.post("/api/jobs/campaign/cancel").status_code == 409  # finished: nothing to cancel
@@ -456,15 +557,27 @@ def test_a_job_is_found_along_its_way(site):
     running_status(site, arriving=["uploading"], waiting_for={"uploading": '"voice.wav" still open for writing'})
     (site.inbox / "uploading").mkdir()
     now = utc_now()
-    record = JobRecord(job_id="J9", name="claimed job", phase=Phase.RENDERING, claimed_at=now - timedelta(seconds=5),
-                       videos=[VideoRecord(template="a.mp4", output_stem="a", status=VideoStatus.OK),
-                               VideoRecord(template="b.mp4", output_stem="b")])
+    record = JobRecord(
+        job_id="J9",
+        name="claimed job",
+        phase=Phase.RENDERING,
+        claimed_at=now - timedelta(seconds=5),
+        videos=[
+            VideoRecord(template="a.mp4", output_stem="a", status=VideoStatus.OK),
+            VideoRecord(template="b.mp4", output_stem="b"),
+        ],
+    )
     Journal(site.state).save(record)
     current = CurrentJob(job="claimed job", job_id="J9", video="b.mp4", index=2, total=2)
     current.advance(40, 100, "render", now=now - timedelta(seconds=2))
     current.advance(60, 100, "render", now=now)
-    running_status(site, arriving=["uploading"], waiting_for={"uploading": '"voice.wav" still open for writing'},
-                   current=current, state="working")
+    running_status(
+        site,
+        arriving=["uploading"],
+        waiting_for={"uploading": '"voice.wav" still open for writing'},
+        current=current,
+        state="working",
+    )
     with site.client() as client:
         arriving = client.get("/api/jobs/uploading").json()
         assert arriving["phase"] == "arriving" and arriving["waiting_for"] == '"voice.wav" still open for writing'
@@ -486,14 +599,18 @@ def test_metrics_follow_the_services_files(site):
     metrics.counters.video_seconds_produced = 12.5
     for seconds in (3, 40, 4000):
         metrics.counters.render_seconds.observe(seconds)
-    metrics.gauges = metrics.gauges.model_copy(update={"up": True, "ready": True, "queue_length": 2,
-                                                       "free_bytes": {"outbox": 1000, "work": 2000}})
+    metrics.gauges = metrics.gauges.model_copy(
+        update={"up": True, "ready": True, "queue_length": 2, "free_bytes": {"outbox": 1000, "work": 2000}}
+    )
     write_metrics(site.state, metrics)
     running_status(site)
     with site.client() as client:
         text = client.get("/metrics").text
-    samples = {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
-               for family in text_string_to_metric_families(text) for sample in family.samples}
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
     service = ("service", "state")
     assert samples[("heygemd_jobs_finished_total", (("code", ""), service, ("status", "ok")))] == 3
     assert samples[("heygemd_jobs_finished_total", (("code", "face.not_found"), service, ("status", "failed")))] == 1
@@ -515,9 +632,17 @@ def test_the_openapi_description_lists_every_action(site):
     with site.client() as client:
         spec = client.get("/openapi.json").json()
     operations = {(path, method) for path, methods in spec["paths"].items() for method in methods}
-    assert {("/api/jobs", "post"), ("/api/jobs/{job}", "get"), ("/api/jobs", "get"), ("/api/jobs/{job}/cancel", "post"),
-            ("/api/pause", "post"), ("/api/resume", "post"), ("/api/jobs/{job}/zip", "get"),
-            ("/api/jobs/{job}/files/{area}/{name}", "get"), ("/api/status", "get")} <= operations
+    assert {
+        ("/api/jobs", "post"),
+        ("/api/jobs/{job}", "get"),
+        ("/api/jobs", "get"),
+        ("/api/jobs/{job}/cancel", "post"),
+        ("/api/pause", "post"),
+        ("/api/resume", "post"),
+        ("/api/jobs/{job}/zip", "get"),
+        ("/api/jobs/{job}/files/{area}/{name}", "get"),
+        ("/api/status", "get"),
+    } <= operations
     upload = spec["paths"]["/api/jobs"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
     assert upload["required"] == ["audio", "templates"]
     json.dumps(spec)

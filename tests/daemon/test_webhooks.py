@@ -46,14 +46,22 @@ def finished_job(tmp_path: Path, *, status: JobStatus = JobStatus.OK, failure: F
         quarantine = tmp_path / "quarantine" / "spring 春"
         quarantine.mkdir(parents=True)
         (quarantine / "error.json").write_text(json.dumps({"code": failure.code.value}), encoding="utf-8")
-    return JobRecord(job_id="20250101T000000Z-abc123", name="spring 春", phase=Phase.DONE, status=status, failure=failure,
-                     outbox_path=outbox if failure is None else None, quarantine_path=quarantine,
-                     videos=[VideoRecord(template="a #1.mp4", output_stem="a #1", status=VideoStatus.OK)])
+    return JobRecord(
+        job_id="20250101T000000Z-abc123",
+        name="spring 春",
+        phase=Phase.DONE,
+        status=status,
+        failure=failure,
+        outbox_path=outbox if failure is None else None,
+        quarantine_path=quarantine,
+        videos=[VideoRecord(template="a #1.mp4", output_stem="a #1", status=VideoStatus.OK)],
+    )
 
 
 def sender(tmp_path: Path, urls: list[str], **notify) -> WebhookSender:
-    config = NotifyConfig(webhook_urls=urls, webhook_secret=SecretStr(SECRET), backoff_seconds=0.05, timeout_seconds=2,
-                          **notify)
+    config = NotifyConfig(
+        webhook_urls=urls, webhook_secret=SecretStr(SECRET), backoff_seconds=0.05, timeout_seconds=2, **notify
+    )
     (tmp_path / "state").mkdir(exist_ok=True)
     return WebhookSender(config, "https://heygemd.example.org/", tmp_path / "state")
 
@@ -89,7 +97,11 @@ def test_a_signed_event_is_retried_on_500_until_delivered(tmp_path, receiver):
     assert not verify(last.body + b" ", SECRET, last.headers[SIGNATURE_HEADER])
     event = WebhookEvent.model_validate_json(last.body)
     assert last.headers[EVENT_HEADER] == "job.done" and last.headers[EVENT_ID_HEADER] == event.id
-    assert event.type is EventType.DONE and event.job == "spring 春" and event.job_report == {"job": "spring 春", "status": "ok"}
+    assert (
+        event.type is EventType.DONE
+        and event.job == "spring 春"
+        and event.job_report == {"job": "spring 春", "status": "ok"}
+    )
     assert event.links is not None and event.links.page == "https://heygemd.example.org/jobs/20250101T000000Z-abc123"
     assert event.links.files["a #1.mp4"].endswith("/files/a%20%231.mp4")
     assert outcome == [outcome[0]] and outcome[0]["outcome"] == "delivered" and outcome[0]["attempts"] == 3
@@ -105,7 +117,9 @@ def test_a_client_error_is_not_retried_and_attempts_are_bounded(tmp_path, receiv
     outcomes = wait_for(lambda: len(deliveries(tmp_path)) == 2 and deliveries(tmp_path), "both deliveries")
     webhooks.stop()
     assert [(line["receiver"], line["outcome"], line["attempts"], line["status_code"]) for line in outcomes] == [
-        (0, "failed", 1, 404), (1, "failed", 3, 503)]
+        (0, "failed", 1, 404),
+        (1, "failed", 3, 503),
+    ]
     assert len(receiver.received) == 4
 
 
@@ -137,7 +151,11 @@ def test_events_by_outcome(tmp_path):
     failed = Failure(code=ErrorCode.JOB_NO_AUDIO, reason="no audio")
     assert build_event(finished_job(tmp_path / "f", status=JobStatus.FAILED, failure=failed), None).type is EventType.FAILED
     partial = build_event(finished_job(tmp_path / "p", status=JobStatus.PARTIAL), "http://h")
-    assert partial.type is EventType.PARTIAL and partial.links and partial.links.zip == "http://h/jobs/20250101T000000Z-abc123/zip"
+    assert (
+        partial.type is EventType.PARTIAL
+        and partial.links
+        and partial.links.zip == "http://h/jobs/20250101T000000Z-abc123/zip"
+    )
 
 
 def test_the_outcome_log_is_bounded(tmp_path, monkeypatch):

@@ -53,7 +53,10 @@ class WebProcess:
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "heygemd", "web", "--config", str(self.config), "--port", str(self.port)],
-                cwd=self.root, env=env, stdout=log, stderr=subprocess.STDOUT,
+                cwd=self.root,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         wait_until_up(self.url, self.process, self.log_path)
         return self
@@ -79,8 +82,9 @@ class WebThread:
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                                    timeout_graceful_shutdown=1))
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", timeout_graceful_shutdown=1)
+        )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def start(self) -> WebThread:
@@ -102,5 +106,7 @@ SLOW_RENDER = '[render]\npreset = "fast"\n'
 def make_long_job(folder: Path) -> tuple[Path, Path]:
     from media_factory import make_audio, make_video
 
-    return (make_audio(folder / "speech.wav", seconds=LONG_AUDIO_SECONDS),
-            make_video(folder / "presenter.mp4", size=(480, 480)))
+    return (
+        make_audio(folder / "speech.wav", seconds=LONG_AUDIO_SECONDS),
+        make_video(folder / "presenter.mp4", size=(480, 480)),
+    )

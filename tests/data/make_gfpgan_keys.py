@@ -53,7 +53,11 @@ def to_rgb(name: str, cin: int) -> list[tuple[str, tuple[int, ...]]]:
 
 
 def res_block(name: str, cin: int, cout: int) -> list[tuple[str, tuple[int, ...]]]:
-    return [*conv(f"{name}.conv1", cin, cin, 3), *conv(f"{name}.conv2", cin, cout, 3), *conv(f"{name}.skip", cin, cout, 1, bias=False)]
+    return [
+        *conv(f"{name}.conv1", cin, cin, 3),
+        *conv(f"{name}.conv2", cin, cout, 3),
+        *conv(f"{name}.skip", cin, cout, 1, bias=False),
+    ]
 
 
 def entries() -> list[tuple[str, tuple[int, ...]]]:
