@@ -163,3 +163,47 @@ def _duration(path: Path) -> float:
 
     assert probe_video(path).frame_count > 0  # its picture decodes (playable), its sound too
     return probe_audio(path).duration
+
+
+def test_a_second_coordinator_stands_by_and_takes_over_when_the_first_stops(cluster, media, tmp_path: Path, redis_server):
+    first, workers = cluster(1)
+    second = Daemon(tmp_path / "second")  # its own state folder, the same inbox, work area and queue
+    second.root.mkdir()
+    config = cluster_config(second.root, redis_server.url)
+    config["paths"] = {name: str(getattr(first, name)) for name in ("inbox", "outbox", "quarantine", "work", "archive")}
+    second.write_config(config)
+    second.start()
+    try:
+        second.wait_for(lambda: second.logged("another coordinator serves this queue; standing by"), "the standby")
+        assert not second.logged("coordinator of the queue")
+        drop_job(first.inbox, "served by the first", {"a.wav": media["audio"], "v.mp4": media["video"]})
+        first.wait_outbox("served by the first")
+        assert first.stop() == 0
+
+        second.wait_for(lambda: second.logged("coordinator of the queue"), "the standby to take over")
+        drop_job(first.inbox, "served by the second", {"a.wav": media["audio"], "v.mp4": media["video"]})
+        second.wait_for(lambda: (first.outbox / "served by the second" / "job.json").exists(), "the second's job")
+        claims = [line["job"] for line in second.logged("job claimed")]
+        assert claims == ["served by the second"]
+    finally:
+        if second.process is not None and second.process.poll() is None:
+            second.process.kill()
+            second.process.wait(timeout=30)
+
+
+def test_a_cancel_reaches_the_worker_and_stops_its_render(cluster, tmp_path: Path):
+    from media_factory import make_audio, make_video
+
+    daemon, workers = cluster(1)
+    long_audio = make_audio(tmp_path / "long.wav", seconds=60.0)
+    template = make_video(tmp_path / "big.mp4", seconds=1.0, fps="25", size=(640, 360))
+    drop_job(daemon.inbox, "too long", {"voice.wav": long_audio, "v.mp4": template})
+    worker = workers[0]
+    daemon.wait_for(lambda: any(line.get("event") == "rendering" for line in worker.log_lines()), "the render")
+    subprocess.run([sys.executable, "-m", "heygemd", "cancel", "too long", "--config", str(daemon.config_path)],
+                   cwd=daemon.root, check=True, capture_output=True, timeout=60)
+    error = daemon.wait_quarantine("too long")
+    assert error["code"] == "cancelled"
+    daemon.wait_for(lambda: any(line.get("event") == "render cancelled" for line in worker.log_lines()),
+                    "the worker to stop its render")
+    assert not any(line.get("event") == "video done" for line in worker.log_lines())
