@@ -35,7 +35,7 @@ from heygemd.daemon.reports import (
     host_name,
 )
 from heygemd.daemon.resultpage import THUMBNAIL_SUFFIX
-from heygemd.daemon.status import ServiceStatus, process_alive, read_status
+from heygemd.daemon.status import ServiceStatus, WorkerTask, process_alive, read_status
 from heygemd.engine.report import RenderReport
 from heygemd.metrics import Metrics, read_metrics
 from heygemd.names import is_heygemd_temporary
@@ -152,6 +152,7 @@ class ServiceView(BaseModel):
     host: str = ""
     pid: int | None = None
     current: JobView | None = None
+    tasks: list[WorkerTask] = Field(default_factory=list, description="cluster mode: the current job's tasks on the workers")
     updated_at: datetime | None = None
 
 
@@ -521,6 +522,7 @@ def _service_view(service: ServiceFiles, finder: JobFinder) -> ServiceView:
         view.device = status.engine.device if status.engine is not None else None
         view.dry_run = status.dry_run
         view.host, view.pid, view.updated_at = status.host, status.pid, status.updated_at
+        view.tasks = list(status.tasks) if up else []
         if up and status.current is not None:
             view.current = finder.find_claimed(status.current.job)
     return view

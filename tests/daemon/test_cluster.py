@@ -200,10 +200,16 @@ def test_a_cancel_reaches_the_worker_and_stops_its_render(cluster, tmp_path: Pat
     drop_job(daemon.inbox, "too long", {"voice.wav": long_audio, "v.mp4": template})
     worker = workers[0]
     daemon.wait_for(lambda: any(line.get("event") == "rendering" for line in worker.log_lines()), "the render")
-    subprocess.run([sys.executable, "-m", "heygemd", "cancel", "too long", "--config", str(daemon.config_path)],
-                   cwd=daemon.root, check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        [sys.executable, "-m", "heygemd", "cancel", "too long", "--config", str(daemon.config_path)],
+        cwd=daemon.root,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     error = daemon.wait_quarantine("too long")
     assert error["code"] == "cancelled"
-    daemon.wait_for(lambda: any(line.get("event") == "render cancelled" for line in worker.log_lines()),
-                    "the worker to stop its render")
+    daemon.wait_for(
+        lambda: any(line.get("event") == "render cancelled" for line in worker.log_lines()), "the worker to stop its render"
+    )
     assert not any(line.get("event") == "video done" for line in worker.log_lines())

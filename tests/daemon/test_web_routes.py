@@ -35,7 +35,7 @@ from heygemd.daemon.reports import (
     VideoStatus,
     utc_now,
 )
-from heygemd.daemon.status import CurrentJob, ServiceStatus, StatusFile
+from heygemd.daemon.status import CurrentJob, ServiceStatus, StatusFile, WorkerTask
 from heygemd.engine import EngineInfo
 from heygemd.metrics import Metrics, write_metrics
 from heygemd.web.app import create_app
@@ -590,6 +590,34 @@ def test_a_job_is_found_along_its_way(site):
         assert [(item["id"], item["phase"]) for item in overview["queue"]] == [("uploading", "arriving")]
         page = client.get("/")
         assert 'value="60.0"' in page.text and "60 of 100 frames" in page.text
+
+
+def test_the_dashboard_shows_each_workers_task_in_cluster_mode(site):
+    current = CurrentJob(job="spread", job_id="J1", video="a.mp4", index=1, total=2)
+    tasks = [
+        WorkerTask(
+            video="a.mp4",
+            task_id="t1",
+            state="started",
+            worker="gpu-box-0",
+            stage="render",
+            frames_done=30,
+            frames_total=120,
+            percent=25.0,
+        ),
+        WorkerTask(video="b.mp4", task_id="t2", state="queued"),
+    ]
+    running_status(site, current=current, state="working", tasks=tasks)
+    with site.client() as client:
+        service = client.get("/api/status").json()["services"][0]
+        assert [(task["video"], task["worker"], task["percent"]) for task in service["tasks"]] == [
+            ("a.mp4", "gpu-box-0", 25.0),
+            ("b.mp4", None, None),
+        ]
+        page = client.get("/").text
+        assert 'data-task="t1"' in page and "gpu-box-0" in page and "25%" in page and "waiting for a worker" in page
+        chinese = client.get("/?lang=zh-CN").text
+        assert "渲染节点" in chinese and "等待渲染节点" in chinese
 
 
 def test_metrics_follow_the_services_files(site):
