@@ -66,7 +66,13 @@ def start_on_share(
     share = Share(share_root)
     # A short rescan keeps the loop turning while nothing arrives, so several scans of a waiting job happen quickly.
     daemon.write_config(
-        service_config(daemon.root, paths=share.paths(daemon.state), outputs=outputs, watch={"rescan_interval_seconds": 0.5})
+        service_config(
+            daemon.root,
+            paths=share.paths(daemon.state),
+            outputs=outputs,
+            watch={"rescan_interval_seconds": 0.5},
+            service={"retry_first_delay_seconds": 1.0, "retry_max_delay_seconds": 2.0},  # a full disk is retried soon
+        )
     )
     daemon.start()
     daemon.wait_ready()
