@@ -155,13 +155,16 @@ def test_a_killed_services_job_is_finished_by_its_own_restart_and_published_once
     [survivor] = [service for service in services if service is not victim]
 
     others = [name for name in names if name != killed_job["name"]]
-    wait_until(
-        lambda: len(visible(share / "outbox")) >= len(others) and visible(share / "inbox") == [],
-        "every other job to be published",
+    wait_until(  # published, and finished (its work folder removed after the outbox rename)
+        lambda: (
+            len(visible(share / "outbox")) >= len(others)
+            and visible(share / "inbox") == []
+            and visible(share / "work") == [killed_job["job_id"]]
+        ),
+        "every other job to be published and finished",
         [survivor],
     )
     assert killed_job["name"] not in visible(share / "outbox"), "nobody else touches a claimed job"
-    assert visible(share / "work") == [killed_job["job_id"]]
     assert [record["name"] for record in victim.journal()] == [killed_job["name"]]  # what it held when it died
 
     victim.start()
