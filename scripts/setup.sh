@@ -26,51 +26,22 @@ if [[ ! -x .venv/bin/python ]]; then
 fi
 pip() { .venv/bin/python -m pip --disable-pip-version-check "$@"; }
 
-install_samba() {
-    if command -v smbd >/dev/null 2>&1 || [[ -x /usr/sbin/smbd ]]; then
+# install_for_tests COMMAND "WHICH TESTS" PACKAGE...: the Debian packages a group of tests needs, when COMMAND is
+# missing and we are root with apt-get; otherwise say which tests will skip (under CI=true they fail instead).
+install_for_tests() {
+    local command=$1 tests=$2
+    shift 2
+    if command -v "$command" >/dev/null 2>&1 || [[ -x /usr/sbin/$command ]]; then
         return
     fi
     if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
-        echo "smbd is not installed and cannot be installed here (needs root and apt-get):" \
-             "the Samba tests will skip; install the Debian package samba to run them" >&2
+        echo "$command is not installed and cannot be installed here (needs root and apt-get):" \
+             "the $tests tests will skip; install the Debian package $1 to run them" >&2
         return
     fi
-    echo "installing smbd for the tests: apt-get update; apt-get install -y --no-install-recommends samba"
+    echo "installing $* for the $tests tests: apt-get install -y --no-install-recommends $*"
     apt-get update -q
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends samba
-    echo "note: the tests run their own smbd on 127.0.0.1; Debian may also have enabled its samba service:" \
-         "systemctl disable --now smbd nmbd if this machine should not serve SMB"
-}
-
-install_chromium() {
-    if command -v chromium >/dev/null 2>&1; then
-        return
-    fi
-    if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
-        echo "chromium is not installed and cannot be installed here (needs root and apt-get):" \
-             "the browser tests will skip; install the Debian package chromium to run them" >&2
-        return
-    fi
-    # a small CJK font, so that the screenshots of the Chinese pages show the characters
-    echo "installing Chromium for the browser tests: apt-get install -y --no-install-recommends chromium fonts-wqy-microhei"
-    apt-get update -q
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium fonts-wqy-microhei
-}
-
-install_redis() {
-    if command -v redis-server >/dev/null 2>&1; then
-        return
-    fi
-    if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
-        echo "redis-server is not installed and cannot be installed here (needs root and apt-get):" \
-             "the cluster tests will skip; install the Debian package redis-server to run them" >&2
-        return
-    fi
-    echo "installing redis-server for the cluster tests: apt-get install -y --no-install-recommends redis-server"
-    apt-get update -q
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends redis-server
-    echo "note: the tests run their own redis-server on 127.0.0.1; Debian may also have enabled its service:" \
-         "systemctl disable --now redis-server if this machine should not run one"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@"
 }
 
 if ! .venv/bin/python -c 'import torch' 2>/dev/null; then
@@ -78,9 +49,12 @@ if ! .venv/bin/python -c 'import torch' 2>/dev/null; then
     pip install -q "$TORCH_REQUIREMENT"
 fi
 if [[ $EXTRAS == *test* ]]; then
-    install_samba
-    install_chromium
-    install_redis
+    install_for_tests smbd Samba samba
+    # a small CJK font, so that the screenshots of the Chinese pages show the characters
+    install_for_tests chromium browser chromium fonts-wqy-microhei
+    install_for_tests redis-server cluster redis-server
+    # The tests start their own smbd and redis-server on 127.0.0.1. Debian may also have enabled its own
+    # services: systemctl disable --now smbd nmbd redis-server if this machine should not serve them.
 fi
 echo "installing heygemd${EXTRAS:+ with [$EXTRAS]}"
 pip install -q -e ".${EXTRAS:+[$EXTRAS]}"

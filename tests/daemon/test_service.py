@@ -52,6 +52,13 @@ def start(daemon_factory, config_overrides: dict | None = None, *, checkpoint: P
     return daemon
 
 
+# The outbox folder of a job of three_templates: per template a video, its report and its thumbnail.
+THREE_TEMPLATE_RESULTS = sorted(
+    [f"{stem}.{suffix}" for stem in ("Side View", "close-up", "front") for suffix in ("jpg", "json", "mp4")]
+    + ["index.html", "job.json"]
+)
+
+
 def three_templates(media: dict[str, Path]) -> dict[str, Path]:
     return {
         "speech.wav": media["audio"],
@@ -69,21 +76,7 @@ def test_normal_job_with_three_templates(daemon_factory, media, wav2lip_checkpoi
     drop_job(daemon.inbox, "campaign 1", three_templates(media))
 
     out = daemon.wait_outbox("campaign 1")
-    assert visible(out) == sorted(
-        [
-            "Side View.jpg",
-            "Side View.json",
-            "Side View.mp4",
-            "close-up.jpg",
-            "close-up.json",
-            "close-up.mp4",
-            "front.jpg",
-            "front.json",
-            "front.mp4",
-            "index.html",
-            "job.json",
-        ]
-    )
+    assert visible(out) == THREE_TEMPLATE_RESULTS
     report = json.loads((out / "job.json").read_text())
     assert report["status"] == "ok" and report["dry_run"] is False and report["job"] == "campaign 1"
     assert [video["status"] for video in report["videos"]] == ["ok", "ok", "ok"]
@@ -181,21 +174,7 @@ def test_kill_9_in_the_middle_of_a_render_then_restart(daemon_factory, media, wa
     out = daemon.wait_outbox("crash")
     report = json.loads((out / "job.json").read_text())
     assert report["status"] == "ok" and len(report["videos"]) == 3
-    assert visible(out) == sorted(
-        [
-            "Side View.jpg",
-            "Side View.json",
-            "Side View.mp4",
-            "close-up.jpg",
-            "close-up.json",
-            "close-up.mp4",
-            "front.jpg",
-            "front.json",
-            "front.mp4",
-            "index.html",
-            "job.json",
-        ]
-    )
+    assert visible(out) == THREE_TEMPLATE_RESULTS
     wait_idle(daemon)
     assert visible(daemon.archive / "crash") == sorted(three_templates(media))
     assert daemon.logged("resuming a claimed job")

@@ -9,24 +9,17 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import Daemon, service_config
+from conftest import Daemon
 from prometheus_client.parser import text_string_to_metric_families
-from webserver import SLOW_RENDER, WebProcess, make_long_job
+from webserver import SLOW_RENDER, WebProcess, make_long_job, serving
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
 def service(daemon_factory) -> Iterator[tuple[Daemon, WebProcess]]:
-    daemon = daemon_factory()
-    daemon.write_config(service_config(daemon.root))
-    daemon.start()
-    daemon.wait_ready()
-    web = WebProcess(daemon.root, daemon.config_path).start()
-    try:
-        yield daemon, web
-    finally:
-        web.stop()
+    with serving(daemon_factory) as running:
+        yield running
 
 
 def job_files(media: dict[str, Path], *templates: str) -> list[tuple[str, tuple[str, bytes, str]]]:

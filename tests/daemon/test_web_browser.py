@@ -16,9 +16,9 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from conftest import Daemon, service_config
+from conftest import Daemon
 from smb_server import unavailable
-from webserver import LONG_AUDIO_SECONDS, SLOW_RENDER, WebProcess, make_long_job
+from webserver import LONG_AUDIO_SECONDS, SLOW_RENDER, WebProcess, make_long_job, serving
 
 from heygemd.control import read_control
 
@@ -54,15 +54,8 @@ def long_job(tmp_path_factory) -> tuple[Path, Path]:
 
 @pytest.fixture
 def site(daemon_factory) -> Iterator[tuple[Daemon, WebProcess]]:
-    daemon = daemon_factory()
-    daemon.write_config(service_config(daemon.root))
-    daemon.start()
-    daemon.wait_ready()
-    web = WebProcess(daemon.root, daemon.config_path).start()
-    try:
-        yield daemon, web
-    finally:
-        web.stop()
+    with serving(daemon_factory) as running:
+        yield running
 
 
 @pytest.fixture

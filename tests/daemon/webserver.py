@@ -8,7 +8,10 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -110,3 +113,19 @@ def make_long_job(folder: Path) -> tuple[Path, Path]:
         make_audio(folder / "speech.wav", seconds=LONG_AUDIO_SECONDS),
         make_video(folder / "presenter.mp4", size=(480, 480)),
     )
+
+
+@contextmanager
+def serving(daemon_factory: Callable[..., Any]) -> Iterator[tuple[Any, WebProcess]]:
+    """A real `heygemd run` (dry run, the tests' fast settings) and a real `heygemd web` beside it."""
+    from conftest import service_config
+
+    daemon = daemon_factory()
+    daemon.write_config(service_config(daemon.root))
+    daemon.start()
+    daemon.wait_ready()
+    web = WebProcess(daemon.root, daemon.config_path).start()
+    try:
+        yield daemon, web
+    finally:
+        web.stop()
