@@ -7,6 +7,9 @@ from pathlib import Path
 import pytest
 from checkpoint_factory import make_wav2lip_checkpoint
 
+# The service harness (a real `heygemd run`, media, Samba, Redis) serves the daemon, web and cluster tests alike.
+pytest_plugins = ["service_harness"]
+
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests marked ``gpu`` are skipped, never deselected, where torch sees no CUDA device."""

@@ -9,7 +9,7 @@ encoder as it was decoded.
 Colour: cv2's COLOR_YUV2BGR_I420 and COLOR_BGR2YUV_I420 use limited-range BT.601 (Y 16..235),
 the same convention as ffmpeg's default yuv420p <-> bgr24 conversion of an untagged stream
 (media.read_frames brings every source to limited range), so the generator sees the colours the
-bgr24 path gives it. Measured on smooth areas (tests/test_yuv.py): cv2 is within 1 level of
+bgr24 path gives it. Measured on smooth areas (tests/engine/test_yuv.py): cv2 is within 1 level of
 the exact BT.601 formula, and so is ffmpeg with media.SWS_FLAGS; cv2's BGR from ffmpeg's I420 and
 ffmpeg's own bgr24 frame differ by at most 6 levels, mean 1.2, unbiased, and cv2's I420 from a
 BGR frame has ffmpeg's Y exactly and its U/V within 3. What differs is chroma resampling: cv2

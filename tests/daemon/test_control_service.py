@@ -16,7 +16,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
-from conftest import Daemon, drop_job, service_config
+from service_harness import Daemon, drop_job, service_config
 from test_failures import faulty_ffmpeg
 from test_resultpage import parse
 from webhook_receiver import WebhookReceiver
@@ -194,8 +194,8 @@ def test_cancel_of_a_job_whose_decoder_is_stalled(daemon_factory, media, tmp_pat
 
 
 def test_cancel_in_the_middle_of_a_render_with_the_model(daemon_factory, wav2lip_checkpoint, tmp_path):
-    from conftest import TEMPLATE_SIZE
     from media_factory import make_audio, make_video
+    from service_harness import TEMPLATE_SIZE
 
     # Long enough that no video can finish before the cancel; the render stops at once, so it costs nothing.
     audio = make_audio(tmp_path / "speech.wav", seconds=8.0)

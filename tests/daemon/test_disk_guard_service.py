@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import Daemon, drop_job, service_config
 from media_factory import make_audio, make_video
+from service_harness import Daemon, drop_job, service_config
 from small_fs import PAGE, fill, free_bytes, mounted_tmpfs
 
 from heygemd.daemon.status import WAITING_FOR_DISK

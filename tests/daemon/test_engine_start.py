@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import WAIT_SECONDS, service_config
+from service_harness import WAIT_SECONDS, service_config
 
 from heygemd.exitcodes import ExitCode
 

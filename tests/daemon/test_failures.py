@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Daemon, drop_job, service_config
+from service_harness import Daemon, drop_job, service_config
 
 from heygemd.engine.ffmpeg_tools import ffmpeg_path
 from heygemd.engine.files import sha256_file

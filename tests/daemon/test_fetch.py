@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import toml_text
+from service_harness import toml_text
 
 from heygemd.atomic import find_temporaries
 from heygemd.names import download_name

@@ -141,8 +141,8 @@ def test_the_contract_and_the_limits_import_no_torch():
 
 @pytest.mark.slow
 def test_each_limit_sends_its_job_to_quarantine_with_its_code(daemon_factory, media, tmp_path):
-    from conftest import drop_job, service_config
     from media_factory import make_audio
+    from service_harness import drop_job, service_config
 
     limits = {"max_audio_seconds": 1.0, "max_templates": 2, "max_file_bytes": 100 * 1024**2}
     daemon = daemon_factory()

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import Daemon, drop_job, service_config
+from service_harness import Daemon, drop_job, service_config
 
 pytestmark = pytest.mark.slow
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import TEMPLATE_SIZE, drop_job, service_config
 from media_factory import make_still, make_video
+from service_harness import TEMPLATE_SIZE, drop_job, service_config
 
 pytestmark = pytest.mark.slow
 

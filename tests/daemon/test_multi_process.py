@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import WAIT_SECONDS, Daemon, service_config
+from service_harness import WAIT_SECONDS, Daemon, service_config
 
 pytestmark = pytest.mark.slow
 

@@ -11,7 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from conftest import Daemon, drop_job, service_config
+from service_harness import Daemon, drop_job, service_config
 
 from heygemd.daemon.journal import JobRecord, Phase, VideoRecord, history_entry
 from heygemd.daemon.reports import JobStatus, VideoStatus, utc_now

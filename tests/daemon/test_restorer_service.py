@@ -6,8 +6,8 @@ import json
 
 import pytest
 from checkpoint_factory import make_gfpgan_checkpoint
-from conftest import TEMPLATE_SIZE, drop_job, service_config
 from media_factory import make_audio, make_video
+from service_harness import TEMPLATE_SIZE, drop_job, service_config
 
 from heygemd.engine.files import sha256_file
 

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import toml_text
+from service_harness import toml_text
 from test_contract import make
 from test_fetch import server  # noqa: F401 (the local HTTP server fixture)
 

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from conftest import FAST_WATCH, Daemon, service_config
+from service_harness import FAST_WATCH, Daemon, service_config
 
 from heygemd.daemon.status import read_status
 from heygemd.engine.probe import probe_audio, probe_video

@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from conftest import FAST_WATCH, Daemon, copy_slowly, drop_job, service_config
+from service_harness import FAST_WATCH, Daemon, copy_slowly, drop_job, service_config
 
 pytestmark = pytest.mark.slow
 

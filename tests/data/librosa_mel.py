@@ -1,7 +1,7 @@
 """Oracle: heygemd's former librosa-based Wav2Lip mel features, kept to check the numpy module against.
 
 This is the recipe as heygemd computed it with librosa up to the numpy rewrite (librosa's STFT
-and its Slaney filterbank, the rest in numpy/scipy). It is imported only by tests/test_audio.py
+and its Slaney filterbank, the rest in numpy/scipy). It is imported only by tests/engine/test_audio.py
 (which skips it when librosa is absent) and bench/audio_features_bench.py; the engine never
 imports it. librosa stays in the `test` extra for it.
 """

@@ -16,7 +16,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from conftest import Daemon
+from service_harness import Daemon
 from smb_server import unavailable
 from webserver import LONG_AUDIO_SECONDS, SLOW_RENDER, WebProcess, make_long_job, serving
 

@@ -1,4 +1,4 @@
-"""Helpers for the daemon's tests: a service folder, `heygemd run` as a real process, Samba-like drops."""
+"""The service harness for the daemon, web and cluster tests: a service folder, `heygemd run` as a real process, Samba-like drops."""
 
 from __future__ import annotations
 

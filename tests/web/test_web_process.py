@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 
 import httpx
-from conftest import toml_text
+from service_harness import toml_text
 from webserver import WebProcess, free_port
 
 HEAVY = ("torch", "torchvision", "cv2", "numpy", "scipy", "librosa", "face_alignment", "skimage", "numba", "imageio_ffmpeg")

@@ -41,7 +41,7 @@ from heygemd.engine.restore_frame import (
 from heygemd.engine.settings import BlendMode
 from heygemd.engine.yuv import planes
 
-KEYS_FILE = Path(__file__).parent / "data" / "gfpgan_v1.4_keys.txt"
+KEYS_FILE = Path(__file__).parents[1] / "data" / "gfpgan_v1.4_keys.txt"
 SEED = 3
 PUBLIC_FILE_BYTES = 348_632_874  # GFPGANv1.3.pth and GFPGANv1.4.pth as released
 

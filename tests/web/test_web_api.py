@@ -9,8 +9,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import Daemon
 from prometheus_client.parser import text_string_to_metric_families
+from service_harness import Daemon
 from webserver import SLOW_RENDER, WebProcess, make_long_job, serving
 
 pytestmark = pytest.mark.slow

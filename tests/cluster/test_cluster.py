@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Daemon, drop_job, service_config
+from service_harness import Daemon, drop_job, service_config
 
 pytestmark = pytest.mark.slow
 

@@ -13,7 +13,7 @@ import pytest
 from heygemd.engine import audio
 from heygemd.engine.errors import AudioError
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parents[1] / "data"
 GOLDEN = DATA / "mel_golden.npz"
 FPS_RATES = [24000 / 1001, 25.0, 30000 / 1001, 30.0, 50.0, 60.0]
 # The module computes in float64 and rounds once to float32, as both references do: it agrees

@@ -118,7 +118,7 @@ def make_long_job(folder: Path) -> tuple[Path, Path]:
 @contextmanager
 def serving(daemon_factory: Callable[..., Any]) -> Iterator[tuple[Any, WebProcess]]:
     """A real `heygemd run` (dry run, the tests' fast settings) and a real `heygemd web` beside it."""
-    from conftest import service_config
+    from service_harness import service_config
 
     daemon = daemon_factory()
     daemon.write_config(service_config(daemon.root))
