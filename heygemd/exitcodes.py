@@ -14,6 +14,7 @@ class ExitCode(IntEnum):
     # `fetch-models` could not get a checkpoint
     MISSING_WEIGHTS = 69
     RENDER_HUNG = 70  # EX_SOFTWARE: a render stopped making progress and could not be cancelled; systemd restarts
+    THREAD_DIED = 71  # EX_OSERR: a thread of the service (the inbox watching) died; systemd restarts
     CANT_CREATE = 73  # EX_CANTCREAT: a working folder cannot be created or written
     # EX_TEMPFAIL: `run`: another heygemd holds this state folder (<state>/service.lock). Starting again
     # later works once that one stopped; systemd must not restart on it (RestartPreventExitStatus).

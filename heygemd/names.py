@@ -13,11 +13,17 @@ hidden (a leading dot) and ending in ``.tmp``, so the folder contract ignores th
 one for content; ``<machine>`` says which kernel's process table ``<pid>`` belongs to, so that
 start-up can tell a leftover of a crash from a file another live service is writing. A download
 that must survive a restart to be resumed has no pid: ``.<final name>.heygemd-download.tmp``.
+
+A name that is not valid UTF-8 (a Latin-1 or CP437 client, an old NFS mount, an unzipped legacy
+archive) keeps its bytes on disk: Python holds it with each undecodable byte as a lone surrogate
+(``os.fsdecode``). Such a string cannot be written as UTF-8, so wherever a name reaches JSON, a log
+line or HTML it goes through ``display_name``: each undecodable byte is shown as ``\\xNN``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import secrets
@@ -25,6 +31,8 @@ import unicodedata
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+
+from pydantic import BaseModel
 
 NAME_MAX_BYTES = 255  # NAME_MAX: the longest name of one directory entry, in bytes (ext4, xfs, btrfs, SMB, NFS)
 EXTENSION_MAX_CHARS = 16  # a longer "extension" is part of the name, not a file type
@@ -34,6 +42,8 @@ DOWNLOAD_MARK = "download"
 _RANDOM_BYTES = 3
 _DANGLING = frozenset("\u200d\ufe0e\ufe0f")  # zero-width joiner, variation selectors: never left at the end of a cut
 _TRAILING_JUNK = " ."  # Windows clients cannot open a name that ends with a space or a dot
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 _KERNEL_BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
 _PID_NAMESPACE = Path("/proc/self/ns/pid")
@@ -48,6 +58,37 @@ _LEGACY = (
     re.compile(r"\.(?P<final>.+)\.heygemd-partial(?:-(?P<pid>\d+))?", re.DOTALL),  # move and zip staging, audio copy
     re.compile(r"\.(?P<final>.+)\.(?P<pid>\d+)\.(?:tmp|partial)(?:\.[A-Za-z0-9]+)?", re.DOTALL),  # small files, outputs
 )
+
+
+def display_name(name: str) -> str:
+    """``name`` as it can be shown and written as UTF-8: each byte that is not UTF-8 shown as ``\\xNN``.
+
+    Valid names come back unchanged. ``"face\\udcff.mp4"`` (the bytes ``face\\xff.mp4``) becomes
+    ``"face\\\\xff.mp4"``, which prints as ``face\\xff.mp4``.
+    """
+    if not _SURROGATE.search(name):
+        return name
+    try:
+        return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate that no byte made (not from the filesystem): escape it as is
+        return name.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def displayable(value: object) -> object:
+    """``value`` (JSON-like: dicts, lists, strings, numbers) with every string, keys too, through ``display_name``."""
+    if isinstance(value, str):
+        return display_name(value)
+    if isinstance(value, dict):
+        return {displayable(key): displayable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [displayable(item) for item in value]
+    return value
+
+
+def display_json(model: BaseModel, indent: int | None = 2) -> str:
+    """``model`` as JSON text for people and other programs (reports, status, history, webhooks): names shown escaped."""
+    separators = (",", ":") if indent is None else None
+    return json.dumps(displayable(model.model_dump(mode="json")), ensure_ascii=False, indent=indent, separators=separators)
 
 
 def name_bytes(name: str) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from heygemd.daemon.contract import is_ignored_name, is_temporary_name
@@ -112,3 +114,13 @@ def test_older_temporary_names_are_recognised():
 
 def test_machine_tag_is_stable():
     assert machine_tag() == machine_tag() and len(machine_tag()) == 8
+
+
+def test_a_name_that_is_not_utf8_is_displayed_with_its_bytes_escaped():
+    from heygemd.names import display_name, displayable
+
+    odd = os.fsdecode(b"face\xff.mp4")
+    assert display_name(odd) == "face\\xff.mp4"
+    assert display_name("visage été.mp4") == "visage été.mp4"
+    assert displayable({odd: [odd, 1, None]}) == {"face\\xff.mp4": ["face\\xff.mp4", 1, None]}
+    display_name(odd).encode("utf-8")  # writable as UTF-8 (JSON, logs, HTML)

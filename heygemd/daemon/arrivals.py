@@ -20,6 +20,10 @@ from heygemd.daemon.readiness import InboxScan, ReadinessTracker
 from heygemd.daemon.watcher import InboxWatcher
 
 
+class WatchingStopped(Exception):
+    """The arrivals thread ended on an error: the service no longer watches the inbox and must exit (and be restarted)."""
+
+
 class Arrivals:
     def __init__(self, inbox: Path, watch: WatchConfig, tracker: ReadinessTracker, service_wake: threading.Event) -> None:
         self.inbox = inbox
@@ -35,6 +39,7 @@ class Arrivals:
         self._scans = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._died: BaseException | None = None
         self._inbox_missing_reported = False
         self.on_scan: Callable[[InboxScan], None] | None = None
 
@@ -51,6 +56,16 @@ class Arrivals:
         if self._thread is not None:
             self._thread.join(timeout=30)
         self.watcher.stop()
+
+    @property
+    def alive(self) -> bool:
+        """False once the thread ended without being asked to: nothing watches the inbox any more."""
+        return self._thread is None or self._stop.is_set() or self._thread.is_alive()
+
+    def check_alive(self) -> None:
+        """Raise WatchingStopped if the thread died: the service must not go on (or tell systemd it is well)."""
+        if not self.alive:
+            raise WatchingStopped(f"the thread watching the inbox died: {self._died!r}")
 
     def latest(self) -> InboxScan:
         with self._lock:
@@ -73,6 +88,14 @@ class Arrivals:
     # -------------------------------------------------------------- the thread
 
     def _run(self) -> None:
+        try:
+            self._watch()
+        except BaseException as err:  # supervised: the service loop sees it (check_alive) and exits
+            self._died = err
+            self.log.critical("the thread watching the inbox died; the service stops so that it is restarted", exc_info=True)
+            self.service_wake.set()
+
+    def _watch(self) -> None:
         last_full = time.monotonic()
         while not self._stop.is_set():
             try:
@@ -81,7 +104,10 @@ class Arrivals:
                 self.log.exception("scanning the inbox failed; trying again")
                 scan = InboxScan()
             if self.on_scan is not None:
-                self.on_scan(scan)
+                try:
+                    self.on_scan(scan)
+                except Exception:  # the status file of this scan is lost, the watching goes on
+                    self.log.exception("showing the inbox scan failed; the watching goes on")
             if scan.ready or scan.abandoned:
                 self.service_wake.set()
             if time.monotonic() - last_full >= self.watch.rescan_interval_seconds:

@@ -15,6 +15,7 @@ from heygemd.daemon.fsutil import remove_tree
 from heygemd.daemon.journal import JobRecord, Phase, VideoRecord
 from heygemd.daemon.reports import VideoStatus
 from heygemd.daemon.resultpage import make_thumbnail, thumbnail_name
+from heygemd.names import display_json
 
 if TYPE_CHECKING:
     from heygemd.daemon.runner import JobRunner, Step
@@ -74,7 +75,7 @@ def _adopt(
     assert report is not None
     output = output_dir / f"{video.output_stem}.mp4"
     os.replace(outcome.output, output)
-    write_atomic(output_dir / f"{video.output_stem}.json", with_file_names(report).model_dump_json(indent=2) + "\n")
+    write_atomic(output_dir / f"{video.output_stem}.json", display_json(with_file_names(report)) + "\n")
     make_thumbnail(output, output_dir / thumbnail_name(video.output_stem), report.output.duration_s)
     video.worker = outcome.view.worker
     runner.lifecycle.video_done(record, video, report.output.duration_s, outcome.seconds)

@@ -16,11 +16,15 @@ from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 
+import structlog
 from pydantic import BaseModel, Field, ValidationError
 
 from heygemd.atomic import write_atomic
 from heygemd.codes import ErrorCode, Failure
 from heygemd.daemon.reports import InputFile, JobStatus, VideoStatus, host_name, utc_now
+from heygemd.names import display_json
+
+_log = structlog.get_logger("heygemd.daemon")
 
 
 class Phase(StrEnum):
@@ -131,14 +135,44 @@ def history_entry(record: JobRecord) -> HistoryEntry:
     )
 
 
+def _record_text(record: JobRecord) -> str:
+    """The record as JSON that keeps every name's bytes: ASCII, an undecodable byte as its ``\\udcXX`` escape."""
+    return json.dumps(record.model_dump(mode="json"), ensure_ascii=True, indent=2) + "\n"
+
+
+def _read_record(path: Path) -> JobRecord:
+    return JobRecord.model_validate(json.loads(path.read_text(encoding="utf-8")))
+
+
 class Journal:
     def __init__(self, state_dir: Path, history_size: int = 50) -> None:
         self.jobs_dir = state_dir / "jobs"
         self.history_file = state_dir / "history.jsonl"
         self.history_size = history_size
+        self.unsaved: set[str] = set()  # job ids whose latest state is in memory only (save_or_keep)
 
     def save(self, record: JobRecord) -> None:
-        write_atomic(self.jobs_dir / f"{record.job_id}.json", record.model_dump_json(indent=2) + "\n")
+        write_atomic(self.jobs_dir / f"{record.job_id}.json", _record_text(record))
+        self.unsaved.discard(record.job_id)
+
+    def save_or_keep(self, record: JobRecord) -> bool:
+        """Save, or, when the state folder cannot be written (a full disk, an I/O error), keep the record in memory.
+
+        For the saves of a job that waits (a retry, a pause): a failed write is then one more transient
+        fault, not a new error. The service holds the record and the next ``save`` writes it whole.
+        False when it was kept in memory only.
+        """
+        try:
+            self.save(record)
+        except OSError as err:
+            self.unsaved.add(record.job_id)
+            _log.warning(
+                "the journal cannot be written; the job's record is kept in memory and written at the next step",
+                job=record.name,
+                error=err.strerror or str(err),
+            )
+            return False
+        return True
 
     def remove(self, job_id: str) -> None:
         (self.jobs_dir / f"{job_id}.json").unlink(missing_ok=True)
@@ -148,7 +182,7 @@ class Journal:
         records = []
         for path in sorted(self.jobs_dir.glob("*.json")) if self.jobs_dir.is_dir() else []:
             try:
-                records.append(JobRecord.model_validate_json(path.read_text(encoding="utf-8")))
+                records.append(_read_record(path))
             except (OSError, ValidationError, ValueError):
                 continue
         return sorted(records, key=lambda record: (record.claimed_at, record.job_id))
@@ -157,7 +191,7 @@ class Journal:
         bad = []
         for path in sorted(self.jobs_dir.glob("*.json")) if self.jobs_dir.is_dir() else []:
             try:
-                JobRecord.model_validate_json(path.read_text(encoding="utf-8"))
+                _read_record(path)
             except (OSError, ValidationError, ValueError):
                 bad.append(path)
         return bad
@@ -192,7 +226,7 @@ class Journal:
 
     def append_history(self, entry: HistoryEntry) -> None:
         lines = self.recent_lines(self.history_size * 2)
-        lines.append(entry.model_dump_json())
+        lines.append(display_json(entry, indent=None))
         if len(lines) > self.history_size * 2:
             lines = lines[-self.history_size :]
         write_atomic(self.history_file, "\n".join(lines) + "\n")

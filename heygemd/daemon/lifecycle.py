@@ -58,12 +58,12 @@ class Lifecycle:
     def begin(self, record: JobRecord) -> None:
         """This service starts a step of the job; if it dies before ``pause`` or ``done``, that counts as a crash."""
         record.working_since = utc_now()
-        self.journal.save(record)
+        self.journal.save_or_keep(record)  # a full state disk: the job's steps say what they can
 
     def pause(self, record: JobRecord) -> None:
         """The service stops working on the job for now (a clean stop, a retry later): not a crash."""
         record.working_since = None
-        self.journal.save(record)
+        self.journal.save_or_keep(record)
 
     def note_crash(self, record: JobRecord) -> bool:
         """At start-up: was the job being worked on when the service died? Fails it after too many crashes."""
@@ -107,9 +107,7 @@ class Lifecycle:
 
     def fail_job(self, record: JobRecord, failure: Failure) -> None:
         """The whole job goes to quarantine as it is (with what was rendered discarded)."""
-        record.started_at = record.started_at or utc_now()
-        record.failure = failure
-        record.phase = Phase.PUBLISHING
+        _mark_failed(record, failure)
         self.journal.save(record)
 
     # -------------------------------------------------------------- videos
@@ -140,16 +138,15 @@ class Lifecycle:
             self.video_failed(record, video, failure)
         else:
             video.failure = failure  # still pending: the reason it waits
-            self.journal.save(record)
+            self.journal.save_or_keep(record)
         return retry_at
 
     def job_transient(self, record: JobRecord, failure: Failure) -> datetime | None:
         """A step of the whole job hit a transient failure: when to try again, or None (it was quarantined)."""
         retry_at = self._extend_streak(record, failure)
         if retry_at is None and record.phase is not Phase.PUBLISHING:
-            self.fail_job(record, failure)
-        else:
-            self.journal.save(record)
+            _mark_failed(record, failure)
+        self.journal.save_or_keep(record)  # the fault may be this very disk: kept in memory, the next step saves it
         return retry_at
 
     def _extend_streak(self, record: JobRecord, failure: Failure) -> datetime | None:
@@ -208,6 +205,12 @@ class Lifecycle:
         True when the line was written now (not by a run that was killed before it could finish the job)."""
         record.working_since = None
         return self.journal.mark_done(record)
+
+
+def _mark_failed(record: JobRecord, failure: Failure) -> None:
+    record.started_at = record.started_at or utc_now()
+    record.failure = failure
+    record.phase = Phase.PUBLISHING
 
 
 def changed_while_rendering(names: list[str], times: int) -> Failure:

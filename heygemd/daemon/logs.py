@@ -18,6 +18,7 @@ from typing import Any
 import structlog
 
 from heygemd.daemon.config import LogConfig, LogFormat
+from heygemd.names import displayable
 
 _SYSLOG_PRIORITY = {"critical": 2, "error": 3, "warning": 4, "info": 6, "debug": 7}
 
@@ -31,6 +32,11 @@ def choose_format(configured: LogFormat, stream: Any = None) -> LogFormat:
     if os.environ.get("JOURNAL_STREAM"):
         return LogFormat.JOURNAL
     return LogFormat.LOGFMT
+
+
+def _display_names(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    """Every text of the line as it can be written: a file name that is not UTF-8 shows its bytes as ``\\xNN``."""
+    return {key: displayable(value) for key, value in event_dict.items()}
 
 
 def _journal_renderer(_: Any, method: str, event_dict: dict[str, Any]) -> str:
@@ -64,15 +70,16 @@ def configure_logging(config: LogConfig, stream: Any = None) -> LogFormat:
         shared.append(structlog.processors.TimeStamper(fmt="iso", utc=chosen is not LogFormat.CONSOLE))
     renderer: Any
     if chosen is LogFormat.CONSOLE:
+        shared.append(_display_names)
         renderer = structlog.dev.ConsoleRenderer(colors=stream.isatty())
     elif chosen is LogFormat.JSON:
-        shared.append(structlog.processors.format_exc_info)
+        shared += [structlog.processors.format_exc_info, _display_names]
         renderer = structlog.processors.JSONRenderer(ensure_ascii=False)
     elif chosen is LogFormat.JOURNAL:
-        shared.append(structlog.processors.format_exc_info)
+        shared += [structlog.processors.format_exc_info, _display_names]
         renderer = _journal_renderer
     else:
-        shared.append(structlog.processors.format_exc_info)
+        shared += [structlog.processors.format_exc_info, _display_names]
         renderer = structlog.processors.LogfmtRenderer(key_order=["timestamp", "level", "event"], drop_missing=True)
 
     structlog.configure(

@@ -26,7 +26,7 @@ from heygemd.daemon.fsutil import (
 )
 from heygemd.daemon.journal import JobRecord, Journal
 from heygemd.daemon.reports import ErrorReport, FailedVideo, VideoStatus
-from heygemd.names import NAME_MAX_BYTES, temporary_name
+from heygemd.names import NAME_MAX_BYTES, display_json, temporary_name
 
 JOB_REPORT = "job.json"
 ERROR_REPORT = "error.json"
@@ -84,7 +84,7 @@ def quarantine_whole_job(record: JobRecord, error: ErrorReport, dest: Destinatio
     """Move the job folder, untouched except for an added error.json, to quarantine/<job>/."""
     input_dir = dest.work.input_dir(record.job_id)
     if os.path.lexists(input_dir):
-        write_atomic(input_dir / ERROR_REPORT, error.model_dump_json(indent=2) + "\n")
+        write_atomic(input_dir / ERROR_REPORT, display_json(error) + "\n")
     target = _move_recorded(input_dir, dest.paths.quarantine, record.name, record, "quarantine_path", journal)
     remove_tree(dest.work.results_dir(record))
     return target
@@ -162,7 +162,7 @@ def quarantine_failed_videos(record: JobRecord, dest: Destinations, journal: Jou
         ],
         outbox_folder=str(record.outbox_path) if record.outbox_path else None,
     )
-    write_atomic(staging / ERROR_REPORT, report.model_dump_json(indent=2) + "\n")
+    write_atomic(staging / ERROR_REPORT, display_json(report) + "\n")
     return _move_recorded(staging, dest.paths.quarantine, record.name, record, "quarantine_path", journal)
 
 

@@ -9,6 +9,7 @@ Every name in it is escaped (a name may be 255 bytes of any script, ``<`` and ``
 
 from __future__ import annotations
 
+import os
 import subprocess
 from html import escape
 from pathlib import Path
@@ -21,6 +22,7 @@ from heygemd.atomic import write_atomic
 from heygemd.daemon.reports import JobReport, JobStatus, VideoResult, VideoStatus
 from heygemd.engine import RenderReport
 from heygemd.engine.ffmpeg_tools import FFmpegNotFound, ffmpeg_path, run_tool
+from heygemd.names import display_name
 
 INDEX_FILE = "index.html"
 THUMBNAIL_SUFFIX = ".jpg"
@@ -116,16 +118,16 @@ def result_page(report: JobReport, renders: dict[str, RenderReport | None], file
         "<head>",
         '<meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f'<meta name="generator" content="heygemd {escape(__version__)}">',
-        f"<title>{escape(report.job)} – heygemd</title>",
+        f'<meta name="generator" content="heygemd {_shown(__version__)}">',
+        f"<title>{_shown(report.job)} – heygemd</title>",
         f"<style>{_STYLE}</style>",
         "</head>",
         "<body>",
-        f"<h1>{escape(report.job)}</h1>",
-        f"<p>{escape(_STATUS_WORDS[report.status])} {len(ok)} of {len(report.videos)} videos.</p>",
+        f"<h1>{_shown(report.job)}</h1>",
+        f"<p>{_shown(_STATUS_WORDS[report.status])} {len(ok)} of {len(report.videos)} videos.</p>",
         '<p class="meta">'
-        f"Audio: {escape(report.audio)} · finished {report.finished_at:%Y-%m-%d %H:%M:%S} UTC · "
-        f"{report.seconds:.0f} s from drop to result · job id <code>{escape(report.job_id)}</code>"
+        f"Audio: {_shown(report.audio)} · finished {report.finished_at:%Y-%m-%d %H:%M:%S} UTC · "
+        f"{report.seconds:.0f} s from drop to result · job id <code>{_shown(report.job_id)}</code>"
         + (" · <strong>dry run</strong> (made without the model)" if report.dry_run else "")
         + "</p>",
     ]
@@ -137,14 +139,14 @@ def result_page(report: JobReport, renders: dict[str, RenderReport | None], file
     if failed:
         parts.append('<div class="video"><h2 class="failed">Not rendered</h2><ul>')
         parts += [
-            f'<li class="failed"><strong>{escape(video.template)}</strong> '
-            f"<code>{escape(video.code.value if video.code else '')}</code>: {escape(video.error or '')}</li>"
+            f'<li class="failed"><strong>{_shown(video.template)}</strong> '
+            f"<code>{_shown(video.code.value if video.code else '')}</code>: {_shown(video.error or '')}</li>"
             for video in failed
         ]
         parts.append("</ul>")
         if report.quarantine_folder:
             parts.append(
-                f"<p>They are in the quarantine folder <code>{escape(Path(report.quarantine_folder).name)}</code>, "
+                f"<p>They are in the quarantine folder <code>{_shown(Path(report.quarantine_folder).name)}</code>, "
                 "with error.json saying why.</p>"
             )
         parts.append("</div>")
@@ -159,7 +161,12 @@ def result_page(report: JobReport, renders: dict[str, RenderReport | None], file
 
 def _href(name: str) -> str:
     """A relative link to a file of the folder: percent-encoded (``#``, ``?``, spaces), then HTML-escaped."""
-    return escape(quote(name, safe=""), quote=True)
+    return escape(quote(os.fsencode(name), safe=""), quote=True)  # a name's own bytes: %FF for an undecodable one
+
+
+def _shown(text: str, quote: bool = False) -> str:
+    """Text for the page: HTML-escaped, a name that is not UTF-8 with its bytes as ``\\xNN``."""
+    return escape(display_name(text), quote=quote)
 
 
 def _stem(video: VideoResult) -> str:
@@ -169,9 +176,9 @@ def _stem(video: VideoResult) -> str:
 def _thumbnail_link(number: int, video: VideoResult, files: set[str]) -> str:
     thumbnail = thumbnail_name(_stem(video))
     inner = (
-        f'<img src="{_href(thumbnail)}" alt="{escape(video.template, quote=True)}">'
+        f'<img src="{_href(thumbnail)}" alt="{_shown(video.template, quote=True)}">'
         if thumbnail in files
-        else escape(video.template)
+        else _shown(video.template)
     )
     return f'<a class="thumb" href="#video-{number}">{inner}</a>'
 
@@ -182,7 +189,7 @@ def _video_section(number: int, video: VideoResult, render: RenderReport | None,
     poster = f' poster="{_href(thumbnail)}"' if thumbnail in files else ""
     parts = [
         f'<div class="video" id="video-{number}">',
-        f"<h2>{escape(video.template)}</h2>",
+        f"<h2>{_shown(video.template)}</h2>",
         f'<video controls preload="metadata"{poster} src="{_href(video.output)}"></video>',
         f'<p><a href="{_href(video.output)}" download>Download the video</a>'
         + (f' · <a href="{_href(video.report)}">render report</a>' if video.report and video.report in files else "")
@@ -213,5 +220,5 @@ def _render_warnings(render: RenderReport) -> list[str]:
 def _warning_list(warnings: list[str], title: str) -> list[str]:
     if not warnings:
         return []
-    items = "".join(f"<li>{escape(warning[:1].upper() + warning[1:])}</li>" for warning in warnings)
-    return [f'<div class="warnings"><p>{escape(title)}:</p><ul>{items}</ul></div>']
+    items = "".join(f"<li>{_shown(warning[:1].upper() + warning[1:])}</li>" for warning in warnings)
+    return [f'<div class="warnings"><p>{_shown(title)}:</p><ul>{items}</ul></div>']

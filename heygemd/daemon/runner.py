@@ -60,6 +60,7 @@ from heygemd.engine import (
     RenderProgress,
     RenderReport,
 )
+from heygemd.names import display_json
 
 
 class RenderEngine(Protocol):
@@ -392,7 +393,7 @@ class JobRunner:
                 )
             return self._video_failure(record, video, failure, time.monotonic() - started)
         fsync_file(output)  # the journal will say it exists: make it so
-        write_atomic(output_dir / f"{video.output_stem}.json", with_file_names(report).model_dump_json(indent=2) + "\n")
+        write_atomic(output_dir / f"{video.output_stem}.json", display_json(with_file_names(report)) + "\n")
         make_thumbnail(output, output_dir / thumbnail_name(video.output_stem), report.output.duration_s)
         self.lifecycle.video_done(record, video, report.output.duration_s, time.monotonic() - started)
         self.context.on_rendered(report, video.seconds or 0.0)
@@ -473,7 +474,7 @@ class JobRunner:
         if output_dir.exists():
             keep_only(output_dir, {name for video in ok for name in result_names(video)} | {JOB_REPORT})
             report = self.job_report(record)
-            write_atomic(output_dir / JOB_REPORT, report.model_dump_json(indent=2) + "\n")
+            write_atomic(output_dir / JOB_REPORT, display_json(report) + "\n")
             for video in ok:  # a video rendered by an older heygemd comes without one
                 if not (output_dir / thumbnail_name(video.output_stem)).exists():
                     make_thumbnail(

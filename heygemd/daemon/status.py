@@ -14,6 +14,7 @@ from heygemd.codes import ErrorCode
 from heygemd.daemon.diskspace import DiskShortage
 from heygemd.daemon.reports import host_name, utc_now
 from heygemd.engine.report import EngineInfo, ProgressStage
+from heygemd.names import display_json
 
 STATUS_FILE = "status.json"
 IDLE = "idle"
@@ -165,7 +166,7 @@ class StatusFile:
         self._last_write = now
         status.updated_at = utc_now()
         try:
-            write_atomic(self.path, status.model_dump_json(indent=2) + "\n", durable=False)
+            write_atomic(self.path, display_json(status) + "\n", durable=False)
         except OSError:
             pass  # a full or read-only state disk must not stop the work; the journal write will report it
 

@@ -43,6 +43,7 @@ from heygemd.daemon.config import NotifyConfig
 from heygemd.daemon.journal import JobRecord
 from heygemd.daemon.outputs import ERROR_REPORT, JOB_REPORT
 from heygemd.daemon.reports import JobStatus, VideoStatus, host_name, utc_now
+from heygemd.names import display_json
 
 WEBHOOK_LOG = "webhooks.jsonl"
 WEBHOOK_LOG_LINES = 500
@@ -269,7 +270,7 @@ class WebhookSender:
             self._record_all(record.name, "", event_type(record), "not sent", error="the service stopped first")
 
     def _send(self, event: WebhookEvent) -> None:
-        body = event.model_dump_json().encode("utf-8")
+        body = display_json(event, indent=None).encode("utf-8")
         headers = {
             "Content-Type": "application/json",
             "User-Agent": f"heygemd/{__version__}",
@@ -335,7 +336,7 @@ class WebhookSender:
                 lines = []
             except OSError:
                 return
-            lines = [*lines[-(WEBHOOK_LOG_LINES - 1) :], delivery.model_dump_json()]
+            lines = [*lines[-(WEBHOOK_LOG_LINES - 1) :], display_json(delivery, indent=None)]
             with contextlib.suppress(OSError):  # a full state disk: the log line says it all the same
                 write_atomic(self.log_file, "\n".join(lines) + "\n", durable=False)
 

@@ -28,7 +28,7 @@ import structlog
 from heygemd.atomic import write_atomic
 from heygemd.codes import ErrorCode, Failure
 from heygemd.control import CancelRequest, ControlState, cancel_honoured
-from heygemd.daemon.arrivals import Arrivals
+from heygemd.daemon.arrivals import Arrivals, WatchingStopped
 from heygemd.daemon.claim import OWNER_FILE, ClaimError, WorkArea, claim
 from heygemd.daemon.config import (
     ConfigError,
@@ -246,6 +246,9 @@ class Service:
                 "a render hung and could not be stopped; exiting so that systemd restarts the service", reason=str(hung)
             )
             return ExitCode.RENDER_HUNG
+        except WatchingStopped as died:
+            self.log.error("the service no longer watches the inbox; exiting so that systemd restarts it", reason=str(died))
+            return ExitCode.THREAD_DIED
         finally:
             self.arrivals.stop()
             self.webhooks.stop()
@@ -258,6 +261,7 @@ class Service:
             if self.signals.reload_requested.is_set():
                 self.signals.reload_requested.clear()
                 self._reload()
+            self.arrivals.check_alive()
             self.notifier.watchdog()
 
             now = time.monotonic()
@@ -292,6 +296,7 @@ class Service:
             if self.wake.wait(min(remaining, interval or CONTROL_POLL_SECONDS, CONTROL_POLL_SECONDS)):
                 self.wake.clear()
                 return  # a folder became ready, a signal came: look now
+            self.arrivals.check_alive()
             self.notifier.watchdog()
             if self.controls.changed():
                 return  # a pause, a resume or a cancel: look now
@@ -423,7 +428,11 @@ class Service:
             self.status.current = None
             self._set_state(IDLE)
         if step.kind is StepKind.DONE:
-            self._finish(record)
+            try:
+                self._finish(record)
+            except OSError as err:  # the state folder's disk is full or failing: finishing is tried again
+                self.log.warning("the job's end cannot be recorded yet; tried again later", error=err.strerror or str(err))
+                self._queue(record, time.monotonic() + self.config.service.retry_max_delay_seconds)
         elif step.kind is StepKind.RETRY:
             assert step.retry_at is not None
             self._queue(
@@ -483,7 +492,8 @@ class Service:
         self.metrics.rendered(report, seconds)
 
     def _on_progress(self, progress: RenderProgress) -> None:
-        self.notifier.watchdog()  # the render is making progress: the loop is healthy
+        if self.arrivals.alive:  # the render is making progress and the inbox is watched: the service is healthy
+            self.notifier.watchdog()
         current = self.status.current
         if current is None:
             return

@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,7 @@ SHARE_FOLDERS = ("inbox", "work", "outbox", "quarantine", "archive")
 NOT_ENOUGH = "not enough disk space for the job's results; it stays in the inbox until space is freed"
 ENOUGH_AGAIN = "disk space available again; the job is claimed"
 REMOVED = "retention: removed an old entry"
+JOURNAL_KEPT = "the journal cannot be written; the job's record is kept in memory and written at the next step"
 
 
 class Share:
@@ -226,3 +228,74 @@ def test_retention_at_start_up_removes_old_results_and_keeps_the_rest(daemon_fac
     assert [Path(line["path"]).name for line in removed] == [path.name for path in old], "oldest first"
     assert not any(os.path.lexists(path) for path in old) and all(path.exists() for path in kept)
     assert daemon.stop() == 0
+
+
+class KeepFull:
+    """Another writer that keeps the filesystem full: whatever space is freed, it takes (until ``stop``)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / "greedy-filler"
+        self._handle = open(self.path, "ab")  # opened while there is room for a new file
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._fill, daemon=True)
+
+    def __enter__(self) -> KeepFull:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    def _fill(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._handle.write(b"\0" * PAGE)
+                self._handle.flush()
+            except OSError:
+                self._stop.wait(0.002)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+        try:
+            self._handle.close()
+        except OSError:
+            pass  # its last buffered page did not fit: the file goes all the same
+        self.path.unlink(missing_ok=True)
+
+
+def test_a_full_disk_that_also_holds_the_state_folder_is_transient_and_never_internal(daemon_factory, tmp_path):
+    """The default layout: the journal is on the disk that fills. A failed journal write is one more transient fault."""
+    folder = tmp_path / "long"
+    folder.mkdir()
+    files = {
+        "speech.wav": make_audio(folder / "speech.wav", seconds=20.0),
+        "front.mp4": make_video(folder / "front.mp4", seconds=1.0, size=(160, 160)),
+        "job.toml": folder / "job.toml",
+    }
+    files["job.toml"].write_text("[render]\ncrf = 0\n")  # lossless: a large output, written for a while
+    with mounted_tmpfs(tmp_path / "share", 8 * SHARE_SIZE) as share_root:
+        daemon = daemon_factory()
+        share = Share(share_root)
+        daemon.write_config(
+            service_config(
+                daemon.root,
+                paths=share.paths(share_root / "state"),
+                outputs={"min_free_space": "0B"},
+                service={"retry_first_delay_seconds": 0.5, "retry_max_delay_seconds": 1.0, "retry_attempts": 1000},
+            )
+        )
+        daemon.start()
+        daemon.wait_ready()
+        greedy = KeepFull(share.root)
+        drop_job(share.inbox, "long", files)
+        daemon.wait_for(lambda: daemon.logged("rendering"), "the render to start")
+        with greedy:
+            daemon.wait_for(
+                lambda: daemon.logged(JOURNAL_KEPT) or (share.quarantine / "long").exists(),
+                "a journal write to meet the full disk",
+            )
+        report = published(daemon, share, "long")
+        assert report["status"] == "ok", report
+        assert not [line for line in daemon.log_lines() if line.get("code") == "internal"], daemon.tail()
+        assert daemon.stop() == 0
