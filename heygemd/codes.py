@@ -60,6 +60,8 @@ class ErrorCode(StrEnum):
     PROCESS_KILLED = "process.killed"
     OUT_OF_MEMORY = "memory.out"
     RENDER_STALLED = "render.stalled"
+    RENDER_ENCODER_FAILED = "render.encoder_failed"
+    RENDER_OPTION_UNFIT = "render.option_unfit"
     # -- the result itself
     OUTPUT_MISMATCH = "output.mismatch"
     # -- the service
@@ -169,6 +171,16 @@ CODES: dict[ErrorCode, CodeInfo] = {
         _T,
         "A render made no progress for too long (a stalled share or a hung GPU) and was stopped.",
         "The operator should check the share and the GPU; the job is retried.",
+    ),
+    ErrorCode.RENDER_ENCODER_FAILED: CodeInfo(
+        _T,
+        "The video encoder (ffmpeg) stopped before the video was finished; the inputs were read without fault.",
+        "Nothing, usually: the video is rendered again; if it persists, the operator should read the service log.",
+    ),
+    ErrorCode.RENDER_OPTION_UNFIT: CodeInfo(
+        _P,
+        "A render option does not fit this template (a fixed_box outside the frame).",
+        "Correct the option (job.toml or the configuration's [render]), then drop the folder again.",
     ),
     ErrorCode.OUTPUT_MISMATCH: CodeInfo(
         _T,

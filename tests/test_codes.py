@@ -8,14 +8,29 @@ from pathlib import Path
 
 from heygemd.codes import CODES, ErrorCode, Persistence, code_for_os_error, failure_from_os_error
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+
+
+def documented_sections(heading: str) -> list[str]:
+    """The text under ``heading`` (to the next heading) in the README and in every docs page that has it."""
+    sections = []
+    for document in DOCUMENTS:
+        text = document.read_text(encoding="utf-8")
+        if heading not in text:
+            continue
+        section = text[text.index(heading) :]
+        end = section.find("\n#", 1)
+        sections.append(section if end < 0 else section[:end])
+    return sections
 
 
 def readme_code_table() -> dict[str, str]:
-    text = README.read_text(encoding="utf-8")
-    section = text[text.index("### Error codes") :]
-    section = section[: section.index("\n### ", 1)]
-    return dict(re.findall(r"^\| `([a-z_.]+)` \| (permanent|transient) \|", section, flags=re.MULTILINE))
+    """The rows of every "### Error codes" table of the README and the docs pages."""
+    rows: dict[str, str] = {}
+    for section in documented_sections("### Error codes"):
+        rows |= dict(re.findall(r"^\| `([a-z_.]+)` \| (permanent|transient) \|", section, flags=re.MULTILINE))
+    return rows
 
 
 def test_the_readme_documents_every_code_with_its_kind_and_nothing_else():
@@ -35,6 +50,7 @@ def test_the_environment_is_transient_and_the_input_permanent():
         ErrorCode.PROCESS_KILLED,
         ErrorCode.OUT_OF_MEMORY,
         ErrorCode.RENDER_STALLED,
+        ErrorCode.RENDER_ENCODER_FAILED,
         ErrorCode.OUTPUT_MISMATCH,
     }
     assert CODES[ErrorCode.INPUT_UNREADABLE].persistence is Persistence.PERMANENT
@@ -64,8 +80,9 @@ def test_a_failure_from_a_filesystem_error_names_the_file_never_its_folder():
 def test_the_readme_documents_every_exit_code_and_nothing_else():
     from heygemd.exitcodes import ExitCode
 
-    text = README.read_text(encoding="utf-8")
-    section = text[text.index("### Exit codes") :]
-    section = section[: section.index("\n## ", 1)]
-    documented = {int(number) for number in re.findall(r"^\| (\d+) \|", section, flags=re.MULTILINE)}
+    documented = {
+        int(number)
+        for section in documented_sections("### Exit codes")
+        for number in re.findall(r"^\| (\d+) \|", section, flags=re.MULTILINE)
+    }
     assert documented == {int(code) for code in ExitCode}

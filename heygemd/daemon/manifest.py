@@ -7,9 +7,13 @@ the rest of the line, so it may hold spaces)::
     <sha256> <size> <name>
     <sha256> <name>            (what `sha256sum` prints; a leading "*" on the name is dropped)
 
+A line of exactly `sha256sum`'s shape (the checksum, two spaces or a space and ``*``, the name) is
+read as such first, so that a name beginning with digits and a space (``01 intro.mp4``) is a name,
+not a size: write ``<sha256> <size> <name>`` with single spaces.
+
 Blank lines and lines starting with ``#`` are skipped, a leading ``./`` on a name is dropped,
 sizes may carry thousands separators (``1,234,567`` or ``1_234_567``), checksums may be
-upper or lower case, and names are matched exactly first, then ignoring case (SMB clients
+upper or lower case, names are read as the filesystem's (bytes that are not UTF-8 kept), and names are matched exactly first, then ignoring case (SMB clients
 do). Names may point into sub-folders with ``/``. A marker that is empty, or none of whose
 lines has this shape (``ok``, ``done``, a date), has no manifest.
 """
@@ -22,6 +26,7 @@ from dataclasses import dataclass
 MAX_MARKER_BYTES = 1024 * 1024  # a marker is a note, not a payload; a larger one is read this far
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 _SIZE = re.compile(r"\d[\d,_]*")
+_SHA256SUM_LINE = re.compile(r"(?P<sha256>[0-9a-fA-F]{64})(?:  | \*)(?P<name>.+)")  # sha256sum's own output
 
 
 @dataclass(frozen=True)
@@ -44,7 +49,9 @@ class Manifest:
 def _parse_line(line: str) -> ManifestEntry | None:
     fields = line.split(maxsplit=2)
     sha256 = size = None
-    if len(fields) >= 2 and _SHA256.fullmatch(fields[0]):
+    if checksum_line := _SHA256SUM_LINE.fullmatch(line):
+        sha256, name = checksum_line["sha256"].lower(), checksum_line["name"]
+    elif len(fields) >= 2 and _SHA256.fullmatch(fields[0]):
         sha256 = fields[0].lower()
         rest = line.split(maxsplit=1)[1]
         second = rest.split(maxsplit=1)
@@ -82,4 +89,4 @@ def parse_manifest(text: str) -> Manifest:
 
 
 def read_manifest(data: bytes) -> Manifest:
-    return parse_manifest(data[:MAX_MARKER_BYTES].decode("utf-8", errors="replace"))
+    return parse_manifest(data[:MAX_MARKER_BYTES].decode("utf-8", errors="surrogateescape"))  # as os.fsdecode

@@ -24,6 +24,7 @@ import numpy as np
 
 from heygemd import __version__
 from heygemd.atomic import atomic_output
+from heygemd.codes import ErrorCode
 from heygemd.engine import audio as audio_features
 from heygemd.engine.blend import generator_faces, prediction_images
 from heygemd.engine.errors import (
@@ -528,8 +529,10 @@ class _Render:
         width, height = self.info.width, self.info.height
         clipped = (max(0, x1), max(0, y1), min(width, x2), min(height, y2))
         if clipped[2] - clipped[0] < 2 or clipped[3] - clipped[1] < 2:
-            raise MediaError(
-                f"the fixed box {self.options.fixed_box} lies outside the {width}x{height} frame", self.info.path
+            raise EngineError(
+                f"the fixed box {self.options.fixed_box} lies outside the {width}x{height} frame",
+                self.info.path,
+                code=ErrorCode.RENDER_OPTION_UNFIT,
             )
         return clipped
 

@@ -19,7 +19,7 @@ from typing import IO, Literal
 import numpy as np
 
 from heygemd.codes import ErrorCode
-from heygemd.engine.errors import AudioError, MediaError
+from heygemd.engine.errors import AudioError, EngineError, MediaError
 from heygemd.engine.ffmpeg_tools import ToolRun, ffmpeg_path, last_lines
 from heygemd.engine.probe import (
     CUT_SHORT_WARNINGS,
@@ -565,12 +565,14 @@ class VideoWriter:
             raise error
         self._stderr.close()
 
-    def _encoder_error(self, what: str) -> MediaError:
-        """Why the encoder ended: killed from outside and a full disk are the environment's fault (transient)."""
+    def _encoder_error(self, what: str) -> EngineError:
+        """Why the encoder ended: never the inputs' fault (they were decoded): the disk, a kill, or the encoder itself."""
         message = _tail(self._stderr)
         if any(full in message for full in DISK_FULL_MESSAGES):
             return MediaError(f"{what}: the disk is full", self.path, code=ErrorCode.DISK_FULL)
-        return killed_by_signal(self._process.returncode, self.path) or MediaError(f"{what} ({message})", self.path)
+        return killed_by_signal(self._process.returncode, self.path) or EngineError(
+            f"{what} ({message})", self.path, code=ErrorCode.RENDER_ENCODER_FAILED
+        )
 
     def abort(self) -> None:
         """Stop the encoder and delete the partial file."""

@@ -43,6 +43,21 @@ class Encoder(StrEnum):
     H264_NVENC = "h264_nvenc"
 
 
+class X264Preset(StrEnum):
+    """libx264's speed presets, fastest first (an unknown one makes ffmpeg exit before the first frame)."""
+
+    ULTRAFAST = "ultrafast"
+    SUPERFAST = "superfast"
+    VERYFAST = "veryfast"
+    FASTER = "faster"
+    FAST = "fast"
+    MEDIUM = "medium"
+    SLOW = "slow"
+    SLOWER = "slower"
+    VERYSLOW = "veryslow"
+    PLACEBO = "placebo"
+
+
 class EngineSettings(BaseModel):
     """Chosen once per engine object; changing them means loading a new engine."""
 
@@ -112,7 +127,9 @@ class RenderOptions(BaseModel):
         description="with the restorer on: share of restored pixels in the re-synced area (0: off for this render)",
     )
     crf: int = Field(18, ge=0, le=51, description="libx264 quality: lower is better and bigger (0-51)")
-    preset: str = Field("medium", description="libx264 preset")
+    preset: X264Preset = Field(
+        X264Preset.MEDIUM, description="libx264 preset: " + ", ".join(preset.value for preset in X264Preset)
+    )
     still_fps: float = Field(25.0, gt=0, le=120, description="frame rate of the video made from a still image")
 
     @field_validator("fixed_box")

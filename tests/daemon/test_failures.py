@@ -56,7 +56,8 @@ def ended_once(daemon: Daemon, job: str) -> dict:
 
 FAULTY_FFMPEG = """#!/bin/bash
 # Fault injection around the real ffmpeg: the first $FAULT_TIMES runs of the kind $FAULT_KIND
-# are killed (kill) or stopped forever (stop) before they start; every other run is the real ffmpeg.
+# are killed (kill), stopped forever (stop) or exit with an error (exit) before they start; every other
+# run is the real ffmpeg.
 case " $* " in
   *" -movflags "*) kind=encode ;;
   *" rawvideo "*) kind=decode ;;
@@ -69,6 +70,7 @@ if [ "$kind" = "$FAULT_KIND" ]; then
     case "$FAULT_ACTION" in
       kill) kill -9 $$ ;;
       stop) kill -STOP $$ ;;
+      exit) echo "Unknown encoder setting (injected)" >&2; exit 1 ;;
     esac
   fi
 fi
@@ -94,6 +96,7 @@ def faulty_ffmpeg(folder: Path, kind: str, action: str, times: int) -> dict[str,
 TRANSIENT_CASES = {
     # name: (kind of ffmpeg run, what happens to it, the code it must be reported as)
     "encoder killed": ("encode", "kill", "process.killed"),
+    "encoder exits early": ("encode", "exit", "render.encoder_failed"),  # not the input's fault: never input.*
     "decoder stalled": ("decode", "stop", "render.stalled"),
 }
 

@@ -288,6 +288,16 @@ def test_a_manifest_checksum_proves_a_file_complete(tmp_path):
     assert names(ready.scan(inbox, 51 + CLOSED_QUIET_SECONDS).ready) == ["job"]
 
 
+def test_a_sha256sum_manifest_of_names_that_begin_with_digits_and_a_space_makes_the_folder_ready(tmp_path):
+    inbox = tmp_path / "inbox"
+    intro, voice = b"i" * 50, b"a" * 20
+    manifest = f"{sha(intro)}  01 intro.mp4\n{sha(voice)}  2 voice.wav\n"  # as `sha256sum * > READY` writes it
+    job_with(inbox, files={"01 intro.mp4": intro, "2 voice.wav": voice, "READY": manifest.encode()})
+    ready = tracker(Readiness.MARKER)
+    ready.scan(inbox, 0)
+    assert names(ready.scan(inbox, 1 + CLOSED_QUIET_SECONDS).ready) == ["job"]
+
+
 def test_a_mismatch_that_lasts_goes_to_quarantine_naming_the_file(tmp_path):
     inbox = tmp_path / "inbox"
     job_with(inbox, files={"READY": b"2000 voice.wav\n12 v.mp4\nnot a line\n", "voice.wav": b"a" * 1000, "v.mp4": b"v" * 12})
@@ -312,6 +322,9 @@ def test_a_mismatch_that_lasts_goes_to_quarantine_naming_the_file(tmp_path):
         (f"{'A' * 64} 7 sub/v.mp4", [ManifestEntry("sub/v.mp4", 7, "a" * 64)]),
         (f"{'b' * 64} *v.mp4", [ManifestEntry("v.mp4", None, "b" * 64)]),
         ("\ufeff# comment\n5 a.wav\n", [ManifestEntry("a.wav", 5, None)]),
+        (f"{'c' * 64}  01 intro.mp4", [ManifestEntry("01 intro.mp4", None, "c" * 64)]),  # sha256sum: a name, not a size
+        (f"{'c' * 64} *2 takes.wav", [ManifestEntry("2 takes.wav", None, "c" * 64)]),
+        (f"{'c' * 64} 01 intro.mp4", [ManifestEntry("intro.mp4", 1, "c" * 64)]),  # one space: heygemd's own form
     ],
 )
 def test_manifest_lines(text, expected):
