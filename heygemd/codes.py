@@ -40,6 +40,8 @@ class ErrorCode(StrEnum):
     INPUT_INCOMPLETE = "input.incomplete"
     INPUT_CHANGED_WHILE_RENDERING = "input.changed_while_rendering"
     INPUT_MANIFEST_MISMATCH = "input.manifest_mismatch"
+    INPUT_MISSING = "input.missing"
+    INPUT_REPLACED = "input.replaced"
     AUDIO_UNUSABLE = "audio.unusable"
     FACE_NOT_FOUND = "face.not_found"
     # -- the job folder's shape (permanent)
@@ -106,6 +108,16 @@ CODES: dict[ErrorCode, CodeInfo] = {
         _P,
         "A file does not match the size or checksum listed in the READY marker.",
         "Copy the file again (or correct the marker), then drop the folder again.",
+    ),
+    ErrorCode.INPUT_MISSING: CodeInfo(
+        _P,
+        "An input was deleted from the claimed job folder before it was rendered.",
+        "Drop the folder again with the file in it.",
+    ),
+    ErrorCode.INPUT_REPLACED: CodeInfo(
+        _P,
+        "An input was replaced after the claim by something that is not a file (a link, a pipe, a folder); it was not read.",
+        "Drop the folder again with the real file in it.",
     ),
     ErrorCode.AUDIO_UNUSABLE: CodeInfo(
         _P,

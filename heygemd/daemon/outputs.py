@@ -143,9 +143,10 @@ def quarantine_failed_videos(record: JobRecord, dest: Destinations, journal: Jou
         source = input_dir / video.template
         if os.path.lexists(source) and not os.path.lexists(staging / video.template):
             os.rename(source, staging / video.template)
-    if record.audio and not (staging / record.audio).exists() and (input_dir / record.audio).exists():
-        with atomic_output(staging / record.audio) as partial:
-            shutil.copy2(input_dir / record.audio, partial)
+    audio = input_dir / record.audio if record.audio else None
+    if audio is not None and not (staging / audio.relative_to(input_dir)).exists() and _regular_file(audio):
+        with atomic_output(staging / audio.relative_to(input_dir)) as partial:
+            shutil.copy2(audio, partial)
     failures = [video.failure for video in failed if video.failure is not None]
     summary = Failure(
         code=failures[0].code if failures else ErrorCode.INTERNAL,
@@ -164,6 +165,11 @@ def quarantine_failed_videos(record: JobRecord, dest: Destinations, journal: Jou
     )
     write_atomic(staging / ERROR_REPORT, display_json(report) + "\n")
     return _move_recorded(staging, dest.paths.quarantine, record.name, record, "quarantine_path", journal)
+
+
+def _regular_file(path: Path) -> bool:
+    """A file to copy: never a link (nothing from its target is published) nor a pipe (a copy would block)."""
+    return path.is_file() and not path.is_symlink()
 
 
 def dispose_inputs(record: JobRecord, after_success: AfterSuccess, dest: Destinations, journal: Journal) -> None:

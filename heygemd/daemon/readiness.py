@@ -439,7 +439,7 @@ class ReadinessTracker:
             digest = cached[2]
         else:
             try:
-                digest = sha256_file(folder / entry.relative)
+                digest = sha256_file(folder / entry.relative, input_file=True)
             except PermissionError:
                 check.unreadable.append(entry.relative)
                 return

@@ -27,7 +27,7 @@ from heygemd.daemon.claim import WorkArea
 from heygemd.daemon.config import HeygemdConfig, Readiness
 from heygemd.daemon.contract import ContractViolation, JobPlan, PlannedVideo, plan_job
 from heygemd.daemon.controls import cancelled_failure
-from heygemd.daemon.inputs import changed_names, fingerprint_inputs, quick_state
+from heygemd.daemon.inputs import InputGone, changed_names, fingerprint_each, fingerprint_inputs, quick_state
 from heygemd.daemon.journal import JobRecord, Phase, VideoRecord
 from heygemd.daemon.lifecycle import Lifecycle, changed_while_rendering
 from heygemd.daemon.limits import check_limits
@@ -156,12 +156,31 @@ class JobRunner:
             if record.phase is Phase.PUBLISHING:
                 self._publish(record)
             return DONE
+        except InputGone as gone:  # a deleted or swapped input: its video (the audio: the job) fails, the rest goes on
+            self._input_gone(record, gone)
+            return self._steps(record)
         except OSError as err:
             return self._job_transient(record, failure_from_os_error(err, _doing(record)))
         except MemoryError:
             return self._job_transient(
                 record, Failure(code=ErrorCode.OUT_OF_MEMORY, reason="The machine ran out of memory.")
             )
+
+    def _input_gone(self, record: JobRecord, gone: InputGone) -> None:
+        """The videos of a deleted or swapped template fail; the audio gone, the whole job does. Not read again."""
+        failure = gone.failure()
+        self.log.warning("an input was deleted or replaced after the claim", input=gone.name, code=failure.code.value)
+        affected = [video for video in record.videos if video.template == gone.name]
+        if gone.name == record.audio or not affected:
+            self.lifecycle.fail_job(record, failure)
+            return
+        record.inputs = [item for item in record.inputs if item.name != gone.name]
+        if record.changed_inputs is not None:
+            record.changed_inputs.names = [name for name in record.changed_inputs.names if name != gone.name]
+            if not record.changed_inputs.names:
+                record.changed_inputs = None
+        for video in affected:
+            self.lifecycle.video_failed(record, video, failure)
 
     def _job_transient(self, record: JobRecord, failure: Failure) -> Step:
         retry_at = self.lifecycle.job_transient(record, failure)
@@ -208,14 +227,17 @@ class JobRunner:
             plan = self._job_plan(record)
             check_limits(plan, self.config.limits)
             names = [plan.audio.name, *(video.source.name for video in plan.videos)]
-            inputs = fingerprint_inputs(self.work.input_dir(record.job_id), names)
+            inputs, unusable = fingerprint_each(self.work.input_dir(record.job_id), names)
         except ContractViolation as violation:
             self.lifecycle.fail_job(record, violation.failure())
             return
-        except PermissionError as err:
-            self.lifecycle.fail_job(record, failure_from_os_error(err, "reading the job's files", reading_input=True))
+        if plan.audio.name in unusable:
+            self.lifecycle.fail_job(record, unusable[plan.audio.name])
             return
         videos = [VideoRecord(template=video.source.name, output_stem=video.output_stem) for video in plan.videos]
+        for video in videos:  # an unreadable template fails alone: the others are rendered (partly done)
+            if video.template in unusable:
+                video.status, video.failure = VideoStatus.FAILED, unusable[video.template]
         self.lifecycle.accept(record, plan.audio.name, plan.output_folder, videos, inputs, list(plan.warnings))
         self.log.info("job accepted", audio=record.audio, videos=len(record.videos), warnings=record.warnings or None)
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from heygemd.codes import ErrorCode, code_for_os_error
 from heygemd.engine.errors import AudioError, EngineError, MediaError
-from heygemd.engine.files import HASH_CHUNK_BYTES, sha256_file
+from heygemd.engine.files import HASH_CHUNK_BYTES, NotAFile, open_regular, sha256_file
 from heygemd.engine.media import decode_audio, decode_audio_to_wav
 from heygemd.engine.probe import AudioInfo, _check_readable, _ffprobe, probe_audio
 
@@ -179,7 +179,7 @@ def _copy_hashing(source: Path, target: Path) -> tuple[str, int]:
 
 def _chunks(source: Path) -> Iterator[bytes]:
     try:
-        with open(source, "rb") as reader:
+        with open_regular(source, follow_links=True) as reader:  # a pipe put in its place never blocks the service
             while chunk := reader.read(HASH_CHUNK_BYTES):
                 yield chunk
     except OSError as err:
@@ -187,6 +187,8 @@ def _chunks(source: Path) -> Iterator[bytes]:
 
 
 def _source_error(source: Path, err: OSError) -> MediaError:
+    if isinstance(err, NotAFile):
+        return MediaError(f"is not a file but {err.kind}; it was not read", source, code=ErrorCode.INPUT_REPLACED)
     code = code_for_os_error(err)
     if code is ErrorCode.INPUT_UNREADABLE:
         return MediaError("cannot be read by the service (permission denied): give its user read access", source, code=code)
