@@ -188,18 +188,26 @@ class DiskShortage(BaseModel):
 class DiskGuard:
     """Asked before each claim. Logs a job once when it starts waiting for space and once when it fits again."""
 
-    def __init__(self, paths: PathsConfig, outputs: OutputsConfig, log: structlog.stdlib.BoundLogger) -> None:
+    def __init__(
+        self, paths: PathsConfig, outputs: OutputsConfig, log: structlog.stdlib.BoundLogger, max_file_bytes: int = 0
+    ) -> None:
+        """``max_file_bytes``: limits.max_file_bytes (0: none); a job with a larger file is let through to be refused."""
         self.paths = paths
         self.outputs = outputs
         self.log = log
+        self.max_file_bytes = max_file_bytes
         self._waiting: dict[str, DiskShortage] = {}
 
     def admits(self, name: str) -> bool:
         """True if inbox/``name`` may be claimed now. A folder that cannot be measured is admitted: the claim reports it."""
         try:
-            check = check_space(measure_job(self.paths.inbox / name), name, self.paths, self.outputs)
+            sizes = measure_job(self.paths.inbox / name)
         except OSError:
             return True
+        if self.max_file_bytes and max((*sizes.template_bytes, sizes.audio_bytes)) > self.max_file_bytes:
+            self._waiting.pop(name, None)
+            return True  # refused at once by the claim's plan (limit.file_too_large): no space will ever be enough
+        check = check_space(sizes, name, self.paths, self.outputs)
         if check.enough:
             if self._waiting.pop(name, None) is not None:
                 self.log.info("disk space available again; the job is claimed", job=name)

@@ -25,7 +25,7 @@ from heygemd.codes import ErrorCode, Failure, failure_from_os_error
 from heygemd.control import CancelRequest
 from heygemd.daemon.claim import WorkArea
 from heygemd.daemon.config import HeygemdConfig, Readiness
-from heygemd.daemon.contract import ContractViolation, JobPlan, PlannedVideo, plan_job
+from heygemd.daemon.contract import ContractViolation, JobPlan, PlannedVideo, audio_too_long, plan_job
 from heygemd.daemon.controls import cancelled_failure
 from heygemd.daemon.inputs import InputGone, changed_names, fingerprint_each, fingerprint_inputs, quick_state
 from heygemd.daemon.journal import JobRecord, Phase, VideoRecord
@@ -63,12 +63,19 @@ from heygemd.engine import (
 from heygemd.names import display_json
 
 
+class PreparedAudioLike(AbstractContextManager[Any], Protocol):
+    """The audio a job renders with (heygemd.engine.PreparedAudio): its decoded length is known."""
+
+    @property
+    def duration(self) -> float: ...
+
+
 class RenderEngine(Protocol):
     """What the runner needs of the engine (heygemd.engine.LipSyncEngine, or a fake in tests)."""
 
     def describe(self) -> EngineInfo: ...
 
-    def prepare_audio(self, path: Path) -> AbstractContextManager[Any]: ...
+    def prepare_audio(self, path: Path) -> PreparedAudioLike: ...
 
     def render(
         self,
@@ -333,7 +340,18 @@ class JobRunner:
         except EngineError as err:
             return self._video_error(record, None, err)
         with audio:  # the audio's snapshot: read and decoded once, muxed into every video, removed after
+            if self._audio_over_limit(record, audio.duration):
+                return None
             return self._render_each(record, plan, audio, output_dir)
+
+    def _audio_over_limit(self, record: JobRecord, seconds: float) -> bool:
+        """The decoded length, not the header's (which may lie), against limits.max_audio_seconds: True if failed."""
+        limit = self.config.limits.max_audio_seconds
+        if not limit or round(seconds, 2) <= limit:
+            return False
+        self.lifecycle.fail_job(record, audio_too_long(record.audio or "", seconds, limit).failure())
+        self.log.warning("the decoded audio is longer than the limit", seconds=round(seconds, 2), limit=limit)
+        return True
 
     def _render_each(self, record: JobRecord, plan: JobPlan, audio: Any, output_dir: Path) -> Step | None:
         input_dir = self.work.input_dir(record.job_id)

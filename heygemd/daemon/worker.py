@@ -148,7 +148,7 @@ class Service:
         )
         self.lifecycle = Lifecycle(self.journal, policy, MAX_CRASHES)
         self.status_file = StatusFile(paths.state)
-        self.disk = DiskGuard(paths, self.config.outputs, self.log)
+        self.disk = DiskGuard(paths, self.config.outputs, self.log, self.config.limits.max_file_bytes)
         self.webhooks.configure(self.config.notify, self.config.web.public_url)
         if self.metrics is not None:
             self.metrics.paths = paths

@@ -45,6 +45,7 @@ class FakeAudio:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.closed = False
+        self.duration = 1.0  # seconds, as decoded
 
     def __enter__(self) -> FakeAudio:
         return self
