@@ -8,6 +8,8 @@ one ends. It wakes the service loop whenever a folder is ready or abandoned.
 
 from __future__ import annotations
 
+import os
+import stat
 import threading
 import time
 from collections.abc import Callable
@@ -18,6 +20,15 @@ import structlog
 from heygemd.daemon.config import WatchConfig
 from heygemd.daemon.readiness import InboxScan, ReadinessTracker
 from heygemd.daemon.watcher import InboxWatcher
+
+
+def _identity(folder: Path) -> tuple[int, int] | None:
+    """(device, inode) of ``folder``, or None when it is not there (moved away, unmounted, or unreachable)."""
+    try:
+        info = os.stat(folder)
+    except OSError:
+        return None
+    return (info.st_dev, info.st_ino) if stat.S_ISDIR(info.st_mode) else None
 
 
 class WatchingStopped(Exception):
@@ -97,6 +108,7 @@ class Arrivals:
 
     def _watch(self) -> None:
         last_full = time.monotonic()
+        missing_before = False
         while not self._stop.is_set():
             try:
                 scan = self._scan_once()
@@ -108,15 +120,31 @@ class Arrivals:
                     self.on_scan(scan)
                 except Exception:  # the status file of this scan is lost, the watching goes on
                     self.log.exception("showing the inbox scan failed; the watching goes on")
-            if scan.ready or scan.abandoned:
-                self.service_wake.set()
+            if scan.ready or scan.abandoned or scan.inbox_missing != missing_before:
+                self.service_wake.set()  # a job to take, or the status to say "waiting for the inbox" (or no longer)
+            missing_before = scan.inbox_missing
             if time.monotonic() - last_full >= self.watch.rescan_interval_seconds:
                 last_full = time.monotonic()
                 self.watcher.ensure_running()  # a safety net: an observer that died, an inbox replaced
-            self._event.wait(self._wait_seconds(scan))
+            self._wait_for_news(self._wait_seconds(scan), scan.inbox_missing)
             if self._event.is_set() and not self._stop.is_set():
                 self._event.clear()
                 self._stop.wait(self.watch.scan_interval_seconds)  # events come in floods while files copy
+
+    def _wait_for_news(self, seconds: float, missing: bool) -> None:
+        """Wait for an event of the observer, ``seconds`` at most, looking every scan interval whether the inbox
+        itself went away or came back: moving or unmounting the inbox makes no event of its own."""
+        deadline = time.monotonic() + seconds
+        identity = _identity(self.inbox)
+        while not self._event.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            if self._event.wait(min(remaining, self.watch.scan_interval_seconds)):
+                return
+            now = _identity(self.inbox)
+            if now != identity or (now is None) != missing:
+                return  # gone, back, or another folder in its place: scan now
 
     def _wait_seconds(self, scan: InboxScan) -> float:
         if scan.waiting:
