@@ -336,13 +336,38 @@ class JobRunner:
 
             return render_distributed(self, record, plan, output_dir)
         try:
-            audio = self.engine.prepare_audio(plan.audio)
+            audio = self._prepare_audio(record, plan.audio)
+        except RenderCancelled:  # a person cancelled the job while its audio was read: to quarantine as dropped
+            self._cancel_if_asked(record)
+            return None
         except EngineError as err:
             return self._video_error(record, None, err)
+        except RenderStalled as stalled:
+            failure = Failure(
+                code=ErrorCode.RENDER_STALLED,
+                reason=f'The audio "{record.audio}" could not be read and decoded: no progress ({stalled}); stopped.',
+            )
+            return self._job_transient(record, failure)
         with audio:  # the audio's snapshot: read and decoded once, muxed into every video, removed after
             if self._audio_over_limit(record, audio.duration):
                 return None
             return self._render_each(record, plan, audio, output_dir)
+
+    def _prepare_audio(self, record: JobRecord, path: Path) -> PreparedAudioLike:
+        """The audio's snapshot (copy and decode) under the stall watch, like a render: a stalled share or decoder
+        is stopped after ``service.stall_seconds`` (RenderStalled), or the service restarts (RenderHung)."""
+        self.context.cancel.clear()
+        try:
+            return self.stall_watch.run(
+                lambda progress: self.engine.prepare_audio(path),
+                lambda progress: None,
+                self.context.cancel,
+                lambda: self.context.cancel_request(record) is not None,
+            )
+        except RenderHung as hung:
+            failure = Failure(code=ErrorCode.RENDER_STALLED, reason=f'The audio "{record.audio}": {hung}; restarted.')
+            self.lifecycle.job_transient(record, failure)
+            raise
 
     def _audio_over_limit(self, record: JobRecord, seconds: float) -> bool:
         """The decoded length, not the header's (which may lie), against limits.max_audio_seconds: True if failed."""

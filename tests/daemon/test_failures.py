@@ -277,3 +277,29 @@ def run_as_nobody_files(folder: Path) -> None:
     nobody = pwd.getpwnam("nobody")
     for path in [folder, *folder.rglob("*")]:
         os.chown(path, nobody.pw_uid, nobody.pw_gid, follow_symlinks=False)
+
+
+STALLING_AUDIO_DECODER = """#!/bin/bash
+# The first decode of the audio snapshot (to snapshot.wav) stops for ever, as on a stalled share.
+case " $* " in *"snapshot.wav"*)
+  if mkdir "$FAULT_DIR/stopped" 2>/dev/null; then kill -STOP $$; fi ;;
+esac
+exec "$REAL_FFMPEG" "$@"
+"""
+
+
+def test_a_stalled_audio_decoder_is_stopped_as_render_stalled_and_the_job_is_retried(daemon_factory, media, tmp_path):
+    folder = tmp_path / "fault"
+    folder.mkdir()
+    launcher = folder / "ffmpeg"
+    launcher.write_text(STALLING_AUDIO_DECODER)
+    launcher.chmod(0o755)
+    env = {"HEYGEMD_FFMPEG": str(launcher), "REAL_FFMPEG": ffmpeg_path(), "FAULT_DIR": str(folder)}
+    daemon = start(daemon_factory, env=env, service={"stall_seconds": 3.0})
+    drop_job(daemon.inbox, "slow audio", {"a.wav": media["audio"], "v.mp4": media["video"]})
+    report = json.loads((daemon.wait_outbox("slow audio") / "job.json").read_text())
+    assert report["status"] == "ok"
+    assert (folder / "stopped").exists(), "the decoder was stopped once"
+    retried = daemon.logged("transient error; the job stays claimed and is tried again")
+    assert [line["code"] for line in retried] == ["render.stalled"]
+    assert daemon.stop() == 0
