@@ -24,6 +24,7 @@ from heygemd.daemon.config import ConfigError, HeygemdConfig, LogConfig, load_co
 from heygemd.daemon.logs import configure_logging, get_logger
 from heygemd.daemon.supervise import RenderHung, RenderStalled, StallWatch
 from heygemd.engine import EngineError, RenderCancelled, RenderProgress
+from heygemd.engine.snapshot import SERVICE_SNAPSHOTS_FOLDER
 from heygemd.exitcodes import ExitCode
 
 PROGRESS_INTERVAL_SECONDS = 0.5
@@ -180,6 +181,8 @@ def run_worker(explicit_config: Path | None, device: str | None) -> int:
 
     if settings.face_cache_dir is None:
         settings = settings.model_copy(update={"face_cache_dir": config.paths.state / "face-tracks"})
+    if settings.temp_dir is None:  # the audio snapshots: under the state folder, not /tmp
+        settings = settings.model_copy(update={"temp_dir": config.paths.state / SERVICE_SNAPSHOTS_FOLDER})
     try:
         engine = LipSyncEngine(settings)
     except EngineError as err:

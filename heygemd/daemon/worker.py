@@ -84,6 +84,7 @@ from heygemd.engine import (
     RenderProgress,
     RenderReport,
 )
+from heygemd.engine.snapshot import SERVICE_SNAPSHOTS_FOLDER
 from heygemd.exitcodes import ExitCode
 
 STOP_MARGIN_SECONDS = 15.0  # asked of systemd on top of the grace, for publishing and exit
@@ -526,6 +527,8 @@ class Service:
 
         if settings.face_cache_dir is None:  # re-used templates skip face detection
             settings = settings.model_copy(update={"face_cache_dir": self.config.paths.state / "face-tracks"})
+        if settings.temp_dir is None:  # the audio snapshots: under the state folder, not /tmp (cleaned at start)
+            settings = settings.model_copy(update={"temp_dir": self.config.paths.state / SERVICE_SNAPSHOTS_FOLDER})
         self.log.info(
             "loading engine", dry_run=settings.dry_run, checkpoint=str(settings.checkpoint), device=settings.device
         )

@@ -30,6 +30,9 @@ from heygemd.engine.probe import AudioInfo, _check_readable, _ffprobe, probe_aud
 
 SNAPSHOT_PREFIX = "heygemd-audio-"  # every private folder's name starts so: leftovers of a crash are easy to find
 SNAPSHOT_NAME = "snapshot.wav"
+# Where a long-running service keeps its snapshots when engine.temp_dir is unset: in a folder of its own (under
+# its state folder), not the system's temporary folder, so that a killed run's leftovers are its own to clean.
+SERVICE_SNAPSHOTS_FOLDER = "audio-snapshots"
 # The decoder's own sample format, kept: lossless, and no larger than it needs to be.
 PCM_CODECS = {"u8": "pcm_u8", "s16": "pcm_s16le", "s32": "pcm_s32le", "flt": "pcm_f32le", "dbl": "pcm_f64le"}
 FALLBACK_PCM = "pcm_f32le"  # a format WAV cannot hold (s64): 32-bit float

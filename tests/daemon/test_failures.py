@@ -23,6 +23,7 @@ from service_harness import Daemon, drop_job, service_config
 
 from heygemd.engine.ffmpeg_tools import ffmpeg_path
 from heygemd.engine.files import sha256_file
+from heygemd.engine.snapshot import SERVICE_SNAPSHOTS_FOLDER, SNAPSHOT_PREFIX
 
 pytestmark = pytest.mark.slow
 
@@ -294,9 +295,15 @@ def test_a_stalled_audio_decoder_is_stopped_as_render_stalled_and_the_job_is_ret
     launcher = folder / "ffmpeg"
     launcher.write_text(STALLING_AUDIO_DECODER)
     launcher.chmod(0o755)
+    system_temp = tmp_path / "system-tmp"
+    system_temp.mkdir()
     env = {"HEYGEMD_FFMPEG": str(launcher), "REAL_FFMPEG": ffmpeg_path(), "FAULT_DIR": str(folder)}
-    daemon = start(daemon_factory, env=env, service={"stall_seconds": 3.0})
+    daemon = start(daemon_factory, env=env | {"TMPDIR": str(system_temp)}, service={"stall_seconds": 3.0})
     drop_job(daemon.inbox, "slow audio", {"a.wav": media["audio"], "v.mp4": media["video"]})
+    daemon.wait_for((folder / "stopped").exists, "the audio decoder to stop")
+    snapshots = daemon.state / SERVICE_SNAPSHOTS_FOLDER
+    assert [entry.name.startswith(SNAPSHOT_PREFIX) for entry in snapshots.iterdir()] == [True]  # the service's own
+    assert not [entry for entry in system_temp.iterdir() if entry.name.startswith(SNAPSHOT_PREFIX)], "not in /tmp"
     report = json.loads((daemon.wait_outbox("slow audio") / "job.json").read_text())
     assert report["status"] == "ok"
     assert (folder / "stopped").exists(), "the decoder was stopped once"
