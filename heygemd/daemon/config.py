@@ -398,8 +398,8 @@ def load_config(explicit: Path | None = None) -> LoadedConfig:
 
 
 def describe_validation_error(err: ValidationError, source: Path | None) -> str:
-    where = f"config file {source}" if source else "configuration"
-    problems = []
+    """One sentence naming each wrong key and where its value came from: the environment (which wins) or the file."""
+    problems, from_environment = [], 0
     for error in err.errors():
         key = ".".join(str(part) for part in error["loc"])
         env_name = "HEYGEMD_" + "__".join(str(part) for part in error["loc"]).upper()
@@ -408,7 +408,18 @@ def describe_validation_error(err: ValidationError, source: Path | None) -> str:
             message = "unknown key (check the spelling against the shipped config/heygemd.toml)"
         got = error.get("input")
         shown = "" if error["type"] in ("extra_forbidden", "missing") or isinstance(got, dict) else f" (got {got!r})"
-        problems.append(f"{key}: {message}{shown} [in the file or {env_name}]")
+        if env_name in os.environ:
+            from_environment += 1
+            origin = f"from the environment variable {env_name}"
+        else:
+            origin = f"in the file, or {env_name}" if source else env_name
+        problems.append(f"{key}: {message}{shown} [{origin}]")
+    if from_environment == len(problems):
+        where = "the HEYGEMD_* environment"
+    elif source is None:
+        where = "configuration"
+    else:
+        where = f"config file {source}" + (" and the HEYGEMD_* environment" if from_environment else "")
     plural = "s" if len(problems) > 1 else ""
     return f"{where} has {len(problems)} error{plural}: " + "; ".join(problems)
 

@@ -520,7 +520,7 @@ class JobRunner:
             failure = Failure(
                 code=failed[0].code if failed else ErrorCode.INTERNAL,
                 reason=f"None of the {len(record.videos)} template videos could be rendered (the reason for each is below).",
-                details=[f"{video.template}: {video.reason}" for video in failed],
+                details=[naming(video.template, video.reason) for video in failed],
             )
         self.lifecycle.concluded(record, JobStatus.FAILED, failure)
         error = ErrorReport.of(record.name, record.job_id, failure, failed_videos=failed)
@@ -600,6 +600,11 @@ def failed_videos(record: JobRecord) -> list[FailedVideo]:
         for video in record.videos
         if video.status is VideoStatus.FAILED and video.failure is not None
     ]
+
+
+def naming(name: str, reason: str) -> str:
+    """``reason`` led by the file's name, unless it already names it (engine errors do): never "a: a: ..."."""
+    return reason if reason.startswith(name) or f'"{name}"' in reason else f"{name}: {reason}"
 
 
 def _doing(record: JobRecord) -> str:

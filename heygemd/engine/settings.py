@@ -102,7 +102,7 @@ class EngineSettings(BaseModel):
     temp_dir: Path | None = Field(
         None,
         description="folder for the decoded audio of the job being rendered, a WAV of up to 21 MB a minute "
-        "(44.1 kHz stereo) (unset: the system's temporary folder, $TMPDIR or /tmp)",
+        "(44.1 kHz stereo) (unset: <paths.state>/audio-snapshots for the service, $TMPDIR or /tmp for heygemd render)",
     )
 
 

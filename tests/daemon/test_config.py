@@ -57,6 +57,21 @@ def test_file_then_environment_override(tmp_path, monkeypatch):
     assert config.render.preset == "medium"  # untouched keys keep their defaults
 
 
+def test_an_error_in_an_environment_variable_names_the_variable_not_the_file(tmp_path, monkeypatch):
+    file = tmp_path / "h.toml"
+    file.write_text("[render]\ncrf = 20\n")
+    monkeypatch.setenv("HEYGEMD_RENDER__PRESET", "veryfsat")
+    with pytest.raises(ConfigError) as caught:
+        load_config(file)
+    message = str(caught.value)
+    assert message.startswith("the HEYGEMD_* environment has 1 error") and str(file) not in message
+    assert "from the environment variable HEYGEMD_RENDER__PRESET" in message
+    monkeypatch.delenv("HEYGEMD_RENDER__PRESET")
+    file.write_text('[render]\npreset = "veryfsat"\n')
+    with pytest.raises(ConfigError, match=rf"config file {file} has 1 error: render.preset: .*in the file"):
+        load_config(file)
+
+
 def test_a_config_from_the_lease_era_still_loads(tmp_path):
     file = tmp_path / "h.toml"
     file.write_text("[service]\nlease_seconds = 60.0\nstall_seconds = 90\n")  # the key went with the lease protocol

@@ -274,6 +274,45 @@ def test_permanent_failures_reach_quarantine_at_once_each_with_its_code(daemon_f
     assert daemon.stop() == 0
 
 
+def test_one_unreadable_template_among_several_fails_alone_and_the_others_are_published(
+    daemon_factory, media, unprivileged_root
+):
+    daemon = daemon_factory(root=unprivileged_root / "service")
+    daemon.write_config(service_config(daemon.root, service=FAST_RETRIES))
+    for folder in (daemon.inbox, daemon.outbox, daemon.quarantine):
+        folder.mkdir(parents=True, exist_ok=True)
+    run_as_nobody(daemon)
+    daemon.start()
+    daemon.wait_ready()
+    staging = unprivileged_root / ".staging-one-unreadable"
+    drop_job(
+        unprivileged_root, staging.name, {"voice.wav": media["audio"], "a.mp4": media["video"], "b.mp4": media["video"]}
+    )
+    run_as_nobody_files(staging)
+    (staging / "b.mp4").chmod(0)
+    os.chown(staging / "b.mp4", 0, 0)  # owned by root, mode 000: the service user cannot read it
+    os.rename(staging, daemon.inbox / "one unreadable")
+    report = json.loads((daemon.wait_outbox("one unreadable") / "job.json").read_text())
+    assert report["status"] == "partial", report
+    assert {video["template"]: video["code"] for video in report["videos"]} == {"a.mp4": None, "b.mp4": "input.unreadable"}
+    error = daemon.wait_quarantine("one unreadable")
+    assert [video["code"] for video in error["failed_videos"]] == ["input.unreadable"]
+    assert stat.S_IMODE((daemon.quarantine / "one unreadable" / "b.mp4").stat().st_mode) == 0  # untouched
+    assert daemon.stop() == 0
+
+
+def test_the_details_of_a_failed_job_name_each_template_once(daemon_factory, media):
+    daemon = daemon_factory()
+    daemon.write_config(service_config(daemon.root, service=FAST_RETRIES))
+    daemon.start()
+    daemon.wait_ready()
+    drop_job(daemon.inbox, "broken clip", {"voice.wav": media["audio"], "clip.mp4": media["truncated"]})
+    error = daemon.wait_quarantine("broken clip")
+    assert error["details"] and all(detail.startswith("clip.mp4: ") for detail in error["details"]), error
+    assert not [detail for detail in error["details"] if detail.startswith("clip.mp4: clip.mp4")], error
+    assert daemon.stop() == 0
+
+
 def run_as_nobody_files(folder: Path) -> None:
     nobody = pwd.getpwnam("nobody")
     for path in [folder, *folder.rglob("*")]:
