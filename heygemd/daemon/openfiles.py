@@ -283,11 +283,12 @@ def _proc_capability(fs_type: str, why: str, *, lease: bool = False) -> ProbeCap
         return ProbeCapability(method, fs_type, f"{why}; /proc cannot be read")
     if writers.complete:
         return ProbeCapability(method, fs_type, f"{why}; /proc shows every process's open files", complete=True)
-    return ProbeCapability(
-        method,
-        fs_type,
-        f"{why}; /proc hides other users' processes (smbd's): give the service CAP_LEASE (AmbientCapabilities=CAP_LEASE)",
+    hidden = (
+        "/proc does not show every process's open files to root without CAP_SYS_PTRACE"
+        if os.geteuid() == 0
+        else "/proc hides other users' processes (smbd's)"
     )
+    return ProbeCapability(method, fs_type, f"{why}; {hidden}: give the service CAP_LEASE (AmbientCapabilities=CAP_LEASE)")
 
 
 _CAP_LEASE = 28  # linux/capability.h

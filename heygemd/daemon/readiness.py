@@ -47,6 +47,7 @@ class WaitKind(StrEnum):
     SETTLING = "settling"  # files changed less than settle_seconds ago
     OPEN_FOR_WRITING = "open_for_writing"  # some process still writes a file
     UPLOADING = "uploading"  # a temporary or empty file: an upload in progress
+    EMPTY_FILES = "empty_files"  # empty files unchanged past the settle window: not an upload any more, a mistake
     EMPTY = "empty"
     NO_MARKER = "no_marker"
     MARKER_EARLY = "marker_early"  # the marker is there, other files are still arriving
@@ -152,6 +153,12 @@ def _describe(snapshot: FolderSnapshot, relative: str) -> str:
     entry = next(entry for entry in snapshot.entries if entry.relative == relative)
     what = "empty, 0 bytes" if entry.size == 0 and not is_temporary_name(relative.rsplit("/", 1)[-1]) else "a temporary file"
     return f'"{relative}" ({what})'
+
+
+def _only_empty_files(snapshot: FolderSnapshot, names: list[str]) -> bool:
+    """Every one of ``names`` is an empty file under its final name (no temporary name: no upload says it goes on)."""
+    sizes = {entry.relative: entry.size for entry in snapshot.entries}
+    return all(sizes.get(name) == 0 and not is_temporary_name(name.rsplit("/", 1)[-1]) for name in names)
 
 
 def _is_folder(entry: os.DirEntry) -> bool:
@@ -326,6 +333,14 @@ class ReadinessTracker:
         if unchanged_for < self.abandon_after_seconds:
             if snapshot.is_empty:
                 self._wait(result, name, WaitKind.EMPTY, "empty")
+            elif unchanged_for >= self.settle_seconds and _only_empty_files(snapshot, blocking):
+                self._wait(
+                    result,
+                    name,
+                    WaitKind.EMPTY_FILES,
+                    f"{_quoted(blocking)} empty (0 bytes), unchanged for {_minutes(unchanged_for)}: set aside "
+                    f"after {_minutes(self.abandon_after_seconds)} unless written",
+                )
             else:
                 self._wait(result, name, WaitKind.UPLOADING, f"upload in progress: {_quoted(blocking)}")
             return True

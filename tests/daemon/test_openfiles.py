@@ -173,3 +173,21 @@ def test_capability_of_a_local_folder(tmp_path):
     capability = probe_capability(tmp_path)
     assert capability.available and capability.method in (ProbeMethod.LEASE, ProbeMethod.PROC)
     assert capability.filesystem and not list(tmp_path.iterdir())  # the test file is gone
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the case of root with its capabilities bounded")
+def test_root_without_cap_lease_is_told_the_true_reason_proc_is_incomplete(tmp_path):
+    folder = shared_temp_dir()
+    writer = Writer(folder / "other-user.wav", user_prefix=unprivileged_prefix())  # another user's process
+    try:
+        bounded = subprocess.run(
+            ["setpriv", "--bounding-set=-lease,-sys_ptrace", "--", sys.executable, "-c",
+             "import sys; from pathlib import Path; from heygemd.daemon.openfiles import probe_capability; "
+             "print(probe_capability(Path(sys.argv[1])).detail)", str(tmp_path)],
+            capture_output=True, text=True, check=True, timeout=60,
+        ).stdout  # fmt: skip
+    finally:
+        writer.close()
+        subprocess.run(["rm", "-rf", str(folder)], check=True)
+    assert "hides other users' processes" not in bounded, bounded
+    assert "root without CAP_SYS_PTRACE" in bounded and "CAP_LEASE" in bounded, bounded

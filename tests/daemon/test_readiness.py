@@ -54,13 +54,16 @@ def test_temporary_and_empty_files_block_then_abandon(tmp_path):
     (inbox / "empty").mkdir()
     ready = tracker()
     ready.scan(inbox, 0)
+    assert {item.name: item.kind for item in ready.scan(inbox, 1).arriving}["zero"] is WaitKind.UPLOADING
     scan = ready.scan(inbox, 50)
     assert scan.ready == [] and sorted(scan.waiting) == ["empty", "sync", "zero"]
     assert {item.name: item.kind for item in scan.arriving} == {
         "empty": WaitKind.EMPTY,
         "sync": WaitKind.UPLOADING,
-        "zero": WaitKind.UPLOADING,
+        "zero": WaitKind.EMPTY_FILES,  # settled and still empty: not shown as an upload in progress
     }
+    zero = next(item for item in scan.arriving if item.name == "zero")
+    assert '"v.mp4" empty (0 bytes)' in zero.reason and "upload" not in zero.reason
     abandoned = {item.name: item.failure for item in ready.scan(inbox, 101).abandoned}
     assert {name: failure.code for name, failure in abandoned.items()} == {
         "empty": ErrorCode.JOB_EMPTY,
