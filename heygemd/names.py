@@ -31,6 +31,7 @@ import unicodedata
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from urllib.parse import quote
 
 from pydantic import BaseModel
 
@@ -83,6 +84,11 @@ def displayable(value: object) -> object:
     if isinstance(value, list | tuple):
         return [displayable(item) for item in value]
     return value
+
+
+def url_quoted(name: str) -> str:
+    """``name`` as one segment of a URL path: its own bytes percent-encoded (``%FF`` for a byte that is not UTF-8)."""
+    return quote(os.fsencode(name), safe="")
 
 
 def display_json(model: BaseModel, indent: int | None = 2) -> str:

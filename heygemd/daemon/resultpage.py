@@ -9,11 +9,9 @@ Every name in it is escaped (a name may be 255 bytes of any script, ``<`` and ``
 
 from __future__ import annotations
 
-import os
 import subprocess
 from html import escape
 from pathlib import Path
-from urllib.parse import quote
 
 from pydantic import ValidationError
 
@@ -22,7 +20,7 @@ from heygemd.atomic import write_atomic
 from heygemd.daemon.reports import JobReport, JobStatus, VideoResult, VideoStatus
 from heygemd.engine import RenderReport
 from heygemd.engine.ffmpeg_tools import FFmpegNotFound, ffmpeg_path, run_tool
-from heygemd.names import display_name
+from heygemd.names import display_name, url_quoted
 
 INDEX_FILE = "index.html"
 THUMBNAIL_SUFFIX = ".jpg"
@@ -161,7 +159,7 @@ def result_page(report: JobReport, renders: dict[str, RenderReport | None], file
 
 def _href(name: str) -> str:
     """A relative link to a file of the folder: percent-encoded (``#``, ``?``, spaces), then HTML-escaped."""
-    return escape(quote(os.fsencode(name), safe=""), quote=True)  # a name's own bytes: %FF for an undecodable one
+    return escape(url_quoted(name), quote=True)  # a name's own bytes: %FF for an undecodable one
 
 
 def _shown(text: str, quote: bool = False) -> str:

@@ -35,6 +35,7 @@ from heygemd import __version__
 from heygemd.control import request_cancel, request_pause
 from heygemd.engine.formats import AUDIO_SUFFIXES, STILL_SUFFIXES, VIDEO_SUFFIXES
 from heygemd.engine.settings import BlendMode, LoopPolicy
+from heygemd.names import display_json, display_name, displayable, url_quoted
 from heygemd.web import files as served
 from heygemd.web.errors import WebError
 from heygemd.web.i18n import (
@@ -186,6 +187,7 @@ class Web:
         self.templates = Environment(
             loader=FileSystemLoader(HERE / "templates"),
             autoescape=select_autoescape(["html"]),
+            finalize=lambda value: display_name(value) if isinstance(value, str) else value,  # names not UTF-8
             trim_blocks=True,
             lstrip_blocks=True,
         )
@@ -275,7 +277,7 @@ def wants_json(request: Request) -> bool:
 
 
 def api_job_url(job: str) -> str:
-    return f"/api/jobs/{quote(job, safe='')}"
+    return f"/api/jobs/{url_quoted(job)}"
 
 
 def human_size(size: int | None) -> str:
@@ -340,9 +342,17 @@ def event_response(stream: AsyncIterator[str]) -> StreamingResponse:
     )
 
 
+class DisplayJSONResponse(JSONResponse):
+    """JSON whose every text is writable as UTF-8: a name that is not UTF-8 shows its bytes as ``\\xNN``."""
+
+    def render(self, content: Any) -> bytes:
+        return super().render(displayable(content))
+
+
 def create_app(settings: WebSettings) -> FastAPI:
     web = Web(settings)
     app = FastAPI(
+        default_response_class=DisplayJSONResponse,
         title="heygemd",
         version=__version__,
         docs_url=None,
@@ -515,7 +525,7 @@ def create_app(settings: WebSettings) -> FastAPI:
     )
     def events(request: Request) -> StreamingResponse:
         def produce() -> tuple[str, bool]:
-            return overview(settings).model_dump_json(), False
+            return display_json(overview(settings), indent=None), False
 
         return event_response(event_stream(request, produce, None))
 
@@ -559,7 +569,7 @@ def create_app(settings: WebSettings) -> FastAPI:
             found = JobFinder(settings).find(job)
             if found is None:
                 return "", True
-            return with_problem_summaries(t, found).model_dump_json(), found.phase is JobPhase.DONE
+            return display_json(with_problem_summaries(t, found), indent=None), found.phase is JobPhase.DONE
 
         return event_response(event_stream(request, produce, None))
 

@@ -27,6 +27,7 @@ from email.utils import format_datetime
 from pathlib import Path
 from urllib.parse import quote
 
+from heygemd.names import display_name
 from heygemd.web.views import plain_name
 
 CHUNK_BYTES = 256 * 1024
@@ -171,7 +172,7 @@ def read_span(opened: OpenedFile, start: int, length: int) -> Iterator[bytes]:
 def content_disposition(name: str, attachment: bool) -> str:
     fallback = "".join(char if char.isascii() and char.isprintable() and char not in '"\\' else "_" for char in name)
     kind = "attachment" if attachment else "inline"
-    return f"{kind}; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
+    return f"{kind}; filename=\"{fallback}\"; filename*=UTF-8''{quote(display_name(name), safe='')}"
 
 
 # ---------------------------------------------------------------------------- the ZIP of a job

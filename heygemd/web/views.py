@@ -12,14 +12,12 @@ rename, the history line before the record is removed).
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 from datetime import datetime
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
-from urllib.parse import quote
 
 from pydantic import BaseModel, Field, ValidationError
 
@@ -38,7 +36,7 @@ from heygemd.daemon.resultpage import THUMBNAIL_SUFFIX
 from heygemd.daemon.status import ServiceStatus, WorkerTask, process_alive, read_status
 from heygemd.engine.report import RenderReport
 from heygemd.metrics import Metrics, read_metrics
-from heygemd.names import is_heygemd_temporary
+from heygemd.names import display_json, is_heygemd_temporary, url_quoted
 from heygemd.web.settings import OUTBOX, QUARANTINE, WebSettings
 
 RESULTS_SHOWN = 20
@@ -271,11 +269,11 @@ def _read_model(path: Path, model: type[BaseModel]) -> BaseModel | None:
 
 
 def file_url(job: str, area: str, name: str) -> str:
-    return f"/api/jobs/{quote(job, safe='')}/files/{area}/{quote(name, safe='')}"
+    return f"/api/jobs/{url_quoted(job)}/files/{area}/{url_quoted(name)}"
 
 
 def job_url(job: str) -> str:
-    return f"/jobs/{quote(job, safe='')}"
+    return f"/jobs/{url_quoted(job)}"
 
 
 # ---------------------------------------------------------------------------- finding a job
@@ -442,7 +440,7 @@ class JobFinder:
                 links[(area, item.name)] = link
                 view.files.append(link)
         if view.files:
-            view.zip_url = f"/api/jobs/{quote(view.id, safe='')}/zip"
+            view.zip_url = f"/api/jobs/{url_quoted(view.id)}/zip"
         report = _read_model(outbox_dir / JOB_REPORT, JobReport) if outbox_dir else None
         error = _read_model(quarantine_dir / ERROR_REPORT, ErrorReport) if quarantine_dir else None
         if isinstance(report, JobReport) and outbox_dir is not None:
@@ -622,4 +620,4 @@ def _first_thumbnail(settings: WebSettings, item: HistoryEntry) -> str | None:
 
 
 def dump(model: BaseModel) -> str:
-    return json.dumps(model.model_dump(mode="json"), ensure_ascii=False)
+    return display_json(model, indent=None)
