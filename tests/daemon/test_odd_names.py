@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 
 import pytest
 from service_harness import Daemon, drop_job, service_config
+
+from heygemd.engine.ffmpeg_tools import ffmpeg_path
 
 pytestmark = pytest.mark.slow
 
@@ -66,4 +69,45 @@ def test_an_odd_job_folder_name_is_published_and_the_service_keeps_watching(daem
     daemon.wait_outbox("after")
     status = json.loads((daemon.state / "status.json").read_text(encoding="utf-8"))
     assert "surrogates" not in json.dumps(status)
+    assert daemon.stop() == 0
+
+
+PAUSING_FFMPEG = """#!/bin/bash
+# The first encode stops (SIGSTOP) so that the test can kill the service in the middle of the job.
+case " $* " in *" -movflags "*)
+  if mkdir "$PAUSE_DIR/paused" 2>/dev/null; then echo $$ > "$PAUSE_DIR/pid"; kill -STOP $$; fi ;;
+esac
+exec "$REAL_FFMPEG" "$@"
+"""
+
+
+def test_a_job_with_odd_names_survives_a_crash_the_journal_keeps_the_bytes(daemon_factory, media, tmp_path):
+    pause = tmp_path / "pause"
+    pause.mkdir()
+    launcher = pause / "ffmpeg"
+    launcher.write_text(PAUSING_FFMPEG)
+    launcher.chmod(0o755)
+    env = {"HEYGEMD_FFMPEG": str(launcher), "REAL_FFMPEG": ffmpeg_path(), "PAUSE_DIR": str(pause)}
+    daemon = daemon_factory(env=env)
+    daemon.write_config(service_config(daemon.root))
+    daemon.start()
+    daemon.wait_ready()
+    odd = latin1(b"r\xe9sum\xe9")
+    drop_job(daemon.inbox, odd, {latin1(b"voix\xe9.wav"): media["audio"], latin1(b"face\xff.mp4"): media["video"]})
+    pid = int(daemon.wait_for(lambda: (pause / "pid").exists() and (pause / "pid").read_text().strip(), "the encoder"))
+    daemon.kill9()
+    os.kill(pid, signal.SIGKILL)  # the stopped encoder the killed service left
+    daemon.start()
+    daemon.wait_ready()
+    report = json.loads(
+        (
+            daemon.wait_for(
+                lambda: (daemon.outbox / odd / "job.json").exists() and daemon.outbox / odd,
+                "the job to be finished after the restart",
+            )
+            / "job.json"
+        ).read_text()
+    )
+    assert report["status"] == "ok" and report["job"] == "r\\xe9sum\\xe9", report
+    assert daemon.logged("resuming a claimed job")[0]["job"] == "r\\xe9sum\\xe9"
     assert daemon.stop() == 0
