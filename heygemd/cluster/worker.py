@@ -26,6 +26,7 @@ from heygemd.daemon.supervise import RenderHung, RenderStalled, StallWatch
 from heygemd.engine import EngineError, RenderCancelled, RenderProgress
 from heygemd.engine.snapshot import SERVICE_SNAPSHOTS_FOLDER
 from heygemd.exitcodes import ExitCode
+from heygemd.names import display_json
 
 PROGRESS_INTERVAL_SECONDS = 0.5
 
@@ -88,13 +89,15 @@ class VideoRenderer:
                 task.task_id,
                 self.name,
                 TaskState.FAILED,
-                failure=failure.model_dump_json(),
+                failure=display_json(failure, indent=None),
                 seconds=repr(time.monotonic() - started),
             )
             log.warning("video failed", code=failure.code.value, reason=failure.reason)
             return {"failure": failure.model_dump(mode="json")}
         seconds = time.monotonic() - started
-        self.store.end(task.task_id, self.name, TaskState.DONE, report=report.model_dump_json(), seconds=repr(seconds))
+        self.store.end(
+            task.task_id, self.name, TaskState.DONE, report=display_json(report, indent=None), seconds=repr(seconds)
+        )
         log.info("video done", seconds=round(seconds, 3))
         return {"worker": self.name, "seconds": seconds, "report": report.model_dump(mode="json")}
 

@@ -12,6 +12,7 @@ from heygemd.commands.model_flags import add_model_flags, flag_name, model_from_
 from heygemd.engine.errors import EngineError
 from heygemd.engine.settings import EngineSettings, RenderOptions
 from heygemd.exitcodes import ExitCode
+from heygemd.names import display_json
 
 # The flag names kept from before the flags were generated (the field is face_cache_dir).
 RENAMED_ENGINE_FLAGS = {"face_cache_dir": "--face-cache"}
@@ -83,7 +84,7 @@ def _render_and_report(engine, audio, video: Path, output: Path, options: Render
     except EngineError as err:
         _error(str(err))
         return False
-    _write_sidecar(output.with_suffix(".json"), report.model_dump_json(indent=2))
+    _write_sidecar(output.with_suffix(".json"), display_json(report))
     print(f"{output}  ({report.output.duration_s:.2f} s, {report.output.frame_count} frames, {report.timings.total:.1f} s)")
     for warning in report.warnings:
         print(f"  warning: {warning}", file=sys.stderr)
