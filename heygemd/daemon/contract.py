@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from heygemd.codes import CodedError, ErrorCode
 from heygemd.daemon.config import LimitsConfig
+from heygemd.engine.files import NotAFile, open_regular
 from heygemd.engine.formats import AUDIO_SUFFIXES, STILL_SUFFIXES, VIDEO_SUFFIXES
 from heygemd.engine.settings import RenderOptions
 from heygemd.names import NAME_MAX_BYTES, fit_name, is_heygemd_temporary, name_bytes
@@ -470,8 +471,10 @@ def human_duration(seconds: float) -> str:
 def _read_job_file(folder: Path) -> JobFile:
     path = next(entry for entry in folder.iterdir() if entry.name.lower() == JOB_FILE)
     try:
-        with open(path, "rb") as handle:
+        with open_regular(path) as handle:  # a pipe or a link named job.toml is never read (nor waited on)
             raw = tomllib.load(handle)
+    except NotAFile as err:
+        raise ContractViolation(f"job.toml is not a file but {err.kind}.", code=ErrorCode.JOB_TOML_INVALID) from None
     except tomllib.TOMLDecodeError as err:
         raise ContractViolation(f"job.toml is not valid TOML: {err}.", code=ErrorCode.JOB_TOML_INVALID) from None
     except RecursionError:  # tomllib recurses once per nesting level

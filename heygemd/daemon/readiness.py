@@ -34,7 +34,7 @@ from heygemd.daemon.manifest import (
     read_manifest,
 )
 from heygemd.daemon.openfiles import OpenFileProbe
-from heygemd.engine.files import sha256_file
+from heygemd.engine.files import NotAFile, open_regular, sha256_file
 
 # In marker mode a file the kernel reports closed counts without its settle window, but unless the marker
 # was the last thing written, the folder must still be quiet this long: a copy of several files leaves a
@@ -373,7 +373,7 @@ class ReadinessTracker:
             return
         try:
             manifest = _read_marker(folder / marker.relative)
-        except PermissionError:
+        except (PermissionError, NotAFile):
             self._unreadable(name, candidate, [marker.relative], now, result, what="read")
             return
         except FileNotFoundError:
@@ -515,5 +515,5 @@ class ReadinessTracker:
 
 
 def _read_marker(path: Path) -> Manifest:
-    with open(path, "rb") as handle:
+    with open_regular(path) as handle:  # a pipe named like the marker never blocks the watching
         return read_manifest(handle.read(MAX_MARKER_BYTES))
