@@ -12,6 +12,7 @@ are cluster mode (heygemd/cluster/): one coordinator `heygemd run`, one `heygemd
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import os
@@ -387,7 +388,8 @@ class Service:
                 item.not_before = 0.0
         for request in plan.stale:
             self.log.warning("cancel request dropped: this service has no such job", job=request.job)
-            cancel_honoured(self.config.paths.state, request.job)
+            with contextlib.suppress(OSError):  # a full state disk: dropped at the next look, the loop goes on
+                cancel_honoured(self.config.paths.state, request.job)
         for name in plan.inbox:
             record = self._claim(name)
             if record is not None:
