@@ -185,3 +185,11 @@ def test_each_limit_sends_its_job_to_quarantine_with_its_code(daemon_factory, me
     assert sorted(entry.name for entry in daemon.quarantine.iterdir()) == sorted(jobs)
     assert daemon.process is not None and daemon.process.poll() is None
     assert daemon.stop() == 0
+
+
+def test_an_audio_just_over_the_limit_never_reads_like_the_limit_itself():
+    from heygemd.daemon.contract import audio_too_long
+
+    reason = audio_too_long("a.wav", 3600.5, 3600.0).reason
+    lasts, accepts = reason.split("; this service accepts audio of up to ")
+    assert "3600.5 s" in lasts and "3600 s" in accepts and lasts.split("lasts ")[1] != accepts.split(". ")[0]
