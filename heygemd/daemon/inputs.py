@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 from heygemd.codes import CodedError, ErrorCode, Failure, failure_from_os_error
@@ -48,29 +49,31 @@ def stat_input(folder: Path, name: str) -> InputFile:
     return InputFile(name=name, size_bytes=info.st_size, mtime_ns=info.st_mtime_ns, sha256="")
 
 
-def _sha256_input(folder: Path, name: str) -> str:
+def _sha256_input(folder: Path, name: str, on_chunk: Callable[[], None] | None = None) -> str:
     try:
-        return sha256_file(folder / name, input_file=True)
+        return sha256_file(folder / name, input_file=True, on_chunk=on_chunk)
     except NotAFile as err:
         raise _replaced(name, err.kind) from None
     except FileNotFoundError:
         raise _missing(name) from None
 
 
-def fingerprint_input(folder: Path, name: str) -> InputFile:
+def fingerprint_input(folder: Path, name: str, on_chunk: Callable[[], None] | None = None) -> InputFile:
     """Size, mtime and sha256 of one input. The stat is taken before and after hashing: a file that
     changed while it was hashed gets the later stat, so the next check sees the difference."""
     before = stat_input(folder, name)
-    digest = _sha256_input(folder, name)
+    digest = _sha256_input(folder, name, on_chunk)
     after = stat_input(folder, name)
     return after.model_copy(update={"sha256": digest if after == before else ""})
 
 
-def fingerprint_inputs(folder: Path, names: list[str]) -> list[InputFile]:
-    return [fingerprint_input(folder, name) for name in names]
+def fingerprint_inputs(folder: Path, names: list[str], on_chunk: Callable[[], None] | None = None) -> list[InputFile]:
+    return [fingerprint_input(folder, name, on_chunk) for name in names]
 
 
-def fingerprint_each(folder: Path, names: list[str]) -> tuple[list[InputFile], dict[str, Failure]]:
+def fingerprint_each(
+    folder: Path, names: list[str], on_chunk: Callable[[], None] | None = None
+) -> tuple[list[InputFile], dict[str, Failure]]:
     """Fingerprint every input that can be read; the others' failures by name (unreadable, deleted, replaced).
 
     Other errors (the share) are raised: they are nobody's input's fault.
@@ -79,7 +82,7 @@ def fingerprint_each(folder: Path, names: list[str]) -> tuple[list[InputFile], d
     failures: dict[str, Failure] = {}
     for name in names:
         try:
-            fingerprints.append(fingerprint_input(folder, name))
+            fingerprints.append(fingerprint_input(folder, name, on_chunk))
         except InputGone as gone:
             failures[name] = gone.failure()
         except PermissionError as err:
@@ -91,7 +94,13 @@ def quick_state(folder: Path, names: list[str]) -> list[InputFile]:
     return [stat_input(folder, name) for name in names]
 
 
-def changed_names(folder: Path, recorded: list[InputFile], *, with_content: bool = False) -> list[str]:
+def changed_names(
+    folder: Path,
+    recorded: list[InputFile],
+    *,
+    with_content: bool = False,
+    on_chunk: Callable[[], None] | None = None,
+) -> list[str]:
     """Names of the recorded inputs whose size or mtime (and, ``with_content``, sha256) differ now.
 
     A file that is gone or is not a file any more raises InputGone; other OSErrors (the share) are raised.
@@ -102,7 +111,7 @@ def changed_names(folder: Path, recorded: list[InputFile], *, with_content: bool
         if (
             (now.size_bytes, now.mtime_ns) != (expected.size_bytes, expected.mtime_ns)
             or with_content
-            and _sha256_input(folder, expected.name) != expected.sha256
+            and _sha256_input(folder, expected.name, on_chunk) != expected.sha256
         ):
             changed.append(expected.name)
     return changed

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import structlog
 
@@ -61,6 +61,8 @@ from heygemd.engine import (
     RenderReport,
 )
 from heygemd.names import display_json
+
+T = TypeVar("T")
 
 
 class PreparedAudioLike(AbstractContextManager[Any], Protocol):
@@ -166,6 +168,12 @@ class JobRunner:
         except InputGone as gone:  # a deleted or swapped input: its video (the audio: the job) fails, the rest goes on
             self._input_gone(record, gone)
             return self._steps(record)
+        except RenderStalled as stalled:  # reading the job's files stalled (the share): tried again later
+            failure = Failure(
+                code=ErrorCode.RENDER_STALLED,
+                reason=f"Reading the job's files made no progress ({stalled}); stopped, tried again later.",
+            )
+            return self._job_transient(record, failure)
         except OSError as err:
             return self._job_transient(record, failure_from_os_error(err, _doing(record)))
         except MemoryError:
@@ -234,7 +242,8 @@ class JobRunner:
             plan = self._job_plan(record)
             check_limits(plan, self.config.limits)
             names = [plan.audio.name, *(video.source.name for video in plan.videos)]
-            inputs, unusable = fingerprint_each(self.work.input_dir(record.job_id), names)
+            input_dir = self.work.input_dir(record.job_id)
+            inputs, unusable = self._read_watched(record, lambda chunk: fingerprint_each(input_dir, names, chunk))
         except ContractViolation as violation:
             self.lifecycle.fail_job(record, violation.failure())
             return
@@ -273,7 +282,9 @@ class JobRunner:
                 return None
             self.lifecycle.inputs_still_changing(record, state)
             return self._wait_for_inputs(record)
-        self.lifecycle.inputs_settled(record, fingerprint_inputs(input_dir, self._input_names(record)))
+        names = self._input_names(record)
+        inputs = self._read_watched(record, lambda chunk: fingerprint_inputs(input_dir, names, chunk))
+        self.lifecycle.inputs_settled(record, inputs)
         self.log.info("changed inputs settled; their videos render again", inputs=changing.names)
         return None
 
@@ -320,7 +331,10 @@ class JobRunner:
             step = self._render_pending(record, plan, output_dir)
             if step is not None or record.phase is not Phase.RENDERING:
                 return step
-        changed = changed_names(self.work.input_dir(record.job_id), record.inputs, with_content=True)
+        input_dir = self.work.input_dir(record.job_id)
+        changed = self._read_watched(
+            record, lambda chunk: changed_names(input_dir, record.inputs, with_content=True, on_chunk=chunk)
+        )
         if changed:
             return self._inputs_changed(record, changed)
         self.lifecycle.publishing(record)
@@ -352,6 +366,20 @@ class JobRunner:
             if self._audio_over_limit(record, audio.duration):
                 return None
             return self._render_each(record, plan, audio, output_dir)
+
+    def _read_watched(self, record: JobRecord, read: Callable[[Callable[[], None]], T]) -> T:
+        """``read(chunk)`` (hashing the job's files; ``chunk()`` after each chunk) under the stall watch.
+
+        A read that stalls for ``service.stall_seconds`` raises RenderStalled; one that cannot be interrupted
+        RenderHung (the service restarts), after the job was recorded as waiting.
+        """
+        try:
+            return self.stall_watch.run(
+                lambda progress: read(lambda: progress(None)), lambda update: None, self.context.cancel
+            )
+        except RenderHung as hung:
+            self.lifecycle.job_transient(record, Failure(code=ErrorCode.RENDER_STALLED, reason=f"Reading: {hung}."))
+            raise
 
     def _prepare_audio(self, record: JobRecord, path: Path) -> PreparedAudioLike:
         """The audio's snapshot (copy and decode) under the stall watch, like a render: a stalled share or decoder

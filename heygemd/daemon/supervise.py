@@ -1,5 +1,8 @@
 """A render that makes no progress is noticed: it runs in its own thread, watched by the service's.
 
+The same watch covers the other long reads of the share: the audio snapshot (copy and decode) and
+the hashing of a job's inputs (each chunk read is progress).
+
 A decoder blocked on a stalled share or a hung GPU call stops the progress callbacks. After
 ``stall_seconds`` without one, the render is cancelled: the cancel event is set (the engine stops at
 its next check and removes the partial output) and this process's ffmpeg children are killed (a
@@ -56,7 +59,7 @@ class StallWatch:
 
     def run(
         self,
-        render: Callable[[Callable[[RenderProgress], None]], T],
+        render: Callable[[Callable[[RenderProgress | None], None]], T],
         on_progress: Callable[[RenderProgress], None],
         cancel: threading.Event,
         abandon: Callable[[], bool] | None = None,
@@ -64,14 +67,17 @@ class StallWatch:
         """Call ``render(progress)`` in a thread and wait for it; ``cancel`` is the event the render honours.
 
         ``abandon`` is asked every POLL_SECONDS (in this thread) whether the render must stop.
+        ``progress(None)`` is progress with nothing to show (a chunk of a file read).
         """
         last_progress = time.monotonic()
         last_stage: str | None = None
 
-        def progress(update: RenderProgress) -> None:
+        def progress(update: RenderProgress | None) -> None:
             nonlocal last_progress, last_stage
-            last_progress, last_stage = time.monotonic(), update.stage
-            on_progress(update)
+            last_progress = time.monotonic()
+            if update is not None:
+                last_stage = update.stage
+                on_progress(update)
 
         outcome: _Outcome[T] = _Outcome()
 

@@ -6,6 +6,7 @@ import errno
 import hashlib
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -52,14 +53,17 @@ def open_regular(path: Path, *, follow_links: bool = False) -> BinaryIO:
     return os.fdopen(descriptor, "rb")
 
 
-def sha256_file(path: Path, *, input_file: bool = False) -> str:
+def sha256_file(path: Path, *, input_file: bool = False, on_chunk: Callable[[], None] | None = None) -> str:
     """Hex sha256 of a file's content, read in 1 MiB chunks.
 
     ``input_file``: a job's input, opened with ``open_regular`` (NotAFile for a link, a pipe...); the
-    service's own files (model weights, often linked into place) are opened as usual.
+    service's own files (model weights, often linked into place) are opened as usual. ``on_chunk`` is
+    called after each chunk (a stall watch's sign of progress).
     """
     digest = hashlib.sha256()
     with open_regular(path) if input_file else open(path, "rb") as handle:
         while chunk := handle.read(HASH_CHUNK_BYTES):
             digest.update(chunk)
+            if on_chunk is not None:
+                on_chunk()
     return digest.hexdigest()
