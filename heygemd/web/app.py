@@ -45,6 +45,7 @@ def create_app(settings: WebSettings) -> FastAPI:
     app.add_exception_handler(SignInNeeded, to_sign_in)
     for router in (signin.router, pages.router, downloads.pages, api.router, downloads.api, apidocs.router, scrape.router):
         app.include_router(router)
+    app.mount(apidocs.ASSETS_URL, apidocs.swagger_assets(), name="swagger-ui")
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     return app
 

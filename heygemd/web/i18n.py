@@ -67,6 +67,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "nav.upload": ("New job", "新建任务"),
     "nav.api": ("API", "API 文档"),
     "nav.sign_out": ("Sign out", "退出登录"),
+    "apidocs.title": ("API", "API 文档"),
+    "apidocs.intro": (
+        "Every action of this page, as a JSON API. Try a call below; the description itself:",
+        "本页面的所有操作都可以通过 JSON API 完成。可以在下面试着调用；接口描述文件：",
+    ),
     "login.title": ("Sign in", "登录"),
     "login.token": ("Password", "密码"),
     "login.submit": ("Sign in", "登录"),

@@ -1,13 +1,13 @@
-"""Sign-in and sign-out, and the health check: the routes open to anyone."""
+"""Sign-in and sign-out, the health check and the icon: the routes open to anyone."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import FileResponse, RedirectResponse, Response
 
 from heygemd.web.access import check_form_write, safe_next
 from heygemd.web.security import CSRF_FIELD, SESSION_COOKIE, token_matches
-from heygemd.web.site import SiteWeb
+from heygemd.web.site import HERE, SiteWeb
 
 router = APIRouter(include_in_schema=False)
 
@@ -15,6 +15,12 @@ router = APIRouter(include_in_schema=False)
 @router.get("/healthz")
 def healthz() -> dict[str, bool]:
     return {"ok": True}
+
+
+@router.get("/favicon.ico")
+def favicon() -> FileResponse:
+    """For the browsers and tools that ask for /favicon.ico before (or without) reading the page's icon link."""
+    return FileResponse(HERE / "static" / "favicon.svg", media_type="image/svg+xml")
 
 
 @router.get("/login")
