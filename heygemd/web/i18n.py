@@ -165,6 +165,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     ),
     "job.videos": ("Videos", "视频"),
     "job.no_videos": ("No video yet.", "还没有视频。"),
+    "job.no_videos_made": ("No video was made.", "没有生成视频。"),
+    "job.audio": ("Audio", "音频"),
     "job.thumbnail": ("thumbnail", "缩略图"),
     "job.warnings": ("Notes", "提示"),
     "job.files": ("Files", "文件"),

@@ -179,7 +179,8 @@ def warning_text(t: Translator, warning: Notice) -> str:
         return t("warning.loop", video=warning.video, policy=t(f"loop.{warning.policy}"))
     if warning.kind == "vfr":
         return t("warning.vfr", video=warning.video, fps=warning.fps)
-    return warning.text or ""
+    text = warning.text or ""
+    return f"{warning.video}: {text}" if warning.video else text
 
 
 def version_of(text: str) -> str:

@@ -12,7 +12,6 @@ rename, the history line before the record is removed).
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 from datetime import datetime
@@ -130,6 +129,8 @@ class JobView(BaseModel):
     retry: RetryView | None = None
     cancel_requested: bool = False
     cancellable: bool = False
+    audio: str | None = Field(None, description="the job's audio file, once known")
+    dry_run: bool = Field(False, description="made (or being made) without the model: the template fitted to the audio")
     videos: list[VideoView] = Field(default_factory=list)
     problem: Problem | None = Field(None, description="why the job (or some of its videos) failed")
     warnings: list[Notice] = Field(default_factory=list)
@@ -325,10 +326,12 @@ class JobFinder:
             if shortage is not None:
                 view.phase, view.service = JobPhase.WAITING_FOR_DISK, service.name
                 view.waiting_for = shortage.filesystem.describe()
+        inputs = [item.name for item in regular_files(folder) if not is_ignored_name(item.name)]
+        view.audio = audio_among(inputs)
         view.videos = [
-            VideoView(template=item.name, status=VideoStatus.PENDING.value)
-            for item in regular_files(folder)
-            if kind_of(item.name) in (FileKind.VIDEO, FileKind.STILL) and not is_ignored_name(item.name)
+            VideoView(template=name, status=VideoStatus.PENDING.value)
+            for name in inputs
+            if kind_of(name) in (FileKind.VIDEO, FileKind.STILL)
         ]
         return view
 
@@ -355,7 +358,14 @@ class JobFinder:
         elif current is not None:
             phase = JobPhase.RENDERING
         view = JobView(
-            id=record.name, job_id=record.job_id, phase=phase, service=service.name, received_at=record.claimed_at
+            id=record.name,
+            job_id=record.job_id,
+            phase=phase,
+            service=service.name,
+            received_at=record.claimed_at,
+            audio=record.audio,
+            dry_run=status.dry_run if status is not None else False,
+            warnings=[Notice(kind="text", text=text) for text in record.warnings],
         )
         if waiting is not None:
             view.retry = RetryView(
@@ -449,6 +459,7 @@ class JobFinder:
             view.job_id = view.job_id or report.job_id
             view.status = view.status or report.status
             view.received_at, view.finished_at = report.received_at, view.finished_at or report.finished_at
+            view.audio, view.dry_run = report.audio, report.dry_run
             view.videos = [self._result_video(video, outbox_dir, links) for video in report.videos]
             view.warnings += [Notice(kind="text", text=text) for text in report.warnings]
         if isinstance(error, ErrorReport):
@@ -468,6 +479,8 @@ class JobFinder:
             ]
             if view.status is None:
                 view.status = JobStatus.PARTIAL if error.outbox_folder else JobStatus.FAILED
+        if view.audio is None:
+            view.audio = audio_among([link.name for link in view.files if link.area == QUARANTINE])
         return view
 
     def _result_video(self, video, outbox_dir: Path, links: dict[tuple[str, str], FileLink]) -> VideoView:
@@ -485,8 +498,12 @@ class JobFinder:
         return shown
 
 
+def audio_among(names: list[str]) -> str | None:
+    return next((name for name in names if kind_of(name) is FileKind.AUDIO), None)
+
+
 def render_warnings(template: str, report: RenderReport) -> list[Notice]:
-    """What a render's report says a person should know, as sentences the page translates."""
+    """What a render's report says a person should know: sentences the page translates, then the engine's own."""
     found = []
     if report.faces.frames_without_face and not report.dry_run:
         total = report.faces.frames_with_face + report.faces.frames_without_face
@@ -495,6 +512,7 @@ def render_warnings(template: str, report: RenderReport) -> list[Notice]:
         found.append(Notice(kind="loop", video=template, policy=report.options.loop.value))
     if report.video.variable_frame_rate:
         found.append(Notice(kind="vfr", video=template, fps=round(report.output.fps, 3)))
+    found += [Notice(kind="text", video=template, text=text) for text in report.warnings]
     return found
 
 
@@ -619,7 +637,3 @@ def _first_thumbnail(settings: WebSettings, item: HistoryEntry) -> str | None:
         next((found for found in regular_files(folder) if found.name.endswith(THUMBNAIL_SUFFIX)), None) if folder else None
     )
     return file_url(item.job, OUTBOX, thumbnail.name) if thumbnail else None
-
-
-def dump(model: BaseModel) -> str:
-    return json.dumps(model.model_dump(mode="json"), ensure_ascii=False)

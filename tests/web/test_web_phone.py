@@ -56,6 +56,7 @@ def test_every_page_fits_a_phone_in_both_languages(daemon_factory, phone, media)
 
         phone.goto(f"{web.url}/upload")
         assert_fits(phone, "the upload page")
+        assert phone.is_hidden("#upload-progress"), "no progress bar shows before anything is sent"
         phone.fill("input[name=name]", JOB)
         phone.set_input_files("input[name=audio]", str(media["audio"]))
         phone.set_input_files("input[name=templates]", str(media["video"]))

@@ -23,7 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from webserver import WebThread
 
 from heygemd.codes import ErrorCode, Failure
-from heygemd.control import read_control
+from heygemd.control import read_control, request_pause
 from heygemd.daemon.config import HeygemdConfig, LimitsConfig, PathsConfig, Readiness, WatchConfig, WebConfig
 from heygemd.daemon.journal import HistoryEntry, JobRecord, Journal, Phase, VideoRecord
 from heygemd.daemon.reports import (
@@ -36,7 +36,8 @@ from heygemd.daemon.reports import (
     utc_now,
 )
 from heygemd.daemon.status import CurrentJob, ServiceStatus, StatusFile, WorkerTask
-from heygemd.engine import EngineInfo
+from heygemd.engine import EngineInfo, RenderOptions, RenderReport
+from heygemd.engine.report import AudioInput, FaceStats, OutputFile, StageTimings, VideoInput
 from heygemd.metrics import Metrics, write_metrics
 from heygemd.web.app import create_app
 from heygemd.web.settings import WebSettings
@@ -697,3 +698,101 @@ def test_the_chinese_pages_hold_no_english_words_of_the_page(site):
         for path in ("/", "/jobs/campaign", "/jobs/broken", "/upload", "/jobs/nobody"):
             shown = visible_text(client.get(path).text)
             assert not [text for text in english if text in shown], path
+
+
+# ---------------------------------------------------------------------------- the job page says it all
+
+
+CHECKPOINT_NOTE = "the checkpoint is not a published Wav2Lip file (sha256 abc…): results may look wrong"
+
+
+def render_report(warnings: list[str]) -> RenderReport:
+    """A render's report as the engine writes it beside a result (front.json), with these warnings."""
+    now = utc_now()
+    return RenderReport(
+        heygemd_version="test",
+        started_at=now,
+        finished_at=now,
+        audio=AudioInput(
+            path=Path("a.wav"),
+            sha256="a",
+            size_bytes=1,
+            duration_s=1.0,
+            sample_rate=16000,
+            channels=1,
+            codec="pcm",
+            snapshot_sha256="s",
+            snapshot_duration_s=1.0,
+        ),
+        video=VideoInput(
+            path=Path("front.mp4"),
+            sha256="v",
+            size_bytes=1,
+            duration_s=1.0,
+            fps=25,
+            width=16,
+            height=16,
+            frame_count=25,
+            codec="h264",
+        ),
+        output=OutputFile(
+            path=Path("front.mp4"),
+            duration_s=1.0,
+            planned_duration_s=1.0,
+            audio_duration_s=1.0,
+            audio_sample_rate=16000,
+            audio_channels=1,
+            fps=25,
+            width=16,
+            height=16,
+            frame_count=25,
+            crf=18,
+        ),
+        options=RenderOptions(),
+        faces=FaceStats(detector="lbp", frames_with_face=25, frames_without_face=0),
+        device="cpu",
+        timings=StageTimings(),
+        warnings=warnings,
+    )
+
+
+def test_the_job_page_names_the_audio_says_dry_run_and_shows_the_render_warnings(site):
+    publish_done_job(site)
+    (site.outbox / "campaign" / "front.json").write_text(render_report([CHECKPOINT_NOTE]).model_dump_json())
+    with site.client() as client:
+        job = client.get("/api/jobs/campaign").json()
+        assert job["audio"] == "a.wav" and job["dry_run"] is True
+        assert job["videos"][0]["warnings"] == [
+            {
+                "kind": "text",
+                "video": "front.mp4",
+                "text": CHECKPOINT_NOTE,
+                **dict.fromkeys(("count", "total", "policy", "fps")),
+            }
+        ]
+        page = client.get("/jobs/campaign").text
+    facts = re.search(r'<p class="facts" id="job-facts">(.*?)</p>', page, flags=re.S)
+    assert facts is not None and "Audio: a.wav" in facts.group(1)
+    assert '<span class="badge dry-run" id="dry-run">dry run (no model)</span>' in page
+    assert f"front.mp4: {CHECKPOINT_NOTE}" in page and "a note from the service" in page
+
+
+def test_a_cancelled_job_does_not_say_it_has_no_video_yet(site):
+    folder = site.quarantine / "stopped early"
+    folder.mkdir()
+    (folder / "voice.wav").write_bytes(b"RIFF")
+    (folder / "front.mp4").write_bytes(VIDEO_BYTES)
+    failure = Failure(code=ErrorCode.CANCELLED, reason="cancelled by web before it started")
+    (folder / "error.json").write_text(ErrorReport.of("stopped early", "J7", failure).model_dump_json())
+    with site.client() as client:
+        assert client.get("/api/jobs/stopped%20early").json()["audio"] == "voice.wav"
+        page = client.get("/jobs/stopped%20early").text
+    assert "No video was made." in page and "No video yet" not in page
+
+
+def test_a_paused_service_says_paused_once(site):
+    running_status(site, state="paused")
+    request_pause(site.state, True)
+    with site.client() as client:
+        service = re.search(r'<article class="card service".*?</header>', client.get("/").text, flags=re.S)
+    assert service is not None and service.group(0).count(">paused<") == 1
