@@ -22,6 +22,7 @@ from heygemd.web.upload import (
     UploadRefused,
     check_folder,
     check_job_name,
+    check_media,
     discard,
     free_bytes,
     new_staging,
@@ -138,6 +139,7 @@ async def receive_job(request: Request, settings: WebSettings) -> str:
         wanted = check_job_name(upload.texts.get("name", "").strip() or Path(upload.audio[0]).stem)
         await anyio.to_thread.run_sync(write_extras, settings, upload)
         await anyio.to_thread.run_sync(check_folder, settings, upload, wanted)
+        await anyio.to_thread.run_sync(check_media, upload)
         return await anyio.to_thread.run_sync(publish, settings, upload, wanted)
     except ClientDisconnect:
         raise UploadRefused(400, "upload.interrupted", "The upload was interrupted.") from None

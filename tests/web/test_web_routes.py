@@ -45,6 +45,7 @@ from heygemd.web.settings import WebSettings
 TOKEN = "correct horse battery staple"
 VIDEO_BYTES = bytes(range(256)) * 40  # 10 KiB standing in for an MP4
 SMALL_LIMIT = 4096
+TINY_AUDIO = b"RIFF....WAVE"  # under SMALL_LIMIT: the refusals of size come before any probe
 
 
 @dataclass
@@ -322,11 +323,15 @@ def test_a_quarantined_job_shows_its_code_and_reason_in_both_languages(site):
 
 
 def upload_files(
-    audio: bytes = b"RIFF....WAVE",
-    template: bytes = VIDEO_BYTES,
+    media: dict[str, Path],
+    audio: bytes | None = None,
+    template: bytes | None = None,
     audio_name: str = "voice.wav",
     template_name: str = "front.mp4",
 ) -> list:
+    """A job's files as a form sends them: real media (they are probed) unless other bytes are given."""
+    audio = media["audio"].read_bytes() if audio is None else audio
+    template = media["video"].read_bytes() if template is None else template
     return [("audio", (audio_name, audio, "audio/wav")), ("templates", (template_name, template, "video/mp4"))]
 
 
@@ -334,51 +339,74 @@ def inbox_names(site: Site) -> list[str]:
     return sorted(os.listdir(site.inbox))
 
 
-def test_oversized_uploads_are_refused_and_leave_nothing(site_factory):
+def test_oversized_uploads_are_refused_and_leave_nothing(site_factory, media):
     site = site_factory(max_file_bytes=SMALL_LIMIT)
     with site.client() as client:
-        answer = client.post("/api/jobs", files=upload_files(template=b"x" * (SMALL_LIMIT + 1)))
+        answer = client.post("/api/jobs", files=upload_files(media, audio=TINY_AUDIO, template=b"x" * (SMALL_LIMIT + 1)))
         assert answer.status_code == 413
         error = answer.json()["error"]
         assert (error["kind"], error["code"]) == ("upload.file_too_large", "limit.file_too_large")
         assert '"front.mp4" is larger than this service accepts (4 KiB)' in error["message"]
         chinese = client.post(
-            "/api/jobs", files=upload_files(template=b"x" * (SMALL_LIMIT + 1)), headers={"Accept-Language": "zh"}
+            "/api/jobs",
+            files=upload_files(media, audio=TINY_AUDIO, template=b"x" * (SMALL_LIMIT + 1)),
+            headers={"Accept-Language": "zh"},
         ).json()["error"]["message"]
         assert chinese == "“front.mp4”超过了服务允许的大小（4 KiB）。"
     assert inbox_names(site) == []  # no job, no staging folder left behind
 
     whole = site_factory(max_upload_bytes=SMALL_LIMIT)
     with whole.client() as client:
-        answer = client.post("/api/jobs", files=upload_files(template=b"x" * (2 * SMALL_LIMIT)))
+        answer = client.post("/api/jobs", files=upload_files(media, audio=TINY_AUDIO, template=b"x" * (2 * SMALL_LIMIT)))
         assert answer.status_code == 413 and answer.json()["error"]["kind"] == "upload.too_large"
     assert inbox_names(whole) == []
 
 
-def test_uploads_with_bad_names_or_contents_are_refused_with_the_contract_s_words(site):
+def test_uploads_with_bad_names_or_contents_are_refused_with_the_contract_s_words(site, media):
     cases = [
-        (upload_files(template_name="../escape.mp4"), "upload.bad_name", None),
-        (upload_files(template_name=".hidden.mp4"), "upload.bad_name", None),
-        (upload_files(template_name="notes.txt"), "upload.not_template", None),
-        (upload_files(audio_name="voice.mp4"), "upload.not_audio", None),
-        (upload_files(template=b""), "upload.contract", "input.empty"),
-        ([upload_files()[0]], "upload.no_template", None),
+        (upload_files(media, template_name="../escape.mp4"), "upload.bad_name", None),
+        (upload_files(media, template_name=".hidden.mp4"), "upload.bad_name", None),
+        (upload_files(media, template_name="notes.txt"), "upload.not_template", None),
+        (upload_files(media, audio_name="voice.mp4"), "upload.not_audio", None),
+        (upload_files(media, template=b""), "upload.contract", "input.empty"),
+        ([upload_files(media)[0]], "upload.no_template", None),
     ]
     with site.client() as client:
         for files, kind, code in cases:
             answer = client.post("/api/jobs", files=files)
             assert answer.status_code == 400, answer.text
             assert (answer.json()["error"]["kind"], answer.json()["error"]["code"]) == (kind, code), files
-        bad_options = client.post("/api/jobs", files=upload_files(), data={"job_toml": "[render]\nloop = 'sideways'"})
+        bad_options = client.post("/api/jobs", files=upload_files(media), data={"job_toml": "[render]\nloop = 'sideways'"})
         assert bad_options.json()["error"]["code"] == "job_toml.invalid"
-        bad_name = client.post("/api/jobs", files=upload_files(), data={"name": "a/b"})
+        bad_name = client.post("/api/jobs", files=upload_files(media), data={"name": "a/b"})
         assert bad_name.json()["error"]["kind"] == "upload.bad_job_name"
     assert inbox_names(site) == []
 
 
-def test_an_upload_arrives_in_the_inbox_in_one_rename_with_its_options(site):
+def test_files_are_probed_at_upload_so_a_text_file_named_mp4_is_refused_at_once(site, media):
+    text = b"Meeting notes\nnot a video at all\n" * 20
     with site.client() as client:
-        answer = client.post("/api/jobs", files=upload_files(), data={"name": "spring", "loop": "freeze", "crf": "20"})
+        template = client.post("/api/jobs", files=upload_files(media, template=text, template_name="notes.mp4"))
+        audio = client.post("/api/jobs", files=upload_files(media, audio=text, audio_name="voice.mp3"))
+        silent = client.post("/api/jobs", files=upload_files(media, audio=media["video"].read_bytes(), audio_name="v.m4a"))
+        chinese = client.post(
+            "/api/jobs",
+            files=upload_files(media, template=text, template_name="notes.mp4"),
+            headers={"Accept-Language": "zh"},
+        )
+    assert template.status_code == 415
+    error = template.json()["error"]
+    assert (error["kind"], error["code"]) == ("upload.contract", "input.undecodable")
+    assert error["reason"] == '"notes.mp4" is not a video or audio file ffmpeg can read (it contains text).'
+    assert audio.json()["error"]["code"] == "input.undecodable" and '"voice.mp3"' in audio.json()["error"]["reason"]
+    assert silent.json()["error"]["code"] == "audio.unusable"  # a video without sound where the audio goes
+    assert chinese.json()["error"]["message"].startswith("无法接受这个任务：")
+    assert inbox_names(site) == []
+
+
+def test_an_upload_arrives_in_the_inbox_in_one_rename_with_its_options(site, media):
+    with site.client() as client:
+        answer = client.post("/api/jobs", files=upload_files(media), data={"name": "spring", "loop": "freeze", "crf": "20"})
         assert answer.status_code == 201, answer.text
         assert answer.json()["id"] == "spring"
         job = client.get("/api/jobs/spring").json()
@@ -386,14 +414,14 @@ def test_an_upload_arrives_in_the_inbox_in_one_rename_with_its_options(site):
     assert inbox_names(site) == ["spring"]
     folder = site.inbox / "spring"
     assert sorted(os.listdir(folder)) == ["front.mp4", "job.toml", "voice.wav"]
-    assert (folder / "front.mp4").read_bytes() == VIDEO_BYTES
+    assert (folder / "front.mp4").read_bytes() == media["video"].read_bytes()
     assert (folder / "job.toml").read_text() == '[render]\nloop = "freeze"\ncrf = 20\n'
 
 
-def test_in_marker_mode_an_upload_arrives_with_its_marker(site_factory):
+def test_in_marker_mode_an_upload_arrives_with_its_marker(site_factory, media):
     site = site_factory(watch=WatchConfig(readiness=Readiness.MARKER, marker_name="READY"))
     with site.client() as client:
-        assert client.post("/api/jobs", files=upload_files()).json()["id"] == "voice"  # named after the audio
+        assert client.post("/api/jobs", files=upload_files(media)).json()["id"] == "voice"  # named after the audio
     assert sorted(os.listdir(site.inbox / "voice")) == ["READY", "front.mp4", "voice.wav"]
 
 
@@ -456,7 +484,7 @@ def test_stale_staging_folders_of_a_dead_upload_are_removed(tmp_path):
 # ---------------------------------------------------------------------------- sign-in and cross-site writes
 
 
-def test_without_the_token_nothing_is_shown_and_nothing_is_done(site_factory):
+def test_without_the_token_nothing_is_shown_and_nothing_is_done(site_factory, media):
     site = site_factory(token=TOKEN)
     publish_done_job(site)
     with site.client() as client:
@@ -473,7 +501,7 @@ def test_without_the_token_nothing_is_shown_and_nothing_is_done(site_factory):
             assert answer.json()["error"]["kind"] == "auth.required"
         assert client.get("/api/status", headers={"Authorization": "Bearer wrong"}).status_code == 401
         assert client.post("/api/pause").status_code == 401
-        assert client.post("/api/jobs", files=upload_files()).status_code == 401
+        assert client.post("/api/jobs", files=upload_files(media)).status_code == 401
         page = client.get("/jobs/campaign")
         assert page.status_code == 303 and page.headers["location"] == "/login?next=%2Fjobs%2Fcampaign"
         assert client.get("/docs").status_code == 303 and client.get("/jobs/J1/zip").status_code == 303
@@ -499,7 +527,7 @@ def test_without_the_token_nothing_is_shown_and_nothing_is_done(site_factory):
         assert browser.get("/jobs/campaign").status_code == 200
 
 
-def test_writes_from_other_sites_or_without_the_csrf_token_are_refused(site):
+def test_writes_from_other_sites_or_without_the_csrf_token_are_refused(site, media):
     publish_done_job(site)
     with site.client() as client:
         page = client.get("/")
@@ -512,10 +540,10 @@ def test_writes_from_other_sites_or_without_the_csrf_token_are_refused(site):
         no_header = client.post("/api/pause", headers={"Origin": site.url})
         assert no_header.status_code == 403 and no_header.json()["error"]["kind"] == "csrf.missing"
         cross_upload = client.post(
-            "/upload", files=upload_files(), data={"csrf_token": csrf}, headers={"Origin": "http://evil.example"}
+            "/upload", files=upload_files(media), data={"csrf_token": csrf}, headers={"Origin": "http://evil.example"}
         )
         assert cross_upload.status_code == 403
-        no_token_upload = client.post("/upload", files=upload_files(), headers={"Origin": site.url})
+        no_token_upload = client.post("/upload", files=upload_files(media), headers={"Origin": site.url})
         assert no_token_upload.status_code == 403
         assert inbox_names(site) == [] and not read_control(site.state).paused
 
@@ -523,7 +551,7 @@ def test_writes_from_other_sites_or_without_the_csrf_token_are_refused(site):
         assert read_control(site.state).paused
         assert client.post("/api/resume", headers={"X-CSRF-Token": csrf, "Origin": site.url}).json()["paused"] is False
         uploaded = client.post(
-            "/upload", files=upload_files(), data={"csrf_token": csrf, "name": "by form"}, headers={"Origin": site.url}
+            "/upload", files=upload_files(media), data={"csrf_token": csrf, "name": "by form"}, headers={"Origin": site.url}
         )
         assert uploaded.status_code == 303 and uploaded.headers["location"] == "/jobs/by%20form"
     with httpx.Client(base_url=site.url) as script:  # no cookie, no Origin: a script, which needs no CSRF token
