@@ -39,6 +39,7 @@ class UploadForm(BaseModel):
     max_file_bytes: int
     max_upload_bytes: int
     max_templates: int
+    max_audio_seconds: float
     audio_accept: str
     template_accept: str
     loops: list[str]
@@ -152,6 +153,7 @@ def upload_form(settings: WebSettings) -> UploadForm:
         max_file_bytes=settings.limits.max_file_bytes,
         max_upload_bytes=settings.max_upload_bytes,
         max_templates=settings.limits.max_templates,
+        max_audio_seconds=settings.limits.max_audio_seconds,
         audio_accept=",".join(sorted(AUDIO_SUFFIXES)),
         template_accept=",".join(sorted(VIDEO_SUFFIXES | STILL_SUFFIXES)),
         loops=[policy.value for policy in LoopPolicy],

@@ -24,7 +24,8 @@ from heygemd.web.views import Notice, job_url
 HERE = Path(__file__).parent
 COOKIE_YEAR = 365 * 24 * 3600
 PAGE_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; media-src 'self'; style-src 'self'; "
+    # blob: for the upload page's previews of the files chosen (played from the browser's memory, never sent anywhere)
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; style-src 'self'; "
     "script-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",

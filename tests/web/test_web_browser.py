@@ -125,8 +125,8 @@ def test_pause_resume_and_cancel_from_the_page(site, page, media, tmp_path):
     page.goto(f"{web.url}/upload")
     page.set_input_files("input[name=audio]", str(media["audio"]))
     page.set_input_files("input[name=templates]", str(notes))
-    page.click("#submit")
-    page.wait_for_selector("#upload-error:has-text('\"notes.txt\" is not a video or an image.')")  # refused, said why
+    page.wait_for_selector("#refusals:has-text('\"notes.txt\" is not a video or an image.')")  # refused, said why
+    assert page.is_disabled("#submit")  # before anything is sent
     assert [name for name in daemon.inbox.iterdir()] == []
 
     page.goto(web.url)
