@@ -11,8 +11,10 @@ from python_multipart.multipart import parse_options_header
 from starlette.requests import ClientDisconnect
 
 from heygemd.control import request_cancel, request_pause
+from heygemd.daemon.fsutil import remove_tree, rename_no_replace
 from heygemd.engine.formats import AUDIO_SUFFIXES, STILL_SUFFIXES, VIDEO_SUFFIXES
 from heygemd.engine.settings import BlendMode, LoopPolicy
+from heygemd.names import temporary_name
 from heygemd.web.errors import WebError
 from heygemd.web.i18n import Translator
 from heygemd.web.security import CSRF_FIELD, check_csrf_field, needs_csrf_token
@@ -30,7 +32,7 @@ from heygemd.web.upload import (
     too_large,
     write_extras,
 )
-from heygemd.web.views import ACTIVE_PHASES, JobFinder, JobPhase, JobView, Overview
+from heygemd.web.views import ACTIVE_PHASES, JobFinder, JobPhase, JobView, Overview, real_folder
 
 
 class UploadForm(BaseModel):
@@ -107,6 +109,30 @@ def cancel_job(settings: WebSettings, name: str) -> list[str]:
     for folder in targets:
         request_cancel(folder, name, by="web")
     return [folder.name for folder in targets]
+
+
+def delete_result(settings: WebSettings, name: str) -> list[str]:
+    """Remove a finished job's results and quarantine folders; returns the areas a folder was removed from.
+
+    Each folder is first renamed to a hidden temporary name (one atomic step: the job is gone from the
+    page at once, and a removal cut short leaves a name that start-up cleans, never half a result).
+    """
+    job = find_or_404(JobFinder(settings), name)
+    if job.phase is not JobPhase.DONE:
+        raise WebError(409, "error.not_finished", "The job has not finished: cancel it first.")
+    removed = []
+    for area, folder_name in ((OUTBOX, job.outbox_folder), (QUARANTINE, job.quarantine_folder)):
+        area_dir = settings.area_folder(area)
+        folder = real_folder(area_dir, folder_name) if folder_name else None
+        if folder is None:
+            continue
+        doomed = area_dir / temporary_name(folder.name)
+        rename_no_replace(folder, doomed)
+        remove_tree(doomed)
+        removed.append(area)
+    if not removed:
+        raise WebError(404, "error.file_not_found", "This job has no such file (or it is not a plain file).")
+    return removed
 
 
 # ---------------------------------------------------------------------------- uploads

@@ -77,6 +77,17 @@ class Progress(BaseModel):
     eta_seconds: float | None = None
 
 
+class JobProgress(BaseModel):
+    """The whole job: its finished videos and the current one's part, and a guess of the time left."""
+
+    percent: float
+    videos_done: int
+    videos_total: int
+    eta_seconds: float | None = Field(
+        None, description="the current video's time left, and as long again for each one after it"
+    )
+
+
 class Problem(BaseModel):
     """A failure as the page shows it: the stable code, its plain summary (translated), the service's sentence."""
 
@@ -132,6 +143,7 @@ class JobView(BaseModel):
     audio: str | None = Field(None, description="the job's audio file, once known")
     dry_run: bool = Field(False, description="made (or being made) without the model: the template fitted to the audio")
     videos: list[VideoView] = Field(default_factory=list)
+    progress: JobProgress | None = Field(None, description="while a service works on it: the whole job's progress")
     problem: Problem | None = Field(None, description="why the job (or some of its videos) failed")
     warnings: list[Notice] = Field(default_factory=list)
     files: list[FileLink] = Field(default_factory=list, description="every file of its outbox and quarantine folders")
@@ -392,6 +404,7 @@ class JobFinder:
             view.videos.append(shown)
         if record.failure is not None:
             view.problem = Problem(code=record.failure.code, reason=record.failure.reason, details=record.failure.details)
+        view.progress = job_progress(view.videos)
         return view
 
     # -- finished
@@ -498,6 +511,32 @@ class JobFinder:
         return shown
 
 
+# How the engine's own warnings (heygemd/engine/engine.py) begin where the page already says the same, translated.
+LOOP_WORDS = ("the audio outlasts the template",)
+VFR_WORDS = ("variable frame rate input",)
+FINISHED_VIDEO_STATES = frozenset({VideoStatus.OK.value, VideoStatus.FAILED.value})
+
+
+def job_progress(videos: list[VideoView]) -> JobProgress | None:
+    """The job's percent: its finished videos, and the part done of the one rendering, over all its videos."""
+    if not videos:
+        return None
+    finished = sum(video.status in FINISHED_VIDEO_STATES for video in videos)
+    current = next((video.progress for video in videos if video.progress is not None), None)
+    part = min(max((current.percent or 0.0) / 100, 0.0), 1.0) if current is not None else 0.0
+    eta = None
+    if current is not None and current.eta_seconds is not None:
+        whole_video = current.eta_seconds / (1.0 - part) if part < 1.0 else current.eta_seconds
+        after = len(videos) - finished - 1
+        eta = current.eta_seconds + max(after, 0) * whole_video
+    return JobProgress(
+        percent=round(100.0 * (finished + part) / len(videos), 1),
+        videos_done=finished,
+        videos_total=len(videos),
+        eta_seconds=eta,
+    )
+
+
 def audio_among(names: list[str]) -> str | None:
     return next((name for name in names if kind_of(name) is FileKind.AUDIO), None)
 
@@ -512,7 +551,8 @@ def render_warnings(template: str, report: RenderReport) -> list[Notice]:
         found.append(Notice(kind="loop", video=template, policy=report.options.loop.value))
     if report.video.variable_frame_rate:
         found.append(Notice(kind="vfr", video=template, fps=round(report.output.fps, 3)))
-    found += [Notice(kind="text", video=template, text=text) for text in report.warnings]
+    said = (LOOP_WORDS if report.loop_policy_applied else ()) + (VFR_WORDS if report.video.variable_frame_rate else ())
+    found += [Notice(kind="text", video=template, text=text) for text in report.warnings if not text.startswith(said)]
     return found
 
 
@@ -610,7 +650,9 @@ def _inbox_folders(inbox: Path) -> list[str]:
 
 def _results(settings: WebSettings, services: list[ServiceFiles]) -> list[ResultItem]:
     entries = sorted(
-        (item for service in services for item in service.history()), key=lambda item: item.finished_at, reverse=True
+        (item for service in services for item in service.history() if still_there(settings, item)),
+        key=lambda item: item.finished_at,
+        reverse=True,
     )
     results = []
     for item in entries[:RESULTS_SHOWN]:
@@ -627,6 +669,12 @@ def _results(settings: WebSettings, services: list[ServiceFiles]) -> list[Result
             )
         )
     return results
+
+
+def still_there(settings: WebSettings, entry: HistoryEntry) -> bool:
+    """Its results or its quarantine folder is there (not removed by retention, moved away or deleted)."""
+    folders = [(settings.paths.outbox, entry.outbox), (settings.paths.quarantine, entry.quarantine)]
+    return any(place is not None and real_folder(area, place.name) is not None for area, place in folders)
 
 
 def _first_thumbnail(settings: WebSettings, item: HistoryEntry) -> str | None:

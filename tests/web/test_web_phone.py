@@ -69,6 +69,7 @@ def test_every_page_fits_a_phone_in_both_languages(daemon_factory, phone, media)
             "the dashboard": "/",
             "the upload page": "/upload",
             "a job's page": f"/jobs/{quote(JOB)}",
+            "the results": "/results",
             "an unknown job's page": "/jobs/nothing-here",
             "the API's page": "/docs",
         }

@@ -824,3 +824,73 @@ def test_a_paused_service_says_paused_once(site):
     with site.client() as client:
         service = re.search(r'<article class="card service".*?</header>', client.get("/").text, flags=re.S)
     assert service is not None and service.group(0).count(">paused<") == 1
+
+
+# ---------------------------------------------------------------------------- the gallery, deleting, whole-job progress
+
+
+def test_the_results_are_searched_by_name_and_paged(site):
+    from heygemd.web.gallery import PAGE_SIZE
+
+    for number in range(PAGE_SIZE + 2):
+        publish_done_job(site, f"clip {number:02d}")
+    publish_done_job(site, "campaign")
+    with site.client() as client:
+        first = client.get("/api/results").json()
+        assert (first["total"], first["pages"], len(first["items"])) == (PAGE_SIZE + 3, 2, PAGE_SIZE)
+        assert first["items"][0]["id"] == "campaign"  # newest first
+        assert first["items"][0]["video"]["url"].endswith("/outbox/front.mp4")
+        second = client.get("/api/results", params={"page": 2}).json()
+        assert [item["id"] for item in second["items"]] == ["clip 02", "clip 01", "clip 00"]
+        searched = client.get("/api/results", params={"q": "CAMP"}).json()
+        assert [item["id"] for item in searched["items"]] == ["campaign"] and searched["pages"] == 1
+        page = client.get("/results", params={"q": "clip", "page": 2}).text
+        assert 'rel="prev"' in page and 'rel="next"' not in page and "Page 2 of 2" in page
+        assert client.get("/results", params={"q": "nothing like it"}).text.count('class="result ') == 0
+
+
+def test_a_finished_job_is_deleted_with_its_folders_and_nothing_else(site):
+    publish_done_job(site)
+    publish_done_job(site, "kept")
+    quarantine_job(site)
+    (site.inbox / "waiting").mkdir()
+    with site.client() as client:
+        assert client.delete("/api/jobs/waiting").status_code == 409  # not finished: cancel it first
+        assert client.delete("/api/jobs/nobody").status_code == 404
+        answer = client.delete("/api/jobs/campaign")
+        assert answer.status_code == 200 and answer.json() == {"id": "campaign", "removed": ["outbox"]}
+        assert client.delete("/api/jobs/campaign").status_code == 404  # nothing left to delete
+        assert client.delete("/api/jobs/broken").json()["removed"] == ["quarantine"]
+        assert [item["id"] for item in client.get("/api/results").json()["items"]] == ["kept"]
+        assert 'data-job="campaign"' not in client.get("/").text
+    assert os.listdir(site.outbox) == ["kept"] and os.listdir(site.quarantine) == []
+    assert os.listdir(site.inbox) == ["waiting"]
+
+
+def test_a_rendering_job_shows_its_whole_progress_and_time_left(site):
+    record = JobRecord(
+        job_id="J5",
+        name="three",
+        phase=Phase.RENDERING,
+        videos=[
+            VideoRecord(template="a.mp4", output_stem="a", status=VideoStatus.OK),
+            VideoRecord(template="b.mp4", output_stem="b"),
+            VideoRecord(template="c.mp4", output_stem="c"),
+        ],
+    )
+    Journal(site.state).save(record)
+    current = CurrentJob(job="three", job_id="J5", video="b.mp4", index=2, total=3)
+    now = utc_now()
+    current.advance(0, 100, "render", now=now - timedelta(seconds=10))
+    current.advance(50, 100, "render", now=now)
+    running_status(site, current=current, state="working")
+    with site.client() as client:
+        job = client.get("/api/jobs/three").json()
+        eta = job["videos"][1]["progress"]["eta_seconds"]
+        assert job["progress"]["percent"] == 50.0 and (job["progress"]["videos_done"], job["progress"]["videos_total"]) == (
+            1,
+            3,
+        )
+        assert job["progress"]["eta_seconds"] == pytest.approx(eta + 2 * eta)  # b's time left, then c as long as all of b
+        page = client.get("/jobs/three").text
+    assert 'id="job-progress"' in page and "1 of 3 videos" in page

@@ -10,7 +10,16 @@ from pydantic import BaseModel, Field
 
 from heygemd.engine.settings import BlendMode, LoopPolicy
 from heygemd.web.access import check_api_write, require_sign_in
-from heygemd.web.actions import cancel_job, find_or_404, receive_job, set_paused, with_problem_summaries, with_summaries
+from heygemd.web.actions import (
+    cancel_job,
+    delete_result,
+    find_or_404,
+    receive_job,
+    set_paused,
+    with_problem_summaries,
+    with_summaries,
+)
+from heygemd.web.gallery import ResultsPage, results_page
 from heygemd.web.site import ERRORS, Settings, SiteWeb, api_job_url
 from heygemd.web.streams import STREAM_RESPONSES, event_response
 from heygemd.web.views import JobFinder, JobPhase, JobView, Overview, QueueItem, ResultItem, job_url, overview
@@ -65,6 +74,11 @@ class JobList(BaseModel):
 class ControlAnswer(BaseModel):
     paused: bool
     services: list[str] = Field(description="the services the request was written for")
+
+
+class DeleteAnswer(BaseModel):
+    id: str
+    removed: list[str] = Field(description="the areas its folder was removed from: outbox, quarantine")
 
 
 class CancelAnswer(BaseModel):
@@ -148,6 +162,21 @@ def job_status_events(request: Request, web: SiteWeb, job: str) -> StreamingResp
 def cancel(request: Request, settings: Settings, job: str) -> CancelAnswer:
     check_api_write(request, settings)
     return CancelAnswer(id=job, cancel_requested=True, services=cancel_job(settings, job))
+
+
+@router.delete(
+    "/jobs/{job}",
+    response_model=DeleteAnswer,
+    summary="Delete a finished job's results and quarantine folders (409 while it is not finished)",
+)
+def delete(request: Request, settings: Settings, job: str) -> DeleteAnswer:
+    check_api_write(request, settings)
+    return DeleteAnswer(id=job, removed=delete_result(settings, job))
+
+
+@router.get("/results", response_model=ResultsPage, summary="The finished jobs still there, newest first: search, pages")
+def results(settings: Settings, q: str = "", page: int = 1) -> ResultsPage:
+    return results_page(settings, q, page)
 
 
 @router.post("/pause", response_model=ControlAnswer, summary="Take no new jobs (the current one finishes)")

@@ -6,8 +6,17 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
 from heygemd.web.access import check_form_write, require_sign_in
-from heygemd.web.actions import any_paused, cancel_job, find_or_404, receive_job, set_paused, upload_form
+from heygemd.web.actions import (
+    any_paused,
+    cancel_job,
+    delete_result,
+    find_or_404,
+    receive_job,
+    set_paused,
+    upload_form,
+)
 from heygemd.web.errors import WebError
+from heygemd.web.gallery import results_page
 from heygemd.web.security import CSRF_FIELD, csrf_cookie
 from heygemd.web.site import Settings, SiteWeb, localised, version_of
 from heygemd.web.streams import event_response
@@ -46,6 +55,19 @@ async def upload_sent(request: Request, web: SiteWeb) -> Response:
         values = upload_form(web.settings).model_dump()
         return web.page(request, "upload.html", status=error.status, error=message, **values)
     return RedirectResponse(job_url(name), status_code=303)
+
+
+@router.get("/results", response_class=HTMLResponse)
+def gallery_page(request: Request, web: SiteWeb, q: str = "", page: int = 1) -> Response:
+    return web.page(request, "results.html", results=results_page(web.settings, q, page))
+
+
+@router.post("/jobs/{name}/delete")
+async def delete_sent(request: Request, settings: Settings, name: str) -> Response:
+    form = await request.form()
+    check_form_write(request, settings, form.get(CSRF_FIELD))
+    delete_result(settings, name)
+    return RedirectResponse("/results", status_code=303)
 
 
 @router.post("/pause")

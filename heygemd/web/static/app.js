@@ -37,14 +37,16 @@
         var question = form.getAttribute("data-confirm");
         if (question && !window.confirm(question)) return;
         fetch(form.getAttribute("data-api"), {
-          method: "POST",
+          method: form.getAttribute("data-method") || "POST",
           credentials: "same-origin",
           headers: { "X-CSRF-Token": csrf, "Accept": "application/json" },
         }).then(function (response) {
           return response.json().then(function (body) { return { ok: response.ok, body: body }; });
         }).then(function (answer) {
           if (!answer.ok && answer.body.error) window.alert(answer.body.error.message);
-          window.location.reload();
+          var then = form.getAttribute("data-then");
+          if (answer.ok && then) window.location.href = then;
+          else window.location.reload();
         }, function () { window.location.reload(); });
       });
     });
@@ -283,6 +285,25 @@
     render();
   }
 
+  // -- the gallery: a thumbnail becomes its video's player when clicked, and plays
+  function bindPlayers(root) {
+    root.querySelectorAll("a[data-play]").forEach(function (link) {
+      link.addEventListener("click", function (event) {
+        event.preventDefault();
+        var video = document.createElement("video");
+        var picture = link.querySelector("img");
+        video.controls = true;
+        video.autoplay = true;
+        video.src = link.getAttribute("data-play");
+        if (picture) video.poster = picture.src;
+        link.parentNode.replaceChild(video, link);
+        var playing = video.play();
+        if (playing && playing.catch) playing.catch(function () { /* the controls are there to start it */ });
+      });
+    });
+  }
+
+  bindPlayers(document);
   document.querySelectorAll("[data-live]").forEach(follow);
   bindActions(document);
   var upload = document.getElementById("upload-form");
