@@ -79,6 +79,10 @@ def any_paused(finder: JobFinder) -> bool:
     return any(service.control.paused for service in finder.services)
 
 
+def any_running(finder: JobFinder) -> bool:
+    return any(service.up for service in finder.services)
+
+
 # ---------------------------------------------------------------------------- controls
 
 

@@ -99,6 +99,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "dashboard.services": ("Services", "服务"),
     "dashboard.no_services": ("No service has run with these state folders yet.", "还没有服务使用过这些状态文件夹。"),
     "dashboard.queue": ("Queue", "队列"),
+    "dashboard.no_service_running": (
+        "No service is running: new jobs wait in the inbox until one starts (heygemd run, or systemctl start heygemd).",
+        "没有正在运行的服务：新任务会留在收件文件夹，直到有服务启动（heygemd run 或 systemctl start heygemd）。",
+    ),
     "dashboard.queue_empty": ("Nothing is waiting.", "没有等待中的任务。"),
     "dashboard.results": ("Latest results", "最新结果"),
     "dashboard.no_results": ("No job has finished yet.", "还没有完成的任务。"),
@@ -174,6 +178,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "job.service": ("Service", "服务"),
     "job.received_at": ("Received", "接收时间"),
     "job.finished_at": ("Finished", "完成时间"),
+    "job.no_service": (
+        "No service is running: this job waits in the inbox until one starts.",
+        "没有正在运行的服务：这个任务会留在收件文件夹，直到有服务启动。",
+    ),
     "job.queued_paused": (
         "The service is paused: this job starts when it is resumed.",
         "服务已暂停：恢复后才会开始这个任务。",

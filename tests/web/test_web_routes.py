@@ -894,3 +894,12 @@ def test_a_rendering_job_shows_its_whole_progress_and_time_left(site):
         assert job["progress"]["eta_seconds"] == pytest.approx(eta + 2 * eta)  # b's time left, then c as long as all of b
         page = client.get("/jobs/three").text
     assert 'id="job-progress"' in page and "1 of 3 videos" in page
+
+
+def test_the_page_says_when_no_service_is_running(site, media):
+    with site.client() as client:
+        assert client.post("/api/jobs", files=upload_files(media), data={"name": "alone"}).status_code == 201
+        assert 'id="no-service"' in client.get("/").text
+        assert "this job waits in the inbox until one starts" in client.get("/jobs/alone").text
+        running_status(site)  # a service up (this process stands for it)
+        assert 'id="no-service"' not in client.get("/").text and 'id="no-service"' not in client.get("/jobs/alone").text

@@ -8,6 +8,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 from heygemd.web.access import check_form_write, require_sign_in
 from heygemd.web.actions import (
     any_paused,
+    any_running,
     cancel_job,
     delete_result,
     find_or_404,
@@ -34,9 +35,9 @@ def dashboard(request: Request, web: SiteWeb) -> Response:
 def job_page(request: Request, web: SiteWeb, name: str) -> Response:
     finder = JobFinder(web.settings)
     job = find_or_404(finder, name)
-    paused = any_paused(finder)
-    fragment = web.render_fragment(request, "_job_live.html", csrf_cookie(request) or "", job=job, paused=paused)
-    return web.page(request, "job.html", job=job, paused=paused, version=version_of(fragment))
+    state = {"paused": any_paused(finder), "running": any_running(finder)}
+    fragment = web.render_fragment(request, "_job_live.html", csrf_cookie(request) or "", job=job, **state)
+    return web.page(request, "job.html", job=job, version=version_of(fragment), **state)
 
 
 @router.get("/upload", response_class=HTMLResponse)
@@ -114,7 +115,9 @@ def job_events(request: Request, web: SiteWeb, name: str, v: str | None = None) 
         job = finder.find(name)
         if job is None:
             return "", True
-        fragment = web.render_fragment(request, "_job_live.html", csrf, job=job, paused=any_paused(finder))
+        fragment = web.render_fragment(
+            request, "_job_live.html", csrf, job=job, paused=any_paused(finder), running=any_running(finder)
+        )
         return fragment, job.phase is JobPhase.DONE
 
     return event_response(request, produce, v)
