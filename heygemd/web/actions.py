@@ -135,7 +135,7 @@ def delete_result(settings: WebSettings, name: str) -> list[str]:
         remove_tree(doomed)
         removed.append(area)
     if not removed:
-        raise WebError(404, "error.file_not_found", "This job has no such file (or it is not a plain file).")
+        raise file_not_found()
     return removed
 
 

@@ -893,7 +893,9 @@ def test_a_rendering_job_shows_its_whole_progress_and_time_left(site):
         )
         assert job["progress"]["eta_seconds"] == pytest.approx(eta + 2 * eta)  # b's time left, then c as long as all of b
         page = client.get("/jobs/three").text
-    assert 'id="job-progress"' in page and "1 of 3 videos" in page
+        dashboard = client.get("/").text
+    for shown in (page, dashboard):
+        assert '<div class="progress whole-job">' in shown and "50% · 1 of 3 videos" in shown
 
 
 def test_the_page_says_when_no_service_is_running(site, media):
