@@ -723,7 +723,16 @@ def test_the_chinese_pages_hold_no_english_words_of_the_page(site):
     with site.client(headers={"Accept-Language": "en"}) as client:
         assert "Latest results" in visible_text(client.get("/").text)  # the check sees English where there is some
     with site.client(headers={"Accept-Language": "zh-CN"}) as client:
-        for path in ("/", "/jobs/campaign", "/jobs/broken", "/upload", "/jobs/nobody"):
+        for path in (
+            "/",
+            "/jobs/campaign",
+            "/jobs/broken",
+            "/upload",
+            "/jobs/nobody",
+            "/results",
+            "/results?q=zzz",
+            "/docs",
+        ):
             shown = visible_text(client.get(path).text)
             assert not [text for text in english if text in shown], path
 
