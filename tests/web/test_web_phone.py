@@ -79,6 +79,8 @@ def test_every_page_fits_a_phone_in_both_languages(daemon_factory, phone, media)
                 for where, path in pages.items():
                     phone.goto(f"{web.url}{path}?lang={language}")
                     phone.wait_for_load_state("load")
+                    if path == "/docs":
+                        phone.wait_for_selector("#swagger-ui .opblock")  # Swagger UI has drawn the routes
                     assert_fits(phone, f"{where} ({language}, {width} px)")
         phone.goto(f"{web.url}/?lang=en")
         phone.wait_for_selector(f'.results li[data-job="{JOB}"] img')
