@@ -223,7 +223,8 @@ def _totals(metrics) -> str:
     for key, count in jobs.items():
         by_status[key.split("/")[0]] = by_status.get(key.split("/")[0], 0) + count
     parts = ", ".join(f"{count} {status}" for status, count in sorted(by_status.items()))
-    return f"{sum(jobs.values())} jobs ({parts}), {metrics.counters.video_seconds_produced:.0f} s of video produced"
+    total = sum(jobs.values())
+    return f"{total} {'job' if total == 1 else 'jobs'} ({parts}), {metrics.counters.video_seconds_produced:.0f} s of video produced"
 
 
 def _who() -> str:
