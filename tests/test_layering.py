@@ -166,18 +166,11 @@ def import_circles(arrows: list[ImportArrow]) -> list[list[str]]:
     return circles
 
 
-KNOWN_BEFORE_THE_PORT = pytest.mark.xfail(
-    strict=True, reason="issue 19: daemon <-> cluster, control/metrics -> daemon.reports; fixed by the Renderer port"
-)
-
-
-@KNOWN_BEFORE_THE_PORT
 def test_no_module_imports_a_higher_layer_or_across_cluster_and_web() -> None:
     offenders = [arrow.describe() for arrow in upward_or_sideways(all_arrows())]
     assert offenders == [], "imports against the layering:\n" + "\n".join(offenders)
 
 
-@KNOWN_BEFORE_THE_PORT
 def test_no_import_circle() -> None:
     circles = import_circles(all_arrows())
     assert circles == [], "import circles:\n" + "\n".join(" <-> ".join(group) for group in circles)

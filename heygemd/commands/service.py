@@ -8,6 +8,7 @@ import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from heygemd.atomic import write_atomic
 from heygemd.daemon.config import (
@@ -19,6 +20,9 @@ from heygemd.daemon.config import (
     load_config,
 )
 from heygemd.exitcodes import ExitCode
+
+if TYPE_CHECKING:
+    from heygemd.daemon.render_port import Renderer, RendererStart
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -61,7 +65,19 @@ def _load(args: argparse.Namespace) -> LoadedConfig | int:
 def _run(args: argparse.Namespace) -> int:
     from heygemd.daemon.worker import run_service
 
-    return run_service(args.config)
+    return run_service(args.config, choose_renderer)
+
+
+def choose_renderer(start: RendererStart) -> Renderer | None:
+    """The service's render step: the cluster's workers when a broker is configured (once this process is the
+    queue's coordinator; None if it was stopped while standing by), else the warm engine in this process."""
+    if start.config.cluster.broker_url is not None:
+        from heygemd.cluster.coordinator import become_coordinator
+
+        return become_coordinator(start)
+    from heygemd.daemon.local_render import LocalRenderer
+
+    return LocalRenderer(start.engine)
 
 
 def _init(args: argparse.Namespace) -> int:

@@ -114,7 +114,11 @@ class Lifecycle:
 
     # -------------------------------------------------------------- videos
 
-    def video_done(self, record: JobRecord, video: VideoRecord, output_duration_s: float, seconds: float) -> None:
+    def video_done(
+        self, record: JobRecord, video: VideoRecord, output_duration_s: float, seconds: float, worker: str | None = None
+    ) -> None:
+        """The video is in the results folder; ``worker`` rendered it (cluster mode)."""
+        _task_ended(video, worker)
         video.status, video.failure = VideoStatus.OK, None
         video.output_duration_s = output_duration_s
         video.seconds = round(seconds, 3)
@@ -127,17 +131,39 @@ class Lifecycle:
         video.task_attempts += 1
         self.journal.save(record)
 
-    def video_failed(self, record: JobRecord, video: VideoRecord, failure: Failure, seconds: float | None = None) -> None:
+    def render_again(self, record: JobRecord, videos: list[VideoRecord]) -> None:
+        """These videos' results are gone from the results folder (a crash before they were kept): rendered again."""
+        for video in videos:
+            video.status = VideoStatus.PENDING
+        self.journal.save(record)
+
+    def task_cancelled(self, record: JobRecord, video: VideoRecord) -> None:
+        """Cluster mode: the video's task was cancelled without its job (a worker stopping): it is enqueued again."""
+        _task_ended(video, None)
+        self.journal.save(record)
+
+    def video_failed(
+        self,
+        record: JobRecord,
+        video: VideoRecord,
+        failure: Failure,
+        seconds: float | None = None,
+        worker: str | None = None,
+    ) -> None:
+        _task_ended(video, worker)
         video.status, video.failure = VideoStatus.FAILED, failure
         if seconds is not None:
             video.seconds = round(seconds, 3)
         self.journal.save(record)
 
-    def video_transient(self, record: JobRecord, video: VideoRecord, failure: Failure) -> datetime | None:
+    def video_transient(
+        self, record: JobRecord, video: VideoRecord, failure: Failure, worker: str | None = None
+    ) -> datetime | None:
         """A video hit a transient failure: when to try again, or None when the streak is over (it failed)."""
+        _task_ended(video, worker)
         retry_at = self._extend_streak(record, failure)
         if retry_at is None:
-            self.video_failed(record, video, failure)
+            self.video_failed(record, video, failure, worker=worker)
         else:
             video.failure = failure  # still pending: the reason it waits
             self.journal.save(record)
@@ -208,6 +234,13 @@ class Lifecycle:
         True when the line was written now (not by a run that was killed before it could finish the job)."""
         record.working_since = None
         return self.journal.mark_done(record)
+
+
+def _task_ended(video: VideoRecord, worker: str | None) -> None:
+    """Cluster mode: the video's task is over (saved with its outcome); ``worker`` rendered it."""
+    video.task_id = None
+    if worker is not None:
+        video.worker = worker
 
 
 def changed_while_rendering(names: list[str], times: int) -> Failure:
