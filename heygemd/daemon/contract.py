@@ -24,10 +24,10 @@ from heygemd.daemon.config import LimitsConfig
 from heygemd.engine.formats import AUDIO_SUFFIXES, STILL_SUFFIXES, VIDEO_SUFFIXES
 from heygemd.engine.settings import RenderOptions
 from heygemd.names import NAME_MAX_BYTES, fit_name, is_heygemd_temporary, name_bytes
+from heygemd.resultfiles import REPORT_NAMES
 
 JOB_FILE = "job.toml"
 # Written by heygemd into folders that may come back to the inbox after a person fixed them.
-REPORT_NAMES = frozenset({"job.json", "error.json"})
 RESULT_SUFFIXES = (".mp4", ".json")  # each template's results: <stem>.mp4 and <stem>.json
 OUTPUT_STEM_MAX_BYTES = NAME_MAX_BYTES - max(name_bytes(suffix) for suffix in RESULT_SUFFIXES)
 

@@ -333,14 +333,14 @@ class JobRunner:
             )
         self.lifecycle.concluded(record, JobStatus.FAILED, failure)
         error = ErrorReport.of(record.name, record.job_id, failure, failed_videos=failed)
-        target = quarantine_whole_job(record, error, self.dest, self.lifecycle.journal)
+        target = quarantine_whole_job(record, error, self.dest, self.lifecycle)
         self.log.warning("job quarantined", code=failure.code.value, reason=failure.reason, quarantine=str(target))
 
     def _publish_results(self, record: JobRecord, ok: list[VideoRecord]) -> None:
         failed = [video for video in record.videos if video.status is VideoStatus.FAILED]
         self.lifecycle.concluded(record, JobStatus.PARTIAL if failed else JobStatus.OK)
         if failed:
-            quarantined = quarantine_failed_videos(record, self.dest, self.lifecycle.journal)
+            quarantined = quarantine_failed_videos(record, self.dest, self.lifecycle)
             self.log.warning(
                 "failed templates quarantined", templates=[video.template for video in failed], quarantine=str(quarantined)
             )
@@ -357,10 +357,10 @@ class JobRunner:
                         video.output_duration_s,
                     )
             write_result_page(output_dir, report)  # inside the folder: it appears in the outbox with the results
-        published = publish_outbox_folder(record, self.dest, self.lifecycle.journal)
+        published = publish_outbox_folder(record, self.dest, self.lifecycle)
         if self.config.outputs.zip_bundle:
-            write_zip_bundle(record, self.dest, self.lifecycle.journal)
-        dispose_inputs(record, self.config.outputs.after_success, self.dest, self.lifecycle.journal)
+            write_zip_bundle(record, self.dest, self.lifecycle)
+        dispose_inputs(record, self.config.outputs.after_success, self.dest, self.lifecycle)
         self.log.info(
             "job done",
             status=record.status.value if record.status else None,

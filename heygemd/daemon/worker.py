@@ -329,8 +329,8 @@ class Service:
             record = self._claim(folder.name)
             if record is None:
                 continue
-            record.failure = folder.failure
-            self._process(record)  # journaled by the runner's planning step, first thing
+            self.lifecycle.fail_job(record, folder.failure)  # straight to quarantine
+            self._process(record)
             return True
         return False
 
@@ -349,7 +349,7 @@ class Service:
     def _claim(self, name: str) -> JobRecord | None:
         try:
             self.dest.ensure()
-            record = claim(self.inbox, name, self.work, self.journal)
+            record = claim(self.inbox, name, self.work, self.lifecycle)
         except (ClaimError, OSError) as err:
             self.log.error("cannot claim the job folder; will try again later", job=name, error=str(err))
             self._claim_retry_after[name] = time.monotonic() + CLAIM_RETRY_SECONDS
