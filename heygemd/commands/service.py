@@ -147,13 +147,13 @@ def _doctor(args: argparse.Namespace) -> int:
 
 def _service_state(args: argparse.Namespace):
     """(loaded config, status, whether the service runs) or an exit code."""
-    from heygemd.daemon.status import process_alive, read_status
+    from heygemd.daemon.status import STOPPED, process_alive, read_status
 
     loaded = _load(args)
     if isinstance(loaded, int):
         return loaded
     status = read_status(loaded.config.paths.state)
-    running = status is not None and status.state != "stopped" and process_alive(status.pid)
+    running = status is not None and status.state != STOPPED and process_alive(status.pid)
     return loaded, status, running
 
 

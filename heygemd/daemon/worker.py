@@ -90,6 +90,7 @@ from heygemd.engine import (
     RenderProgress,
     RenderReport,
 )
+from heygemd.engine.snapshot import remove_leftovers
 from heygemd.exitcodes import ExitCode
 
 STOP_MARGIN_SECONDS = 15.0  # asked of systemd on top of the grace, for publishing and exit
@@ -604,8 +605,8 @@ class Service:
             remove_tree(job_dir)
 
     def _clean_leftovers(self) -> None:
-        assert self.engine is not None
-        extra = [self.journal.jobs_dir, self.engine.settings.face_cache_dir]
+        settings = self._warm_engine().settings
+        extra = [self.journal.jobs_dir, settings.face_cache_dir]
         cleaned = clean_leftovers(self.config.paths, self.work, self.started_at, extra)
         if cleaned.removed or cleaned.failed:
             self.log.info(
@@ -613,6 +614,12 @@ class Service:
                 removed=[str(path) for path in cleaned.removed],
                 failed=[f"{path}: {why}" for path, why in cleaned.failed] or None,
             )
+        # The audio snapshots of a killed render. Only in a folder the configuration gives: the system's
+        # temporary folder is not this service's alone (systemd's PrivateTmp empties it at each start).
+        if settings.temp_dir is not None and settings.temp_dir.is_dir():
+            snapshots = remove_leftovers(settings.temp_dir)
+            if snapshots:
+                self.log.info("audio snapshots left by a crash removed", folder=str(settings.temp_dir), count=snapshots)
 
     def _describe_engine(self) -> None:
         assert self.engine is not None

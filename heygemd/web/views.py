@@ -12,7 +12,6 @@ rename, the history line before the record is removed).
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 from datetime import datetime
@@ -616,7 +615,3 @@ def _first_thumbnail(settings: WebSettings, item: HistoryEntry) -> str | None:
         next((found for found in regular_files(folder) if found.name.endswith(THUMBNAIL_SUFFIX)), None) if folder else None
     )
     return file_url(item.job, OUTBOX, thumbnail.name) if thumbnail else None
-
-
-def dump(model: BaseModel) -> str:
-    return json.dumps(model.model_dump(mode="json"), ensure_ascii=False)
