@@ -63,7 +63,7 @@ def _load(args: argparse.Namespace) -> LoadedConfig | int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from heygemd.daemon.worker import run_service
+    from heygemd.daemon.service import run_service
 
     return run_service(args.config, choose_renderer)
 
@@ -202,7 +202,7 @@ def _resume(args: argparse.Namespace) -> int:
 
 def _cancel(args: argparse.Namespace) -> int:
     from heygemd.control import read_control, request_cancel
-    from heygemd.daemon.controls import cancel_outlook
+    from heygemd.daemon.control_reader import cancel_outlook
     from heygemd.daemon.journal import Journal
 
     found = _service_state(args)

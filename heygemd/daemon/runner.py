@@ -23,7 +23,7 @@ from heygemd.control import CancelRequest
 from heygemd.daemon.claim import WorkArea
 from heygemd.daemon.config import HeygemdConfig, Readiness
 from heygemd.daemon.contract import ContractViolation, JobPlan, plan_job
-from heygemd.daemon.controls import cancelled_failure
+from heygemd.daemon.control_reader import cancelled_failure
 from heygemd.daemon.inputs import changed_names, fingerprint_inputs, quick_state
 from heygemd.daemon.journal import JobRecord, Phase, VideoRecord
 from heygemd.daemon.lifecycle import Lifecycle, changed_while_rendering

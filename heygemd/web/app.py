@@ -46,7 +46,7 @@ from heygemd.web.i18n import (
     choose_language,
     normalise,
 )
-from heygemd.web.prometheus import registry_for
+from heygemd.web.metrics_export import registry_for
 from heygemd.web.security import (
     CSRF_COOKIE,
     CSRF_FIELD,

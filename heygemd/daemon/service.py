@@ -4,7 +4,8 @@ start-up (logging, folders, warm engine, unfinished jobs from the journal) → R
 loop { reload if asked; run a claimed job whose turn came; claim the oldest ready folder the arrivals
 thread found; sleep until something happens } → STOPPING=1.
 
-The steps of one job live in runner.py, its state changes in lifecycle.py, and the watching of the
+The steps of one job live in runner.py, its state changes in lifecycle.py, its render step behind the
+Renderer port (render_port.py, chosen at start-up by commands/service.py), and the watching of the
 inbox (which never pauses, also while a job renders) in arrivals.py. Claimed jobs are this service's
 alone (its journal, in its state folder): a restart resumes them. Several GPUs or hosts on one inbox
 are cluster mode (heygemd/cluster/): one coordinator `heygemd run`, one `heygemd worker` per GPU.
@@ -37,7 +38,7 @@ from heygemd.daemon.config import (
     LogConfig,
     load_config,
 )
-from heygemd.daemon.controls import (
+from heygemd.daemon.control_reader import (
     CONTROL_POLL_SECONDS,
     CancelSorter,
     ClaimedJob,
@@ -55,6 +56,7 @@ from heygemd.daemon.journal import JobRecord, Journal, Phase, VideoRecord
 from heygemd.daemon.leftovers import clean_leftovers
 from heygemd.daemon.lifecycle import Lifecycle, RetryPolicy
 from heygemd.daemon.logs import configure_logging, get_logger
+from heygemd.daemon.metrics_recorder import MetricsRecorder
 from heygemd.daemon.notify import Notifier
 from heygemd.daemon.openfiles import OpenFileProbe, probe_capability
 from heygemd.daemon.outputs import Destinations
@@ -64,7 +66,6 @@ from heygemd.daemon.reports import host_name, utc_now
 from heygemd.daemon.retention import RetentionClock, apply_retention
 from heygemd.daemon.runner import JobRunner, RenderContext, StepKind
 from heygemd.daemon.servicelock import ServiceLock, ServiceLockHeld
-from heygemd.daemon.servicemetrics import MetricsRecorder
 from heygemd.daemon.signals import ServiceSignals
 from heygemd.daemon.status import (
     IDLE,
