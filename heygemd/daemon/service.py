@@ -69,6 +69,7 @@ from heygemd.daemon.servicelock import ServiceLock, ServiceLockHeld
 from heygemd.daemon.signals import ServiceSignals
 from heygemd.daemon.status import (
     IDLE,
+    LOADING_MODEL,
     PAUSED,
     STANDBY,
     STOPPED,
@@ -218,18 +219,18 @@ class Service:
             self.log.error(problem)
             return ExitCode.CONFIG
 
-        self._set_state("loading model")
+        self._set_state(LOADING_MODEL)
         try:
             self.engine = self._load_engine(self.config.engine)
         except CheckpointError as err:
             self.log.error(
                 "the model cannot be loaded", error=str(err), hint="run `heygemd fetch-models` or `heygemd doctor`"
             )
-            self._set_state("stopped: model cannot be loaded")
+            self._set_state(f"{STOPPED}: model cannot be loaded")
             return ExitCode.MISSING_WEIGHTS
         except EngineError as err:
             self.log.error("the engine cannot start", error=str(err))
-            self._set_state("stopped: engine cannot start")
+            self._set_state(f"{STOPPED}: engine cannot start")
             return ExitCode.MISSING_WEIGHTS
         self._describe_engine()
         self.renderer = self.choose_renderer(
@@ -251,7 +252,7 @@ class Service:
         self._recover_unfinished_jobs()
         self._describe_watch()
         self.arrivals.start()
-        self._set_state("idle")
+        self._set_state(IDLE)
         self.notifier.ready(self.status.summary())
         self.log.info("ready", watch_mode=self.arrivals.watcher.plan.mode.value, readiness=self.config.watch.readiness.value)
 
@@ -265,7 +266,7 @@ class Service:
         finally:
             self.arrivals.stop()
             self.webhooks.stop()
-        self._set_state("stopped")
+        self._set_state(STOPPED)
         self.log.info("stopped", claimed_jobs_left=len(self.journal.records()))
         return ExitCode.OK
 
