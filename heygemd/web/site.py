@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from heygemd.daemon.fsutil import human_size as size_text
 from heygemd.web.errors import WebError
 from heygemd.web.i18n import LANG_COOKIE, LANG_PARAM, LANGUAGES, MESSAGES, Translator, choose_language, normalise
-from heygemd.web.prometheus import registry_for
+from heygemd.web.metrics_export import registry_for
 from heygemd.web.security import CSRF_COOKIE, csrf_cookie, new_csrf_token, signed_in
 from heygemd.web.settings import WebSettings
 from heygemd.web.views import Notice, job_url

@@ -33,18 +33,15 @@ from heygemd.daemon.reports import (
     VideoStatus,
     host_name,
 )
-from heygemd.daemon.resultpage import THUMBNAIL_SUFFIX
-from heygemd.daemon.status import ServiceStatus, WorkerTask, process_alive, read_status
+from heygemd.daemon.status import STOPPED, ServiceStatus, WorkerTask, process_alive, read_status
 from heygemd.engine.report import RenderReport
 from heygemd.metrics import Metrics, read_metrics
 from heygemd.names import is_heygemd_temporary
+from heygemd.resultfiles import ERROR_REPORT, JOB_REPORT, THUMBNAIL_SUFFIX
 from heygemd.web.settings import OUTBOX, QUARANTINE, WebSettings
 
 RESULTS_SHOWN = 20
 HISTORY_READ = 200
-JOB_REPORT = "job.json"
-ERROR_REPORT = "error.json"
-STOPPED = "stopped"
 
 
 class JobPhase(StrEnum):
