@@ -1,40 +1,29 @@
-"""The error codes: one table in heygemd/codes.py, documented whole in the README, classified for retries."""
+"""The error codes: one table in heygemd/codes.py, documented whole in docs/error-codes.md, classified for retries."""
 
 from __future__ import annotations
 
 import errno
-import re
-from pathlib import Path
+
+from docs_pages import code_name, page, section, table_rows
 
 from heygemd.codes import CODES, ErrorCode, Persistence, code_for_os_error, failure_from_os_error
+from heygemd.exitcodes import ExitCode
 
-ROOT = Path(__file__).resolve().parents[1]
-DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
-
-
-def documented_sections(heading: str) -> list[str]:
-    """The text under ``heading`` (to the next heading) in the README and in every docs page that has it."""
-    sections = []
-    for document in DOCUMENTS:
-        text = document.read_text(encoding="utf-8")
-        if heading not in text:
-            continue
-        section = text[text.index(heading) :]
-        end = section.find("\n#", 1)
-        sections.append(section if end < 0 else section[:end])
-    return sections
+ERROR_CODES_PAGE = "error-codes.md"
+EXIT_CODES_PAGE, EXIT_CODES_HEADING = "cli.md", "## Exit codes"
 
 
-def readme_code_table() -> dict[str, str]:
-    """The rows of every "### Error codes" table of the README and the docs pages."""
-    rows: dict[str, str] = {}
-    for section in documented_sections("### Error codes"):
-        rows |= dict(re.findall(r"^\| `([a-z_.]+)` \| (permanent|transient) \|", section, flags=re.MULTILINE))
-    return rows
+def documented_codes() -> dict[str, tuple[str, ...]]:
+    """Each code of the page's table with its kind, meaning and fix; a code listed twice fails."""
+    rows = [(name, tuple(row[1:])) for row in table_rows(page(ERROR_CODES_PAGE)) if (name := code_name(row[0]))]
+    documented = dict(rows)
+    assert len(documented) == len(rows), "a code is listed twice in docs/error-codes.md"
+    return documented
 
 
-def test_the_readme_documents_every_code_with_its_kind_and_nothing_else():
-    assert readme_code_table() == {code.value: info.persistence.value for code, info in CODES.items()}
+def test_the_docs_list_every_code_with_its_kind_meaning_and_fix_and_nothing_else():
+    expected = {code.value: (info.persistence.value, info.summary, info.fix) for code, info in CODES.items()}
+    assert documented_codes() == expected, "docs/error-codes.md must list heygemd/codes.py's table, row for row"
 
 
 def test_every_code_has_a_summary_and_a_fix():
@@ -77,12 +66,7 @@ def test_a_failure_from_a_filesystem_error_names_the_file_never_its_folder():
     assert failure.code is ErrorCode.DISK_FULL and '"a.mp4"' in failure.reason and "work" not in failure.reason
 
 
-def test_the_readme_documents_every_exit_code_and_nothing_else():
-    from heygemd.exitcodes import ExitCode
-
-    documented = {
-        int(number)
-        for section in documented_sections("### Exit codes")
-        for number in re.findall(r"^\| (\d+) \|", section, flags=re.MULTILINE)
-    }
-    assert documented == {int(code) for code in ExitCode}
+def test_the_docs_list_every_exit_code_and_nothing_else():
+    rows = [row for row in table_rows(section(EXIT_CODES_PAGE, EXIT_CODES_HEADING)) if row[0].isdigit()]
+    documented = [int(row[0]) for row in rows]
+    assert sorted(documented) == sorted(int(code) for code in ExitCode), "docs/cli.md's exit codes"

@@ -18,7 +18,8 @@ class Stop(BaseException):
 def arrivals(tmp_path) -> tuple[Arrivals, threading.Event]:
     inbox = tmp_path / "inbox"
     inbox.mkdir()
-    watch = WatchConfig(mode="polling", scan_interval_seconds=0.05, poll_interval_seconds=0.05)
+    # A full rescan every 0.05 s: the thread scans again and again with nothing in the inbox.
+    watch = WatchConfig(mode="polling", scan_interval_seconds=0.05, poll_interval_seconds=0.05, rescan_interval_seconds=0.05)
     tracker = ReadinessTracker(readiness=Readiness.SETTLE, marker_name="READY", settle_seconds=1, abandon_after_seconds=60)
     wake = threading.Event()
     return Arrivals(inbox, watch, tracker, wake), wake
@@ -27,17 +28,19 @@ def arrivals(tmp_path) -> tuple[Arrivals, threading.Event]:
 def test_a_failing_scan_callback_does_not_stop_the_watching(tmp_path):
     watched, _ = arrivals(tmp_path)
     calls: list[InboxScan] = []
+    three_scans = threading.Event()
 
     def failing(scan: InboxScan) -> None:
         calls.append(scan)
+        if len(calls) >= 3:
+            three_scans.set()
         raise ValueError("a status file that cannot be written")
 
     watched.on_scan = failing
     watched.start()
     try:
-        for _ in range(3):
-            watched.rescan(timeout=30)
-        assert len(calls) >= 3 and watched.alive
+        assert three_scans.wait(30), "the thread scans again after a failing callback"
+        assert watched.alive
         watched.check_alive()
     finally:
         watched.stop()
