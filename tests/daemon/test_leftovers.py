@@ -14,7 +14,7 @@ from service_harness import service_config
 from heygemd.daemon.claim import WorkArea
 from heygemd.daemon.config import PathsConfig
 from heygemd.daemon.leftovers import clean_leftovers, service_folders
-from heygemd.engine.snapshot import SNAPSHOT_PREFIX
+from heygemd.engine.snapshot import SERVICE_SNAPSHOTS_FOLDER, SNAPSHOT_PREFIX
 from heygemd.names import machine_tag
 
 
@@ -71,11 +71,15 @@ def test_leftovers_of_a_crash_are_removed_everywhere_heygemd_writes(tmp_path):
 
 
 @pytest.mark.slow
-def test_the_service_removes_the_audio_snapshots_a_killed_render_left(daemon_factory):
+@pytest.mark.parametrize("configured", [True, False], ids=["engine.temp_dir", "the state folder's own"])
+def test_the_service_removes_the_audio_snapshots_a_killed_render_left(daemon_factory, configured):
     daemon = daemon_factory()
-    snapshots = daemon.root / "snapshots"
     config = service_config(daemon.root)
-    config["engine"]["temp_dir"] = str(snapshots)
+    if configured:
+        snapshots = daemon.root / "snapshots"
+        config["engine"]["temp_dir"] = str(snapshots)
+    else:  # engine.temp_dir unset: the service keeps its snapshots under its state folder
+        snapshots = daemon.state / SERVICE_SNAPSHOTS_FOLDER
     daemon.write_config(config)
     left = snapshots / f"{SNAPSHOT_PREFIX}k1ll3d"
     left.mkdir(parents=True)
@@ -87,5 +91,5 @@ def test_the_service_removes_the_audio_snapshots_a_killed_render_left(daemon_fac
     daemon.wait_ready()
     assert not left.exists() and other.exists()
     [removed] = daemon.logged("audio snapshots left by a crash removed")
-    assert removed["count"] == 1 and removed["folder"] == str(snapshots)
+    assert removed["count"] == 1 and (daemon.root / removed["folder"]) == snapshots  # the service runs in the root
     assert daemon.stop() == 0
