@@ -24,8 +24,9 @@ from media_factory import (
     speech_like,
 )
 
+from heygemd.codes import ErrorCode
 from heygemd.engine import ffmpeg_tools
-from heygemd.engine.errors import MediaError
+from heygemd.engine.errors import EngineError, MediaError
 from heygemd.engine.ffmpeg_tools import ffmpeg_path, ffprobe_path
 from heygemd.engine.media import (
     SEEK_MIN_S,
@@ -605,8 +606,10 @@ def test_an_error_inside_the_with_block_removes_the_file(tmp_path, voice, new_ff
 def test_writer_reports_an_encoder_that_cannot_start(tmp_path, new_ffmpeg):
     output = tmp_path / "no sound.mp4"
     missing = tmp_path / "voice that was deleted.wav"
-    with pytest.raises(MediaError) as error:
+    with pytest.raises(EngineError) as error:
         write_video(output, SIZE, 40, missing)
+    # The encoder's own failure, not an input's (the engine muxes its own snapshot): render.encoder_failed.
+    assert not isinstance(error.value, MediaError) and error.value.code is ErrorCode.RENDER_ENCODER_FAILED
     assert str(error.value).startswith(str(output))
     assert "voice that was deleted.wav" in str(error.value)
     assert not output.exists()
