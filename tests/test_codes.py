@@ -9,13 +9,19 @@ from pathlib import Path
 from heygemd.codes import CODES, ErrorCode, Persistence, code_for_os_error, failure_from_os_error
 
 README = Path(__file__).resolve().parents[1] / "README.md"
+DOCS = README.parent / "docs"
+CODE_ROW = r"^\| `([a-z_.]+)` \| (permanent|transient) \|"
 
 
 def readme_code_table() -> dict[str, str]:
+    """The README's table of codes, and the code tables of the docs' pages (docs/speech.md: the speech codes)."""
     text = README.read_text(encoding="utf-8")
     section = text[text.index("### Error codes") :]
     section = section[: section.index("\n### ", 1)]
-    return dict(re.findall(r"^\| `([a-z_.]+)` \| (permanent|transient) \|", section, flags=re.MULTILINE))
+    table = dict(re.findall(CODE_ROW, section, flags=re.MULTILINE))
+    for page in sorted(DOCS.glob("*.md")):
+        table |= dict(re.findall(CODE_ROW, page.read_text(encoding="utf-8"), flags=re.MULTILINE))
+    return table
 
 
 def test_the_readme_documents_every_code_with_its_kind_and_nothing_else():

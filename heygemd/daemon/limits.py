@@ -17,7 +17,7 @@ from heygemd.engine.probe import probe_audio
 
 def check_limits(plan: JobPlan, limits: LimitsConfig) -> None:
     """Raise ContractViolation (limit.audio_too_long) if the plan's audio is longer than the limit."""
-    if not limits.max_audio_seconds:
+    if not limits.max_audio_seconds or plan.speech is not None:  # a script's length is checked when it is spoken
         return
     try:
         seconds = probe_audio(plan.audio).duration

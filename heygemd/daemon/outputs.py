@@ -140,6 +140,8 @@ def quarantine_failed_videos(record: JobRecord, dest: Destinations, journal: Jou
     staging.mkdir(parents=True, exist_ok=True)
     input_dir = dest.work.input_dir(record.job_id)
     for video in failed:
+        if Path(video.template).is_absolute():  # a presenter library's template: never moved by a job
+            continue
         source = input_dir / video.template
         if os.path.lexists(source) and not os.path.lexists(staging / video.template):
             os.rename(source, staging / video.template)

@@ -56,6 +56,27 @@ class VideoResult(BaseModel):
     output_duration_s: float | None = None
 
 
+SPEECH_AUDIO = "speech.wav"  # a script job's speech, published with its videos
+
+
+class SpeechReport(BaseModel):
+    """speech.json beside speech.wav, and ``speech`` in job.json: how a script job's words were spoken."""
+
+    script: str = Field(description="the script's file name")
+    text_sha256: str
+    characters: int
+    voice: str = Field(description="engine:speaker, e.g. espeak-ng:en-us or kokoro:af_heart")
+    voice_licence: str
+    model_file: str | None = Field(description="the voice's model (Kokoro) or library (espeak-ng) file")
+    model_sha256: str | None
+    language: str
+    speed: float
+    sentences: int
+    sample_rate: int
+    duration_s: float
+    audio: str = SPEECH_AUDIO
+
+
 class JobReport(BaseModel):
     """outbox/<job>/job.json"""
 
@@ -73,6 +94,7 @@ class JobReport(BaseModel):
     quarantine_folder: str | None = Field(None, description="where the failed templates went, if any")
     warnings: list[str] = Field(default_factory=list)
     engine: EngineInfo | None = Field(None, description="device, checkpoint (path, sha256, name), detector...")
+    speech: SpeechReport | None = Field(None, description="a script job: the voice, its model's hash, the text's hash")
     host: str = Field(default_factory=host_name)
     heygemd_version: str = __version__
 

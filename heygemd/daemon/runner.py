@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -51,6 +51,7 @@ from heygemd.daemon.reports import (
     utc_now,
 )
 from heygemd.daemon.resultpage import make_thumbnail, thumbnail_name, write_result_page
+from heygemd.daemon.scripts import SPEECH_RESULT_NAMES, check_speech, read_speech_report, speak_job
 from heygemd.daemon.supervise import RenderHung, RenderStalled, StallWatch
 from heygemd.engine import (
     EngineError,
@@ -60,6 +61,10 @@ from heygemd.engine import (
     RenderProgress,
     RenderReport,
 )
+from heygemd.engine.report import ProgressStage
+from heygemd.speech import SpeechError
+
+SPEECH = ProgressStage.SPEECH
 
 
 class RenderEngine(Protocol):
@@ -206,7 +211,8 @@ class JobRunner:
         try:
             plan = self._job_plan(record)
             check_limits(plan, self.config.limits)
-            names = [plan.audio.name, *(video.source.name for video in plan.videos)]
+            check_speech(plan, self.config)
+            names = [plan.audio.name, *(plan.template_key(video) for video in plan.videos)]
             inputs = fingerprint_inputs(self.work.input_dir(record.job_id), names)
         except ContractViolation as violation:
             self.lifecycle.fail_job(record, violation.failure())
@@ -214,7 +220,7 @@ class JobRunner:
         except PermissionError as err:
             self.lifecycle.fail_job(record, failure_from_os_error(err, "reading the job's files", reading_input=True))
             return
-        videos = [VideoRecord(template=video.source.name, output_stem=video.output_stem) for video in plan.videos]
+        videos = [VideoRecord(template=plan.template_key(video), output_stem=video.output_stem) for video in plan.videos]
         self.lifecycle.accept(record, plan.audio.name, plan.output_folder, videos, inputs, list(plan.warnings))
         self.log.info("job accepted", audio=record.audio, videos=len(record.videos), warnings=record.warnings or None)
 
@@ -222,7 +228,9 @@ class JobRunner:
         watch = self.config.watch
         marker = watch.marker_name if watch.readiness is Readiness.MARKER else None
         input_dir = self.work.input_dir(record.job_id).resolve()  # absolute: no name can look like an option
-        return plan_job(input_dir, record.name, self.config.render, marker, self.config.limits)
+        return plan_job(
+            input_dir, record.name, self.config.render, marker, self.config.limits, self.config.paths.presenter_library
+        )
 
     # -------------------------------------------------------------- inputs that change after the claim
 
@@ -282,7 +290,7 @@ class JobRunner:
         output_dir = self.work.results_dir(record)
         output_dir.mkdir(exist_ok=True)  # not parents: a job folder removed meanwhile is not made again
         finished = {name for video in record.videos if video.status is VideoStatus.OK for name in result_names(video)}
-        keep_only(output_dir, finished)  # drop what a killed render left behind
+        keep_only(output_dir, finished | SPEECH_RESULT_NAMES)  # drop what a killed render left behind
         for video in record.videos:
             if video.status is VideoStatus.OK and not (output_dir / f"{video.output_stem}.mp4").exists():
                 video.status = VideoStatus.PENDING
@@ -301,6 +309,11 @@ class JobRunner:
         changed = changed_names(input_dir, record.inputs)
         if changed:
             return self._inputs_changed(record, changed)
+        if plan.speech is not None:
+            spoken = self._speak(record, plan, output_dir)
+            if not isinstance(spoken, Path):
+                return spoken  # STOPPED, or None: the job failed or was cancelled
+            plan = replace(plan, audio=spoken)
         if self.distributor is not None:
             from heygemd.daemon.distributed import render_distributed
 
@@ -312,9 +325,35 @@ class JobRunner:
         with audio:  # the audio's snapshot: read and decoded once, muxed into every video, removed after
             return self._render_each(record, plan, audio, output_dir)
 
+    def _speak(self, record: JobRecord, plan: JobPlan, output_dir: Path) -> Path | Step | None:
+        """The script spoken into the results folder (a stage of its own); STOPPED for a stop; None when the job
+        failed or was cancelled."""
+
+        def progress(done: int, total: int) -> None:
+            self.context.on_progress(RenderProgress(video=plan.audio, frames_done=done, frames_total=total, stage=SPEECH))
+
+        self.context.cancel.clear()
+        started = time.monotonic()
+        try:
+            spoken = speak_job(plan, self.config, output_dir, progress, self.context.cancel)
+        except SpeechError as err:
+            if err.code is ErrorCode.CANCELLED:
+                if self._cancel_if_asked(record):
+                    return None
+                self.log.warning("speech abandoned for the stop; it starts again when the service restarts")
+                return STOPPED
+            if record.phase is Phase.RENDERING:
+                self.lifecycle.fail_job(record, err.failure())
+            return None
+        except ContractViolation as violation:  # the script or the voice changed since planning
+            self.lifecycle.fail_job(record, violation.failure())
+            return None
+        self.log.info("script spoken", script=plan.audio.name, seconds=round(time.monotonic() - started, 3))
+        return spoken
+
     def _render_each(self, record: JobRecord, plan: JobPlan, audio: Any, output_dir: Path) -> Step | None:
         input_dir = self.work.input_dir(record.job_id)
-        planned = {video.source.name: video for video in plan.videos}
+        planned = {plan.template_key(video): video for video in plan.videos}
         total = len(record.videos)
         for index, video in enumerate(record.videos, start=1):
             if video.status is not VideoStatus.PENDING:
@@ -471,7 +510,9 @@ class JobRunner:
             )
         output_dir = self.work.results_dir(record)
         if output_dir.exists():
-            keep_only(output_dir, {name for video in ok for name in result_names(video)} | {JOB_REPORT})
+            keep_only(
+                output_dir, {name for video in ok for name in result_names(video)} | {JOB_REPORT} | SPEECH_RESULT_NAMES
+            )
             report = self.job_report(record)
             write_atomic(output_dir / JOB_REPORT, report.model_dump_json(indent=2) + "\n")
             for video in ok:  # a video rendered by an older heygemd comes without one
@@ -525,6 +566,7 @@ class JobRunner:
             quarantine_folder=str(record.quarantine_path) if record.quarantine_path else None,
             warnings=record.warnings,
             engine=engine_info,
+            speech=read_speech_report(self.work.results_dir(record)),
         )
 
 

@@ -26,7 +26,24 @@ WAV2LIP_GAN = PublishedWeights(
 S3FD = PublishedWeights(
     "s3fd-619a316812.pth", "619a316812", url="https://www.adrianbulat.com/downloads/python-fan/s3fd-619a316812.pth"
 )
-PUBLISHED: tuple[PublishedWeights, ...] = (WAV2LIP, WAV2LIP_GAN, S3FD)
+# Kokoro-82M (hexgrad, Apache-2.0 weights) as kokoro-onnx (MIT) publishes its ONNX export and voices archive.
+_KOKORO_RELEASE = "https://github.com/thewh1teagle/kokoro-onnx/releases/download/model-files-v1.0"
+KOKORO_MODEL = PublishedWeights(
+    "kokoro-v1.0.onnx",
+    "7d5df8ecf7d4b1878015a32686053fd0eebe2bc377234608764cc0ef3636a6c5",
+    url=f"{_KOKORO_RELEASE}/kokoro-v1.0.onnx",
+)
+KOKORO_MODEL_INT8 = PublishedWeights(
+    "kokoro-v1.0.int8.onnx",
+    "6e742170d309016e5891a994e1ce1559c702a2ccd0075e67ef7157974f6406cb",
+    url=f"{_KOKORO_RELEASE}/kokoro-v1.0.int8.onnx",
+)
+KOKORO_VOICES = PublishedWeights(
+    "voices-v1.0.bin",
+    "bca610b8308e8d99f32e6fe4197e7ec01679264efed0cac9140fe9c29f1fbf7d",
+    url=f"{_KOKORO_RELEASE}/voices-v1.0.bin",
+)
+PUBLISHED: tuple[PublishedWeights, ...] = (WAV2LIP, WAV2LIP_GAN, S3FD, KOKORO_MODEL, KOKORO_MODEL_INT8, KOKORO_VOICES)
 
 
 def known_name(sha256: str) -> str | None:

@@ -188,10 +188,10 @@ def test_links_are_never_followed(tmp_path):
 
 
 def test_stray_files_and_folders_are_warnings_when_the_job_is_otherwise_good(tmp_path):
-    folder = make(tmp_path / "job", {"a.wav": b"a", "v.mp4": b"v", "notes.txt": b"t", "old/x.mp4": b"v"})
+    folder = make(tmp_path / "job", {"a.wav": b"a", "v.mp4": b"v", "notes.pdf": b"t", "old/x.mp4": b"v"})
     plan = plan_job(folder, "job", RenderOptions())
     assert len(plan.videos) == 1
-    assert any("notes.txt" in warning for warning in plan.warnings)
+    assert any("notes.pdf" in warning for warning in plan.warnings)
     assert any('"old"' in warning for warning in plan.warnings)
 
 
