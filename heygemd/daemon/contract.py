@@ -445,7 +445,7 @@ def _library_templates(library: Path | None, references: list[str]) -> list[Pres
             "job.toml names presenters, but this service has no presenter library.", code=ErrorCode.PRESENTER_UNKNOWN
         )
     try:
-        return resolve_presenters(library, references)
+        return resolve_presenters(library.absolute(), references)  # relative to the working directory, as every path
     except PresenterError as err:
         raise ContractViolation(err.reason, err.details, code=err.code) from None
 
