@@ -95,7 +95,7 @@ def usable_voices(kokoro: KokoroFiles) -> list[VoiceStatus]:
     statuses: list[VoiceStatus] = []
     try:
         languages = espeak_languages()
-        statuses.append(VoiceStatus(ESPEAK, True, languages, f"{len(languages)} languages, shipped by espeakng-loader"))
+        statuses.append(VoiceStatus(ESPEAK, True, languages, "the library and data shipped by espeakng-loader"))
     except (OSError, SpeechError) as err:
         statuses.append(VoiceStatus(ESPEAK, False, (), f"cannot load: {err}"))
     missing = kokoro.missing()
