@@ -108,7 +108,7 @@ class Dispatcher:
         active: dict[str, VideoRecord] = {}
         missing_since: dict[str, float] = {}
         for video in record.videos:
-            if video.status is VideoStatus.PENDING:
+            if video.status is VideoStatus.PENDING and video.output_stem in planned:  # planned: this audio's videos
                 if video.task_id is None:
                     self._enqueue(record, video, planned, audio, job_dir, enqueued)
                 else:
@@ -212,7 +212,7 @@ class Dispatcher:
     ) -> None:
         task_id = uuid.uuid4().hex
         enqueued(video, task_id)  # journaled first: a crash right after still knows the task
-        plan = planned[video.template]
+        plan = planned[video.output_stem]
         task = RenderTask(
             task_id=task_id,
             job_id=record.job_id,

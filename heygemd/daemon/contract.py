@@ -13,7 +13,7 @@ import os
 import stat
 import tomllib
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 
@@ -242,8 +242,9 @@ class ContractViolation(CodedError):
 @dataclass(frozen=True)
 class PlannedVideo:
     source: Path
-    output_stem: str
+    output_stem: str  # "<template>", or "<audio or script>/<template>" in a job with several
     options: RenderOptions
+    audio: Path | None = None  # the audio (or script) it is rendered with, in a job with several
 
 
 @dataclass(frozen=True)
@@ -262,10 +263,23 @@ class JobPlan:
     output_folder: str
     warnings: tuple[str, ...] = field(default=())
     speech: SpokenScript | None = None
+    sources: tuple[Path, ...] = ()  # every audio (or script) of a job with several: each rendered with every template
+    results_subfolder: str = ""  # where one source's results go in a job with several
 
     def template_key(self, video: PlannedVideo) -> str:
         """How the journal names a template: its name in the job folder, or its path in the presenter library."""
         return video.source.name if video.source.parent == self.audio.parent else str(video.source)
+
+    def per_source(self) -> list[JobPlan]:
+        """One plan per audio (or script), each with its own videos and results subfolder; ``[self]`` for one."""
+        if len(self.sources) <= 1:
+            return [self]
+        plans = []
+        for source in self.sources:
+            videos = tuple(video for video in self.videos if video.audio == source)
+            subfolder = videos[0].output_stem.split("/")[0]
+            plans.append(replace(self, audio=source, videos=videos, sources=(source,), results_subfolder=subfolder))
+        return plans
 
 
 def _list_names(names: Iterable[str]) -> str:
@@ -370,15 +384,6 @@ def plan_job(
             details,
             code=ErrorCode.JOB_NO_AUDIO,
         )
-    if len(audio) > 1 or len(scripts) > 1:
-        several = audio if len(audio) > 1 else scripts
-        what = "audio files" if len(audio) > 1 else "scripts"
-        raise ContractViolation(
-            f"The folder has {len(several)} {what} ({_list_names(several)}); a job needs exactly one. "
-            "Split it into one folder per audio or script.",
-            details,
-            code=ErrorCode.JOB_SEVERAL_AUDIO,
-        )
 
     job_file = _read_job_file(folder) if has_job_file else JobFile()
     library = _library_templates(presenter_library, job_file.presenters)
@@ -410,7 +415,7 @@ def plan_job(
             f"job.toml [render] is not valid: {_short_validation(err)}", code=ErrorCode.JOB_TOML_INVALID
         ) from None
 
-    planned: list[PlannedVideo] = []
+    templates: list[PlannedVideo] = []
     stems_taken: set[str] = set()
     sources = [(name, folder / name, Path(name).stem) for name in videos]
     sources += [(t.reference, t.path, f"{t.presenter}-{t.path.stem}") for t in library]
@@ -425,16 +430,32 @@ def plan_job(
         stem = _output_stem(merged.output_name or wanted_stem, source.name, stems_taken)
         stems_taken.add(stem.lower())
         options = RenderOptions.model_validate(merged.model_dump(exclude={"output_name"}))
-        planned.append(PlannedVideo(source=source, output_stem=stem, options=options))
+        templates.append(PlannedVideo(source=source, output_stem=stem, options=options))
 
+    spoken = audio or scripts
     speech = SpokenScript(job_file.voice, job_file.language, job_file.speed) if scripts else None
     return JobPlan(
-        audio=folder / (audio or scripts)[0],
-        videos=tuple(planned),
+        audio=folder / spoken[0],
+        videos=tuple(_each_with_every_template(folder, spoken, templates)),
         output_folder=job_file.output_folder or job_name,
         warnings=tuple(details),
         speech=speech,
+        sources=tuple(folder / name for name in spoken) if len(spoken) > 1 else (),
     )
+
+
+def _each_with_every_template(folder: Path, spoken: list[str], templates: list[PlannedVideo]) -> list[PlannedVideo]:
+    """With several audio files (or scripts), every template once per audio, in ``<audio stem>/`` subfolders."""
+    if len(spoken) == 1:
+        return templates
+    videos: list[PlannedVideo] = []
+    subfolders_taken: set[str] = set()
+    for name in spoken:
+        subfolder = _output_stem(Path(name).stem, name, subfolders_taken)
+        subfolders_taken.add(subfolder.lower())
+        for template in templates:
+            videos.append(replace(template, output_stem=f"{subfolder}/{template.output_stem}", audio=folder / name))
+    return videos
 
 
 def _library_templates(library: Path | None, references: list[str]) -> list[PresenterTemplate]:

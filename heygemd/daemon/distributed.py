@@ -25,7 +25,7 @@ def render_distributed(runner: JobRunner, record: JobRecord, plan: JobPlan, outp
 
     dispatcher = runner.distributor
     job_dir = runner.work.job_dir(record.job_id)
-    planned = {video.source.name: video for video in plan.videos}
+    planned = {video.output_stem: video for video in plan.videos}  # this audio's videos (a job may have several)
     asked = Stop(runner.context.stop_requested.is_set, lambda: runner.context.cancel_request(record) is not None)
     step: Step | None = None
 
@@ -37,7 +37,8 @@ def render_distributed(runner: JobRunner, record: JobRecord, plan: JobPlan, outp
             step = _record(runner, record, outcome, output_dir, with_file_names) or step
         if record.phase is Phase.RENDERING and runner._cancel_if_asked(record):
             return None
-        if step is not None or not any(video.status is VideoStatus.PENDING for video in record.videos):
+        pending = (video for video in record.videos if video.output_stem in planned)
+        if step is not None or not any(video.status is VideoStatus.PENDING for video in pending):
             return step
         if runner.context.stop_requested.is_set():
             return STOPPED  # the tasks go on; the next start re-attaches to them

@@ -104,9 +104,15 @@ def publish_outbox_folder(record: JobRecord, dest: Destinations, journal: Journa
 
 
 def keep_only(folder: Path, names: set[str]) -> None:
-    """Remove anything else from a results folder (e.g. a temporary file left by a killed render)."""
+    """Remove anything else from a results folder (e.g. a temporary file left by a killed render).
+
+    A name may lie in a subfolder (``script-a/front.mp4``: a job with several audio files or scripts).
+    """
     for entry in folder.iterdir():
-        if entry.name not in names:
+        inside = {name.split("/", 1)[1] for name in names if name.startswith(f"{entry.name}/")}
+        if inside and entry.is_dir() and not entry.is_symlink():
+            keep_only(entry, inside)
+        elif entry.name not in names:
             remove_tree(entry)
 
 
@@ -119,10 +125,10 @@ def write_zip_bundle(record: JobRecord, dest: Destinations, journal: Journal) ->
     staging = dest.paths.outbox / temporary_name(f"{folder.name}{ZIP_SUFFIX}")
     try:
         with zipfile.ZipFile(staging, "w", compression=zipfile.ZIP_STORED) as bundle:
-            for item in sorted(folder.iterdir()):
+            for item in sorted(folder.rglob("*")):  # subfolders: a job with several audio files or scripts
                 if item.is_file() and not item.is_symlink():
                     compression = zipfile.ZIP_DEFLATED if item.suffix == ".json" else zipfile.ZIP_STORED
-                    bundle.write(item, f"{folder.name}/{item.name}", compress_type=compression)
+                    bundle.write(item, f"{folder.name}/{item.relative_to(folder).as_posix()}", compress_type=compression)
         fsync_file(staging)
         return _move_recorded(staging, dest.paths.outbox, folder.name, record, "zip_path", journal, suffix=ZIP_SUFFIX)
     finally:

@@ -94,7 +94,9 @@ class JobReport(BaseModel):
     quarantine_folder: str | None = Field(None, description="where the failed templates went, if any")
     warnings: list[str] = Field(default_factory=list)
     engine: EngineInfo | None = Field(None, description="device, checkpoint (path, sha256, name), detector...")
-    speech: SpeechReport | None = Field(None, description="a script job: the voice, its model's hash, the text's hash")
+    speech: list[SpeechReport] = Field(
+        default_factory=list, description="a script job: per script the voice, its model's hash, the text's hash"
+    )
     host: str = Field(default_factory=host_name)
     heygemd_version: str = __version__
 

@@ -51,7 +51,7 @@ from heygemd.daemon.reports import (
     utc_now,
 )
 from heygemd.daemon.resultpage import make_thumbnail, thumbnail_name, write_result_page
-from heygemd.daemon.scripts import SPEECH_RESULT_NAMES, check_speech, read_speech_report, speak_job
+from heygemd.daemon.scripts import check_speech, read_speech_reports, speak_job, speech_result_names
 from heygemd.daemon.supervise import RenderHung, RenderStalled, StallWatch
 from heygemd.engine import (
     EngineError,
@@ -290,7 +290,9 @@ class JobRunner:
         output_dir = self.work.results_dir(record)
         output_dir.mkdir(exist_ok=True)  # not parents: a job folder removed meanwhile is not made again
         finished = {name for video in record.videos if video.status is VideoStatus.OK for name in result_names(video)}
-        keep_only(output_dir, finished | SPEECH_RESULT_NAMES)  # drop what a killed render left behind
+        keep_only(
+            output_dir, finished | speech_result_names(video.output_stem for video in record.videos)
+        )  # drop what a killed render left behind
         for video in record.videos:
             if video.status is VideoStatus.OK and not (output_dir / f"{video.output_stem}.mp4").exists():
                 video.status = VideoStatus.PENDING
@@ -309,8 +311,20 @@ class JobRunner:
         changed = changed_names(input_dir, record.inputs)
         if changed:
             return self._inputs_changed(record, changed)
+        for source_plan in plan.per_source():  # one audio (or script) after the other, each with every template
+            stems = {video.output_stem for video in source_plan.videos}
+            if not any(video.status is VideoStatus.PENDING and video.output_stem in stems for video in record.videos):
+                continue
+            step = self._render_source(record, source_plan, output_dir)
+            if step is not None or record.phase is not Phase.RENDERING:
+                return step
+        return None
+
+    def _render_source(self, record: JobRecord, plan: JobPlan, output_dir: Path) -> Step | None:
+        """The pending videos of one audio (or script: spoken first)."""
+        (output_dir / plan.results_subfolder).mkdir(exist_ok=True)
         if plan.speech is not None:
-            spoken = self._speak(record, plan, output_dir)
+            spoken = self._speak(record, plan, output_dir / plan.results_subfolder)
             if not isinstance(spoken, Path):
                 return spoken  # STOPPED, or None: the job failed or was cancelled
             plan = replace(plan, audio=spoken)
@@ -321,9 +335,22 @@ class JobRunner:
         try:
             audio = self.engine.prepare_audio(plan.audio)
         except EngineError as err:
-            return self._video_error(record, None, err)
+            return self._audio_error(record, plan, err)
         with audio:  # the audio's snapshot: read and decoded once, muxed into every video, removed after
             return self._render_each(record, plan, audio, output_dir)
+
+    def _audio_error(self, record: JobRecord, plan: JobPlan, err: EngineError) -> Step | None:
+        """An audio that cannot be used: the whole job's, or (a job with several) only its own videos fail."""
+        if not plan.results_subfolder or err.failure().transient:
+            return self._video_error(record, None, err)
+        failure = err.failure().model_copy(
+            update={"reason": f'The audio file "{plan.audio.name}" cannot be used: {err.reason}.'}
+        )
+        stems = {video.output_stem for video in plan.videos}
+        for video in record.videos:
+            if video.output_stem in stems and video.status is VideoStatus.PENDING:
+                self.lifecycle.video_failed(record, video, failure, 0.0)
+        return None
 
     def _speak(self, record: JobRecord, plan: JobPlan, output_dir: Path) -> Path | Step | None:
         """The script spoken into the results folder (a stage of its own); STOPPED for a stop; None when the job
@@ -353,10 +380,10 @@ class JobRunner:
 
     def _render_each(self, record: JobRecord, plan: JobPlan, audio: Any, output_dir: Path) -> Step | None:
         input_dir = self.work.input_dir(record.job_id)
-        planned = {plan.template_key(video): video for video in plan.videos}
+        planned = {video.output_stem: video for video in plan.videos}
         total = len(record.videos)
         for index, video in enumerate(record.videos, start=1):
-            if video.status is not VideoStatus.PENDING:
+            if video.status is not VideoStatus.PENDING or video.output_stem not in planned:
                 continue
             if record.phase is not Phase.RENDERING or self._cancel_if_asked(record):
                 return None  # cancelled: the job goes to quarantine
@@ -366,7 +393,7 @@ class JobRunner:
             changed = changed_names(input_dir, record.inputs)
             if changed:
                 return self._inputs_changed(record, changed)
-            step = self._render_one(record, video, planned[video.template], audio, output_dir, index, total)
+            step = self._render_one(record, video, planned[video.output_stem], audio, output_dir, index, total)
             if step is not None:
                 return step
         return None
@@ -510,9 +537,8 @@ class JobRunner:
             )
         output_dir = self.work.results_dir(record)
         if output_dir.exists():
-            keep_only(
-                output_dir, {name for video in ok for name in result_names(video)} | {JOB_REPORT} | SPEECH_RESULT_NAMES
-            )
+            speech = speech_result_names(video.output_stem for video in record.videos)
+            keep_only(output_dir, {name for video in ok for name in result_names(video)} | {JOB_REPORT} | speech)
             report = self.job_report(record)
             write_atomic(output_dir / JOB_REPORT, report.model_dump_json(indent=2) + "\n")
             for video in ok:  # a video rendered by an older heygemd comes without one
@@ -566,7 +592,7 @@ class JobRunner:
             quarantine_folder=str(record.quarantine_path) if record.quarantine_path else None,
             warnings=record.warnings,
             engine=engine_info,
-            speech=read_speech_report(self.work.results_dir(record)),
+            speech=read_speech_reports(self.work.results_dir(record), [video.output_stem for video in record.videos]),
         )
 
 

@@ -8,7 +8,7 @@ finds it and does not speak it again. The daemon knows nothing of the voices' in
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from heygemd.atomic import write_atomic
@@ -63,9 +63,10 @@ def voice_for(plan: JobPlan, config: HeygemdConfig) -> tuple[Voice, str, str, fl
 
 
 def check_speech(plan: JobPlan, config: HeygemdConfig) -> None:
-    """At planning: refuse a script that cannot be spoken, before anything is claimed for it."""
+    """At planning: refuse a script that cannot be spoken (any of a job's scripts), before anything is rendered."""
     if plan.speech is not None:
-        voice_for(plan, config)
+        for source_plan in plan.per_source():
+            voice_for(source_plan, config)
 
 
 def spoken_already(output_dir: Path, text: str) -> bool:
@@ -109,6 +110,23 @@ def _report(script: str, text: str, result: SpeechResult) -> SpeechReport:
         sample_rate=result.voice.sample_rate,
         duration_s=round(result.duration_seconds, 3),
     )
+
+
+def speech_result_names(output_stems: Iterable[str]) -> set[str]:
+    """The speech files a results folder may hold: ``speech.wav``, or ``<script>/speech.wav`` with several scripts."""
+    subfolders = {stem.split("/")[0] + "/" for stem in output_stems if "/" in stem} or {""}
+    return {f"{subfolder}{name}" for subfolder in subfolders for name in SPEECH_RESULT_NAMES}
+
+
+def read_speech_reports(output_dir: Path, output_stems: list[str]) -> list[SpeechReport]:
+    """Every script's speech.json in a results folder, as job.json lists them (``audio``: its path in the folder)."""
+    subfolders = sorted({stem.split("/")[0] for stem in output_stems if "/" in stem}) or [""]
+    reports = []
+    for subfolder in subfolders:
+        report = read_speech_report(output_dir / subfolder)
+        if report is not None:
+            reports.append(report.model_copy(update={"audio": f"{subfolder}/{SPEECH_AUDIO}" if subfolder else SPEECH_AUDIO}))
+    return reports
 
 
 def read_speech_report(output_dir: Path) -> SpeechReport | None:

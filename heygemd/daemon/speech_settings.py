@@ -15,7 +15,7 @@ MIN_SPEED, MAX_SPEED = 0.5, 2.0
 
 
 class SpeechConfig(BaseModel):
-    """``[speech]`` in heygemd.toml. job.toml's ``voice``, ``language`` and ``speed`` override the first three."""
+    """How scripts are spoken. A job's job.toml may set voice, language and speed for its own scripts."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -30,9 +30,9 @@ class SpeechConfig(BaseModel):
     kokoro_english_speaker: str = Field("af_heart", description="the Kokoro speaker for en when the job names none")
     kokoro_mandarin_speaker: str = Field("zf_xiaobei", description="the Kokoro speaker for zh when the job names none")
     kokoro_model_url: str = Field(KOKORO_MODEL.url, description="what fetch-models downloads for kokoro_model")
-    kokoro_model_sha256: str = Field(KOKORO_MODEL.sha256, min_length=8)
+    kokoro_model_sha256: str = Field(KOKORO_MODEL.sha256, min_length=8, description="its sha256 (or 8+ first digits)")
     kokoro_voices_url: str = Field(KOKORO_VOICES.url, description="what fetch-models downloads for kokoro_voices")
-    kokoro_voices_sha256: str = Field(KOKORO_VOICES.sha256, min_length=8)
+    kokoro_voices_sha256: str = Field(KOKORO_VOICES.sha256, min_length=8, description="its sha256 (or 8+ first digits)")
 
     @field_validator("voice")
     @classmethod

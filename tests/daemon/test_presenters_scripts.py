@@ -68,7 +68,7 @@ def test_english_and_chinese_scripts_with_a_presenter_from_the_library(daemon_fa
     for out, voice, text in ((english, "espeak-ng:en-us", ENGLISH), (chinese, "espeak-ng:cmn", CHINESE)):
         report = json.loads((out / "job.json").read_text())
         assert report["status"] == "ok", report
-        speech = report["speech"]
+        [speech] = report["speech"]
         assert speech["voice"] == voice and speech["script"] == "script.txt"
         assert speech["text_sha256"] == hashlib.sha256(text.encode()).hexdigest()
         assert len(speech["model_sha256"]) == 64 and speech["model_file"] == "libespeak-ng.so"
@@ -85,6 +85,43 @@ def test_english_and_chinese_scripts_with_a_presenter_from_the_library(daemon_fa
     assert fingerprint(anna) == before  # never moved, archived or changed by a job
     archived = sorted(entry.name for entry in (daemon.archive / "spring en").iterdir())
     assert archived == ["job.toml", "script.txt"]
+    assert daemon.stop() == 0
+
+
+def test_several_scripts_each_with_every_presenter_in_its_own_folder(daemon_factory, media):
+    daemon = start(daemon_factory)  # dry run: the templates fitted to the speech, no model
+    add_presenter(daemon, "anna", {"front.mp4": media["video"]})
+    add_presenter(daemon, "ben", {"front.mp4": media["video"], "side.mp4": media["video"]})
+    drop_job(
+        daemon.inbox,
+        "launch",
+        {
+            "english.txt": ENGLISH.encode(),
+            "chinese.txt": CHINESE.encode(),
+            "job.toml": job_toml(presenters=["anna", "ben/side.mp4"], voice="espeak-ng"),
+        },
+    )
+    out = daemon.wait_outbox("launch")
+    report = json.loads((out / "job.json").read_text())
+    assert report["status"] == "ok", report
+    outputs = sorted(video["output"] for video in report["videos"])
+    assert outputs == ["chinese/anna-front.mp4", "chinese/ben-side.mp4", "english/anna-front.mp4", "english/ben-side.mp4"]
+    speeches = {speech["audio"]: speech for speech in report["speech"]}
+    assert set(speeches) == {"chinese/speech.wav", "english/speech.wav"}
+    assert speeches["chinese/speech.wav"]["voice"] == "espeak-ng:cmn"  # language auto: from the writing system
+    assert speeches["english/speech.wav"]["voice"] == "espeak-ng:en-us"
+    for video in report["videos"]:
+        spoken = speeches[video["output"].split("/")[0] + "/speech.wav"]
+        assert (out / video["output"]).is_file()
+        assert abs(video["output_duration_s"] - spoken["duration_s"]) <= ONE_FRAME_S + 0.001
+    for script in ("english", "chinese"):
+        assert sorted(entry.name for entry in (out / script).iterdir()) == sorted(
+            ["anna-front.jpg", "anna-front.json", "anna-front.mp4", "ben-side.jpg", "ben-side.json", "ben-side.mp4"]
+            + ["speech.json", "speech.wav"]
+        )
+    page = (out / "index.html").read_text()
+    assert 'src="english/anna-front.mp4"' in page or 'href="english/anna-front.mp4"' in page
+    assert 'src="chinese/ben-side.jpg"' in page
     assert daemon.stop() == 0
 
 
