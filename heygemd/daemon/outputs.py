@@ -151,9 +151,12 @@ def quarantine_failed_videos(record: JobRecord, dest: Destinations, journal: Jou
         source = input_dir / video.template
         if os.path.lexists(source) and not os.path.lexists(staging / video.template):
             os.rename(source, staging / video.template)
-    if record.audio and not (staging / record.audio).exists() and (input_dir / record.audio).exists():
-        with atomic_output(staging / record.audio) as partial:
-            shutil.copy2(input_dir / record.audio, partial)
+    templates = {video.template for video in record.videos}
+    spoken = [item.name for item in record.inputs if item.name not in templates]  # each audio of a job with several
+    for audio in spoken or ([record.audio] if record.audio else []):
+        if not (staging / audio).exists() and (input_dir / audio).exists():
+            with atomic_output(staging / audio) as partial:
+                shutil.copy2(input_dir / audio, partial)
     failures = [video.failure for video in failed if video.failure is not None]
     summary = Failure(
         code=failures[0].code if failures else ErrorCode.INTERNAL,

@@ -212,7 +212,8 @@ class JobRunner:
             plan = self._job_plan(record)
             check_limits(plan, self.config.limits)
             check_speech(plan, self.config)
-            names = [plan.audio.name, *(plan.template_key(video) for video in plan.videos)]
+            spoken = [source.name for source in plan.sources or (plan.audio,)]
+            names = list(dict.fromkeys([*spoken, *(plan.template_key(video) for video in plan.videos)]))
             inputs = fingerprint_inputs(self.work.input_dir(record.job_id), names)
         except ContractViolation as violation:
             self.lifecycle.fail_job(record, violation.failure())
@@ -266,7 +267,21 @@ class JobRunner:
         )
         if not self.lifecycle.inputs_changed(record, names, state, self.config.watch.max_input_changes):
             return None
+        self._pend_videos_of_changed_audio(record, names)
         return self._wait_for_inputs(record)
+
+    def _pend_videos_of_changed_audio(self, record: JobRecord, names: list[str]) -> None:
+        """A job with several audio files (or scripts): a changed one's videos render again too (all, if unsure)."""
+        try:
+            planned = self._job_plan(record).videos
+            stems = {video.output_stem for video in planned if video.audio is not None and video.audio.name in names}
+        except ContractViolation:  # the folder no longer plans: nothing of it may be published as it was
+            stems = {video.output_stem for video in record.videos}
+        again = [video for video in record.videos if video.output_stem in stems and video.status is not VideoStatus.PENDING]
+        for video in again:
+            video.status, video.failure = VideoStatus.PENDING, None
+        if again:
+            self.lifecycle.journal.save(record)
 
     def _wait_for_inputs(self, record: JobRecord) -> Step:
         assert record.changed_inputs is not None

@@ -106,6 +106,15 @@ def test_several_scripts_each_with_every_presenter_in_its_own_folder(daemon_fact
     assert report["status"] == "ok", report
     outputs = sorted(video["output"] for video in report["videos"])
     assert outputs == ["chinese/anna-front.mp4", "chinese/ben-side.mp4", "english/anna-front.mp4", "english/ben-side.mp4"]
+    inputs = [item["name"] for item in report["inputs"]]  # each fingerprinted once
+    assert sorted(inputs) == sorted(
+        [
+            "chinese.txt",
+            "english.txt",
+            str(daemon.root / "presenters" / "anna" / "front.mp4"),
+            str(daemon.root / "presenters" / "ben" / "side.mp4"),
+        ]
+    )
     speeches = {speech["audio"]: speech for speech in report["speech"]}
     assert set(speeches) == {"chinese/speech.wav", "english/speech.wav"}
     assert speeches["chinese/speech.wav"]["voice"] == "espeak-ng:cmn"  # language auto: from the writing system
