@@ -98,13 +98,11 @@ class _Library:
         index = 0
         while entries[index]:
             entry = entries[index].contents
-            raw = ctypes.string_at(entry.languages, 256)
-            position = 0
-            while position < len(raw) and raw[position] != 0:
-                end = raw.index(b"\0", position + 1)
-                tag = raw[position + 1 : end].decode("ascii", "replace").lower()
-                languages.setdefault(tag, (entry.identifier or entry.name or b"").decode())
-                position = end + 1
+            address, position = entry.languages, 0
+            while ctypes.string_at(address + position, 1)[0] != 0:  # a priority byte; 0 ends the list
+                tag = ctypes.string_at(address + position + 1)  # the name, up to its NUL
+                languages.setdefault(tag.decode("ascii", "replace").lower(), (entry.identifier or entry.name or b"").decode())
+                position += len(tag) + 2
             index += 1
         return languages
 
