@@ -101,7 +101,9 @@ class _Library:
             address, position = entry.languages, 0
             while ctypes.string_at(address + position, 1)[0] != 0:  # a priority byte; 0 ends the list
                 tag = ctypes.string_at(address + position + 1)  # the name, up to its NUL
-                languages.setdefault(tag.decode("ascii", "replace").lower(), (entry.identifier or entry.name or b"").decode())
+                languages.setdefault(
+                    tag.decode("ascii", "replace").lower(), (entry.identifier or entry.name or b"").decode()
+                )
                 position += len(tag) + 2
             index += 1
         return languages
