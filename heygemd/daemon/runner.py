@@ -342,7 +342,7 @@ class JobRunner:
             spoken = self._speak(record, plan, output_dir / plan.results_subfolder)
             if not isinstance(spoken, Path):
                 return spoken  # STOPPED, or None: the job failed or was cancelled
-            plan = replace(plan, audio=spoken)
+            plan = replace(plan, audio=spoken.absolute())  # absolute: a cluster worker maps it like the inputs
         if self.distributor is not None:
             from heygemd.daemon.distributed import render_distributed
 
