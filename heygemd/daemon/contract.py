@@ -25,6 +25,7 @@ from heygemd.daemon.presenters import PresenterError, PresenterTemplate, resolve
 from heygemd.engine.formats import AUDIO_SUFFIXES, STILL_SUFFIXES, VIDEO_SUFFIXES
 from heygemd.engine.settings import RenderOptions
 from heygemd.names import NAME_MAX_BYTES, fit_name, is_heygemd_temporary, name_bytes
+from heygemd.speech.voice import MAX_SPEED, MIN_SPEED
 
 JOB_FILE = "job.toml"
 SCRIPT_SUFFIX = ".txt"  # a script: UTF-8 text spoken by a voice instead of an audio file
@@ -217,7 +218,7 @@ class JobFile(BaseModel):
     )
     voice: str | None = Field(None, description="a script's voice: auto, espeak-ng, kokoro or kokoro:<speaker>")
     language: str | None = Field(None, description="a script's language: en, zh, ... or auto")
-    speed: float | None = Field(None, ge=0.5, le=2.0, description="a script's speaking rate (1.0: natural)")
+    speed: float | None = Field(None, ge=MIN_SPEED, le=MAX_SPEED, description="a script's speaking rate (1.0: natural)")
 
     @field_validator("output_folder")
     @classmethod

@@ -9,9 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from heygemd.engine.weights import KOKORO_MODEL, KOKORO_VOICES
 from heygemd.speech.catalog import KokoroFiles, VoiceChoice
+from heygemd.speech.voice import MAX_SPEED, MIN_SPEED
 
 DEFAULT_MAX_SCRIPT_CHARS = 20_000  # about 25 minutes of speech: a long talk; longer is almost always the wrong file
-MIN_SPEED, MAX_SPEED = 0.5, 2.0
 
 
 class SpeechConfig(BaseModel):

@@ -18,12 +18,11 @@ import numpy as np
 from heygemd.codes import ErrorCode
 from heygemd.speech.errors import SpeechError
 from heygemd.speech.files import sha256_of
-from heygemd.speech.voice import VoiceInfo
+from heygemd.speech.voice import MAX_SPEED, MIN_SPEED, VoiceInfo
 
 ENGINE = "kokoro"
 LICENCE = "Apache-2.0 (Kokoro-82M weights), MIT (kokoro-onnx)"
 SAMPLE_RATE = 24_000
-MIN_SPEED, MAX_SPEED = 0.5, 2.0  # what kokoro-onnx accepts
 STYLE_SHAPE = (510, 1, 256)
 # A speaker's first letter -> (our language code, the phonemizer's language for kokoro-onnx). English and Mandarin only:
 # the other prefixes' phonemes come from espeak-ng in kokoro-onnx and are not what those voices were trained on.
