@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import socket
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, Field
 
 from heygemd import __version__
+from heygemd.clock import utc_now as utc_now  # the daemon's modules take it from here
 from heygemd.codes import ErrorCode, Failure
 from heygemd.engine.report import EngineInfo
+from heygemd.resultfiles import SPEECH_AUDIO
 
 RETRY_HINT = "(error.json may stay in the folder when you drop it again: it is ignored.)"
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def host_name() -> str:
@@ -51,12 +49,9 @@ class VideoResult(BaseModel):
     output: str | None = Field(None, description="result video, relative to the job's outbox folder")
     report: str | None = Field(None, description="render report (sidecar), relative to the job's outbox folder")
     error: str | None = Field(None, description="why this template failed, in plain language")
-    code: ErrorCode | None = Field(None, description="why this template failed, as a stable code (see the README)")
+    code: ErrorCode | None = Field(None, description="why this template failed, as a stable code (see docs/error-codes.md)")
     seconds: float | None = Field(None, description="wall-clock time of the render")
     output_duration_s: float | None = None
-
-
-SPEECH_AUDIO = "speech.wav"  # a script job's speech, published with its videos
 
 
 class SpeechReport(BaseModel):
@@ -112,7 +107,7 @@ class ErrorReport(BaseModel):
 
     job: str
     job_id: str
-    code: ErrorCode = Field(description="why, as a stable machine-readable code (see the README)")
+    code: ErrorCode = Field(description="why, as a stable machine-readable code (see docs/error-codes.md)")
     reason: str = Field(description="what went wrong, in plain language")
     details: list[str] = Field(default_factory=list)
     failed_videos: list[FailedVideo] = Field(default_factory=list)

@@ -21,9 +21,9 @@ from heygemd.atomic import write_atomic
 from heygemd.daemon.reports import JobReport, JobStatus, VideoResult, VideoStatus
 from heygemd.engine import RenderReport
 from heygemd.engine.ffmpeg_tools import FFmpegNotFound, ffmpeg_path, run_tool
+from heygemd.resultfiles import JOB_REPORT, thumbnail_name
 
 INDEX_FILE = "index.html"
-THUMBNAIL_SUFFIX = ".jpg"
 THUMBNAIL_WIDTH = 320
 THUMBNAIL_AT_SECONDS = 1.0  # past a fade-in, but within the shortest video
 THUMBNAIL_TIMEOUT_SECONDS = 60
@@ -43,10 +43,6 @@ video { display: block; max-width: 100%; max-height: 60vh; background: #000; }
 .thumb { display: inline-block; margin: 0 0.5rem 0.5rem 0; } .thumb img { max-width: 160px; border: 1px solid #ccc; }
 code { background: #f3f3f3; padding: 0 0.2rem; }
 """
-
-
-def thumbnail_name(output_stem: str) -> str:
-    return f"{output_stem}{THUMBNAIL_SUFFIX}"
 
 
 def make_thumbnail(video: Path, target: Path, duration_s: float | None) -> bool:
@@ -149,7 +145,7 @@ def result_page(report: JobReport, renders: dict[str, RenderReport | None], file
             )
         parts.append("</div>")
     parts += [
-        f'<p class="meta">The whole report: <a href="{_href("job.json")}">job.json</a>.</p>',
+        f'<p class="meta">The whole report: <a href="{_href(JOB_REPORT)}">{JOB_REPORT}</a>.</p>',
         "</body>",
         "</html>",
         "",

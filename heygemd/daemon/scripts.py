@@ -15,12 +15,12 @@ from heygemd.atomic import write_atomic
 from heygemd.codes import ErrorCode
 from heygemd.daemon.config import HeygemdConfig
 from heygemd.daemon.contract import ContractViolation, JobPlan, SpokenScript
-from heygemd.daemon.reports import SPEECH_AUDIO, SpeechReport
+from heygemd.daemon.reports import SpeechReport
+from heygemd.resultfiles import SPEECH_AUDIO, SPEECH_REPORT
 from heygemd.speech import SpeechError, VoiceChoice, check_script, open_voice, resolve_language, speak_to_wav
 from heygemd.speech.synthesis import SpeechResult, text_sha256
 from heygemd.speech.voice import Voice
 
-SPEECH_REPORT = "speech.json"
 SPEECH_RESULT_NAMES = frozenset({SPEECH_AUDIO, SPEECH_REPORT})
 
 

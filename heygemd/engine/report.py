@@ -147,6 +147,7 @@ class RenderProgress(BaseModel):
     frames_total: int
     stage: ProgressStage = ProgressStage.RENDER
 
-    @property
-    def fraction(self) -> float:
-        return self.frames_done / self.frames_total if self.frames_total else 1.0
+
+def percent_done(frames_done: int, frames_total: int | None) -> float:
+    """How far a stage is, in percent with one decimal (a stage of no frames is done)."""
+    return round(100 * frames_done / frames_total, 1) if frames_total else 100.0

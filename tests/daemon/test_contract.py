@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from docs_pages import page
 
 from heygemd.daemon.contract import (
     ContractViolation,
@@ -98,11 +99,11 @@ def test_every_audio_format_is_the_audio(tmp_path, suffix):
     assert plan_job(folder, "job", RenderOptions()).audio.name == f"speech{suffix}"
 
 
-def test_the_readme_folder_contract_lists_exactly_the_engine_formats():
-    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+def test_the_folder_contract_page_lists_exactly_the_engine_formats():
+    contract = page("folder-contract.md")
 
     def listed(marker: str) -> set[str]:
-        [line] = [line for line in readme.splitlines() if marker in line]
+        [line] = [line for line in contract.splitlines() if marker in line]
         return {word.rstrip(";),") for word in line.split(marker, 1)[1].split() if word.startswith(".")}
 
     assert listed("exactly one audio:") == AUDIO_SUFFIXES
