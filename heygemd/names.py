@@ -86,9 +86,10 @@ def displayable(value: object) -> object:
     return value
 
 
-def url_quoted(name: str) -> str:
-    """``name`` as one segment of a URL path: its own bytes percent-encoded (``%FF`` for a byte that is not UTF-8)."""
-    return quote(os.fsencode(name), safe="")
+def url_quoted(name: str, safe: str = "") -> str:
+    """``name`` as one segment of a URL path (``safe="/"``: a relative path): its own bytes percent-encoded
+    (``%FF`` for a byte that is not UTF-8)."""
+    return quote(os.fsencode(name), safe=safe)
 
 
 def display_json(model: BaseModel, indent: int | None = 2) -> str:
