@@ -41,7 +41,7 @@ def test_odd_template_audio_and_extra_names_are_rendered_and_shown_escaped(daemo
         {
             latin1(b"voix\xe9.wav"): media["audio"],
             latin1(b"face\xff.mp4"): media["video"],
-            latin1(b"notes-\xff.txt"): b"notes",
+            latin1(b"notes-\xff.md"): b"notes",  # an extra file (a .txt is a script since the speech merge)
         },
     )
     assert folder.exists()
