@@ -277,6 +277,11 @@ def _status(args: argparse.Namespace) -> int:
             print(f"inbox      {status.inbox} ({status.filesystem}, {status.watch_mode} watching)")
         if status.dry_run:
             print("engine     DRY RUN (no model: template fitted to the audio)")
+        if status.model_files:
+            print("model      WAITING for the model files: jobs stay queued; the service loads the files the moment")
+            print("           they are valid, with no restart (`heygemd fetch-models` where there is internet):")
+            for file in status.model_files:
+                print(f"  wanted   {file.describe()}")
         if status.queued:
             print("queued     " + ", ".join(status.queued))
         for task in status.tasks:

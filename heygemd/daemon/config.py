@@ -41,7 +41,7 @@ from heygemd.engine.restorer_files import (
     GFPGAN_V14_SHA256,
     GFPGAN_V14_URL,
 )
-from heygemd.engine.settings import EngineSettings, RenderOptions
+from heygemd.engine.settings import EngineSettings, RenderOptions, WeightRole
 from heygemd.engine.weights import S3FD, WAV2LIP_GAN
 
 CONFIG_ENV_VAR = "HEYGEMD_CONFIG"
@@ -261,6 +261,15 @@ class ModelsConfig(_Section):
         pattern=r"^[0-9a-fA-F]{8,64}$",
         description=f"expected sha256 of the restorer weights (v1.3: {GFPGAN_V13_SHA256})",
     )
+
+    def source(self, role: WeightRole) -> tuple[str, str]:
+        """(url, sha256) of the weight file for ``role``."""
+        sources = {
+            WeightRole.GENERATOR: (self.checkpoint_url, self.checkpoint_sha256),
+            WeightRole.DETECTOR: (self.detector_url, self.detector_sha256),
+            WeightRole.RESTORER: (self.restorer_url, self.restorer_sha256),
+        }
+        return sources[role]
 
 
 HTTP_URL_PATTERN = r"^https?://[^\s]+$"

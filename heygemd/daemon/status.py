@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field, ValidationError
 from heygemd.atomic import write_atomic
 from heygemd.codes import ErrorCode
 from heygemd.daemon.diskspace import DiskShortage
+from heygemd.daemon.model_wait import MissingModelFile
 from heygemd.daemon.reports import host_name, utc_now
 from heygemd.engine.report import EngineInfo, ProgressStage
 
@@ -19,6 +20,7 @@ STATUS_FILE = "status.json"
 IDLE = "idle"
 WAITING_FOR_INBOX = "waiting for the inbox"
 WAITING_FOR_DISK = "waiting for disk space"
+WAITING_FOR_MODEL = "waiting for the model files"  # runs without its weights; loads them once they are valid
 PAUSED = "paused"  # idle because `heygemd pause` (or the web page) asked: no new jobs are taken
 STARTING, LOADING_MODEL, STOPPING, STOPPED = "starting", "loading model", "stopping", "stopped"
 
@@ -92,7 +94,7 @@ class ServiceStatus(BaseModel):
     )
     started_at: datetime = Field(default_factory=utc_now)
     updated_at: datetime = Field(default_factory=utc_now)
-    state: str = "starting"  # starting, loading model, idle, paused, working, waiting for the inbox, waiting for disk space, stopping, stopped
+    state: str = "starting"  # starting, loading model, waiting for the model files, idle, paused, working, waiting for the inbox, waiting for disk space, stopping, stopped
     paused: bool = Field(False, description="no new jobs are taken (control.json); the current one finishes")
     config_file: str | None = None
     inbox: str = ""
@@ -109,6 +111,10 @@ class ServiceStatus(BaseModel):
     waiting_for: dict[str, str] = Field(
         default_factory=dict, description='what each arriving folder waits for ("voice.wav" still open for writing, ...)'
     )
+    model_files: list[MissingModelFile] = Field(
+        default_factory=list,
+        description="waiting for the model files: each file wanted, where it goes and what is wrong (empty once loaded)",
+    )
     current: CurrentJob | None = None
     engine: EngineInfo | None = None
     cluster: bool = Field(False, description="cluster mode: the videos render on `heygemd worker` processes")
@@ -117,7 +123,9 @@ class ServiceStatus(BaseModel):
     @property
     def ready(self) -> bool:
         """Started, with its model loaded, and not stopping: it takes jobs (unless paused)."""
-        return self.state not in (STARTING, LOADING_MODEL, STOPPING) and not self.state.startswith(STOPPED)
+        return self.state not in (STARTING, LOADING_MODEL, WAITING_FOR_MODEL, STOPPING) and not self.state.startswith(
+            STOPPED
+        )
 
     def set_state(self, state: str) -> None:
         """Set the state; ``idle`` while the inbox is missing is waiting for it (nothing can arrive meanwhile)."""
@@ -142,6 +150,9 @@ class ServiceStatus(BaseModel):
             return f"paused: no new jobs are taken (heygemd resume); {len(self.queued)} queued, {len(self.arriving)} arriving{waiting}"
         if self.state == IDLE:
             return f"idle; {len(self.queued)} queued, {len(self.arriving)} arriving{waiting}"
+        if self.state == WAITING_FOR_MODEL:
+            wanted = "; ".join(file.describe() for file in self.model_files) or "the model files"
+            return f"{WAITING_FOR_MODEL} (loaded the moment they are valid, no restart): {wanted}; {len(self.queued)} queued"
         if self.state == WAITING_FOR_INBOX:
             return f"waiting for the inbox: {self.inbox or 'the inbox'} is missing (share unmounted?){waiting}"
         return self.state + waiting

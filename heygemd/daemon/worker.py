@@ -54,6 +54,7 @@ from heygemd.daemon.journal import JobRecord, Journal, Phase, VideoRecord
 from heygemd.daemon.leftovers import clean_leftovers
 from heygemd.daemon.lifecycle import Lifecycle, RetryPolicy
 from heygemd.daemon.logs import configure_logging, get_logger
+from heygemd.daemon.model_wait import POLL_SECONDS, ModelWait
 from heygemd.daemon.notify import Notifier
 from heygemd.daemon.openfiles import OpenFileProbe, probe_capability
 from heygemd.daemon.outputs import Destinations
@@ -69,6 +70,7 @@ from heygemd.daemon.status import (
     PAUSED,
     STOPPED,
     WAITING_FOR_DISK,
+    WAITING_FOR_MODEL,
     CurrentJob,
     ServiceStatus,
     StatusFile,
@@ -77,7 +79,6 @@ from heygemd.daemon.status import (
 from heygemd.daemon.supervise import RenderHung
 from heygemd.daemon.webhooks import WebhookSender
 from heygemd.engine import (
-    CheckpointError,
     EngineError,
     EngineInfo,
     EngineSettings,
@@ -112,6 +113,7 @@ class Service:
         self.rendering = False
         self._grace_timer: threading.Timer | None = None
         self.engine = None  # heygemd.engine.LipSyncEngine, imported lazily (torch)
+        self.model_wait: ModelWait | None = None  # while the weights are missing or unusable: builds the engine
         self.distributor = None  # cluster mode (cluster.broker_url): heygemd.cluster.dispatch.Dispatcher
         self.queue: list[_Queued] = []
         self._claim_retry_after: dict[str, float] = {}
@@ -212,18 +214,11 @@ class Service:
 
         self._set_state("loading model")
         try:
-            self.engine = self._load_engine(self.config.engine)
-        except CheckpointError as err:
-            self.log.error(
-                "the model cannot be loaded", error=str(err), hint="run `heygemd fetch-models` or `heygemd doctor`"
-            )
-            self._set_state("stopped: model cannot be loaded")
-            return ExitCode.MISSING_WEIGHTS
+            self._try_model()
         except EngineError as err:
             self.log.error("the engine cannot start", error=str(err))
             self._set_state("stopped: engine cannot start")
             return ExitCode.MISSING_WEIGHTS
-        self._describe_engine()
         if self.config.cluster.broker_url is not None:
             from heygemd.cluster.coordinator import become_coordinator
 
@@ -235,9 +230,14 @@ class Service:
         self._recover_unfinished_jobs()
         self._describe_watch()
         self.arrivals.start()
-        self._set_state("idle")
+        self._set_state(IDLE if self.engine is not None else WAITING_FOR_MODEL)
         self.notifier.ready(self.status.summary())
-        self.log.info("ready", watch_mode=self.arrivals.watcher.plan.mode.value, readiness=self.config.watch.readiness.value)
+        self.log.info(
+            "ready",
+            watch_mode=self.arrivals.watcher.plan.mode.value,
+            readiness=self.config.watch.readiness.value,
+            waiting_for_model=self.engine is None,
+        )
 
         try:
             self._loop()
@@ -263,6 +263,9 @@ class Service:
             now = time.monotonic()
             if self.retention_clock.due(now):
                 apply_retention(self.config.paths, self.config.outputs.keep_days, self.log)
+            if self.engine is None:  # jobs stay queued (in the inbox, in the journal) until the model loads
+                self._wait_for_model()
+                continue
             if self._honour_cancels():
                 continue
             runnable = next((item for item in self.queue if item.not_before <= now), None)
@@ -511,6 +514,38 @@ class Service:
 
     # ------------------------------------------------------------------ start-up, reload, stop
 
+    def _try_model(self) -> None:
+        """Build the engine if its weight files are valid; else wait for them (``model_wait``), saying which file goes where.
+
+        Raises EngineError when the engine cannot start for another reason (no ffmpeg): waiting would not help."""
+        if self.model_wait is None:
+            self.model_wait = ModelWait(self.config.engine, self.config.models, self._load_engine)
+        engine = self.model_wait.try_build()
+        missing = self.model_wait.missing
+        if engine is None:
+            if missing != self.status.model_files:
+                self.status.model_files = list(missing)
+                for file in missing:
+                    self.log.warning(
+                        "waiting for the model files",
+                        file=file.label,
+                        path=file.path,
+                        problem=file.problem,
+                        hint=file.describe(),
+                    )
+            return
+        self.engine, self.model_wait, self.status.model_files = engine, None, []
+        self._describe_engine()
+
+    def _wait_for_model(self) -> None:
+        self._try_model()
+        if self.engine is not None:
+            self.log.info("the model files are in place; the engine is loaded and jobs are taken")
+            self._set_state(IDLE)
+            return
+        self._set_state(WAITING_FOR_MODEL)
+        self._sleep(POLL_SECONDS)
+
     def _load_engine(self, settings: EngineSettings):
         from heygemd.engine import LipSyncEngine  # torch is imported here, once
 
@@ -586,8 +621,7 @@ class Service:
             remove_tree(job_dir)
 
     def _clean_leftovers(self) -> None:
-        assert self.engine is not None
-        extra = [self.journal.jobs_dir, self.engine.settings.face_cache_dir]
+        extra = [self.journal.jobs_dir, self._face_cache_dir()]
         cleaned = clean_leftovers(self.config.paths, self.work, self.started_at, extra)
         if cleaned.removed or cleaned.failed:
             self.log.info(
@@ -595,6 +629,9 @@ class Service:
                 removed=[str(path) for path in cleaned.removed],
                 failed=[f"{path}: {why}" for path, why in cleaned.failed] or None,
             )
+
+    def _face_cache_dir(self) -> Path:
+        return self.config.engine.face_cache_dir or self.config.paths.state / "face-tracks"
 
     def _describe_engine(self) -> None:
         assert self.engine is not None
@@ -633,7 +670,9 @@ class Service:
         if new.paths.state != self.config.paths.state:
             self.log.warning("paths.state changes only at restart; the old state folder stays in use")
             new = new.model_copy(update={"paths": new.paths.model_copy(update={"state": self.config.paths.state})})
-        if new.engine != self.config.engine:
+        if self.engine is None and (new.engine != self.config.engine or new.models != self.config.models):
+            self.model_wait = ModelWait(new.engine, new.models, self._load_engine)  # wait for the new settings' files
+        elif new.engine != self.config.engine:
             self.engine = None  # free the GPU memory of the old model before loading the new one
             gc.collect()
             try:
@@ -678,7 +717,7 @@ class Service:
     # ------------------------------------------------------------------ status
 
     def _set_state(self, state: str, force: bool = True) -> None:
-        if self.signals.stop_requested.is_set() and state in (IDLE, "working", WAITING_FOR_DISK):
+        if self.signals.stop_requested.is_set() and state in (IDLE, "working", WAITING_FOR_DISK, WAITING_FOR_MODEL):
             state = "stopping"
         self.status.set_state(state)
         self.status.waiting_for_disk = self.disk.waiting

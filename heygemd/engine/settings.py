@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
@@ -41,6 +42,28 @@ class Encoder(StrEnum):
     AUTO = "auto"  # NVENC when ffmpeg and the GPU offer it, else libx264
     LIBX264 = "libx264"
     H264_NVENC = "h264_nvenc"
+
+
+class WeightRole(StrEnum):
+    """What a weight file is for: the key under which the configuration's ``[models]`` says where it comes from."""
+
+    GENERATOR = "generator"
+    DETECTOR = "detector"
+    RESTORER = "restorer"
+
+
+GENERATOR_LABEL = "Wav2Lip weights"
+DETECTOR_LABEL = "S3FD face detector"
+RESTORER_LABEL = "GFPGAN face restorer"
+
+
+@dataclass(frozen=True)
+class WeightFile:
+    """One weight file the settings name: what it is for, a label for people, and where it must be."""
+
+    role: WeightRole
+    label: str
+    path: Path
 
 
 class EngineSettings(BaseModel):
@@ -89,6 +112,19 @@ class EngineSettings(BaseModel):
         description="folder for the decoded audio of the job being rendered, a WAV of up to 21 MB a minute "
         "(44.1 kHz stereo) (unset: the system's temporary folder, $TMPDIR or /tmp)",
     )
+
+    def weight_files(self) -> list[WeightFile]:
+        """The weight files these settings name (a dry run names them too, and loads none)."""
+        files = [WeightFile(WeightRole.GENERATOR, GENERATOR_LABEL, self.checkpoint)]
+        if self.detector == DetectorKind.S3FD:
+            files.append(WeightFile(WeightRole.DETECTOR, DETECTOR_LABEL, self.detector_checkpoint))
+        if self.restorer == RestorerKind.GFPGAN:
+            files.append(WeightFile(WeightRole.RESTORER, RESTORER_LABEL, self.restorer_checkpoint))
+        return files
+
+    def files_to_load(self) -> list[WeightFile]:
+        """The weight files an engine with these settings loads when it starts (none in a dry run)."""
+        return [] if self.dry_run else self.weight_files()
 
 
 class RenderOptions(BaseModel):

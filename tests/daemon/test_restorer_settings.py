@@ -14,7 +14,7 @@ from test_contract import make
 from test_fetch import server  # noqa: F401 (the local HTTP server fixture)
 
 from heygemd.commands.doctor import Level, run_checks
-from heygemd.commands.fetch import RESTORER_LABEL, wanted_models
+from heygemd.commands.fetch import wanted_models
 from heygemd.daemon.config import HeygemdConfig, LoadedConfig
 from heygemd.daemon.contract import ContractViolation, plan_job
 from heygemd.engine import RenderOptions
@@ -23,7 +23,7 @@ from heygemd.engine.restorer_files import (
     GFPGAN_V14_SHA256,
     GFPGAN_V14_URL,
 )
-from heygemd.engine.settings import RestorerKind
+from heygemd.engine.settings import RESTORER_LABEL, RestorerKind
 
 RESTORER_WEIGHTS = os.urandom(200_000)
 
