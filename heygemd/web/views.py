@@ -27,6 +27,7 @@ from heygemd.codes import ErrorCode
 from heygemd.control import ControlState, read_control
 from heygemd.daemon.contract import FileKind, is_ignored_name, kind_of
 from heygemd.daemon.journal import HistoryEntry, JobRecord, Journal, Phase
+from heygemd.daemon.model_wait import MissingModelFile
 from heygemd.daemon.reports import (
     ErrorReport,
     JobReport,
@@ -153,6 +154,9 @@ class ServiceView(BaseModel):
     pid: int | None = None
     current: JobView | None = None
     tasks: list[WorkerTask] = Field(default_factory=list, description="cluster mode: the current job's tasks on the workers")
+    model_files: list[MissingModelFile] = Field(
+        default_factory=list, description="waiting for the model files: which file goes where (empty once loaded)"
+    )
     updated_at: datetime | None = None
 
 
@@ -523,6 +527,7 @@ def _service_view(service: ServiceFiles, finder: JobFinder) -> ServiceView:
         view.dry_run = status.dry_run
         view.host, view.pid, view.updated_at = status.host, status.pid, status.updated_at
         view.tasks = list(status.tasks) if up else []
+        view.model_files = list(status.model_files) if up else []
         if up and status.current is not None:
             view.current = finder.find_claimed(status.current.job)
     return view
