@@ -13,6 +13,7 @@ from heygemd import __version__
 COMMAND_MODULES: tuple[str, ...] = (
     "heygemd.commands.render",
     "heygemd.commands.service",
+    "heygemd.commands.start",
     "heygemd.commands.web",
     "heygemd.commands.worker",
 )
