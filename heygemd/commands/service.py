@@ -313,4 +313,6 @@ def _status(args: argparse.Namespace) -> int:
             )
             if entry.reason:
                 print(f"      reason: [{entry.code.value if entry.code else '?'}] {entry.reason}")
+                for detail in entry.details:
+                    print(f"        {detail}")
     return ExitCode.OK if running else ExitCode.NOT_RUNNING

@@ -110,6 +110,7 @@ class HistoryEntry(BaseModel):
     outbox: Path | None = None
     quarantine: Path | None = None
     reason: str | None = None
+    details: list[str] = Field(default_factory=list, description="the failure's details (one per failed video...)")
     code: ErrorCode | None = None
 
 
@@ -127,6 +128,7 @@ def history_entry(record: JobRecord) -> HistoryEntry:
         outbox=record.outbox_path,
         quarantine=record.quarantine_path,
         reason=record.failure.reason if record.failure else None,
+        details=list(record.failure.details) if record.failure else [],
         code=record.failure.code if record.failure else None,
     )
 

@@ -36,6 +36,7 @@ from heygemd.daemon.outputs import (
     Destinations,
     dispose_inputs,
     keep_only,
+    note_outbox_folder,
     publish_outbox_folder,
     quarantine_failed_videos,
     quarantine_whole_job,
@@ -454,7 +455,7 @@ class JobRunner:
             failure = Failure(
                 code=failed[0].code if failed else ErrorCode.INTERNAL,
                 reason=f"None of the {len(record.videos)} template videos could be rendered (the reason for each is below).",
-                details=[f"{video.template}: {video.reason}" for video in failed],
+                details=[_with_name(video.template, video.reason) for video in failed],
             )
         self.lifecycle.concluded(record, JobStatus.FAILED, failure)
         error = ErrorReport.of(record.name, record.job_id, failure, failed_videos=failed)
@@ -483,6 +484,7 @@ class JobRunner:
                     )
             write_result_page(output_dir, report)  # inside the folder: it appears in the outbox with the results
         published = publish_outbox_folder(record, self.dest, self.lifecycle.journal)
+        note_outbox_folder(record)
         if self.config.outputs.zip_bundle:
             write_zip_bundle(record, self.dest, self.lifecycle.journal)
         dispose_inputs(record, self.config.outputs.after_success, self.dest, self.lifecycle.journal)
@@ -534,6 +536,11 @@ def failed_videos(record: JobRecord) -> list[FailedVideo]:
         for video in record.videos
         if video.status is VideoStatus.FAILED and video.failure is not None
     ]
+
+
+def _with_name(template: str, reason: str) -> str:
+    """ "clip.mp4: is not a video", never "clip.mp4: clip.mp4: is not a video" (an engine reason names its file)."""
+    return reason if reason.startswith(f"{template}:") else f"{template}: {reason}"
 
 
 def _doing(record: JobRecord) -> str:
