@@ -119,6 +119,13 @@ class AfterSuccess(StrEnum):
     DELETE = "delete"
 
 
+class Language(StrEnum):
+    """The language of what a job leaves for people to read (its index.html)."""
+
+    EN = "en"  # English
+    ZH = "zh"  # Simplified Chinese
+
+
 class OutputsConfig(_Section):
     """What is left behind when a job ends."""
 
@@ -133,6 +140,9 @@ class OutputsConfig(_Section):
         0,
         ge=0,
         description="remove outbox, quarantine and archive entries older than this (days; hourly, oldest first); 0 keeps all",
+    )
+    language: Language = Field(
+        Language.EN, description='language of the results page (index.html): en or zh; a job.toml\'s language = "zh" wins'
     )
 
 

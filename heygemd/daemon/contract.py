@@ -20,7 +20,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from heygemd.codes import CodedError, ErrorCode
-from heygemd.daemon.config import LimitsConfig
+from heygemd.daemon.config import Language, LimitsConfig
 from heygemd.engine.formats import AUDIO_SUFFIXES, STILL_SUFFIXES, VIDEO_SUFFIXES
 from heygemd.engine.settings import RenderOptions
 from heygemd.names import NAME_MAX_BYTES, fit_name, is_heygemd_temporary, name_bytes
@@ -205,6 +205,7 @@ class JobFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     output_folder: str | None = Field(None, description="name of the job's folder in the outbox (default: the job's)")
+    language: Language | None = Field(None, description="language of the results page: en or zh (default: outputs.language)")
     render: dict[str, object] = Field(default_factory=dict, description="render options for every template")
     videos: dict[str, dict[str, object]] = Field(default_factory=dict, description="per-template options")
 
@@ -241,6 +242,7 @@ class JobPlan:
     videos: tuple[PlannedVideo, ...]
     output_folder: str
     warnings: tuple[str, ...] = field(default=())
+    language: Language | None = None  # job.toml's; None: the configuration's
 
 
 def _list_names(names: Iterable[str]) -> str:
@@ -386,6 +388,7 @@ def plan_job(
         videos=tuple(planned),
         output_folder=job_file.output_folder or job_name,
         warnings=tuple(details),
+        language=job_file.language,
     )
 
 

@@ -69,12 +69,16 @@ class JobRecord(BaseModel):
     host: str = Field(default_factory=host_name)
     pid: int = Field(default_factory=os.getpid)
     claimed_at: datetime = Field(default_factory=utc_now)
+    arrived_at: datetime | None = Field(
+        None, description="when the folder arrived: first seen in the inbox, or its last change before the claim if earlier"
+    )
     started_at: datetime | None = None
     finished_at: datetime | None = None
     # Set when the whole job goes to quarantine: a folder that never finished arriving, the contract, the audio...
     failure: Failure | None = None
     audio: str | None = None
     output_folder: str | None = None
+    language: str | None = Field(None, description="job.toml's language for the results page (None: the config's)")
     videos: list[VideoRecord] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
     status: JobStatus | None = None

@@ -24,7 +24,7 @@ from heygemd.atomic import fsync_file, write_atomic
 from heygemd.codes import ErrorCode, Failure, failure_from_os_error
 from heygemd.control import CancelRequest
 from heygemd.daemon.claim import WorkArea
-from heygemd.daemon.config import HeygemdConfig, Readiness
+from heygemd.daemon.config import HeygemdConfig, Language, Readiness
 from heygemd.daemon.contract import ContractViolation, JobPlan, PlannedVideo, plan_job
 from heygemd.daemon.controls import cancelled_failure
 from heygemd.daemon.inputs import changed_names, fingerprint_inputs, quick_state
@@ -216,6 +216,7 @@ class JobRunner:
             self.lifecycle.fail_job(record, failure_from_os_error(err, "reading the job's files", reading_input=True))
             return
         videos = [VideoRecord(template=video.source.name, output_stem=video.output_stem) for video in plan.videos]
+        record.language = plan.language.value if plan.language else None  # saved by accept
         self.lifecycle.accept(record, plan.audio.name, plan.output_folder, videos, inputs, list(plan.warnings))
         self.log.info("job accepted", audio=record.audio, videos=len(record.videos), warnings=record.warnings or None)
 
@@ -520,12 +521,14 @@ class JobRunner:
                 for video in record.videos
             ],
             inputs=record.inputs,
-            received_at=record.claimed_at,
+            received_at=record.arrived_at or record.claimed_at,
+            claimed_at=record.claimed_at,
             started_at=record.started_at,
             finished_at=finished,
-            seconds=round((finished - record.claimed_at).total_seconds(), 3),
+            seconds=round((finished - (record.arrived_at or record.claimed_at)).total_seconds(), 3),
             quarantine_folder=str(record.quarantine_path) if record.quarantine_path else None,
             warnings=record.warnings,
+            language=Language(record.language or self.config.outputs.language).value,
             engine=engine_info,
         )
 

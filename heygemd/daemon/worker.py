@@ -338,7 +338,7 @@ class Service:
     def _claim(self, name: str) -> JobRecord | None:
         try:
             self.dest.ensure()
-            record = claim(self.inbox, name, self.work, self.journal)
+            record = claim(self.inbox, name, self.work, self.journal, self.arrivals.first_seen(name))
         except (ClaimError, OSError) as err:
             self.log.error("cannot claim the job folder; will try again later", job=name, error=str(err))
             self._claim_retry_after[name] = time.monotonic() + CLAIM_RETRY_SECONDS

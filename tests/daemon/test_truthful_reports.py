@@ -6,8 +6,9 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 
-from service_harness import drop_job, service_config
+from service_harness import FAST_WATCH, drop_job, service_config
 
 
 def _start(daemon_factory, **sections):
@@ -58,4 +59,33 @@ def test_status_shows_the_reasons_it_says_are_below(daemon_factory, media):
     assert below[0].startswith("one.mp4: ") and below[1].startswith("two.mp4: "), shown
     assert not any(line.startswith(("one.mp4: one.mp4", "two.mp4: two.mp4")) for line in below), shown
     assert all(not detail.startswith(("one.mp4: one.mp4", "two.mp4: two.mp4")) for detail in error["details"])
+    assert daemon.stop() == 0
+
+
+def test_the_results_page_counts_from_the_drop_and_speaks_the_jobs_language(daemon_factory, media):
+    daemon = _start(daemon_factory)
+    dropped_at = datetime.now(UTC)
+    drop_job(daemon.inbox, "english", {"a.wav": media["audio"], "v.mp4": media["video"]})
+    drop_job(daemon.inbox, "中文", {"job.toml": b'language = "zh"\n', "a.wav": media["audio"], "v.mp4": media["video"]})
+    for name, language, words in (("english", "en", "s from drop to result"), ("中文", "zh-Hans", "从放入到完成")):
+        folder = daemon.wait_outbox(name)
+        report = json.loads((folder / "job.json").read_text(encoding="utf-8"))
+        received, claimed = (datetime.fromisoformat(report[key]) for key in ("received_at", "claimed_at"))
+        finished = datetime.fromisoformat(report["finished_at"])
+        # arrival is before the claim by at least the settle window the service waits after the last write
+        assert received >= dropped_at - timedelta(seconds=1)
+        assert (claimed - received).total_seconds() >= FAST_WATCH["settle_seconds"], report
+        assert report["seconds"] == round((finished - received).total_seconds(), 3)
+        page = (folder / "index.html").read_text(encoding="utf-8")
+        assert f'<html lang="{language}">' in page and words in page
+        seconds = f"{report['seconds']:.0f}"
+        assert (f"{seconds} s from drop" if language == "en" else f"从放入到完成 {seconds} 秒") in page
+    assert daemon.stop() == 0
+
+
+def test_the_configured_language_is_the_default(daemon_factory, media):
+    daemon = _start(daemon_factory, outputs={"language": "zh"})
+    drop_job(daemon.inbox, "configured", {"a.wav": media["audio"], "v.mp4": media["video"]})
+    page = (daemon.wait_outbox("configured") / "index.html").read_text(encoding="utf-8")
+    assert '<html lang="zh-Hans">' in page and "已完成" in page and "Done:" not in page
     assert daemon.stop() == 0
