@@ -226,6 +226,14 @@ def _totals(metrics) -> str:
     return f"{sum(jobs.values())} jobs ({parts}), {metrics.counters.video_seconds_produced:.0f} s of video produced"
 
 
+def _no_config_hint() -> str:
+    searched = ", ".join(str(path) for path in DEFAULT_SEARCH_PATHS)
+    return (
+        f"heygemd: no configuration file was found from {Path.cwd()} (looked for {searched}), so the built-in "
+        f"defaults were used: run it in the service's folder, or give --config PATH (or set ${CONFIG_ENV_VAR})"
+    )
+
+
 def _who() -> str:
     import getpass
 
@@ -264,10 +272,13 @@ def _status(args: argparse.Namespace) -> int:
         )
         return ExitCode.OK if running else ExitCode.NOT_RUNNING
     if status is None:
-        print(f"heygemd: no status in {state} (the service never ran with this state folder)")
+        print(f"heygemd: no status in {state.resolve()} (the service never ran with this state folder)")
+        if loaded.source is None:
+            print(_no_config_hint(), file=sys.stderr)
     elif running:
         age = (datetime.now(UTC) - status.updated_at).total_seconds()
-        print(f"running    pid {status.pid} on {status.host}, since {status.started_at:%Y-%m-%d %H:%M:%S} UTC")
+        name = status.name or status.host
+        print(f"running    {name}: pid {status.pid} on {status.host}, since {status.started_at:%Y-%m-%d %H:%M:%S} UTC")
         if status.owner:
             print(f"owner      {status.owner} (this process; in cluster mode, the coordinator lock's holder)")
         print(f"state      {status.summary()} (updated {age:.0f} s ago)")
@@ -295,7 +306,8 @@ def _status(args: argparse.Namespace) -> int:
             print(f"no space   {shortage.describe()}")
     else:
         print(
-            f"stopped    (last seen pid {status.pid}, state {status.state!r}, at {status.updated_at:%Y-%m-%d %H:%M:%S} UTC)"
+            f"stopped    {status.name or status.host} (last seen pid {status.pid}, state {status.state!r}, "
+            f"at {status.updated_at:%Y-%m-%d %H:%M:%S} UTC)"
         )
     for record in claimed:
         done = sum(video.status.value != "pending" for video in record.videos)

@@ -171,6 +171,12 @@ RETIRED_SERVICE_KEYS = frozenset({"lease_seconds"})  # the lease protocol, repla
 class ServiceConfig(_Section):
     """The long-running process."""
 
+    name: str = Field(
+        "",
+        max_length=100,
+        description="the service's name in `heygemd status`, the logs and the web page (empty: the host's name, "
+        'with the state folder\'s name after it when that is not "state")',
+    )
     stop_grace_seconds: float = Field(
         30.0, ge=0, description="on SIGTERM, let the current video finish this long, then abandon it (it is resumed)"
     )

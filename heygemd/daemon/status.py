@@ -17,6 +17,8 @@ from heygemd.daemon.reports import host_name, utc_now
 from heygemd.engine.report import EngineInfo, ProgressStage
 
 STATUS_FILE = "status.json"
+DETECT_SHARE = 0.3  # of a video's percent, for finding the face when a render reports it as a stage of its own
+DEFAULT_STATE_FOLDER = "state"  # paths.state's default: a name that says nothing about the service
 IDLE = "idle"
 WAITING_FOR_INBOX = "waiting for the inbox"
 WAITING_FOR_DISK = "waiting for disk space"
@@ -32,7 +34,8 @@ class CurrentJob(BaseModel):
     index: int = 0
     total: int = 0
     stage: ProgressStage | None = None
-    percent: float | None = None
+    percent: float | None = Field(None, description="of the whole video, across its stages; never goes back")
+    detected: bool = Field(False, description="a face-finding stage was reported: it fills the first part of percent")
     frames_done: int | None = Field(None, description="frames of the current stage done (detect, then render)")
     frames_total: int | None = None
     fps: float | None = Field(None, description="frames per second of the current stage so far")
@@ -40,12 +43,22 @@ class CurrentJob(BaseModel):
     stage_started_at: datetime | None = None
 
     def advance(self, frames_done: int, frames_total: int, stage: ProgressStage, now: datetime | None = None) -> None:
-        """A progress report of the render: the frames, and the speed and time left of its stage."""
+        """A progress report of the render: the frames, speed and time left of its stage, and the video's percent.
+
+        ``percent`` is the whole video's and never goes back: finding the face (a CPU render does it first)
+        fills the first DETECT_SHARE of it, rendering (and restoring, batch by batch beside it) the rest."""
         now = now or utc_now()
+        stage = ProgressStage(stage)  # a worker's progress arrives as JSON: a plain string would not serialize cleanly
         if stage != self.stage or self.stage_started_at is None:
             self.stage, self.stage_started_at = stage, now
         self.frames_done, self.frames_total = frames_done, frames_total
-        self.percent = round(100 * frames_done / frames_total, 1) if frames_total else 100.0
+        fraction = frames_done / frames_total if frames_total else 1.0
+        if stage is ProgressStage.DETECT:
+            self.detected = True
+            overall = DETECT_SHARE * fraction
+        else:
+            overall = DETECT_SHARE + (1 - DETECT_SHARE) * fraction if self.detected else fraction
+        self.percent = max(self.percent or 0.0, round(100 * overall, 1))
         elapsed = (now - self.stage_started_at).total_seconds()
         self.fps = round(frames_done / elapsed, 2) if elapsed > 0 and frames_done else None
         self.eta_seconds = round((frames_total - frames_done) / self.fps, 1) if self.fps else None
@@ -86,7 +99,16 @@ class WaitingJob(BaseModel):
         return f"{self.job}: waits: {self.code.value}{count}{when}: {self.reason}"
 
 
+def service_name(configured: str, state_dir: Path) -> str:
+    """service.name, else the host's name (and the state folder's, for several services on one host: "gpu0")."""
+    if configured.strip():
+        return configured.strip()
+    folder = state_dir.resolve().name
+    return host_name() if folder in ("", DEFAULT_STATE_FOLDER) else f"{host_name()} {folder}"
+
+
 class ServiceStatus(BaseModel):
+    name: str = Field("", description="the service's name: service.name, else the host's (see service_name)")
     pid: int = Field(default_factory=os.getpid)
     host: str = Field(default_factory=host_name)
     owner: str = Field(

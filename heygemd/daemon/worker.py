@@ -75,6 +75,7 @@ from heygemd.daemon.status import (
     ServiceStatus,
     StatusFile,
     WaitingJob,
+    service_name,
 )
 from heygemd.daemon.supervise import RenderHung
 from heygemd.daemon.webhooks import WebhookSender
@@ -122,7 +123,9 @@ class Service:
         self.retention_clock = RetentionClock()
         self.started_at = time.time()
         self.status = ServiceStatus(
-            config_file=str(self.config_source) if self.config_source else None, owner=self.service_id
+            name=service_name(self.config.service.name, self.config.paths.state),
+            config_file=str(self.config_source) if self.config_source else None,
+            owner=self.service_id,
         )
         self.controls = ControlReader(loaded.config.paths.state)
         self.cancels = CancelSorter()
@@ -194,6 +197,7 @@ class Service:
         self.signals.install()
         self.log.info(
             "heygemd starting",
+            service=self.status.name,
             config=str(self.config_source) if self.config_source else "defaults (no config file found)",
             cwd=os.getcwd(),
             inbox=str(self.inbox),

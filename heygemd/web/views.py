@@ -126,7 +126,7 @@ class JobView(BaseModel):
     job_id: str | None = Field(None, description="the service's own id, once claimed")
     phase: JobPhase
     status: JobStatus | None = Field(None, description="once done: ok, partial or failed")
-    service: str | None = Field(None, description="the service holding it (its state folder's name)")
+    service: str | None = Field(None, description="the service holding it (its name, as in ServiceView)")
     waiting_for: str | None = Field(None, description="what an arriving folder waits for, in the service's words")
     retry: RetryView | None = None
     cancel_requested: bool = False
@@ -144,7 +144,7 @@ class JobView(BaseModel):
 
 
 class ServiceView(BaseModel):
-    name: str = Field(description="the state folder's name")
+    name: str = Field(description="the service's name: service.name, else its host's (and state folder's)")
     up: bool = Field(description="the service process is running (or runs on another host)")
     state: str = Field(description="the service's own state word (idle, working, ...), or stopped")
     paused: bool = Field(description="asked to take no new jobs (control.json)")
@@ -195,8 +195,8 @@ class ServiceFiles:
 
     def __init__(self, state_dir: Path) -> None:
         self.state_dir = state_dir
-        self.name = state_dir.name or str(state_dir)
         self.status: ServiceStatus | None = read_status(state_dir)
+        self.name = (self.status.name if self.status else "") or state_dir.name or str(state_dir)
         self.control: ControlState = read_control(state_dir)
         self._journal = Journal(state_dir)
 
