@@ -13,6 +13,7 @@ from heygemd.exitcodes import ExitCode
 # Each entry: module path of a function `register(subparsers)` that adds one or more sub-commands
 # and sets `func` (taking the parsed args, returning an exit code) as their default.
 COMMAND_MODULES: tuple[str, ...] = (
+    "heygemd.commands.demo",
     "heygemd.commands.render",
     "heygemd.commands.service",
     "heygemd.commands.start",
