@@ -68,8 +68,11 @@ class ModelWait(Generic[EngineT]):
         sources: ModelsConfig,
         build: Callable[[EngineSettings], EngineT],
         clock: Callable[[], float] = time.monotonic,
+        before_build: Callable[[], None] = lambda: None,
     ) -> None:
+        """``before_build``: called just before a build is tried (the service shows "loading model")."""
         self.settings = settings
+        self.before_build = before_build
         self.sources = sources
         self.build = build
         self.clock = clock
@@ -98,6 +101,7 @@ class ModelWait(Generic[EngineT]):
         self.missing = [self._wanted(file, MISSING) for file, state in zip(self.files, current, strict=True) if not state[0]]
         if self.missing:
             return None
+        self.before_build()
         try:
             engine = self.build(self.settings)
         except CheckpointError as err:

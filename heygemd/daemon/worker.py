@@ -67,6 +67,7 @@ from heygemd.daemon.servicemetrics import MetricsRecorder
 from heygemd.daemon.signals import ServiceSignals
 from heygemd.daemon.status import (
     IDLE,
+    LOADING_MODEL,
     PAUSED,
     STOPPED,
     WAITING_FOR_DISK,
@@ -523,7 +524,9 @@ class Service:
 
         Raises EngineError when the engine cannot start for another reason (no ffmpeg): waiting would not help."""
         if self.model_wait is None:
-            self.model_wait = ModelWait(self.config.engine, self.config.models, self._load_engine)
+            self.model_wait = ModelWait(
+                self.config.engine, self.config.models, self._load_engine, before_build=self._loading_model
+            )
         engine = self.model_wait.try_build()
         missing = self.model_wait.missing
         if engine is None:
@@ -540,6 +543,10 @@ class Service:
             return
         self.engine, self.model_wait, self.status.model_files = engine, None, []
         self._describe_engine()
+
+    def _loading_model(self) -> None:
+        self.notifier.watchdog()  # a load may take a while: start it with a fresh ping
+        self._set_state(LOADING_MODEL)
 
     def _wait_for_model(self) -> None:
         self._try_model()
@@ -675,7 +682,7 @@ class Service:
             self.log.warning("paths.state changes only at restart; the old state folder stays in use")
             new = new.model_copy(update={"paths": new.paths.model_copy(update={"state": self.config.paths.state})})
         if self.engine is None and (new.engine != self.config.engine or new.models != self.config.models):
-            self.model_wait = ModelWait(new.engine, new.models, self._load_engine)  # wait for the new settings' files
+            self.model_wait = ModelWait(new.engine, new.models, self._load_engine, before_build=self._loading_model)
         elif new.engine != self.config.engine:
             self.engine = None  # free the GPU memory of the old model before loading the new one
             gc.collect()
