@@ -21,8 +21,7 @@ import wave
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from heygemd.daemon.config import CONFIG_ENV_VAR, ConfigError, HeygemdConfig, load_config
 from heygemd.exitcodes import ExitCode
@@ -41,6 +40,9 @@ VOWEL_FORMANTS = ((730, 1090, 2440), (270, 2290, 3010), (300, 870, 2240), (570, 
 SYLLABLE_SECONDS = 0.28
 PAUSE_SECONDS = 0.09
 SYLLABLES = 14
+
+if TYPE_CHECKING:  # numpy is imported when a demo runs: `heygemd web` and the others load this module too
+    import numpy as np
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,8 @@ def synthetic_voice(seed: int = 0) -> np.ndarray:
     Each syllable is a glottal-like pulse train (a falling pitch around 120 Hz) through three vowel formant
     resonators, with a soft attack and release, then a pause: enough for a mouth to open and close on.
     """
+    import numpy as np
+
     rng = np.random.default_rng(seed)
     pieces = []
     for index in range(SYLLABLES):
@@ -133,6 +137,8 @@ def synthetic_voice(seed: int = 0) -> np.ndarray:
 
 def _resonate(source: np.ndarray, frequency: float, bandwidth: float = 90.0) -> np.ndarray:
     """A two-pole resonator at ``frequency`` (Hz), done in the frequency domain: (samples,) -> (samples,)."""
+    import numpy as np
+
     spectrum = np.fft.rfft(source)
     bins = np.fft.rfftfreq(len(source), 1 / SAMPLE_RATE)
     response = 1.0 / (1.0 + ((bins - frequency) / (bandwidth / 2)) ** 2)
@@ -140,6 +146,8 @@ def _resonate(source: np.ndarray, frequency: float, bandwidth: float = 90.0) -> 
 
 
 def _write_wav(target: Path, samples: np.ndarray) -> None:
+    import numpy as np
+
     with wave.open(str(target), "wb") as out:
         out.setnchannels(1)
         out.setsampwidth(2)
