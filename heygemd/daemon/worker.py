@@ -524,6 +524,9 @@ class Service:
 
         Raises EngineError when the engine cannot start for another reason (no ffmpeg): waiting would not help."""
         if self.model_wait is None:
+            from heygemd.engine.ffmpeg_tools import ffmpeg_path, ffprobe_path
+
+            ffmpeg_path(), ffprobe_path()  # FFmpegNotFound now: no weights would make the engine start without them
             self.model_wait = ModelWait(
                 self.config.engine, self.config.models, self._load_engine, before_build=self._loading_model
             )
@@ -549,7 +552,10 @@ class Service:
         self._set_state(LOADING_MODEL)
 
     def _wait_for_model(self) -> None:
-        self._try_model()
+        try:
+            self._try_model()
+        except EngineError as err:  # not a weight file: said once; tried again when the files change
+            self.log.error("the engine cannot start; still waiting for a change of the model files", error=str(err))
         if self.engine is not None:
             self.log.info("the model files are in place; the engine is loaded and jobs are taken")
             self._set_state(IDLE)

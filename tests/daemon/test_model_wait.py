@@ -10,12 +10,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from service_harness import drop_job, service_config
+from service_harness import WAIT_SECONDS, drop_job, service_config
 
 from heygemd.daemon.config import ModelsConfig
 from heygemd.daemon.model_wait import MISSING, SETTLE_SECONDS, ModelWait
 from heygemd.daemon.status import WAITING_FOR_MODEL
 from heygemd.engine.settings import GENERATOR_LABEL, EngineSettings
+from heygemd.exitcodes import ExitCode
 
 
 def _status(daemon) -> dict:
@@ -131,3 +132,15 @@ def test_a_dry_run_needs_no_files(tmp_path):
     settings = EngineSettings(checkpoint=tmp_path / "absent.pth", dry_run=True)
     wait = ModelWait(settings, ModelsConfig(), lambda chosen: "engine")
     assert settings.files_to_load() == [] and wait.try_build() == "engine" and wait.missing == []
+
+
+def test_without_ffmpeg_it_does_not_wait_for_weights_but_exits_69(daemon_factory, tmp_path):
+    missing = tmp_path / "nowhere" / "ffmpeg"
+    daemon = daemon_factory(env={"HEYGEMD_FFMPEG": str(missing)})
+    daemon.write_config(service_config(daemon.root, checkpoint=daemon.root / "checkpoints" / "wav2lip_gan.pth"))
+    daemon.start()
+    assert daemon.process is not None
+    assert daemon.process.wait(timeout=WAIT_SECONDS) == ExitCode.MISSING_WEIGHTS, daemon.tail()
+    daemon.process = None
+    [line] = daemon.logged("the engine cannot start")
+    assert str(missing) in line["error"] and not daemon.logged("ready")
