@@ -77,7 +77,6 @@ class ErrorCode(StrEnum):
 
 
 _P, _T = Persistence.PERMANENT, Persistence.TRANSIENT
-_REDROP = "Fix the file, then drop the folder into the inbox again."
 
 CODES: dict[ErrorCode, CodeInfo] = {
     ErrorCode.INPUT_UNREADABLE: CodeInfo(

@@ -35,14 +35,8 @@ from pydantic_settings import (
 )
 
 from heygemd.daemon.fsutil import human_size
-from heygemd.engine.restorer_files import (
-    GFPGAN_V13_SHA256,
-    GFPGAN_V13_URL,
-    GFPGAN_V14_SHA256,
-    GFPGAN_V14_URL,
-)
-from heygemd.engine.settings import EngineSettings, RenderOptions, WeightRole
-from heygemd.engine.weights import S3FD, WAV2LIP_GAN
+from heygemd.engine.settings import EngineSettings, RenderOptions
+from heygemd.engine.weights import GFPGAN_V13, GFPGAN_V14, S3FD, WAV2LIP_GAN, WeightsRole
 
 CONFIG_ENV_VAR = "HEYGEMD_CONFIG"
 DEFAULT_SEARCH_PATHS: tuple[Path, ...] = (Path("config/heygemd.toml"), Path("/etc/heygemd/heygemd.toml"))
@@ -147,7 +141,6 @@ class OutputsConfig(_Section):
 
 
 GIB = 1024**3
-NO_LIMIT = 0
 
 
 class LimitsConfig(_Section):
@@ -270,20 +263,20 @@ class ModelsConfig(_Section):
         S3FD.sha256, pattern=r"^[0-9a-fA-F]{8,64}$", description="expected sha256 (prefix) of the S3FD weights"
     )
     restorer_url: str = Field(
-        GFPGAN_V14_URL, description=f"GFPGAN v1.4 face restorer weights (TencentARC's release; v1.3: {GFPGAN_V13_URL})"
+        GFPGAN_V14.url, description=f"GFPGAN v1.4 face restorer weights (TencentARC's release; v1.3: {GFPGAN_V13.url})"
     )
     restorer_sha256: str = Field(
-        GFPGAN_V14_SHA256,
+        GFPGAN_V14.sha256,
         pattern=r"^[0-9a-fA-F]{8,64}$",
-        description=f"expected sha256 of the restorer weights (v1.3: {GFPGAN_V13_SHA256})",
+        description=f"expected sha256 of the restorer weights (v1.3: {GFPGAN_V13.sha256})",
     )
 
-    def source(self, role: WeightRole) -> tuple[str, str]:
+    def source(self, role: WeightsRole) -> tuple[str, str]:
         """(url, sha256) of the weight file for ``role``."""
         sources = {
-            WeightRole.GENERATOR: (self.checkpoint_url, self.checkpoint_sha256),
-            WeightRole.DETECTOR: (self.detector_url, self.detector_sha256),
-            WeightRole.RESTORER: (self.restorer_url, self.restorer_sha256),
+            WeightsRole.LIP_SYNC: (self.checkpoint_url, self.checkpoint_sha256),
+            WeightsRole.FACE_DETECTOR: (self.detector_url, self.detector_sha256),
+            WeightsRole.FACE_RESTORER: (self.restorer_url, self.restorer_sha256),
         }
         return sources[role]
 

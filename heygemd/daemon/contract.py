@@ -21,13 +21,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from heygemd.codes import CodedError, ErrorCode
 from heygemd.daemon.config import Language, LimitsConfig
+from heygemd.daemon.fsutil import human_size
 from heygemd.engine.formats import AUDIO_SUFFIXES, STILL_SUFFIXES, VIDEO_SUFFIXES
 from heygemd.engine.settings import RenderOptions
 from heygemd.names import NAME_MAX_BYTES, fit_name, is_heygemd_temporary, name_bytes
+from heygemd.resultfiles import REPORT_NAMES
 
 JOB_FILE = "job.toml"
 # Written by heygemd into folders that may come back to the inbox after a person fixed them.
-REPORT_NAMES = frozenset({"job.json", "error.json"})
 RESULT_SUFFIXES = (".mp4", ".json")  # each template's results: <stem>.mp4 and <stem>.json
 OUTPUT_STEM_MAX_BYTES = NAME_MAX_BYTES - max(name_bytes(suffix) for suffix in RESULT_SUFFIXES)
 
@@ -145,9 +146,6 @@ class FolderSnapshot:
     @property
     def is_empty(self) -> bool:
         return not any(not is_ignored_name(entry.relative.rsplit("/", 1)[-1]) for entry in self.entries)
-
-    def has_marker(self, marker_name: str) -> bool:
-        return any(entry.relative.lower() == marker_name.lower() and not entry.is_dir for entry in self.entries)
 
 
 def snapshot_folder(folder: Path) -> FolderSnapshot:
@@ -438,16 +436,6 @@ def audio_too_long(name: str, seconds: float, limit: float) -> ContractViolation
         [f"{name}: {seconds:.2f} s (limits.max_audio_seconds = {limit:g})"],
         code=ErrorCode.LIMIT_AUDIO_TOO_LONG,
     )
-
-
-def human_size(size: int) -> str:
-    """``21474836480`` -> ``20.0 GiB``: binary units, as file managers on Linux and Windows count."""
-    value, unit = float(size), "bytes"
-    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            break
-        value /= 1024
-    return f"{size} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
 
 
 def _size_beside(size: int, limit: int) -> str:

@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import socket
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, Field
 
 from heygemd import __version__
+from heygemd.clock import utc_now as utc_now  # the daemon's modules take it from here
 from heygemd.codes import ErrorCode, Failure
 from heygemd.engine.report import EngineInfo
 
 RETRY_HINT = "(error.json may stay in the folder when you drop it again: it is ignored.)"
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def host_name() -> str:

@@ -21,9 +21,9 @@ from heygemd.atomic import write_atomic
 from heygemd.daemon.reports import JobReport, JobStatus, VideoResult, VideoStatus
 from heygemd.engine import RenderReport
 from heygemd.engine.ffmpeg_tools import FFmpegNotFound, ffmpeg_path, run_tool
+from heygemd.resultfiles import ERROR_REPORT, JOB_REPORT, thumbnail_name
 
 INDEX_FILE = "index.html"
-THUMBNAIL_SUFFIX = ".jpg"
 THUMBNAIL_WIDTH = 320
 THUMBNAIL_AT_SECONDS = 1.0  # past a fade-in, but within the shortest video
 THUMBNAIL_TIMEOUT_SECONDS = 60
@@ -41,7 +41,7 @@ _TEXTS: dict[str, dict[str, str]] = {
         "dry_run": " · <strong>dry run</strong> (made without the model)",
         "job_warnings": "Warnings about the job",
         "not_rendered": "Not rendered",
-        "quarantine": "They are in the quarantine folder {folder}, with error.json saying why.",
+        "quarantine": "They are in the quarantine folder {folder}, with {error_report} saying why.",
         "whole_report": "The whole report: {link}.",
         "download": "Download the video",
         "render_report": "render report",
@@ -58,7 +58,7 @@ _TEXTS: dict[str, dict[str, str]] = {
         "dry_run": " · <strong>试运行</strong>（未使用模型生成）",
         "job_warnings": "关于此任务的警告",
         "not_rendered": "未生成",
-        "quarantine": "它们在隔离文件夹 {folder} 中，error.json 说明了原因。",
+        "quarantine": "它们在隔离文件夹 {folder} 中，{error_report} 说明了原因。",
         "whole_report": "完整报告：{link}。",
         "download": "下载视频",
         "render_report": "渲染报告",
@@ -83,10 +83,6 @@ video { display: block; max-width: 100%; max-height: 60vh; background: #000; }
 .thumb { display: inline-block; margin: 0 0.5rem 0.5rem 0; } .thumb img { max-width: 160px; border: 1px solid #ccc; }
 code { background: #f3f3f3; padding: 0 0.2rem; }
 """
-
-
-def thumbnail_name(output_stem: str) -> str:
-    return f"{output_stem}{THUMBNAIL_SUFFIX}"
 
 
 def make_thumbnail(video: Path, target: Path, duration_s: float | None) -> bool:
@@ -189,10 +185,10 @@ def result_page(report: JobReport, renders: dict[str, RenderReport | None], file
         parts.append("</ul>")
         if report.quarantine_folder:
             folder = f"<code>{escape(Path(report.quarantine_folder).name)}</code>"
-            parts.append(f"<p>{words['quarantine'].format(folder=folder)}</p>")
+            parts.append(f"<p>{words['quarantine'].format(folder=folder, error_report=ERROR_REPORT)}</p>")
         parts.append("</div>")
     parts += [
-        '<p class="meta">' + words["whole_report"].format(link=f'<a href="{_href("job.json")}">job.json</a>') + "</p>",
+        '<p class="meta">' + words["whole_report"].format(link=f'<a href="{_href(JOB_REPORT)}">{JOB_REPORT}</a>') + "</p>",
         "</body>",
         "</html>",
         "",

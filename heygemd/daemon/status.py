@@ -14,10 +14,9 @@ from heygemd.codes import ErrorCode
 from heygemd.daemon.diskspace import DiskShortage
 from heygemd.daemon.model_wait import MissingModelFile
 from heygemd.daemon.reports import host_name, utc_now
-from heygemd.engine.report import EngineInfo, ProgressStage
+from heygemd.engine.report import EngineInfo, ProgressStage, percent_done
 
 STATUS_FILE = "status.json"
-DETECT_SHARE = 0.3  # of a video's percent, for finding the face when a render reports it as a stage of its own
 DEFAULT_STATE_FOLDER = "state"  # paths.state's default: a name that says nothing about the service
 IDLE = "idle"
 WAITING_FOR_INBOX = "waiting for the inbox"
@@ -25,6 +24,8 @@ WAITING_FOR_DISK = "waiting for disk space"
 WAITING_FOR_MODEL = "waiting for the model files"  # runs without its weights; loads them once they are valid
 PAUSED = "paused"  # idle because `heygemd pause` (or the web page) asked: no new jobs are taken
 STARTING, LOADING_MODEL, STOPPING, STOPPED = "starting", "loading model", "stopping", "stopped"
+WORKING = "working"
+STANDBY = "standby"  # cluster mode: another coordinator serves the queue
 
 
 class CurrentJob(BaseModel):
@@ -45,20 +46,16 @@ class CurrentJob(BaseModel):
     def advance(self, frames_done: int, frames_total: int, stage: ProgressStage, now: datetime | None = None) -> None:
         """A progress report of the render: the frames, speed and time left of its stage, and the video's percent.
 
-        ``percent`` is the whole video's and never goes back: finding the face (a CPU render does it first)
-        fills the first DETECT_SHARE of it, rendering (and restoring, batch by batch beside it) the rest."""
+        ``percent`` is the whole video's (engine.report.percent_done) and never goes back, from one stage to the
+        next: finding the face (a CPU render does it first) fills its first part, rendering and restoring the rest."""
         now = now or utc_now()
         stage = ProgressStage(stage)  # a worker's progress arrives as JSON: a plain string would not serialize cleanly
         if stage != self.stage or self.stage_started_at is None:
             self.stage, self.stage_started_at = stage, now
         self.frames_done, self.frames_total = frames_done, frames_total
-        fraction = frames_done / frames_total if frames_total else 1.0
         if stage is ProgressStage.DETECT:
             self.detected = True
-            overall = DETECT_SHARE * fraction
-        else:
-            overall = DETECT_SHARE + (1 - DETECT_SHARE) * fraction if self.detected else fraction
-        self.percent = max(self.percent or 0.0, round(100 * overall, 1))
+        self.percent = max(self.percent or 0.0, percent_done(frames_done, frames_total, stage, self.detected))
         elapsed = (now - self.stage_started_at).total_seconds()
         self.fps = round(frames_done / elapsed, 2) if elapsed > 0 and frames_done else None
         self.eta_seconds = round((frames_total - frames_done) / self.fps, 1) if self.fps else None
@@ -157,7 +154,7 @@ class ServiceStatus(BaseModel):
         """One line for systemd's STATUS=."""
         if self.current is not None:
             job = self.current
-            prefix = "stopping, " if self.state == "stopping" else ""
+            prefix = f"{STOPPING}, " if self.state == STOPPING else ""
             where = f"video {job.index}/{job.total}" if job.total else "preparing"
             percent = f" {job.percent:.0f}%" if job.percent is not None else ""
             stage = f" ({job.stage})" if job.stage and job.stage is not ProgressStage.RENDER else ""

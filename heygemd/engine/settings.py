@@ -8,6 +8,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from heygemd.engine.weights import WeightsRole
+
 Box = tuple[int, int, int, int]
 """A face box in pixels of the (rotated, displayed) frame: (x1, y1, x2, y2), x2/y2 exclusive."""
 
@@ -44,14 +46,6 @@ class Encoder(StrEnum):
     H264_NVENC = "h264_nvenc"
 
 
-class WeightRole(StrEnum):
-    """What a weight file is for: the key under which the configuration's ``[models]`` says where it comes from."""
-
-    GENERATOR = "generator"
-    DETECTOR = "detector"
-    RESTORER = "restorer"
-
-
 GENERATOR_LABEL = "Wav2Lip weights"
 DETECTOR_LABEL = "S3FD face detector"
 RESTORER_LABEL = "GFPGAN face restorer"
@@ -61,7 +55,7 @@ RESTORER_LABEL = "GFPGAN face restorer"
 class WeightFile:
     """One weight file the settings name: what it is for, a label for people, and where it must be."""
 
-    role: WeightRole
+    role: WeightsRole  # also the key under which the configuration's ``[models]`` says where it comes from
     label: str
     path: Path
 
@@ -115,11 +109,11 @@ class EngineSettings(BaseModel):
 
     def weight_files(self) -> list[WeightFile]:
         """The weight files these settings name (a dry run names them too, and loads none)."""
-        files = [WeightFile(WeightRole.GENERATOR, GENERATOR_LABEL, self.checkpoint)]
+        files = [WeightFile(WeightsRole.LIP_SYNC, GENERATOR_LABEL, self.checkpoint)]
         if self.detector == DetectorKind.S3FD:
-            files.append(WeightFile(WeightRole.DETECTOR, DETECTOR_LABEL, self.detector_checkpoint))
+            files.append(WeightFile(WeightsRole.FACE_DETECTOR, DETECTOR_LABEL, self.detector_checkpoint))
         if self.restorer == RestorerKind.GFPGAN:
-            files.append(WeightFile(WeightRole.RESTORER, RESTORER_LABEL, self.restorer_checkpoint))
+            files.append(WeightFile(WeightsRole.FACE_RESTORER, RESTORER_LABEL, self.restorer_checkpoint))
         return files
 
     def files_to_load(self) -> list[WeightFile]:

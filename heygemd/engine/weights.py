@@ -1,32 +1,69 @@
 """The published weights heygemd knows, in one table: the engine names a checkpoint it loads by it, and
-``heygemd fetch-models`` downloads and checks the default files from it. Free of torch."""
+``heygemd fetch-models`` downloads and checks the default files from it. Free of torch (the daemon's
+configuration reads it).
+
+One row per file, whatever it is for (``WeightsRole``): the next model's files and the voices are
+rows here too.
+
+GFPGAN: TencentARC's release pages publish no hashes. These digests are the ones independent public
+download scripts pin for the release assets and all agree on (e.g. AbdBarho/stable-diffusion-webui-docker,
+services/download/checksums.sha256, for v1.4; web-UI Docker entrypoints and model managers for both).
+Each file is one float32 state_dict of the network (under "params_ema") and its zip framing.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
+
+
+class WeightsRole(StrEnum):
+    LIP_SYNC = "lip sync"
+    FACE_DETECTOR = "face detector"
+    FACE_RESTORER = "face restorer"
 
 
 @dataclass(frozen=True)
 class PublishedWeights:
     file_name: str
     sha256: str  # the whole digest, or the first digits its publisher puts in the file's name
+    role: WeightsRole
     url: str = ""  # where `heygemd fetch-models` downloads it by default ("": not downloaded)
 
     def matches(self, digest: str) -> bool:
         return digest.lower().startswith(self.sha256.lower())
 
 
-WAV2LIP = PublishedWeights("wav2lip.pth", "b78b681b68ad9fe6c6fb1debc6ff43ad05834a8af8a62ffc4167b7b34ef63c37")
+WAV2LIP = PublishedWeights(
+    "wav2lip.pth", "b78b681b68ad9fe6c6fb1debc6ff43ad05834a8af8a62ffc4167b7b34ef63c37", WeightsRole.LIP_SYNC
+)
 WAV2LIP_GAN = PublishedWeights(
     "wav2lip_gan.pth",
     "ca9ab7b7b812c0e80a6e70a5977c545a1e8a365a6c49d5e533023c034d7ac3d8",
+    WeightsRole.LIP_SYNC,
     url="https://huggingface.co/camenduru/Wav2Lip/resolve/main/checkpoints/wav2lip_gan.pth",  # a community mirror
 )
 # face-alignment publishes S3FD under torch-hub naming: the file name carries the sha256's first digits.
 S3FD = PublishedWeights(
-    "s3fd-619a316812.pth", "619a316812", url="https://www.adrianbulat.com/downloads/python-fan/s3fd-619a316812.pth"
+    "s3fd-619a316812.pth",
+    "619a316812",
+    WeightsRole.FACE_DETECTOR,
+    url="https://www.adrianbulat.com/downloads/python-fan/s3fd-619a316812.pth",
 )
-PUBLISHED: tuple[PublishedWeights, ...] = (WAV2LIP, WAV2LIP_GAN, S3FD)
+GFPGAN_V13 = PublishedWeights(
+    "GFPGANv1.3.pth",
+    "c953a88f2727c85c3d9ae72e2bd4846bbaf59fe6972ad94130e23e7017524a70",
+    WeightsRole.FACE_RESTORER,
+    url="https://github.com/TencentARC/GFPGAN/releases/download/v1.3.0/GFPGANv1.3.pth",
+)
+GFPGAN_V14 = PublishedWeights(
+    "GFPGANv1.4.pth",
+    "e2cd4703ab14f4d01fd1383a8a8b266f9a5833dacee8e6a79d3bf21a1b6be5ad",
+    WeightsRole.FACE_RESTORER,
+    # The address TencentARC's own inference script downloads v1.4 from (the asset sits in the v1.3.0 release).
+    url="https://github.com/TencentARC/GFPGAN/releases/download/v1.3.0/GFPGANv1.4.pth",
+)
+PUBLISHED: tuple[PublishedWeights, ...] = (WAV2LIP, WAV2LIP_GAN, S3FD, GFPGAN_V13, GFPGAN_V14)
 
 
 def known_name(sha256: str) -> str | None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import warnings
 
-from heygemd.daemon.status import DETECT_SHARE, IDLE, WAITING_FOR_INBOX, CurrentJob, ServiceStatus
-from heygemd.engine.report import ProgressStage
+from heygemd.daemon.status import IDLE, WAITING_FOR_INBOX, CurrentJob, ServiceStatus
+from heygemd.engine.report import DETECT_SHARE, ProgressStage
 
 
 def test_idle_while_the_inbox_is_missing_is_waiting_for_it():
