@@ -577,7 +577,8 @@ class Service:
         self._describe_engine()
 
     def _loading_model(self) -> None:
-        self.notifier.watchdog()  # a load may take a while: start it with a fresh ping
+        if self.status.state == WAITING_FOR_MODEL:  # newly placed files, after READY=1: a load may take a while
+            self.notifier.watchdog()  # so it starts with a fresh ping (at start-up, the pings begin after READY=1)
         self._set_state(LOADING_MODEL)
 
     def _wait_for_model(self) -> None:
