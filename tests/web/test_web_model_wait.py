@@ -8,8 +8,8 @@ import shutil
 
 import httpx
 import pytest
+from browsing import wait_js
 from service_harness import service_config
-from test_web_browser import browser  # noqa: F401 (Debian's Chromium under Playwright; skips without it)
 from webserver import WebProcess
 
 from heygemd.daemon.status import WAITING_FOR_MODEL
@@ -56,21 +56,15 @@ def test_the_page_names_the_missing_file_and_the_upload_renders_once_it_is_place
     assert daemon.stop() == 0
 
 
-def test_the_dashboard_turns_from_waiting_to_ready_when_the_weights_appear(
-    daemon_factory,
-    wav2lip_checkpoint,
-    browser,  # noqa: F811 (the fixture imported above)
-):
+def test_the_dashboard_turns_from_waiting_to_ready_when_the_weights_appear(daemon_factory, wav2lip_checkpoint, page):
+    """``page``: Debian's Chromium under Playwright (tests/web/conftest.py; skips without it)."""
     daemon = daemon_factory()
     checkpoint = daemon.root / "checkpoints" / "wav2lip_gan.pth"
     daemon.write_config(service_config(daemon.root, checkpoint=checkpoint))
     daemon.start()
     daemon.wait_ready()
     web = WebProcess(daemon.root, daemon.config_path).start()
-    context = browser.new_context(locale="en-US", viewport={"width": 1200, "height": 900})
-    context.set_default_timeout(150_000)
     try:
-        page = context.new_page()
         page.goto(f"{web.url}/")
         badge = page.locator("article.service .badge").first
         assert badge.inner_text() == "waiting for the model files"
@@ -79,8 +73,7 @@ def test_the_dashboard_turns_from_waiting_to_ready_when_the_weights_appear(
         shutil.copyfile(wav2lip_checkpoint, checkpoint.with_name("incoming.tmp"))
         os.replace(checkpoint.with_name("incoming.tmp"), checkpoint)
         page.wait_for_selector(".model-file", state="detached")  # the live page, without a reload
-        page.wait_for_function("document.querySelector('article.service .badge').innerText === 'ready'")
+        wait_js(page, "document.querySelector('article.service .badge').innerText === 'ready'")
     finally:
-        context.close()
         web.stop()
     assert daemon.stop() == 0
