@@ -3,7 +3,8 @@
 Each rendered template gives three files named after its output stem (the template's name, made
 safe): the video, its render report (the sidecar) and its thumbnail. The folder also holds the job's
 report (``job.json``), or in quarantine the error report (``error.json``); a ZIP of the folder may
-stand beside it in the outbox.
+stand beside it in the outbox. A job spoken from a script also holds the speech (``speech.wav``) and how it was
+spoken (``speech.json``), in each script's subfolder when the job has several.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ VIDEO_SUFFIX = ".mp4"
 SIDECAR_SUFFIX = ".json"
 THUMBNAIL_SUFFIX = ".jpg"
 ZIP_SUFFIX = ".zip"
+SPEECH_AUDIO = "speech.wav"  # a script job's speech, published with its videos
+SPEECH_REPORT = "speech.json"
 
 
 def video_name(output_stem: str) -> str:

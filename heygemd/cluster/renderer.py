@@ -37,7 +37,6 @@ from heygemd.daemon.render_port import (
     RenderGuard,
     RenderObserver,
 )
-from heygemd.daemon.reports import VideoStatus
 from heygemd.daemon.status import WorkerTask
 from heygemd.engine import RenderReport
 from heygemd.engine.report import percent_done
@@ -116,7 +115,7 @@ class ClusterRenderer:
                 return CANCELLED
             if end is not None:
                 return end
-            if not any(video.status is VideoStatus.PENDING for video in job.record.videos):
+            if not job.pending():
                 return ALL_ENDED
             if guard.stop_requested():
                 return STOPPED  # the tasks go on; the next start re-attaches to them
@@ -147,14 +146,13 @@ class ClusterRenderer:
         """Yield each pending video's outcome as it ends."""
         active: dict[str, VideoRecord] = {}
         missing_since: dict[str, float] = {}
-        for video in job.record.videos:
-            if video.status is VideoStatus.PENDING:
-                if video.task_id is None:
-                    self._enqueue(job, video)
-                else:
-                    self.log.info("re-attached to a render task in flight", video=video.template, task_id=video.task_id)
-                if video.task_id is not None:
-                    active[video.task_id] = video
+        for video in job.pending():
+            if video.task_id is None:
+                self._enqueue(job, video)
+            else:
+                self.log.info("re-attached to a render task in flight", video=video.template, task_id=video.task_id)
+            if video.task_id is not None:
+                active[video.task_id] = video
         broker_down = False
         while active:
             if guard.cancelled():
@@ -234,7 +232,7 @@ class ClusterRenderer:
     def _enqueue(self, job: JobVideos, video: VideoRecord) -> None:
         task_id = uuid.uuid4().hex
         job.ends.task_enqueued(job.record, video, task_id)  # journaled first: a crash right after still knows the task
-        plan = job.planned[video.template]
+        plan = job.planned[video.output_stem]
         task = RenderTask(
             task_id=task_id,
             job_id=job.record.job_id,

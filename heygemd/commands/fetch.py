@@ -27,6 +27,8 @@ from heygemd.names import download_name
 CHUNK_BYTES = 1 << 16
 TIMEOUT_SECONDS = 30
 LEGACY_PARTIAL_SUFFIX = ".part"  # where earlier versions kept a download: resumed from there
+KOKORO_MODEL_LABEL = "Kokoro-82M voice model"
+KOKORO_VOICES_LABEL = "Kokoro-82M voices"
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,7 @@ class ModelFile:
     path: Path
     url: str
     sha256: str  # whole hash or a prefix of at least 8 hex digits
+    optional: bool = False  # the service works without it (Kokoro: espeak-ng speaks scripts meanwhile)
 
     def matches(self, digest: str) -> bool:
         return digest.lower().startswith(self.sha256.lower())
@@ -54,8 +57,21 @@ class FetchResult:
 
 
 def wanted_models(config: HeygemdConfig) -> list[ModelFile]:
-    """The weight files the engine settings name, each with where `fetch-models` downloads it from."""
-    return [ModelFile(file.label, file.path, *config.models.source(file.role)) for file in config.engine.weight_files()]
+    """The weight files the engine settings name, each with where `fetch-models` downloads it from, and the
+    speech's voice files (optional: espeak-ng speaks scripts without them)."""
+    models = [ModelFile(file.label, file.path, *config.models.source(file.role)) for file in config.engine.weight_files()]
+    speech = config.speech
+    models.append(
+        ModelFile(
+            KOKORO_MODEL_LABEL, speech.kokoro_model, speech.kokoro_model_url, speech.kokoro_model_sha256, optional=True
+        )
+    )
+    models.append(
+        ModelFile(
+            KOKORO_VOICES_LABEL, speech.kokoro_voices, speech.kokoro_voices_url, speech.kokoro_voices_sha256, optional=True
+        )
+    )
+    return models
 
 
 def place_by_hand(model: ModelFile) -> str:

@@ -100,6 +100,7 @@ def _init(args: argparse.Namespace) -> int:
         return ExitCode.CONFIG
     config = loaded.config
     folders = [getattr(config.paths, key) for key in ("inbox", "outbox", "quarantine", "work", "archive", "state")]
+    folders.append(config.paths.presenter_library)
     folders += sorted({config.engine.checkpoint.parent, config.engine.detector_checkpoint.parent})
     for folder in folders:
         if folder.is_dir():
@@ -123,6 +124,9 @@ def _fetch_models(args: argparse.Namespace) -> int:
     failed = False
     for model in wanted_models(loaded.config):
         result = fetch_model(model, show_progress=False if args.no_progress else None)
+        if result.outcome is Outcome.FAILED and model.optional:
+            print(f"{'optional':10} {result.message} (until then, espeak-ng speaks the scripts)", file=sys.stderr)
+            continue
         print(
             f"{result.outcome.value:10} {result.message}",
             file=sys.stdout if result.outcome is not Outcome.FAILED else sys.stderr,

@@ -35,6 +35,7 @@ from pydantic_settings import (
 )
 
 from heygemd.daemon.fsutil import human_size
+from heygemd.daemon.speech_settings import DEFAULT_MAX_SCRIPT_CHARS, SpeechConfig
 from heygemd.engine.settings import EngineSettings, RenderOptions
 from heygemd.engine.weights import GFPGAN_V13, GFPGAN_V14, S3FD, WAV2LIP_GAN, WeightsRole
 
@@ -63,6 +64,13 @@ class PathsConfig(_Section):
     )
     archive: Path = Field(Path("archive"), description='inputs of finished jobs, when outputs.after_success = "archive"')
     state: Path = Field(Path("state"), description="journal, live status and history of this service (local disk is fine)")
+    presenters: Path | None = Field(
+        None, description="the presenter library, one folder per presenter (default: presenters/ beside the inbox)"
+    )
+
+    @property
+    def presenter_library(self) -> Path:
+        return self.presenters if self.presenters is not None else self.inbox.parent / "presenters"
 
 
 class WatchMode(StrEnum):
@@ -153,6 +161,7 @@ class LimitsConfig(_Section):
         "divided by the engine's speed)",
     )
     max_templates: int = Field(50, ge=0, description="most template videos (or stills) in one job")
+    max_script_chars: int = Field(DEFAULT_MAX_SCRIPT_CHARS, ge=0, description="longest script (characters) a job may speak")
     max_file_bytes: int = Field(
         20 * GIB, ge=0, description="largest audio or template file, in bytes (21474836480 = 20 GiB)"
     )
@@ -351,6 +360,7 @@ class HeygemdConfig(BaseSettings):
     notify: NotifyConfig = NotifyConfig()
     web: WebConfig = WebConfig()
     cluster: ClusterConfig = ClusterConfig()
+    speech: SpeechConfig = SpeechConfig()
 
     # Set on the per-load subclass made by load_config; None means defaults + environment only.
     _toml_file: ClassVar[Path | None] = None

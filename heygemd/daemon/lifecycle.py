@@ -175,9 +175,10 @@ class Lifecycle:
         self.journal.save(record)
 
     def render_again(self, record: JobRecord, videos: list[VideoRecord]) -> None:
-        """These videos' results are gone from the results folder (a crash before they were kept): rendered again."""
+        """These videos render again: their results are gone from the results folder (a crash before they were
+        kept), or their audio changed after they ended (a job with several audio files)."""
         for video in videos:
-            video.status = VideoStatus.PENDING
+            video.status, video.failure = VideoStatus.PENDING, None
         self.journal.save(record)
 
     def task_cancelled(self, record: JobRecord, video: VideoRecord) -> None:

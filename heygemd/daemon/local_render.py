@@ -50,8 +50,8 @@ class LocalRenderer:
     ) -> RenderEnd:
         videos = job.record.videos
         for index, video in enumerate(videos, start=1):
-            if video.status is not VideoStatus.PENDING:
-                continue
+            if video.status is not VideoStatus.PENDING or video.output_stem not in job.planned:
+                continue  # ended, or another audio's video (a job with several audio files)
             if guard.cancelled():
                 return CANCELLED
             if guard.stop_requested():
@@ -77,7 +77,7 @@ class LocalRenderer:
     ) -> RenderEnd | None:
         log = self.log.bind(video=video.template)
         log.info("rendering")
-        planned = job.planned[video.template]
+        planned = job.planned[video.output_stem]
         output = job.output_dir / video_name(video.output_stem)
         started = time.monotonic()
         guard.abandon_now.clear()

@@ -101,9 +101,15 @@ def publish_outbox_folder(record: JobRecord, dest: Destinations, lifecycle: Life
 
 
 def keep_only(folder: Path, names: set[str]) -> None:
-    """Remove anything else from a results folder (e.g. a temporary file left by a killed render)."""
+    """Remove anything else from a results folder (e.g. a temporary file left by a killed render).
+
+    A name may lie in a subfolder (``script-a/front.mp4``: a job with several audio files or scripts).
+    """
     for entry in folder.iterdir():
-        if entry.name not in names:
+        inside = {name.split("/", 1)[1] for name in names if name.startswith(f"{entry.name}/")}
+        if inside and entry.is_dir() and not entry.is_symlink():
+            keep_only(entry, inside)
+        elif entry.name not in names:
             remove_tree(entry)
 
 
@@ -116,10 +122,10 @@ def write_zip_bundle(record: JobRecord, dest: Destinations, lifecycle: Lifecycle
     staging = dest.paths.outbox / temporary_name(f"{folder.name}{ZIP_SUFFIX}")
     try:
         with zipfile.ZipFile(staging, "w", compression=zipfile.ZIP_STORED) as bundle:
-            for item in sorted(folder.iterdir()):
+            for item in sorted(folder.rglob("*")):  # subfolders: a job with several audio files or scripts
                 if item.is_file() and not item.is_symlink():
                     compression = zipfile.ZIP_DEFLATED if item.suffix == SIDECAR_SUFFIX else zipfile.ZIP_STORED
-                    bundle.write(item, f"{folder.name}/{item.name}", compress_type=compression)
+                    bundle.write(item, f"{folder.name}/{item.relative_to(folder).as_posix()}", compress_type=compression)
         fsync_file(staging)
         return _move_recorded(staging, dest.paths.outbox, folder.name, record, Place.ZIP, lifecycle, suffix=ZIP_SUFFIX)
     finally:
@@ -137,12 +143,17 @@ def quarantine_failed_videos(record: JobRecord, dest: Destinations, lifecycle: L
     staging.mkdir(parents=True, exist_ok=True)
     input_dir = dest.work.input_dir(record.job_id)
     for video in failed:
+        if Path(video.template).is_absolute():  # a presenter library's template: never moved by a job
+            continue
         source = input_dir / video.template
         if os.path.lexists(source) and not os.path.lexists(staging / video.template):
             os.rename(source, staging / video.template)
-    if record.audio and not (staging / record.audio).exists() and (input_dir / record.audio).exists():
-        with atomic_output(staging / record.audio) as partial:
-            shutil.copy2(input_dir / record.audio, partial)
+    templates = {video.template for video in record.videos}
+    spoken = [item.name for item in record.inputs if item.name not in templates]  # each audio of a job with several
+    for audio in spoken or ([record.audio] if record.audio else []):
+        if not (staging / audio).exists() and (input_dir / audio).exists():
+            with atomic_output(staging / audio) as partial:
+                shutil.copy2(input_dir / audio, partial)
     failures = [video.failure for video in failed if video.failure is not None]
     summary = Failure(
         code=failures[0].code if failures else ErrorCode.INTERNAL,

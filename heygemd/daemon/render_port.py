@@ -24,6 +24,7 @@ from heygemd.codes import Failure
 from heygemd.daemon.config import HeygemdConfig
 from heygemd.daemon.contract import PlannedVideo
 from heygemd.daemon.journal import JobRecord, VideoRecord
+from heygemd.daemon.reports import VideoStatus
 from heygemd.daemon.status import WorkerTask
 from heygemd.daemon.video_end import VideoEnds
 from heygemd.engine import EngineInfo, EngineSettings, RenderOptions, RenderProgress, RenderReport
@@ -48,11 +49,19 @@ class JobVideos:
     """One job's videos to render: the record (its pending videos), their plans, and where results go."""
 
     record: JobRecord
-    planned: dict[str, PlannedVideo]  # by template name
+    planned: dict[str, PlannedVideo]  # by output stem: this audio's videos (a job may have several audio files)
     audio: Path
     output_dir: Path  # the job's results folder: <output_stem>.mp4, .json and the thumbnail
     job_dir: Path  # the job's work folder (the cluster's task outputs go under it)
     ends: VideoEnds  # how each video ends (journal, results folder, metrics)
+
+    def pending(self) -> list[VideoRecord]:
+        """The videos still to render with this audio (the record also holds the job's other audio files' videos)."""
+        return [
+            video
+            for video in self.record.videos
+            if video.status is VideoStatus.PENDING and video.output_stem in self.planned
+        ]
 
 
 class EndKind(StrEnum):

@@ -13,6 +13,7 @@ from heygemd import __version__
 from heygemd.clock import utc_now as utc_now  # the daemon's modules take it from here
 from heygemd.codes import ErrorCode, Failure
 from heygemd.engine.report import EngineInfo
+from heygemd.resultfiles import SPEECH_AUDIO
 
 RETRY_HINT = "(error.json may stay in the folder when you drop it again: it is ignored.)"
 
@@ -53,6 +54,24 @@ class VideoResult(BaseModel):
     output_duration_s: float | None = None
 
 
+class SpeechReport(BaseModel):
+    """speech.json beside speech.wav, and ``speech`` in job.json: how a script job's words were spoken."""
+
+    script: str = Field(description="the script's file name")
+    text_sha256: str
+    characters: int
+    voice: str = Field(description="engine:speaker, e.g. espeak-ng:en-us or kokoro:af_heart")
+    voice_licence: str
+    model_file: str | None = Field(description="the voice's model (Kokoro) or library (espeak-ng) file")
+    model_sha256: str | None
+    language: str
+    speed: float
+    sentences: int
+    sample_rate: int
+    duration_s: float
+    audio: str = SPEECH_AUDIO
+
+
 class JobReport(BaseModel):
     """outbox/<job>/job.json"""
 
@@ -75,6 +94,9 @@ class JobReport(BaseModel):
     warnings: list[str] = Field(default_factory=list)
     language: str = Field("en", description="the language of index.html: en or zh (job.toml, else outputs.language)")
     engine: EngineInfo | None = Field(None, description="device, checkpoint (path, sha256, name), detector...")
+    speech: list[SpeechReport] = Field(
+        default_factory=list, description="a script job: per script the voice, its model's hash, the text's hash"
+    )
     host: str = Field(default_factory=host_name)
     heygemd_version: str = __version__
 

@@ -126,7 +126,7 @@ def make_thumbnail(video: Path, target: Path, duration_s: float | None) -> bool:
 
 def write_result_page(folder: Path, report: JobReport) -> Path:
     """Write ``folder/index.html`` for the job's results in ``folder`` (its job.json is ``report``)."""
-    files = {entry.name for entry in folder.iterdir() if entry.is_file()}
+    files = {entry.relative_to(folder).as_posix() for entry in folder.rglob("*") if entry.is_file()}  # subfolders too
     renders = {video.output: _render_report(folder, video) for video in report.videos if video.output}
     target = folder / INDEX_FILE
     write_atomic(target, result_page(report, renders, files), create_parent=False)
@@ -197,12 +197,14 @@ def result_page(report: JobReport, renders: dict[str, RenderReport | None], file
 
 
 def _href(name: str) -> str:
-    """A relative link to a file of the folder: percent-encoded (``#``, ``?``, spaces), then HTML-escaped."""
-    return escape(quote(name, safe=""), quote=True)
+    """A relative link to a file of the folder (or of a subfolder): percent-encoded (``#``, ``?``, spaces), then
+    HTML-escaped."""
+    return escape(quote(name, safe="/"), quote=True)
 
 
 def _stem(video: VideoResult) -> str:
-    return Path(video.output or "").stem
+    """The output's name without .mp4, its subfolder kept (``english/anna-front``: a job with several scripts)."""
+    return Path(video.output or "").with_suffix("").as_posix()
 
 
 def _thumbnail_link(number: int, video: VideoResult, files: set[str]) -> str:

@@ -9,8 +9,9 @@ pending videos, and acts on the ``RenderEnd`` it returns; every state change goe
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -49,9 +50,12 @@ from heygemd.daemon.reports import (
     utc_now,
 )
 from heygemd.daemon.resultpage import make_thumbnail, write_result_page
+from heygemd.daemon.scripts import check_speech, read_speech_reports, speak_job, speech_result_names
 from heygemd.daemon.video_end import VideoEnds
-from heygemd.engine import EngineInfo, RenderReport
+from heygemd.engine import EngineInfo, RenderProgress, RenderReport
+from heygemd.engine.report import ProgressStage
 from heygemd.resultfiles import JOB_REPORT, report_name, result_names, thumbnail_name, video_name
+from heygemd.speech import SpeechError
 
 
 class StepKind(StrEnum):
@@ -174,7 +178,9 @@ class JobRunner:
         try:
             plan = self._job_plan(record)
             check_limits(plan, self.config.limits)
-            names = [plan.audio.name, *(video.source.name for video in plan.videos)]
+            check_speech(plan, self.config)
+            spoken = [source.name for source in plan.sources or (plan.audio,)]
+            names = list(dict.fromkeys([*spoken, *(plan.template_key(video) for video in plan.videos)]))
             inputs = fingerprint_inputs(self.work.input_dir(record.job_id), names)
         except ContractViolation as violation:
             self.lifecycle.fail_job(record, violation.failure())
@@ -182,7 +188,7 @@ class JobRunner:
         except PermissionError as err:
             self.lifecycle.fail_job(record, failure_from_os_error(err, "reading the job's files", reading_input=True))
             return
-        videos = [VideoRecord(template=video.source.name, output_stem=video.output_stem) for video in plan.videos]
+        videos = [VideoRecord(template=plan.template_key(video), output_stem=video.output_stem) for video in plan.videos]
         language = plan.language.value if plan.language else None
         self.lifecycle.accept(record, plan.audio.name, plan.output_folder, videos, inputs, list(plan.warnings), language)
         self.log.info("job accepted", audio=record.audio, videos=len(record.videos), warnings=record.warnings or None)
@@ -191,7 +197,9 @@ class JobRunner:
         watch = self.config.watch
         marker = watch.marker_name if watch.readiness is Readiness.MARKER else None
         input_dir = self.work.input_dir(record.job_id).resolve()  # absolute: no name can look like an option
-        return plan_job(input_dir, record.name, self.config.render, marker, self.config.limits)
+        return plan_job(
+            input_dir, record.name, self.config.render, marker, self.config.limits, self.config.paths.presenter_library
+        )
 
     # -------------------------------------------------------------- inputs that change after the claim
 
@@ -227,7 +235,19 @@ class JobRunner:
         )
         if not self.lifecycle.inputs_changed(record, names, state, self.config.watch.max_input_changes):
             return None
+        self._pend_videos_of_changed_audio(record, names)
         return self._wait_for_inputs(record)
+
+    def _pend_videos_of_changed_audio(self, record: JobRecord, names: list[str]) -> None:
+        """A job with several audio files (or scripts): a changed one's videos render again too (all, if unsure)."""
+        try:
+            planned = self._job_plan(record).videos
+            stems = {video.output_stem for video in planned if video.audio is not None and video.audio.name in names}
+        except ContractViolation:  # the folder no longer plans: nothing of it may be published as it was
+            stems = {video.output_stem for video in record.videos}
+        again = [video for video in record.videos if video.output_stem in stems and video.status is not VideoStatus.PENDING]
+        if again:
+            self.lifecycle.render_again(record, again)
 
     def _wait_for_inputs(self, record: JobRecord) -> Step:
         assert record.changed_inputs is not None
@@ -251,7 +271,8 @@ class JobRunner:
         output_dir = self.work.results_dir(record)
         output_dir.mkdir(exist_ok=True)  # not parents: a job folder removed meanwhile is not made again
         finished = {name for video in record.videos if video.status is VideoStatus.OK for name in _results(video)}
-        keep_only(output_dir, finished)  # drop what a killed render left behind
+        speech = speech_result_names(video.output_stem for video in record.videos)
+        keep_only(output_dir, finished | speech)  # drop what a killed render left behind
         lost = [
             video
             for video in record.videos
@@ -270,13 +291,30 @@ class JobRunner:
         return None
 
     def _render_pending(self, record: JobRecord, plan: JobPlan, output_dir: Path) -> Step | None:
-        input_dir = self.work.input_dir(record.job_id)
-        changed = changed_names(input_dir, record.inputs)
+        changed = changed_names(self.work.input_dir(record.job_id), record.inputs)
         if changed:
             return self._inputs_changed(record, changed)
+        for source_plan in plan.per_source():  # one audio (or script) after the other, each with every template
+            stems = {video.output_stem for video in source_plan.videos}
+            if not any(video.status is VideoStatus.PENDING and video.output_stem in stems for video in record.videos):
+                continue
+            step = self._render_source(record, source_plan, output_dir)
+            if step is not None or record.phase is not Phase.RENDERING:
+                return step
+        return None
+
+    def _render_source(self, record: JobRecord, plan: JobPlan, output_dir: Path) -> Step | None:
+        """The pending videos of one audio (or script: spoken first)."""
+        (output_dir / plan.results_subfolder).mkdir(exist_ok=True)
+        if plan.speech is not None:
+            spoken = self._speak(record, plan, output_dir / plan.results_subfolder)
+            if not isinstance(spoken, Path):
+                return spoken  # STOPPED, or None: the job failed or was cancelled
+            plan = replace(plan, audio=spoken.absolute())  # absolute: a cluster worker maps it like the inputs
+        input_dir = self.work.input_dir(record.job_id)
         job = JobVideos(
             record=record,
-            planned={video.source.name: video for video in plan.videos},
+            planned={video.output_stem: video for video in plan.videos},  # this audio's videos
             audio=plan.audio,
             output_dir=output_dir,
             job_dir=self.work.job_dir(record.job_id),
@@ -292,10 +330,10 @@ class JobRunner:
         while True:
             end = self.renderer.render(job, guard, self.context.observer)
             if end.kind is not EndKind.CANCELLED or self._cancel_if_asked(record):
-                return self._after_render(record, end)
+                return self._after_render(record, plan, end)
             # the cancel request was withdrawn meanwhile: the render goes on
 
-    def _after_render(self, record: JobRecord, end: RenderEnd) -> Step | None:
+    def _after_render(self, record: JobRecord, plan: JobPlan, end: RenderEnd) -> Step | None:
         if end.kind is EndKind.STOPPED:
             return STOPPED
         if end.kind is EndKind.INPUTS_CHANGED:
@@ -304,16 +342,52 @@ class JobRunner:
             return Step(StepKind.RETRY, end.retry_at, end.failure)
         if end.kind is EndKind.AUDIO_FAILED:
             assert end.failure is not None
-            return self._audio_failed(record, end.failure, end.detail)
+            return self._audio_failed(record, plan, end.failure, end.detail)
         return None  # every video ended, or the job was cancelled (it goes to quarantine)
 
-    def _audio_failed(self, record: JobRecord, failure: Failure, detail: str) -> Step | None:
-        """The audio cannot be used: every video's failure, so the whole job's."""
+    def _audio_failed(self, record: JobRecord, plan: JobPlan, failure: Failure, detail: str) -> Step | None:
+        """The audio cannot be used: every video's failure, so the whole job's; in a job with several audio files
+        (or scripts), only its own videos fail."""
         if failure.transient:
             return self._job_transient(record, failure)
+        if plan.results_subfolder:
+            own = failure.model_copy(update={"reason": f'The audio file "{plan.audio.name}" cannot be used: {detail}.'})
+            stems = {planned.output_stem for planned in plan.videos}
+            for video in record.videos:
+                if video.output_stem in stems and video.status is VideoStatus.PENDING:
+                    self.lifecycle.video_failed(record, video, own, 0.0)
+            return None
         reason = f'The audio file "{record.audio}" cannot be used: {detail}.'
         self.lifecycle.fail_job(record, failure.model_copy(update={"reason": reason, "details": [failure.reason]}))
         return None
+
+    def _speak(self, record: JobRecord, plan: JobPlan, output_dir: Path) -> Path | Step | None:
+        """The script spoken into the results folder (a stage of its own); STOPPED for a stop; None when the job
+        failed or was cancelled."""
+
+        def progress(done: int, total: int) -> None:
+            self.context.observer.progress(
+                RenderProgress(video=plan.audio, frames_done=done, frames_total=total, stage=ProgressStage.SPEECH)
+            )
+
+        self.context.abandon_now.clear()
+        started = time.monotonic()
+        try:
+            spoken = speak_job(plan, self.config, output_dir, progress, self.context.abandon_now)
+        except SpeechError as err:
+            if err.code is ErrorCode.CANCELLED:
+                if self._cancel_if_asked(record):
+                    return None
+                self.log.warning("speech abandoned for the stop; it starts again when the service restarts")
+                return STOPPED
+            if record.phase is Phase.RENDERING:
+                self.lifecycle.fail_job(record, err.failure())
+            return None
+        except ContractViolation as violation:  # the script or the voice changed since planning
+            self.lifecycle.fail_job(record, violation.failure())
+            return None
+        self.log.info("script spoken", script=plan.audio.name, seconds=round(time.monotonic() - started, 3))
+        return spoken
 
     # -------------------------------------------------------------- publishing
 
@@ -348,7 +422,8 @@ class JobRunner:
             )
         output_dir = self.work.results_dir(record)
         if output_dir.exists():
-            keep_only(output_dir, {name for video in ok for name in _results(video)} | {JOB_REPORT})
+            speech = speech_result_names(video.output_stem for video in record.videos)
+            keep_only(output_dir, {name for video in ok for name in _results(video)} | {JOB_REPORT} | speech)
             report = self.job_report(record)
             write_atomic(output_dir / JOB_REPORT, report.model_dump_json(indent=2) + "\n")
             for video in ok:  # a video rendered by an older heygemd comes without one
@@ -405,6 +480,7 @@ class JobRunner:
             warnings=record.warnings,
             language=Language(record.language or self.config.outputs.language).value,
             engine=engine_info,
+            speech=read_speech_reports(self.work.results_dir(record), [video.output_stem for video in record.videos]),
         )
 
 

@@ -88,6 +88,7 @@ class ProgressStage(StrEnum):
     DETECT = "detect"  # the face track is being built (a CPU render waits for it before encoding)
     RENDER = "render"  # frames are being written
     RESTORE = "restore"  # faces of the frames just rendered are being restored (GFPGAN)
+    SPEECH = "speech"  # a script is being spoken (frames_done / frames_total count its sentences)
 
 
 class EngineInfo(BaseModel):

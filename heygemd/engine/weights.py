@@ -21,6 +21,7 @@ class WeightsRole(StrEnum):
     LIP_SYNC = "lip sync"
     FACE_DETECTOR = "face detector"
     FACE_RESTORER = "face restorer"
+    VOICE = "voice"  # a speech model and its voices (heygemd/speech)
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,36 @@ GFPGAN_V14 = PublishedWeights(
     # The address TencentARC's own inference script downloads v1.4 from (the asset sits in the v1.3.0 release).
     url="https://github.com/TencentARC/GFPGAN/releases/download/v1.3.0/GFPGANv1.4.pth",
 )
-PUBLISHED: tuple[PublishedWeights, ...] = (WAV2LIP, WAV2LIP_GAN, S3FD, GFPGAN_V13, GFPGAN_V14)
+# Kokoro-82M (hexgrad, Apache-2.0 weights) as kokoro-onnx (MIT) publishes its ONNX export and voices archive.
+_KOKORO_RELEASE = "https://github.com/thewh1teagle/kokoro-onnx/releases/download/model-files-v1.0"
+KOKORO_MODEL = PublishedWeights(
+    "kokoro-v1.0.onnx",
+    "7d5df8ecf7d4b1878015a32686053fd0eebe2bc377234608764cc0ef3636a6c5",
+    WeightsRole.VOICE,
+    url=f"{_KOKORO_RELEASE}/kokoro-v1.0.onnx",
+)
+KOKORO_MODEL_INT8 = PublishedWeights(
+    "kokoro-v1.0.int8.onnx",
+    "6e742170d309016e5891a994e1ce1559c702a2ccd0075e67ef7157974f6406cb",
+    WeightsRole.VOICE,
+    url=f"{_KOKORO_RELEASE}/kokoro-v1.0.int8.onnx",
+)
+KOKORO_VOICES = PublishedWeights(
+    "voices-v1.0.bin",
+    "bca610b8308e8d99f32e6fe4197e7ec01679264efed0cac9140fe9c29f1fbf7d",
+    WeightsRole.VOICE,
+    url=f"{_KOKORO_RELEASE}/voices-v1.0.bin",
+)
+PUBLISHED: tuple[PublishedWeights, ...] = (
+    WAV2LIP,
+    WAV2LIP_GAN,
+    S3FD,
+    GFPGAN_V13,
+    GFPGAN_V14,
+    KOKORO_MODEL,
+    KOKORO_MODEL_INT8,
+    KOKORO_VOICES,
+)
 
 
 def known_name(sha256: str) -> str | None:

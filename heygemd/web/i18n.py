@@ -158,6 +158,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "stage.detect": ("finding the face", "正在识别人脸"),
     "stage.render": ("rendering", "正在渲染"),
     "stage.restore": ("restoring faces", "正在修复面部"),
+    "stage.speech": ("speaking the script", "正在朗读文稿"),
     "progress.frames": ("{done} of {total} frames", "第 {done} / {total} 帧"),
     "progress.fps": ("{fps} frames/s", "每秒 {fps} 帧"),
     "progress.eta": ("{time} left", "剩余 {time}"),
@@ -393,6 +394,39 @@ CODE_TEXTS_ZH: dict[ErrorCode, tuple[str, str]] = {
     ErrorCode.LIMIT_FILE_TOO_LARGE: (
         "某个文件超过了服务允许的大小。",
         "请使用更小的文件（更短或码率更低），或请管理员调高 limits.max_file_bytes。",
+    ),
+    ErrorCode.LIMIT_SCRIPT_TOO_LONG: (
+        "文稿超过了服务允许的长度。",
+        "请把文稿拆分成几个文件，或请管理员调高 limits.max_script_chars。",
+    ),
+    ErrorCode.JOB_AUDIO_AND_SCRIPT: (
+        "任务文件夹里同时有音频和文稿；一个任务只能用其中一种。",
+        "请删除音频文件或文稿（.txt），或把它们放进不同的文件夹，然后重新放入。",
+    ),
+    ErrorCode.SCRIPT_EMPTY: ("文稿里没有可以朗读的文字。", "请在文稿（UTF-8 的 .txt 文件）里写入文字，然后重新放入文件夹。"),
+    ErrorCode.SCRIPT_LANGUAGE_UNSUPPORTED: (
+        "所选的语音不会说这份文稿的语言。",
+        "请在 job.toml 里把 language（和 voice）设成与文稿一致，或选择会说这种语言的语音，然后重新放入。",
+    ),
+    ErrorCode.SPEECH_VOICE_UNAVAILABLE: (
+        "所选的语音在这个服务上不可用。",
+        "请选择 heygemd doctor 列为可用的语音，或请管理员安装它（fetch-models）。",
+    ),
+    ErrorCode.SPEECH_FAILED: (
+        "语音没有为这份文稿生成任何声音。",
+        "请确认文稿里是该语言的文字（而不只是符号），然后重新放入文件夹。",
+    ),
+    ErrorCode.PRESENTER_UNKNOWN: (
+        "任务指定的主持人（或主持人的模板）不在主持人库里。",
+        "请对照主持人文件夹检查 job.toml 里 presenters 的名称，然后重新放入文件夹。",
+    ),
+    ErrorCode.PRESENTER_EMPTY: (
+        "某个主持人的文件夹里没有模板视频或图片。",
+        "请把这个主持人的模板视频放进主持人库里对应的文件夹，然后重新放入任务。",
+    ),
+    ErrorCode.PRESENTER_BAD_NAME: (
+        "job.toml 里的主持人名称不是普通名称（含有“..”、以“/”开头，或有多个“/”）。",
+        "请写“名称”表示该主持人的全部模板，或写“名称/文件.mp4”表示其中一个，然后重新放入文件夹。",
     ),
     ErrorCode.DISK_FULL: ("保存结果的磁盘已满。", "需要管理员释放空间；在此期间任务会自动重试。"),
     ErrorCode.SHARE_UNAVAILABLE: (
