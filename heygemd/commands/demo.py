@@ -1,8 +1,9 @@
 """`heygemd demo`: a first result in a minute, with nothing downloaded.
 
 It makes a sample job: a presenter (scikit-image's astronaut portrait, a NASA photograph in the public
-domain, shipped with a dependency) and a spoken sample (espeak-ng when it is installed; otherwise a
-synthetic voice-like sample of vowel syllables, made here: not words). Then it runs the job end to end:
+domain, shipped with a dependency) and a spoken sample (heygemd.speech: Kokoro-82M when its files are
+there, else espeak-ng, shipped; should neither speak, a synthetic voice-like sample of vowel syllables,
+made here: not words). Then it runs the job end to end:
 through the running service of this configuration when there is one (dropped into its inbox, the result
 waited for in its outbox), else in this process with the engine. It says what was real: the picture, the
 voice, the model (the published Wav2Lip weights, other weights, or no model at all: a dry run).
@@ -14,7 +15,6 @@ import argparse
 import math
 import os
 import shutil
-import subprocess
 import sys
 import time
 import wave
@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from heygemd.daemon.config import CONFIG_ENV_VAR, ConfigError, HeygemdConfig, load_config
+from heygemd.daemon.speech_settings import SpeechConfig
 from heygemd.exitcodes import ExitCode
 from heygemd.names import temporary_name
 
@@ -34,7 +35,7 @@ SPEECH_FILE = "speech.wav"
 JOB_PREFIX = "heygemd demo"
 SERVICE_WAIT_SECONDS = 15 * 60.0  # a job through a CPU service may take minutes; never forever
 POLL_SECONDS = 0.5
-ESPEAK_TIMEOUT_SECONDS = 60
+SAMPLE_LANGUAGE = "en"
 # The synthetic sample: syllables of a voice-like source through vowel formants (Hz), with pauses.
 VOWEL_FORMANTS = ((730, 1090, 2440), (270, 2290, 3010), (300, 870, 2240), (570, 840, 2410), (530, 1840, 2480))
 SYLLABLE_SECONDS = 0.28
@@ -67,7 +68,7 @@ def run_demo(args: argparse.Namespace) -> int:
         print(f"heygemd: configuration error: {err}", file=sys.stderr)
         return ExitCode.CONFIG
     try:
-        job = make_sample_job(args.folder / "job")
+        job = make_sample_job(args.folder / "job", config.speech)
     except OSError as err:
         print(f"heygemd: cannot write the sample into {args.folder}: {err.strerror or err}", file=sys.stderr)
         return ExitCode.CANT_CREATE
@@ -81,35 +82,32 @@ def run_demo(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------- the sample
 
 
-def make_sample_job(folder: Path) -> SampleJob:
+def make_sample_job(folder: Path, speech: SpeechConfig) -> SampleJob:
     """``folder/presenter.png`` and ``folder/speech.wav`` (made again each time)."""
     from skimage import data, io
 
     folder.mkdir(parents=True, exist_ok=True)
     io.imsave(folder / PRESENTER_FILE, data.astronaut(), check_contrast=False)
-    voice = _espeak(folder / SPEECH_FILE)
+    voice = _speak(folder / SPEECH_FILE, speech)
     if voice is None:
         _write_wav(folder / SPEECH_FILE, synthetic_voice())
         voice = (
-            "a synthetic voice-like sample (vowel syllables made by heygemd, not words): espeak-ng is not installed; "
-            "with it, the sample speaks a sentence"
+            "a synthetic voice-like sample (vowel syllables made by heygemd, not words): no voice of heygemd.speech "
+            "could speak here (`heygemd doctor` says why)"
         )
     return SampleJob(folder, voice)
 
 
-def _espeak(target: Path) -> str | None:
-    binary = shutil.which("espeak-ng")
-    if binary is None:
-        return None
+def _speak(target: Path, speech: SpeechConfig) -> str | None:
+    """SAMPLE_TEXT spoken into ``target`` by the best voice here (Kokoro when its files are there, else espeak-ng)."""
+    from heygemd.speech import SpeechError, VoiceChoice, open_voice, speak_to_wav
+
     try:
-        result = subprocess.run(
-            [binary, "-w", str(target), SAMPLE_TEXT], capture_output=True, timeout=ESPEAK_TIMEOUT_SECONDS, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired):
+        voice = open_voice(VoiceChoice(), SAMPLE_LANGUAGE, speech.kokoro_files())
+        spoken = speak_to_wav(SAMPLE_TEXT, voice, SAMPLE_LANGUAGE, 1.0, target)
+    except (SpeechError, OSError):
         return None
-    if result.returncode != 0 or not target.is_file() or target.stat().st_size == 0:
-        return None
-    return f'espeak-ng speaking "{SAMPLE_TEXT}" (a real, synthetic voice)'
+    return f'{spoken.voice.name} speaking "{SAMPLE_TEXT}" (a real, synthetic voice)'
 
 
 def synthetic_voice(seed: int = 0) -> np.ndarray:
