@@ -27,7 +27,7 @@ from heygemd.engine.formats import AUDIO_SUFFIXES, STILL_SUFFIXES, VIDEO_SUFFIXE
 from heygemd.engine.settings import RenderOptions
 from heygemd.names import NAME_MAX_BYTES, fit_name, is_heygemd_temporary, name_bytes
 from heygemd.resultfiles import REPORT_NAMES
-from heygemd.speech.voice import MAX_SPEED, MIN_SPEED
+from heygemd.speech.choice import MAX_SPEED, MIN_SPEED
 
 JOB_FILE = "job.toml"
 SCRIPT_SUFFIX = ".txt"  # a script: UTF-8 text spoken by a voice instead of an audio file
