@@ -27,7 +27,6 @@ from heygemd.names import download_name
 CHUNK_BYTES = 1 << 16
 TIMEOUT_SECONDS = 30
 LEGACY_PARTIAL_SUFFIX = ".part"  # where earlier versions kept a download: resumed from there
-RESTORER_LABEL = "GFPGAN face restorer"
 KOKORO_MODEL_LABEL = "Kokoro-82M voice model"
 KOKORO_VOICES_LABEL = "Kokoro-82M voices"
 
@@ -58,24 +57,9 @@ class FetchResult:
 
 
 def wanted_models(config: HeygemdConfig) -> list[ModelFile]:
-    models = [
-        ModelFile("Wav2Lip weights", config.engine.checkpoint, config.models.checkpoint_url, config.models.checkpoint_sha256)
-    ]
-    if config.engine.detector.value == "s3fd":
-        models.append(
-            ModelFile(
-                "S3FD face detector",
-                config.engine.detector_checkpoint,
-                config.models.detector_url,
-                config.models.detector_sha256,
-            )
-        )
-    if config.engine.restorer.value == "gfpgan":
-        models.append(
-            ModelFile(
-                RESTORER_LABEL, config.engine.restorer_checkpoint, config.models.restorer_url, config.models.restorer_sha256
-            )
-        )
+    """The weight files the engine settings name, each with where `fetch-models` downloads it from, and the
+    speech's voice files (optional: espeak-ng speaks scripts without them)."""
+    models = [ModelFile(file.label, file.path, *config.models.source(file.role)) for file in config.engine.weight_files()]
     speech = config.speech
     models.append(
         ModelFile(

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from heygemd.engine.weights import WeightsRole
 
 Box = tuple[int, int, int, int]
 """A face box in pixels of the (rotated, displayed) frame: (x1, y1, x2, y2), x2/y2 exclusive."""
@@ -58,6 +61,20 @@ class X264Preset(StrEnum):
     PLACEBO = "placebo"
 
 
+GENERATOR_LABEL = "Wav2Lip weights"
+DETECTOR_LABEL = "S3FD face detector"
+RESTORER_LABEL = "GFPGAN face restorer"
+
+
+@dataclass(frozen=True)
+class WeightFile:
+    """One weight file the settings name: what it is for, a label for people, and where it must be."""
+
+    role: WeightsRole  # also the key under which the configuration's ``[models]`` says where it comes from
+    label: str
+    path: Path
+
+
 class EngineSettings(BaseModel):
     """Chosen once per engine object; changing them means loading a new engine."""
 
@@ -104,6 +121,19 @@ class EngineSettings(BaseModel):
         description="folder for the decoded audio of the job being rendered, a WAV of up to 21 MB a minute "
         "(44.1 kHz stereo) (unset: <paths.state>/audio-snapshots for the service, $TMPDIR or /tmp for heygemd render)",
     )
+
+    def weight_files(self) -> list[WeightFile]:
+        """The weight files these settings name (a dry run names them too, and loads none)."""
+        files = [WeightFile(WeightsRole.LIP_SYNC, GENERATOR_LABEL, self.checkpoint)]
+        if self.detector == DetectorKind.S3FD:
+            files.append(WeightFile(WeightsRole.FACE_DETECTOR, DETECTOR_LABEL, self.detector_checkpoint))
+        if self.restorer == RestorerKind.GFPGAN:
+            files.append(WeightFile(WeightsRole.FACE_RESTORER, RESTORER_LABEL, self.restorer_checkpoint))
+        return files
+
+    def files_to_load(self) -> list[WeightFile]:
+        """The weight files an engine with these settings loads when it starts (none in a dry run)."""
+        return [] if self.dry_run else self.weight_files()
 
 
 class RenderOptions(BaseModel):
