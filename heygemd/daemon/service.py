@@ -513,8 +513,10 @@ class Service:
         self._set_state(WORKING)
 
     def tasks(self, tasks: list[WorkerTask]) -> None:
-        """Cluster mode: the job's tasks into the status, at most once a second; keeps the watchdog fed."""
-        self.notifier.watchdog()
+        """Cluster mode: the job's tasks into the status, at most once a second; keeps the watchdog fed (while the
+        inbox is watched, as progress() does)."""
+        if self.arrivals.alive:
+            self.notifier.watchdog()
         self.status.tasks = tasks
         self._show_progress(done=not tasks)
 
