@@ -106,7 +106,7 @@ class MuseTalk:
             raise ValueError(f"crops must be (N, {FACE_SIZE}, {FACE_SIZE}, 3) uint8, not {crops.shape} {crops.dtype}")
         with torch.inference_mode():
             rgb = torch.from_numpy(np.ascontiguousarray(crops[..., ::-1])).to(self.device)
-            whole = rgb.permute(0, 3, 1, 2).to(self.dtype) / PIXEL_MAX
+            whole = rgb.permute(0, 3, 1, 2).contiguous().to(self.dtype) / PIXEL_MAX  # NCHW, the reference's layout
             masked = whole.clone()
             masked[:, :, MASKED_FROM_ROW:] = 0
             pixels = torch.cat([masked, whole]) * 2 - 1
