@@ -27,6 +27,13 @@ class BlendMode(StrEnum):
     HARD = "hard"  # the reference's pasted rectangle, exactly
 
 
+class ModelKind(StrEnum):
+    """The lip-sync model a service runs (one, loaded once and kept warm)."""
+
+    WAV2LIP = "wav2lip"  # 96x96 mouth; weights for personal/research use only (trained on LRS2)
+    MUSETALK = "musetalk"  # MuseTalk 1.5: a 256x256 face in one latent UNet step; weights for any purpose
+
+
 class DetectorKind(StrEnum):
     S3FD = "s3fd"  # face-alignment's S3FD, weights from checkpoints/
     LBP = "lbp"  # scikit-image's LBP frontal-face cascade: no download, lower quality
@@ -48,8 +55,20 @@ class EngineSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    model: ModelKind = Field(
+        ModelKind.WAV2LIP,
+        description="the lip-sync model: wav2lip (research-only weights) or musetalk (MuseTalk 1.5, weights for any "
+        "purpose; needs musetalk_dir)",
+    )
     checkpoint: Path = Field(
         Path("checkpoints/wav2lip_gan.pth"), description="Wav2Lip generator weights (wav2lip_gan.pth or wav2lip.pth)"
+    )
+    musetalk_dir: Path = Field(
+        Path("checkpoints/musetalk"),
+        description='MuseTalk 1.5\'s files as its download script leaves them (musetalkV15/, sd-vae/, whisper/), used when model = "musetalk"',
+    )
+    latent_cache_max_mb: int = Field(
+        256, ge=0, description="MuseTalk: memory for the VAE latents of re-used template frames (0: no cache)"
     )
     detector: DetectorKind = Field(
         DetectorKind.S3FD, description="s3fd (needs detector_checkpoint) or lbp (no download, lower quality)"
@@ -114,6 +133,15 @@ class RenderOptions(BaseModel):
     crf: int = Field(18, ge=0, le=51, description="libx264 quality: lower is better and bigger (0-51)")
     preset: str = Field("medium", description="libx264 preset")
     still_fps: float = Field(25.0, gt=0, le=120, description="frame rate of the video made from a still image")
+    silence_db: float = Field(
+        -45.0, ge=-120, le=0, description="audio quieter than this (dBFS, per 10 ms) counts as silence"
+    )
+    silence_min_s: float = Field(
+        0.4,
+        ge=0,
+        le=60,
+        description="silences at least this long show the template's own mouth, cross-faded at the edges (0: off)",
+    )
 
     @field_validator("fixed_box")
     @classmethod
