@@ -22,6 +22,8 @@ from tqdm import tqdm
 from heygemd.atomic import fsync_directory
 from heygemd.daemon.config import HeygemdConfig
 from heygemd.engine.files import sha256_file
+from heygemd.engine.settings import ModelKind
+from heygemd.engine.weights import MUSETALK_FILES
 from heygemd.names import download_name
 
 CHUNK_BYTES = 1 << 16
@@ -35,10 +37,14 @@ class ModelFile:
     label: str
     path: Path
     url: str
-    sha256: str  # whole hash or a prefix of at least 8 hex digits
+    sha256: str  # whole hash or a prefix of at least 8 hex digits; "": no published digest to check against
 
     def matches(self, digest: str) -> bool:
         return digest.lower().startswith(self.sha256.lower())
+
+    @property
+    def verified(self) -> bool:
+        return bool(self.sha256)
 
 
 class Outcome(StrEnum):
@@ -54,10 +60,27 @@ class FetchResult:
     message: str
 
 
-def wanted_models(config: HeygemdConfig) -> list[ModelFile]:
-    models = [
+def _wav2lip_files(config: HeygemdConfig) -> list[ModelFile]:
+    return [
         ModelFile("Wav2Lip weights", config.engine.checkpoint, config.models.checkpoint_url, config.models.checkpoint_sha256)
     ]
+
+
+def _musetalk_files(config: HeygemdConfig) -> list[ModelFile]:
+    """MuseTalk 1.5's files, each at its place under engine.musetalk_dir (the layout of MuseTalk's download script)."""
+    return [
+        ModelFile(
+            f"MuseTalk {weights.file_name}", config.engine.musetalk_dir / weights.file_name, weights.url, weights.sha256
+        )
+        for weights in MUSETALK_FILES
+    ]
+
+
+MODEL_FILES = {ModelKind.WAV2LIP: _wav2lip_files, ModelKind.MUSETALK: _musetalk_files}
+
+
+def wanted_models(config: HeygemdConfig) -> list[ModelFile]:
+    models = MODEL_FILES[ModelKind(config.engine.model)](config)
     if config.engine.detector.value == "s3fd":
         models.append(
             ModelFile(
@@ -77,15 +100,24 @@ def wanted_models(config: HeygemdConfig) -> list[ModelFile]:
 
 
 def place_by_hand(model: ModelFile) -> str:
+    if not model.verified:
+        return (
+            f"Place it by hand: download {model.url} on a machine with internet access and save it as {model.path.resolve()}"
+        )
     return (
         f"Place it by hand: download {model.url} on a machine with internet access (or take any copy whose "
         f"sha256 starts with {model.sha256}) and save it as {model.path.resolve()}"
     )
 
 
+UNVERIFIED = "no published sha256 to check it against: the engine checks every key and shape when it loads it"
+
+
 def fetch_model(model: ModelFile, *, show_progress: bool | None = None) -> FetchResult:
     if model.path.exists():
         digest = sha256_file(model.path)
+        if not model.verified:
+            return FetchResult(model, Outcome.PRESENT, f"{model.path} is present, sha256 {digest[:16]}… ({UNVERIFIED})")
         if model.matches(digest):
             return FetchResult(model, Outcome.PRESENT, f"{model.path} is present, sha256 {digest[:16]}… matches")
         return FetchResult(
@@ -118,7 +150,8 @@ def fetch_model(model: ModelFile, *, show_progress: bool | None = None) -> Fetch
         )
     os.replace(partial, model.path)
     fsync_directory(model.path.parent)
-    return FetchResult(model, Outcome.DOWNLOADED, f"{model.path} downloaded, sha256 {digest[:16]}… matches")
+    checked = "matches" if model.verified else f"({UNVERIFIED})"
+    return FetchResult(model, Outcome.DOWNLOADED, f"{model.path} downloaded, sha256 {digest[:16]}… {checked}")
 
 
 def _partial_path(path: Path) -> Path:

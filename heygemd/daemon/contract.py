@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from heygemd.codes import CodedError, ErrorCode
 from heygemd.daemon.config import LimitsConfig
 from heygemd.engine.formats import AUDIO_SUFFIXES, STILL_SUFFIXES, VIDEO_SUFFIXES
-from heygemd.engine.settings import RenderOptions
+from heygemd.engine.settings import ModelKind, RenderOptions
 from heygemd.names import NAME_MAX_BYTES, fit_name, is_heygemd_temporary, name_bytes
 
 JOB_FILE = "job.toml"
@@ -205,6 +205,9 @@ class JobFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     output_folder: str | None = Field(None, description="name of the job's folder in the outbox (default: the job's)")
+    model: ModelKind | None = Field(
+        None, description="the lip-sync model the job needs (wav2lip or musetalk): refused by a service running another"
+    )
     render: dict[str, object] = Field(default_factory=dict, description="render options for every template")
     videos: dict[str, dict[str, object]] = Field(default_factory=dict, description="per-template options")
 
@@ -253,8 +256,11 @@ def plan_job(
     defaults: RenderOptions,
     marker_name: str | None = None,
     limits: LimitsConfig = DEFAULT_LIMITS,
+    service_model: ModelKind | None = None,
 ) -> JobPlan:
     """Check the folder against the contract and the operator's limits, and say what to render.
+
+    ``service_model``: the model this service runs; a job.toml asking for another is refused (None: not checked).
 
     Raises ContractViolation. The audio's length needs a probe: limits.check_limits, right after.
     """
@@ -352,6 +358,7 @@ def plan_job(
     _check_count_and_sizes(videos, {name: sizes[name] for name in audio + videos}, limits)
 
     job_file = _read_job_file(folder) if has_job_file else JobFile()
+    _check_model(job_file, service_model)
     unknown = sorted(set(job_file.videos) - set(videos))
     if unknown:
         raise ContractViolation(
@@ -386,6 +393,17 @@ def plan_job(
         videos=tuple(planned),
         output_folder=job_file.output_folder or job_name,
         warnings=tuple(details),
+    )
+
+
+def _check_model(job_file: JobFile, service_model: ModelKind | None) -> None:
+    if job_file.model is None or service_model is None or job_file.model == service_model:
+        return
+    raise ContractViolation(
+        f'job.toml asks for the lip-sync model "{job_file.model.value}", but this service runs '
+        f'"{service_model.value}" (engine.model). Remove the model key, or drop the job on a service that runs '
+        f'"{job_file.model.value}".',
+        code=ErrorCode.JOB_MODEL_UNAVAILABLE,
     )
 
 

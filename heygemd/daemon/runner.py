@@ -222,7 +222,7 @@ class JobRunner:
         watch = self.config.watch
         marker = watch.marker_name if watch.readiness is Readiness.MARKER else None
         input_dir = self.work.input_dir(record.job_id).resolve()  # absolute: no name can look like an option
-        return plan_job(input_dir, record.name, self.config.render, marker, self.config.limits)
+        return plan_job(input_dir, record.name, self.config.render, marker, self.config.limits, self.config.engine.model)
 
     # -------------------------------------------------------------- inputs that change after the claim
 

@@ -32,3 +32,42 @@ PUBLISHED: tuple[PublishedWeights, ...] = (WAV2LIP, WAV2LIP_GAN, S3FD)
 def known_name(sha256: str) -> str | None:
     """The public file name for a digest, or None when the file is not a known release."""
     return next((weights.file_name for weights in PUBLISHED if weights.matches(sha256)), None)
+
+
+# MuseTalk 1.5 (engine.model = "musetalk"): the files its download script fetches, by their place under
+# engine.musetalk_dir. No digest is recorded: heygemd found no two public sources agreeing on these files'
+# sha256, so they are not recognised by hash (sha256 ""); the engine checks every key and shape when it loads.
+# Kept out of PUBLISHED, whose rows name a file by its digest.
+HUGGING_FACE = "https://huggingface.co"
+MUSETALK_UNET = PublishedWeights(
+    "musetalkV15/unet.pth", "", url=f"{HUGGING_FACE}/TMElyralab/MuseTalk/resolve/main/musetalkV15/unet.pth"
+)
+MUSETALK_UNET_CONFIG = PublishedWeights(
+    "musetalkV15/musetalk.json", "", url=f"{HUGGING_FACE}/TMElyralab/MuseTalk/resolve/main/musetalkV15/musetalk.json"
+)
+SD_VAE_CONFIG = PublishedWeights(
+    "sd-vae/config.json", "", url=f"{HUGGING_FACE}/stabilityai/sd-vae-ft-mse/resolve/main/config.json"
+)
+SD_VAE = PublishedWeights(
+    "sd-vae/diffusion_pytorch_model.bin",
+    "",
+    url=f"{HUGGING_FACE}/stabilityai/sd-vae-ft-mse/resolve/main/diffusion_pytorch_model.bin",
+)
+WHISPER_TINY_CONFIG = PublishedWeights(
+    "whisper/config.json", "", url=f"{HUGGING_FACE}/openai/whisper-tiny/resolve/main/config.json"
+)
+WHISPER_TINY = PublishedWeights(
+    "whisper/pytorch_model.bin", "", url=f"{HUGGING_FACE}/openai/whisper-tiny/resolve/main/pytorch_model.bin"
+)
+WHISPER_TINY_PREPROCESSOR = PublishedWeights(
+    "whisper/preprocessor_config.json", "", url=f"{HUGGING_FACE}/openai/whisper-tiny/resolve/main/preprocessor_config.json"
+)
+MUSETALK_FILES: tuple[PublishedWeights, ...] = (
+    MUSETALK_UNET,
+    MUSETALK_UNET_CONFIG,
+    SD_VAE_CONFIG,
+    SD_VAE,
+    WHISPER_TINY_CONFIG,
+    WHISPER_TINY,
+    WHISPER_TINY_PREPROCESSOR,
+)

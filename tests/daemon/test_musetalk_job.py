@@ -1,0 +1,90 @@
+"""A service running MuseTalk 1.5: a real `heygemd run` renders a job with it, and refuses a job asking for another model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from service_harness import drop_job, service_config
+
+from heygemd.codes import ErrorCode
+from heygemd.daemon.contract import ContractViolation, plan_job
+from heygemd.engine.audio import SAMPLE_RATE, video_frame_count
+from heygemd.engine.media import decode_audio, read_frames
+from heygemd.engine.probe import probe_video
+from heygemd.engine.settings import ModelKind, RenderOptions
+
+
+def _musetalk_service(daemon_factory, wav2lip_checkpoint: Path, musetalk_dir: Path):
+    daemon = daemon_factory()
+    config = service_config(daemon.root, checkpoint=wav2lip_checkpoint)
+    config["engine"].update({"model": "musetalk", "musetalk_dir": str(musetalk_dir), "batch_size": 8})
+    config["render"].update({"crf": 0})
+    daemon.write_config(config)
+    daemon.start()
+    daemon.wait_ready()
+    return daemon
+
+
+def test_a_musetalk_service_renders_a_job_as_long_as_its_audio(daemon_factory, media, wav2lip_checkpoint, musetalk_dir):
+    daemon = _musetalk_service(daemon_factory, wav2lip_checkpoint, musetalk_dir)
+    drop_job(daemon.inbox, "muse", {"speech.wav": media["audio"], "front.mp4": media["video"]})
+    out = daemon.wait_outbox("muse")
+    report = json.loads((out / "job.json").read_text())
+    assert report["status"] == "ok", report
+    assert report["engine"]["model"] == "musetalk"
+    assert [Path(entry["path"]).name for entry in report["engine"]["model_files"]] == [
+        "unet.pth",
+        "diffusion_pytorch_model.bin",
+        "pytorch_model.bin",
+    ]
+    sidecar = json.loads((out / "front.json").read_text())
+    assert sidecar["model"] == "musetalk" and "lipsync" in sidecar
+    expected_frames = video_frame_count(len(decode_audio(media["audio"], SAMPLE_RATE)), 25.0)
+    assert sidecar["output"]["frame_count"] == expected_frames
+    frames = list(read_frames(probe_video(out / "front.mp4"), pixel_format="bgr24"))
+    assert len(frames) == expected_frames
+    template = next(read_frames(probe_video(media["video"]), pixel_format="bgr24"))
+    assert np.array_equal(frames[0][:8], template[:8]), "the top rows, far from the face, are the template's"
+    assert daemon.stop() == 0
+
+
+def test_a_job_asking_for_another_model_is_refused_with_its_code(tmp_path: Path, media):
+    folder = tmp_path / "job"
+    folder.mkdir()
+    (folder / "speech.wav").write_bytes(media["audio"].read_bytes())
+    (folder / "front.mp4").write_bytes(media["video"].read_bytes())
+    (folder / "job.toml").write_text('model = "musetalk"\n')
+    plan = plan_job(folder, "job", RenderOptions(), service_model=ModelKind.MUSETALK)
+    assert len(plan.videos) == 1
+    try:
+        plan_job(folder, "job", RenderOptions(), service_model=ModelKind.WAV2LIP)
+    except ContractViolation as err:
+        assert err.code == ErrorCode.JOB_MODEL_UNAVAILABLE
+        assert 'asks for the lip-sync model "musetalk", but this service runs "wav2lip"' in err.reason
+    else:
+        raise AssertionError("a job for MuseTalk was planned on a Wav2Lip service")
+    (folder / "job.toml").write_text('model = "sadtalker"\n')
+    try:
+        plan_job(folder, "job", RenderOptions(), service_model=ModelKind.WAV2LIP)
+    except ContractViolation as err:
+        assert err.code == ErrorCode.JOB_TOML_INVALID
+    else:
+        raise AssertionError("an unknown model name was accepted")
+
+
+def test_the_service_quarantines_a_job_for_a_model_it_does_not_run(daemon_factory, media):
+    daemon = daemon_factory()
+    daemon.write_config(service_config(daemon.root))  # a dry-run Wav2Lip service
+    daemon.start()
+    daemon.wait_ready()
+    drop_job(
+        daemon.inbox,
+        "wants muse",
+        {"speech.wav": media["audio"], "front.mp4": media["video"], "job.toml": b'model = "musetalk"\n'},
+    )
+    error = daemon.wait_quarantine("wants muse")
+    assert error["code"] == ErrorCode.JOB_MODEL_UNAVAILABLE.value
+    assert "musetalk" in error["reason"]
+    assert daemon.stop() == 0
