@@ -126,7 +126,7 @@ def _restorer_check(config: HeygemdConfig) -> Check:
     """Whether the face restorer is on, and how it runs (its weights have their own line above)."""
     engine = config.engine
     if engine.restorer.value == "none":
-        return Check("restorer", Level.OK, 'off (engine.restorer = "none"): the mouth is Wav2Lip\'s own 96x96 drawing')
+        return Check("restorer", Level.OK, 'off (engine.restorer = "none"): the mouth is the lip-sync model\'s own drawing')
     precision = "float16 on CUDA" if engine.half_precision else "float32"
     return Check(
         "restorer",

@@ -88,3 +88,28 @@ def test_the_service_quarantines_a_job_for_a_model_it_does_not_run(daemon_factor
     assert error["code"] == ErrorCode.JOB_MODEL_UNAVAILABLE.value
     assert "musetalk" in error["reason"]
     assert daemon.stop() == 0
+
+
+def test_fetch_models_wants_musetalks_seven_files_under_musetalk_dir(tmp_path: Path):
+    from heygemd.commands.fetch import Outcome, fetch_model, wanted_models
+    from heygemd.daemon.config import HeygemdConfig
+
+    config = HeygemdConfig.model_validate({"engine": {"model": "musetalk", "musetalk_dir": str(tmp_path / "muse")}})
+    wanted = wanted_models(config)
+    relative = [str(model.path.relative_to(tmp_path / "muse")) for model in wanted if model.path.is_relative_to(tmp_path)]
+    assert relative == [
+        "musetalkV15/unet.pth",
+        "musetalkV15/musetalk.json",
+        "sd-vae/config.json",
+        "sd-vae/diffusion_pytorch_model.bin",
+        "whisper/config.json",
+        "whisper/pytorch_model.bin",
+        "whisper/preprocessor_config.json",
+    ]
+    assert [model.label for model in wanted][-1] == "S3FD face detector", "the detector is the same for both models"
+    assert not any("Wav2Lip" in model.label for model in wanted)
+    present = wanted[1]
+    present.path.parent.mkdir(parents=True)
+    present.path.write_text("{}")
+    result = fetch_model(present)
+    assert result.outcome == Outcome.PRESENT and "no published sha256" in result.message
