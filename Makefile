@@ -1,8 +1,10 @@
 # heygemd: the two commands of the quick start are `make start` and `make test`.
 VENV := .venv
 BIN := $(VENV)/bin
+# mkdocs-material 9.7+ prints a notice about MkDocs 2.0 on every build; the site pins MkDocs 1.6.
+MKDOCS := NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs
 
-.PHONY: start setup test lint bench clean-venv
+.PHONY: start setup test lint docs docs-serve bench clean-venv
 
 ## Set up, create the folders and config, fetch the weights if missing, and run the daemon in the foreground.
 start: setup
@@ -18,12 +20,22 @@ test:
 	./scripts/setup.sh test
 	$(BIN)/python -m pytest -q
 
-## Lint, format check and type check (run by .ci/run before the tests).
+## Lint, format check, type check and the documentation site built strictly (run by .ci/run before the tests).
 lint:
 	./scripts/setup.sh test
 	$(BIN)/ruff check heygemd tests bench
 	$(BIN)/ruff format --check heygemd tests bench
 	$(BIN)/mypy heygemd
+	$(MKDOCS) build --strict
+
+## The documentation site (docs/, mkdocs.yml) built into site/; docs-serve serves it on 127.0.0.1:8000 while you edit.
+docs:
+	./scripts/setup.sh test
+	$(MKDOCS) build --strict
+
+docs-serve:
+	./scripts/setup.sh test
+	$(MKDOCS) serve
 
 ## Speed and memory figures (writes bench/results/*.json).
 bench: setup

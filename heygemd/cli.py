@@ -1,4 +1,4 @@
-"""The `heygemd` command. Each sub-command lives in its own module and registers itself here."""
+"""The `heygemd` command. Each sub-command lives in its own module, and is registered here by name."""
 
 from __future__ import annotations
 
@@ -7,25 +7,23 @@ import sys
 from collections.abc import Callable, Sequence
 
 from heygemd import __version__
+from heygemd.commands import render, service, web, worker
 
-# Each entry: module path of a function `register(subparsers)` that adds one or more sub-commands
-# and sets `func` (taking the parsed args, returning an exit code) as their default.
-COMMAND_MODULES: tuple[str, ...] = (
-    "heygemd.commands.render",
-    "heygemd.commands.service",
-    "heygemd.commands.web",
-    "heygemd.commands.worker",
+# Each `register(subparsers)` adds one or more sub-commands and sets `func` (taking the parsed args,
+# returning an exit code) as their default. The modules import their heavy parts only when run.
+REGISTER_COMMANDS: tuple[Callable[[argparse._SubParsersAction], None], ...] = (
+    render.register,
+    service.register,
+    web.register,
+    worker.register,
 )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    import importlib
-
     parser = argparse.ArgumentParser(prog="heygemd", description="Self-hosted lip-sync video service (Wav2Lip).")
     parser.add_argument("--version", action="version", version=f"heygemd {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module_name in COMMAND_MODULES:
-        register: Callable[[argparse._SubParsersAction], None] = importlib.import_module(module_name).register
+    for register in REGISTER_COMMANDS:
         register(subparsers)
     return parser
 

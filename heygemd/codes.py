@@ -55,6 +55,17 @@ class ErrorCode(StrEnum):
     LIMIT_AUDIO_TOO_LONG = "limit.audio_too_long"
     LIMIT_TOO_MANY_TEMPLATES = "limit.too_many_templates"
     LIMIT_FILE_TOO_LARGE = "limit.file_too_large"
+    LIMIT_SCRIPT_TOO_LONG = "limit.script_too_long"
+    # -- scripts and speech (permanent)
+    JOB_AUDIO_AND_SCRIPT = "job.audio_and_script"
+    SCRIPT_EMPTY = "script.empty"
+    SCRIPT_LANGUAGE_UNSUPPORTED = "script.language_unsupported"
+    SPEECH_VOICE_UNAVAILABLE = "speech.voice_unavailable"
+    SPEECH_FAILED = "speech.failed"
+    # -- the presenter library (permanent)
+    PRESENTER_UNKNOWN = "presenter.unknown"
+    PRESENTER_EMPTY = "presenter.empty"
+    PRESENTER_BAD_NAME = "presenter.bad_name"
     # -- the environment (transient)
     DISK_FULL = "disk.full"
     SHARE_UNAVAILABLE = "share.unavailable"
@@ -78,7 +89,6 @@ class ErrorCode(StrEnum):
 
 
 _P, _T = Persistence.PERMANENT, Persistence.TRANSIENT
-_REDROP = "Fix the file, then drop the folder into the inbox again."
 
 CODES: dict[ErrorCode, CodeInfo] = {
     ErrorCode.INPUT_UNREADABLE: CodeInfo(
@@ -156,6 +166,49 @@ CODES: dict[ErrorCode, CodeInfo] = {
         _P,
         "A file is larger than this service accepts.",
         "Use a smaller file (shorter, or a lower bitrate), or ask the operator to raise limits.max_file_bytes.",
+    ),
+    ErrorCode.LIMIT_SCRIPT_TOO_LONG: CodeInfo(
+        _P,
+        "The script is longer than this service accepts.",
+        "Split the script into several files, or ask the operator to raise limits.max_script_chars.",
+    ),
+    ErrorCode.JOB_AUDIO_AND_SCRIPT: CodeInfo(
+        _P,
+        "The job folder holds both audio and a script; a job is spoken from one or the other.",
+        "Remove the audio files or the scripts (.txt), or put them in separate folders, then drop them again.",
+    ),
+    ErrorCode.SCRIPT_EMPTY: CodeInfo(
+        _P, "The script has no words to speak.", "Write the text into the script (UTF-8 .txt), then drop the folder again."
+    ),
+    ErrorCode.SCRIPT_LANGUAGE_UNSUPPORTED: CodeInfo(
+        _P,
+        "The chosen voice cannot speak the script's language.",
+        "Set language (and voice) in job.toml to match the script, or choose a voice that speaks it; then drop it again.",
+    ),
+    ErrorCode.SPEECH_VOICE_UNAVAILABLE: CodeInfo(
+        _P,
+        "The chosen voice is not available on this service.",
+        "Choose a voice that heygemd doctor lists as usable, or ask the operator to install it (fetch-models).",
+    ),
+    ErrorCode.SPEECH_FAILED: CodeInfo(
+        _P,
+        "The voice produced no speech for the script.",
+        "Check that the script holds words of its language (not only symbols), then drop the folder again.",
+    ),
+    ErrorCode.PRESENTER_UNKNOWN: CodeInfo(
+        _P,
+        "The job names a presenter (or a presenter's template) that is not in the presenter library.",
+        "Check the names in job.toml's presenters against the presenters folder, then drop the folder again.",
+    ),
+    ErrorCode.PRESENTER_EMPTY: CodeInfo(
+        _P,
+        "A presenter's folder holds no template video or still.",
+        "Put the presenter's template videos into their folder in the presenter library, then drop the job again.",
+    ),
+    ErrorCode.PRESENTER_BAD_NAME: CodeInfo(
+        _P,
+        'A presenter name in job.toml is not a plain name ("..", a leading "/" or more than one "/").',
+        'Write "name" for all of a presenter\'s templates or "name/file.mp4" for one, then drop the folder again.',
     ),
     ErrorCode.DISK_FULL: CodeInfo(
         _T, "The disk that receives the results is full.", "The operator must free space; the job is retried meanwhile."

@@ -19,7 +19,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field, ValidationError
 
 from heygemd.atomic import write_atomic
-from heygemd.daemon.reports import utc_now
+from heygemd.clock import utc_now
 
 CONTROL_FILE = "control.json"
 CONTROL_LOCK = "control.lock"

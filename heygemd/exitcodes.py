@@ -1,4 +1,4 @@
-"""Exit codes of the heygemd commands (sysexits.h numbers where one fits), documented in the README."""
+"""Exit codes of the heygemd commands (sysexits.h numbers where one fits), documented in docs/cli.md."""
 
 from __future__ import annotations
 

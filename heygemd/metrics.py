@@ -13,7 +13,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field, ValidationError
 
 from heygemd.atomic import write_atomic
-from heygemd.daemon.reports import utc_now
+from heygemd.clock import utc_now
 
 METRICS_FILE = "metrics.json"
 # Upper bounds (seconds) of the render wall-time histogram's buckets; +Inf is implied.

@@ -1,25 +1,29 @@
-"""The error codes: one table in heygemd/codes.py, documented whole in the README, classified for retries."""
+"""The error codes: one table in heygemd/codes.py, documented whole in docs/error-codes.md, classified for retries."""
 
 from __future__ import annotations
 
 import errno
-import re
-from pathlib import Path
+
+from docs_pages import code_name, page, section, table_rows
 
 from heygemd.codes import CODES, ErrorCode, Persistence, code_for_os_error, failure_from_os_error
+from heygemd.exitcodes import ExitCode
 
-README = Path(__file__).resolve().parents[1] / "README.md"
-
-
-def readme_code_table() -> dict[str, str]:
-    text = README.read_text(encoding="utf-8")
-    section = text[text.index("### Error codes") :]
-    section = section[: section.index("\n### ", 1)]
-    return dict(re.findall(r"^\| `([a-z_.]+)` \| (permanent|transient) \|", section, flags=re.MULTILINE))
+ERROR_CODES_PAGE = "error-codes.md"
+EXIT_CODES_PAGE, EXIT_CODES_HEADING = "cli.md", "## Exit codes"
 
 
-def test_the_readme_documents_every_code_with_its_kind_and_nothing_else():
-    assert readme_code_table() == {code.value: info.persistence.value for code, info in CODES.items()}
+def documented_codes() -> dict[str, tuple[str, ...]]:
+    """Each code of the page's table with its kind, meaning and fix; a code listed twice fails."""
+    rows = [(name, tuple(row[1:])) for row in table_rows(page(ERROR_CODES_PAGE)) if (name := code_name(row[0]))]
+    documented = dict(rows)
+    assert len(documented) == len(rows), "a code is listed twice in docs/error-codes.md"
+    return documented
+
+
+def test_the_docs_list_every_code_with_its_kind_meaning_and_fix_and_nothing_else():
+    expected = {code.value: (info.persistence.value, info.summary, info.fix) for code, info in CODES.items()}
+    assert documented_codes() == expected, "docs/error-codes.md must list heygemd/codes.py's table, row for row"
 
 
 def test_every_code_has_a_summary_and_a_fix():
@@ -61,11 +65,7 @@ def test_a_failure_from_a_filesystem_error_names_the_file_never_its_folder():
     assert failure.code is ErrorCode.DISK_FULL and '"a.mp4"' in failure.reason and "work" not in failure.reason
 
 
-def test_the_readme_documents_every_exit_code_and_nothing_else():
-    from heygemd.exitcodes import ExitCode
-
-    text = README.read_text(encoding="utf-8")
-    section = text[text.index("### Exit codes") :]
-    section = section[: section.index("\n## ", 1)]
-    documented = {int(number) for number in re.findall(r"^\| (\d+) \|", section, flags=re.MULTILINE)}
-    assert documented == {int(code) for code in ExitCode}
+def test_the_docs_list_every_exit_code_and_nothing_else():
+    rows = [row for row in table_rows(section(EXIT_CODES_PAGE, EXIT_CODES_HEADING)) if row[0].isdigit()]
+    documented = [int(row[0]) for row in rows]
+    assert sorted(documented) == sorted(int(code) for code in ExitCode), "docs/cli.md's exit codes"

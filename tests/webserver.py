@@ -116,12 +116,12 @@ def make_long_job(folder: Path) -> tuple[Path, Path]:
 
 
 @contextmanager
-def serving(daemon_factory: Callable[..., Any]) -> Iterator[tuple[Any, WebProcess]]:
-    """A real `heygemd run` (dry run, the tests' fast settings) and a real `heygemd web` beside it."""
+def serving(daemon_factory: Callable[..., Any], **sections: dict[str, Any]) -> Iterator[tuple[Any, WebProcess]]:
+    """A real `heygemd run` (dry run, the tests' fast settings, ``sections`` over them) and a real `heygemd web` beside it."""
     from service_harness import service_config
 
     daemon = daemon_factory()
-    daemon.write_config(service_config(daemon.root))
+    daemon.write_config(service_config(daemon.root, **sections))
     daemon.start()
     daemon.wait_ready()
     web = WebProcess(daemon.root, daemon.config_path).start()

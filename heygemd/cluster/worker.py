@@ -19,10 +19,13 @@ from heygemd.cluster.app import make_app, redact
 from heygemd.cluster.paths import PathMap
 from heygemd.cluster.protocol import TASK_NAME, RenderTask, TaskState
 from heygemd.cluster.store import TaskStore
-from heygemd.codes import ErrorCode, Failure, failure_from_os_error
+from heygemd.codes import ErrorCode
 from heygemd.daemon.config import ConfigError, HeygemdConfig, LogConfig, load_config
+from heygemd.daemon.engine_start import start_engine
 from heygemd.daemon.logs import configure_logging, get_logger
-from heygemd.daemon.supervise import RenderHung, RenderStalled, StallWatch
+from heygemd.daemon.render_port import RenderEngine
+from heygemd.daemon.supervise import RenderHung, StallWatch
+from heygemd.daemon.video_end import render_failure
 from heygemd.engine import EngineError, RenderCancelled, RenderProgress
 from heygemd.exitcodes import ExitCode
 
@@ -32,14 +35,13 @@ PROGRESS_INTERVAL_SECONDS = 0.5
 class VideoRenderer:
     """The task's body, around a warm engine (heygemd.engine.LipSyncEngine)."""
 
-    def __init__(self, engine: Any, store: TaskStore, config: HeygemdConfig, name: str) -> None:
+    def __init__(self, engine: RenderEngine, store: TaskStore, config: HeygemdConfig, name: str) -> None:
         self.engine = engine
         self.store = store
         self.name = name
         self.heartbeat_seconds = config.cluster.heartbeat_seconds
         self.paths = PathMap(config.cluster.path_map)
-        stall = config.service.stall_seconds
-        self.stall_watch = StallWatch(stall, grace_seconds=max(30.0, stall / 2))
+        self.stall_watch = StallWatch.for_stall(config.service.stall_seconds)
         self.log = get_logger("heygemd.worker")
 
     def run(self, task: RenderTask) -> dict[str, Any]:
@@ -80,7 +82,7 @@ class VideoRenderer:
             log.error("a render hung and could not be stopped; the worker exits (systemd restarts it)")
             os._exit(ExitCode.RENDER_HUNG)
         except Exception as err:  # one bad video never stops the worker
-            failure = _failure(task, err)
+            failure = render_failure(task.template, err)
             if failure.code is ErrorCode.INTERNAL:
                 log.exception("video failed with an internal error")
             self.store.end(
@@ -129,22 +131,6 @@ class VideoRenderer:
                 return
 
 
-def _failure(task: RenderTask, err: Exception) -> Failure:
-    if isinstance(err, EngineError):
-        return err.failure()
-    if isinstance(err, RenderStalled):
-        return Failure(
-            code=ErrorCode.RENDER_STALLED, reason=f"{task.template}: the render made no progress ({err}) and was stopped."
-        )
-    if isinstance(err, OSError):
-        return failure_from_os_error(err, f"rendering {task.template}")
-    if isinstance(err, MemoryError) or type(err).__name__ == "OutOfMemoryError":
-        return Failure(code=ErrorCode.OUT_OF_MEMORY, reason=f"{task.template}: the machine ran out of memory.")
-    return Failure(
-        code=ErrorCode.INTERNAL, reason=f"{task.template}: internal error while rendering ({type(err).__name__}: {err})"
-    )
-
-
 def _keep_our_logging(**kwargs: Any) -> None:
     return None
 
@@ -176,12 +162,8 @@ def run_worker(explicit_config: Path | None, device: str | None) -> int:
         dry_run=settings.dry_run,
         device=settings.device,
     )
-    from heygemd.engine import LipSyncEngine  # torch is imported here, once
-
-    if settings.face_cache_dir is None:
-        settings = settings.model_copy(update={"face_cache_dir": config.paths.state / "face-tracks"})
     try:
-        engine = LipSyncEngine(settings)
+        engine = start_engine(settings, config.paths.state)
     except EngineError as err:
         log.error("the engine cannot start", error=str(err))
         return ExitCode.MISSING_WEIGHTS

@@ -39,6 +39,7 @@ def run_checks(loaded: LoadedConfig) -> list[Check]:
     checks += _torch_checks(config)
     checks += _checkpoint_checks(config)
     checks.append(_restorer_check(config))
+    checks += _voice_checks(config)
     checks += _folder_checks(config)
     return checks
 
@@ -87,7 +88,8 @@ def _checkpoint_checks(config: HeygemdConfig) -> list[Check]:
     missing_level = Level.WARN if config.engine.dry_run else Level.FAIL
     for model in wanted_models(config):
         if not model.path.is_file():
-            checks.append(Check(model.label, missing_level, f"{model.path} is missing: run `heygemd fetch-models`"))
+            level = Level.WARN if model.optional else missing_level
+            checks.append(Check(model.label, level, f"{model.path} is missing: run `heygemd fetch-models`"))
             continue
         digest = sha256_file(model.path)
         size = model.path.stat().st_size
@@ -134,6 +136,21 @@ def _restorer_check(config: HeygemdConfig) -> Check:
         f"{engine.restorer.value}: {engine.restorer_checkpoint}, restore_weight {config.render.restore_weight}, "
         f"batch {engine.restorer_batch_size}, {precision} (a job's job.toml may set restore_weight; 0 turns it off)",
     )
+
+
+def _voice_checks(config: HeygemdConfig) -> list[Check]:
+    """Which voices can speak a script here: espeak-ng always (else FAIL), Kokoro when its files load (else WARN)."""
+    from heygemd.speech import usable_voices
+
+    checks = []
+    for status in usable_voices(config.speech.kokoro_files()):
+        if status.usable:
+            languages = ", ".join(status.languages) if len(status.languages) <= 8 else f"{len(status.languages)} languages"
+            checks.append(Check(f"voice {status.engine}", Level.OK, f"usable: {languages}; {status.detail}"))
+        else:
+            level = Level.FAIL if status.engine == "espeak-ng" else Level.WARN
+            checks.append(Check(f"voice {status.engine}", level, f"not usable: {status.detail}"))
+    return checks
 
 
 def _writable(folder: Path) -> str | None:

@@ -30,6 +30,8 @@ CHUNK_BYTES = 1 << 16
 TIMEOUT_SECONDS = 30
 LEGACY_PARTIAL_SUFFIX = ".part"  # where earlier versions kept a download: resumed from there
 RESTORER_LABEL = "GFPGAN face restorer"
+KOKORO_MODEL_LABEL = "Kokoro-82M voice model"
+KOKORO_VOICES_LABEL = "Kokoro-82M voices"
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,7 @@ class ModelFile:
     path: Path
     url: str
     sha256: str  # whole hash or a prefix of at least 8 hex digits; "": no published digest to check against
+    optional: bool = False  # the service works without it (Kokoro: espeak-ng speaks scripts meanwhile)
 
     def matches(self, digest: str) -> bool:
         return digest.lower().startswith(self.sha256.lower())
@@ -96,6 +99,17 @@ def wanted_models(config: HeygemdConfig) -> list[ModelFile]:
                 RESTORER_LABEL, config.engine.restorer_checkpoint, config.models.restorer_url, config.models.restorer_sha256
             )
         )
+    speech = config.speech
+    models.append(
+        ModelFile(
+            KOKORO_MODEL_LABEL, speech.kokoro_model, speech.kokoro_model_url, speech.kokoro_model_sha256, optional=True
+        )
+    )
+    models.append(
+        ModelFile(
+            KOKORO_VOICES_LABEL, speech.kokoro_voices, speech.kokoro_voices_url, speech.kokoro_voices_sha256, optional=True
+        )
+    )
     return models
 
 

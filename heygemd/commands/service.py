@@ -8,6 +8,7 @@ import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from heygemd.atomic import write_atomic
 from heygemd.daemon.config import (
@@ -19,6 +20,9 @@ from heygemd.daemon.config import (
     load_config,
 )
 from heygemd.exitcodes import ExitCode
+
+if TYPE_CHECKING:
+    from heygemd.daemon.render_port import Renderer, RendererStart
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -59,9 +63,21 @@ def _load(args: argparse.Namespace) -> LoadedConfig | int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from heygemd.daemon.worker import run_service
+    from heygemd.daemon.service import run_service
 
-    return run_service(args.config)
+    return run_service(args.config, choose_renderer)
+
+
+def choose_renderer(start: RendererStart) -> Renderer | None:
+    """The service's render step: the cluster's workers when a broker is configured (once this process is the
+    queue's coordinator; None if it was stopped while standing by), else the warm engine in this process."""
+    if start.config.cluster.broker_url is not None:
+        from heygemd.cluster.coordinator import become_coordinator
+
+        return become_coordinator(start)
+    from heygemd.daemon.local_render import LocalRenderer
+
+    return LocalRenderer(start.engine)
 
 
 def _init(args: argparse.Namespace) -> int:
@@ -84,6 +100,7 @@ def _init(args: argparse.Namespace) -> int:
         return ExitCode.CONFIG
     config = loaded.config
     folders = [getattr(config.paths, key) for key in ("inbox", "outbox", "quarantine", "work", "archive", "state")]
+    folders.append(config.paths.presenter_library)
     folders += sorted({config.engine.checkpoint.parent, config.engine.detector_checkpoint.parent})
     for folder in folders:
         if folder.is_dir():
@@ -107,6 +124,9 @@ def _fetch_models(args: argparse.Namespace) -> int:
     failed = False
     for model in wanted_models(loaded.config):
         result = fetch_model(model, show_progress=False if args.no_progress else None)
+        if result.outcome is Outcome.FAILED and model.optional:
+            print(f"{'optional':10} {result.message} (until then, espeak-ng speaks the scripts)", file=sys.stderr)
+            continue
         print(
             f"{result.outcome.value:10} {result.message}",
             file=sys.stdout if result.outcome is not Outcome.FAILED else sys.stderr,
@@ -131,13 +151,13 @@ def _doctor(args: argparse.Namespace) -> int:
 
 def _service_state(args: argparse.Namespace):
     """(loaded config, status, whether the service runs) or an exit code."""
-    from heygemd.daemon.status import process_alive, read_status
+    from heygemd.daemon.status import STOPPED, process_alive, read_status
 
     loaded = _load(args)
     if isinstance(loaded, int):
         return loaded
     status = read_status(loaded.config.paths.state)
-    running = status is not None and status.state != "stopped" and process_alive(status.pid)
+    running = status is not None and status.state != STOPPED and process_alive(status.pid)
     return loaded, status, running
 
 
@@ -186,7 +206,7 @@ def _resume(args: argparse.Namespace) -> int:
 
 def _cancel(args: argparse.Namespace) -> int:
     from heygemd.control import read_control, request_cancel
-    from heygemd.daemon.controls import cancel_outlook
+    from heygemd.daemon.control_reader import cancel_outlook
     from heygemd.daemon.journal import Journal
 
     found = _service_state(args)
@@ -223,7 +243,8 @@ def _totals(metrics) -> str:
     for key, count in jobs.items():
         by_status[key.split("/")[0]] = by_status.get(key.split("/")[0], 0) + count
     parts = ", ".join(f"{count} {status}" for status, count in sorted(by_status.items()))
-    return f"{sum(jobs.values())} jobs ({parts}), {metrics.counters.video_seconds_produced:.0f} s of video produced"
+    total = sum(jobs.values())
+    return f"{total} {'job' if total == 1 else 'jobs'} ({parts}), {metrics.counters.video_seconds_produced:.0f} s of video produced"
 
 
 def _who() -> str:

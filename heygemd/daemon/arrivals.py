@@ -31,8 +31,6 @@ class Arrivals:
         self.watcher = InboxWatcher(inbox, watch.mode, watch.poll_interval_seconds, self._event)
         self._lock = threading.Lock()
         self._latest = InboxScan()
-        self._scanned = threading.Condition(self._lock)
-        self._scans = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._inbox_missing_reported = False
@@ -61,14 +59,6 @@ class Arrivals:
         with self._lock:
             self.tracker.forget(name)
             self._latest = self._latest.without(name)
-
-    def rescan(self, timeout: float = 30.0) -> InboxScan:
-        """Ask for a scan now and wait for it (used before deciding the inbox holds nothing)."""
-        with self._lock:
-            wanted = self._scans + 1
-            self._event.set()
-            self._scanned.wait_for(lambda: self._scans >= wanted or self._stop.is_set(), timeout=timeout)
-            return self._latest
 
     # -------------------------------------------------------------- the thread
 
@@ -108,8 +98,6 @@ class Arrivals:
                 self.log.info("folder ready", name=folder.name)
         with self._lock:
             self._latest = scan
-            self._scans += 1
-            self._scanned.notify_all()
         return scan
 
     def _report_inbox(self, scan: InboxScan) -> None:

@@ -21,7 +21,8 @@ from pathlib import Path
 
 from heygemd.atomic import fsync_directory
 from heygemd.daemon.fsutil import remove_tree, rename_no_replace
-from heygemd.daemon.journal import JobRecord, Journal, Phase
+from heygemd.daemon.journal import JobRecord
+from heygemd.daemon.lifecycle import Lifecycle
 from heygemd.daemon.reports import utc_now
 
 OWNER_FILE = "owner.json"  # older layout, read to recognise this service's jobs without a journal record
@@ -56,21 +57,20 @@ def new_job_id() -> str:
     return f"{stamp}-{secrets.token_hex(3)}"
 
 
-def claim(inbox: Path, name: str, work: WorkArea, journal: Journal) -> JobRecord | None:
+def claim(inbox: Path, name: str, work: WorkArea, lifecycle: Lifecycle) -> JobRecord | None:
     """Move ``inbox/name`` into the work area. None if it is gone (taken by someone else or removed)."""
-    record = JobRecord(job_id=new_job_id(), name=name, phase=Phase.CLAIMING, results_dir=RESULTS_FOLDER)
-    journal.save(record)  # first, so a crash right after the rename still knows the job
+    record = lifecycle.claiming(new_job_id(), name, RESULTS_FOLDER)
     job_dir = work.job_dir(record.job_id)
     try:
         job_dir.mkdir(parents=True)
         rename_no_replace(inbox / name, work.input_dir(record.job_id))
     except FileNotFoundError:
         remove_tree(job_dir)
-        journal.remove(record.job_id)
+        lifecycle.not_claimed(record)
         return None
     except OSError as err:
         remove_tree(job_dir)
-        journal.remove(record.job_id)
+        lifecycle.not_claimed(record)
         if err.errno == errno.EXDEV:
             raise ClaimError(
                 f"cannot claim {name!r}: the work folder {work.root} is not on the inbox's filesystem; "
@@ -78,6 +78,5 @@ def claim(inbox: Path, name: str, work: WorkArea, journal: Journal) -> JobRecord
             ) from None
         raise ClaimError(f"cannot claim {name!r}: {err.strerror} ({err.filename})") from None
     fsync_directory(inbox)
-    record.phase = Phase.CLAIMED
-    journal.save(record)
+    lifecycle.claimed(record)
     return record

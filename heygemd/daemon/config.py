@@ -35,14 +35,9 @@ from pydantic_settings import (
 )
 
 from heygemd.daemon.fsutil import human_size
-from heygemd.engine.restorer_files import (
-    GFPGAN_V13_SHA256,
-    GFPGAN_V13_URL,
-    GFPGAN_V14_SHA256,
-    GFPGAN_V14_URL,
-)
+from heygemd.daemon.speech_settings import DEFAULT_MAX_SCRIPT_CHARS, SpeechConfig
 from heygemd.engine.settings import EngineSettings, RenderOptions
-from heygemd.engine.weights import S3FD, WAV2LIP_GAN
+from heygemd.engine.weights import GFPGAN_V13, GFPGAN_V14, S3FD, WAV2LIP_GAN
 
 CONFIG_ENV_VAR = "HEYGEMD_CONFIG"
 DEFAULT_SEARCH_PATHS: tuple[Path, ...] = (Path("config/heygemd.toml"), Path("/etc/heygemd/heygemd.toml"))
@@ -69,6 +64,13 @@ class PathsConfig(_Section):
     )
     archive: Path = Field(Path("archive"), description='inputs of finished jobs, when outputs.after_success = "archive"')
     state: Path = Field(Path("state"), description="journal, live status and history of this service (local disk is fine)")
+    presenters: Path | None = Field(
+        None, description="the presenter library, one folder per presenter (default: presenters/ beside the inbox)"
+    )
+
+    @property
+    def presenter_library(self) -> Path:
+        return self.presenters if self.presenters is not None else self.inbox.parent / "presenters"
 
 
 class WatchMode(StrEnum):
@@ -137,7 +139,6 @@ class OutputsConfig(_Section):
 
 
 GIB = 1024**3
-NO_LIMIT = 0
 
 
 class LimitsConfig(_Section):
@@ -150,6 +151,7 @@ class LimitsConfig(_Section):
         "divided by the engine's speed)",
     )
     max_templates: int = Field(50, ge=0, description="most template videos (or stills) in one job")
+    max_script_chars: int = Field(DEFAULT_MAX_SCRIPT_CHARS, ge=0, description="longest script (characters) a job may speak")
     max_file_bytes: int = Field(
         20 * GIB, ge=0, description="largest audio or template file, in bytes (21474836480 = 20 GiB)"
     )
@@ -254,12 +256,12 @@ class ModelsConfig(_Section):
         S3FD.sha256, pattern=r"^[0-9a-fA-F]{8,64}$", description="expected sha256 (prefix) of the S3FD weights"
     )
     restorer_url: str = Field(
-        GFPGAN_V14_URL, description=f"GFPGAN v1.4 face restorer weights (TencentARC's release; v1.3: {GFPGAN_V13_URL})"
+        GFPGAN_V14.url, description=f"GFPGAN v1.4 face restorer weights (TencentARC's release; v1.3: {GFPGAN_V13.url})"
     )
     restorer_sha256: str = Field(
-        GFPGAN_V14_SHA256,
+        GFPGAN_V14.sha256,
         pattern=r"^[0-9a-fA-F]{8,64}$",
-        description=f"expected sha256 of the restorer weights (v1.3: {GFPGAN_V13_SHA256})",
+        description=f"expected sha256 of the restorer weights (v1.3: {GFPGAN_V13.sha256})",
     )
 
 
@@ -333,6 +335,7 @@ class HeygemdConfig(BaseSettings):
     notify: NotifyConfig = NotifyConfig()
     web: WebConfig = WebConfig()
     cluster: ClusterConfig = ClusterConfig()
+    speech: SpeechConfig = SpeechConfig()
 
     # Set on the per-load subclass made by load_config; None means defaults + environment only.
     _toml_file: ClassVar[Path | None] = None

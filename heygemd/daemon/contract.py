@@ -13,7 +13,7 @@ import os
 import stat
 import tomllib
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 
@@ -21,13 +21,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from heygemd.codes import CodedError, ErrorCode
 from heygemd.daemon.config import LimitsConfig
+from heygemd.daemon.fsutil import human_size
+from heygemd.daemon.presenters import PresenterError, PresenterTemplate, resolve_presenters
 from heygemd.engine.formats import AUDIO_SUFFIXES, STILL_SUFFIXES, VIDEO_SUFFIXES
 from heygemd.engine.settings import ModelKind, RenderOptions
 from heygemd.names import NAME_MAX_BYTES, fit_name, is_heygemd_temporary, name_bytes
+from heygemd.resultfiles import REPORT_NAMES
+from heygemd.speech.voice import MAX_SPEED, MIN_SPEED
 
 JOB_FILE = "job.toml"
+SCRIPT_SUFFIX = ".txt"  # a script: UTF-8 text spoken by a voice instead of an audio file
 # Written by heygemd into folders that may come back to the inbox after a person fixed them.
-REPORT_NAMES = frozenset({"job.json", "error.json"})
 RESULT_SUFFIXES = (".mp4", ".json")  # each template's results: <stem>.mp4 and <stem>.json
 OUTPUT_STEM_MAX_BYTES = NAME_MAX_BYTES - max(name_bytes(suffix) for suffix in RESULT_SUFFIXES)
 
@@ -81,6 +85,7 @@ class FileKind(StrEnum):
     AUDIO = "audio"
     VIDEO = "video"
     STILL = "still"
+    SCRIPT = "script"  # text to be spoken (heygemd.daemon.scripts)
     JOB_FILE = "job_file"
     REPORT = "report"
     OTHER = "other"
@@ -99,6 +104,8 @@ def kind_of(name: str) -> FileKind:
         return FileKind.VIDEO
     if suffix in STILL_SUFFIXES:
         return FileKind.STILL
+    if suffix == SCRIPT_SUFFIX:
+        return FileKind.SCRIPT
     return FileKind.OTHER
 
 
@@ -145,9 +152,6 @@ class FolderSnapshot:
     @property
     def is_empty(self) -> bool:
         return not any(not is_ignored_name(entry.relative.rsplit("/", 1)[-1]) for entry in self.entries)
-
-    def has_marker(self, marker_name: str) -> bool:
-        return any(entry.relative.lower() == marker_name.lower() and not entry.is_dir for entry in self.entries)
 
 
 def snapshot_folder(folder: Path) -> FolderSnapshot:
@@ -210,6 +214,12 @@ class JobFile(BaseModel):
     )
     render: dict[str, object] = Field(default_factory=dict, description="render options for every template")
     videos: dict[str, dict[str, object]] = Field(default_factory=dict, description="per-template options")
+    presenters: list[str] = Field(
+        default_factory=list, description='templates from the presenter library: "anna" (all hers) or "ben/front.mp4"'
+    )
+    voice: str | None = Field(None, description="a script's voice: auto, espeak-ng, kokoro or kokoro:<speaker>")
+    language: str | None = Field(None, description="a script's language: en, zh, ... or auto")
+    speed: float | None = Field(None, ge=MIN_SPEED, le=MAX_SPEED, description="a script's speaking rate (1.0: natural)")
 
     @field_validator("output_folder")
     @classmethod
@@ -234,16 +244,44 @@ class ContractViolation(CodedError):
 @dataclass(frozen=True)
 class PlannedVideo:
     source: Path
-    output_stem: str
+    output_stem: str  # "<template>", or "<audio or script>/<template>" in a job with several
     options: RenderOptions
+    audio: Path | None = None  # the audio (or script) it is rendered with, in a job with several
+
+
+@dataclass(frozen=True)
+class SpokenScript:
+    """A script to speak before rendering: the job's voice, language and speed (None: the [speech] defaults)."""
+
+    voice: str | None
+    language: str | None
+    speed: float | None
 
 
 @dataclass(frozen=True)
 class JobPlan:
-    audio: Path
+    audio: Path  # the audio file, or the script when ``speech`` is set
     videos: tuple[PlannedVideo, ...]
     output_folder: str
     warnings: tuple[str, ...] = field(default=())
+    speech: SpokenScript | None = None
+    sources: tuple[Path, ...] = ()  # every audio (or script) of a job with several: each rendered with every template
+    results_subfolder: str = ""  # where one source's results go in a job with several
+
+    def template_key(self, video: PlannedVideo) -> str:
+        """How the journal names a template: its name in the job folder, or its path in the presenter library."""
+        return video.source.name if video.source.parent == self.audio.parent else str(video.source)
+
+    def per_source(self) -> list[JobPlan]:
+        """One plan per audio (or script), each with its own videos and results subfolder; ``[self]`` for one."""
+        if len(self.sources) <= 1:
+            return [self]
+        plans = []
+        for source in self.sources:
+            videos = tuple(video for video in self.videos if video.audio == source)
+            subfolder = videos[0].output_stem.split("/")[0]
+            plans.append(replace(self, audio=source, videos=videos, sources=(source,), results_subfolder=subfolder))
+        return plans
 
 
 def _list_names(names: Iterable[str]) -> str:
@@ -256,6 +294,7 @@ def plan_job(
     defaults: RenderOptions,
     marker_name: str | None = None,
     limits: LimitsConfig = DEFAULT_LIMITS,
+    presenter_library: Path | None = None,
     service_model: ModelKind | None = None,
 ) -> JobPlan:
     """Check the folder against the contract and the operator's limits, and say what to render.
@@ -265,6 +304,7 @@ def plan_job(
     Raises ContractViolation. The audio's length needs a probe: limits.check_limits, right after.
     """
     audio: list[str] = []
+    scripts: list[str] = []
     videos: list[str] = []
     links: list[str] = []
     unsupported: list[str] = []
@@ -288,7 +328,7 @@ def plan_job(
             unsupported.append(name)
             continue
         kind = kind_of(name)
-        if kind in (FileKind.AUDIO, FileKind.VIDEO, FileKind.STILL):
+        if kind in (FileKind.AUDIO, FileKind.VIDEO, FileKind.STILL, FileKind.SCRIPT):
             sizes[name] = item.stat(follow_symlinks=False).st_size
         if sizes.get(name) == 0:
             empty.append(name)
@@ -296,6 +336,8 @@ def plan_job(
             audio.append(name)
         elif kind in (FileKind.VIDEO, FileKind.STILL):
             videos.append(name)
+        elif kind is FileKind.SCRIPT:
+            scripts.append(name)
         elif kind is FileKind.JOB_FILE:
             has_job_file = True
         elif kind is FileKind.OTHER:
@@ -314,7 +356,7 @@ def plan_job(
     if subfolders:
         details.append(f"folders inside the job are not used: {_list_names(subfolders)}")
 
-    if not audio and not videos:
+    if not audio and not scripts and not videos:
         if subfolders and not (links or empty or unsupported):
             raise ContractViolation(
                 "The folder holds only folders. Each job must be its own folder directly in the inbox: "
@@ -333,37 +375,43 @@ def plan_job(
         raise ContractViolation(
             f"Some files are empty (0 bytes): {_list_names(empty)}. Copy them again.", details, code=ErrorCode.INPUT_EMPTY
         )
-    if not audio:
+    if audio and scripts:
         raise ContractViolation(
-            f"The folder has no audio file (found only {_list_names(videos)}). Add exactly one audio file "
-            f"({', '.join(sorted(AUDIO_SUFFIXES))}).",
+            f"The folder holds audio ({_list_names(audio)}) and a script ({_list_names(scripts)}); a job is spoken from "
+            "one or the other. Remove one of them, or put them in separate folders.",
+            details,
+            code=ErrorCode.JOB_AUDIO_AND_SCRIPT,
+        )
+    if not audio and not scripts:
+        raise ContractViolation(
+            f"The folder has no audio file and no script (found only {_list_names(videos)}). Add exactly one audio file "
+            f"({', '.join(sorted(AUDIO_SUFFIXES))}) or one script ({SCRIPT_SUFFIX}, UTF-8 text).",
             details,
             code=ErrorCode.JOB_NO_AUDIO,
         )
-    if len(audio) > 1:
+
+    job_file = _read_job_file(folder) if has_job_file else JobFile()
+    library = _library_templates(presenter_library, job_file.presenters)
+    if not videos and not library:
         raise ContractViolation(
-            f"The folder has {len(audio)} audio files ({_list_names(audio)}); a job needs exactly one. "
-            "Split it into one folder per audio.",
-            details,
-            code=ErrorCode.JOB_SEVERAL_AUDIO,
-        )
-    if not videos:
-        raise ContractViolation(
-            f"The folder has no template video (found only {_list_names(audio)}). Add one or more videos "
-            f"({', '.join(sorted(VIDEO_SUFFIXES | STILL_SUFFIXES))}).",
+            f"The folder has no template video (found only {_list_names(audio + scripts)}) and job.toml names no "
+            f"presenter. Add one or more videos ({', '.join(sorted(VIDEO_SUFFIXES | STILL_SUFFIXES))}), or name "
+            'presenters of the library in job.toml (presenters = ["anna"]).',
             details,
             code=ErrorCode.JOB_NO_TEMPLATE,
         )
 
-    _check_count_and_sizes(videos, {name: sizes[name] for name in audio + videos}, limits)
+    library_sizes = {template.reference: template.path.stat().st_size for template in library}
+    _check_count_and_sizes(
+        videos + list(library_sizes), {name: sizes[name] for name in audio + videos} | library_sizes, limits
+    )
 
-    job_file = _read_job_file(folder) if has_job_file else JobFile()
     _check_model(job_file, service_model)
-    unknown = sorted(set(job_file.videos) - set(videos))
+    unknown = sorted(set(job_file.videos) - set(videos) - set(library_sizes))
     if unknown:
         raise ContractViolation(
             f"job.toml names templates that are not in the folder: {_list_names(unknown)} "
-            f"(templates: {_list_names(videos)}).",
+            f"(templates: {_list_names(videos + list(library_sizes))}).",
             code=ErrorCode.JOB_TOML_INVALID,
         )
     try:
@@ -373,9 +421,11 @@ def plan_job(
             f"job.toml [render] is not valid: {_short_validation(err)}", code=ErrorCode.JOB_TOML_INVALID
         ) from None
 
-    planned: list[PlannedVideo] = []
+    templates: list[PlannedVideo] = []
     stems_taken: set[str] = set()
-    for name in videos:
+    sources = [(name, folder / name, Path(name).stem) for name in videos]
+    sources += [(t.reference, t.path, f"{t.presenter}-{t.path.stem}") for t in library]
+    for name, source, wanted_stem in sources:
         override = job_file.videos.get(name, {})
         try:
             merged = VideoOverride.model_validate({**job_defaults.model_dump(), **override})
@@ -383,16 +433,20 @@ def plan_job(
             raise ContractViolation(
                 f'job.toml [videos."{name}"] is not valid: {_short_validation(err)}', code=ErrorCode.JOB_TOML_INVALID
             ) from None
-        stem = _output_stem(merged.output_name or Path(name).stem, name, stems_taken)
+        stem = _output_stem(merged.output_name or wanted_stem, source.name, stems_taken)
         stems_taken.add(stem.lower())
         options = RenderOptions.model_validate(merged.model_dump(exclude={"output_name"}))
-        planned.append(PlannedVideo(source=folder / name, output_stem=stem, options=options))
+        templates.append(PlannedVideo(source=source, output_stem=stem, options=options))
 
+    spoken = audio or scripts
+    speech = SpokenScript(job_file.voice, job_file.language, job_file.speed) if scripts else None
     return JobPlan(
-        audio=folder / audio[0],
-        videos=tuple(planned),
+        audio=folder / spoken[0],
+        videos=tuple(_each_with_every_template(folder, spoken, templates)),
         output_folder=job_file.output_folder or job_name,
         warnings=tuple(details),
+        speech=speech,
+        sources=tuple(folder / name for name in spoken) if len(spoken) > 1 else (),
     )
 
 
@@ -405,6 +459,33 @@ def _check_model(job_file: JobFile, service_model: ModelKind | None) -> None:
         f'"{job_file.model.value}".',
         code=ErrorCode.JOB_MODEL_UNAVAILABLE,
     )
+
+
+def _each_with_every_template(folder: Path, spoken: list[str], templates: list[PlannedVideo]) -> list[PlannedVideo]:
+    """With several audio files (or scripts), every template once per audio, in ``<audio stem>/`` subfolders."""
+    if len(spoken) == 1:
+        return templates
+    videos: list[PlannedVideo] = []
+    subfolders_taken: set[str] = set()
+    for name in spoken:
+        subfolder = _output_stem(Path(name).stem, name, subfolders_taken)
+        subfolders_taken.add(subfolder.lower())
+        for template in templates:
+            videos.append(replace(template, output_stem=f"{subfolder}/{template.output_stem}", audio=folder / name))
+    return videos
+
+
+def _library_templates(library: Path | None, references: list[str]) -> list[PresenterTemplate]:
+    if not references:
+        return []
+    if library is None:
+        raise ContractViolation(
+            "job.toml names presenters, but this service has no presenter library.", code=ErrorCode.PRESENTER_UNKNOWN
+        )
+    try:
+        return resolve_presenters(library.absolute(), references)  # relative to the working directory, as every path
+    except PresenterError as err:
+        raise ContractViolation(err.reason, err.details, code=err.code) from None
 
 
 def _output_stem(wanted: str, template: str, taken: set[str]) -> str:
@@ -453,16 +534,6 @@ def audio_too_long(name: str, seconds: float, limit: float) -> ContractViolation
         [f"{name}: {seconds:.2f} s (limits.max_audio_seconds = {limit:g})"],
         code=ErrorCode.LIMIT_AUDIO_TOO_LONG,
     )
-
-
-def human_size(size: int) -> str:
-    """``21474836480`` -> ``20.0 GiB``: binary units, as file managers on Linux and Windows count."""
-    value, unit = float(size), "bytes"
-    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            break
-        value /= 1024
-    return f"{size} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
 
 
 def _size_beside(size: int, limit: int) -> str:

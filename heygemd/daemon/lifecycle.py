@@ -1,5 +1,8 @@
 """Every state change of a claimed job, in one place; each one is saved to the journal before it counts.
 
+No other module writes a field of a ``JobRecord`` or ``VideoRecord`` (tests/daemon/test_record_writes.py
+walks the code for that); they call the typed methods below.
+
     claiming ─▶ claimed ─▶ rendering ─▶ publishing ─▶ done
                   │            │  ▲          ▲
                   │            │  └ retry ┐   │ (a failure of the whole job: quarantine)
@@ -16,6 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
+from pathlib import Path
 
 from heygemd.codes import ErrorCode, Failure
 from heygemd.daemon.journal import (
@@ -47,11 +52,46 @@ class RetryPolicy:
         return (now - started).total_seconds() >= self.budget_seconds
 
 
+class Place(StrEnum):
+    """Where a job's files go when it ends; the record names each place before the move (outputs.py)."""
+
+    OUTBOX = "outbox"
+    ZIP = "zip"
+    QUARANTINE = "quarantine"
+    ARCHIVE = "archive"
+
+
+def recorded_place(record: JobRecord, place: Place) -> Path | None:
+    """Where the record says the job's files went (or are going) for ``place``."""
+    return {
+        Place.OUTBOX: record.outbox_path,
+        Place.ZIP: record.zip_path,
+        Place.QUARANTINE: record.quarantine_path,
+        Place.ARCHIVE: record.archive_path,
+    }[place]
+
+
 class Lifecycle:
     def __init__(self, journal: Journal, policy: RetryPolicy, max_crashes: int) -> None:
         self.journal = journal
         self.policy = policy
         self.max_crashes = max_crashes
+
+    # -------------------------------------------------------------- claiming
+
+    def claiming(self, job_id: str, name: str, results_dir: str) -> JobRecord:
+        """A new record, saved before the folder leaves the inbox: a crash right after the rename still knows it."""
+        record = JobRecord(job_id=job_id, name=name, phase=Phase.CLAIMING, results_dir=results_dir)
+        self.journal.save(record)
+        return record
+
+    def claimed(self, record: JobRecord) -> None:
+        record.phase = Phase.CLAIMED
+        self.journal.save(record)
+
+    def not_claimed(self, record: JobRecord) -> None:
+        """The rename failed (the folder is gone, or cannot move): the record goes."""
+        self.journal.remove(record.job_id)
 
     # -------------------------------------------------------------- working on it
 
@@ -114,7 +154,11 @@ class Lifecycle:
 
     # -------------------------------------------------------------- videos
 
-    def video_done(self, record: JobRecord, video: VideoRecord, output_duration_s: float, seconds: float) -> None:
+    def video_done(
+        self, record: JobRecord, video: VideoRecord, output_duration_s: float, seconds: float, worker: str | None = None
+    ) -> None:
+        """The video is in the results folder; ``worker`` rendered it (cluster mode)."""
+        _task_ended(video, worker)
         video.status, video.failure = VideoStatus.OK, None
         video.output_duration_s = output_duration_s
         video.seconds = round(seconds, 3)
@@ -127,17 +171,40 @@ class Lifecycle:
         video.task_attempts += 1
         self.journal.save(record)
 
-    def video_failed(self, record: JobRecord, video: VideoRecord, failure: Failure, seconds: float | None = None) -> None:
+    def render_again(self, record: JobRecord, videos: list[VideoRecord]) -> None:
+        """These videos render again: their results are gone from the results folder (a crash before they were
+        kept), or their audio changed after they ended (a job with several audio files)."""
+        for video in videos:
+            video.status, video.failure = VideoStatus.PENDING, None
+        self.journal.save(record)
+
+    def task_cancelled(self, record: JobRecord, video: VideoRecord) -> None:
+        """Cluster mode: the video's task was cancelled without its job (a worker stopping): it is enqueued again."""
+        _task_ended(video, None)
+        self.journal.save(record)
+
+    def video_failed(
+        self,
+        record: JobRecord,
+        video: VideoRecord,
+        failure: Failure,
+        seconds: float | None = None,
+        worker: str | None = None,
+    ) -> None:
+        _task_ended(video, worker)
         video.status, video.failure = VideoStatus.FAILED, failure
         if seconds is not None:
             video.seconds = round(seconds, 3)
         self.journal.save(record)
 
-    def video_transient(self, record: JobRecord, video: VideoRecord, failure: Failure) -> datetime | None:
+    def video_transient(
+        self, record: JobRecord, video: VideoRecord, failure: Failure, worker: str | None = None
+    ) -> datetime | None:
         """A video hit a transient failure: when to try again, or None when the streak is over (it failed)."""
+        _task_ended(video, worker)
         retry_at = self._extend_streak(record, failure)
         if retry_at is None:
-            self.video_failed(record, video, failure)
+            self.video_failed(record, video, failure, worker=worker)
         else:
             video.failure = failure  # still pending: the reason it waits
             self.journal.save(record)
@@ -191,6 +258,23 @@ class Lifecycle:
 
     # -------------------------------------------------------------- the end
 
+    def moving_to(self, record: JobRecord, place: Place, target: Path) -> None:
+        """The job's files for ``place`` are about to be renamed to ``target``: recorded first (a restart checks it)."""
+        if place is Place.OUTBOX:
+            record.outbox_path = target
+        elif place is Place.ZIP:
+            record.zip_path = target
+        elif place is Place.QUARANTINE:
+            record.quarantine_path = target
+        else:
+            record.archive_path = target
+        self.journal.save(record)
+
+    def inputs_disposed(self, record: JobRecord) -> None:
+        """The job folder was archived or removed after its results were published."""
+        record.inputs_disposed = True
+        self.journal.save(record)
+
     def publishing(self, record: JobRecord) -> None:
         record.phase = Phase.PUBLISHING
         self.journal.save(record)
@@ -208,6 +292,13 @@ class Lifecycle:
         True when the line was written now (not by a run that was killed before it could finish the job)."""
         record.working_since = None
         return self.journal.mark_done(record)
+
+
+def _task_ended(video: VideoRecord, worker: str | None) -> None:
+    """Cluster mode: the video's task is over (saved with its outcome); ``worker`` rendered it."""
+    video.task_id = None
+    if worker is not None:
+        video.worker = worker
 
 
 def changed_while_rendering(names: list[str], times: int) -> Failure:

@@ -17,11 +17,12 @@ from heygemd.engine.probe import probe_audio
 
 def check_limits(plan: JobPlan, limits: LimitsConfig) -> None:
     """Raise ContractViolation (limit.audio_too_long) if the plan's audio is longer than the limit."""
-    if not limits.max_audio_seconds:
+    if not limits.max_audio_seconds or plan.speech is not None:  # a script's length is checked when it is spoken
         return
-    try:
-        seconds = probe_audio(plan.audio).duration
-    except MediaError:
-        return  # an unusable audio is reported by the render step, with its own code and reason
-    if round(seconds, 2) > limits.max_audio_seconds:
-        raise audio_too_long(plan.audio.name, seconds, limits.max_audio_seconds)
+    for audio in plan.sources or (plan.audio,):
+        try:
+            seconds = probe_audio(audio).duration
+        except MediaError:
+            continue  # an unusable audio is reported by the render step, with its own code and reason
+        if round(seconds, 2) > limits.max_audio_seconds:
+            raise audio_too_long(audio.name, seconds, limits.max_audio_seconds)

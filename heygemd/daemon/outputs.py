@@ -24,13 +24,12 @@ from heygemd.daemon.fsutil import (
     remove_tree,
     rename_no_replace,
 )
-from heygemd.daemon.journal import JobRecord, Journal
+from heygemd.daemon.journal import JobRecord
+from heygemd.daemon.lifecycle import Lifecycle, Place, recorded_place
 from heygemd.daemon.reports import ErrorReport, FailedVideo, VideoStatus
 from heygemd.names import NAME_MAX_BYTES, temporary_name
+from heygemd.resultfiles import ERROR_REPORT, SIDECAR_SUFFIX, ZIP_SUFFIX
 
-JOB_REPORT = "job.json"
-ERROR_REPORT = "error.json"
-ZIP_SUFFIX = ".zip"
 # An outbox folder's name leaves room for its zip bundle's, which is the same plus ".zip".
 OUTBOX_NAME_MAX_BYTES = NAME_MAX_BYTES - len(ZIP_SUFFIX)
 
@@ -50,21 +49,20 @@ def _move_recorded(
     directory: Path,
     name: str,
     record: JobRecord,
-    attribute: str,
-    journal: Journal,
+    place: Place,
+    lifecycle: Lifecycle,
     *,
     suffix: str = "",
     max_bytes: int = NAME_MAX_BYTES,
 ) -> Path:
     """Move ``source`` into ``directory`` under a free name, recording the name first. Safe to repeat."""
-    recorded: Path | None = getattr(record, attribute)
+    recorded = recorded_place(record, place)
     if recorded is not None and not os.path.lexists(source) and os.path.lexists(recorded):
         return recorded  # done before a restart
     directory.mkdir(parents=True, exist_ok=True)
     while True:
         target = free_name(directory, name, suffix, max_bytes)
-        setattr(record, attribute, target)
-        journal.save(record)
+        lifecycle.moving_to(record, place, target)
         try:
             rename_no_replace(source, target)
             fsync_directory(directory)
@@ -75,22 +73,21 @@ def _move_recorded(
             if err.errno != errno.EXDEV:  # the destination is on another filesystem
                 raise
             target = move_without_overwrite(source, directory, name, suffix, max_bytes)
-            setattr(record, attribute, target)
-            journal.save(record)
+            lifecycle.moving_to(record, place, target)
             return target
 
 
-def quarantine_whole_job(record: JobRecord, error: ErrorReport, dest: Destinations, journal: Journal) -> Path:
+def quarantine_whole_job(record: JobRecord, error: ErrorReport, dest: Destinations, lifecycle: Lifecycle) -> Path:
     """Move the job folder, untouched except for an added error.json, to quarantine/<job>/."""
     input_dir = dest.work.input_dir(record.job_id)
     if os.path.lexists(input_dir):
         write_atomic(input_dir / ERROR_REPORT, error.model_dump_json(indent=2) + "\n")
-    target = _move_recorded(input_dir, dest.paths.quarantine, record.name, record, "quarantine_path", journal)
+    target = _move_recorded(input_dir, dest.paths.quarantine, record.name, record, Place.QUARANTINE, lifecycle)
     remove_tree(dest.work.results_dir(record))
     return target
 
 
-def publish_outbox_folder(record: JobRecord, dest: Destinations, journal: Journal) -> Path:
+def publish_outbox_folder(record: JobRecord, dest: Destinations, lifecycle: Lifecycle) -> Path:
     """Rename the finished results folder into the outbox (suffixing the name if it is taken).
 
     The results folder is one path per job and is never made again once gone, so however many
@@ -99,18 +96,24 @@ def publish_outbox_folder(record: JobRecord, dest: Destinations, journal: Journa
     output_dir = dest.work.results_dir(record)
     name = record.output_folder or record.name
     return _move_recorded(
-        output_dir, dest.paths.outbox, name, record, "outbox_path", journal, max_bytes=OUTBOX_NAME_MAX_BYTES
+        output_dir, dest.paths.outbox, name, record, Place.OUTBOX, lifecycle, max_bytes=OUTBOX_NAME_MAX_BYTES
     )
 
 
 def keep_only(folder: Path, names: set[str]) -> None:
-    """Remove anything else from a results folder (e.g. a temporary file left by a killed render)."""
+    """Remove anything else from a results folder (e.g. a temporary file left by a killed render).
+
+    A name may lie in a subfolder (``script-a/front.mp4``: a job with several audio files or scripts).
+    """
     for entry in folder.iterdir():
-        if entry.name not in names:
+        inside = {name.split("/", 1)[1] for name in names if name.startswith(f"{entry.name}/")}
+        if inside and entry.is_dir() and not entry.is_symlink():
+            keep_only(entry, inside)
+        elif entry.name not in names:
             remove_tree(entry)
 
 
-def write_zip_bundle(record: JobRecord, dest: Destinations, journal: Journal) -> Path:
+def write_zip_bundle(record: JobRecord, dest: Destinations, lifecycle: Lifecycle) -> Path:
     """outbox/<folder>.zip beside the folder, holding the same files under the folder's name."""
     assert record.outbox_path is not None
     if record.zip_path is not None and record.zip_path.exists():
@@ -119,17 +122,17 @@ def write_zip_bundle(record: JobRecord, dest: Destinations, journal: Journal) ->
     staging = dest.paths.outbox / temporary_name(f"{folder.name}{ZIP_SUFFIX}")
     try:
         with zipfile.ZipFile(staging, "w", compression=zipfile.ZIP_STORED) as bundle:
-            for item in sorted(folder.iterdir()):
+            for item in sorted(folder.rglob("*")):  # subfolders: a job with several audio files or scripts
                 if item.is_file() and not item.is_symlink():
-                    compression = zipfile.ZIP_DEFLATED if item.suffix == ".json" else zipfile.ZIP_STORED
-                    bundle.write(item, f"{folder.name}/{item.name}", compress_type=compression)
+                    compression = zipfile.ZIP_DEFLATED if item.suffix == SIDECAR_SUFFIX else zipfile.ZIP_STORED
+                    bundle.write(item, f"{folder.name}/{item.relative_to(folder).as_posix()}", compress_type=compression)
         fsync_file(staging)
-        return _move_recorded(staging, dest.paths.outbox, folder.name, record, "zip_path", journal, suffix=ZIP_SUFFIX)
+        return _move_recorded(staging, dest.paths.outbox, folder.name, record, Place.ZIP, lifecycle, suffix=ZIP_SUFFIX)
     finally:
         staging.unlink(missing_ok=True)
 
 
-def quarantine_failed_videos(record: JobRecord, dest: Destinations, journal: Journal) -> Path | None:
+def quarantine_failed_videos(record: JobRecord, dest: Destinations, lifecycle: Lifecycle) -> Path | None:
     """Gather the failed templates (moved), a copy of the audio and error.json, then rename into quarantine."""
     failed = [video for video in record.videos if video.status is VideoStatus.FAILED]
     if not failed:
@@ -140,12 +143,17 @@ def quarantine_failed_videos(record: JobRecord, dest: Destinations, journal: Jou
     staging.mkdir(parents=True, exist_ok=True)
     input_dir = dest.work.input_dir(record.job_id)
     for video in failed:
+        if Path(video.template).is_absolute():  # a presenter library's template: never moved by a job
+            continue
         source = input_dir / video.template
         if os.path.lexists(source) and not os.path.lexists(staging / video.template):
             os.rename(source, staging / video.template)
-    if record.audio and not (staging / record.audio).exists() and (input_dir / record.audio).exists():
-        with atomic_output(staging / record.audio) as partial:
-            shutil.copy2(input_dir / record.audio, partial)
+    templates = {video.template for video in record.videos}
+    spoken = [item.name for item in record.inputs if item.name not in templates]  # each audio of a job with several
+    for audio in spoken or ([record.audio] if record.audio else []):
+        if not (staging / audio).exists() and (input_dir / audio).exists():
+            with atomic_output(staging / audio) as partial:
+                shutil.copy2(input_dir / audio, partial)
     failures = [video.failure for video in failed if video.failure is not None]
     summary = Failure(
         code=failures[0].code if failures else ErrorCode.INTERNAL,
@@ -163,22 +171,21 @@ def quarantine_failed_videos(record: JobRecord, dest: Destinations, journal: Jou
         outbox_folder=str(record.outbox_path) if record.outbox_path else None,
     )
     write_atomic(staging / ERROR_REPORT, report.model_dump_json(indent=2) + "\n")
-    return _move_recorded(staging, dest.paths.quarantine, record.name, record, "quarantine_path", journal)
+    return _move_recorded(staging, dest.paths.quarantine, record.name, record, Place.QUARANTINE, lifecycle)
 
 
-def dispose_inputs(record: JobRecord, after_success: AfterSuccess, dest: Destinations, journal: Journal) -> None:
+def dispose_inputs(record: JobRecord, after_success: AfterSuccess, dest: Destinations, lifecycle: Lifecycle) -> None:
     """Archive or delete what is left of the job folder after its results were published."""
     if record.inputs_disposed:
         return
     input_dir = dest.work.input_dir(record.job_id)
     if after_success is AfterSuccess.ARCHIVE:
         if os.path.lexists(input_dir) or record.archive_path is not None:
-            archived = _move_recorded(input_dir, dest.paths.archive, record.name, record, "archive_path", journal)
+            archived = _move_recorded(input_dir, dest.paths.archive, record.name, record, Place.ARCHIVE, lifecycle)
             _stamp_arrival(archived)
     else:
         remove_tree(input_dir)
-    record.inputs_disposed = True
-    journal.save(record)
+    lifecycle.inputs_disposed(record)
 
 
 def _stamp_arrival(entry: Path) -> None:

@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import socket
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, Field
 
 from heygemd import __version__
+from heygemd.clock import utc_now as utc_now  # the daemon's modules take it from here
 from heygemd.codes import ErrorCode, Failure
 from heygemd.engine.report import EngineInfo
+from heygemd.resultfiles import SPEECH_AUDIO
 
 RETRY_HINT = "(error.json may stay in the folder when you drop it again: it is ignored.)"
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def host_name() -> str:
@@ -51,9 +49,27 @@ class VideoResult(BaseModel):
     output: str | None = Field(None, description="result video, relative to the job's outbox folder")
     report: str | None = Field(None, description="render report (sidecar), relative to the job's outbox folder")
     error: str | None = Field(None, description="why this template failed, in plain language")
-    code: ErrorCode | None = Field(None, description="why this template failed, as a stable code (see the README)")
+    code: ErrorCode | None = Field(None, description="why this template failed, as a stable code (see docs/error-codes.md)")
     seconds: float | None = Field(None, description="wall-clock time of the render")
     output_duration_s: float | None = None
+
+
+class SpeechReport(BaseModel):
+    """speech.json beside speech.wav, and ``speech`` in job.json: how a script job's words were spoken."""
+
+    script: str = Field(description="the script's file name")
+    text_sha256: str
+    characters: int
+    voice: str = Field(description="engine:speaker, e.g. espeak-ng:en-us or kokoro:af_heart")
+    voice_licence: str
+    model_file: str | None = Field(description="the voice's model (Kokoro) or library (espeak-ng) file")
+    model_sha256: str | None
+    language: str
+    speed: float
+    sentences: int
+    sample_rate: int
+    duration_s: float
+    audio: str = SPEECH_AUDIO
 
 
 class JobReport(BaseModel):
@@ -73,6 +89,9 @@ class JobReport(BaseModel):
     quarantine_folder: str | None = Field(None, description="where the failed templates went, if any")
     warnings: list[str] = Field(default_factory=list)
     engine: EngineInfo | None = Field(None, description="device, checkpoint (path, sha256, name), detector...")
+    speech: list[SpeechReport] = Field(
+        default_factory=list, description="a script job: per script the voice, its model's hash, the text's hash"
+    )
     host: str = Field(default_factory=host_name)
     heygemd_version: str = __version__
 
@@ -88,7 +107,7 @@ class ErrorReport(BaseModel):
 
     job: str
     job_id: str
-    code: ErrorCode = Field(description="why, as a stable machine-readable code (see the README)")
+    code: ErrorCode = Field(description="why, as a stable machine-readable code (see docs/error-codes.md)")
     reason: str = Field(description="what went wrong, in plain language")
     details: list[str] = Field(default_factory=list)
     failed_videos: list[FailedVideo] = Field(default_factory=list)

@@ -21,9 +21,9 @@ from heygemd.atomic import write_atomic
 from heygemd.daemon.reports import JobReport, JobStatus, VideoResult, VideoStatus
 from heygemd.engine import RenderReport
 from heygemd.engine.ffmpeg_tools import FFmpegNotFound, ffmpeg_path, run_tool
+from heygemd.resultfiles import JOB_REPORT, thumbnail_name
 
 INDEX_FILE = "index.html"
-THUMBNAIL_SUFFIX = ".jpg"
 THUMBNAIL_WIDTH = 320
 THUMBNAIL_AT_SECONDS = 1.0  # past a fade-in, but within the shortest video
 THUMBNAIL_TIMEOUT_SECONDS = 60
@@ -43,10 +43,6 @@ video { display: block; max-width: 100%; max-height: 60vh; background: #000; }
 .thumb { display: inline-block; margin: 0 0.5rem 0.5rem 0; } .thumb img { max-width: 160px; border: 1px solid #ccc; }
 code { background: #f3f3f3; padding: 0 0.2rem; }
 """
-
-
-def thumbnail_name(output_stem: str) -> str:
-    return f"{output_stem}{THUMBNAIL_SUFFIX}"
 
 
 def make_thumbnail(video: Path, target: Path, duration_s: float | None) -> bool:
@@ -90,7 +86,7 @@ def make_thumbnail(video: Path, target: Path, duration_s: float | None) -> bool:
 
 def write_result_page(folder: Path, report: JobReport) -> Path:
     """Write ``folder/index.html`` for the job's results in ``folder`` (its job.json is ``report``)."""
-    files = {entry.name for entry in folder.iterdir() if entry.is_file()}
+    files = {entry.relative_to(folder).as_posix() for entry in folder.rglob("*") if entry.is_file()}  # subfolders too
     renders = {video.output: _render_report(folder, video) for video in report.videos if video.output}
     target = folder / INDEX_FILE
     write_atomic(target, result_page(report, renders, files), create_parent=False)
@@ -149,7 +145,7 @@ def result_page(report: JobReport, renders: dict[str, RenderReport | None], file
             )
         parts.append("</div>")
     parts += [
-        f'<p class="meta">The whole report: <a href="{_href("job.json")}">job.json</a>.</p>',
+        f'<p class="meta">The whole report: <a href="{_href(JOB_REPORT)}">{JOB_REPORT}</a>.</p>',
         "</body>",
         "</html>",
         "",
@@ -158,12 +154,14 @@ def result_page(report: JobReport, renders: dict[str, RenderReport | None], file
 
 
 def _href(name: str) -> str:
-    """A relative link to a file of the folder: percent-encoded (``#``, ``?``, spaces), then HTML-escaped."""
-    return escape(quote(name, safe=""), quote=True)
+    """A relative link to a file of the folder (or of a subfolder): percent-encoded (``#``, ``?``, spaces), then
+    HTML-escaped."""
+    return escape(quote(name, safe="/"), quote=True)
 
 
 def _stem(video: VideoResult) -> str:
-    return Path(video.output or "").stem
+    """The output's name without .mp4, its subfolder kept (``english/anna-front``: a job with several scripts)."""
+    return Path(video.output or "").with_suffix("").as_posix()
 
 
 def _thumbnail_link(number: int, video: VideoResult, files: set[str]) -> str:

@@ -21,10 +21,10 @@ import structlog
 
 from heygemd.daemon.config import PathsConfig
 from heygemd.daemon.fsutil import remove_tree
+from heygemd.resultfiles import ZIP_SUFFIX
 
 RETENTION_INTERVAL_SECONDS = 3600.0
 SECONDS_PER_DAY = 86400
-ZIP_SUFFIX = ".zip"
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
 """One claimed job, from plan to outbox: the steps, each safe to repeat after a crash.
 
-The runner takes the engine through a small typed protocol (``RenderEngine``), so it can be
-driven in process by a fake engine in tests; every state change goes through ``Lifecycle``.
-It knows nothing of the inbox, signals or systemd: the service loop (worker.py) calls
+The render step is a port: the runner asks its ``Renderer`` (daemon/render_port.py) to render the
+pending videos, and acts on the ``RenderEnd`` it returns; every state change goes through
+``Lifecycle``. It knows nothing of the inbox, signals or systemd: the service loop calls
 ``work_on`` and acts on the returned ``Step``.
 """
 
@@ -11,28 +11,25 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Protocol
 
 import structlog
 
-from heygemd.atomic import fsync_file, write_atomic
+from heygemd.atomic import write_atomic
 from heygemd.codes import ErrorCode, Failure, failure_from_os_error
 from heygemd.control import CancelRequest
 from heygemd.daemon.claim import WorkArea
 from heygemd.daemon.config import HeygemdConfig, Readiness
-from heygemd.daemon.contract import ContractViolation, JobPlan, PlannedVideo, plan_job
-from heygemd.daemon.controls import cancelled_failure
+from heygemd.daemon.contract import ContractViolation, JobPlan, plan_job
+from heygemd.daemon.control_reader import cancelled_failure
 from heygemd.daemon.inputs import changed_names, fingerprint_inputs, quick_state
 from heygemd.daemon.journal import JobRecord, Phase, VideoRecord
 from heygemd.daemon.lifecycle import Lifecycle, changed_while_rendering
 from heygemd.daemon.limits import check_limits
 from heygemd.daemon.outputs import (
-    JOB_REPORT,
     Destinations,
     dispose_inputs,
     keep_only,
@@ -41,6 +38,7 @@ from heygemd.daemon.outputs import (
     quarantine_whole_job,
     write_zip_bundle,
 )
+from heygemd.daemon.render_port import EndKind, JobVideos, RenderEnd, Renderer, RenderGuard, RenderObserver
 from heygemd.daemon.reports import (
     ErrorReport,
     FailedVideo,
@@ -50,35 +48,13 @@ from heygemd.daemon.reports import (
     VideoStatus,
     utc_now,
 )
-from heygemd.daemon.resultpage import make_thumbnail, thumbnail_name, write_result_page
-from heygemd.daemon.supervise import RenderHung, RenderStalled, StallWatch
-from heygemd.engine import (
-    EngineError,
-    EngineInfo,
-    RenderCancelled,
-    RenderOptions,
-    RenderProgress,
-    RenderReport,
-)
-
-
-class RenderEngine(Protocol):
-    """What the runner needs of the engine (heygemd.engine.LipSyncEngine, or a fake in tests)."""
-
-    def describe(self) -> EngineInfo: ...
-
-    def prepare_audio(self, path: Path) -> AbstractContextManager[Any]: ...
-
-    def render(
-        self,
-        audio: Any,
-        video: Path,
-        output: Path,
-        options: RenderOptions | None = None,
-        *,
-        progress: Callable[[RenderProgress], None] | None = None,
-        cancel: threading.Event | None = None,
-    ) -> RenderReport: ...
+from heygemd.daemon.resultpage import make_thumbnail, write_result_page
+from heygemd.daemon.scripts import check_speech, read_speech_reports, speak_job, speech_result_names
+from heygemd.daemon.video_end import VideoEnds
+from heygemd.engine import EngineInfo, RenderProgress, RenderReport
+from heygemd.engine.report import ProgressStage
+from heygemd.resultfiles import JOB_REPORT, report_name, result_names, thumbnail_name, video_name
+from heygemd.speech import SpeechError
 
 
 class StepKind(StrEnum):
@@ -100,38 +76,33 @@ STOPPED = Step(StepKind.STOPPED)
 
 @dataclass
 class RenderContext:
-    """What the service lends a render: its stop request, the cancel event, and where progress goes."""
+    """What the service lends a job: its stop request, the event that abandons a render, and its status."""
 
     stop_requested: threading.Event
-    cancel: threading.Event
-    on_progress: Callable[[RenderProgress], None]
-    on_video: Callable[[JobRecord, VideoRecord, int, int], None]  # a video starts: (record, video, index, total)
+    abandon_now: threading.Event
+    observer: RenderObserver
     cancel_request: Callable[[JobRecord], CancelRequest | None] = lambda record: None  # a person cancelled the job
     on_rendered: Callable[[RenderReport, float], None] = lambda report, seconds: None  # a video is done: its wall time
-    on_tasks: Callable[[list[Any]], None] = lambda tasks: None  # cluster mode: the job's render tasks (TaskProgress)
 
 
 class JobRunner:
     def __init__(
         self,
         config: HeygemdConfig,
-        engine: RenderEngine,
+        renderer: Renderer,
+        engine_info: Callable[[], EngineInfo],
         lifecycle: Lifecycle,
         dest: Destinations,
         context: RenderContext,
-        distributor: Any = None,  # cluster mode: heygemd.cluster.dispatch.Dispatcher renders on workers
     ) -> None:
-        self.distributor = distributor
         self.config = config
-        self.engine = engine
+        self.renderer = renderer
+        self.engine_info = engine_info
         self.lifecycle = lifecycle
         self.dest = dest
         self.work: WorkArea = dest.work
         self.context = context
         self.log = structlog.get_logger("heygemd.daemon")
-        self.stall_watch = StallWatch(
-            config.service.stall_seconds, grace_seconds=max(30.0, config.service.stall_seconds / 2)
-        )
 
     # -------------------------------------------------------------- the job
 
@@ -206,7 +177,9 @@ class JobRunner:
         try:
             plan = self._job_plan(record)
             check_limits(plan, self.config.limits)
-            names = [plan.audio.name, *(video.source.name for video in plan.videos)]
+            check_speech(plan, self.config)
+            spoken = [source.name for source in plan.sources or (plan.audio,)]
+            names = list(dict.fromkeys([*spoken, *(plan.template_key(video) for video in plan.videos)]))
             inputs = fingerprint_inputs(self.work.input_dir(record.job_id), names)
         except ContractViolation as violation:
             self.lifecycle.fail_job(record, violation.failure())
@@ -214,7 +187,7 @@ class JobRunner:
         except PermissionError as err:
             self.lifecycle.fail_job(record, failure_from_os_error(err, "reading the job's files", reading_input=True))
             return
-        videos = [VideoRecord(template=video.source.name, output_stem=video.output_stem) for video in plan.videos]
+        videos = [VideoRecord(template=plan.template_key(video), output_stem=video.output_stem) for video in plan.videos]
         self.lifecycle.accept(record, plan.audio.name, plan.output_folder, videos, inputs, list(plan.warnings))
         self.log.info("job accepted", audio=record.audio, videos=len(record.videos), warnings=record.warnings or None)
 
@@ -222,7 +195,15 @@ class JobRunner:
         watch = self.config.watch
         marker = watch.marker_name if watch.readiness is Readiness.MARKER else None
         input_dir = self.work.input_dir(record.job_id).resolve()  # absolute: no name can look like an option
-        return plan_job(input_dir, record.name, self.config.render, marker, self.config.limits, self.config.engine.model)
+        return plan_job(
+            input_dir,
+            record.name,
+            self.config.render,
+            marker,
+            self.config.limits,
+            presenter_library=self.config.paths.presenter_library,
+            service_model=self.config.engine.model,
+        )
 
     # -------------------------------------------------------------- inputs that change after the claim
 
@@ -258,7 +239,19 @@ class JobRunner:
         )
         if not self.lifecycle.inputs_changed(record, names, state, self.config.watch.max_input_changes):
             return None
+        self._pend_videos_of_changed_audio(record, names)
         return self._wait_for_inputs(record)
+
+    def _pend_videos_of_changed_audio(self, record: JobRecord, names: list[str]) -> None:
+        """A job with several audio files (or scripts): a changed one's videos render again too (all, if unsure)."""
+        try:
+            planned = self._job_plan(record).videos
+            stems = {video.output_stem for video in planned if video.audio is not None and video.audio.name in names}
+        except ContractViolation:  # the folder no longer plans: nothing of it may be published as it was
+            stems = {video.output_stem for video in record.videos}
+        again = [video for video in record.videos if video.output_stem in stems and video.status is not VideoStatus.PENDING]
+        if again:
+            self.lifecycle.render_again(record, again)
 
     def _wait_for_inputs(self, record: JobRecord) -> Step:
         assert record.changed_inputs is not None
@@ -281,11 +274,16 @@ class JobRunner:
             return None
         output_dir = self.work.results_dir(record)
         output_dir.mkdir(exist_ok=True)  # not parents: a job folder removed meanwhile is not made again
-        finished = {name for video in record.videos if video.status is VideoStatus.OK for name in result_names(video)}
-        keep_only(output_dir, finished)  # drop what a killed render left behind
-        for video in record.videos:
-            if video.status is VideoStatus.OK and not (output_dir / f"{video.output_stem}.mp4").exists():
-                video.status = VideoStatus.PENDING
+        finished = {name for video in record.videos if video.status is VideoStatus.OK for name in _results(video)}
+        speech = speech_result_names(video.output_stem for video in record.videos)
+        keep_only(output_dir, finished | speech)  # drop what a killed render left behind
+        lost = [
+            video
+            for video in record.videos
+            if video.status is VideoStatus.OK and not (output_dir / video_name(video.output_stem)).exists()
+        ]
+        if lost:
+            self.lifecycle.render_again(record, lost)
         if any(video.status is VideoStatus.PENDING for video in record.videos):
             step = self._render_pending(record, plan, output_dir)
             if step is not None or record.phase is not Phase.RENDERING:
@@ -297,146 +295,103 @@ class JobRunner:
         return None
 
     def _render_pending(self, record: JobRecord, plan: JobPlan, output_dir: Path) -> Step | None:
-        input_dir = self.work.input_dir(record.job_id)
-        changed = changed_names(input_dir, record.inputs)
+        changed = changed_names(self.work.input_dir(record.job_id), record.inputs)
         if changed:
             return self._inputs_changed(record, changed)
-        if self.distributor is not None:
-            from heygemd.daemon.distributed import render_distributed
-
-            return render_distributed(self, record, plan, output_dir)
-        try:
-            audio = self.engine.prepare_audio(plan.audio)
-        except EngineError as err:
-            return self._video_error(record, None, err)
-        with audio:  # the audio's snapshot: read and decoded once, muxed into every video, removed after
-            return self._render_each(record, plan, audio, output_dir)
-
-    def _render_each(self, record: JobRecord, plan: JobPlan, audio: Any, output_dir: Path) -> Step | None:
-        input_dir = self.work.input_dir(record.job_id)
-        planned = {video.source.name: video for video in plan.videos}
-        total = len(record.videos)
-        for index, video in enumerate(record.videos, start=1):
-            if video.status is not VideoStatus.PENDING:
+        for source_plan in plan.per_source():  # one audio (or script) after the other, each with every template
+            stems = {video.output_stem for video in source_plan.videos}
+            if not any(video.status is VideoStatus.PENDING and video.output_stem in stems for video in record.videos):
                 continue
-            if record.phase is not Phase.RENDERING or self._cancel_if_asked(record):
-                return None  # cancelled: the job goes to quarantine
-            if self.context.stop_requested.is_set():
-                self.log.info("stopping before the next video; the job resumes at the next start", video=video.template)
-                return STOPPED
-            changed = changed_names(input_dir, record.inputs)
-            if changed:
-                return self._inputs_changed(record, changed)
-            step = self._render_one(record, video, planned[video.template], audio, output_dir, index, total)
-            if step is not None:
+            step = self._render_source(record, source_plan, output_dir)
+            if step is not None or record.phase is not Phase.RENDERING:
                 return step
         return None
 
-    def _render_one(
-        self,
-        record: JobRecord,
-        video: VideoRecord,
-        planned: PlannedVideo,
-        audio: Any,
-        output_dir: Path,
-        index: int,
-        total: int,
-    ) -> Step | None:
-        self.context.on_video(record, video, index, total)
-        log = self.log.bind(video=video.template, index=f"{index}/{total}")
-        log.info("rendering")
-        started = time.monotonic()
-        self.context.cancel.clear()
-        output = output_dir / f"{video.output_stem}.mp4"
-        try:
-            report = self.stall_watch.run(
-                lambda progress: self.engine.render(
-                    audio, planned.source, output, planned.options, progress=progress, cancel=self.context.cancel
-                ),
-                self.context.on_progress,
-                self.context.cancel,
-                lambda: self.context.cancel_request(record) is not None,
-            )
-        except RenderStalled as stalled:
-            failure = Failure(
-                code=ErrorCode.RENDER_STALLED,
-                reason=f"{video.template}: the render made no progress ({stalled}) and was stopped.",
-            )
-            return self._video_failure(record, video, failure, time.monotonic() - started)
-        except RenderHung as hung:  # the service must restart; the video is retried after it, like a stall
-            failure = Failure(code=ErrorCode.RENDER_STALLED, reason=f"{video.template}: {hung}; the service restarted.")
-            self.lifecycle.video_transient(record, video, failure)
-            raise
-        except RenderCancelled:
-            if self._cancel_if_asked(record):
-                return None
-            log.warning("render abandoned for the stop; it starts again when the service restarts")
+    def _render_source(self, record: JobRecord, plan: JobPlan, output_dir: Path) -> Step | None:
+        """The pending videos of one audio (or script: spoken first)."""
+        (output_dir / plan.results_subfolder).mkdir(exist_ok=True)
+        if plan.speech is not None:
+            spoken = self._speak(record, plan, output_dir / plan.results_subfolder)
+            if not isinstance(spoken, Path):
+                return spoken  # STOPPED, or None: the job failed or was cancelled
+            plan = replace(plan, audio=spoken.absolute())  # absolute: a cluster worker maps it like the inputs
+        input_dir = self.work.input_dir(record.job_id)
+        job = JobVideos(
+            record=record,
+            planned={video.output_stem: video for video in plan.videos},  # this audio's videos
+            audio=plan.audio,
+            output_dir=output_dir,
+            job_dir=self.work.job_dir(record.job_id),
+            ends=VideoEnds(self.lifecycle, self.context.on_rendered),
+        )
+        guard = RenderGuard(
+            stop_requested=self.context.stop_requested.is_set,
+            cancelled=lambda: self.context.cancel_request(record) is not None,
+            changed_inputs=lambda: changed_names(input_dir, record.inputs),
+            abandon_now=self.context.abandon_now,
+            stall_seconds=self.config.service.stall_seconds,
+        )
+        while True:
+            end = self.renderer.render(job, guard, self.context.observer)
+            if end.kind is not EndKind.CANCELLED or self._cancel_if_asked(record):
+                return self._after_render(record, plan, end)
+            # the cancel request was withdrawn meanwhile: the render goes on
+
+    def _after_render(self, record: JobRecord, plan: JobPlan, end: RenderEnd) -> Step | None:
+        if end.kind is EndKind.STOPPED:
             return STOPPED
-        except EngineError as err:
-            return self._video_error(record, video, err, time.monotonic() - started)
-        except OSError as err:
-            return self._video_failure(
-                record, video, failure_from_os_error(err, f"rendering {video.template}"), time.monotonic() - started
-            )
-        except MemoryError:
-            failure = Failure(code=ErrorCode.OUT_OF_MEMORY, reason=f"{video.template}: the machine ran out of memory.")
-            return self._video_failure(record, video, failure, time.monotonic() - started)
-        except Exception as err:  # one bad video never stops the others or the service
-            if type(err).__name__ == "OutOfMemoryError":  # torch.cuda.OutOfMemoryError, without importing torch
-                failure = Failure(code=ErrorCode.OUT_OF_MEMORY, reason=f"{video.template}: the GPU ran out of memory.")
-            else:
-                log.exception("video failed with an internal error")
-                failure = Failure(
-                    code=ErrorCode.INTERNAL,
-                    reason=f"{video.template}: internal error while rendering ({type(err).__name__}: {err})",
-                )
-            return self._video_failure(record, video, failure, time.monotonic() - started)
-        fsync_file(output)  # the journal will say it exists: make it so
-        write_atomic(output_dir / f"{video.output_stem}.json", with_file_names(report).model_dump_json(indent=2) + "\n")
-        make_thumbnail(output, output_dir / thumbnail_name(video.output_stem), report.output.duration_s)
-        self.lifecycle.video_done(record, video, report.output.duration_s, time.monotonic() - started)
-        self.context.on_rendered(report, video.seconds or 0.0)
-        log.info("video done", output=f"{video.output_stem}.mp4", seconds=video.seconds)
-        return None
+        if end.kind is EndKind.INPUTS_CHANGED:
+            return self._inputs_changed(record, list(end.changed))
+        if end.kind is EndKind.RETRY:
+            return Step(StepKind.RETRY, end.retry_at, end.failure)
+        if end.kind is EndKind.AUDIO_FAILED:
+            assert end.failure is not None
+            return self._audio_failed(record, plan, end.failure, end.detail)
+        return None  # every video ended, or the job was cancelled (it goes to quarantine)
 
-    def _video_error(
-        self, record: JobRecord, video: VideoRecord | None, err: EngineError, seconds: float = 0.0
-    ) -> Step | None:
-        """An engine error of one video, or of the audio (``video`` None: every video's)."""
-        failure = err.failure()
-        if video is None:  # the audio: the whole job
-            if failure.transient:
-                return self._job_transient(record, failure)
-            self.lifecycle.fail_job(
-                record,
-                failure.model_copy(
-                    update={
-                        "reason": f'The audio file "{record.audio}" cannot be used: {err.reason}.',
-                        "details": [failure.reason],
-                    }
-                ),
-            )
-            return None
-        return self._video_failure(record, video, failure, seconds)
-
-    def _video_failure(self, record: JobRecord, video: VideoRecord, failure: Failure, seconds: float) -> Step | None:
-        log = self.log.bind(video=video.template)
+    def _audio_failed(self, record: JobRecord, plan: JobPlan, failure: Failure, detail: str) -> Step | None:
+        """The audio cannot be used: every video's failure, so the whole job's; in a job with several audio files
+        (or scripts), only its own videos fail."""
         if failure.transient:
-            retry_at = self.lifecycle.video_transient(record, video, failure)
-            if retry_at is not None:
-                log.warning(
-                    "video hit a transient error; tried again later",
-                    code=failure.code.value,
-                    reason=failure.reason,
-                    retry_at=retry_at.isoformat(),
-                    failures=record.retry.failures,
-                )
-                return Step(StepKind.RETRY, retry_at, failure)
-            log.warning("transient errors went on too long; the video failed", code=failure.code.value)
-        else:
-            self.lifecycle.video_failed(record, video, failure, seconds)
-        log.warning("video failed", code=failure.code.value, reason=failure.reason)
+            return self._job_transient(record, failure)
+        if plan.results_subfolder:
+            own = failure.model_copy(update={"reason": f'The audio file "{plan.audio.name}" cannot be used: {detail}.'})
+            stems = {planned.output_stem for planned in plan.videos}
+            for video in record.videos:
+                if video.output_stem in stems and video.status is VideoStatus.PENDING:
+                    self.lifecycle.video_failed(record, video, own, 0.0)
+            return None
+        reason = f'The audio file "{record.audio}" cannot be used: {detail}.'
+        self.lifecycle.fail_job(record, failure.model_copy(update={"reason": reason, "details": [failure.reason]}))
         return None
+
+    def _speak(self, record: JobRecord, plan: JobPlan, output_dir: Path) -> Path | Step | None:
+        """The script spoken into the results folder (a stage of its own); STOPPED for a stop; None when the job
+        failed or was cancelled."""
+
+        def progress(done: int, total: int) -> None:
+            self.context.observer.progress(
+                RenderProgress(video=plan.audio, frames_done=done, frames_total=total, stage=ProgressStage.SPEECH)
+            )
+
+        self.context.abandon_now.clear()
+        started = time.monotonic()
+        try:
+            spoken = speak_job(plan, self.config, output_dir, progress, self.context.abandon_now)
+        except SpeechError as err:
+            if err.code is ErrorCode.CANCELLED:
+                if self._cancel_if_asked(record):
+                    return None
+                self.log.warning("speech abandoned for the stop; it starts again when the service restarts")
+                return STOPPED
+            if record.phase is Phase.RENDERING:
+                self.lifecycle.fail_job(record, err.failure())
+            return None
+        except ContractViolation as violation:  # the script or the voice changed since planning
+            self.lifecycle.fail_job(record, violation.failure())
+            return None
+        self.log.info("script spoken", script=plan.audio.name, seconds=round(time.monotonic() - started, 3))
+        return spoken
 
     # -------------------------------------------------------------- publishing
 
@@ -458,34 +413,35 @@ class JobRunner:
             )
         self.lifecycle.concluded(record, JobStatus.FAILED, failure)
         error = ErrorReport.of(record.name, record.job_id, failure, failed_videos=failed)
-        target = quarantine_whole_job(record, error, self.dest, self.lifecycle.journal)
+        target = quarantine_whole_job(record, error, self.dest, self.lifecycle)
         self.log.warning("job quarantined", code=failure.code.value, reason=failure.reason, quarantine=str(target))
 
     def _publish_results(self, record: JobRecord, ok: list[VideoRecord]) -> None:
         failed = [video for video in record.videos if video.status is VideoStatus.FAILED]
         self.lifecycle.concluded(record, JobStatus.PARTIAL if failed else JobStatus.OK)
         if failed:
-            quarantined = quarantine_failed_videos(record, self.dest, self.lifecycle.journal)
+            quarantined = quarantine_failed_videos(record, self.dest, self.lifecycle)
             self.log.warning(
                 "failed templates quarantined", templates=[video.template for video in failed], quarantine=str(quarantined)
             )
         output_dir = self.work.results_dir(record)
         if output_dir.exists():
-            keep_only(output_dir, {name for video in ok for name in result_names(video)} | {JOB_REPORT})
+            speech = speech_result_names(video.output_stem for video in record.videos)
+            keep_only(output_dir, {name for video in ok for name in _results(video)} | {JOB_REPORT} | speech)
             report = self.job_report(record)
             write_atomic(output_dir / JOB_REPORT, report.model_dump_json(indent=2) + "\n")
             for video in ok:  # a video rendered by an older heygemd comes without one
                 if not (output_dir / thumbnail_name(video.output_stem)).exists():
                     make_thumbnail(
-                        output_dir / f"{video.output_stem}.mp4",
+                        output_dir / video_name(video.output_stem),
                         output_dir / thumbnail_name(video.output_stem),
                         video.output_duration_s,
                     )
             write_result_page(output_dir, report)  # inside the folder: it appears in the outbox with the results
-        published = publish_outbox_folder(record, self.dest, self.lifecycle.journal)
+        published = publish_outbox_folder(record, self.dest, self.lifecycle)
         if self.config.outputs.zip_bundle:
-            write_zip_bundle(record, self.dest, self.lifecycle.journal)
-        dispose_inputs(record, self.config.outputs.after_success, self.dest, self.lifecycle.journal)
+            write_zip_bundle(record, self.dest, self.lifecycle)
+        dispose_inputs(record, self.config.outputs.after_success, self.dest, self.lifecycle)
         self.log.info(
             "job done",
             status=record.status.value if record.status else None,
@@ -495,7 +451,7 @@ class JobRunner:
         )
 
     def job_report(self, record: JobRecord) -> JobReport:
-        engine_info = self.engine.describe()
+        engine_info = self.engine_info()
         finished = record.finished_at or utc_now()
         assert record.status is not None
         return JobReport(
@@ -508,8 +464,8 @@ class JobRunner:
                 VideoResult(
                     template=video.template,
                     status=video.status,
-                    output=f"{video.output_stem}.mp4" if video.status is VideoStatus.OK else None,
-                    report=f"{video.output_stem}.json" if video.status is VideoStatus.OK else None,
+                    output=video_name(video.output_stem) if video.status is VideoStatus.OK else None,
+                    report=report_name(video.output_stem) if video.status is VideoStatus.OK else None,
                     error=video.failure.reason if video.failure else None,
                     code=video.failure.code if video.failure else None,
                     seconds=video.seconds,
@@ -525,6 +481,7 @@ class JobRunner:
             quarantine_folder=str(record.quarantine_path) if record.quarantine_path else None,
             warnings=record.warnings,
             engine=engine_info,
+            speech=read_speech_reports(self.work.results_dir(record), [video.output_stem for video in record.videos]),
         )
 
 
@@ -544,15 +501,5 @@ def _doing(record: JobRecord) -> str:
     }.get(record.phase, "working on the job")
 
 
-def with_file_names(report: RenderReport) -> RenderReport:
-    """The sidecar names files as the person knows them, not by their place in the (temporary) work area."""
-    return report.model_copy(
-        update={
-            part: getattr(report, part).model_copy(update={"path": Path(getattr(report, part).path.name)})
-            for part in ("audio", "video", "output")
-        }
-    )
-
-
-def result_names(video: VideoRecord) -> tuple[str, str, str]:
-    return (f"{video.output_stem}.mp4", f"{video.output_stem}.json", thumbnail_name(video.output_stem))
+def _results(video: VideoRecord) -> tuple[str, str, str]:
+    return result_names(video.output_stem)

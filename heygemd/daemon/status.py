@@ -13,7 +13,7 @@ from heygemd.atomic import write_atomic
 from heygemd.codes import ErrorCode
 from heygemd.daemon.diskspace import DiskShortage
 from heygemd.daemon.reports import host_name, utc_now
-from heygemd.engine.report import EngineInfo, ProgressStage
+from heygemd.engine.report import EngineInfo, ProgressStage, percent_done
 
 STATUS_FILE = "status.json"
 IDLE = "idle"
@@ -21,6 +21,8 @@ WAITING_FOR_INBOX = "waiting for the inbox"
 WAITING_FOR_DISK = "waiting for disk space"
 PAUSED = "paused"  # idle because `heygemd pause` (or the web page) asked: no new jobs are taken
 STARTING, LOADING_MODEL, STOPPING, STOPPED = "starting", "loading model", "stopping", "stopped"
+WORKING = "working"
+STANDBY = "standby"  # cluster mode: another coordinator serves the queue
 
 
 class CurrentJob(BaseModel):
@@ -43,7 +45,7 @@ class CurrentJob(BaseModel):
         if stage != self.stage or self.stage_started_at is None:
             self.stage, self.stage_started_at = stage, now
         self.frames_done, self.frames_total = frames_done, frames_total
-        self.percent = round(100 * frames_done / frames_total, 1) if frames_total else 100.0
+        self.percent = percent_done(frames_done, frames_total)
         elapsed = (now - self.stage_started_at).total_seconds()
         self.fps = round(frames_done / elapsed, 2) if elapsed > 0 and frames_done else None
         self.eta_seconds = round((frames_total - frames_done) / self.fps, 1) if self.fps else None
@@ -127,7 +129,7 @@ class ServiceStatus(BaseModel):
         """One line for systemd's STATUS=."""
         if self.current is not None:
             job = self.current
-            prefix = "stopping, " if self.state == "stopping" else ""
+            prefix = f"{STOPPING}, " if self.state == STOPPING else ""
             where = f"video {job.index}/{job.total}" if job.total else "preparing"
             percent = f" {job.percent:.0f}%" if job.percent is not None else ""
             stage = f" ({job.stage})" if job.stage and job.stage is not ProgressStage.RENDER else ""

@@ -29,6 +29,7 @@ from heygemd.engine import RenderCancelled, RenderProgress
 T = TypeVar("T")
 POLL_SECONDS = 0.5
 ABANDON_KILL_SECONDS = 2.0
+MIN_GRACE_SECONDS = 30.0
 
 
 class RenderStalled(Exception):
@@ -53,6 +54,12 @@ class StallWatch:
     def __init__(self, stall_seconds: float, grace_seconds: float) -> None:
         self.stall_seconds = stall_seconds
         self.grace_seconds = grace_seconds
+
+    @classmethod
+    def for_stall(cls, stall_seconds: float) -> StallWatch:
+        """The watch of a render (service or worker): a stalled render gets half its stall time, at least
+        MIN_GRACE_SECONDS, to return once cancelled."""
+        return cls(stall_seconds, grace_seconds=max(MIN_GRACE_SECONDS, stall_seconds / 2))
 
     def run(
         self,

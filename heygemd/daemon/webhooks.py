@@ -41,8 +41,8 @@ from heygemd.atomic import write_atomic
 from heygemd.codes import ErrorCode
 from heygemd.daemon.config import NotifyConfig
 from heygemd.daemon.journal import JobRecord
-from heygemd.daemon.outputs import ERROR_REPORT, JOB_REPORT
 from heygemd.daemon.reports import JobStatus, VideoStatus, host_name, utc_now
+from heygemd.resultfiles import ERROR_REPORT, JOB_REPORT
 
 WEBHOOK_LOG = "webhooks.jsonl"
 WEBHOOK_LOG_LINES = 500

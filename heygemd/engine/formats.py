@@ -1,5 +1,5 @@
 """Which file names are media the engine renders from: one list for `heygemd render`, the daemon's
-folder contract and the README. Suffixes are lower case; callers compare lower-cased names."""
+folder contract and its page, docs/folder-contract.md. Suffixes are lower case; callers compare lower-cased names."""
 
 from __future__ import annotations
 

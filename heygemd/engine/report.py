@@ -99,6 +99,7 @@ class ProgressStage(StrEnum):
     DETECT = "detect"  # the face track is being built (a CPU render waits for it before encoding)
     RENDER = "render"  # frames are being written
     RESTORE = "restore"  # faces of the frames just rendered are being restored (GFPGAN)
+    SPEECH = "speech"  # a script is being spoken (frames_done / frames_total count its sentences)
 
 
 class EngineInfo(BaseModel):
@@ -165,6 +166,7 @@ class RenderProgress(BaseModel):
     frames_total: int
     stage: ProgressStage = ProgressStage.RENDER
 
-    @property
-    def fraction(self) -> float:
-        return self.frames_done / self.frames_total if self.frames_total else 1.0
+
+def percent_done(frames_done: int, frames_total: int | None) -> float:
+    """How far a stage is, in percent with one decimal (a stage of no frames is done)."""
+    return round(100 * frames_done / frames_total, 1) if frames_total else 100.0

@@ -34,8 +34,8 @@ from heygemd.engine.restore_frame import (
     restorer_crop,
     to_restorer_input,
 )
-from heygemd.engine.restorer_files import GFPGAN_RELEASES
 from heygemd.engine.settings import BlendMode, Box, DetectorKind
+from heygemd.engine.weights import known_name
 
 NETWORK_NAME = "GFPGAN v1.3/v1.4 (clean)"
 # The public files keep the averaged weights under "params_ema"; a training snapshot may hold "params" only.
@@ -57,7 +57,7 @@ def load_gfpgan(path: Path, device: str | torch.device) -> torch.nn.Module:
 def load_gfpgan_checkpoint(path: Path, device: str | torch.device) -> tuple[GFPGANv1Clean, CheckpointInfo]:
     """``load_gfpgan`` and what the file is (its sha256, and the release it is, if known)."""
     model, info = load_network(Path(path), GFPGANv1Clean, NETWORK_NAME, device, WRAPPERS)
-    return model, replace(info, known_name=GFPGAN_RELEASES.get(info.sha256))
+    return model, replace(info, known_name=known_name(info.sha256))
 
 
 class FaceRestorer:

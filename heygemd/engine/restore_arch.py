@@ -43,7 +43,6 @@ NARROW = 1.0
 UNET_NARROW = NARROW / 2  # the U-Net runs at half the generator's width
 NUM_LATENTS = 2 * LOG_SIZE - 2  # 16: one per modulated conv and to-RGB along the way
 NUM_NOISES = 2 * (LOG_SIZE - 2) + 1  # 15: one per style conv
-LEVELS = LOG_SIZE - 2  # 7 sizes above 4x4: 8, 16, ... 512
 SLOPE = 0.2  # leaky ReLU
 ACTIVATION_GAIN = math.sqrt(2.0)  # keeps the variance through a style conv's leaky ReLU
 DEMOD_EPS = 1e-8

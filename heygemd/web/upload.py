@@ -6,8 +6,10 @@ inbox's filesystem; the name follows heygemd's temporary convention, which the w
 Limits are checked while the bytes arrive: a file over ``limits.max_file_bytes`` or a body over
 ``web.max_upload_bytes`` stops the upload at once. When the body is complete the staging folder
 is checked with the folder contract itself (``plan_job`` and ``check_limits``: the same names,
-counts, sizes, job.toml and audio length rules as the share), then renamed into the inbox under a
-name no other job has: one atomic rename, so the watcher never sees a half-uploaded job.
+counts, sizes, job.toml and audio length rules as the share), each file is probed as the engine
+will read it (a text file named .mp4 is refused now, with its code, not quarantined later), then the
+folder is renamed into the inbox under a name no other job has: one atomic rename, so the watcher
+never sees a half-uploaded job.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ from heygemd.daemon.contract import (
 from heygemd.daemon.fsutil import human_size, remove_tree, rename_no_replace
 from heygemd.daemon.limits import check_limits
 from heygemd.daemon.status import process_alive
+from heygemd.engine.errors import MediaError
+from heygemd.engine.probe import probe_audio, probe_video
 from heygemd.names import (
     NAME_MAX_BYTES,
     name_bytes,
@@ -340,6 +344,16 @@ def check_folder(settings: WebSettings, upload: Upload, name: str) -> None:
         check_limits(plan, settings.limits)
     except ContractViolation as err:
         raise UploadRefused(400, "upload.contract", err.reason, code=err.code) from None
+
+
+def check_media(upload: Upload) -> None:
+    """Each file probed as the engine will read it: one that is not what its name says is refused (415) with its code."""
+    probes = [(name, probe_audio) for name in upload.audio] + [(name, probe_video) for name in upload.templates]
+    for name, probe in probes:
+        try:
+            probe(upload.staging / name)
+        except MediaError as err:
+            raise UploadRefused(415, "upload.contract", f'"{name}" {err.reason}.', code=err.code) from None
 
 
 def write_extras(settings: WebSettings, upload: Upload) -> None:

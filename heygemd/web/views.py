@@ -12,7 +12,6 @@ rename, the history line before the record is removed).
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 from datetime import datetime
@@ -34,18 +33,15 @@ from heygemd.daemon.reports import (
     VideoStatus,
     host_name,
 )
-from heygemd.daemon.resultpage import THUMBNAIL_SUFFIX
-from heygemd.daemon.status import ServiceStatus, WorkerTask, process_alive, read_status
+from heygemd.daemon.status import STOPPED, ServiceStatus, WorkerTask, process_alive, read_status
 from heygemd.engine.report import RenderReport
 from heygemd.metrics import Metrics, read_metrics
 from heygemd.names import is_heygemd_temporary
+from heygemd.resultfiles import ERROR_REPORT, JOB_REPORT, THUMBNAIL_SUFFIX
 from heygemd.web.settings import OUTBOX, QUARANTINE, WebSettings
 
 RESULTS_SHOWN = 20
 HISTORY_READ = 200
-JOB_REPORT = "job.json"
-ERROR_REPORT = "error.json"
-STOPPED = "stopped"
 
 
 class JobPhase(StrEnum):
@@ -76,6 +72,17 @@ class Progress(BaseModel):
     frames_total: int | None = None
     fps: float | None = None
     eta_seconds: float | None = None
+
+
+class JobProgress(BaseModel):
+    """The whole job: its finished videos and the current one's part, and a guess of the time left."""
+
+    percent: float
+    videos_done: int
+    videos_total: int
+    eta_seconds: float | None = Field(
+        None, description="the current video's time left, and as long again for each one after it"
+    )
 
 
 class Problem(BaseModel):
@@ -130,7 +137,10 @@ class JobView(BaseModel):
     retry: RetryView | None = None
     cancel_requested: bool = False
     cancellable: bool = False
+    audio: str | None = Field(None, description="the job's audio file, once known")
+    dry_run: bool = Field(False, description="made (or being made) without the model: the template fitted to the audio")
     videos: list[VideoView] = Field(default_factory=list)
+    progress: JobProgress | None = Field(None, description="while a service works on it: the whole job's progress")
     problem: Problem | None = Field(None, description="why the job (or some of its videos) failed")
     warnings: list[Notice] = Field(default_factory=list)
     files: list[FileLink] = Field(default_factory=list, description="every file of its outbox and quarantine folders")
@@ -325,10 +335,12 @@ class JobFinder:
             if shortage is not None:
                 view.phase, view.service = JobPhase.WAITING_FOR_DISK, service.name
                 view.waiting_for = shortage.filesystem.describe()
+        inputs = [item.name for item in regular_files(folder) if not is_ignored_name(item.name)]
+        view.audio = audio_among(inputs)
         view.videos = [
-            VideoView(template=item.name, status=VideoStatus.PENDING.value)
-            for item in regular_files(folder)
-            if kind_of(item.name) in (FileKind.VIDEO, FileKind.STILL) and not is_ignored_name(item.name)
+            VideoView(template=name, status=VideoStatus.PENDING.value)
+            for name in inputs
+            if kind_of(name) in (FileKind.VIDEO, FileKind.STILL)
         ]
         return view
 
@@ -355,7 +367,14 @@ class JobFinder:
         elif current is not None:
             phase = JobPhase.RENDERING
         view = JobView(
-            id=record.name, job_id=record.job_id, phase=phase, service=service.name, received_at=record.claimed_at
+            id=record.name,
+            job_id=record.job_id,
+            phase=phase,
+            service=service.name,
+            received_at=record.claimed_at,
+            audio=record.audio,
+            dry_run=status.dry_run if status is not None else False,
+            warnings=[Notice(kind="text", text=text) for text in record.warnings],
         )
         if waiting is not None:
             view.retry = RetryView(
@@ -382,6 +401,7 @@ class JobFinder:
             view.videos.append(shown)
         if record.failure is not None:
             view.problem = Problem(code=record.failure.code, reason=record.failure.reason, details=record.failure.details)
+        view.progress = job_progress(view.videos)
         return view
 
     # -- finished
@@ -449,6 +469,7 @@ class JobFinder:
             view.job_id = view.job_id or report.job_id
             view.status = view.status or report.status
             view.received_at, view.finished_at = report.received_at, view.finished_at or report.finished_at
+            view.audio, view.dry_run = report.audio, report.dry_run
             view.videos = [self._result_video(video, outbox_dir, links) for video in report.videos]
             view.warnings += [Notice(kind="text", text=text) for text in report.warnings]
         if isinstance(error, ErrorReport):
@@ -468,6 +489,8 @@ class JobFinder:
             ]
             if view.status is None:
                 view.status = JobStatus.PARTIAL if error.outbox_folder else JobStatus.FAILED
+        if view.audio is None:
+            view.audio = audio_among([link.name for link in view.files if link.area == QUARANTINE])
         return view
 
     def _result_video(self, video, outbox_dir: Path, links: dict[tuple[str, str], FileLink]) -> VideoView:
@@ -485,8 +508,38 @@ class JobFinder:
         return shown
 
 
+# How the engine's own warnings (heygemd/engine/engine.py) begin where the page already says the same, translated.
+LOOP_WORDS = ("the audio outlasts the template",)
+VFR_WORDS = ("variable frame rate input",)
+FINISHED_VIDEO_STATES = frozenset({VideoStatus.OK.value, VideoStatus.FAILED.value})
+
+
+def job_progress(videos: list[VideoView]) -> JobProgress | None:
+    """The job's percent: its finished videos, and the part done of the one rendering, over all its videos."""
+    if not videos:
+        return None
+    finished = sum(video.status in FINISHED_VIDEO_STATES for video in videos)
+    current = next((video.progress for video in videos if video.progress is not None), None)
+    part = min(max((current.percent or 0.0) / 100, 0.0), 1.0) if current is not None else 0.0
+    eta = None
+    if current is not None and current.eta_seconds is not None:
+        whole_video = current.eta_seconds / (1.0 - part) if part < 1.0 else current.eta_seconds
+        after = len(videos) - finished - 1
+        eta = current.eta_seconds + max(after, 0) * whole_video
+    return JobProgress(
+        percent=round(100.0 * (finished + part) / len(videos), 1),
+        videos_done=finished,
+        videos_total=len(videos),
+        eta_seconds=eta,
+    )
+
+
+def audio_among(names: list[str]) -> str | None:
+    return next((name for name in names if kind_of(name) is FileKind.AUDIO), None)
+
+
 def render_warnings(template: str, report: RenderReport) -> list[Notice]:
-    """What a render's report says a person should know, as sentences the page translates."""
+    """What a render's report says a person should know: sentences the page translates, then the engine's own."""
     found = []
     if report.faces.frames_without_face and not report.dry_run:
         total = report.faces.frames_with_face + report.faces.frames_without_face
@@ -495,6 +548,8 @@ def render_warnings(template: str, report: RenderReport) -> list[Notice]:
         found.append(Notice(kind="loop", video=template, policy=report.options.loop.value))
     if report.video.variable_frame_rate:
         found.append(Notice(kind="vfr", video=template, fps=round(report.output.fps, 3)))
+    said = (LOOP_WORDS if report.loop_policy_applied else ()) + (VFR_WORDS if report.video.variable_frame_rate else ())
+    found += [Notice(kind="text", video=template, text=text) for text in report.warnings if not text.startswith(said)]
     return found
 
 
@@ -592,7 +647,9 @@ def _inbox_folders(inbox: Path) -> list[str]:
 
 def _results(settings: WebSettings, services: list[ServiceFiles]) -> list[ResultItem]:
     entries = sorted(
-        (item for service in services for item in service.history()), key=lambda item: item.finished_at, reverse=True
+        (item for service in services for item in service.history() if still_there(settings, item)),
+        key=lambda item: item.finished_at,
+        reverse=True,
     )
     results = []
     for item in entries[:RESULTS_SHOWN]:
@@ -611,6 +668,12 @@ def _results(settings: WebSettings, services: list[ServiceFiles]) -> list[Result
     return results
 
 
+def still_there(settings: WebSettings, entry: HistoryEntry) -> bool:
+    """Its results or its quarantine folder is there (not removed by retention, moved away or deleted)."""
+    folders = [(settings.paths.outbox, entry.outbox), (settings.paths.quarantine, entry.quarantine)]
+    return any(place is not None and real_folder(area, place.name) is not None for area, place in folders)
+
+
 def _first_thumbnail(settings: WebSettings, item: HistoryEntry) -> str | None:
     if item.outbox is None:
         return None
@@ -619,7 +682,3 @@ def _first_thumbnail(settings: WebSettings, item: HistoryEntry) -> str | None:
         next((found for found in regular_files(folder) if found.name.endswith(THUMBNAIL_SUFFIX)), None) if folder else None
     )
     return file_url(item.job, OUTBOX, thumbnail.name) if thumbnail else None
-
-
-def dump(model: BaseModel) -> str:
-    return json.dumps(model.model_dump(mode="json"), ensure_ascii=False)

@@ -21,7 +21,7 @@ def heygemd(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 def test_init_creates_the_layout_and_never_overwrites(tmp_path):
     first = heygemd("init", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
-    for folder in ("inbox", "outbox", "quarantine", "work", "archive", "state", "checkpoints"):
+    for folder in ("inbox", "outbox", "quarantine", "work", "archive", "state", "checkpoints", "presenters"):
         assert (tmp_path / folder).is_dir()
     config = tmp_path / "config" / "heygemd.toml"
     assert config.read_text() == default_config_text()
@@ -50,6 +50,9 @@ def test_doctor_reports_every_check(tmp_path):
     assert checks["Wav2Lip weights"]["level"] == "fail" and "fetch-models" in checks["Wav2Lip weights"]["detail"]
     assert checks["paths.inbox"]["level"] == "ok" and checks["watch mode"]["detail"].startswith("native")
     assert checks["open files"]["level"] in ("ok", "warn") and checks["open files"]["detail"].startswith(("lease", "proc"))
+    assert checks["voice espeak-ng"]["level"] == "ok" and "languages" in checks["voice espeak-ng"]["detail"]
+    assert checks["voice kokoro"]["level"] == "warn" and "kokoro-v1.0.onnx" in checks["voice kokoro"]["detail"]
+    assert checks["Kokoro-82M voice model"]["level"] == "warn"  # optional: espeak-ng speaks meanwhile
     assert result.returncode == 1  # the weights are missing
     text = heygemd("doctor", cwd=tmp_path)
     assert "FAIL" in text.stdout and "paths.outbox" in text.stdout

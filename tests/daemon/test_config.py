@@ -8,6 +8,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from docs_pages import code_name, page, table_rows
 
 from heygemd.daemon import config as config_module
 from heygemd.daemon.config import (
@@ -123,6 +124,15 @@ def test_config_errors_exit_78_with_one_message(tmp_path):
     assert missing.returncode == 78 and "nowhere.toml" in missing.stderr and "does not exist" in missing.stderr
     environment = heygemd("status", cwd=tmp_path, env={"HEYGEMD_WATCH__SETTLE_SECONDS": "soon"})
     assert environment.returncode == 78 and "HEYGEMD_WATCH__SETTLE_SECONDS" in environment.stderr
+
+
+def test_the_configuration_reference_lists_every_key_once_and_nothing_else():
+    rows = [code_name(row[0]) for row in table_rows(page("configuration.md"))]
+    documented = [key for key in rows if key and "." in key]
+    keys = [
+        f"{section}.{key}" for section, field in HeygemdConfig.model_fields.items() for key in field.annotation.model_fields
+    ]
+    assert sorted(documented) == sorted(keys), "docs/configuration.md needs one row per configuration key"
 
 
 def test_shipped_config_documents_every_key_with_its_default():

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from docs_pages import page
 
 from heygemd.daemon.contract import (
     ContractViolation,
@@ -98,11 +99,11 @@ def test_every_audio_format_is_the_audio(tmp_path, suffix):
     assert plan_job(folder, "job", RenderOptions()).audio.name == f"speech{suffix}"
 
 
-def test_the_readme_folder_contract_lists_exactly_the_engine_formats():
-    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+def test_the_folder_contract_page_lists_exactly_the_engine_formats():
+    contract = page("folder-contract.md")
 
     def listed(marker: str) -> set[str]:
-        [line] = [line for line in readme.splitlines() if marker in line]
+        [line] = [line for line in contract.splitlines() if marker in line]
         return {word.rstrip(";),") for word in line.split(marker, 1)[1].split() if word.startswith(".")}
 
     assert listed("exactly one audio:") == AUDIO_SUFFIXES
@@ -157,7 +158,7 @@ BAD = [
     ({}, "empty"),
     ({"speech.wav": b"a"}, "no template video"),
     ({"a.mp4": b"v", "b.mov": b"v"}, "no audio file"),
-    ({"a.wav": b"a", "b.mp3": b"a", "v.mp4": b"v"}, "2 audio files"),
+    ({"a.wav": b"a", "b.txt": b"Hello.", "v.mp4": b"v"}, "one or the other"),
     ({"a.wav": b"a", "v.mp4": b""}, "empty (0 bytes)"),
     ({"a.wav": b"a", "v.flv2": b"v"}, "unsupported files"),
     ({"inner/a.wav": b"a", "inner/v.mp4": b"v"}, "holds only folders"),
@@ -177,6 +178,60 @@ def test_bad_folders_have_a_plain_reason(tmp_path, files, reason):
     assert reason in caught.value.reason + " ".join(caught.value.details)
 
 
+def test_several_audio_files_each_get_every_template_in_their_own_subfolder(tmp_path):
+    folder = make(tmp_path / "job", {"en.wav": b"a", "fr.mp3": b"a", "front.mp4": b"v", "side.mp4": b"v"})
+    plan = plan_job(folder, "job", RenderOptions())
+    assert [video.output_stem for video in plan.videos] == ["en/front", "en/side", "fr/front", "fr/side"]
+    assert [(part.audio.name, part.results_subfolder, len(part.videos)) for part in plan.per_source()] == [
+        ("en.wav", "en", 2),
+        ("fr.mp3", "fr", 2),
+    ]
+    single = plan_job(make(tmp_path / "one", {"en.wav": b"a", "front.mp4": b"v"}), "one", RenderOptions())
+    assert single.per_source() == [single] and single.videos[0].output_stem == "front"
+
+
+def test_presenters_from_the_library_join_the_jobs_own_templates(tmp_path):
+    library = tmp_path / "presenters"
+    make(library / "anna", {"front.mp4": b"v", "side.jpg": b"s", "notes.pdf": b"n", ".hidden.mp4": b"h"})
+    make(library / "ben", {"front.mp4": b"v"})
+    folder = make(
+        tmp_path / "job", {"script.txt": b"Hello.", "own.mp4": b"v", "job.toml": 'presenters = ["anna", "ben/front.mp4"]\n'}
+    )
+    plan = plan_job(folder, "job", RenderOptions(), presenter_library=library)
+    assert [video.output_stem for video in plan.videos] == ["own", "anna-front", "anna-side", "ben-front"]
+    assert [plan.template_key(video) for video in plan.videos] == [
+        "own.mp4",
+        str(library / "anna" / "front.mp4"),
+        str(library / "anna" / "side.jpg"),
+        str(library / "ben" / "front.mp4"),
+    ]
+    assert plan.speech is not None and plan.audio.name == "script.txt"
+
+
+@pytest.mark.parametrize(
+    ("presenters", "code"),
+    [
+        (["nobody"], "presenter.unknown"),
+        (["anna/back.mp4"], "presenter.unknown"),
+        (["empty"], "presenter.empty"),
+        (["../anna"], "presenter.bad_name"),
+        (["/anna"], "presenter.bad_name"),
+        (["anna/x/front.mp4"], "presenter.bad_name"),
+        (["anna/.."], "presenter.bad_name"),
+        ([".anna"], "presenter.bad_name"),
+    ],
+)
+def test_presenter_names_are_checked(tmp_path, presenters, code):
+    library = tmp_path / "presenters"
+    make(library / "anna", {"front.mp4": b"v"})
+    (library / "empty").mkdir()
+    job_toml = "presenters = [" + ", ".join(f'"{name}"' for name in presenters) + "]\n"
+    folder = make(tmp_path / "job", {"a.wav": b"a", "job.toml": job_toml})
+    with pytest.raises(ContractViolation) as caught:
+        plan_job(folder, "job", RenderOptions(), presenter_library=library)
+    assert caught.value.code.value == code
+
+
 def test_links_are_never_followed(tmp_path):
     outside = make(tmp_path / "outside", {"secret.mp4": b"v"})
     folder = make(tmp_path / "job", {"a.wav": b"a"})
@@ -188,10 +243,10 @@ def test_links_are_never_followed(tmp_path):
 
 
 def test_stray_files_and_folders_are_warnings_when_the_job_is_otherwise_good(tmp_path):
-    folder = make(tmp_path / "job", {"a.wav": b"a", "v.mp4": b"v", "notes.txt": b"t", "old/x.mp4": b"v"})
+    folder = make(tmp_path / "job", {"a.wav": b"a", "v.mp4": b"v", "notes.pdf": b"t", "old/x.mp4": b"v"})
     plan = plan_job(folder, "job", RenderOptions())
     assert len(plan.videos) == 1
-    assert any("notes.txt" in warning for warning in plan.warnings)
+    assert any("notes.pdf" in warning for warning in plan.warnings)
     assert any('"old"' in warning for warning in plan.warnings)
 
 

@@ -63,10 +63,15 @@ def server() -> Iterator[tuple[str, type[_Files]]]:
 
 WEIGHTS = os.urandom(300_000)
 DETECTOR = os.urandom(120_000)
+KOKORO_MODEL = os.urandom(50_000)
+KOKORO_VOICES = os.urandom(20_000)
 
 
-def setup(tmp_path: Path, base: str, handler, *, weights_sha: str | None = None) -> Path:
-    handler.files.update({"/w2l.pth": WEIGHTS, "/s3fd.pth": DETECTOR})
+def setup(tmp_path: Path, base: str, handler, *, weights_sha: str | None = None, kokoro_base: str | None = None) -> Path:
+    handler.files.update(
+        {"/w2l.pth": WEIGHTS, "/s3fd.pth": DETECTOR, "/kokoro.onnx": KOKORO_MODEL, "/voices.bin": KOKORO_VOICES}
+    )
+    kokoro_base = kokoro_base or base
     config = tmp_path / "heygemd.toml"
     config.write_text(
         toml_text(
@@ -77,6 +82,12 @@ def setup(tmp_path: Path, base: str, handler, *, weights_sha: str | None = None)
                     "checkpoint_sha256": weights_sha or hashlib.sha256(WEIGHTS).hexdigest(),
                     "detector_url": f"{base}/s3fd.pth",
                     "detector_sha256": hashlib.sha256(DETECTOR).hexdigest()[:10],  # a prefix, like s3fd-619a316812.pth
+                },
+                "speech": {  # never the real Kokoro files from the tests
+                    "kokoro_model_url": f"{kokoro_base}/kokoro.onnx",
+                    "kokoro_model_sha256": hashlib.sha256(KOKORO_MODEL).hexdigest(),
+                    "kokoro_voices_url": f"{kokoro_base}/voices.bin",
+                    "kokoro_voices_sha256": hashlib.sha256(KOKORO_VOICES).hexdigest(),
                 },
             }
         )
@@ -103,9 +114,21 @@ def test_downloads_checks_and_renames(tmp_path, server):
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "checkpoints" / "wav2lip_gan.pth").read_bytes() == WEIGHTS
     assert (tmp_path / "checkpoints" / "s3fd.pth").read_bytes() == DETECTOR
+    assert (tmp_path / "checkpoints" / "kokoro-v1.0.onnx").read_bytes() == KOKORO_MODEL
+    assert (tmp_path / "checkpoints" / "voices-v1.0.bin").read_bytes() == KOKORO_VOICES
     assert find_temporaries(tmp_path / "checkpoints") == []
     again = fetch(tmp_path, config)
-    assert again.returncode == 0 and again.stdout.count("is present") == 2
+    assert again.returncode == 0 and again.stdout.count("is present") == 4
+
+
+def test_kokoro_offline_is_optional_and_says_what_to_place_where(tmp_path, server):
+    base, handler = server
+    config = setup(tmp_path, base, handler, kokoro_base="http://127.0.0.1:9")  # discard port: connection refused
+    result = fetch(tmp_path, config)
+    assert result.returncode == 0, result.stderr  # espeak-ng speaks scripts meanwhile
+    assert result.stderr.count("optional") == 2 and "espeak-ng speaks the scripts" in result.stderr
+    assert str((tmp_path / "checkpoints" / "kokoro-v1.0.onnx").resolve()) in result.stderr
+    assert str((tmp_path / "checkpoints" / "voices-v1.0.bin").resolve()) in result.stderr
 
 
 def test_resumes_a_broken_download(tmp_path, server):

@@ -6,6 +6,7 @@ import errno
 from pathlib import Path
 
 import pytest
+from record_keeper import keeper
 from small_fs import fill, mounted_tmpfs
 
 from heygemd.atomic import write_atomic
@@ -65,7 +66,7 @@ def test_a_zip_bundle_that_does_not_fit_leaves_no_partial_zip(tmp_path):
         paths = PathsConfig(outbox=outbox, work=tmp_path / "work", state=tmp_path / "state")
         record = JobRecord(job_id="20200101T000000Z-abcdef", name="campaign", phase=Phase.PUBLISHING, outbox_path=published)
         with pytest.raises(OSError, match="No space left on device"):
-            write_zip_bundle(record, Destinations(paths, WorkArea(paths.work)), Journal(paths.state))
+            write_zip_bundle(record, Destinations(paths, WorkArea(paths.work)), keeper(Journal(paths.state)))
         assert names(outbox) == before, "no hidden partial zip may stay in the outbox"
 
 

@@ -1,4 +1,5 @@
-"""Start-up clean-up of heygemd's own leftover temporary files, in every folder it writes to and nowhere else."""
+"""Start-up clean-up of heygemd's own leftover temporary files, in every folder it writes to and nowhere else,
+and of the audio snapshots a killed render left in the configured engine.temp_dir."""
 
 from __future__ import annotations
 
@@ -7,9 +8,13 @@ import subprocess
 import sys
 import time
 
+import pytest
+from service_harness import service_config
+
 from heygemd.daemon.claim import WorkArea
 from heygemd.daemon.config import PathsConfig
 from heygemd.daemon.leftovers import clean_leftovers, service_folders
+from heygemd.engine.snapshot import SNAPSHOT_PREFIX
 from heygemd.names import machine_tag
 
 
@@ -63,3 +68,24 @@ def test_leftovers_of_a_crash_are_removed_everywhere_heygemd_writes(tmp_path):
     result = clean_leftovers(paths, work, time.time() + 1, [paths.state / "jobs"])
     assert sorted(result.removed) == sorted(leftovers + [staging]) and result.failed == []
     assert all(path.exists() for path in kept)
+
+
+@pytest.mark.slow
+def test_the_service_removes_the_audio_snapshots_a_killed_render_left(daemon_factory):
+    daemon = daemon_factory()
+    snapshots = daemon.root / "snapshots"
+    config = service_config(daemon.root)
+    config["engine"]["temp_dir"] = str(snapshots)
+    daemon.write_config(config)
+    left = snapshots / f"{SNAPSHOT_PREFIX}k1ll3d"
+    left.mkdir(parents=True)
+    (left / "snapshot.wav").write_bytes(b"RIFF half a snapshot")
+    other = snapshots / "not-heygemds.wav"  # the folder may hold what is not heygemd's: kept
+    other.write_bytes(b"x")
+
+    daemon.start()
+    daemon.wait_ready()
+    assert not left.exists() and other.exists()
+    [removed] = daemon.logged("audio snapshots left by a crash removed")
+    assert removed["count"] == 1 and removed["folder"] == str(snapshots)
+    assert daemon.stop() == 0

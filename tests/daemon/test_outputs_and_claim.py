@@ -8,6 +8,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from record_keeper import keeper
 
 from heygemd.codes import ErrorCode, Failure
 from heygemd.daemon.claim import RESULTS_FOLDER, ClaimError, WorkArea, claim
@@ -59,7 +60,7 @@ def dropped(dest: Destinations, name: str, files: dict[str, bytes]) -> Path:
 def test_a_claim_moves_the_folder_whole_and_journals_it(dest):
     journal = Journal(dest.paths.state)
     dropped(dest, "job", {"a.wav": b"a", "v.mp4": b"v"})
-    record = claim(dest.paths.inbox, "job", dest.work, journal)
+    record = claim(dest.paths.inbox, "job", dest.work, keeper(journal))
     assert record is not None and record.phase is Phase.CLAIMED
     assert listing(dest.paths.inbox) == [] and listing(dest.work.input_dir(record.job_id)) == ["a.wav", "v.mp4"]
     assert [saved.job_id for saved in journal.records()] == [record.job_id]
@@ -68,7 +69,7 @@ def test_a_claim_moves_the_folder_whole_and_journals_it(dest):
 
 def test_a_folder_gone_before_the_claim_is_no_job_and_leaves_nothing(dest):
     journal = Journal(dest.paths.state)
-    assert claim(dest.paths.inbox, "vanished", dest.work, journal) is None
+    assert claim(dest.paths.inbox, "vanished", dest.work, keeper(journal)) is None
     assert journal.records() == [] and listing(dest.work.root) == []
 
 
@@ -79,7 +80,7 @@ def test_a_work_folder_on_another_filesystem_is_a_clear_claim_error(dest):
         work = WorkArea(Path(elsewhere) / "work")
         dropped(dest, "job", {"a.wav": b"a"})
         with pytest.raises(ClaimError, match="not on the inbox's filesystem"):
-            claim(dest.paths.inbox, "job", work, Journal(dest.paths.state))
+            claim(dest.paths.inbox, "job", work, keeper(Journal(dest.paths.state)))
         assert listing(dest.paths.inbox / "job") == ["a.wav"], "the folder stays where it was"
 
 
@@ -109,21 +110,24 @@ def test_publishing_never_overwrites_and_a_repeat_after_a_restart_changes_nothin
     (dest.paths.outbox / "job").mkdir()  # a previous job of the same name
     record = claimed_record(dest, "job", {"a.wav": b"a"}, [])
     (dest.work.results_dir(record) / "v.mp4").write_bytes(b"video")
-    target = publish_outbox_folder(record, dest, journal)
+    target = publish_outbox_folder(record, dest, keeper(journal))
     assert target.name == "job (2)" and listing(target) == ["v.mp4"]
     assert journal.records()[0].outbox_path == target, "recorded before the rename"
-    assert publish_outbox_folder(record, dest, journal) == target and listing(dest.paths.outbox) == ["job", "job (2)"]
+    assert publish_outbox_folder(record, dest, keeper(journal)) == target and listing(dest.paths.outbox) == [
+        "job",
+        "job (2)",
+    ]
 
 
 def test_the_zip_bundle_holds_the_folder_and_is_written_once(dest):
     journal = Journal(dest.paths.state)
     record = claimed_record(dest, "zipped", {"a.wav": b"a"}, [])
     (dest.work.results_dir(record) / "v.mp4").write_bytes(b"video")
-    publish_outbox_folder(record, dest, journal)
-    bundle = write_zip_bundle(record, dest, journal)
+    publish_outbox_folder(record, dest, keeper(journal))
+    bundle = write_zip_bundle(record, dest, keeper(journal))
     with zipfile.ZipFile(bundle) as archive:
         assert archive.namelist() == ["zipped/v.mp4"] and archive.read("zipped/v.mp4") == b"video"
-    assert write_zip_bundle(record, dest, journal) == bundle
+    assert write_zip_bundle(record, dest, keeper(journal)) == bundle
     assert listing(dest.paths.outbox) == ["zipped", "zipped.zip"], "no staging file left"
 
 
@@ -131,7 +135,7 @@ def test_a_whole_job_goes_to_quarantine_untouched_with_its_error(dest):
     journal = Journal(dest.paths.state)
     record = claimed_record(dest, "bad", {"a.wav": b"a", "v.mp4": b"v"}, [])
     failure = Failure(code=ErrorCode.JOB_NO_TEMPLATE, reason="no template")
-    target = quarantine_whole_job(record, ErrorReport.of("bad", record.job_id, failure), dest, journal)
+    target = quarantine_whole_job(record, ErrorReport.of("bad", record.job_id, failure), dest, keeper(journal))
     assert listing(target) == ["a.wav", "error.json", "v.mp4"]
     assert (target / "a.wav").read_bytes() == b"a" and not dest.work.results_dir(record).exists()
     assert ErrorReport.model_validate_json((target / "error.json").read_text()).code is ErrorCode.JOB_NO_TEMPLATE
@@ -145,22 +149,22 @@ def test_failed_templates_go_to_quarantine_with_a_copy_of_the_audio(dest):
         VideoRecord(template="w.mp4", output_stem="w", status=VideoStatus.FAILED, failure=failure),
     ]
     record = claimed_record(dest, "partial", {"a.wav": b"a", "v.mp4": b"v", "w.mp4": b"w"}, videos)
-    target = quarantine_failed_videos(record, dest, journal)
+    target = quarantine_failed_videos(record, dest, keeper(journal))
     assert target is not None and listing(target) == ["a.wav", "error.json", "w.mp4"]
     assert listing(dest.work.input_dir(record.job_id)) == ["a.wav", "v.mp4"], "the audio is copied, not moved"
     error = ErrorReport.model_validate_json((target / "error.json").read_text())
     assert [(video.template, video.code) for video in error.failed_videos] == [("w.mp4", ErrorCode.FACE_NOT_FOUND)]
-    assert quarantine_failed_videos(record, dest, journal) == target, "a repeat finds it done"
+    assert quarantine_failed_videos(record, dest, keeper(journal)) == target, "a repeat finds it done"
 
 
 @pytest.mark.parametrize("after", [AfterSuccess.ARCHIVE, AfterSuccess.DELETE])
 def test_inputs_are_archived_or_deleted_once(dest, after):
     journal = Journal(dest.paths.state)
     record = claimed_record(dest, "done", {"a.wav": b"a"}, [])
-    dispose_inputs(record, after, dest, journal)
+    dispose_inputs(record, after, dest, keeper(journal))
     assert record.inputs_disposed and not dest.work.input_dir(record.job_id).exists()
     assert listing(dest.paths.archive) == (["done"] if after is AfterSuccess.ARCHIVE else [])
-    dispose_inputs(record, after, dest, journal)
+    dispose_inputs(record, after, dest, keeper(journal))
     assert listing(dest.paths.archive) == (["done"] if after is AfterSuccess.ARCHIVE else [])
 
 

@@ -18,12 +18,8 @@ from heygemd.commands.fetch import RESTORER_LABEL, wanted_models
 from heygemd.daemon.config import HeygemdConfig, LoadedConfig
 from heygemd.daemon.contract import ContractViolation, plan_job
 from heygemd.engine import RenderOptions
-from heygemd.engine.restorer_files import (
-    GFPGAN_RELEASES,
-    GFPGAN_V14_SHA256,
-    GFPGAN_V14_URL,
-)
 from heygemd.engine.settings import RestorerKind
+from heygemd.engine.weights import GFPGAN_V14, known_name
 
 RESTORER_WEIGHTS = os.urandom(200_000)
 
@@ -33,15 +29,15 @@ def test_the_restorer_is_off_by_default_and_fetches_the_published_v14():
     assert config.engine.restorer is RestorerKind.NONE
     assert config.engine.restorer_checkpoint == Path("checkpoints/GFPGANv1.4.pth")
     assert 0.5 <= config.render.restore_weight <= 0.7
-    assert config.models.restorer_url == GFPGAN_V14_URL and config.models.restorer_sha256 == GFPGAN_V14_SHA256
-    assert GFPGAN_RELEASES[GFPGAN_V14_SHA256] == "GFPGANv1.4.pth"
+    assert config.models.restorer_url == GFPGAN_V14.url and config.models.restorer_sha256 == GFPGAN_V14.sha256
+    assert known_name(GFPGAN_V14.sha256) == "GFPGANv1.4.pth"
     assert RESTORER_LABEL not in [model.label for model in wanted_models(config)]
 
 
 def test_with_the_restorer_on_its_weights_are_wanted():
     config = HeygemdConfig.model_validate({"engine": {"restorer": "gfpgan", "restorer_checkpoint": "w/GFPGANv1.3.pth"}})
     restorer = [model for model in wanted_models(config) if model.label == RESTORER_LABEL]
-    assert len(restorer) == 1 and restorer[0].path == Path("w/GFPGANv1.3.pth") and restorer[0].url == GFPGAN_V14_URL
+    assert len(restorer) == 1 and restorer[0].path == Path("w/GFPGANv1.3.pth") and restorer[0].url == GFPGAN_V14.url
 
 
 @pytest.mark.parametrize("weight", [0, 0.35, 1])

@@ -16,12 +16,8 @@ from heygemd.daemon.reports import (
     VideoStatus,
     utc_now,
 )
-from heygemd.daemon.resultpage import (
-    INDEX_FILE,
-    make_thumbnail,
-    thumbnail_name,
-    write_result_page,
-)
+from heygemd.daemon.resultpage import INDEX_FILE, make_thumbnail, write_result_page
+from heygemd.resultfiles import thumbnail_name
 
 NASTY = '<b>x<b> & "q" \'s #1?.mp4'  # names hold anything but "/" and NUL
 CJK = "发言人" * 27 + "xx.mp4"  # 249 bytes: its thumbnail name fits too

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
+from record_keeper import keeper
 from small_fs import mounted_tmpfs
 from structlog.testing import capture_logs
 
@@ -140,7 +141,7 @@ def test_an_archived_job_is_aged_from_its_arrival_not_from_its_upload(paths):
     journal = Journal(paths.state)
     record = JobRecord(job_id="20200101T000000Z-abcdef", name="campaign", phase=Phase.PUBLISHING)
     folder(work.input_dir(record.job_id), 400)
-    dispose_inputs(record, AfterSuccess.ARCHIVE, Destinations(paths, work), journal)
+    dispose_inputs(record, AfterSuccess.ARCHIVE, Destinations(paths, work), keeper(journal))
     assert record.archive_path == paths.archive / "campaign"
     assert record.archive_path.stat().st_mtime > NOW - 60
     assert expired_entries(paths, 30, time.time()) == []

@@ -1,7 +1,7 @@
 """The job runner in process, with a fake engine: the steps of one job and every state change they make.
 
-The fake stands for the engine only (heygemd.daemon.runner.RenderEngine); the folders, journal,
-lifecycle and publishing are the real ones. End-to-end behaviour with the real engine is in
+The fake stands for the engine only (heygemd.daemon.render_port.RenderEngine), under the real local
+renderer; the folders, journal, lifecycle and publishing are the real ones. End-to-end behaviour with the real engine is in
 test_service.py and test_failures.py.
 """
 
@@ -19,8 +19,9 @@ import pytest
 from heygemd.codes import ErrorCode
 from heygemd.daemon.claim import WorkArea
 from heygemd.daemon.config import HeygemdConfig, PathsConfig
-from heygemd.daemon.journal import JobRecord, Journal, Phase
+from heygemd.daemon.journal import JobRecord, Journal, Phase, VideoRecord
 from heygemd.daemon.lifecycle import Lifecycle, RetryPolicy
+from heygemd.daemon.local_render import LocalRenderer
 from heygemd.daemon.outputs import Destinations
 from heygemd.daemon.reports import VideoStatus
 from heygemd.daemon.runner import JobRunner, RenderContext, StepKind
@@ -131,6 +132,23 @@ def fake_report(audio: Path, video: Path, output: Path) -> RenderReport:
     )
 
 
+class RecordingObserver:
+    """The service's side of the render port: what it would show."""
+
+    def __init__(self) -> None:
+        self.updates: list[RenderProgress] = []
+        self.started: list[str] = []
+
+    def progress(self, progress: RenderProgress) -> None:
+        self.updates.append(progress)
+
+    def video_started(self, record: JobRecord, video: VideoRecord, index: int, total: int) -> None:
+        self.started.append(video.template)
+
+    def tasks(self, tasks: list[Any]) -> None:
+        raise AssertionError("only the cluster renderer reports tasks")
+
+
 class Bench:
     """A service folder, a journal, a runner over the fake engine, and a job claimed by hand."""
 
@@ -154,9 +172,11 @@ class Bench:
         self.lifecycle = Lifecycle(self.journal, policy, max_crashes=5)
         self.engine = FakeEngine()
         self.stop = threading.Event()
-        self.progress: list[RenderProgress] = []
-        context = RenderContext(self.stop, threading.Event(), self.progress.append, lambda *args: None)
-        self.runner = JobRunner(self.config, self.engine, self.lifecycle, self.dest, context)
+        self.observer = RecordingObserver()
+        self.progress = self.observer.updates
+        context = RenderContext(self.stop, threading.Event(), self.observer)
+        renderer = LocalRenderer(lambda: self.engine)
+        self.runner = JobRunner(self.config, renderer, self.engine.describe, self.lifecycle, self.dest, context)
 
     def claimed(self, name: str, files: dict[str, bytes]) -> JobRecord:
         record = JobRecord(job_id=f"job-{name}", name=name, phase=Phase.CLAIMED, results_dir="output-test")

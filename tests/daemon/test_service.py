@@ -267,7 +267,7 @@ def test_bad_jobs_go_to_quarantine_and_the_service_keeps_serving(daemon_factory,
     (inbox / "empty folder").mkdir()
     drop_job(inbox, "only audio", {"a.wav": media["audio"]})
     drop_job(inbox, "only videos", {"v.mp4": media["video"], "w.mp4": media["video"]})
-    drop_job(inbox, "two audios", {"a.wav": media["audio"], "b.wav": media["audio"], "v.mp4": media["video"]})
+    drop_job(inbox, "audio and script", {"a.wav": media["audio"], "b.txt": b"Hello.", "v.mp4": media["video"]})
     drop_job(inbox, "zero byte", {"a.wav": media["audio"], "v.mp4": media["video"], "w.mp4": b""})
     drop_job(inbox, "truncated", {"a.wav": media["audio"], "clip.mp4": media["truncated"]})
     drop_job(inbox, "text as video", {"a.wav": media["audio"], "clip.mp4": b"this is not a video\n" * 50})
@@ -302,7 +302,7 @@ def test_bad_jobs_go_to_quarantine_and_the_service_keeps_serving(daemon_factory,
         "empty folder": "job.empty",
         "only audio": "job.no_template",
         "only videos": "job.no_audio",
-        "two audios": "job.several_audio",
+        "audio and script": "job.audio_and_script",
         "zero byte": "input.incomplete",
         "truncated": "input.undecodable",
         "text as video": "input.undecodable",
@@ -320,7 +320,7 @@ def test_bad_jobs_go_to_quarantine_and_the_service_keeps_serving(daemon_factory,
     assert any("unsupported files" in detail for detail in daemon.wait_quarantine("unsupported")["details"])
     assert any("never followed" in detail for detail in daemon.wait_quarantine("symlink")["details"])
     assert (daemon.quarantine / "symlink" / "linked.mp4").is_symlink() and secret.exists()
-    assert visible(daemon.quarantine / "two audios") == ["a.wav", "b.wav", "error.json", "v.mp4"]  # moved whole
+    assert visible(daemon.quarantine / "audio and script") == ["a.wav", "b.txt", "error.json", "v.mp4"]  # moved whole
 
     partial = json.loads((daemon.wait_outbox("partial") / "job.json").read_text())
     assert partial["status"] == "partial" and visible(daemon.outbox / "partial") == [

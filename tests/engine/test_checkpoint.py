@@ -138,7 +138,11 @@ def test_info_reports_size_and_sha256(public: Path) -> None:
 
 def test_known_hash_is_recognised(public: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     digest = sha256_file(public)
-    monkeypatch.setattr(weights, "PUBLISHED", (*weights.PUBLISHED, weights.PublishedWeights("wav2lip_gan.pth", digest)))
+    monkeypatch.setattr(
+        weights,
+        "PUBLISHED",
+        (*weights.PUBLISHED, weights.PublishedWeights("wav2lip_gan.pth", digest, weights.WeightsRole.LIP_SYNC)),
+    )
     assert inspect_checkpoint(public).known_name == "wav2lip_gan.pth"
 
 

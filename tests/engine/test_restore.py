@@ -19,7 +19,7 @@ from media_factory import presenter_frame
 
 from heygemd.engine.checkpoint import load_state_dict
 from heygemd.engine.errors import CheckpointError
-from heygemd.engine.restore import GFPGAN_RELEASES, load_gfpgan, load_gfpgan_checkpoint
+from heygemd.engine.restore import load_gfpgan, load_gfpgan_checkpoint
 from heygemd.engine.restore_arch import (
     OUT_SIZE,
     STATE_DICT_ENTRIES,
@@ -39,6 +39,7 @@ from heygemd.engine.restore_frame import (
     to_restorer_input,
 )
 from heygemd.engine.settings import BlendMode
+from heygemd.engine.weights import PUBLISHED, WeightsRole, known_name
 from heygemd.engine.yuv import planes
 
 KEYS_FILE = Path(__file__).parents[1] / "data" / "gfpgan_v1.4_keys.txt"
@@ -137,8 +138,10 @@ def test_every_layout_of_the_weights_loads(checkpoints: Path, wrap: str):
 
 
 def test_published_releases_are_recognised_by_hash():
-    assert set(GFPGAN_RELEASES.values()) == {"GFPGANv1.3.pth", "GFPGANv1.4.pth"}
-    assert all(len(digest) == 64 and int(digest, 16) >= 0 for digest in GFPGAN_RELEASES)
+    releases = [weights for weights in PUBLISHED if weights.role is WeightsRole.FACE_RESTORER]
+    assert {weights.file_name for weights in releases} == {"GFPGANv1.3.pth", "GFPGANv1.4.pth"}
+    assert all(len(weights.sha256) == 64 and int(weights.sha256, 16) >= 0 for weights in releases)
+    assert all(known_name(weights.sha256.upper()) == weights.file_name for weights in releases)
 
 
 @pytest.mark.slow

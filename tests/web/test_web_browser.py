@@ -8,7 +8,6 @@ CI=true they fail instead. Screenshots of the dashboard and a job page are kept 
 from __future__ import annotations
 
 import json
-import shutil
 import time
 import zipfile
 from collections.abc import Iterator
@@ -16,35 +15,13 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from browsing import TIMEOUT_MS, screenshot, wait_js
 from service_harness import Daemon
-from smb_server import unavailable
 from webserver import LONG_AUDIO_SECONDS, SLOW_RENDER, WebProcess, make_long_job, serving
 
 from heygemd.control import read_control
 
 pytestmark = pytest.mark.slow
-
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
-CHROMIUM = shutil.which("chromium")
-TIMEOUT_MS = 150_000
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator:
-    if CHROMIUM is None:
-        unavailable("chromium is not installed: install the Debian package chromium (apt-get install chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        unavailable("playwright is not installed: pip install playwright (in the test extra)")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=["--no-sandbox", "--autoplay-policy=no-user-gesture-required"]
-        )
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 @pytest.fixture(scope="module")
@@ -58,25 +35,6 @@ def site(daemon_factory) -> Iterator[tuple[Daemon, WebProcess]]:
         yield running
 
 
-@pytest.fixture
-def page(browser) -> Iterator:
-    context = browser.new_context(locale="en-US", accept_downloads=True, viewport={"width": 1200, "height": 900})
-    context.set_default_timeout(TIMEOUT_MS)
-    opened = context.new_page()
-    opened.on("dialog", lambda dialog: dialog.accept())
-    try:
-        yield opened
-    finally:
-        context.close()
-
-
-def screenshot(page, name: str) -> Path:
-    ARTIFACTS.mkdir(exist_ok=True)
-    path = ARTIFACTS / name
-    page.screenshot(path=str(path), full_page=True)
-    return path
-
-
 def upload(page, web: WebProcess, name: str, audio: Path, template: Path, job_toml: str | None = None) -> None:
     page.goto(f"{web.url}/upload")
     page.fill("input[name=name]", name)
@@ -87,14 +45,6 @@ def upload(page, web: WebProcess, name: str, audio: Path, template: Path, job_to
         page.fill("textarea[name=job_toml]", job_toml)
     page.click("#submit")
     page.wait_for_url(f"{web.url}/jobs/{quote(name)}")
-
-
-def wait_js(page, expression: str) -> None:
-    """Wait until ``expression`` is true in the page (evaluated over CDP: the page's CSP forbids eval, rightly)."""
-    deadline = time.monotonic() + TIMEOUT_MS / 1000
-    while not page.evaluate(expression):
-        assert time.monotonic() < deadline, f"never true: {expression}"
-        page.wait_for_timeout(100)
 
 
 def phase(page) -> str:
@@ -175,8 +125,8 @@ def test_pause_resume_and_cancel_from_the_page(site, page, media, tmp_path):
     page.goto(f"{web.url}/upload")
     page.set_input_files("input[name=audio]", str(media["audio"]))
     page.set_input_files("input[name=templates]", str(notes))
-    page.click("#submit")
-    page.wait_for_selector("#upload-error:has-text('\"notes.txt\" is not a video or an image.')")  # refused, said why
+    page.wait_for_selector("#refusals:has-text('\"notes.txt\" is not a video or an image.')")  # refused, said why
+    assert page.is_disabled("#submit")  # before anything is sent
     assert [name for name in daemon.inbox.iterdir()] == []
 
     page.goto(web.url)

@@ -65,7 +65,7 @@ def test_the_web_process_imports_nothing_heavy(tmp_path):
     report = json.loads(result.stdout.strip().splitlines()[-1])
     heavy = [name for name in report["modules"] if name.split(".")[0] in HEAVY]
     assert heavy == [], heavy
-    assert "heygemd.engine.engine" not in report["modules"] and "heygemd.daemon.worker" not in report["modules"]
+    assert "heygemd.engine.engine" not in report["modules"] and "heygemd.daemon.service" not in report["modules"]
     print(f"heygemd web answered {report['up_seconds']:.2f} s after its start")  # a figure, not an assertion
 
 

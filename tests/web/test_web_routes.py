@@ -23,7 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from webserver import WebThread
 
 from heygemd.codes import ErrorCode, Failure
-from heygemd.control import read_control
+from heygemd.control import read_control, request_pause
 from heygemd.daemon.config import HeygemdConfig, LimitsConfig, PathsConfig, Readiness, WatchConfig, WebConfig
 from heygemd.daemon.journal import HistoryEntry, JobRecord, Journal, Phase, VideoRecord
 from heygemd.daemon.reports import (
@@ -36,7 +36,8 @@ from heygemd.daemon.reports import (
     utc_now,
 )
 from heygemd.daemon.status import CurrentJob, ServiceStatus, StatusFile, WorkerTask
-from heygemd.engine import EngineInfo
+from heygemd.engine import EngineInfo, RenderOptions, RenderReport
+from heygemd.engine.report import AudioInput, FaceStats, OutputFile, StageTimings, VideoInput
 from heygemd.metrics import Metrics, write_metrics
 from heygemd.web.app import create_app
 from heygemd.web.settings import WebSettings
@@ -44,6 +45,7 @@ from heygemd.web.settings import WebSettings
 TOKEN = "correct horse battery staple"
 VIDEO_BYTES = bytes(range(256)) * 40  # 10 KiB standing in for an MP4
 SMALL_LIMIT = 4096
+TINY_AUDIO = b"RIFF....WAVE"  # under SMALL_LIMIT: the refusals of size come before any probe
 
 
 @dataclass
@@ -321,11 +323,15 @@ def test_a_quarantined_job_shows_its_code_and_reason_in_both_languages(site):
 
 
 def upload_files(
-    audio: bytes = b"RIFF....WAVE",
-    template: bytes = VIDEO_BYTES,
+    media: dict[str, Path],
+    audio: bytes | None = None,
+    template: bytes | None = None,
     audio_name: str = "voice.wav",
     template_name: str = "front.mp4",
 ) -> list:
+    """A job's files as a form sends them: real media (they are probed) unless other bytes are given."""
+    audio = media["audio"].read_bytes() if audio is None else audio
+    template = media["video"].read_bytes() if template is None else template
     return [("audio", (audio_name, audio, "audio/wav")), ("templates", (template_name, template, "video/mp4"))]
 
 
@@ -333,51 +339,74 @@ def inbox_names(site: Site) -> list[str]:
     return sorted(os.listdir(site.inbox))
 
 
-def test_oversized_uploads_are_refused_and_leave_nothing(site_factory):
+def test_oversized_uploads_are_refused_and_leave_nothing(site_factory, media):
     site = site_factory(max_file_bytes=SMALL_LIMIT)
     with site.client() as client:
-        answer = client.post("/api/jobs", files=upload_files(template=b"x" * (SMALL_LIMIT + 1)))
+        answer = client.post("/api/jobs", files=upload_files(media, audio=TINY_AUDIO, template=b"x" * (SMALL_LIMIT + 1)))
         assert answer.status_code == 413
         error = answer.json()["error"]
         assert (error["kind"], error["code"]) == ("upload.file_too_large", "limit.file_too_large")
         assert '"front.mp4" is larger than this service accepts (4 KiB)' in error["message"]
         chinese = client.post(
-            "/api/jobs", files=upload_files(template=b"x" * (SMALL_LIMIT + 1)), headers={"Accept-Language": "zh"}
+            "/api/jobs",
+            files=upload_files(media, audio=TINY_AUDIO, template=b"x" * (SMALL_LIMIT + 1)),
+            headers={"Accept-Language": "zh"},
         ).json()["error"]["message"]
         assert chinese == "“front.mp4”超过了服务允许的大小（4 KiB）。"
     assert inbox_names(site) == []  # no job, no staging folder left behind
 
     whole = site_factory(max_upload_bytes=SMALL_LIMIT)
     with whole.client() as client:
-        answer = client.post("/api/jobs", files=upload_files(template=b"x" * (2 * SMALL_LIMIT)))
+        answer = client.post("/api/jobs", files=upload_files(media, audio=TINY_AUDIO, template=b"x" * (2 * SMALL_LIMIT)))
         assert answer.status_code == 413 and answer.json()["error"]["kind"] == "upload.too_large"
     assert inbox_names(whole) == []
 
 
-def test_uploads_with_bad_names_or_contents_are_refused_with_the_contract_s_words(site):
+def test_uploads_with_bad_names_or_contents_are_refused_with_the_contract_s_words(site, media):
     cases = [
-        (upload_files(template_name="../escape.mp4"), "upload.bad_name", None),
-        (upload_files(template_name=".hidden.mp4"), "upload.bad_name", None),
-        (upload_files(template_name="notes.txt"), "upload.not_template", None),
-        (upload_files(audio_name="voice.mp4"), "upload.not_audio", None),
-        (upload_files(template=b""), "upload.contract", "input.empty"),
-        ([upload_files()[0]], "upload.no_template", None),
+        (upload_files(media, template_name="../escape.mp4"), "upload.bad_name", None),
+        (upload_files(media, template_name=".hidden.mp4"), "upload.bad_name", None),
+        (upload_files(media, template_name="notes.txt"), "upload.not_template", None),
+        (upload_files(media, audio_name="voice.mp4"), "upload.not_audio", None),
+        (upload_files(media, template=b""), "upload.contract", "input.empty"),
+        ([upload_files(media)[0]], "upload.no_template", None),
     ]
     with site.client() as client:
         for files, kind, code in cases:
             answer = client.post("/api/jobs", files=files)
             assert answer.status_code == 400, answer.text
             assert (answer.json()["error"]["kind"], answer.json()["error"]["code"]) == (kind, code), files
-        bad_options = client.post("/api/jobs", files=upload_files(), data={"job_toml": "[render]\nloop = 'sideways'"})
+        bad_options = client.post("/api/jobs", files=upload_files(media), data={"job_toml": "[render]\nloop = 'sideways'"})
         assert bad_options.json()["error"]["code"] == "job_toml.invalid"
-        bad_name = client.post("/api/jobs", files=upload_files(), data={"name": "a/b"})
+        bad_name = client.post("/api/jobs", files=upload_files(media), data={"name": "a/b"})
         assert bad_name.json()["error"]["kind"] == "upload.bad_job_name"
     assert inbox_names(site) == []
 
 
-def test_an_upload_arrives_in_the_inbox_in_one_rename_with_its_options(site):
+def test_files_are_probed_at_upload_so_a_text_file_named_mp4_is_refused_at_once(site, media):
+    text = b"Meeting notes\nnot a video at all\n" * 20
     with site.client() as client:
-        answer = client.post("/api/jobs", files=upload_files(), data={"name": "spring", "loop": "freeze", "crf": "20"})
+        template = client.post("/api/jobs", files=upload_files(media, template=text, template_name="notes.mp4"))
+        audio = client.post("/api/jobs", files=upload_files(media, audio=text, audio_name="voice.mp3"))
+        silent = client.post("/api/jobs", files=upload_files(media, audio=media["video"].read_bytes(), audio_name="v.m4a"))
+        chinese = client.post(
+            "/api/jobs",
+            files=upload_files(media, template=text, template_name="notes.mp4"),
+            headers={"Accept-Language": "zh"},
+        )
+    assert template.status_code == 415
+    error = template.json()["error"]
+    assert (error["kind"], error["code"]) == ("upload.contract", "input.undecodable")
+    assert error["reason"] == '"notes.mp4" is not a video or audio file ffmpeg can read (it contains text).'
+    assert audio.json()["error"]["code"] == "input.undecodable" and '"voice.mp3"' in audio.json()["error"]["reason"]
+    assert silent.json()["error"]["code"] == "audio.unusable"  # a video without sound where the audio goes
+    assert chinese.json()["error"]["message"].startswith("无法接受这个任务：")
+    assert inbox_names(site) == []
+
+
+def test_an_upload_arrives_in_the_inbox_in_one_rename_with_its_options(site, media):
+    with site.client() as client:
+        answer = client.post("/api/jobs", files=upload_files(media), data={"name": "spring", "loop": "freeze", "crf": "20"})
         assert answer.status_code == 201, answer.text
         assert answer.json()["id"] == "spring"
         job = client.get("/api/jobs/spring").json()
@@ -385,14 +414,14 @@ def test_an_upload_arrives_in_the_inbox_in_one_rename_with_its_options(site):
     assert inbox_names(site) == ["spring"]
     folder = site.inbox / "spring"
     assert sorted(os.listdir(folder)) == ["front.mp4", "job.toml", "voice.wav"]
-    assert (folder / "front.mp4").read_bytes() == VIDEO_BYTES
+    assert (folder / "front.mp4").read_bytes() == media["video"].read_bytes()
     assert (folder / "job.toml").read_text() == '[render]\nloop = "freeze"\ncrf = 20\n'
 
 
-def test_in_marker_mode_an_upload_arrives_with_its_marker(site_factory):
+def test_in_marker_mode_an_upload_arrives_with_its_marker(site_factory, media):
     site = site_factory(watch=WatchConfig(readiness=Readiness.MARKER, marker_name="READY"))
     with site.client() as client:
-        assert client.post("/api/jobs", files=upload_files()).json()["id"] == "voice"  # named after the audio
+        assert client.post("/api/jobs", files=upload_files(media)).json()["id"] == "voice"  # named after the audio
     assert sorted(os.listdir(site.inbox / "voice")) == ["READY", "front.mp4", "voice.wav"]
 
 
@@ -455,7 +484,7 @@ def test_stale_staging_folders_of_a_dead_upload_are_removed(tmp_path):
 # ---------------------------------------------------------------------------- sign-in and cross-site writes
 
 
-def test_without_the_token_nothing_is_shown_and_nothing_is_done(site_factory):
+def test_without_the_token_nothing_is_shown_and_nothing_is_done(site_factory, media):
     site = site_factory(token=TOKEN)
     publish_done_job(site)
     with site.client() as client:
@@ -472,7 +501,7 @@ def test_without_the_token_nothing_is_shown_and_nothing_is_done(site_factory):
             assert answer.json()["error"]["kind"] == "auth.required"
         assert client.get("/api/status", headers={"Authorization": "Bearer wrong"}).status_code == 401
         assert client.post("/api/pause").status_code == 401
-        assert client.post("/api/jobs", files=upload_files()).status_code == 401
+        assert client.post("/api/jobs", files=upload_files(media)).status_code == 401
         page = client.get("/jobs/campaign")
         assert page.status_code == 303 and page.headers["location"] == "/login?next=%2Fjobs%2Fcampaign"
         assert client.get("/docs").status_code == 303 and client.get("/jobs/J1/zip").status_code == 303
@@ -498,7 +527,7 @@ def test_without_the_token_nothing_is_shown_and_nothing_is_done(site_factory):
         assert browser.get("/jobs/campaign").status_code == 200
 
 
-def test_writes_from_other_sites_or_without_the_csrf_token_are_refused(site):
+def test_writes_from_other_sites_or_without_the_csrf_token_are_refused(site, media):
     publish_done_job(site)
     with site.client() as client:
         page = client.get("/")
@@ -511,10 +540,10 @@ def test_writes_from_other_sites_or_without_the_csrf_token_are_refused(site):
         no_header = client.post("/api/pause", headers={"Origin": site.url})
         assert no_header.status_code == 403 and no_header.json()["error"]["kind"] == "csrf.missing"
         cross_upload = client.post(
-            "/upload", files=upload_files(), data={"csrf_token": csrf}, headers={"Origin": "http://evil.example"}
+            "/upload", files=upload_files(media), data={"csrf_token": csrf}, headers={"Origin": "http://evil.example"}
         )
         assert cross_upload.status_code == 403
-        no_token_upload = client.post("/upload", files=upload_files(), headers={"Origin": site.url})
+        no_token_upload = client.post("/upload", files=upload_files(media), headers={"Origin": site.url})
         assert no_token_upload.status_code == 403
         assert inbox_names(site) == [] and not read_control(site.state).paused
 
@@ -522,7 +551,7 @@ def test_writes_from_other_sites_or_without_the_csrf_token_are_refused(site):
         assert read_control(site.state).paused
         assert client.post("/api/resume", headers={"X-CSRF-Token": csrf, "Origin": site.url}).json()["paused"] is False
         uploaded = client.post(
-            "/upload", files=upload_files(), data={"csrf_token": csrf, "name": "by form"}, headers={"Origin": site.url}
+            "/upload", files=upload_files(media), data={"csrf_token": csrf, "name": "by form"}, headers={"Origin": site.url}
         )
         assert uploaded.status_code == 303 and uploaded.headers["location"] == "/jobs/by%20form"
     with httpx.Client(base_url=site.url) as script:  # no cookie, no Origin: a script, which needs no CSRF token
@@ -694,6 +723,194 @@ def test_the_chinese_pages_hold_no_english_words_of_the_page(site):
     with site.client(headers={"Accept-Language": "en"}) as client:
         assert "Latest results" in visible_text(client.get("/").text)  # the check sees English where there is some
     with site.client(headers={"Accept-Language": "zh-CN"}) as client:
-        for path in ("/", "/jobs/campaign", "/jobs/broken", "/upload", "/jobs/nobody"):
+        for path in (
+            "/",
+            "/jobs/campaign",
+            "/jobs/broken",
+            "/upload",
+            "/jobs/nobody",
+            "/results",
+            "/results?q=zzz",
+            "/docs",
+        ):
             shown = visible_text(client.get(path).text)
             assert not [text for text in english if text in shown], path
+
+
+# ---------------------------------------------------------------------------- the job page says it all
+
+
+CHECKPOINT_NOTE = "the checkpoint is not a published Wav2Lip file (sha256 abc…): results may look wrong"
+
+
+def render_report(warnings: list[str]) -> RenderReport:
+    """A render's report as the engine writes it beside a result (front.json), with these warnings."""
+    now = utc_now()
+    return RenderReport(
+        heygemd_version="test",
+        started_at=now,
+        finished_at=now,
+        audio=AudioInput(
+            path=Path("a.wav"),
+            sha256="a",
+            size_bytes=1,
+            duration_s=1.0,
+            sample_rate=16000,
+            channels=1,
+            codec="pcm",
+            snapshot_sha256="s",
+            snapshot_duration_s=1.0,
+        ),
+        video=VideoInput(
+            path=Path("front.mp4"),
+            sha256="v",
+            size_bytes=1,
+            duration_s=1.0,
+            fps=25,
+            width=16,
+            height=16,
+            frame_count=25,
+            codec="h264",
+        ),
+        output=OutputFile(
+            path=Path("front.mp4"),
+            duration_s=1.0,
+            planned_duration_s=1.0,
+            audio_duration_s=1.0,
+            audio_sample_rate=16000,
+            audio_channels=1,
+            fps=25,
+            width=16,
+            height=16,
+            frame_count=25,
+            crf=18,
+        ),
+        options=RenderOptions(),
+        faces=FaceStats(detector="lbp", frames_with_face=25, frames_without_face=0),
+        device="cpu",
+        timings=StageTimings(),
+        warnings=warnings,
+    )
+
+
+def test_the_job_page_names_the_audio_says_dry_run_and_shows_the_render_warnings(site):
+    publish_done_job(site)
+    (site.outbox / "campaign" / "front.json").write_text(render_report([CHECKPOINT_NOTE]).model_dump_json())
+    with site.client() as client:
+        job = client.get("/api/jobs/campaign").json()
+        assert job["audio"] == "a.wav" and job["dry_run"] is True
+        assert job["videos"][0]["warnings"] == [
+            {
+                "kind": "text",
+                "video": "front.mp4",
+                "text": CHECKPOINT_NOTE,
+                **dict.fromkeys(("count", "total", "policy", "fps")),
+            }
+        ]
+        page = client.get("/jobs/campaign").text
+    facts = re.search(r'<p class="facts" id="job-facts">(.*?)</p>', page, flags=re.S)
+    assert facts is not None and "Audio: a.wav" in facts.group(1)
+    assert '<span class="badge dry-run" id="dry-run">dry run (no model)</span>' in page
+    assert f"front.mp4: {CHECKPOINT_NOTE}" in page and "a note from the service" in page
+
+
+def test_a_cancelled_job_does_not_say_it_has_no_video_yet(site):
+    folder = site.quarantine / "stopped early"
+    folder.mkdir()
+    (folder / "voice.wav").write_bytes(b"RIFF")
+    (folder / "front.mp4").write_bytes(VIDEO_BYTES)
+    failure = Failure(code=ErrorCode.CANCELLED, reason="cancelled by web before it started")
+    (folder / "error.json").write_text(ErrorReport.of("stopped early", "J7", failure).model_dump_json())
+    with site.client() as client:
+        assert client.get("/api/jobs/stopped%20early").json()["audio"] == "voice.wav"
+        page = client.get("/jobs/stopped%20early").text
+    assert "No video was made." in page and "No video yet" not in page
+
+
+def test_a_paused_service_says_paused_once(site):
+    running_status(site, state="paused")
+    request_pause(site.state, True)
+    with site.client() as client:
+        service = re.search(r'<article class="card service".*?</header>', client.get("/").text, flags=re.S)
+    assert service is not None and service.group(0).count(">paused<") == 1
+
+
+# ---------------------------------------------------------------------------- the gallery, deleting, whole-job progress
+
+
+def test_the_results_are_searched_by_name_and_paged(site):
+    from heygemd.web.gallery import PAGE_SIZE
+
+    for number in range(PAGE_SIZE + 2):
+        publish_done_job(site, f"clip {number:02d}")
+    publish_done_job(site, "campaign")
+    with site.client() as client:
+        first = client.get("/api/results").json()
+        assert (first["total"], first["pages"], len(first["items"])) == (PAGE_SIZE + 3, 2, PAGE_SIZE)
+        assert first["items"][0]["id"] == "campaign"  # newest first
+        assert first["items"][0]["video"]["url"].endswith("/outbox/front.mp4")
+        second = client.get("/api/results", params={"page": 2}).json()
+        assert [item["id"] for item in second["items"]] == ["clip 02", "clip 01", "clip 00"]
+        searched = client.get("/api/results", params={"q": "CAMP"}).json()
+        assert [item["id"] for item in searched["items"]] == ["campaign"] and searched["pages"] == 1
+        page = client.get("/results", params={"q": "clip", "page": 2}).text
+        assert 'rel="prev"' in page and 'rel="next"' not in page and "Page 2 of 2" in page
+        assert client.get("/results", params={"q": "nothing like it"}).text.count('class="result ') == 0
+
+
+def test_a_finished_job_is_deleted_with_its_folders_and_nothing_else(site):
+    publish_done_job(site)
+    publish_done_job(site, "kept")
+    quarantine_job(site)
+    (site.inbox / "waiting").mkdir()
+    with site.client() as client:
+        assert client.delete("/api/jobs/waiting").status_code == 409  # not finished: cancel it first
+        assert client.delete("/api/jobs/nobody").status_code == 404
+        answer = client.delete("/api/jobs/campaign")
+        assert answer.status_code == 200 and answer.json() == {"id": "campaign", "removed": ["outbox"]}
+        assert client.delete("/api/jobs/campaign").status_code == 404  # nothing left to delete
+        assert client.delete("/api/jobs/broken").json()["removed"] == ["quarantine"]
+        assert [item["id"] for item in client.get("/api/results").json()["items"]] == ["kept"]
+        assert 'data-job="campaign"' not in client.get("/").text
+    assert os.listdir(site.outbox) == ["kept"] and os.listdir(site.quarantine) == []
+    assert os.listdir(site.inbox) == ["waiting"]
+
+
+def test_a_rendering_job_shows_its_whole_progress_and_time_left(site):
+    record = JobRecord(
+        job_id="J5",
+        name="three",
+        phase=Phase.RENDERING,
+        videos=[
+            VideoRecord(template="a.mp4", output_stem="a", status=VideoStatus.OK),
+            VideoRecord(template="b.mp4", output_stem="b"),
+            VideoRecord(template="c.mp4", output_stem="c"),
+        ],
+    )
+    Journal(site.state).save(record)
+    current = CurrentJob(job="three", job_id="J5", video="b.mp4", index=2, total=3)
+    now = utc_now()
+    current.advance(0, 100, "render", now=now - timedelta(seconds=10))
+    current.advance(50, 100, "render", now=now)
+    running_status(site, current=current, state="working")
+    with site.client() as client:
+        job = client.get("/api/jobs/three").json()
+        eta = job["videos"][1]["progress"]["eta_seconds"]
+        assert job["progress"]["percent"] == 50.0 and (job["progress"]["videos_done"], job["progress"]["videos_total"]) == (
+            1,
+            3,
+        )
+        assert job["progress"]["eta_seconds"] == pytest.approx(eta + 2 * eta)  # b's time left, then c as long as all of b
+        page = client.get("/jobs/three").text
+        dashboard = client.get("/").text
+    for shown in (page, dashboard):
+        assert '<div class="progress whole-job">' in shown and "50% · 1 of 3 videos" in shown
+
+
+def test_the_page_says_when_no_service_is_running(site, media):
+    with site.client() as client:
+        assert client.post("/api/jobs", files=upload_files(media), data={"name": "alone"}).status_code == 201
+        assert 'id="no-service"' in client.get("/").text
+        assert "this job waits in the inbox until one starts" in client.get("/jobs/alone").text
+        running_status(site)  # a service up (this process stands for it)
+        assert 'id="no-service"' not in client.get("/").text and 'id="no-service"' not in client.get("/jobs/alone").text

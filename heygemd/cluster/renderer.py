@@ -1,31 +1,46 @@
-"""The coordinator's side: one render task per pending video, followed until each has ended.
+"""The cluster renderer: `heygemd run`, the queue's coordinator, renders a job's videos on `heygemd worker`s.
 
-Every task id is journaled before it is sent, so a restarted coordinator re-attaches to the tasks in
-flight. A task is given up on, and its video enqueued again under a new id, when its hash is gone (Redis
-restarted without persistence, or the message was lost) or its worker's heartbeat key expired (the
-worker died); the old id's hash is deleted first, so a late or redelivered copy of it renders nothing.
+One Celery task per pending video, followed until each has ended; each outcome ends its video through
+VideoEnds exactly as a local render does. Every task id is journaled before it is sent, so a restarted
+coordinator re-attaches to the tasks in flight. A task is given up on, and its video enqueued again
+under a new id, when its hash is gone (Redis restarted without persistence, or the message was lost) or
+its worker's heartbeat key expired (the worker died); the old id's hash is deleted first, so a late or
+redelivered copy of it renders nothing.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import redis
 import structlog
+from celery import Celery
 
 from heygemd.cluster.app import make_app, redact
 from heygemd.cluster.protocol import TASK_NAME, RenderTask, TaskState, TaskView
 from heygemd.cluster.store import TaskStore
 from heygemd.codes import ErrorCode, Failure
 from heygemd.daemon.config import ClusterConfig
-from heygemd.daemon.contract import PlannedVideo
-from heygemd.daemon.journal import JobRecord, VideoRecord
-from heygemd.daemon.reports import VideoStatus
+from heygemd.daemon.fsutil import remove_tree
+from heygemd.daemon.journal import VideoRecord
+from heygemd.daemon.render_port import (
+    ALL_ENDED,
+    CANCELLED,
+    STOPPED,
+    EndKind,
+    JobVideos,
+    RenderEnd,
+    RenderGuard,
+    RenderObserver,
+)
+from heygemd.daemon.status import WorkerTask
 from heygemd.engine import RenderReport
+from heygemd.engine.report import percent_done
+from heygemd.resultfiles import video_name
 
 TASKS_FOLDER = "tasks"  # work/<job-id>/tasks/<task-id>/: each task's output, adopted by the coordinator with one rename
 MAX_TASK_ATTEMPTS = 5  # a video whose workers keep dying (out of memory, a crash) fails instead of looping
@@ -60,73 +75,96 @@ class GivenUp:
     failure: Failure
 
 
-@dataclass(frozen=True)
-class TaskProgress:
-    """One task as `heygemd status` shows it."""
-
-    task_id: str
-    video: str
-    state: TaskState
-    worker: str | None
-    stage: str | None
-    frames_done: int | None
-    frames_total: int | None
-
-
-class Stop:
-    """What the job's follower is asked to do meanwhile (the runner's RenderContext, seen from here)."""
-
-    def __init__(self, stop: Callable[[], bool], cancel: Callable[[], bool]) -> None:
-        self.stop = stop
-        self.cancel = cancel
+def worker_task(task_id: str, video: str, view: TaskView) -> WorkerTask:
+    """One task as the service's status shows it."""
+    return WorkerTask(
+        video=video,
+        task_id=task_id,
+        state=view.state.value,
+        worker=view.worker,
+        stage=view.stage,
+        frames_done=view.frames_done,
+        frames_total=view.frames_total,
+        percent=percent_done(view.frames_done, view.frames_total) if view.frames_done is not None else None,
+    )
 
 
-class Dispatcher:
-    def __init__(self, config: ClusterConfig) -> None:
+class ClusterRenderer:
+    def __init__(self, config: ClusterConfig, app: Celery, store: TaskStore, broker: str) -> None:
+        self.config = config
+        self.app = app
+        self.store = store
+        self.broker = broker  # its address without the password, for logs
+        self.log = structlog.get_logger("heygemd.cluster")
+        self.tasks: dict[str, WorkerTask] = {}  # the current job's tasks, for the status
+
+    @classmethod
+    def connect(cls, config: ClusterConfig) -> ClusterRenderer:
         assert config.broker_url is not None
         url = config.broker_url.get_secret_value()
-        self.config = config
-        self.broker = redact(url)
-        self.app = make_app(url, config.queue)
-        self.store = TaskStore.connect(url)
-        self.log = structlog.get_logger("heygemd.cluster")
-        self.tasks: dict[str, TaskProgress] = {}  # the current job's tasks, for the status
+        return cls(config, make_app(url, config.queue), TaskStore.connect(url), redact(url))
 
     # -------------------------------------------------------------- one job
 
-    def render(
-        self,
-        record: JobRecord,
-        planned: dict[str, PlannedVideo],
-        audio: Path,
-        job_dir: Path,
-        enqueued: Callable[[VideoRecord, str], None],
-        asked: Stop,
-        on_tasks: Callable[[list[TaskProgress]], None],
-    ) -> Iterator[TaskOutcome | GivenUp]:
+    def render(self, job: JobVideos, guard: RenderGuard, observer: RenderObserver) -> RenderEnd:
+        end: RenderEnd | None = None
+        while True:
+            for outcome in self._follow(job, guard, observer):
+                end = self._ended(job, outcome) or end
+            if guard.cancelled():
+                return CANCELLED
+            if end is not None:
+                return end
+            if not job.pending():
+                return ALL_ENDED
+            if guard.stop_requested():
+                return STOPPED  # the tasks go on; the next start re-attaches to them
+            # else a render was cancelled without the job (a worker stopping): its video is enqueued again
+
+    def _ended(self, job: JobVideos, outcome: TaskOutcome | GivenUp) -> RenderEnd | None:
+        video, record = outcome.video, job.record
+        if isinstance(outcome, GivenUp):
+            job.ends.failed(record, video, outcome.failure, None)
+            return None
+        end = None
+        if outcome.view.state is TaskState.CANCELLED:
+            job.ends.task_cancelled(record, video)
+        elif outcome.report is not None:
+            job.ends.done(
+                record, video, outcome.output, job.output_dir, outcome.report, outcome.seconds, outcome.view.worker
+            )
+        else:
+            assert outcome.failure is not None
+            retry_at = job.ends.failed(record, video, outcome.failure, outcome.seconds, outcome.view.worker)
+            if retry_at is not None:
+                end = RenderEnd(EndKind.RETRY, retry_at=retry_at, failure=outcome.failure)
+        self.forget(outcome.task_id)
+        remove_tree(outcome.output.parent)
+        return end
+
+    def _follow(self, job: JobVideos, guard: RenderGuard, observer: RenderObserver) -> Iterator[TaskOutcome | GivenUp]:
         """Yield each pending video's outcome as it ends."""
         active: dict[str, VideoRecord] = {}
         missing_since: dict[str, float] = {}
-        for video in record.videos:
-            if video.status is VideoStatus.PENDING:
-                if video.task_id is None:
-                    self._enqueue(record, video, planned, audio, job_dir, enqueued)
-                else:
-                    self.log.info("re-attached to a render task in flight", video=video.template, task_id=video.task_id)
-                if video.task_id is not None:
-                    active[video.task_id] = video
+        for video in job.pending():
+            if video.task_id is None:
+                self._enqueue(job, video)
+            else:
+                self.log.info("re-attached to a render task in flight", video=video.template, task_id=video.task_id)
+            if video.task_id is not None:
+                active[video.task_id] = video
         broker_down = False
         while active:
-            if asked.cancel():
+            if guard.cancelled():
                 self._cancel(active)
                 return
-            if asked.stop():
+            if guard.stop_requested():
                 self.log.info(
                     "stopping; the render tasks go on, and are re-attached to at the next start", tasks=len(active)
                 )
                 return
             try:
-                yield from self._look(record, active, missing_since, planned, audio, job_dir, enqueued)
+                yield from self._look(job, active, missing_since)
                 if broker_down:
                     self.log.info("the broker answers again", broker=self.broker)
                     broker_down = False
@@ -136,20 +174,13 @@ class Dispatcher:
                         "the broker does not answer; waiting for it", broker=self.broker, error=type(err).__name__
                     )
                 broker_down = True
-            on_tasks(list(self.tasks.values()))
+            observer.tasks(list(self.tasks.values()))
             time.sleep(self.config.poll_seconds)
         self.tasks.clear()
-        on_tasks([])
+        observer.tasks([])
 
     def _look(
-        self,
-        record: JobRecord,
-        active: dict[str, VideoRecord],
-        missing_since: dict[str, float],
-        planned: dict[str, PlannedVideo],
-        audio: Path,
-        job_dir: Path,
-        enqueued: Callable[[VideoRecord, str], None],
+        self, job: JobVideos, active: dict[str, VideoRecord], missing_since: dict[str, float]
     ) -> Iterator[TaskOutcome | GivenUp]:
         now = time.monotonic()
         for task_id, video in list(active.items()):
@@ -161,14 +192,12 @@ class Dispatcher:
                 first = missing_since.setdefault(task_id, now)
                 if now - first >= self.config.heartbeat_seconds:
                     lost = f"its worker ({view.worker}) stopped beating"
-            elif view.state is TaskState.DONE and not _output(job_dir, task_id, video).exists():
+            elif view.state is TaskState.DONE and not _output(job, task_id, video).exists():
                 lost = "its output is gone (adopted before a restart?)"
             elif view.state is TaskState.STARTED:
                 missing_since.pop(task_id, None)
             if view is not None:
-                self.tasks[task_id] = TaskProgress(
-                    task_id, video.template, view.state, view.worker, view.stage, view.frames_done, view.frames_total
-                )
+                self.tasks[task_id] = worker_task(task_id, video.template, view)
             if lost is not None:
                 del active[task_id]
                 self.tasks.pop(task_id, None)
@@ -182,7 +211,6 @@ class Dispatcher:
                     attempts=video.task_attempts,
                 )
                 if video.task_attempts >= MAX_TASK_ATTEMPTS:
-                    video.task_id = None
                     yield GivenUp(
                         video,
                         Failure(
@@ -192,35 +220,27 @@ class Dispatcher:
                         ),
                     )
                     continue
-                self._enqueue(record, video, planned, audio, job_dir, enqueued)
+                self._enqueue(job, video)
                 assert video.task_id is not None
                 active[video.task_id] = video
                 continue
             if view is not None and view.state in (TaskState.DONE, TaskState.FAILED, TaskState.CANCELLED):
                 del active[task_id]
                 self.tasks.pop(task_id, None)
-                yield TaskOutcome(video, task_id, view, _output(job_dir, task_id, video))
+                yield TaskOutcome(video, task_id, view, _output(job, task_id, video))
 
-    def _enqueue(
-        self,
-        record: JobRecord,
-        video: VideoRecord,
-        planned: dict[str, PlannedVideo],
-        audio: Path,
-        job_dir: Path,
-        enqueued: Callable[[VideoRecord, str], None],
-    ) -> None:
+    def _enqueue(self, job: JobVideos, video: VideoRecord) -> None:
         task_id = uuid.uuid4().hex
-        enqueued(video, task_id)  # journaled first: a crash right after still knows the task
-        plan = planned[video.template]
+        job.ends.task_enqueued(job.record, video, task_id)  # journaled first: a crash right after still knows the task
+        plan = job.planned[video.output_stem]
         task = RenderTask(
             task_id=task_id,
-            job_id=record.job_id,
-            job=record.name,
+            job_id=job.record.job_id,
+            job=job.record.name,
             template=video.template,
-            audio=str(audio),
+            audio=str(job.audio),
             video=str(plan.source),
-            output=str(_output(job_dir, task_id, video)),
+            output=str(_output(job, task_id, video)),
             options=plan.options,
         )
         try:
@@ -250,15 +270,9 @@ class Dispatcher:
             if all(view is None or view.state is not TaskState.STARTED for view in views.values()):
                 break
             time.sleep(self.config.poll_seconds)
-        self.forget_all(active)
-        self.tasks.clear()
-
-    def forget_all(self, active: dict[str, VideoRecord]) -> None:
         for task_id in active:
-            try:
-                self.store.forget(task_id)
-            except redis.RedisError:
-                pass
+            self.forget(task_id)
+        self.tasks.clear()
 
     def forget(self, task_id: str) -> None:
         try:
@@ -267,5 +281,5 @@ class Dispatcher:
             pass  # it expires on its own
 
 
-def _output(job_dir: Path, task_id: str, video: VideoRecord) -> Path:
-    return job_dir / TASKS_FOLDER / task_id / f"{video.output_stem}.mp4"
+def _output(job: JobVideos, task_id: str, video: VideoRecord) -> Path:
+    return job.job_dir / TASKS_FOLDER / task_id / video_name(video.output_stem)

@@ -7,8 +7,8 @@ from pathlib import Path
 from heygemd.codes import ErrorCode, Failure
 from heygemd.daemon.config import PathsConfig
 from heygemd.daemon.journal import JobRecord, Phase, VideoRecord
+from heygemd.daemon.metrics_recorder import MetricsRecorder, job_key
 from heygemd.daemon.reports import JobStatus, VideoStatus
-from heygemd.daemon.servicemetrics import MetricsRecorder, job_key
 from heygemd.engine.report import FaceStats, OutputFile, RenderReport
 from heygemd.metrics import read_metrics
 

@@ -4,7 +4,8 @@ start-up (logging, folders, warm engine, unfinished jobs from the journal) → R
 loop { reload if asked; run a claimed job whose turn came; claim the oldest ready folder the arrivals
 thread found; sleep until something happens } → STOPPING=1.
 
-The steps of one job live in runner.py, its state changes in lifecycle.py, and the watching of the
+The steps of one job live in runner.py, its state changes in lifecycle.py, its render step behind the
+Renderer port (render_port.py, chosen at start-up by commands/service.py), and the watching of the
 inbox (which never pauses, also while a job renders) in arrivals.py. Claimed jobs are this service's
 alone (its journal, in its state folder): a restart resumes them. Several GPUs or hosts on one inbox
 are cluster mode (heygemd/cluster/): one coordinator `heygemd run`, one `heygemd worker` per GPU.
@@ -37,13 +38,14 @@ from heygemd.daemon.config import (
     LogConfig,
     load_config,
 )
-from heygemd.daemon.controls import (
+from heygemd.daemon.control_reader import (
     CONTROL_POLL_SECONDS,
     CancelSorter,
     ClaimedJob,
     ControlReader,
 )
 from heygemd.daemon.diskspace import DiskGuard
+from heygemd.daemon.engine_start import start_engine
 from heygemd.daemon.fsutil import (
     is_network_filesystem,
     move_without_overwrite,
@@ -54,25 +56,31 @@ from heygemd.daemon.journal import JobRecord, Journal, Phase, VideoRecord
 from heygemd.daemon.leftovers import clean_leftovers
 from heygemd.daemon.lifecycle import Lifecycle, RetryPolicy
 from heygemd.daemon.logs import configure_logging, get_logger
+from heygemd.daemon.metrics_recorder import MetricsRecorder
 from heygemd.daemon.notify import Notifier
 from heygemd.daemon.openfiles import OpenFileProbe, probe_capability
 from heygemd.daemon.outputs import Destinations
 from heygemd.daemon.readiness import InboxScan, ReadinessTracker
+from heygemd.daemon.render_port import RenderEngine, Renderer, RendererChoice, RendererStart
 from heygemd.daemon.reports import host_name, utc_now
 from heygemd.daemon.retention import RetentionClock, apply_retention
 from heygemd.daemon.runner import JobRunner, RenderContext, StepKind
 from heygemd.daemon.servicelock import ServiceLock, ServiceLockHeld
-from heygemd.daemon.servicemetrics import MetricsRecorder
 from heygemd.daemon.signals import ServiceSignals
 from heygemd.daemon.status import (
     IDLE,
+    LOADING_MODEL,
     PAUSED,
+    STANDBY,
     STOPPED,
+    STOPPING,
     WAITING_FOR_DISK,
+    WORKING,
     CurrentJob,
     ServiceStatus,
     StatusFile,
     WaitingJob,
+    WorkerTask,
 )
 from heygemd.daemon.supervise import RenderHung
 from heygemd.daemon.webhooks import WebhookSender
@@ -84,11 +92,13 @@ from heygemd.engine import (
     RenderProgress,
     RenderReport,
 )
+from heygemd.engine.snapshot import remove_leftovers
 from heygemd.exitcodes import ExitCode
 
 STOP_MARGIN_SECONDS = 15.0  # asked of systemd on top of the grace, for publishing and exit
 CLAIM_RETRY_SECONDS = 60.0  # a folder that could not be claimed (permissions, the share) is tried again after this
 MAX_CRASHES = 5  # a job the service keeps dying on (out of memory, a bug) goes to quarantine instead of looping
+PROGRESS_STATUS_SECONDS = 1.0  # the status is written at most this often while a render reports progress
 
 
 @dataclass
@@ -100,8 +110,9 @@ class _Queued:
 
 
 class Service:
-    def __init__(self, loaded: LoadedConfig, explicit_config: Path | None) -> None:
+    def __init__(self, loaded: LoadedConfig, explicit_config: Path | None, choose_renderer: RendererChoice) -> None:
         self.explicit_config = explicit_config
+        self.choose_renderer = choose_renderer
         self.config_source = loaded.source
         self.config: HeygemdConfig = loaded.config
         self.log = get_logger("heygemd.daemon")
@@ -111,8 +122,8 @@ class Service:
         self.cancel_render = threading.Event()
         self.rendering = False
         self._grace_timer: threading.Timer | None = None
-        self.engine = None  # heygemd.engine.LipSyncEngine, imported lazily (torch)
-        self.distributor = None  # cluster mode (cluster.broker_url): heygemd.cluster.dispatch.Dispatcher
+        self.engine: RenderEngine | None = None  # heygemd.engine.LipSyncEngine, imported lazily (torch)
+        self.renderer: Renderer | None = None  # chosen at start-up: the local engine, or the cluster's workers
         self.queue: list[_Queued] = []
         self._claim_retry_after: dict[str, float] = {}
         self._last_progress_status = 0.0
@@ -173,17 +184,15 @@ class Service:
         )
 
     def _runner(self) -> JobRunner:
-        assert self.engine is not None
+        assert self.renderer is not None
         context = RenderContext(
-            self.signals.stop_requested,
-            self.cancel_render,
-            self._on_progress,
-            self._on_video,
-            self._cancel_request,
-            self._on_rendered,
-            self._on_tasks,
+            self.signals.stop_requested, self.cancel_render, self, self._cancel_request, self._on_rendered
         )
-        return JobRunner(self.config, self.engine, self.lifecycle, self.dest, context, self.distributor)
+        return JobRunner(self.config, self.renderer, self._warm_engine().describe, self.lifecycle, self.dest, context)
+
+    def _warm_engine(self) -> RenderEngine:
+        assert self.engine is not None
+        return self.engine
 
     # ------------------------------------------------------------------ the service
 
@@ -210,32 +219,40 @@ class Service:
             self.log.error(problem)
             return ExitCode.CONFIG
 
-        self._set_state("loading model")
+        self._set_state(LOADING_MODEL)
         try:
             self.engine = self._load_engine(self.config.engine)
         except CheckpointError as err:
             self.log.error(
                 "the model cannot be loaded", error=str(err), hint="run `heygemd fetch-models` or `heygemd doctor`"
             )
-            self._set_state("stopped: model cannot be loaded")
+            self._set_state(f"{STOPPED}: model cannot be loaded")
             return ExitCode.MISSING_WEIGHTS
         except EngineError as err:
             self.log.error("the engine cannot start", error=str(err))
-            self._set_state("stopped: engine cannot start")
+            self._set_state(f"{STOPPED}: engine cannot start")
             return ExitCode.MISSING_WEIGHTS
         self._describe_engine()
-        if self.config.cluster.broker_url is not None:
-            from heygemd.cluster.coordinator import become_coordinator
-
-            if not become_coordinator(self):
-                return ExitCode.OK  # stopped while standing by
+        self.renderer = self.choose_renderer(
+            RendererStart(
+                self.config,
+                self._warm_engine,
+                self.service_id,
+                self.signals.stop_requested,
+                on_standby=lambda holder: self._set_state(STANDBY),
+                on_lost=self._coordinator_lost,
+            )
+        )
+        if self.renderer is None:
+            return ExitCode.OK  # stopped while standing by
+        self.status.cluster = self.config.cluster.broker_url is not None
 
         self._clean_leftovers()  # only now, under the service lock: no live service of this state folder writes them
         self.webhooks.start()
         self._recover_unfinished_jobs()
         self._describe_watch()
         self.arrivals.start()
-        self._set_state("idle")
+        self._set_state(IDLE)
         self.notifier.ready(self.status.summary())
         self.log.info("ready", watch_mode=self.arrivals.watcher.plan.mode.value, readiness=self.config.watch.readiness.value)
 
@@ -249,7 +266,7 @@ class Service:
         finally:
             self.arrivals.stop()
             self.webhooks.stop()
-        self._set_state("stopped")
+        self._set_state(STOPPED)
         self.log.info("stopped", claimed_jobs_left=len(self.journal.records()))
         return ExitCode.OK
 
@@ -315,8 +332,8 @@ class Service:
             record = self._claim(folder.name)
             if record is None:
                 continue
-            record.failure = folder.failure
-            self._process(record)  # journaled by the runner's planning step, first thing
+            self.lifecycle.fail_job(record, folder.failure)  # straight to quarantine
+            self._process(record)
             return True
         return False
 
@@ -335,7 +352,7 @@ class Service:
     def _claim(self, name: str) -> JobRecord | None:
         try:
             self.dest.ensure()
-            record = claim(self.inbox, name, self.work, self.journal)
+            record = claim(self.inbox, name, self.work, self.lifecycle)
         except (ClaimError, OSError) as err:
             self.log.error("cannot claim the job folder; will try again later", job=name, error=str(err))
             self._claim_retry_after[name] = time.monotonic() + CLAIM_RETRY_SECONDS
@@ -406,7 +423,7 @@ class Service:
     def _work_on(self, record: JobRecord) -> None:
         self.status.current = CurrentJob(job=record.name, job_id=record.job_id)
         self.status.waiting_jobs = [job for job in self.status.waiting_jobs if job.job_id != record.job_id]
-        self._set_state("working")
+        self._set_state(WORKING)
         try:
             step = self._runner().work_on(record)
         except RenderHung:
@@ -466,32 +483,43 @@ class Service:
 
     # ------------------------------------------------------------------ progress of the current render
 
-    def _on_video(self, record: JobRecord, video: VideoRecord, index: int, total: int) -> None:
+    # The service is its renderer's RenderObserver (daemon/render_port.py): video_started, progress, tasks.
+
+    def video_started(self, record: JobRecord, video: VideoRecord, index: int, total: int) -> None:
         self.status.current = CurrentJob(
             job=record.name, job_id=record.job_id, video=video.template, index=index, total=total, percent=0.0
         )
         self.rendering = True
-        self._set_state("working")
+        self._set_state(WORKING)
 
-    def _on_tasks(self, tasks: list) -> None:
-        from heygemd.cluster.coordinator import show_tasks
-
-        show_tasks(self, tasks)
+    def tasks(self, tasks: list[WorkerTask]) -> None:
+        """Cluster mode: the job's tasks into the status, at most once a second; keeps the watchdog fed."""
+        self.notifier.watchdog()
+        self.status.tasks = tasks
+        self._show_progress(done=not tasks)
 
     def _on_rendered(self, report: RenderReport, seconds: float) -> None:
         assert self.metrics is not None
         self.metrics.rendered(report, seconds)
 
-    def _on_progress(self, progress: RenderProgress) -> None:
+    def progress(self, progress: RenderProgress) -> None:
         self.notifier.watchdog()  # the render is making progress: the loop is healthy
         current = self.status.current
         if current is None:
             return
         current.advance(progress.frames_done, progress.frames_total, progress.stage)
+        self._show_progress(done=progress.frames_done >= progress.frames_total)
+
+    def _show_progress(self, done: bool) -> None:
         now = time.monotonic()
-        if now - self._last_progress_status >= 1.0 or progress.frames_done >= progress.frames_total:
+        if now - self._last_progress_status >= PROGRESS_STATUS_SECONDS or done:
             self._last_progress_status = now
-            self._set_state("working", force=False)
+            self._set_state(WORKING, force=False)
+
+    def _coordinator_lost(self) -> None:
+        """Cluster mode: another process holds the queue's coordinator lock now; this one stops."""
+        self.signals.stop_requested.set()
+        self.wake.set()
 
     # ------------------------------------------------------------------ the end of a job
 
@@ -511,15 +539,8 @@ class Service:
 
     # ------------------------------------------------------------------ start-up, reload, stop
 
-    def _load_engine(self, settings: EngineSettings):
-        from heygemd.engine import LipSyncEngine  # torch is imported here, once
-
-        if settings.face_cache_dir is None:  # re-used templates skip face detection
-            settings = settings.model_copy(update={"face_cache_dir": self.config.paths.state / "face-tracks"})
-        self.log.info(
-            "loading engine", dry_run=settings.dry_run, checkpoint=str(settings.checkpoint), device=settings.device
-        )
-        return LipSyncEngine(settings)
+    def _load_engine(self, settings: EngineSettings) -> RenderEngine:
+        return start_engine(settings, self.config.paths.state)
 
     def _check_shared_filesystem(self) -> str | None:
         if not self.inbox.is_dir():
@@ -586,8 +607,8 @@ class Service:
             remove_tree(job_dir)
 
     def _clean_leftovers(self) -> None:
-        assert self.engine is not None
-        extra = [self.journal.jobs_dir, self.engine.settings.face_cache_dir]
+        settings = self._warm_engine().settings
+        extra = [self.journal.jobs_dir, settings.face_cache_dir]
         cleaned = clean_leftovers(self.config.paths, self.work, self.started_at, extra)
         if cleaned.removed or cleaned.failed:
             self.log.info(
@@ -595,6 +616,12 @@ class Service:
                 removed=[str(path) for path in cleaned.removed],
                 failed=[f"{path}: {why}" for path, why in cleaned.failed] or None,
             )
+        # The audio snapshots of a killed render. Only in a folder the configuration gives: the system's
+        # temporary folder is not this service's alone (systemd's PrivateTmp empties it at each start).
+        if settings.temp_dir is not None and settings.temp_dir.is_dir():
+            snapshots = remove_leftovers(settings.temp_dir)
+            if snapshots:
+                self.log.info("audio snapshots left by a crash removed", folder=str(settings.temp_dir), count=snapshots)
 
     def _describe_engine(self) -> None:
         assert self.engine is not None
@@ -656,7 +683,7 @@ class Service:
     def _on_stop_signal(self, count: int) -> None:
         # Runs in the main thread between bytecodes, possibly in the middle of a render.
         grace = self.config.service.stop_grace_seconds
-        self.status.state = "stopping"
+        self.status.state = STOPPING
         self.status_file.write(self.status)
         if not self.rendering:
             self.log.info("stop requested")
@@ -678,8 +705,8 @@ class Service:
     # ------------------------------------------------------------------ status
 
     def _set_state(self, state: str, force: bool = True) -> None:
-        if self.signals.stop_requested.is_set() and state in (IDLE, "working", WAITING_FOR_DISK):
-            state = "stopping"
+        if self.signals.stop_requested.is_set() and state in (IDLE, WORKING, WAITING_FOR_DISK):
+            state = STOPPING
         self.status.set_state(state)
         self.status.waiting_for_disk = self.disk.waiting
         self.status_file.write(self.status, force=force)
@@ -717,7 +744,7 @@ def service_id() -> str:
     return f"{host}-{os.getpid()}-{secrets.token_hex(4)}"
 
 
-def run_service(explicit_config: Path | None) -> int:
+def run_service(explicit_config: Path | None, choose_renderer: RendererChoice) -> int:
     try:
         loaded = load_config(explicit_config)
     except ConfigError as err:
@@ -737,4 +764,4 @@ def run_service(explicit_config: Path | None) -> int:
         log.error("the state folder cannot be written", path=str(state), error=err.strerror)
         return ExitCode.CANT_CREATE
     with service_lock:
-        return Service(loaded, explicit_config).run()
+        return Service(loaded, explicit_config, choose_renderer).run()

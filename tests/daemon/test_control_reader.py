@@ -11,7 +11,7 @@ from heygemd.control import (
     request_cancel,
     request_pause,
 )
-from heygemd.daemon.controls import (
+from heygemd.daemon.control_reader import (
     CancelSorter,
     ClaimedJob,
     ControlReader,
