@@ -6,11 +6,11 @@ MKDOCS := NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs
 
 .PHONY: start setup test lint docs docs-serve bench clean-venv
 
-## Set up, create the folders and config, fetch the weights if missing, and run the daemon in the foreground.
+## Set up, create the folders and config, fetch the weights if missing (offline: the service waits for them),
+## and run the service and the web page in the foreground (one Ctrl-C stops both).
 start: setup
 	$(BIN)/heygemd init
-	$(BIN)/heygemd fetch-models
-	$(BIN)/heygemd run
+	$(BIN)/heygemd start
 
 setup:
 	./scripts/setup.sh

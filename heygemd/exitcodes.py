@@ -10,8 +10,8 @@ class ExitCode(IntEnum):
     FAILURE = 1  # an unexpected error, or `doctor` found a problem
     USAGE = 2  # wrong command line (argparse's own code)
     NOT_RUNNING = 3  # `status`: no daemon is running on this state directory
-    # EX_UNAVAILABLE: `run`: the engine cannot start (a checkpoint missing or unusable, no ffmpeg/ffprobe);
-    # `fetch-models` could not get a checkpoint
+    # EX_UNAVAILABLE: the engine cannot start: `render`, `worker`: a checkpoint missing or unusable, or no
+    # ffmpeg/ffprobe; `run`: no ffmpeg/ffprobe (it waits for missing weights); `fetch-models` could not get a checkpoint
     MISSING_WEIGHTS = 69
     RENDER_HUNG = 70  # EX_SOFTWARE: a render stopped making progress and could not be cancelled; systemd restarts
     CANT_CREATE = 73  # EX_CANTCREAT: a working folder cannot be created or written

@@ -97,7 +97,8 @@ class VideoRenderer:
         seconds = time.monotonic() - started
         self.store.end(task.task_id, self.name, TaskState.DONE, report=report.model_dump_json(), seconds=repr(seconds))
         log.info("video done", seconds=round(seconds, 3))
-        return {"worker": self.name, "seconds": seconds, "report": report.model_dump(mode="json")}
+        # Celery logs a task's return value: the report is in the task store, where the coordinator reads it.
+        return {"worker": self.name, "seconds": seconds, "output": output.name}
 
     def _progress_writer(self, task_id: str):
         last = [0.0]

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
-from heygemd.commands.fetch import wanted_models
+from heygemd.commands.fetch import place_by_hand, wanted_models
 from heygemd.daemon.config import HeygemdConfig, LoadedConfig
 from heygemd.daemon.fsutil import filesystem_type, same_filesystem
 from heygemd.daemon.openfiles import probe_capability
@@ -41,7 +41,19 @@ def run_checks(loaded: LoadedConfig) -> list[Check]:
     checks.append(_restorer_check(config))
     checks += _voice_checks(config)
     checks += _folder_checks(config)
+    checks += _service_checks(config)
     return checks
+
+
+def _service_checks(config: HeygemdConfig) -> list[Check]:
+    """A service of this state folder that runs but waits for its model files: which file goes where."""
+    from heygemd.daemon.status import WAITING_FOR_MODEL, process_alive, read_status
+
+    status = read_status(config.paths.state)
+    if status is None or status.state != WAITING_FOR_MODEL or not process_alive(status.pid):
+        return []
+    wanted = "; ".join(file.describe() for file in status.model_files)
+    return [Check("service", Level.WARN, f"pid {status.pid} runs, {WAITING_FOR_MODEL} (jobs stay queued): {wanted}")]
 
 
 def _ffmpeg_checks() -> list[Check]:
@@ -89,7 +101,10 @@ def _checkpoint_checks(config: HeygemdConfig) -> list[Check]:
     for model in wanted_models(config):
         if not model.path.is_file():
             level = Level.WARN if model.optional else missing_level
-            checks.append(Check(model.label, level, f"{model.path} is missing: run `heygemd fetch-models`"))
+            # the service waits for the engine's weights and loads them when valid; a voice file is optional
+            waits = "" if model.optional else " (a running service loads it the moment it is valid, with no restart)"
+            detail = f"{model.path} is missing: run `heygemd fetch-models`; offline: {place_by_hand(model)}{waits}"
+            checks.append(Check(model.label, level, detail))
             continue
         digest = sha256_file(model.path)
         size = model.path.stat().st_size

@@ -22,14 +22,11 @@ from tqdm import tqdm
 from heygemd.atomic import fsync_directory
 from heygemd.daemon.config import HeygemdConfig
 from heygemd.engine.files import sha256_file
-from heygemd.engine.settings import ModelKind
-from heygemd.engine.weights import MUSETALK_FILES
 from heygemd.names import download_name
 
 CHUNK_BYTES = 1 << 16
 TIMEOUT_SECONDS = 30
 LEGACY_PARTIAL_SUFFIX = ".part"  # where earlier versions kept a download: resumed from there
-RESTORER_LABEL = "GFPGAN face restorer"
 KOKORO_MODEL_LABEL = "Kokoro-82M voice model"
 KOKORO_VOICES_LABEL = "Kokoro-82M voices"
 
@@ -63,42 +60,10 @@ class FetchResult:
     message: str
 
 
-def _wav2lip_files(config: HeygemdConfig) -> list[ModelFile]:
-    return [
-        ModelFile("Wav2Lip weights", config.engine.checkpoint, config.models.checkpoint_url, config.models.checkpoint_sha256)
-    ]
-
-
-def _musetalk_files(config: HeygemdConfig) -> list[ModelFile]:
-    """MuseTalk 1.5's files, each at its place under engine.musetalk_dir (the layout of MuseTalk's download script)."""
-    return [
-        ModelFile(
-            f"MuseTalk {weights.file_name}", config.engine.musetalk_dir / weights.file_name, weights.url, weights.sha256
-        )
-        for weights in MUSETALK_FILES
-    ]
-
-
-MODEL_FILES = {ModelKind.WAV2LIP: _wav2lip_files, ModelKind.MUSETALK: _musetalk_files}
-
-
 def wanted_models(config: HeygemdConfig) -> list[ModelFile]:
-    models = MODEL_FILES[ModelKind(config.engine.model)](config)
-    if config.engine.detector.value == "s3fd":
-        models.append(
-            ModelFile(
-                "S3FD face detector",
-                config.engine.detector_checkpoint,
-                config.models.detector_url,
-                config.models.detector_sha256,
-            )
-        )
-    if config.engine.restorer.value == "gfpgan":
-        models.append(
-            ModelFile(
-                RESTORER_LABEL, config.engine.restorer_checkpoint, config.models.restorer_url, config.models.restorer_sha256
-            )
-        )
+    """The weight files the engine settings name, each with where `fetch-models` downloads it from, and the
+    speech's voice files (optional: espeak-ng speaks scripts without them)."""
+    models = [ModelFile(file.label, file.path, *config.models.source(file)) for file in config.engine.weight_files()]
     speech = config.speech
     models.append(
         ModelFile(

@@ -247,6 +247,14 @@ def _totals(metrics) -> str:
     return f"{total} {'job' if total == 1 else 'jobs'} ({parts}), {metrics.counters.video_seconds_produced:.0f} s of video produced"
 
 
+def _no_config_hint() -> str:
+    searched = ", ".join(str(path) for path in DEFAULT_SEARCH_PATHS)
+    return (
+        f"heygemd: no configuration file was found from {Path.cwd()} (looked for {searched}), so the built-in "
+        f"defaults were used: run it in the service's folder, or give --config PATH (or set ${CONFIG_ENV_VAR})"
+    )
+
+
 def _who() -> str:
     import getpass
 
@@ -285,10 +293,13 @@ def _status(args: argparse.Namespace) -> int:
         )
         return ExitCode.OK if running else ExitCode.NOT_RUNNING
     if status is None:
-        print(f"heygemd: no status in {state} (the service never ran with this state folder)")
+        print(f"heygemd: no status in {state.resolve()} (the service never ran with this state folder)")
+        if loaded.source is None:
+            print(_no_config_hint(), file=sys.stderr)
     elif running:
         age = (datetime.now(UTC) - status.updated_at).total_seconds()
-        print(f"running    pid {status.pid} on {status.host}, since {status.started_at:%Y-%m-%d %H:%M:%S} UTC")
+        name = status.name or status.host
+        print(f"running    {name}: pid {status.pid} on {status.host}, since {status.started_at:%Y-%m-%d %H:%M:%S} UTC")
         if status.owner:
             print(f"owner      {status.owner} (this process; in cluster mode, the coordinator lock's holder)")
         print(f"state      {status.summary()} (updated {age:.0f} s ago)")
@@ -298,6 +309,11 @@ def _status(args: argparse.Namespace) -> int:
             print(f"inbox      {status.inbox} ({status.filesystem}, {status.watch_mode} watching)")
         if status.dry_run:
             print("engine     DRY RUN (no model: template fitted to the audio)")
+        if status.model_files:
+            print("model      WAITING for the model files: jobs stay queued; the service loads the files the moment")
+            print("           they are valid, with no restart (`heygemd fetch-models` where there is internet):")
+            for file in status.model_files:
+                print(f"  wanted   {file.describe()}")
         if status.queued:
             print("queued     " + ", ".join(status.queued))
         for task in status.tasks:
@@ -311,7 +327,8 @@ def _status(args: argparse.Namespace) -> int:
             print(f"no space   {shortage.describe()}")
     else:
         print(
-            f"stopped    (last seen pid {status.pid}, state {status.state!r}, at {status.updated_at:%Y-%m-%d %H:%M:%S} UTC)"
+            f"stopped    {status.name or status.host} (last seen pid {status.pid}, state {status.state!r}, "
+            f"at {status.updated_at:%Y-%m-%d %H:%M:%S} UTC)"
         )
     for record in claimed:
         done = sum(video.status.value != "pending" for video in record.videos)
@@ -329,4 +346,6 @@ def _status(args: argparse.Namespace) -> int:
             )
             if entry.reason:
                 print(f"      reason: [{entry.code.value if entry.code else '?'}] {entry.reason}")
+                for detail in entry.details:
+                    print(f"        {detail}")
     return ExitCode.OK if running else ExitCode.NOT_RUNNING

@@ -11,12 +11,14 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import structlog
 
 from heygemd.daemon.config import WatchConfig
 from heygemd.daemon.readiness import InboxScan, ReadinessTracker
+from heygemd.daemon.reports import utc_now
 from heygemd.daemon.watcher import InboxWatcher
 
 
@@ -53,6 +55,12 @@ class Arrivals:
     def latest(self) -> InboxScan:
         with self._lock:
             return self._latest
+
+    def first_seen(self, name: str) -> datetime | None:
+        """When ``name`` was first seen in the inbox (since this service started), as a UTC time."""
+        with self._lock:
+            seen = self.tracker.first_seen(name)
+        return None if seen is None else utc_now() - timedelta(seconds=max(0.0, time.monotonic() - seen))
 
     def claimed(self, name: str) -> None:
         """The service took ``name`` out of the inbox: no longer ready, arriving or abandoned."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 import errno
 import secrets
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from heygemd.atomic import fsync_directory
@@ -52,14 +53,28 @@ class WorkArea:
         return self.root / job_id / FAILED_FOLDER
 
 
+def _arrival(folder: Path, seen_at: datetime | None) -> datetime | None:
+    """The earlier of ``seen_at`` and the folder's last change (ctime: a copy cannot set it back; a folder found
+    at start-up arrived when its last entry was added, or when it was moved in)."""
+    changes = [seen_at.timestamp()] if seen_at is not None else []
+    try:
+        changes.append(folder.stat().st_ctime)
+    except OSError:
+        pass  # gone or unreadable: the claim says so
+    return datetime.fromtimestamp(min(changes), UTC) if changes else None
+
+
 def new_job_id() -> str:
     stamp = utc_now().strftime("%Y%m%dT%H%M%SZ")
     return f"{stamp}-{secrets.token_hex(3)}"
 
 
-def claim(inbox: Path, name: str, work: WorkArea, lifecycle: Lifecycle) -> JobRecord | None:
-    """Move ``inbox/name`` into the work area. None if it is gone (taken by someone else or removed)."""
-    record = lifecycle.claiming(new_job_id(), name, RESULTS_FOLDER)
+def claim(inbox: Path, name: str, work: WorkArea, lifecycle: Lifecycle, seen_at: datetime | None = None) -> JobRecord | None:
+    """Move ``inbox/name`` into the work area. None if it is gone (taken by someone else or removed).
+
+    ``seen_at``: when the service first saw the folder; the record's arrival is that, or the folder's last
+    change before the claim if earlier (a folder that was there before the service started)."""
+    record = lifecycle.claiming(new_job_id(), name, RESULTS_FOLDER, _arrival(inbox / name, seen_at))
     job_dir = work.job_dir(record.job_id)
     try:
         job_dir.mkdir(parents=True)

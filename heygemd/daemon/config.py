@@ -36,8 +36,8 @@ from pydantic_settings import (
 
 from heygemd.daemon.fsutil import human_size
 from heygemd.daemon.speech_settings import DEFAULT_MAX_SCRIPT_CHARS, SpeechConfig
-from heygemd.engine.settings import EngineSettings, RenderOptions
-from heygemd.engine.weights import GFPGAN_V13, GFPGAN_V14, S3FD, WAV2LIP_GAN
+from heygemd.engine.settings import EngineSettings, RenderOptions, WeightFile
+from heygemd.engine.weights import GFPGAN_V13, GFPGAN_V14, S3FD, WAV2LIP_GAN, WeightsRole
 
 CONFIG_ENV_VAR = "HEYGEMD_CONFIG"
 DEFAULT_SEARCH_PATHS: tuple[Path, ...] = (Path("config/heygemd.toml"), Path("/etc/heygemd/heygemd.toml"))
@@ -121,6 +121,13 @@ class AfterSuccess(StrEnum):
     DELETE = "delete"
 
 
+class Language(StrEnum):
+    """The language of what a job leaves for people to read (its index.html)."""
+
+    EN = "en"  # English
+    ZH = "zh"  # Simplified Chinese
+
+
 class OutputsConfig(_Section):
     """What is left behind when a job ends."""
 
@@ -135,6 +142,9 @@ class OutputsConfig(_Section):
         0,
         ge=0,
         description="remove outbox, quarantine and archive entries older than this (days; hourly, oldest first); 0 keeps all",
+    )
+    language: Language = Field(
+        Language.EN, description='language of the results page (index.html): en or zh; a job.toml\'s language = "zh" wins'
     )
 
 
@@ -163,6 +173,12 @@ RETIRED_SERVICE_KEYS = frozenset({"lease_seconds"})  # the lease protocol, repla
 class ServiceConfig(_Section):
     """The long-running process."""
 
+    name: str = Field(
+        "",
+        max_length=100,
+        description="the service's name in `heygemd status`, the logs and the web page (empty: the host's name, "
+        'with the state folder\'s name after it when that is not "state")',
+    )
     stop_grace_seconds: float = Field(
         30.0, ge=0, description="on SIGTERM, let the current video finish this long, then abandon it (it is resumed)"
     )
@@ -263,6 +279,18 @@ class ModelsConfig(_Section):
         pattern=r"^[0-9a-fA-F]{8,64}$",
         description=f"expected sha256 of the restorer weights (v1.3: {GFPGAN_V13.sha256})",
     )
+
+    def source(self, file: WeightFile) -> tuple[str, str]:
+        """(url, sha256) of a weight file: the weights table's for a file it fixes (MuseTalk's), else this
+        section's for the file's role."""
+        if file.published is not None:
+            return file.published.url, file.published.sha256
+        sources = {
+            WeightsRole.LIP_SYNC: (self.checkpoint_url, self.checkpoint_sha256),
+            WeightsRole.FACE_DETECTOR: (self.detector_url, self.detector_sha256),
+            WeightsRole.FACE_RESTORER: (self.restorer_url, self.restorer_sha256),
+        }
+        return sources[file.role]
 
 
 HTTP_URL_PATTERN = r"^https?://[^\s]+$"

@@ -20,14 +20,14 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from heygemd.codes import CodedError, ErrorCode
-from heygemd.daemon.config import LimitsConfig
+from heygemd.daemon.config import Language, LimitsConfig
 from heygemd.daemon.fsutil import human_size
 from heygemd.daemon.presenters import PresenterError, PresenterTemplate, resolve_presenters
 from heygemd.engine.formats import AUDIO_SUFFIXES, STILL_SUFFIXES, VIDEO_SUFFIXES
 from heygemd.engine.settings import ModelKind, RenderOptions
 from heygemd.names import NAME_MAX_BYTES, fit_name, is_heygemd_temporary, name_bytes
 from heygemd.resultfiles import REPORT_NAMES
-from heygemd.speech.voice import MAX_SPEED, MIN_SPEED
+from heygemd.speech.choice import MAX_SPEED, MIN_SPEED
 
 JOB_FILE = "job.toml"
 SCRIPT_SUFFIX = ".txt"  # a script: UTF-8 text spoken by a voice instead of an audio file
@@ -218,7 +218,11 @@ class JobFile(BaseModel):
         default_factory=list, description='templates from the presenter library: "anna" (all hers) or "ben/front.mp4"'
     )
     voice: str | None = Field(None, description="a script's voice: auto, espeak-ng, kokoro or kokoro:<speaker>")
-    language: str | None = Field(None, description="a script's language: en, zh, ... or auto")
+    language: str | None = Field(
+        None,
+        description="the job's language: a script's (en, zh, ... or auto), and its results page's when that is en or zh "
+        "(default: [speech] language, outputs.language)",
+    )
     speed: float | None = Field(None, ge=MIN_SPEED, le=MAX_SPEED, description="a script's speaking rate (1.0: natural)")
 
     @field_validator("output_folder")
@@ -264,6 +268,7 @@ class JobPlan:
     videos: tuple[PlannedVideo, ...]
     output_folder: str
     warnings: tuple[str, ...] = field(default=())
+    language: Language | None = None  # job.toml's, when the results page speaks it; None: outputs.language
     speech: SpokenScript | None = None
     sources: tuple[Path, ...] = ()  # every audio (or script) of a job with several: each rendered with every template
     results_subfolder: str = ""  # where one source's results go in a job with several
@@ -282,6 +287,14 @@ class JobPlan:
             subfolder = videos[0].output_stem.split("/")[0]
             plans.append(replace(self, audio=source, videos=videos, sources=(source,), results_subfolder=subfolder))
         return plans
+
+
+def _page_language(language: str | None) -> Language | None:
+    """job.toml's language, when the results page speaks it (en, zh); None (outputs.language) for the others."""
+    try:
+        return Language(language.strip().lower()) if language else None
+    except ValueError:
+        return None  # a script's language the page does not speak (fr, auto...)
 
 
 def _list_names(names: Iterable[str]) -> str:
@@ -447,6 +460,7 @@ def plan_job(
         warnings=tuple(details),
         speech=speech,
         sources=tuple(folder / name for name in spoken) if len(spoken) > 1 else (),
+        language=_page_language(job_file.language),
     )
 
 

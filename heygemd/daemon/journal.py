@@ -69,12 +69,16 @@ class JobRecord(BaseModel):
     host: str = Field(default_factory=host_name)
     pid: int = Field(default_factory=os.getpid)
     claimed_at: datetime = Field(default_factory=utc_now)
+    arrived_at: datetime | None = Field(
+        None, description="when the folder arrived: first seen in the inbox, or its last change before the claim if earlier"
+    )
     started_at: datetime | None = None
     finished_at: datetime | None = None
     # Set when the whole job goes to quarantine: a folder that never finished arriving, the contract, the audio...
     failure: Failure | None = None
     audio: str | None = None
     output_folder: str | None = None
+    language: str | None = Field(None, description="job.toml's language for the results page (None: the config's)")
     videos: list[VideoRecord] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
     status: JobStatus | None = None
@@ -110,6 +114,7 @@ class HistoryEntry(BaseModel):
     outbox: Path | None = None
     quarantine: Path | None = None
     reason: str | None = None
+    details: list[str] = Field(default_factory=list, description="the failure's details (one per failed video...)")
     code: ErrorCode | None = None
 
 
@@ -127,6 +132,7 @@ def history_entry(record: JobRecord) -> HistoryEntry:
         outbox=record.outbox_path,
         quarantine=record.quarantine_path,
         reason=record.failure.reason if record.failure else None,
+        details=list(record.failure.details) if record.failure else [],
         code=record.failure.code if record.failure else None,
     )
 

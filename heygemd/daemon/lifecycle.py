@@ -79,9 +79,9 @@ class Lifecycle:
 
     # -------------------------------------------------------------- claiming
 
-    def claiming(self, job_id: str, name: str, results_dir: str) -> JobRecord:
+    def claiming(self, job_id: str, name: str, results_dir: str, arrived_at: datetime | None = None) -> JobRecord:
         """A new record, saved before the folder leaves the inbox: a crash right after the rename still knows it."""
-        record = JobRecord(job_id=job_id, name=name, phase=Phase.CLAIMING, results_dir=results_dir)
+        record = JobRecord(job_id=job_id, name=name, phase=Phase.CLAIMING, results_dir=results_dir, arrived_at=arrived_at)
         self.journal.save(record)
         return record
 
@@ -135,9 +135,12 @@ class Lifecycle:
         videos: list[VideoRecord],
         inputs: list[InputFile],
         warnings: list[str],
+        language: str | None = None,
     ) -> None:
+        """The job's plan: ``language`` is job.toml's for its results page (None: the configuration's)."""
         record.started_at = record.started_at or utc_now()
         record.audio = audio
+        record.language = language
         record.output_folder = output_folder
         record.videos = videos
         record.inputs = inputs

@@ -174,6 +174,25 @@ def quarantine_failed_videos(record: JobRecord, dest: Destinations, lifecycle: L
     return _move_recorded(staging, dest.paths.quarantine, record.name, record, Place.QUARANTINE, lifecycle)
 
 
+def note_outbox_folder(record: JobRecord) -> None:
+    """A partly done job: its quarantine folder's error.json names the outbox folder once the results are there.
+
+    The failed templates are quarantined before the results are published, so the outbox folder's name (it may
+    get a suffix) is known only after: it is written then. Safe to repeat after a crash.
+    """
+    if record.quarantine_path is None or record.outbox_path is None:
+        return
+    path = record.quarantine_path / ERROR_REPORT
+    try:
+        report = ErrorReport.model_validate_json(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return  # moved away or edited by a person: theirs now
+    if report.outbox_folder == str(record.outbox_path):
+        return
+    report.outbox_folder = str(record.outbox_path)
+    write_atomic(path, report.model_dump_json(indent=2) + "\n")
+
+
 def dispose_inputs(record: JobRecord, after_success: AfterSuccess, dest: Destinations, lifecycle: Lifecycle) -> None:
     """Archive or delete what is left of the job folder after its results were published."""
     if record.inputs_disposed:

@@ -123,6 +123,7 @@ class _FileClock:
 class _Candidate:
     fingerprint: tuple[EntryState, ...]
     stable_since: float
+    first_seen: float  # when the folder was first seen in the inbox (time.monotonic())
     ready_since: float | None = None
     newest_mtime_ns: int = 0
     files: dict[str, _FileClock] = field(default_factory=dict)
@@ -189,6 +190,11 @@ class ReadinessTracker:
         self._loose_reported: set[str] = set()
         self._hidden_reported: set[str] = set()
 
+    def first_seen(self, name: str) -> float | None:
+        """When ``name`` was first seen in the inbox (the clock of ``scan``), or None if it is not tracked."""
+        candidate = self._candidates.get(name)
+        return candidate.first_seen if candidate is not None else None
+
     def forget(self, name: str) -> None:
         self._candidates.pop(name, None)
 
@@ -242,7 +248,7 @@ class ReadinessTracker:
     def _candidate(self, name: str, snapshot: FolderSnapshot | None, now: float) -> _Candidate:
         candidate = self._candidates.get(name)
         if candidate is None:
-            candidate = self._candidates[name] = _Candidate(fingerprint=(), stable_since=now)
+            candidate = self._candidates[name] = _Candidate(fingerprint=(), stable_since=now, first_seen=now)
         if snapshot is None:
             return candidate
         if candidate.fingerprint != snapshot.fingerprint:

@@ -82,12 +82,17 @@ class JobReport(BaseModel):
     audio: str
     videos: list[VideoResult]
     inputs: list[InputFile] = Field(default_factory=list, description="every input as rendered: size, mtime, sha256")
-    received_at: datetime = Field(description="when the job was claimed from the inbox")
+    received_at: datetime = Field(
+        description="when the job folder arrived in the inbox (first seen by the service, or the folder's last "
+        "change before the claim if earlier; the claim time for jobs claimed by an older heygemd)"
+    )
+    claimed_at: datetime | None = Field(None, description="when the service took the folder out of the inbox")
     started_at: datetime | None
     finished_at: datetime
-    seconds: float = Field(description="from claim to finish")
+    seconds: float = Field(description="from arrival to finish: from drop to result")
     quarantine_folder: str | None = Field(None, description="where the failed templates went, if any")
     warnings: list[str] = Field(default_factory=list)
+    language: str = Field("en", description="the language of index.html: en or zh (job.toml, else outputs.language)")
     engine: EngineInfo | None = Field(None, description="device, checkpoint (path, sha256, name), detector...")
     speech: list[SpeechReport] = Field(
         default_factory=list, description="a script job: per script the voice, its model's hash, the text's hash"

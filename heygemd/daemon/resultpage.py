@@ -21,18 +21,58 @@ from heygemd.atomic import write_atomic
 from heygemd.daemon.reports import JobReport, JobStatus, VideoResult, VideoStatus
 from heygemd.engine import RenderReport
 from heygemd.engine.ffmpeg_tools import FFmpegNotFound, ffmpeg_path, run_tool
-from heygemd.resultfiles import JOB_REPORT, thumbnail_name
+from heygemd.resultfiles import ERROR_REPORT, JOB_REPORT, thumbnail_name
 
 INDEX_FILE = "index.html"
 THUMBNAIL_WIDTH = 320
 THUMBNAIL_AT_SECONDS = 1.0  # past a fade-in, but within the shortest video
 THUMBNAIL_TIMEOUT_SECONDS = 60
 
-_STATUS_WORDS = {
-    JobStatus.OK: "Done: every template was rendered.",
-    JobStatus.PARTIAL: "Partly done: some templates could not be rendered (they are in quarantine).",
-    JobStatus.FAILED: "Failed: nothing could be rendered.",
+_STATUS_KEYS = {JobStatus.OK: "status.ok", JobStatus.PARTIAL: "status.partial", JobStatus.FAILED: "status.failed"}
+
+# The page's words in each language of outputs.language / job.toml (reports' own reasons stay as written).
+_TEXTS: dict[str, dict[str, str]] = {
+    "en": {
+        "status.ok": "Done: every template was rendered.",
+        "status.partial": "Partly done: some templates could not be rendered (they are in quarantine).",
+        "status.failed": "Failed: nothing could be rendered.",
+        "count": "{status} {ok} of {total} videos.",
+        "meta": "Audio: {audio} · finished {finished} UTC · {seconds} s from drop to result · job id {job_id}",
+        "dry_run": " · <strong>dry run</strong> (made without the model)",
+        "job_warnings": "Warnings about the job",
+        "not_rendered": "Not rendered",
+        "quarantine": "They are in the quarantine folder {folder}, with {error_report} saying why.",
+        "whole_report": "The whole report: {link}.",
+        "download": "Download the video",
+        "render_report": "render report",
+        "rendered_in": " · rendered in {seconds} s",
+        "warnings": "Warnings",
+        "no_face": "no face was found in {missed} of {frames} frames: those frames are shown as in the template",
+    },
+    "zh": {
+        "status.ok": "已完成：所有模板视频都已生成。",
+        "status.partial": "部分完成：有些模板视频无法生成（它们在隔离文件夹中）。",
+        "status.failed": "失败：没有生成任何视频。",
+        "count": "{status}共 {total} 个视频，已生成 {ok} 个。",
+        "meta": "音频：{audio} · 完成于 {finished} UTC · 从放入到完成 {seconds} 秒 · 任务编号 {job_id}",
+        "dry_run": " · <strong>试运行</strong>（未使用模型生成）",
+        "job_warnings": "关于此任务的警告",
+        "not_rendered": "未生成",
+        "quarantine": "它们在隔离文件夹 {folder} 中，{error_report} 说明了原因。",
+        "whole_report": "完整报告：{link}。",
+        "download": "下载视频",
+        "render_report": "渲染报告",
+        "rendered_in": " · 渲染用时 {seconds} 秒",
+        "warnings": "警告",
+        "no_face": "{frames} 帧中有 {missed} 帧未找到人脸：这些帧与模板相同",
+    },
 }
+HTML_LANGUAGES = {"en": "en", "zh": "zh-Hans"}
+
+
+def _words(language: str) -> dict[str, str]:
+    return _TEXTS.get(language, _TEXTS["en"])
+
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.5rem auto; max-width: 60rem; padding: 0 1rem; color: #222; }
@@ -106,9 +146,16 @@ def result_page(report: JobReport, renders: dict[str, RenderReport | None], file
     """The page as text. ``renders``: each output's sidecar (by output name); ``files``: what the folder holds."""
     ok = [video for video in report.videos if video.status is VideoStatus.OK and video.output in files]
     failed = [video for video in report.videos if video.status is VideoStatus.FAILED]
+    words = _words(report.language)
+    meta = words["meta"].format(
+        audio=escape(report.audio),
+        finished=f"{report.finished_at:%Y-%m-%d %H:%M:%S}",
+        seconds=f"{report.seconds:.0f}",
+        job_id=f"<code>{escape(report.job_id)}</code>",
+    )
     parts = [
         "<!DOCTYPE html>",
-        '<html lang="en">',
+        f'<html lang="{HTML_LANGUAGES.get(report.language, "en")}">',
         "<head>",
         '<meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
@@ -118,20 +165,18 @@ def result_page(report: JobReport, renders: dict[str, RenderReport | None], file
         "</head>",
         "<body>",
         f"<h1>{escape(report.job)}</h1>",
-        f"<p>{escape(_STATUS_WORDS[report.status])} {len(ok)} of {len(report.videos)} videos.</p>",
-        '<p class="meta">'
-        f"Audio: {escape(report.audio)} · finished {report.finished_at:%Y-%m-%d %H:%M:%S} UTC · "
-        f"{report.seconds:.0f} s from drop to result · job id <code>{escape(report.job_id)}</code>"
-        + (" · <strong>dry run</strong> (made without the model)" if report.dry_run else "")
+        "<p>"
+        + words["count"].format(status=escape(words[_STATUS_KEYS[report.status]]), ok=len(ok), total=len(report.videos))
         + "</p>",
+        f'<p class="meta">{meta}' + (words["dry_run"] if report.dry_run else "") + "</p>",
     ]
     if len(ok) > 1:
         parts.append("<p>" + "".join(_thumbnail_link(number, video, files) for number, video in enumerate(ok, 1)) + "</p>")
-    parts += _warning_list(report.warnings, "Warnings about the job")
+    parts += _warning_list(report.warnings, words["job_warnings"])
     for number, video in enumerate(ok, 1):
-        parts += _video_section(number, video, renders.get(video.output or ""), files)
+        parts += _video_section(number, video, renders.get(video.output or ""), files, words)
     if failed:
-        parts.append('<div class="video"><h2 class="failed">Not rendered</h2><ul>')
+        parts.append(f'<div class="video"><h2 class="failed">{escape(words["not_rendered"])}</h2><ul>')
         parts += [
             f'<li class="failed"><strong>{escape(video.template)}</strong> '
             f"<code>{escape(video.code.value if video.code else '')}</code>: {escape(video.error or '')}</li>"
@@ -139,13 +184,11 @@ def result_page(report: JobReport, renders: dict[str, RenderReport | None], file
         ]
         parts.append("</ul>")
         if report.quarantine_folder:
-            parts.append(
-                f"<p>They are in the quarantine folder <code>{escape(Path(report.quarantine_folder).name)}</code>, "
-                "with error.json saying why.</p>"
-            )
+            folder = f"<code>{escape(Path(report.quarantine_folder).name)}</code>"
+            parts.append(f"<p>{words['quarantine'].format(folder=folder, error_report=ERROR_REPORT)}</p>")
         parts.append("</div>")
     parts += [
-        f'<p class="meta">The whole report: <a href="{_href(JOB_REPORT)}">{JOB_REPORT}</a>.</p>',
+        '<p class="meta">' + words["whole_report"].format(link=f'<a href="{_href(JOB_REPORT)}">{JOB_REPORT}</a>') + "</p>",
         "</body>",
         "</html>",
         "",
@@ -174,7 +217,9 @@ def _thumbnail_link(number: int, video: VideoResult, files: set[str]) -> str:
     return f'<a class="thumb" href="#video-{number}">{inner}</a>'
 
 
-def _video_section(number: int, video: VideoResult, render: RenderReport | None, files: set[str]) -> list[str]:
+def _video_section(
+    number: int, video: VideoResult, render: RenderReport | None, files: set[str], words: dict[str, str]
+) -> list[str]:
     assert video.output is not None
     thumbnail = thumbnail_name(_stem(video))
     poster = f' poster="{_href(thumbnail)}"' if thumbnail in files else ""
@@ -182,29 +227,31 @@ def _video_section(number: int, video: VideoResult, render: RenderReport | None,
         f'<div class="video" id="video-{number}">',
         f"<h2>{escape(video.template)}</h2>",
         f'<video controls preload="metadata"{poster} src="{_href(video.output)}"></video>',
-        f'<p><a href="{_href(video.output)}" download>Download the video</a>'
-        + (f' · <a href="{_href(video.report)}">render report</a>' if video.report and video.report in files else "")
+        f'<p><a href="{_href(video.output)}" download>{escape(words["download"])}</a>'
+        + (
+            f' · <a href="{_href(video.report)}">{escape(words["render_report"])}</a>'
+            if video.report and video.report in files
+            else ""
+        )
         + "</p>",
     ]
     if render is not None:
         output = render.output
-        took = f" · rendered in {video.seconds:.1f} s" if video.seconds else ""
+        took = words["rendered_in"].format(seconds=f"{video.seconds:.1f}") if video.seconds else ""
         parts.append(
             f'<p class="meta">{output.duration_s:.2f} s · {output.width}×{output.height} · {output.fps:g} fps{took}</p>'
         )
-        parts += _warning_list(_render_warnings(render), "Warnings")
+        parts += _warning_list(_render_warnings(render, words), words["warnings"])
     parts.append("</div>")
     return parts
 
 
-def _render_warnings(render: RenderReport) -> list[str]:
+def _render_warnings(render: RenderReport, words: dict[str, str]) -> list[str]:
     warnings = list(render.warnings)
     faces = render.faces
     frames = faces.frames_with_face + faces.frames_without_face
     if faces.frames_without_face and not render.dry_run:
-        warnings.append(
-            f"no face was found in {faces.frames_without_face} of {frames} frames: those frames are shown as in the template"
-        )
+        warnings.append(words["no_face"].format(missed=faces.frames_without_face, frames=frames))
     return warnings
 
 

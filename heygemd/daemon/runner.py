@@ -22,7 +22,7 @@ from heygemd.atomic import write_atomic
 from heygemd.codes import ErrorCode, Failure, failure_from_os_error
 from heygemd.control import CancelRequest
 from heygemd.daemon.claim import WorkArea
-from heygemd.daemon.config import HeygemdConfig, Readiness
+from heygemd.daemon.config import HeygemdConfig, Language, Readiness
 from heygemd.daemon.contract import ContractViolation, JobPlan, plan_job
 from heygemd.daemon.control_reader import cancelled_failure
 from heygemd.daemon.inputs import changed_names, fingerprint_inputs, quick_state
@@ -33,6 +33,7 @@ from heygemd.daemon.outputs import (
     Destinations,
     dispose_inputs,
     keep_only,
+    note_outbox_folder,
     publish_outbox_folder,
     quarantine_failed_videos,
     quarantine_whole_job,
@@ -188,7 +189,8 @@ class JobRunner:
             self.lifecycle.fail_job(record, failure_from_os_error(err, "reading the job's files", reading_input=True))
             return
         videos = [VideoRecord(template=plan.template_key(video), output_stem=video.output_stem) for video in plan.videos]
-        self.lifecycle.accept(record, plan.audio.name, plan.output_folder, videos, inputs, list(plan.warnings))
+        language = plan.language.value if plan.language else None
+        self.lifecycle.accept(record, plan.audio.name, plan.output_folder, videos, inputs, list(plan.warnings), language)
         self.log.info("job accepted", audio=record.audio, videos=len(record.videos), warnings=record.warnings or None)
 
     def _job_plan(self, record: JobRecord) -> JobPlan:
@@ -409,7 +411,7 @@ class JobRunner:
             failure = Failure(
                 code=failed[0].code if failed else ErrorCode.INTERNAL,
                 reason=f"None of the {len(record.videos)} template videos could be rendered (the reason for each is below).",
-                details=[f"{video.template}: {video.reason}" for video in failed],
+                details=[_with_name(video.template, video.reason) for video in failed],
             )
         self.lifecycle.concluded(record, JobStatus.FAILED, failure)
         error = ErrorReport.of(record.name, record.job_id, failure, failed_videos=failed)
@@ -439,6 +441,7 @@ class JobRunner:
                     )
             write_result_page(output_dir, report)  # inside the folder: it appears in the outbox with the results
         published = publish_outbox_folder(record, self.dest, self.lifecycle)
+        note_outbox_folder(record)
         if self.config.outputs.zip_bundle:
             write_zip_bundle(record, self.dest, self.lifecycle)
         dispose_inputs(record, self.config.outputs.after_success, self.dest, self.lifecycle)
@@ -474,12 +477,14 @@ class JobRunner:
                 for video in record.videos
             ],
             inputs=record.inputs,
-            received_at=record.claimed_at,
+            received_at=record.arrived_at or record.claimed_at,
+            claimed_at=record.claimed_at,
             started_at=record.started_at,
             finished_at=finished,
-            seconds=round((finished - record.claimed_at).total_seconds(), 3),
+            seconds=round((finished - (record.arrived_at or record.claimed_at)).total_seconds(), 3),
             quarantine_folder=str(record.quarantine_path) if record.quarantine_path else None,
             warnings=record.warnings,
+            language=Language(record.language or self.config.outputs.language).value,
             engine=engine_info,
             speech=read_speech_reports(self.work.results_dir(record), [video.output_stem for video in record.videos]),
         )
@@ -491,6 +496,11 @@ def failed_videos(record: JobRecord) -> list[FailedVideo]:
         for video in record.videos
         if video.status is VideoStatus.FAILED and video.failure is not None
     ]
+
+
+def _with_name(template: str, reason: str) -> str:
+    """ "clip.mp4: is not a video", never "clip.mp4: clip.mp4: is not a video" (an engine reason names its file)."""
+    return reason if reason.startswith(f"{template}:") else f"{template}: {reason}"
 
 
 def _doing(record: JobRecord) -> str:

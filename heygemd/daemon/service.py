@@ -45,7 +45,7 @@ from heygemd.daemon.control_reader import (
     ControlReader,
 )
 from heygemd.daemon.diskspace import DiskGuard
-from heygemd.daemon.engine_start import start_engine
+from heygemd.daemon.engine_start import start_engine, with_state_defaults
 from heygemd.daemon.fsutil import (
     is_network_filesystem,
     move_without_overwrite,
@@ -57,6 +57,7 @@ from heygemd.daemon.leftovers import clean_leftovers
 from heygemd.daemon.lifecycle import Lifecycle, RetryPolicy
 from heygemd.daemon.logs import configure_logging, get_logger
 from heygemd.daemon.metrics_recorder import MetricsRecorder
+from heygemd.daemon.model_wait import POLL_SECONDS, ModelWait
 from heygemd.daemon.notify import Notifier
 from heygemd.daemon.openfiles import OpenFileProbe, probe_capability
 from heygemd.daemon.outputs import Destinations
@@ -75,17 +76,18 @@ from heygemd.daemon.status import (
     STOPPED,
     STOPPING,
     WAITING_FOR_DISK,
+    WAITING_FOR_MODEL,
     WORKING,
     CurrentJob,
     ServiceStatus,
     StatusFile,
     WaitingJob,
     WorkerTask,
+    service_name,
 )
 from heygemd.daemon.supervise import RenderHung
 from heygemd.daemon.webhooks import WebhookSender
 from heygemd.engine import (
-    CheckpointError,
     EngineError,
     EngineInfo,
     EngineSettings,
@@ -123,6 +125,9 @@ class Service:
         self.rendering = False
         self._grace_timer: threading.Timer | None = None
         self.engine: RenderEngine | None = None  # heygemd.engine.LipSyncEngine, imported lazily (torch)
+        self.model_wait: ModelWait[RenderEngine] | None = (
+            None  # while the weights are missing or unusable: builds the engine
+        )
         self.renderer: Renderer | None = None  # chosen at start-up: the local engine, or the cluster's workers
         self.queue: list[_Queued] = []
         self._claim_retry_after: dict[str, float] = {}
@@ -131,7 +136,9 @@ class Service:
         self.retention_clock = RetentionClock()
         self.started_at = time.time()
         self.status = ServiceStatus(
-            config_file=str(self.config_source) if self.config_source else None, owner=self.service_id
+            name=service_name(self.config.service.name, self.config.paths.state),
+            config_file=str(self.config_source) if self.config_source else None,
+            owner=self.service_id,
         )
         self.controls = ControlReader(loaded.config.paths.state)
         self.cancels = CancelSorter()
@@ -201,6 +208,7 @@ class Service:
         self.signals.install()
         self.log.info(
             "heygemd starting",
+            service=self.status.name,
             config=str(self.config_source) if self.config_source else "defaults (no config file found)",
             cwd=os.getcwd(),
             inbox=str(self.inbox),
@@ -221,18 +229,11 @@ class Service:
 
         self._set_state(LOADING_MODEL)
         try:
-            self.engine = self._load_engine(self.config.engine)
-        except CheckpointError as err:
-            self.log.error(
-                "the model cannot be loaded", error=str(err), hint="run `heygemd fetch-models` or `heygemd doctor`"
-            )
-            self._set_state(f"{STOPPED}: model cannot be loaded")
-            return ExitCode.MISSING_WEIGHTS
+            self._try_model()
         except EngineError as err:
             self.log.error("the engine cannot start", error=str(err))
             self._set_state(f"{STOPPED}: engine cannot start")
             return ExitCode.MISSING_WEIGHTS
-        self._describe_engine()
         self.renderer = self.choose_renderer(
             RendererStart(
                 self.config,
@@ -252,9 +253,14 @@ class Service:
         self._recover_unfinished_jobs()
         self._describe_watch()
         self.arrivals.start()
-        self._set_state(IDLE)
+        self._set_state(IDLE if self.engine is not None else WAITING_FOR_MODEL)
         self.notifier.ready(self.status.summary())
-        self.log.info("ready", watch_mode=self.arrivals.watcher.plan.mode.value, readiness=self.config.watch.readiness.value)
+        self.log.info(
+            "ready",
+            watch_mode=self.arrivals.watcher.plan.mode.value,
+            readiness=self.config.watch.readiness.value,
+            waiting_for_model=self.engine is None,
+        )
 
         try:
             self._loop()
@@ -280,6 +286,9 @@ class Service:
             now = time.monotonic()
             if self.retention_clock.due(now):
                 apply_retention(self.config.paths, self.config.outputs.keep_days, self.log)
+            if self.engine is None:  # jobs stay queued (in the inbox, in the journal) until the model loads
+                self._wait_for_model()
+                continue
             if self._honour_cancels():
                 continue
             runnable = next((item for item in self.queue if item.not_before <= now), None)
@@ -352,7 +361,7 @@ class Service:
     def _claim(self, name: str) -> JobRecord | None:
         try:
             self.dest.ensure()
-            record = claim(self.inbox, name, self.work, self.lifecycle)
+            record = claim(self.inbox, name, self.work, self.lifecycle, self.arrivals.first_seen(name))
         except (ClaimError, OSError) as err:
             self.log.error("cannot claim the job folder; will try again later", job=name, error=str(err))
             self._claim_retry_after[name] = time.monotonic() + CLAIM_RETRY_SECONDS
@@ -539,6 +548,51 @@ class Service:
 
     # ------------------------------------------------------------------ start-up, reload, stop
 
+    def _try_model(self) -> None:
+        """Build the engine if its weight files are valid; else wait for them (``model_wait``), saying which file goes where.
+
+        Raises EngineError when the engine cannot start for another reason (no ffmpeg): waiting would not help."""
+        if self.model_wait is None:
+            from heygemd.engine.ffmpeg_tools import ffmpeg_path, ffprobe_path
+
+            ffmpeg_path(), ffprobe_path()  # FFmpegNotFound now: no weights would make the engine start without them
+            self.model_wait = ModelWait(
+                self.config.engine, self.config.models, self._load_engine, before_build=self._loading_model
+            )
+        engine = self.model_wait.try_build()
+        missing = self.model_wait.missing
+        if engine is None:
+            if missing != self.status.model_files:
+                self.status.model_files = list(missing)
+                for file in missing:
+                    self.log.warning(
+                        "waiting for the model files",
+                        file=file.label,
+                        path=file.path,
+                        problem=file.problem,
+                        hint=file.describe(),
+                    )
+            return
+        self.engine, self.model_wait, self.status.model_files = engine, None, []
+        self._describe_engine()
+
+    def _loading_model(self) -> None:
+        if self.status.state == WAITING_FOR_MODEL:  # newly placed files, after READY=1: a load may take a while
+            self.notifier.watchdog()  # so it starts with a fresh ping (at start-up, the pings begin after READY=1)
+        self._set_state(LOADING_MODEL)
+
+    def _wait_for_model(self) -> None:
+        try:
+            self._try_model()
+        except EngineError as err:  # not a weight file: said once; tried again when the files change
+            self.log.error("the engine cannot start; still waiting for a change of the model files", error=str(err))
+        if self.engine is not None:
+            self.log.info("the model files are in place; the engine is loaded and jobs are taken")
+            self._set_state(IDLE)
+            return
+        self._set_state(WAITING_FOR_MODEL)
+        self._sleep(POLL_SECONDS)
+
     def _load_engine(self, settings: EngineSettings) -> RenderEngine:
         return start_engine(settings, self.config.paths.state)
 
@@ -607,7 +661,7 @@ class Service:
             remove_tree(job_dir)
 
     def _clean_leftovers(self) -> None:
-        settings = self._warm_engine().settings
+        settings = with_state_defaults(self.config.engine, self.config.paths.state)  # also while no engine is loaded
         extra = [self.journal.jobs_dir, settings.face_cache_dir]
         cleaned = clean_leftovers(self.config.paths, self.work, self.started_at, extra)
         if cleaned.removed or cleaned.failed:
@@ -660,7 +714,9 @@ class Service:
         if new.paths.state != self.config.paths.state:
             self.log.warning("paths.state changes only at restart; the old state folder stays in use")
             new = new.model_copy(update={"paths": new.paths.model_copy(update={"state": self.config.paths.state})})
-        if new.engine != self.config.engine:
+        if self.engine is None and (new.engine != self.config.engine or new.models != self.config.models):
+            self.model_wait = ModelWait(new.engine, new.models, self._load_engine, before_build=self._loading_model)
+        elif new.engine != self.config.engine:
             self.engine = None  # free the GPU memory of the old model before loading the new one
             gc.collect()
             try:
@@ -705,7 +761,7 @@ class Service:
     # ------------------------------------------------------------------ status
 
     def _set_state(self, state: str, force: bool = True) -> None:
-        if self.signals.stop_requested.is_set() and state in (IDLE, WORKING, WAITING_FOR_DISK):
+        if self.signals.stop_requested.is_set() and state in (IDLE, WORKING, WAITING_FOR_DISK, WAITING_FOR_MODEL):
             state = STOPPING
         self.status.set_state(state)
         self.status.waiting_for_disk = self.disk.waiting

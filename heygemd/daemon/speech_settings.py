@@ -8,8 +8,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from heygemd.engine.weights import KOKORO_MODEL, KOKORO_VOICES
-from heygemd.speech.catalog import KokoroFiles, VoiceChoice
-from heygemd.speech.voice import MAX_SPEED, MIN_SPEED
+from heygemd.speech.choice import MAX_SPEED, MIN_SPEED, KokoroFiles, VoiceChoice
 
 DEFAULT_MAX_SCRIPT_CHARS = 20_000  # about 25 minutes of speech: a long talk; longer is almost always the wrong file
 

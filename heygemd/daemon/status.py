@@ -12,13 +12,16 @@ from pydantic import BaseModel, Field, ValidationError
 from heygemd.atomic import write_atomic
 from heygemd.codes import ErrorCode
 from heygemd.daemon.diskspace import DiskShortage
+from heygemd.daemon.model_wait import MissingModelFile
 from heygemd.daemon.reports import host_name, utc_now
 from heygemd.engine.report import EngineInfo, ProgressStage, percent_done
 
 STATUS_FILE = "status.json"
+DEFAULT_STATE_FOLDER = "state"  # paths.state's default: a name that says nothing about the service
 IDLE = "idle"
 WAITING_FOR_INBOX = "waiting for the inbox"
 WAITING_FOR_DISK = "waiting for disk space"
+WAITING_FOR_MODEL = "waiting for the model files"  # runs without its weights; loads them once they are valid
 PAUSED = "paused"  # idle because `heygemd pause` (or the web page) asked: no new jobs are taken
 STARTING, LOADING_MODEL, STOPPING, STOPPED = "starting", "loading model", "stopping", "stopped"
 WORKING = "working"
@@ -32,7 +35,8 @@ class CurrentJob(BaseModel):
     index: int = 0
     total: int = 0
     stage: ProgressStage | None = None
-    percent: float | None = None
+    percent: float | None = Field(None, description="of the whole video, across its stages; never goes back")
+    detected: bool = Field(False, description="a face-finding stage was reported: it fills the first part of percent")
     frames_done: int | None = Field(None, description="frames of the current stage done (detect, then render)")
     frames_total: int | None = None
     fps: float | None = Field(None, description="frames per second of the current stage so far")
@@ -40,12 +44,18 @@ class CurrentJob(BaseModel):
     stage_started_at: datetime | None = None
 
     def advance(self, frames_done: int, frames_total: int, stage: ProgressStage, now: datetime | None = None) -> None:
-        """A progress report of the render: the frames, and the speed and time left of its stage."""
+        """A progress report of the render: the frames, speed and time left of its stage, and the video's percent.
+
+        ``percent`` is the whole video's (engine.report.percent_done) and never goes back, from one stage to the
+        next: finding the face (a CPU render does it first) fills its first part, rendering and restoring the rest."""
         now = now or utc_now()
+        stage = ProgressStage(stage)  # a worker's progress arrives as JSON: a plain string would not serialize cleanly
         if stage != self.stage or self.stage_started_at is None:
             self.stage, self.stage_started_at = stage, now
         self.frames_done, self.frames_total = frames_done, frames_total
-        self.percent = percent_done(frames_done, frames_total)
+        if stage is ProgressStage.DETECT:
+            self.detected = True
+        self.percent = max(self.percent or 0.0, percent_done(frames_done, frames_total, stage, self.detected))
         elapsed = (now - self.stage_started_at).total_seconds()
         self.fps = round(frames_done / elapsed, 2) if elapsed > 0 and frames_done else None
         self.eta_seconds = round((frames_total - frames_done) / self.fps, 1) if self.fps else None
@@ -86,7 +96,16 @@ class WaitingJob(BaseModel):
         return f"{self.job}: waits: {self.code.value}{count}{when}: {self.reason}"
 
 
+def service_name(configured: str, state_dir: Path) -> str:
+    """service.name, else the host's name (and the state folder's, for several services on one host: "gpu0")."""
+    if configured.strip():
+        return configured.strip()
+    folder = state_dir.resolve().name
+    return host_name() if folder in ("", DEFAULT_STATE_FOLDER) else f"{host_name()} {folder}"
+
+
 class ServiceStatus(BaseModel):
+    name: str = Field("", description="the service's name: service.name, else the host's (see service_name)")
     pid: int = Field(default_factory=os.getpid)
     host: str = Field(default_factory=host_name)
     owner: str = Field(
@@ -94,7 +113,7 @@ class ServiceStatus(BaseModel):
     )
     started_at: datetime = Field(default_factory=utc_now)
     updated_at: datetime = Field(default_factory=utc_now)
-    state: str = "starting"  # starting, loading model, idle, paused, working, waiting for the inbox, waiting for disk space, stopping, stopped
+    state: str = "starting"  # starting, loading model, waiting for the model files, idle, paused, working, waiting for the inbox, waiting for disk space, stopping, stopped
     paused: bool = Field(False, description="no new jobs are taken (control.json); the current one finishes")
     config_file: str | None = None
     inbox: str = ""
@@ -111,6 +130,10 @@ class ServiceStatus(BaseModel):
     waiting_for: dict[str, str] = Field(
         default_factory=dict, description='what each arriving folder waits for ("voice.wav" still open for writing, ...)'
     )
+    model_files: list[MissingModelFile] = Field(
+        default_factory=list,
+        description="waiting for the model files: each file wanted, where it goes and what is wrong (empty once loaded)",
+    )
     current: CurrentJob | None = None
     engine: EngineInfo | None = None
     cluster: bool = Field(False, description="cluster mode: the videos render on `heygemd worker` processes")
@@ -119,7 +142,9 @@ class ServiceStatus(BaseModel):
     @property
     def ready(self) -> bool:
         """Started, with its model loaded, and not stopping: it takes jobs (unless paused)."""
-        return self.state not in (STARTING, LOADING_MODEL, STOPPING) and not self.state.startswith(STOPPED)
+        return self.state not in (STARTING, LOADING_MODEL, WAITING_FOR_MODEL, STOPPING) and not self.state.startswith(
+            STOPPED
+        )
 
     def set_state(self, state: str) -> None:
         """Set the state; ``idle`` while the inbox is missing is waiting for it (nothing can arrive meanwhile)."""
@@ -144,6 +169,9 @@ class ServiceStatus(BaseModel):
             return f"paused: no new jobs are taken (heygemd resume); {len(self.queued)} queued, {len(self.arriving)} arriving{waiting}"
         if self.state == IDLE:
             return f"idle; {len(self.queued)} queued, {len(self.arriving)} arriving{waiting}"
+        if self.state == WAITING_FOR_MODEL:
+            wanted = "; ".join(file.describe() for file in self.model_files) or "the model files"
+            return f"{WAITING_FOR_MODEL} (loaded the moment they are valid, no restart): {wanted}; {len(self.queued)} queued"
         if self.state == WAITING_FOR_INBOX:
             return f"waiting for the inbox: {self.inbox or 'the inbox'} is missing (share unmounted?){waiting}"
         return self.state + waiting

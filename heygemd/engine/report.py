@@ -167,6 +167,22 @@ class RenderProgress(BaseModel):
     stage: ProgressStage = ProgressStage.RENDER
 
 
-def percent_done(frames_done: int, frames_total: int | None) -> float:
-    """How far a stage is, in percent with one decimal (a stage of no frames is done)."""
-    return round(100 * frames_done / frames_total, 1) if frames_total else 100.0
+DETECT_SHARE = 0.3  # of a video's percent, for finding the face when a render reports it as a stage of its own
+
+
+def percent_done(
+    frames_done: int, frames_total: int | None, stage: ProgressStage = ProgressStage.RENDER, detected: bool = False
+) -> float:
+    """How far a video is, in percent with one decimal, from its current stage (a stage of no frames is done).
+
+    Finding the face, when a render reports it as a stage of its own (``detected``: a CPU render does it
+    first), fills the first DETECT_SHARE of the video; rendering (and restoring beside it) the rest. Without
+    such a stage, the stage's own percent is the video's."""
+    fraction = frames_done / frames_total if frames_total else 1.0
+    if stage is ProgressStage.DETECT:
+        overall = DETECT_SHARE * fraction
+    elif detected:
+        overall = DETECT_SHARE + (1 - DETECT_SHARE) * fraction
+    else:
+        overall = fraction
+    return round(100 * overall, 1)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from heygemd.engine.weights import MUSETALK_FILES, PublishedWeights, WeightsRole
 
 Box = tuple[int, int, int, int]
 """A face box in pixels of the (rotated, displayed) frame: (x1, y1, x2, y2), x2/y2 exclusive."""
@@ -48,6 +51,21 @@ class Encoder(StrEnum):
     AUTO = "auto"  # NVENC when ffmpeg and the GPU offer it, else libx264
     LIBX264 = "libx264"
     H264_NVENC = "h264_nvenc"
+
+
+GENERATOR_LABEL = "Wav2Lip weights"
+DETECTOR_LABEL = "S3FD face detector"
+RESTORER_LABEL = "GFPGAN face restorer"
+
+
+@dataclass(frozen=True)
+class WeightFile:
+    """One weight file the settings name: what it is for, a label for people, and where it must be."""
+
+    role: WeightsRole  # also the key under which the configuration's ``[models]`` says where it comes from
+    label: str
+    path: Path
+    published: PublishedWeights | None = None  # the weights table's row when it fixes the source (MuseTalk's files)
 
 
 class EngineSettings(BaseModel):
@@ -108,6 +126,27 @@ class EngineSettings(BaseModel):
         description="folder for the decoded audio of the job being rendered, a WAV of up to 21 MB a minute "
         "(44.1 kHz stereo) (unset: the system's temporary folder, $TMPDIR or /tmp)",
     )
+
+    def weight_files(self) -> list[WeightFile]:
+        """The weight files these settings name (a dry run names them too, and loads none)."""
+        files = self._lip_sync_files()
+        if self.detector == DetectorKind.S3FD:
+            files.append(WeightFile(WeightsRole.FACE_DETECTOR, DETECTOR_LABEL, self.detector_checkpoint))
+        if self.restorer == RestorerKind.GFPGAN:
+            files.append(WeightFile(WeightsRole.FACE_RESTORER, RESTORER_LABEL, self.restorer_checkpoint))
+        return files
+
+    def _lip_sync_files(self) -> list[WeightFile]:
+        if self.model is ModelKind.MUSETALK:  # its files at their places in the layout of MuseTalk's download script
+            return [
+                WeightFile(WeightsRole.LIP_SYNC, f"MuseTalk {row.file_name}", self.musetalk_dir / row.file_name, row)
+                for row in MUSETALK_FILES
+            ]
+        return [WeightFile(WeightsRole.LIP_SYNC, GENERATOR_LABEL, self.checkpoint)]
+
+    def files_to_load(self) -> list[WeightFile]:
+        """The weight files an engine with these settings loads when it starts (none in a dry run)."""
+        return [] if self.dry_run else self.weight_files()
 
 
 class RenderOptions(BaseModel):

@@ -5,41 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from heygemd.codes import ErrorCode
+from heygemd.speech.choice import AUTO_VOICE, ENGINES, ESPEAK, KOKORO, KokoroFiles, VoiceChoice
 from heygemd.speech.errors import SpeechError
-from heygemd.speech.espeak import ENGINE as ESPEAK
 from heygemd.speech.espeak import EspeakVoice, espeak_languages, espeak_voice_for
-from heygemd.speech.kokoro import ENGINE as KOKORO
-from heygemd.speech.kokoro import KokoroFiles, KokoroVoice, load_model, speaker_language
+from heygemd.speech.kokoro import KokoroVoice, load_model, speaker_language
 from heygemd.speech.voice import Voice
 
-AUTO_VOICE = "auto"
-ENGINES = (AUTO_VOICE, ESPEAK, KOKORO)
-
 __all__ = ["AUTO_VOICE", "ENGINES", "KokoroFiles", "VoiceChoice", "VoiceStatus", "open_voice", "usable_voices"]
-
-
-@dataclass(frozen=True)
-class VoiceChoice:
-    """``engine`` and, for Kokoro, optionally the speaker (``kokoro:af_bella``)."""
-
-    engine: str = AUTO_VOICE
-    speaker: str | None = None
-
-    @classmethod
-    def parse(cls, text: str) -> VoiceChoice:
-        """``"kokoro:af_heart"`` -> VoiceChoice("kokoro", "af_heart"). Raises ValueError for an unknown engine."""
-        engine, _, speaker = text.strip().partition(":")
-        engine = engine.lower()
-        if engine not in ENGINES:
-            raise ValueError(
-                f"voice {text!r}: the engine must be one of {', '.join(ENGINES)} (kokoro:<speaker> for one speaker)"
-            )
-        if speaker and engine != KOKORO:
-            raise ValueError(f"voice {text!r}: only kokoro takes a speaker (kokoro:af_heart)")
-        return cls(engine, speaker or None)
-
-    def __str__(self) -> str:
-        return f"{self.engine}:{self.speaker}" if self.speaker else self.engine
 
 
 def _default_speaker(files: KokoroFiles, language: str) -> str | None:

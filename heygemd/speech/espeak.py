@@ -17,11 +17,12 @@ from pathlib import Path
 import numpy as np
 
 from heygemd.codes import ErrorCode
+from heygemd.speech.choice import ESPEAK
 from heygemd.speech.errors import SpeechError
 from heygemd.speech.files import sha256_of
 from heygemd.speech.voice import VoiceInfo
 
-ENGINE = "espeak-ng"
+ENGINE = ESPEAK
 LICENCE = "GPL-3.0-or-later (espeak-ng)"
 NATURAL_WORDS_PER_MINUTE = 175  # espeak-ng's default rate: speed 1.0
 MIN_WORDS_PER_MINUTE, MAX_WORDS_PER_MINUTE = 80, 450

@@ -9,36 +9,24 @@ speaker's name starts with its language: ``a``/``b`` English (American/British),
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from heygemd.codes import ErrorCode
+from heygemd.speech.choice import KOKORO, MAX_SPEED, MIN_SPEED, KokoroFiles
 from heygemd.speech.errors import SpeechError
 from heygemd.speech.files import sha256_of
-from heygemd.speech.voice import MAX_SPEED, MIN_SPEED, VoiceInfo
+from heygemd.speech.voice import VoiceInfo
 
-ENGINE = "kokoro"
+ENGINE = KOKORO
 LICENCE = "Apache-2.0 (Kokoro-82M weights), MIT (kokoro-onnx)"
 SAMPLE_RATE = 24_000
 STYLE_SHAPE = (510, 1, 256)
 # A speaker's first letter -> (our language code, the phonemizer's language for kokoro-onnx). English and Mandarin only:
 # the other prefixes' phonemes come from espeak-ng in kokoro-onnx and are not what those voices were trained on.
 LANGUAGE_OF_PREFIX: dict[str, tuple[str, str]] = {"a": ("en", "en-us"), "b": ("en", "en-gb"), "z": ("zh", "cmn")}
-
-
-@dataclass(frozen=True)
-class KokoroFiles:
-    """Where Kokoro's two files are, and the speaker used for each language when the job names none."""
-
-    model: Path
-    voices: Path
-    default_speakers: tuple[tuple[str, str], ...] = (("en", "af_heart"), ("zh", "zf_xiaobei"))
-
-    def missing(self) -> list[Path]:
-        return [path for path in (self.model, self.voices) if not path.is_file()]
 
 
 def speaker_language(speaker: str) -> tuple[str, str] | None:

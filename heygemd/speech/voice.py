@@ -7,9 +7,6 @@ from typing import Protocol
 
 import numpy as np
 
-# The speaking rates a script may ask for (1.0: the voice's natural rate); Kokoro accepts exactly this range.
-MIN_SPEED, MAX_SPEED = 0.5, 2.0
-
 
 @dataclass(frozen=True)
 class VoiceInfo:

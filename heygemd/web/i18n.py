@@ -131,6 +131,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "service.no_current": ("No job is rendering.", "没有正在渲染的任务。"),
     "state.starting": ("starting", "正在启动"),
     "state.loading_model": ("loading the model", "正在加载模型"),
+    "state.waiting_for_the_model_files": ("waiting for the model files", "等待模型文件"),
     "state.idle": ("ready", "就绪"),
     "state.working": ("rendering", "正在渲染"),
     "state.paused": ("paused", "已暂停"),

@@ -1,7 +1,7 @@
 """``/metrics``: the services' counters (``<state>/metrics.json``) as Prometheus metrics, through the official client.
 
 A custom collector reads the files at each scrape, so the numbers are the services' own and
-survive restarts of either process. Every metric has a ``service`` label: the state folder's name.
+survive restarts of either process. Every metric has a ``service`` label: the service's name (service.name, else its host's).
 Whether a service is up is this page's judgement (its process is alive), not the file's word:
 a service killed with -9 leaves ``up: true`` behind.
 """

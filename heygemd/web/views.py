@@ -26,6 +26,7 @@ from heygemd.codes import ErrorCode
 from heygemd.control import ControlState, read_control
 from heygemd.daemon.contract import FileKind, is_ignored_name, kind_of
 from heygemd.daemon.journal import HistoryEntry, JobRecord, Journal, Phase
+from heygemd.daemon.model_wait import MissingModelFile
 from heygemd.daemon.reports import (
     ErrorReport,
     JobReport,
@@ -132,7 +133,7 @@ class JobView(BaseModel):
     job_id: str | None = Field(None, description="the service's own id, once claimed")
     phase: JobPhase
     status: JobStatus | None = Field(None, description="once done: ok, partial or failed")
-    service: str | None = Field(None, description="the service holding it (its state folder's name)")
+    service: str | None = Field(None, description="the service holding it (its name, as in ServiceView)")
     waiting_for: str | None = Field(None, description="what an arriving folder waits for, in the service's words")
     retry: RetryView | None = None
     cancel_requested: bool = False
@@ -153,7 +154,7 @@ class JobView(BaseModel):
 
 
 class ServiceView(BaseModel):
-    name: str = Field(description="the state folder's name")
+    name: str = Field(description="the service's name: service.name, else its host's (and state folder's)")
     up: bool = Field(description="the service process is running (or runs on another host)")
     state: str = Field(description="the service's own state word (idle, working, ...), or stopped")
     paused: bool = Field(description="asked to take no new jobs (control.json)")
@@ -163,6 +164,9 @@ class ServiceView(BaseModel):
     pid: int | None = None
     current: JobView | None = None
     tasks: list[WorkerTask] = Field(default_factory=list, description="cluster mode: the current job's tasks on the workers")
+    model_files: list[MissingModelFile] = Field(
+        default_factory=list, description="waiting for the model files: which file goes where (empty once loaded)"
+    )
     updated_at: datetime | None = None
 
 
@@ -201,8 +205,8 @@ class ServiceFiles:
 
     def __init__(self, state_dir: Path) -> None:
         self.state_dir = state_dir
-        self.name = state_dir.name or str(state_dir)
         self.status: ServiceStatus | None = read_status(state_dir)
+        self.name = (self.status.name if self.status else "") or state_dir.name or str(state_dir)
         self.control: ControlState = read_control(state_dir)
         self._journal = Journal(state_dir)
 
@@ -578,6 +582,7 @@ def _service_view(service: ServiceFiles, finder: JobFinder) -> ServiceView:
         view.dry_run = status.dry_run
         view.host, view.pid, view.updated_at = status.host, status.pid, status.updated_at
         view.tasks = list(status.tasks) if up else []
+        view.model_files = list(status.model_files) if up else []
         if up and status.current is not None:
             view.current = finder.find_claimed(status.current.job)
     return view

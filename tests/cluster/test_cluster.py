@@ -108,6 +108,8 @@ def test_a_jobs_videos_spread_over_workers_one_at_a_time_each(cluster, media, tm
         assert all(first == "rendering" and second == "video done" for first, second in zip(events[::2], events[1::2]))
         assert len(events) % 2 == 0
     assert sum(len(worker.log_lines()) for worker in workers) >= 12
+    for worker in workers:  # the render report goes to the task store, never whole into the worker's log
+        assert "'report': {" not in worker.log_path.read_text(errors="replace")
     daemon.wait_for(lambda: not list(daemon.work.iterdir()), "the job's work folder to be removed")
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from docs_pages import page
 
+from heygemd.daemon.config import Language
 from heygemd.daemon.contract import (
     ContractViolation,
     is_hidden_job_folder,
@@ -188,6 +189,25 @@ def test_several_audio_files_each_get_every_template_in_their_own_subfolder(tmp_
     ]
     single = plan_job(make(tmp_path / "one", {"en.wav": b"a", "front.mp4": b"v"}), "one", RenderOptions())
     assert single.per_source() == [single] and single.videos[0].output_stem == "front"
+
+
+@pytest.mark.parametrize(
+    ("language", "page", "spoken"),
+    [
+        ('"zh"', Language.ZH, "zh"),
+        ('"EN"', Language.EN, "EN"),
+        ('"fr"', None, "fr"),
+        ('"auto"', None, "auto"),
+        (None, None, None),
+    ],
+)
+def test_job_toml_language_is_the_scripts_and_the_results_pages_when_the_page_speaks_it(tmp_path, language, page, spoken):
+    """One key, the job's language: a script is spoken in it; index.html follows it for en and zh only."""
+    toml = f"language = {language}\n" if language else ""
+    folder = make(tmp_path / "job", {"script.txt": b"Hello.", "front.mp4": b"v", "job.toml": toml})
+    plan = plan_job(folder, "job", RenderOptions())
+    assert plan.language == page
+    assert plan.speech is not None and plan.speech.language == spoken
 
 
 def test_presenters_from_the_library_join_the_jobs_own_templates(tmp_path):

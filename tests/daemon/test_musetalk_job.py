@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -114,3 +115,33 @@ def test_fetch_models_wants_musetalks_seven_files_under_musetalk_dir(tmp_path: P
     present.path.write_text("{}")
     result = fetch_model(present)
     assert result.outcome == Outcome.PRESENT and "no published sha256" in result.message
+
+
+def test_a_musetalk_service_waits_for_musetalks_files_and_names_each_with_its_table_url(tmp_path: Path, musetalk_dir):
+    from heygemd.daemon.config import ModelsConfig
+    from heygemd.daemon.model_wait import MISSING, ModelWait
+    from heygemd.engine.musetalk import load_musetalk
+    from heygemd.engine.settings import EngineSettings
+    from heygemd.engine.weights import MUSETALK_FILES, MUSETALK_UNET
+
+    target = tmp_path / "muse"
+    settings = EngineSettings(
+        model=ModelKind.MUSETALK, musetalk_dir=target, checkpoint=tmp_path / "absent.pth", detector="lbp"
+    )
+    wait = ModelWait(settings, ModelsConfig(), lambda chosen: load_musetalk(chosen.musetalk_dir, "cpu"))
+    assert wait.try_build() is None
+    assert [(file.path, file.url, file.problem) for file in wait.missing] == [
+        (str((target / row.file_name).resolve()), row.url, MISSING) for row in MUSETALK_FILES
+    ], "MuseTalk's seven files, not the Wav2Lip checkpoint"
+    assert "absent.pth" not in " ".join(file.describe() for file in wait.missing)
+
+    shutil.copytree(musetalk_dir, target)
+    (target / MUSETALK_UNET.file_name).write_text("<html><body>Sign in to download</body></html>\n")
+    wait = ModelWait(settings, ModelsConfig(), lambda chosen: load_musetalk(chosen.musetalk_dir, "cpu"))
+    assert wait.try_build() is None
+    [damaged] = wait.missing
+    assert damaged.path == str((target / MUSETALK_UNET.file_name).resolve()) and damaged.problem != MISSING
+
+    shutil.copyfile(musetalk_dir / MUSETALK_UNET.file_name, target / MUSETALK_UNET.file_name)
+    wait = ModelWait(settings, ModelsConfig(), lambda chosen: load_musetalk(chosen.musetalk_dir, "cpu"))
+    assert wait.try_build() is not None and wait.missing == []

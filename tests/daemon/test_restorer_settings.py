@@ -14,11 +14,11 @@ from test_contract import make
 from test_fetch import server  # noqa: F401 (the local HTTP server fixture)
 
 from heygemd.commands.doctor import Level, run_checks
-from heygemd.commands.fetch import RESTORER_LABEL, wanted_models
+from heygemd.commands.fetch import wanted_models
 from heygemd.daemon.config import HeygemdConfig, LoadedConfig
 from heygemd.daemon.contract import ContractViolation, plan_job
 from heygemd.engine import RenderOptions
-from heygemd.engine.settings import RestorerKind
+from heygemd.engine.settings import RESTORER_LABEL, RestorerKind
 from heygemd.engine.weights import GFPGAN_V14, known_name
 
 RESTORER_WEIGHTS = os.urandom(200_000)

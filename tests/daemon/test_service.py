@@ -375,16 +375,6 @@ def test_a_job_the_service_keeps_dying_on_is_set_aside(daemon_factory, media):
     assert daemon.stop() == 0
 
 
-def test_missing_weights_exit_69_with_the_path(daemon_factory, tmp_path):
-    daemon = daemon_factory()
-    daemon.write_config(service_config(daemon.root, checkpoint=tmp_path / "nowhere" / "wav2lip_gan.pth"))
-    daemon.start()
-    assert daemon.process is not None and daemon.process.wait(timeout=120) == 69
-    daemon.process = None
-    failure = daemon.logged("the model cannot be loaded")
-    assert failure and "nowhere" in failure[0]["error"] and "fetch-models" in failure[0]["hint"]
-
-
 # ---------------------------------------------------------------------------- watching never pauses
 
 

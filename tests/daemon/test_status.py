@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import warnings
+
 from heygemd.daemon.status import IDLE, WAITING_FOR_INBOX, CurrentJob, ServiceStatus
+from heygemd.engine.report import DETECT_SHARE, ProgressStage
 
 
 def test_idle_while_the_inbox_is_missing_is_waiting_for_it():
@@ -35,8 +38,26 @@ def test_progress_gives_frames_speed_and_time_left_per_stage():
     job.advance(0, 100, "detect", now=start)
     assert job.percent == 0.0 and job.fps is None and job.eta_seconds is None
     job.advance(50, 100, "detect", now=start + timedelta(seconds=2))
-    assert (job.frames_done, job.frames_total, job.percent, job.fps, job.eta_seconds) == (50, 100, 50.0, 25.0, 2.0)
+    assert (job.frames_done, job.frames_total, job.fps, job.eta_seconds) == (50, 100, 25.0, 2.0)
+    assert job.percent == 100 * DETECT_SHARE * 0.5  # finding the face is the first part of the video's percent
     job.advance(10, 200, "render", now=start + timedelta(seconds=3))  # a new stage counts from its own start
     assert job.stage == "render" and job.stage_started_at == start + timedelta(seconds=3) and job.fps is None
     job.advance(110, 200, "render", now=start + timedelta(seconds=5))
-    assert job.fps == 55.0 and job.eta_seconds == round(90 / 55.0, 1) and job.percent == 55.0
+    assert job.fps == 55.0 and job.eta_seconds == round(90 / 55.0, 1)
+    assert job.percent == round(100 * (DETECT_SHARE + (1 - DETECT_SHARE) * 0.55), 1)
+
+
+def test_a_videos_percent_never_falls_from_one_stage_to_the_next():
+    job = CurrentJob(job="j", job_id="x", video="a.mp4", index=1, total=1)
+    seen = []
+    for done, total, stage in [(92, 100, "detect"), (100, 100, "detect"), (24, 100, "render"), (20, 100, "restore")]:
+        job.advance(done, total, stage)
+        seen.append(job.percent)
+    assert seen == sorted(seen) and seen[-1] > seen[1], seen
+    assert isinstance(job.stage, ProgressStage)  # stored as the enum: no serialization warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        job.model_dump_json()
+    plain = CurrentJob(job="j", job_id="x")  # a render without a face-finding stage of its own (a GPU, a cached track)
+    plain.advance(30, 100, "render")
+    assert plain.percent == 30.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import socket
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -109,7 +110,10 @@ def test_the_api_submits_follows_cancels_and_serves_jobs_by_the_id_it_returned(s
         for sample in families["heygemd_jobs_finished"].samples
     }
     assert jobs == {("ok", ""): 2, ("failed", "cancelled"): 1}
-    assert [(sample.labels["service"], sample.value) for sample in families["heygemd_up"].samples] == [("state", 1.0)]
+    # the service's name (service.name, else the host's), never its state folder's ("state")
+    assert [(sample.labels["service"], sample.value) for sample in families["heygemd_up"].samples] == [
+        (socket.gethostname(), 1.0)
+    ]
     produced = families["heygemd_video_seconds_produced"].samples[0].value
     assert produced == pytest.approx(3 * 1.2, abs=0.2)
     render = {

@@ -1,0 +1,146 @@
+"""A first run without the weights: `heygemd run` waits for the model files, says which file goes where, keeps the
+jobs queued, and loads the model the moment a valid file is in place, in the same process."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from service_harness import WAIT_SECONDS, drop_job, service_config
+
+from heygemd.daemon.config import ModelsConfig
+from heygemd.daemon.model_wait import MISSING, SETTLE_SECONDS, ModelWait
+from heygemd.daemon.status import WAITING_FOR_MODEL
+from heygemd.engine.settings import GENERATOR_LABEL, EngineSettings
+from heygemd.exitcodes import ExitCode
+
+
+def _status(daemon) -> dict:
+    try:
+        return json.loads((daemon.state / "status.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def _heygemd(daemon, *args: str) -> subprocess.CompletedProcess:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("HEYGEMD_")}
+    return subprocess.run(
+        [sys.executable, "-m", "heygemd", *args, "--config", str(daemon.config_path)],
+        cwd=daemon.root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_the_service_waits_for_the_weights_and_loads_them_without_a_restart(
+    daemon_factory, media, wav2lip_checkpoint, notify_socket
+):
+    daemon = daemon_factory(env={"NOTIFY_SOCKET": str(notify_socket.path)})
+    checkpoint = daemon.root / "checkpoints" / "wav2lip_gan.pth"
+    daemon.write_config(service_config(daemon.root, checkpoint=checkpoint))
+    daemon.start()
+    [ready] = daemon.wait_for(lambda: daemon.logged("ready"), "the service to be ready, waiting for the model")
+    assert ready["waiting_for_model"] is True
+    status = _status(daemon)
+    assert status["state"] == WAITING_FOR_MODEL
+    [wanted] = status["model_files"]
+    assert wanted["label"] == GENERATOR_LABEL and wanted["path"] == str(checkpoint.resolve())
+    assert wanted["problem"] == MISSING and wanted["url"] == ModelsConfig().checkpoint_url
+
+    shown = _heygemd(daemon, "status")
+    assert "WAITING for the model files" in shown.stdout and f"at {checkpoint.resolve()}" in shown.stdout, shown.stdout
+    doctor = {check["check"]: check for check in json.loads(_heygemd(daemon, "doctor", "--json").stdout)}
+    assert str(checkpoint) in doctor[GENERATOR_LABEL]["detail"] and "offline" in doctor[GENERATOR_LABEL]["detail"]
+    assert WAITING_FOR_MODEL in doctor["service"]["detail"] and str(checkpoint.resolve()) in doctor["service"]["detail"]
+
+    drop_job(daemon.inbox, "first job", {"a.wav": media["audio"], "v.mp4": media["video"]})
+    daemon.wait_for(lambda: "first job" in _status(daemon).get("queued", []), "the job to be listed as queued")
+    assert (daemon.inbox / "first job").is_dir() and not daemon.quarantine.joinpath("first job").exists()
+
+    checkpoint.parent.mkdir()
+    checkpoint.write_text("<html><body>Sign in to download</body></html>\n")
+    daemon.wait_for(
+        lambda: any("HTML page" in file["problem"] for file in _status(daemon).get("model_files", [])),
+        "the damaged file to be named in the status",
+    )
+    assert (daemon.inbox / "first job").is_dir()
+
+    shutil.copyfile(wav2lip_checkpoint, checkpoint.with_name("incoming.tmp"))
+    os.replace(checkpoint.with_name("incoming.tmp"), checkpoint)
+    report = json.loads((daemon.wait_outbox("first job") / "job.json").read_text(encoding="utf-8"))
+    assert report["status"] == "ok"
+    assert daemon.logged("the model files are in place; the engine is loaded and jobs are taken")
+    assert len(daemon.logged("heygemd starting")) == 1  # the same process: no restart
+    status = _status(daemon)
+    assert status["model_files"] == [] and status["engine"]["checkpoint"]["path"] == str(checkpoint)
+    assert daemon.stop() == 0
+
+    messages = notify_socket.drain()
+    ready_at = messages.index("READY=1")
+    assert messages[ready_at + 1].startswith(f"STATUS={WAITING_FOR_MODEL}")
+    assert str(checkpoint.resolve()) in messages[ready_at + 1]
+    assert any(message.startswith("STATUS=idle") for message in messages[ready_at:])
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_file_is_loaded_once_it_stops_changing_and_a_bad_one_is_not_reloaded(tmp_path, wav2lip_checkpoint):
+    from heygemd.engine.checkpoint import load_wav2lip
+
+    target = tmp_path / "wav2lip_gan.pth"
+    settings = EngineSettings(checkpoint=target, detector="lbp")
+    loads: list[Path] = []
+
+    def build(chosen: EngineSettings):
+        loads.append(chosen.checkpoint)
+        return load_wav2lip(chosen.checkpoint, "cpu")[1]
+
+    clock = _Clock()
+    wait = ModelWait(settings, ModelsConfig(), build, clock)
+    assert wait.try_build() is None and [file.problem for file in wait.missing] == [MISSING] and loads == []
+
+    whole = wav2lip_checkpoint.read_bytes()
+    target.write_bytes(whole[: len(whole) // 3])  # a copy under way
+    assert wait.try_build() is None and loads == []  # it just changed: not loaded half-way
+    clock.now += SETTLE_SECONDS + 0.1
+    assert wait.try_build() is None and len(loads) == 1  # settled, tried: cut short
+    assert "truncated" in wait.missing[0].problem, wait.missing[0].problem
+    clock.now += 60
+    assert wait.try_build() is None and len(loads) == 1  # unchanged since: not tried again
+
+    target.write_bytes(whole)
+    os.utime(target, ns=(1, 1))
+    assert wait.try_build() is None
+    clock.now += SETTLE_SECONDS + 0.1
+    info = wait.try_build()
+    assert info is not None and info.size_bytes == len(whole) and wait.missing == [] and len(loads) == 2
+
+
+def test_a_dry_run_needs_no_files(tmp_path):
+    settings = EngineSettings(checkpoint=tmp_path / "absent.pth", dry_run=True)
+    wait = ModelWait(settings, ModelsConfig(), lambda chosen: "engine")
+    assert settings.files_to_load() == [] and wait.try_build() == "engine" and wait.missing == []
+
+
+def test_without_ffmpeg_it_does_not_wait_for_weights_but_exits_69(daemon_factory, tmp_path):
+    missing = tmp_path / "nowhere" / "ffmpeg"
+    daemon = daemon_factory(env={"HEYGEMD_FFMPEG": str(missing)})
+    daemon.write_config(service_config(daemon.root, checkpoint=daemon.root / "checkpoints" / "wav2lip_gan.pth"))
+    daemon.start()
+    assert daemon.process is not None
+    assert daemon.process.wait(timeout=WAIT_SECONDS) == ExitCode.MISSING_WEIGHTS, daemon.tail()
+    daemon.process = None
+    [line] = daemon.logged("the engine cannot start")
+    assert str(missing) in line["error"] and not daemon.logged("ready")
