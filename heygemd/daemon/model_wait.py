@@ -91,6 +91,7 @@ class ModelWait(Generic[EngineT]):
         Tries at once the first time; after that, only files that changed, once they have stopped changing.
         """
         now = self.clock()
+        self.files = self.settings.files_to_load()  # MuseTalk's VAE: its .safetensors once one is placed
         current = self.fingerprint()
         first_look = self._seen is None
         if current != self._seen:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from heygemd.engine.weights import MUSETALK_FILES, PublishedWeights, WeightsRole
+from heygemd.engine.weights import MUSETALK_FILES, SAFETENSORS_SUFFIX, SD_VAE, PublishedWeights, WeightsRole
 
 Box = tuple[int, int, int, int]
 """A face box in pixels of the (rotated, displayed) frame: (x1, y1, x2, y2), x2/y2 exclusive."""
@@ -139,10 +139,17 @@ class EngineSettings(BaseModel):
     def _lip_sync_files(self) -> list[WeightFile]:
         if self.model is ModelKind.MUSETALK:  # its files at their places in the layout of MuseTalk's download script
             return [
-                WeightFile(WeightsRole.LIP_SYNC, f"MuseTalk {row.file_name}", self.musetalk_dir / row.file_name, row)
+                WeightFile(WeightsRole.LIP_SYNC, f"MuseTalk {row.file_name}", self._musetalk_path(row), row)
                 for row in MUSETALK_FILES
             ]
         return [WeightFile(WeightsRole.LIP_SYNC, GENERATOR_LABEL, self.checkpoint)]
+
+    def _musetalk_path(self, row: PublishedWeights) -> Path:
+        path = self.musetalk_dir / row.file_name
+        safetensors = path.with_suffix(SAFETENSORS_SUFFIX)
+        if row is SD_VAE and safetensors.exists():  # the engine loads the VAE from this one when it is there
+            return safetensors
+        return path
 
     def files_to_load(self) -> list[WeightFile]:
         """The weight files an engine with these settings loads when it starts (none in a dry run)."""

@@ -122,6 +122,7 @@ MUSETALK_UNET_CONFIG = PublishedWeights(
 SD_VAE_CONFIG = PublishedWeights(
     "sd-vae/config.json", "", WeightsRole.LIP_SYNC, url=f"{HUGGING_FACE}/stabilityai/sd-vae-ft-mse/resolve/main/config.json"
 )
+SAFETENSORS_SUFFIX = ".safetensors"  # the VAE may be placed as diffusion_pytorch_model.safetensors instead
 SD_VAE = PublishedWeights(
     "sd-vae/diffusion_pytorch_model.bin",
     "",

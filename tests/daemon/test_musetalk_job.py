@@ -145,3 +145,16 @@ def test_a_musetalk_service_waits_for_musetalks_files_and_names_each_with_its_ta
     shutil.copyfile(musetalk_dir / MUSETALK_UNET.file_name, target / MUSETALK_UNET.file_name)
     wait = ModelWait(settings, ModelsConfig(), lambda chosen: load_musetalk(chosen.musetalk_dir, "cpu"))
     assert wait.try_build() is not None and wait.missing == []
+
+
+def test_musetalks_vae_is_named_as_safetensors_once_one_is_placed(tmp_path: Path):
+    from heygemd.engine.settings import EngineSettings
+    from heygemd.engine.weights import SD_VAE
+
+    settings = EngineSettings(model=ModelKind.MUSETALK, musetalk_dir=tmp_path, detector="lbp")
+    [vae] = [file for file in settings.weight_files() if file.published is SD_VAE]
+    assert vae.path == tmp_path / "sd-vae/diffusion_pytorch_model.bin"
+    (tmp_path / "sd-vae").mkdir()
+    (tmp_path / "sd-vae/diffusion_pytorch_model.safetensors").write_bytes(b"")
+    [vae] = [file for file in settings.weight_files() if file.published is SD_VAE]
+    assert vae.path == tmp_path / "sd-vae/diffusion_pytorch_model.safetensors", "the file the engine loads"

@@ -11,11 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from heygemd.engine.weights import SAFETENSORS_SUFFIX
+
 UNET_WEIGHTS = Path("musetalkV15/unet.pth")
 UNET_CONFIG = Path("musetalkV15/musetalk.json")
 VAE_CONFIG = Path("sd-vae/config.json")
 VAE_WEIGHTS_BIN = Path("sd-vae/diffusion_pytorch_model.bin")
-VAE_WEIGHTS_SAFETENSORS = Path("sd-vae/diffusion_pytorch_model.safetensors")
+VAE_WEIGHTS_SAFETENSORS = VAE_WEIGHTS_BIN.with_suffix(SAFETENSORS_SUFFIX)
 WHISPER_CONFIG = Path("whisper/config.json")
 WHISPER_WEIGHTS = Path("whisper/pytorch_model.bin")
 WHISPER_PREPROCESSOR = Path("whisper/preprocessor_config.json")

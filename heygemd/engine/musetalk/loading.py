@@ -27,6 +27,7 @@ from heygemd.engine.checkpoint import (
 )
 from heygemd.engine.errors import CheckpointError
 from heygemd.engine.musetalk.layout import HIDDEN_SIZE, HIDDEN_STATES, SAMPLE_RATE, ModelFiles
+from heygemd.engine.weights import SAFETENSORS_SUFFIX
 
 CONFIG_METADATA_PREFIX = "_"  # keys such as _class_name, _diffusers_version: not constructor arguments
 WHISPER_BASE_PREFIX = "model."  # the published file is a WhisperForConditionalGeneration's state_dict
@@ -118,7 +119,7 @@ def load_unet(files: ModelFiles) -> tuple[UNet2DConditionModel, CheckpointInfo]:
 def load_vae(files: ModelFiles) -> tuple[AutoencoderKL, CheckpointInfo]:
     config = constructor_config(files.vae_config)
     path = files.vae_weights
-    if path.suffix == ".safetensors":
+    if path.suffix == SAFETENSORS_SUFFIX:
         from safetensors.torch import load_file
 
         info = inspect_safetensors(path)
