@@ -24,7 +24,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from heygemd.codes import ErrorCode
 from heygemd.control import ControlState, read_control
-from heygemd.daemon.contract import FileKind, is_ignored_name, kind_of
+from heygemd.daemon.contract import ContractViolation, FileKind, is_ignored_name, kind_of, plan_job
 from heygemd.daemon.journal import HistoryEntry, JobRecord, Journal, Phase
 from heygemd.daemon.model_wait import MissingModelFile
 from heygemd.daemon.reports import (
@@ -346,7 +346,26 @@ class JobFinder:
             for name in inputs
             if kind_of(name) in (FileKind.VIDEO, FileKind.STILL)
         ]
+        view.videos += [
+            VideoView(template=reference, status=VideoStatus.PENDING.value) for reference in self._from_library(folder)
+        ]
         return view
+
+    def _from_library(self, folder: Path) -> list[str]:
+        """The presenter library's templates a queued job names (``anna/front.mp4``); none while it breaks the contract."""
+        try:
+            plan = plan_job(
+                folder,
+                folder.name,
+                self.settings.render,
+                self.settings.marker_name,
+                self.settings.limits,
+                self.settings.paths.presenter_library,
+            )
+        except ContractViolation:
+            return []
+        sources = [video.source for video in plan.videos if video.source.parent != folder]
+        return list(dict.fromkeys(f"{source.parent.name}/{source.name}" for source in sources))
 
     # -- in a service's hands
 
