@@ -318,9 +318,17 @@ class JobFinder:
 
     def _marked(self, view: JobView | None) -> JobView | None:
         if view is not None:
+            for video in view.videos:
+                video.template = self._reference(video.template)
             view.cancel_requested = view.phase in ACTIVE_PHASES and self.cancel_requested(view.id, view.job_id)
             view.cancellable = view.phase in ACTIVE_PHASES and view.phase is not JobPhase.PUBLISHING
         return view
+
+    def _reference(self, template: str) -> str:
+        """A template of the presenter library as job.toml names it (``anna/front.mp4``), not by its path on disk."""
+        path = Path(template)
+        library = self.settings.paths.presenter_library.absolute()
+        return f"{path.parent.name}/{path.name}" if path.is_absolute() and path.parent.parent == library else template
 
     # -- in the inbox
 
