@@ -221,9 +221,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "blend.hard": ("hard edge (box)", "硬边缘（方框）"),
     "upload.title": ("New job", "新建任务"),
     "upload.intro": (
-        "One audio file and one or more template videos (or images) make one job. Each template gets "
-        "the presenter's mouth re-synced to the audio.",
-        "一个音频文件加上一个或多个模板视频（或图片）组成一个任务。每个模板视频里的口型都会与音频重新同步。",
+        "Audio files (or a typed script) and template videos or images (or presenters of the library) make one job. "
+        "Each template gets the presenter's mouth re-synced to each audio.",
+        "音频文件（或输入的文稿）加上模板视频或图片（或形象库中的数字人）组成一个任务。"
+        "每个模板里的口型都会与每段音频重新同步。",
     ),
     "upload.name": ("Job name (optional)", "任务名称（可不填）"),
     "upload.name_hint": ("the audio file's name", "默认使用音频文件名"),

@@ -729,6 +729,7 @@ def test_the_chinese_pages_hold_no_english_words_of_the_page(site):
             "/jobs/campaign",
             "/jobs/broken",
             "/upload",
+            "/presenters",
             "/jobs/nobody",
             "/results",
             "/results?q=zzz",
