@@ -353,6 +353,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     ),
     "upload.no_free_name": ('No free job name like "{name}" is left.', "类似“{name}”的任务名称都已被占用。"),
     "upload.contract": ("The job cannot be accepted: {summary}", "无法接受这个任务：{summary}"),
+    "upload.script_too_long": (
+        "The script has {count} characters; this service accepts scripts of up to {limit}.",
+        "文稿有 {count} 个字符；本服务最多接受 {limit} 个字符的文稿。",
+    ),
     "upload.interrupted": ("The upload was interrupted.", "上传被中断了。"),
     "csrf.cross_site": ("Refused: the request comes from another site.", "已拒绝：请求来自其他网站。"),
     "csrf.missing": (

@@ -401,7 +401,22 @@ def check_media(upload: Upload) -> None:
             raise UploadRefused(415, "upload.contract", f'"{name}" {err.reason}.', code=err.code) from None
 
 
+def check_script_length(settings: WebSettings, upload: Upload) -> None:
+    """A typed script over limits.max_script_chars is refused now, as the service would refuse it when speaking."""
+    limit = settings.limits.max_script_chars
+    if limit and len(upload.script) > limit:
+        raise UploadRefused(
+            413,
+            "upload.script_too_long",
+            f"The script has {len(upload.script)} characters; this service accepts scripts of up to {limit}.",
+            code=ErrorCode.LIMIT_SCRIPT_TOO_LONG,
+            count=len(upload.script),
+            limit=limit,
+        )
+
+
 def write_extras(settings: WebSettings, upload: Upload) -> None:
+    check_script_length(settings, upload)
     options = options_toml(upload.texts, upload.presenters)
     if upload.script:
         (upload.staging / SCRIPT_FILE).write_text(upload.script + "\n", encoding="utf-8")
@@ -441,8 +456,11 @@ def discard(staging: Path) -> None:
     remove_tree(staging)
 
 
-def remove_stale_staging(inbox: Path) -> list[str]:
-    """At start-up: staging folders that an upload of a dead `heygemd web` left in the inbox. Returns their names."""
+def remove_stale_staging(inbox: Path, final: str | None = STAGING_NAME) -> list[str]:
+    """At start-up: staging folders that an upload of a dead `heygemd web` left in the inbox. Returns their names.
+
+    ``final`` None: every temporary folder of a dead process (in the presenter library, where only the web writes them).
+    """
     removed: list[str] = []
     try:
         entries = list(os.scandir(inbox))
@@ -450,7 +468,7 @@ def remove_stale_staging(inbox: Path) -> list[str]:
         return removed
     for entry in entries:
         parsed = parse_temporary_name(entry.name)
-        if parsed is None or parsed.final != STAGING_NAME or not parsed.checkable or process_alive(parsed.pid or 0):
+        if parsed is None or final not in (None, parsed.final) or not parsed.checkable or process_alive(parsed.pid or 0):
             continue
         remove_tree(Path(entry.path))
         removed.append(entry.name)

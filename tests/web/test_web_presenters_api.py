@@ -180,6 +180,8 @@ def test_jobs_naming_presenters_are_checked_as_the_service_will(site, media):
         assert both.status_code == 400 and both.json()["error"]["code"] == "job.audio_and_script"
         nothing = client.post("/api/jobs", data={"script": "Hi."}, files=[("x", ("", b""))])
         assert nothing.status_code == 400 and nothing.json()["error"]["kind"] == "upload.no_template"
+        long = client.post("/api/jobs", data={"presenters": "anna", "script": "word " * 5000}, files=[("x", ("", b""))])
+        assert long.status_code == 413 and long.json()["error"]["code"] == "limit.script_too_long"
         second = ("audio", ("second.wav", media["audio"].read_bytes(), "audio/wav"))
         several = client.post("/api/jobs", data={"presenters": "anna"}, files=[audio, second])
         assert several.status_code == 201, several.text  # several audio files: each rendered with every template
@@ -233,3 +235,17 @@ def test_the_openapi_description_documents_the_library_voices_and_preview(site):
     submit = paths["/api/jobs"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]["properties"]
     assert {"presenters", "script", "voice", "language", "speed"} <= set(submit)
     assert {"Presenter", "PresenterList", "VoiceList", "PreviewRequest"} <= set(schema["components"]["schemas"])
+
+
+def test_the_folders_of_an_interrupted_presenter_upload_or_deletion_are_removed_at_start(tmp_path):
+    from heygemd.names import machine_tag
+    from heygemd.web.library import PRESENTER_STAGING
+    from heygemd.web.upload import remove_stale_staging
+
+    staging = tmp_path / f".{PRESENTER_STAGING}.heygemd-{machine_tag()}-999999999-abcdef.tmp"
+    deleting = tmp_path / f".anna.heygemd-{machine_tag()}-999999999-abcdef.tmp"
+    alive = tmp_path / f".ben.heygemd-{machine_tag()}-{os.getpid()}-abcdef.tmp"
+    for folder in (staging, deleting, alive, tmp_path / "carla"):
+        folder.mkdir()
+    assert sorted(remove_stale_staging(tmp_path, final=None)) == sorted([staging.name, deleting.name])
+    assert sorted(os.listdir(tmp_path)) == sorted([alive.name, "carla"])
