@@ -318,8 +318,8 @@ class JobFinder:
 
     def _marked(self, view: JobView | None) -> JobView | None:
         if view is not None:
-            for video in view.videos:
-                video.template = self._reference(video.template)
+            for video_view in view.videos:  # a page's view of a video, never the service's record
+                video_view.template = self._reference(video_view.template)
             view.cancel_requested = view.phase in ACTIVE_PHASES and self.cancel_requested(view.id, view.job_id)
             view.cancellable = view.phase in ACTIVE_PHASES and view.phase is not JobPhase.PUBLISHING
         return view
