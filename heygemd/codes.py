@@ -51,6 +51,7 @@ class ErrorCode(StrEnum):
     JOB_NO_TEMPLATE = "job.no_template"
     JOB_ONLY_FOLDERS = "job.only_folders"
     JOB_TOML_INVALID = "job_toml.invalid"
+    JOB_MODEL_UNAVAILABLE = "job.model_unavailable"
     NAME_TOO_LONG = "name.too_long"
     # -- operator limits (permanent for that input; the operator may raise them)
     LIMIT_AUDIO_TOO_LONG = "limit.audio_too_long"
@@ -156,6 +157,11 @@ CODES: dict[ErrorCode, CodeInfo] = {
     ),
     ErrorCode.JOB_TOML_INVALID: CodeInfo(
         _P, "The job.toml file is not valid.", "Correct job.toml (the details say which key), then drop the folder again."
+    ),
+    ErrorCode.JOB_MODEL_UNAVAILABLE: CodeInfo(
+        _P,
+        "The job.toml asks for a lip-sync model this service does not run.",
+        "Remove the model key from job.toml, or drop the job on a service that runs that model (engine.model).",
     ),
     ErrorCode.NAME_TOO_LONG: CodeInfo(
         _P, "A name is too long for the filesystem.", "Give the file or folder a shorter name, then drop it again."

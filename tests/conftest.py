@@ -50,3 +50,19 @@ def engine(engine_settings):
     from heygemd.engine import LipSyncEngine
 
     return LipSyncEngine(engine_settings)
+
+
+@pytest.fixture(scope="session")
+def musetalk_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """MuseTalk 1.5's published layout with seeded random weights (small UNet and VAE, full whisper-tiny)."""
+    from musetalk_factory import make_musetalk_dir
+
+    return make_musetalk_dir(tmp_path_factory.mktemp("musetalk"), seed=0)
+
+
+@pytest.fixture(scope="session")
+def musetalk(musetalk_dir: Path):
+    """The MuseTalk entry point's model on the CPU, loaded once for the session."""
+    from heygemd.engine.musetalk import load_musetalk
+
+    return load_musetalk(musetalk_dir, device="cpu")

@@ -15,6 +15,7 @@ from heygemd.daemon.fsutil import filesystem_type, same_filesystem
 from heygemd.daemon.openfiles import probe_capability
 from heygemd.daemon.watcher import choose_watch_mode
 from heygemd.engine.files import sha256_file
+from heygemd.engine.settings import ModelKind
 
 
 class Level(StrEnum):
@@ -33,6 +34,7 @@ class Check:
 def run_checks(loaded: LoadedConfig) -> list[Check]:
     config = loaded.config
     checks = [Check("config", Level.OK, str(loaded.source) if loaded.source else "no file found: built-in defaults")]
+    checks.append(_model_check(config))
     checks += _ffmpeg_checks()
     checks += _torch_checks(config)
     checks += _checkpoint_checks(config)
@@ -106,7 +108,11 @@ def _checkpoint_checks(config: HeygemdConfig) -> list[Check]:
             continue
         digest = sha256_file(model.path)
         size = model.path.stat().st_size
-        if model.matches(digest):
+        if not model.verified:
+            checks.append(
+                Check(model.label, Level.OK, f"{model.path}, {size} bytes, sha256 {digest} (no published digest to compare)")
+            )
+        elif model.matches(digest):
             checks.append(Check(model.label, Level.OK, f"{model.path}, {size} bytes, sha256 {digest}"))
         else:
             checks.append(
@@ -120,11 +126,24 @@ def _checkpoint_checks(config: HeygemdConfig) -> list[Check]:
     return checks
 
 
+MODEL_DESCRIPTIONS = {
+    ModelKind.WAV2LIP: "Wav2Lip, a 96x96 mouth (its weights are for personal/research use only)",
+    ModelKind.MUSETALK: "MuseTalk 1.5, a 256x256 face (weights for any purpose, even commercially)",
+}
+
+
+def _model_check(config: HeygemdConfig) -> Check:
+    """Which lip-sync model the service runs (its files have their own lines below)."""
+    model = ModelKind(config.engine.model)
+    where = {ModelKind.WAV2LIP: config.engine.checkpoint, ModelKind.MUSETALK: config.engine.musetalk_dir}[model]
+    return Check("model", Level.OK, f"engine.model = {model.value!r}: {MODEL_DESCRIPTIONS[model]}, from {where}")
+
+
 def _restorer_check(config: HeygemdConfig) -> Check:
     """Whether the face restorer is on, and how it runs (its weights have their own line above)."""
     engine = config.engine
     if engine.restorer.value == "none":
-        return Check("restorer", Level.OK, 'off (engine.restorer = "none"): the mouth is Wav2Lip\'s own 96x96 drawing')
+        return Check("restorer", Level.OK, 'off (engine.restorer = "none"): the mouth is the lip-sync model\'s own drawing')
     precision = "float16 on CUDA" if engine.half_precision else "float32"
     return Check(
         "restorer",

@@ -36,11 +36,15 @@ class ModelFile:
     label: str
     path: Path
     url: str
-    sha256: str  # whole hash or a prefix of at least 8 hex digits
+    sha256: str  # whole hash or a prefix of at least 8 hex digits; "": no published digest to check against
     optional: bool = False  # the service works without it (Kokoro: espeak-ng speaks scripts meanwhile)
 
     def matches(self, digest: str) -> bool:
         return digest.lower().startswith(self.sha256.lower())
+
+    @property
+    def verified(self) -> bool:
+        return bool(self.sha256)
 
 
 class Outcome(StrEnum):
@@ -59,7 +63,7 @@ class FetchResult:
 def wanted_models(config: HeygemdConfig) -> list[ModelFile]:
     """The weight files the engine settings name, each with where `fetch-models` downloads it from, and the
     speech's voice files (optional: espeak-ng speaks scripts without them)."""
-    models = [ModelFile(file.label, file.path, *config.models.source(file.role)) for file in config.engine.weight_files()]
+    models = [ModelFile(file.label, file.path, *config.models.source(file)) for file in config.engine.weight_files()]
     speech = config.speech
     models.append(
         ModelFile(
@@ -75,15 +79,24 @@ def wanted_models(config: HeygemdConfig) -> list[ModelFile]:
 
 
 def place_by_hand(model: ModelFile) -> str:
+    if not model.verified:
+        return (
+            f"Place it by hand: download {model.url} on a machine with internet access and save it as {model.path.resolve()}"
+        )
     return (
         f"Place it by hand: download {model.url} on a machine with internet access (or take any copy whose "
         f"sha256 starts with {model.sha256}) and save it as {model.path.resolve()}"
     )
 
 
+UNVERIFIED = "no published sha256 to check it against: the engine checks every key and shape when it loads it"
+
+
 def fetch_model(model: ModelFile, *, show_progress: bool | None = None) -> FetchResult:
     if model.path.exists():
         digest = sha256_file(model.path)
+        if not model.verified:
+            return FetchResult(model, Outcome.PRESENT, f"{model.path} is present, sha256 {digest[:16]}… ({UNVERIFIED})")
         if model.matches(digest):
             return FetchResult(model, Outcome.PRESENT, f"{model.path} is present, sha256 {digest[:16]}… matches")
         return FetchResult(
@@ -116,7 +129,8 @@ def fetch_model(model: ModelFile, *, show_progress: bool | None = None) -> Fetch
         )
     os.replace(partial, model.path)
     fsync_directory(model.path.parent)
-    return FetchResult(model, Outcome.DOWNLOADED, f"{model.path} downloaded, sha256 {digest[:16]}… matches")
+    checked = "matches" if model.verified else f"({UNVERIFIED})"
+    return FetchResult(model, Outcome.DOWNLOADED, f"{model.path} downloaded, sha256 {digest[:16]}… {checked}")
 
 
 def _partial_path(path: Path) -> Path:

@@ -56,6 +56,8 @@ def run_web(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     for name in remove_stale_staging(settings.paths.inbox):
         log.info("removed the staging folder of an interrupted upload: %s", name)
+    for name in remove_stale_staging(settings.paths.presenter_library, final=None):
+        log.info("removed the folder of an interrupted presenter upload or deletion: %s", name)
     folders = ", ".join(str(folder) for folder in settings.state_folders())
     sign_in = "on (web.token)" if settings.token else "off"
     log.info(

@@ -36,7 +36,7 @@ from pydantic_settings import (
 
 from heygemd.daemon.fsutil import human_size
 from heygemd.daemon.speech_settings import DEFAULT_MAX_SCRIPT_CHARS, SpeechConfig
-from heygemd.engine.settings import EngineSettings, RenderOptions
+from heygemd.engine.settings import EngineSettings, RenderOptions, WeightFile
 from heygemd.engine.weights import GFPGAN_V13, GFPGAN_V14, S3FD, WAV2LIP_GAN, WeightsRole
 
 CONFIG_ENV_VAR = "HEYGEMD_CONFIG"
@@ -280,14 +280,17 @@ class ModelsConfig(_Section):
         description=f"expected sha256 of the restorer weights (v1.3: {GFPGAN_V13.sha256})",
     )
 
-    def source(self, role: WeightsRole) -> tuple[str, str]:
-        """(url, sha256) of the weight file for ``role``."""
+    def source(self, file: WeightFile) -> tuple[str, str]:
+        """(url, sha256) of a weight file: the weights table's for a file it fixes (MuseTalk's), else this
+        section's for the file's role."""
+        if file.published is not None:
+            return file.published.url, file.published.sha256
         sources = {
             WeightsRole.LIP_SYNC: (self.checkpoint_url, self.checkpoint_sha256),
             WeightsRole.FACE_DETECTOR: (self.detector_url, self.detector_sha256),
             WeightsRole.FACE_RESTORER: (self.restorer_url, self.restorer_sha256),
         }
-        return sources[role]
+        return sources[file.role]
 
 
 HTTP_URL_PATTERN = r"^https?://[^\s]+$"

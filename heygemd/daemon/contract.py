@@ -25,7 +25,7 @@ from heygemd.daemon.fsutil import human_size
 from heygemd.daemon.presenters import PresenterError, PresenterTemplate, resolve_presenters
 from heygemd.engine.files import NotAFile, open_regular
 from heygemd.engine.formats import AUDIO_SUFFIXES, STILL_SUFFIXES, VIDEO_SUFFIXES
-from heygemd.engine.settings import RenderOptions
+from heygemd.engine.settings import ModelKind, RenderOptions
 from heygemd.names import NAME_MAX_BYTES, fit_name, is_heygemd_temporary, name_bytes
 from heygemd.resultfiles import REPORT_NAMES
 from heygemd.speech.choice import MAX_SPEED, MIN_SPEED
@@ -210,6 +210,9 @@ class JobFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     output_folder: str | None = Field(None, description="name of the job's folder in the outbox (default: the job's)")
+    model: ModelKind | None = Field(
+        None, description="the lip-sync model the job needs (wav2lip or musetalk): refused by a service running another"
+    )
     render: dict[str, object] = Field(default_factory=dict, description="render options for every template")
     videos: dict[str, dict[str, object]] = Field(default_factory=dict, description="per-template options")
     presenters: list[str] = Field(
@@ -306,8 +309,11 @@ def plan_job(
     marker_name: str | None = None,
     limits: LimitsConfig = DEFAULT_LIMITS,
     presenter_library: Path | None = None,
+    service_model: ModelKind | None = None,
 ) -> JobPlan:
     """Check the folder against the contract and the operator's limits, and say what to render.
+
+    ``service_model``: the model this service runs; a job.toml asking for another is refused (None: not checked).
 
     Raises ContractViolation. The audio's length needs a probe: limits.check_limits, right after.
     """
@@ -414,6 +420,7 @@ def plan_job(
         videos + list(library_sizes), {name: sizes[name] for name in audio + videos} | library_sizes, limits
     )
 
+    _check_model(job_file, service_model)
     unknown = sorted(set(job_file.videos) - set(videos) - set(library_sizes))
     if unknown:
         raise ContractViolation(
@@ -455,6 +462,17 @@ def plan_job(
         speech=speech,
         sources=tuple(folder / name for name in spoken) if len(spoken) > 1 else (),
         language=_page_language(job_file.language),
+    )
+
+
+def _check_model(job_file: JobFile, service_model: ModelKind | None) -> None:
+    if job_file.model is None or service_model is None or job_file.model == service_model:
+        return
+    raise ContractViolation(
+        f'job.toml asks for the lip-sync model "{job_file.model.value}", but this service runs '
+        f'"{service_model.value}" (engine.model). Remove the model key, or drop the job on a service that runs '
+        f'"{job_file.model.value}".',
+        code=ErrorCode.JOB_MODEL_UNAVAILABLE,
     )
 
 

@@ -2,7 +2,7 @@
 running, says which file goes where, and builds its engine the moment valid files are in place, with no restart.
 
 The engine settings name the files (``EngineSettings.files_to_load``); the configuration's ``[models]`` says
-where each comes from. A file is tried once it has stopped changing for ``SETTLE_SECONDS`` (a 400 MB copy
+where each comes from (MuseTalk's: the weights table). A file is tried once it has stopped changing for ``SETTLE_SECONDS`` (a 400 MB copy
 is not loaded half-way), and tried again only after it changed: a damaged file is not reloaded every poll.
 """
 
@@ -91,6 +91,7 @@ class ModelWait(Generic[EngineT]):
         Tries at once the first time; after that, only files that changed, once they have stopped changing.
         """
         now = self.clock()
+        self.files = self.settings.files_to_load()  # MuseTalk's VAE: its .safetensors once one is placed
         current = self.fingerprint()
         first_look = self._seen is None
         if current != self._seen:
@@ -119,5 +120,5 @@ class ModelWait(Generic[EngineT]):
         return self._wanted(file, err.reason)
 
     def _wanted(self, file: WeightFile, problem: str) -> MissingModelFile:
-        url, sha256 = self.sources.source(file.role)
+        url, sha256 = self.sources.source(file)
         return MissingModelFile(label=file.label, path=str(file.path.resolve()), problem=problem, url=url, sha256=sha256)

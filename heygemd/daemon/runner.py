@@ -220,7 +220,13 @@ class JobRunner:
         marker = watch.marker_name if watch.readiness is Readiness.MARKER else None
         input_dir = self.work.input_dir(record.job_id).resolve()  # absolute: no name can look like an option
         return plan_job(
-            input_dir, record.name, self.config.render, marker, self.config.limits, self.config.paths.presenter_library
+            input_dir,
+            record.name,
+            self.config.render,
+            marker,
+            self.config.limits,
+            presenter_library=self.config.paths.presenter_library,
+            service_model=self.config.engine.model,
         )
 
     # -------------------------------------------------------------- inputs that change after the claim

@@ -1,4 +1,4 @@
-"""The lip-sync engine: media in and out, audio features, faces, the Wav2Lip model, blending.
+"""The lip-sync engine: media in and out, audio features, faces, the lip-sync model (Wav2Lip or MuseTalk 1.5), blending.
 
 It knows nothing of folders, jobs or daemons. Typical use::
 
@@ -22,6 +22,7 @@ from heygemd.engine.settings import (
     DetectorKind,
     EngineSettings,
     LoopPolicy,
+    ModelKind,
     RenderOptions,
 )
 
@@ -36,6 +37,7 @@ __all__ = [
     "LipSyncEngine",
     "LoopPolicy",
     "MediaError",
+    "ModelKind",
     "NoFaceError",
     "OutputMismatch",
     "PreparedAudio",

@@ -148,7 +148,8 @@ def normalize(db: np.ndarray) -> np.ndarray:
     return np.clip(scaled, -MAX_ABS_VALUE, MAX_ABS_VALUE)
 
 
-def _check_wav(wav: np.ndarray) -> np.ndarray:
+def check_samples(wav: np.ndarray) -> np.ndarray:
+    """``wav`` if it is usable audio: one channel of finite float samples, not empty. Raises AudioError."""
     wav = np.asarray(wav)
     if wav.ndim != 1:
         raise AudioError(f"the audio must be one mono channel of samples, got an array of shape {wav.shape}")
@@ -175,7 +176,7 @@ def melspectrogram(wav: np.ndarray) -> np.ndarray:
     Raises AudioError for empty, multi-channel or non-finite input, or if the features
     come out NaN (e.g. samples so large that the transform overflows).
     """
-    wav = _check_wav(wav)
+    wav = check_samples(wav)
     with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported below as an AudioError
         emphasised = preemphasis(wav)
         if not np.all(np.isfinite(emphasised)):

@@ -13,7 +13,9 @@ network whose files wrap the state_dict under other names (GFPGAN: ``params_ema`
 
 from __future__ import annotations
 
+import json
 import pickle
+import struct
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -77,6 +79,66 @@ def inspect_checkpoint(path: Path) -> CheckpointInfo:
         )
     digest = sha256_file(path)
     return CheckpointInfo(path=path, size_bytes=size, sha256=digest, known_name=known_name(digest))
+
+
+SAFETENSORS_HEADER_LENGTH_BYTES = 8  # a little-endian u64, then that many bytes of JSON header, then the data
+
+
+def inspect_safetensors(path: Path) -> CheckpointInfo:
+    """The same checks for a ``.safetensors`` file: exists, not a web page or LFS pointer, header whole, data whole."""
+    path = Path(path)
+    size = _file_size(path)
+    head = _read_head(path)
+    _check_not_text(path, head)
+    header = _safetensors_header(path, head, size)
+    data_bytes = max((int(entry["data_offsets"][1]) for key, entry in header.items() if key != "__metadata__"), default=0)
+    expected = SAFETENSORS_HEADER_LENGTH_BYTES + _safetensors_header_length(head) + data_bytes
+    if size < expected:
+        raise CheckpointError(
+            f"is truncated: its header promises {_megabytes(expected)}, {_megabytes(size)} are on disk; {REDOWNLOAD}", path
+        )
+    digest = sha256_file(path)
+    return CheckpointInfo(path=path, size_bytes=size, sha256=digest, known_name=known_name(digest))
+
+
+def _safetensors_header_length(head: bytes) -> int:
+    return int(struct.unpack("<Q", head[:SAFETENSORS_HEADER_LENGTH_BYTES])[0])
+
+
+def _safetensors_header(path: Path, head: bytes, size: int) -> dict[str, dict[str, list[int]]]:
+    if len(head) < SAFETENSORS_HEADER_LENGTH_BYTES + 2:
+        raise CheckpointError(f"is too short ({size} bytes) to be a safetensors file; {REDOWNLOAD}", path)
+    length = _safetensors_header_length(head)
+    if SAFETENSORS_HEADER_LENGTH_BYTES + length > size:
+        raise CheckpointError(f"is not a whole safetensors file: its header runs past the end; {REDOWNLOAD}", path)
+    with _open(path) as handle:
+        handle.seek(SAFETENSORS_HEADER_LENGTH_BYTES)
+        raw = handle.read(length)
+    try:
+        header = json.loads(raw)
+        if not isinstance(header, dict):
+            raise ValueError("not a JSON object")
+    except ValueError as err:
+        raise CheckpointError(f"is not a safetensors file (its header is not JSON: {err}); {REDOWNLOAD}", path) from None
+    return header
+
+
+def read_config(path: Path) -> dict[str, object]:
+    """A model's JSON config file, with the same plain-language errors as a weights file (missing, web page, not JSON)."""
+    path = Path(path)
+    _file_size(path)
+    head = _read_head(path)
+    lowered = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if lowered.startswith(HTML_MARKERS) or lowered.startswith(LFS_MARKER):
+        _check_not_text(path, head)
+    try:
+        with _open(path) as handle:
+            loaded = json.load(handle)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"is not a JSON config file ({err}); {REDOWNLOAD}", path) from None
+    if not isinstance(loaded, dict):
+        raise CheckpointError(f"is not a JSON config object (a {type(loaded).__name__}); {REDOWNLOAD}", path)
+    return loaded
 
 
 def _file_size(path: Path) -> int:
@@ -253,7 +315,11 @@ def _mismatch_message(
 
 
 def _check_finite(state: Mapping[str, torch.Tensor], path: Path) -> None:
-    bad = [key for key, value in state.items() if value.is_floating_point() and not _all_finite(value)]
+    bad = [
+        key
+        for key, value in state.items()
+        if value.is_floating_point() and not value.is_meta and not _all_finite(value)  # meta: a shape check, no data
+    ]
     if bad:
         raise CheckpointError(f"holds NaN or infinite weights ({_entries(len(bad))}, e.g. {_examples(bad)})", path)
 

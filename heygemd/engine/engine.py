@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, cast, overload
 
 import numpy as np
 
@@ -26,7 +26,6 @@ from heygemd import __version__
 from heygemd.atomic import atomic_output
 from heygemd.codes import ErrorCode
 from heygemd.engine import audio as audio_features
-from heygemd.engine.blend import generator_faces, prediction_images
 from heygemd.engine.errors import (
     AudioError,
     EngineError,
@@ -43,6 +42,7 @@ from heygemd.engine.faces import (
 )
 from heygemd.engine.ffmpeg_tools import ffmpeg_path, ffprobe_path, nvenc_usable
 from heygemd.engine.files import sha256_file
+from heygemd.engine.lipsync import AudioFeatures, CropKey
 from heygemd.engine.media import PixelFormat, VideoWriter, read_detection_frames, read_frames, read_frames_reversed
 from heygemd.engine.notes import RenderNotes
 from heygemd.engine.output_check import check_output
@@ -53,6 +53,7 @@ from heygemd.engine.report import (
     CheckpointReport,
     EngineInfo,
     FaceStats,
+    LipSyncStats,
     OutputFile,
     ProgressStage,
     RenderProgress,
@@ -62,13 +63,14 @@ from heygemd.engine.report import (
 )
 from heygemd.engine.schedule import Segment, schedule
 from heygemd.engine.settings import Box, Encoder, EngineSettings, RenderOptions, RestorerKind
+from heygemd.engine.silence import lip_sync_strength, loudness_db
 from heygemd.engine.snapshot import AudioSnapshot, take_snapshot
 from heygemd.engine.track_cache import TrackCache, track_key
 from heygemd.engine.yuv import crop_face_i420, paste_i420
 
 if TYPE_CHECKING:  # they import torch: a dry-run engine never loads them
     from heygemd.engine.checkpoint import CheckpointInfo
-    from heygemd.engine.generator import Generator
+    from heygemd.engine.lipsync import LipSyncModel
     from heygemd.engine.restore import FaceRestorer
 
 ProgressCallback = Callable[[RenderProgress], None]
@@ -85,7 +87,7 @@ DRY_RUN_DEVICE = "cpu"  # a dry run runs no model: it uses no GPU, and does not 
 
 @dataclass(frozen=True, eq=False)
 class PreparedAudio:
-    """An audio file read and decoded once, and its mel features: reusable for every template of a job.
+    """An audio file read and decoded once, and the model's features of it: reusable for every template of a job.
 
     It owns a private lossless copy of the decoded audio (``snapshot``), which every render muxes:
     the file itself is never read again. ``close()`` (or a ``with`` block) removes that copy; the
@@ -97,7 +99,8 @@ class PreparedAudio:
     sha256: str  # of exactly the bytes that were decoded
     size_bytes: int
     num_samples: int  # at audio_features.SAMPLE_RATE
-    mel: np.ndarray  # (80, 1 + num_samples // 200) float32
+    features: AudioFeatures | None  # the engine's model's features (None in a dry run: no model)
+    loudness: np.ndarray  # (ceil(num_samples / 160),) dBFS of each 10 ms step: where the audio is silent
     seconds_spent: float
     snapshot: AudioSnapshot
 
@@ -142,7 +145,7 @@ def _device(settings: EngineSettings) -> str:
 
 
 class LipSyncEngine:
-    """Loads the generator and the face detector once; each ``render`` reuses them.
+    """Loads the lip-sync model and the face detector once; each ``render`` reuses them.
 
     What is loaded stays on the engine and does not change while it renders (the generator's
     batch limit, lowered when the GPU runs out of memory, is a thread-safe value it owns);
@@ -160,7 +163,7 @@ class LipSyncEngine:
         self.detect_while_rendering = on_gpu(self.device)
         cache_dir = self.settings.face_cache_dir
         self.track_cache = TrackCache(cache_dir, self.settings.face_cache_max_mb << 20) if cache_dir else None
-        self.generator: Generator | None = None
+        self.model: LipSyncModel | None = None
         self.tracker: FaceTracker | None = None
         self.detector_checkpoint: CheckpointInfo | None = None
         self.track_identity: dict[str, object] = {}
@@ -169,12 +172,10 @@ class LipSyncEngine:
             self._load_models()
 
     def _load_models(self) -> None:
-        from heygemd.engine.generator import Generator
+        from heygemd.engine.models import load_model
 
         settings = self.settings
-        self.generator = Generator.load(
-            settings.checkpoint, self.device, half=self.half_precision, batch_size=settings.batch_size
-        )
+        self.model = load_model(settings, self.device, self.half_precision)
         detector = build_detector(
             settings.detector, settings.detector_checkpoint, self.device, settings.face_threshold, half=self.half_precision
         )
@@ -209,8 +210,8 @@ class LipSyncEngine:
 
     @property
     def checkpoint(self) -> CheckpointInfo | None:
-        """The generator's weights (None in a dry run)."""
-        return self.generator.checkpoint if self.generator is not None else None
+        """The lip-sync model's generator weights (None in a dry run)."""
+        return self.model.weights if self.model is not None else None
 
     # -- what the engine is -------------------------------------------------------------------
 
@@ -221,6 +222,8 @@ class LipSyncEngine:
             heygemd_version=__version__,
             device=self.device,
             dry_run=dry_run,
+            model=self.settings.model,
+            model_files=[_checkpoint_report(info) for info in self.model.files] if self.model is not None else [],
             detector=None if dry_run else self.settings.detector,
             checkpoint=_checkpoint_report(self.checkpoint),
             detector_checkpoint=_checkpoint_report(self.detector_checkpoint),
@@ -234,7 +237,7 @@ class LipSyncEngine:
     # -- audio ----------------------------------------------------------------------------------
 
     def prepare_audio(self, path: Path) -> PreparedAudio:
-        """Read ``path`` once into a lossless snapshot and compute the mel features of its 16 kHz mono mix.
+        """Read ``path`` once into a lossless snapshot and compute the model's features of its 16 kHz mono mix.
 
         The caller owns the result: ``close()`` it (or use ``with``) once its renders are done.
         """
@@ -243,7 +246,8 @@ class LipSyncEngine:
         try:
             samples = snapshot.decode(audio_features.SAMPLE_RATE)
             try:
-                mel = audio_features.melspectrogram(samples)
+                audio_features.check_samples(samples)  # every engine, a dry run too: the audio must be usable
+                features = self.model.audio_features(samples) if self.model is not None else None
             except AudioError as err:
                 raise AudioError(err.reason, path) from None
         except BaseException:
@@ -255,7 +259,8 @@ class LipSyncEngine:
             sha256=snapshot.source_sha256,
             size_bytes=snapshot.source_size,
             num_samples=len(samples),
-            mel=mel,
+            features=features,
+            loudness=loudness_db(samples, audio_features.SAMPLE_RATE),
             seconds_spent=time.perf_counter() - started,
             snapshot=snapshot,
         )
@@ -350,6 +355,8 @@ class LipSyncEngine:
             ),
             options=options,
             faces=render.face_stats(),
+            model=self.settings.model,
+            lipsync=render.lipsync_stats(),
             checkpoint=_checkpoint_report(self.checkpoint),
             restorer=_checkpoint_report(self.restorer.checkpoint) if render.restores and self.restorer else None,
             device=self.device,
@@ -360,6 +367,10 @@ class LipSyncEngine:
         )
 
 
+@overload
+def _checkpoint_report(info: CheckpointInfo) -> CheckpointReport: ...
+@overload
+def _checkpoint_report(info: CheckpointInfo | None) -> CheckpointReport | None: ...
 def _checkpoint_report(info: CheckpointInfo | None) -> CheckpointReport | None:
     if info is None:
         return None
@@ -412,13 +423,14 @@ class _Render:
         self.template_frames = max(1, info.frame_count)
         self.frames_with_face = 0
         self.frames_without_face = 0
+        self.frames_silent = 0
+        self.template_cache_hits = 0
         self.cache_hit = False
-        checkpoint = engine.checkpoint
-        if checkpoint is not None and checkpoint.known_name is None:
-            notes.warn(
-                f"checkpoint {checkpoint.path.name} (sha256 {checkpoint.sha256[:12]}…) is not a "
-                "published Wav2Lip checkpoint; results depend on its training"
-            )
+        self.strength = lip_sync_strength(
+            audio.loudness, self.output_frames, self.fps, options.silence_db, options.silence_min_s
+        )
+        if engine.model is not None and (unknown_weights := engine.model.unknown_weights_warning()):
+            notes.warn(unknown_weights)
         if info.variable_frame_rate:
             notes.warn(f"variable frame rate input rendered at a constant {self.fps:.3f} fps")
         self.restores = engine.restorer is not None and options.restore_weight > 0
@@ -535,6 +547,9 @@ class _Render:
                 code=ErrorCode.RENDER_OPTION_UNFIT,
             )
         return clipped
+
+    def lipsync_stats(self) -> LipSyncStats:
+        return LipSyncStats(silent_frames=self.frames_silent, template_cache_hits=self.template_cache_hits)
 
     def face_stats(self) -> FaceStats:
         return FaceStats(
@@ -655,12 +670,14 @@ class _Render:
         self._check_cancel()
         boxes.raise_if_faceless()
         with_face = [item for item in batch if boxes[item[1]] is not None]
-        generator = self.engine.generator
-        if generator is not None:
+        model = self.engine.model
+        if model is not None:
             self.frames_with_face += len(with_face)
             self.frames_without_face += len(batch) - len(with_face)
-            if with_face:
-                self._lip_sync(generator, with_face, boxes)
+            speaking = [item for item in with_face if self.strength[item[0]] > 0]
+            self.frames_silent += len(with_face) - len(speaking)  # the template's own frame, untouched
+            if speaking:
+                self._lip_sync(model, speaking, boxes)
         for _, _, frame in batch:
             sink.put(frame)
         if self.progress:
@@ -669,22 +686,32 @@ class _Render:
             )
         return len(batch)
 
-    def _lip_sync(self, generator: Generator, items: list[tuple[int, int, np.ndarray]], boxes: _FaceBoxes) -> None:
-        """Run the generator on the faces of ``items`` and paste the results into their frames in place."""
+    def _lip_sync(self, model: LipSyncModel, items: list[tuple[int, int, np.ndarray]], boxes: _FaceBoxes) -> None:
+        """Run the model on the faces of ``items`` and paste the results into their frames in place."""
         started = self.notes.now()
+        geometry = model.geometry
         face_boxes = cast(list[Box], [boxes[template_index] for _, template_index, _ in items])  # items with a face
-        crops = np.stack([crop_face_i420(frame, box) for (_, _, frame), box in zip(items, face_boxes)])
-        faces = generator_faces(crops)
-        mels = audio_features.mel_windows(self.audio.mel, [output_index for output_index, _, _ in items], self.fps)
+        crop_boxes = [geometry.crop_box(box, self.info.width, self.info.height) for box in face_boxes]
+        crops = np.stack(
+            [
+                crop_face_i420(frame, box, geometry.face_size, geometry.interpolation)
+                for (_, _, frame), box in zip(items, crop_boxes)
+            ]
+        )
+        keys = [CropKey(self.video_sha256, template_index, box) for (_, template_index, _), box in zip(items, crop_boxes)]
+        assert self.audio.features is not None, "a real engine's audio has its model's features"
+        windows = self.audio.features.windows([output_index for output_index, _, _ in items], self.fps)
         self.notes.add(Stage.BLEND, started)
 
         started = self.notes.now()
-        predicted_faces = prediction_images(generator.predict(mels, faces, self._note_back_off))
+        generated = model.generate(crops, windows, keys, self._note_back_off)
+        self.template_cache_hits += generated.cache_hits
         self.notes.add(Stage.MODEL, started)
 
         started = self.notes.now()
-        for (_, _, frame), box, face in zip(items, face_boxes, predicted_faces):
-            paste_i420(frame, box, face, self.options.blend, self.options.feather)
+        for (output_index, _, frame), box, face in zip(items, crop_boxes, generated.faces):
+            strength = float(self.strength[output_index])
+            paste_i420(frame, box, face, self.options.blend, self.options.feather, geometry.mask_top, strength)
         self.notes.add(Stage.BLEND, started)
         if self.restores:
             self._restore(items, face_boxes)

@@ -13,10 +13,8 @@ import torch
 from heygemd.codes import ErrorCode
 from heygemd.engine.checkpoint import CheckpointInfo, load_wav2lip
 from heygemd.engine.errors import EngineError
+from heygemd.engine.lipsync import BackOff
 from heygemd.engine.model import prepare_for_inference
-
-BackOff = Callable[[int, int], None]
-"""Told (failed batch size, new batch size) when the GPU ran out of memory and the batch was halved."""
 
 
 def resolve_device(requested: str) -> torch.device:
@@ -57,6 +55,30 @@ class BatchLimit:
             return self._size
 
 
+def run_shrinking(batch: BatchLimit, count: int, run: Callable[[int, int], np.ndarray], on_back_off: BackOff) -> np.ndarray:
+    """Concatenate ``run(start, stop)`` over ``range(count)`` in slices of ``batch.size``.
+
+    If the GPU runs out of memory the limit is halved for good and the same slice tried again, so a
+    video is not started over; at one item a slice it fails with the transient code ``memory.out``.
+    """
+    results: list[np.ndarray] = []
+    start = 0
+    while start < count:
+        size = batch.size
+        try:
+            results.append(run(start, min(count, start + size)))
+            start += size
+            continue
+        except torch.cuda.OutOfMemoryError:
+            if size == 1:
+                raise EngineError(
+                    "the GPU ran out of memory even for one frame at a time", code=ErrorCode.OUT_OF_MEMORY
+                ) from None
+        torch.cuda.empty_cache()  # out of the except block: the failed attempt's tensors can be released now
+        on_back_off(size, batch.lower_after(size))
+    return np.concatenate(results)
+
+
 class Generator:
     """The loaded generator: a model on a device, in float16 on CUDA when asked, run in batches."""
 
@@ -80,22 +102,9 @@ class Generator:
         Runs in slices of the batch limit; if the GPU runs out of memory the limit is halved for
         good and the same slice tried again, so the video is not started over.
         """
-        results: list[np.ndarray] = []
-        start = 0
-        while start < len(faces):
-            size = self.batch.size
-            try:
-                results.append(self._forward(mels[start : start + size], faces[start : start + size]))
-                start += size
-                continue
-            except torch.cuda.OutOfMemoryError:
-                if size == 1:
-                    raise EngineError(
-                        "the GPU ran out of memory even for one frame at a time", code=ErrorCode.OUT_OF_MEMORY
-                    ) from None
-            torch.cuda.empty_cache()  # out of the except block: the failed attempt's tensors can be released now
-            on_back_off(size, self.batch.lower_after(size))
-        return np.concatenate(results)
+        return run_shrinking(
+            self.batch, len(faces), lambda start, stop: self._forward(mels[start:stop], faces[start:stop]), on_back_off
+        )
 
     def _forward(self, mels: np.ndarray, faces: np.ndarray) -> np.ndarray:
         with torch.inference_mode():

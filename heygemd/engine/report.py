@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from heygemd.engine.settings import Box, DetectorKind, RenderOptions
+from heygemd.engine.settings import Box, DetectorKind, ModelKind, RenderOptions
 
 
 class InputFile(BaseModel):
@@ -64,6 +64,17 @@ class FaceStats(BaseModel):
     detect_stride: int = 1
 
 
+class LipSyncStats(BaseModel):
+    """What the lip-sync model did besides drawing mouths."""
+
+    silent_frames: int = Field(
+        0, description="frames with a face where the audio was silent: the template's own frame was shown"
+    )
+    template_cache_hits: int = Field(
+        0, description="face crops whose encoding came from the template cache (MuseTalk: VAE latents)"
+    )
+
+
 class CheckpointReport(BaseModel):
     path: Path
     sha256: str
@@ -97,8 +108,14 @@ class EngineInfo(BaseModel):
     heygemd_version: str
     device: str = Field(description="where the model runs: cpu, cuda, cuda:N (a dry run: cpu)")
     dry_run: bool = Field(False, description="no model: templates are fitted to the audio, mouths unchanged")
+    model: ModelKind = Field(ModelKind.WAV2LIP, description="the lip-sync model: wav2lip or musetalk")
+    model_files: list[CheckpointReport] = Field(
+        default_factory=list, description="every weights file the model loaded (MuseTalk: UNet, VAE, whisper)"
+    )
     detector: DetectorKind | None = Field(None, description="s3fd or lbp; None in a dry run")
-    checkpoint: CheckpointReport | None = Field(None, description="the Wav2Lip weights; None in a dry run")
+    checkpoint: CheckpointReport | None = Field(
+        None, description="the lip-sync generator's weights (Wav2Lip's .pth, MuseTalk's unet.pth); None in a dry run"
+    )
     detector_checkpoint: CheckpointReport | None = Field(None, description="the S3FD weights; None for lbp or a dry run")
     batch_size: int = Field(description="frames per generator batch, as configured")
     encoder: str = Field(description="the video encoder: libx264 or h264_nvenc")
@@ -130,6 +147,8 @@ class RenderReport(BaseModel):
     output: OutputFile
     options: RenderOptions
     faces: FaceStats
+    model: ModelKind = ModelKind.WAV2LIP
+    lipsync: LipSyncStats = Field(default_factory=LipSyncStats)
     checkpoint: CheckpointReport | None = Field(None, description="None in dry-run mode")
     restorer: CheckpointReport | None = Field(None, description="the face restorer's weights; None when no restorer ran")
     device: str

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from heygemd.engine.weights import WeightsRole
+from heygemd.engine.weights import MUSETALK_FILES, SAFETENSORS_SUFFIX, SD_VAE, PublishedWeights, WeightsRole
 
 Box = tuple[int, int, int, int]
 """A face box in pixels of the (rotated, displayed) frame: (x1, y1, x2, y2), x2/y2 exclusive."""
@@ -28,6 +28,13 @@ class LoopPolicy(StrEnum):
 class BlendMode(StrEnum):
     FEATHER = "feather"  # soft-edged mask over the lower face
     HARD = "hard"  # the reference's pasted rectangle, exactly
+
+
+class ModelKind(StrEnum):
+    """The lip-sync model a service runs (one, loaded once and kept warm)."""
+
+    WAV2LIP = "wav2lip"  # 96x96 mouth; weights for personal/research use only (trained on LRS2)
+    MUSETALK = "musetalk"  # MuseTalk 1.5: a 256x256 face in one latent UNet step; weights for any purpose
 
 
 class DetectorKind(StrEnum):
@@ -73,6 +80,7 @@ class WeightFile:
     role: WeightsRole  # also the key under which the configuration's ``[models]`` says where it comes from
     label: str
     path: Path
+    published: PublishedWeights | None = None  # the weights table's row when it fixes the source (MuseTalk's files)
 
 
 class EngineSettings(BaseModel):
@@ -80,8 +88,20 @@ class EngineSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    model: ModelKind = Field(
+        ModelKind.WAV2LIP,
+        description="the lip-sync model: wav2lip (research-only weights) or musetalk (MuseTalk 1.5, weights for any "
+        "purpose; needs musetalk_dir)",
+    )
     checkpoint: Path = Field(
         Path("checkpoints/wav2lip_gan.pth"), description="Wav2Lip generator weights (wav2lip_gan.pth or wav2lip.pth)"
+    )
+    musetalk_dir: Path = Field(
+        Path("checkpoints/musetalk"),
+        description='MuseTalk 1.5\'s files as its download script leaves them (musetalkV15/, sd-vae/, whisper/), used when model = "musetalk"',
+    )
+    latent_cache_max_mb: int = Field(
+        256, ge=0, description="MuseTalk: memory for the VAE latents of re-used template frames (0: no cache)"
     )
     detector: DetectorKind = Field(
         DetectorKind.S3FD, description="s3fd (needs detector_checkpoint) or lbp (no download, lower quality)"
@@ -124,12 +144,27 @@ class EngineSettings(BaseModel):
 
     def weight_files(self) -> list[WeightFile]:
         """The weight files these settings name (a dry run names them too, and loads none)."""
-        files = [WeightFile(WeightsRole.LIP_SYNC, GENERATOR_LABEL, self.checkpoint)]
+        files = self._lip_sync_files()
         if self.detector == DetectorKind.S3FD:
             files.append(WeightFile(WeightsRole.FACE_DETECTOR, DETECTOR_LABEL, self.detector_checkpoint))
         if self.restorer == RestorerKind.GFPGAN:
             files.append(WeightFile(WeightsRole.FACE_RESTORER, RESTORER_LABEL, self.restorer_checkpoint))
         return files
+
+    def _lip_sync_files(self) -> list[WeightFile]:
+        if self.model is ModelKind.MUSETALK:  # its files at their places in the layout of MuseTalk's download script
+            return [
+                WeightFile(WeightsRole.LIP_SYNC, f"MuseTalk {row.file_name}", self._musetalk_path(row), row)
+                for row in MUSETALK_FILES
+            ]
+        return [WeightFile(WeightsRole.LIP_SYNC, GENERATOR_LABEL, self.checkpoint)]
+
+    def _musetalk_path(self, row: PublishedWeights) -> Path:
+        path = self.musetalk_dir / row.file_name
+        safetensors = path.with_suffix(SAFETENSORS_SUFFIX)
+        if row is SD_VAE and safetensors.exists():  # the engine loads the VAE from this one when it is there
+            return safetensors
+        return path
 
     def files_to_load(self) -> list[WeightFile]:
         """The weight files an engine with these settings loads when it starts (none in a dry run)."""
@@ -161,6 +196,15 @@ class RenderOptions(BaseModel):
         X264Preset.MEDIUM, description="libx264 preset: " + ", ".join(preset.value for preset in X264Preset)
     )
     still_fps: float = Field(25.0, gt=0, le=120, description="frame rate of the video made from a still image")
+    silence_db: float = Field(
+        -45.0, ge=-120, le=0, description="audio quieter than this (dBFS, per 10 ms) counts as silence"
+    )
+    silence_min_s: float = Field(
+        0.4,
+        ge=0,
+        le=60,
+        description="silences at least this long show the template's own mouth, cross-faded at the edges (0: off)",
+    )
 
     @field_validator("fixed_box")
     @classmethod

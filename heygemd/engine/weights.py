@@ -99,3 +99,57 @@ PUBLISHED: tuple[PublishedWeights, ...] = (
 def known_name(sha256: str) -> str | None:
     """The public file name for a digest, or None when the file is not a known release."""
     return next((weights.file_name for weights in PUBLISHED if weights.matches(sha256)), None)
+
+
+# MuseTalk 1.5 (engine.model = "musetalk"): the files its download script fetches, by their place under
+# engine.musetalk_dir. No digest is recorded: heygemd found no two public sources agreeing on these files'
+# sha256, so they are not recognised by hash (sha256 ""); the engine checks every key and shape when it loads.
+# All seven are the lip-sync model's parts (the whisper encoder turns the audio into MuseTalk's features).
+# Kept out of PUBLISHED, whose rows name a file by its digest.
+HUGGING_FACE = "https://huggingface.co"
+MUSETALK_UNET = PublishedWeights(
+    "musetalkV15/unet.pth",
+    "",
+    WeightsRole.LIP_SYNC,
+    url=f"{HUGGING_FACE}/TMElyralab/MuseTalk/resolve/main/musetalkV15/unet.pth",
+)
+MUSETALK_UNET_CONFIG = PublishedWeights(
+    "musetalkV15/musetalk.json",
+    "",
+    WeightsRole.LIP_SYNC,
+    url=f"{HUGGING_FACE}/TMElyralab/MuseTalk/resolve/main/musetalkV15/musetalk.json",
+)
+SD_VAE_CONFIG = PublishedWeights(
+    "sd-vae/config.json", "", WeightsRole.LIP_SYNC, url=f"{HUGGING_FACE}/stabilityai/sd-vae-ft-mse/resolve/main/config.json"
+)
+SAFETENSORS_SUFFIX = ".safetensors"  # the VAE may be placed as diffusion_pytorch_model.safetensors instead
+SD_VAE = PublishedWeights(
+    "sd-vae/diffusion_pytorch_model.bin",
+    "",
+    WeightsRole.LIP_SYNC,
+    url=f"{HUGGING_FACE}/stabilityai/sd-vae-ft-mse/resolve/main/diffusion_pytorch_model.bin",
+)
+WHISPER_TINY_CONFIG = PublishedWeights(
+    "whisper/config.json", "", WeightsRole.LIP_SYNC, url=f"{HUGGING_FACE}/openai/whisper-tiny/resolve/main/config.json"
+)
+WHISPER_TINY = PublishedWeights(
+    "whisper/pytorch_model.bin",
+    "",
+    WeightsRole.LIP_SYNC,
+    url=f"{HUGGING_FACE}/openai/whisper-tiny/resolve/main/pytorch_model.bin",
+)
+WHISPER_TINY_PREPROCESSOR = PublishedWeights(
+    "whisper/preprocessor_config.json",
+    "",
+    WeightsRole.LIP_SYNC,
+    url=f"{HUGGING_FACE}/openai/whisper-tiny/resolve/main/preprocessor_config.json",
+)
+MUSETALK_FILES: tuple[PublishedWeights, ...] = (
+    MUSETALK_UNET,
+    MUSETALK_UNET_CONFIG,
+    SD_VAE_CONFIG,
+    SD_VAE,
+    WHISPER_TINY_CONFIG,
+    WHISPER_TINY,
+    WHISPER_TINY_PREPROCESSOR,
+)

@@ -26,7 +26,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from heygemd.engine.blend import blend_face, crop_face, first_pasted_row
+from heygemd.engine.blend import MASK_TOP, blend_face, crop_face, first_pasted_row
+from heygemd.engine.generator_io import FACE_SIZE
 from heygemd.engine.settings import BlendMode, Box
 
 CHROMA_STEP = 2  # one U and one V sample per 2x2 pixels: I420 rectangles start and end on even pixels
@@ -97,15 +98,23 @@ def _relative(rect: Rect, origin: Rect) -> Rect:
     return rect[0] - origin[0], rect[1] - origin[1], rect[2] - origin[0], rect[3] - origin[1]
 
 
-def crop_face_i420(frame: np.ndarray, box: Box) -> np.ndarray:
-    """(H * 3 // 2, W) I420 frame -> (96, 96, 3) uint8 BGR crop of ``box``, as ``blend.crop_face``
+def crop_face_i420(frame: np.ndarray, box: Box, size: int = FACE_SIZE, interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
+    """(H * 3 // 2, W) I420 frame -> (size, size, 3) uint8 BGR crop of ``box``, as ``blend.crop_face``
     crops the frame's BGR conversion (byte for byte: cv2 converts each 2x2 block on its own)."""
     bgr, aligned = bgr_region(frame, box)
-    return crop_face(bgr, _relative(box, aligned))
+    return crop_face(bgr, _relative(box, aligned), size, interpolation)
 
 
-def paste_i420(frame: np.ndarray, box: Box, face: np.ndarray, mode: BlendMode, feather: float) -> None:
-    """Paste one predicted (96, 96, 3) float face into the (H * 3 // 2, W) I420 ``frame`` (in place) at ``box``.
+def paste_i420(
+    frame: np.ndarray,
+    box: Box,
+    face: np.ndarray,
+    mode: BlendMode,
+    feather: float,
+    mask_top: float = MASK_TOP,
+    strength: float = 1.0,
+) -> None:
+    """Paste one predicted (S, S, 3) float face into the (H * 3 // 2, W) I420 ``frame`` (in place) at ``box``.
 
     What blending the face over the frame's BGR conversion gives: the rows of the box the paste changes (all for HARD, from
     ``MASK_TOP`` down for FEATHER) are converted to BGR, blended by ``blend.blend_face`` and
@@ -113,11 +122,11 @@ def paste_i420(frame: np.ndarray, box: Box, face: np.ndarray, mode: BlendMode, f
     they touch; everything else stays byte for byte as decoded.
     """
     x1, y1, x2, y2 = box
-    top = first_pasted_row(y2 - y1, mode, feather)
-    if top >= y2 - y1:
+    top = first_pasted_row(y2 - y1, mode, feather, mask_top)
+    if top >= y2 - y1 or strength <= 0:
         return
     pasted = (x1, y1 + top, x2, y2)
     bgr, aligned = bgr_region(frame, pasted)
     px1, py1, px2, py2 = _relative(pasted, aligned)
-    bgr[py1:py2, px1:px2] = blend_face(bgr[py1:py2, px1:px2], face, mode, feather, top)
+    bgr[py1:py2, px1:px2] = blend_face(bgr[py1:py2, px1:px2], face, mode, feather, top, mask_top, strength)
     write_region(frame, aligned, cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420), pasted)

@@ -12,14 +12,17 @@ from starlette.requests import ClientDisconnect
 
 from heygemd.control import request_cancel, request_pause
 from heygemd.daemon.fsutil import remove_tree, rename_no_replace
+from heygemd.daemon.presenters import list_presenters
 from heygemd.engine.formats import AUDIO_SUFFIXES, STILL_SUFFIXES, VIDEO_SUFFIXES
 from heygemd.engine.settings import BlendMode, LoopPolicy
 from heygemd.names import temporary_name
+from heygemd.speech.choice import AUTO_VOICE, ENGINES, MAX_SPEED, MIN_SPEED
 from heygemd.web.errors import WebError
 from heygemd.web.i18n import Translator
 from heygemd.web.security import CSRF_FIELD, check_csrf_field, needs_csrf_token
 from heygemd.web.settings import AREAS, OUTBOX, QUARANTINE, WebSettings
 from heygemd.web.upload import (
+    SCRIPT_FILE,
     Receiver,
     UploadRefused,
     check_folder,
@@ -47,6 +50,13 @@ class UploadForm(BaseModel):
     loops: list[str]
     blends: list[str]
     default_crf: int
+    presenters: list[str]
+    voices: list[str]  # every engine; the page's script keeps the usable ones (/api/voices loads the engines)
+    default_voice: str
+    default_language: str
+    min_speed: float
+    max_speed: float
+    max_script_chars: int
 
 
 # ---------------------------------------------------------------------------- finding
@@ -163,11 +173,12 @@ async def receive_job(request: Request, settings: WebSettings) -> str:
         upload = await receiver.receive(request.stream())
         if receiver.csrf_check is not None:  # a form without files: its token is checked now
             receiver.csrf_check(upload.texts.get(CSRF_FIELD))
-        if not upload.audio:
-            raise UploadRefused(400, "upload.no_audio", "Choose one audio file.", code=None)
-        if not upload.templates:
-            raise UploadRefused(400, "upload.no_template", "Choose one or more template videos.")
-        wanted = check_job_name(upload.texts.get("name", "").strip() or Path(upload.audio[0]).stem)
+        if not upload.audio and not upload.script:
+            raise UploadRefused(400, "upload.no_audio", "Choose an audio file or type a script.", code=None)
+        if not upload.templates and not upload.presenters:
+            raise UploadRefused(400, "upload.no_template", "Choose one or more template videos, or pick presenters.")
+        default_name = Path(upload.audio[0]).stem if upload.audio else Path(SCRIPT_FILE).stem
+        wanted = check_job_name(upload.texts.get("name", "").strip() or default_name)
         await anyio.to_thread.run_sync(write_extras, settings, upload)
         await anyio.to_thread.run_sync(check_folder, settings, upload, wanted)
         await anyio.to_thread.run_sync(check_media, upload)
@@ -189,6 +200,13 @@ def upload_form(settings: WebSettings) -> UploadForm:
         loops=[policy.value for policy in LoopPolicy],
         blends=[mode.value for mode in BlendMode],
         default_crf=settings.render.crf,
+        presenters=list_presenters(settings.paths.presenter_library),
+        voices=[engine for engine in ENGINES if engine != AUTO_VOICE],
+        default_voice=settings.speech.voice,
+        default_language=settings.speech.language,
+        min_speed=MIN_SPEED,
+        max_speed=MAX_SPEED,
+        max_script_chars=settings.limits.max_script_chars,
     )
 
 

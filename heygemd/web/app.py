@@ -18,13 +18,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from heygemd import __version__
 from heygemd.web.access import SignInNeeded, to_sign_in
 from heygemd.web.errors import WebError
-from heygemd.web.routes import api, apidocs, downloads, pages, scrape, signin
+from heygemd.web.routes import api, apidocs, downloads, pages, presenters, scrape, signin
 from heygemd.web.settings import WebSettings
 from heygemd.web.site import HERE, DisplayJSONResponse, Web, web_of
 
 DESCRIPTION = (
-    "Lip-sync jobs: submit one audio and one or more templates, follow the job by the id submit "
-    "returns (it stays findable after the job ended), fetch its results. With web.token set, send "
+    "Lip-sync jobs: submit audio files or a script, and templates or presenters of the library, follow the job by the "
+    "id submit returns (it stays findable after the job ended), fetch its results. Manage the presenter library, list "
+    "the voices, listen to a script's start. With web.token set, send "
     "`Authorization: Bearer <token>`."
 )
 
@@ -44,7 +45,8 @@ def create_app(settings: WebSettings) -> FastAPI:
     app.add_exception_handler(WebError, refused)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(SignInNeeded, to_sign_in)
-    for router in (signin.router, pages.router, downloads.pages, api.router, downloads.api, apidocs.router, scrape.router):
+    routers = (signin.router, pages.router, downloads.pages, presenters.pages, api.router, downloads.api, presenters.api)
+    for router in (*routers, apidocs.router, scrape.router):
         app.include_router(router)
     app.mount(apidocs.ASSETS_URL, apidocs.swagger_assets(), name="swagger-ui")
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")

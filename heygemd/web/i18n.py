@@ -65,6 +65,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "ui.colon": (": ", "："),
     "nav.dashboard": ("Dashboard", "总览"),
     "nav.upload": ("New job", "新建任务"),
+    "nav.presenters": ("Presenters", "数字人形象"),
     "nav.results": ("Results", "结果"),
     "nav.api": ("API", "API 文档"),
     "results.title": ("Results", "结果"),
@@ -220,9 +221,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "blend.hard": ("hard edge (box)", "硬边缘（方框）"),
     "upload.title": ("New job", "新建任务"),
     "upload.intro": (
-        "One audio file and one or more template videos (or images) make one job. Each template gets "
-        "the presenter's mouth re-synced to the audio.",
-        "一个音频文件加上一个或多个模板视频（或图片）组成一个任务。每个模板视频里的口型都会与音频重新同步。",
+        "Audio files (or a typed script) and template videos or images (or presenters of the library) make one job. "
+        "Each template gets the presenter's mouth re-synced to each audio.",
+        "音频文件（或输入的文稿）加上模板视频或图片（或形象库中的数字人）组成一个任务。"
+        "每个模板里的口型都会与每段音频重新同步。",
     ),
     "upload.name": ("Job name (optional)", "任务名称（可不填）"),
     "upload.name_hint": ("the audio file's name", "默认使用音频文件名"),
@@ -254,10 +256,57 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "this browser cannot play it (the service checks it when it is sent)",
         "浏览器无法播放（发送后由服务检查）",
     ),
-    "upload.client_several_audio": (
-        "One audio file per job: remove the others.",
-        "每个任务只能有一个音频文件，请移除其余的。",
+    "upload.presenters": ("Presenters from the library", "形象库中的数字人"),
+    "upload.no_presenters": ("The presenter library is empty.", "形象库还是空的。"),
+    "upload.script": ("Or type a script", "或者输入文稿"),
+    "upload.script_hint": (
+        "Spoken with the voice below instead of an audio file (leave the audio empty).",
+        "用下面的声音朗读，代替音频文件（此时不要选择音频）。",
     ),
+    "upload.voice": ("Voice", "声音"),
+    "upload.language": ("Language (en, zh, … or auto)", "语言（en、zh……或 auto）"),
+    "upload.speed": ("Speed (1.0: natural)", "语速（1.0 为正常）"),
+    "upload.preview": ("Listen to the start", "试听开头"),
+    "upload.previewing": ("Speaking…", "正在合成…"),
+    "upload.preview_failed": ("The preview failed: {error}", "试听失败：{error}"),
+    "presenters.title": ("Presenters", "数字人形象"),
+    "presenters.intro": (
+        "Upload a presenter's template videos or images once; then pick the presenter for any job "
+        '(job.toml: presenters = ["name"]) instead of uploading the templates again.',
+        "每个数字人的模板视频或图片只需上传一次；之后任何任务都可以直接选择这个数字人"
+        '（job.toml：presenters = ["name"]），不必再次上传模板。',
+    ),
+    "presenters.add": ("Add a presenter", "添加数字人"),
+    "presenters.name": ("Name", "名称"),
+    "presenters.upload": ("Upload", "上传"),
+    "presenters.none": ("No presenter yet.", "还没有数字人。"),
+    "presenters.empty": ("No template video or image.", "没有模板视频或图片。"),
+    "presenters.reference": ('job.toml: presenters = ["{name}"]', 'job.toml：presenters = ["{name}"]'),
+    "presenters.new_name": ("New name", "新名称"),
+    "presenters.rename": ("Rename", "重命名"),
+    "presenters.confirm": ("Yes, delete", "确认删除"),
+    "presenters.delete": ("Delete", "删除"),
+    "presenters.delete_confirm": (
+        'Delete the presenter "{name}" and its templates? Jobs that name it will be refused.',
+        "删除数字人“{name}”及其模板？引用它的任务将被拒绝。",
+    ),
+    "presenter.bad_name": (
+        '"{name}" cannot be a presenter\'s name: one plain name (no "/", no "..", not starting with a dot).',
+        "“{name}”不能作为数字人名称：只能是一个普通名称（不含“/”和“..”，不以点开头）。",
+    ),
+    "presenter.unknown": ('The presenter "{name}" is not in the library.', "形象库中没有数字人“{name}”。"),
+    "presenter.exists": ('A presenter named "{name}" is in the library already.', "形象库中已有名为“{name}”的数字人。"),
+    "presenter.no_template": (
+        "Choose one or more template videos or images (no audio).",
+        "请选择一个或多个模板视频或图片（不要音频）。",
+    ),
+    "presenter.confirm": ('Tick "Yes, delete" to delete "{name}".', "请勾选“确认删除”以删除“{name}”。"),
+    "speech.bad_voice": (
+        '"{voice}" is not a voice: auto, espeak-ng, kokoro or kokoro:<speaker>.',
+        "“{voice}”不是可用的声音：auto、espeak-ng、kokoro 或 kokoro:<speaker>。",
+    ),
+    "speech.nothing_to_say": ("Type a script first.", "请先输入文稿。"),
+    "speech.preview_failed": ("The script cannot be spoken: {reason}", "无法朗读这段文稿：{reason}"),
     "upload.client_empty": ('"{name}" is empty (0 bytes).', "“{name}”是空文件（0 字节）。"),
     "upload.client_audio_too_long": ('"{name}" is longer than {limit}.', "“{name}”超过了 {limit}。"),
     "upload.client_upload_too_large": ("These files are larger than {size} together.", "这些文件加起来超过了 {size}。"),
@@ -288,8 +337,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "upload.not_audio": ('"{name}" is not an audio file.', "“{name}”不是音频文件。"),
     "upload.not_template": ('"{name}" is not a video or an image.', "“{name}”不是视频或图片。"),
     "upload.duplicate": ('Two files are named "{name}".', "有两个文件都叫“{name}”。"),
-    "upload.no_audio": ("Choose one audio file.", "请选择一个音频文件。"),
-    "upload.no_template": ("Choose one or more template videos.", "请选择一个或多个模板视频。"),
+    "upload.no_audio": ("Choose an audio file or type a script.", "请选择音频文件或输入文稿。"),
+    "upload.no_template": (
+        "Choose one or more template videos, or pick presenters.",
+        "请选择一个或多个模板视频，或选择数字人。",
+    ),
     "upload.options_twice": (
         "Give the options either in the form or as job.toml, not both.",
         "选项请只用一种方式填写：表单或 job.toml。",
@@ -301,6 +353,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     ),
     "upload.no_free_name": ('No free job name like "{name}" is left.', "类似“{name}”的任务名称都已被占用。"),
     "upload.contract": ("The job cannot be accepted: {summary}", "无法接受这个任务：{summary}"),
+    "upload.script_too_long": (
+        "The script has {count} characters; this service accepts scripts of up to {limit}.",
+        "文稿有 {count} 个字符；本服务最多接受 {limit} 个字符的文稿。",
+    ),
     "upload.interrupted": ("The upload was interrupted.", "上传被中断了。"),
     "csrf.cross_site": ("Refused: the request comes from another site.", "已拒绝：请求来自其他网站。"),
     "csrf.missing": (
@@ -335,7 +391,9 @@ JS_KEYS = (
     "upload.kind_template",
     "upload.remove",
     "upload.unreadable_here",
-    "upload.client_several_audio",
+    "upload.previewing",
+    "upload.preview_failed",
+    "upload.preview",
     "upload.client_empty",
     "upload.client_audio_too_long",
     "upload.client_upload_too_large",
@@ -385,6 +443,10 @@ CODE_TEXTS_ZH: dict[ErrorCode, tuple[str, str]] = {
     ErrorCode.JOB_NO_TEMPLATE: ("任务文件夹里没有模板视频。", "请放入一个或多个模板视频，然后重新放入文件夹。"),
     ErrorCode.JOB_ONLY_FOLDERS: ("任务文件夹里只有文件夹。", "请把每个任务文件夹直接放进收件文件夹。"),
     ErrorCode.JOB_TOML_INVALID: ("job.toml 文件无效。", "请改正 job.toml（详细信息里写明了是哪一项），然后重新放入文件夹。"),
+    ErrorCode.JOB_MODEL_UNAVAILABLE: (
+        "job.toml 要求的口型同步模型不是本服务运行的模型。",
+        "请删除 job.toml 中的 model 项，或把任务放到运行该模型的服务上（engine.model）。",
+    ),
     ErrorCode.NAME_TOO_LONG: ("某个名称对文件系统来说太长。", "请给文件或文件夹起一个短一些的名称，然后重新放入。"),
     ErrorCode.LIMIT_AUDIO_TOO_LONG: ("音频超过了服务允许的时长。", "请拆分音频，或请管理员调高 limits.max_audio_seconds。"),
     ErrorCode.LIMIT_TOO_MANY_TEMPLATES: (

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hmac
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from hashlib import sha256
 from pathlib import Path
 
@@ -15,6 +15,7 @@ from heygemd.daemon.config import (
     WebConfig,
 )
 from heygemd.daemon.servicelock import LOCK_FILE
+from heygemd.daemon.speech_settings import SpeechConfig
 from heygemd.daemon.status import STATUS_FILE
 from heygemd.engine.settings import RenderOptions
 
@@ -34,11 +35,14 @@ class WebSettings:
     render: RenderOptions
     marker_name: str | None  # the READY marker an upload must carry when the service waits for markers
     min_free_space: int
+    speech: SpeechConfig = field(default_factory=SpeechConfig)  # the voices the page offers and previews speak with
 
     @classmethod
     def from_config(cls, config: HeygemdConfig) -> WebSettings:
         marker = config.watch.marker_name if config.watch.readiness is Readiness.MARKER else None
-        return cls(config.paths, config.limits, config.web, config.render, marker, int(config.outputs.min_free_space))
+        return cls(
+            config.paths, config.limits, config.web, config.render, marker, int(config.outputs.min_free_space), config.speech
+        )
 
     def area_folder(self, area: str) -> Path:
         return self.paths.outbox if area == OUTBOX else self.paths.quarantine

@@ -56,8 +56,15 @@ AUDIO_FIELD = "audio"
 TEMPLATES_FIELD = "templates"
 MAX_TEXT_BYTES = 64 * 1024
 CSRF_FIELD = "csrf_token"
-TEXT_FIELDS = frozenset({"name", "output_folder", "loop", "blend", "crf", "job_toml", CSRF_FIELD})
-MAX_EXTRA_PARTS = len(TEXT_FIELDS) + 1
+PRESENTERS_FIELD = "presenters"  # one per presenter picked (a checkbox each), or several names split by commas
+SCRIPT_FIELD = "script"
+SPEECH_FIELDS = ("voice", "language", "speed")
+TEXT_FIELDS = frozenset(
+    {"name", "output_folder", "loop", "blend", "crf", "job_toml", CSRF_FIELD, PRESENTERS_FIELD, SCRIPT_FIELD, *SPEECH_FIELDS}
+)
+MAX_PRESENTER_PARTS = 100
+MAX_EXTRA_PARTS = len(TEXT_FIELDS) + 1 + MAX_PRESENTER_PARTS
+SCRIPT_FILE = "script.txt"  # the typed script, written into the job folder as the share's scripts are
 MAX_NUMBERED = 1000
 
 
@@ -83,6 +90,11 @@ class Upload:
     audio: list[str] = field(default_factory=list)
     templates: list[str] = field(default_factory=list)
     texts: dict[str, str] = field(default_factory=dict)
+    presenters: list[str] = field(default_factory=list)
+
+    @property
+    def script(self) -> str:
+        return self.texts.get(SCRIPT_FIELD, "").strip()
 
 
 class Receiver:
@@ -196,8 +208,11 @@ class Receiver:
     def _end(self) -> None:
         part = self.part
         if part.filename is None:
-            if part.form_field in TEXT_FIELDS:
-                self.upload.texts[part.form_field] = part.data.decode("utf-8", "replace")
+            text = part.data.decode("utf-8", "replace")
+            if part.form_field == PRESENTERS_FIELD:
+                self.upload.presenters += [name.strip() for name in text.split(",") if name.strip()]
+            elif part.form_field in TEXT_FIELDS:
+                self.upload.texts[part.form_field] = text
             return
         self._flush()
         if part.fd is not None:
@@ -266,13 +281,37 @@ def too_large(limit: int) -> UploadRefused:
 OPTION_FIELDS = ("loop", "blend", "crf")
 
 
-def options_toml(texts: dict[str, str]) -> str | None:
+def speech_lines(texts: dict[str, str], presenters: list[str]) -> list[str]:
+    """job.toml's top-level keys from the form: the presenters picked, and the script's voice, language and speed."""
+    lines = [f"presenters = [{', '.join(toml_value(name) for name in presenters)}]"] if presenters else []
+    for key in SPEECH_FIELDS:
+        value = texts.get(key, "").strip()
+        if not value:
+            continue
+        if key == "speed":
+            try:
+                lines.append(f"speed = {float(value)!r}")
+            except ValueError:
+                raise UploadRefused(
+                    400,
+                    "upload.bad_options",
+                    f'speed "{value}" is not a number.',
+                    code=ErrorCode.JOB_TOML_INVALID,
+                    detail=f"speed = {value}",
+                ) from None
+        else:
+            lines.append(f"{key} = {toml_value(value)}")
+    return lines
+
+
+def options_toml(texts: dict[str, str], presenters: list[str] | None = None) -> str | None:
     """job.toml from the form: the typed job.toml as it is, or one made from the options chosen (not both)."""
     typed = texts.get("job_toml", "").strip()
     chosen = {key: texts[key].strip() for key in OPTION_FIELDS if texts.get(key, "").strip()}
     output_folder = texts.get("output_folder", "").strip()
+    top = speech_lines(texts, presenters or [])
     if typed:
-        if chosen or output_folder:
+        if chosen or output_folder or top:
             raise UploadRefused(
                 400,
                 "upload.options_twice",
@@ -280,7 +319,7 @@ def options_toml(texts: dict[str, str]) -> str | None:
                 code=ErrorCode.JOB_TOML_INVALID,
             )
         return typed + "\n"
-    lines = [f"output_folder = {toml_value(output_folder)}"] if output_folder else []
+    lines = top + ([f"output_folder = {toml_value(output_folder)}"] if output_folder else [])
     if chosen:
         lines.append("[render]")
     for key, value in chosen.items():
@@ -335,12 +374,18 @@ def taken_names(settings: WebSettings) -> set[str]:
 
 def check_folder(settings: WebSettings, upload: Upload, name: str) -> None:
     """The staging folder, checked by the contract exactly as the service will check it."""
-    if not upload.audio:
-        raise UploadRefused(400, "upload.no_audio", "Choose one audio file.", code=ErrorCode.JOB_NO_AUDIO)
-    if not upload.templates:
-        raise UploadRefused(400, "upload.no_template", "Choose one or more template videos.", code=ErrorCode.JOB_NO_TEMPLATE)
+    if not upload.audio and not upload.script:
+        raise UploadRefused(400, "upload.no_audio", "Choose an audio file or type a script.", code=ErrorCode.JOB_NO_AUDIO)
+    if not upload.templates and not upload.presenters:
+        raise UploadRefused(
+            400,
+            "upload.no_template",
+            "Choose one or more template videos, or pick presenters.",
+            code=ErrorCode.JOB_NO_TEMPLATE,
+        )
     try:
-        plan = plan_job(upload.staging, name, settings.render, settings.marker_name, settings.limits)
+        library = settings.paths.presenter_library
+        plan = plan_job(upload.staging, name, settings.render, settings.marker_name, settings.limits, library)
         check_limits(plan, settings.limits)
     except ContractViolation as err:
         raise UploadRefused(400, "upload.contract", err.reason, code=err.code) from None
@@ -356,8 +401,25 @@ def check_media(upload: Upload) -> None:
             raise UploadRefused(415, "upload.contract", f'"{name}" {err.reason}.', code=err.code) from None
 
 
+def check_script_length(settings: WebSettings, upload: Upload) -> None:
+    """A typed script over limits.max_script_chars is refused now, as the service would refuse it when speaking."""
+    limit = settings.limits.max_script_chars
+    if limit and len(upload.script) > limit:
+        raise UploadRefused(
+            413,
+            "upload.script_too_long",
+            f"The script has {len(upload.script)} characters; this service accepts scripts of up to {limit}.",
+            code=ErrorCode.LIMIT_SCRIPT_TOO_LONG,
+            count=len(upload.script),
+            limit=limit,
+        )
+
+
 def write_extras(settings: WebSettings, upload: Upload) -> None:
-    options = options_toml(upload.texts)
+    check_script_length(settings, upload)
+    options = options_toml(upload.texts, upload.presenters)
+    if upload.script:
+        (upload.staging / SCRIPT_FILE).write_text(upload.script + "\n", encoding="utf-8")
     if options is not None:
         (upload.staging / JOB_FILE).write_text(options, encoding="utf-8")
     if settings.marker_name:  # the service waits for the marker: the upload is complete, so it comes with one
@@ -394,8 +456,11 @@ def discard(staging: Path) -> None:
     remove_tree(staging)
 
 
-def remove_stale_staging(inbox: Path) -> list[str]:
-    """At start-up: staging folders that an upload of a dead `heygemd web` left in the inbox. Returns their names."""
+def remove_stale_staging(inbox: Path, final: str | None = STAGING_NAME) -> list[str]:
+    """At start-up: staging folders that an upload of a dead `heygemd web` left in the inbox. Returns their names.
+
+    ``final`` None: every temporary folder of a dead process (in the presenter library, where only the web writes them).
+    """
     removed: list[str] = []
     try:
         entries = list(os.scandir(inbox))
@@ -403,7 +468,7 @@ def remove_stale_staging(inbox: Path) -> list[str]:
         return removed
     for entry in entries:
         parsed = parse_temporary_name(entry.name)
-        if parsed is None or parsed.final != STAGING_NAME or not parsed.checkable or process_alive(parsed.pid or 0):
+        if parsed is None or final not in (None, parsed.final) or not parsed.checkable or process_alive(parsed.pid or 0):
             continue
         remove_tree(Path(entry.path))
         removed.append(entry.name)

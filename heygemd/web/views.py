@@ -23,7 +23,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from heygemd.codes import ErrorCode
 from heygemd.control import ControlState, read_control
-from heygemd.daemon.contract import FileKind, is_ignored_name, kind_of
+from heygemd.daemon.contract import ContractViolation, FileKind, is_ignored_name, kind_of, plan_job
 from heygemd.daemon.journal import HistoryEntry, JobRecord, Journal, Phase
 from heygemd.daemon.model_wait import MissingModelFile
 from heygemd.daemon.reports import (
@@ -331,9 +331,17 @@ class JobFinder:
 
     def _marked(self, view: JobView | None) -> JobView | None:
         if view is not None:
+            for video_view in view.videos:  # a page's view of a video, never the service's record
+                video_view.template = self._reference(video_view.template)
             view.cancel_requested = view.phase in ACTIVE_PHASES and self.cancel_requested(view.id, view.job_id)
             view.cancellable = view.phase in ACTIVE_PHASES and view.phase is not JobPhase.PUBLISHING
         return view
+
+    def _reference(self, template: str) -> str:
+        """A template of the presenter library as job.toml names it (``anna/front.mp4``), not by its path on disk."""
+        path = Path(template)
+        library = self.settings.paths.presenter_library.absolute()
+        return f"{path.parent.name}/{path.name}" if path.is_absolute() and path.parent.parent == library else template
 
     # -- in the inbox
 
@@ -359,7 +367,26 @@ class JobFinder:
             for name in inputs
             if kind_of(name) in (FileKind.VIDEO, FileKind.STILL)
         ]
+        view.videos += [
+            VideoView(template=reference, status=VideoStatus.PENDING.value) for reference in self._from_library(folder)
+        ]
         return view
+
+    def _from_library(self, folder: Path) -> list[str]:
+        """The presenter library's templates a queued job names (``anna/front.mp4``); none while it breaks the contract."""
+        try:
+            plan = plan_job(
+                folder,
+                folder.name,
+                self.settings.render,
+                self.settings.marker_name,
+                self.settings.limits,
+                self.settings.paths.presenter_library,
+            )
+        except ContractViolation:
+            return []
+        sources = [video.source for video in plan.videos if video.source.parent != folder]
+        return list(dict.fromkeys(f"{source.parent.name}/{source.name}" for source in sources))
 
     # -- in a service's hands
 

@@ -109,7 +109,7 @@ def test_features_come_out_exactly_as_from_the_file_itself(engine, tmp_path, suf
     with engine.prepare_audio(source) as audio:
         samples = decode_audio(source)
         assert audio.num_samples == len(samples)
-        np.testing.assert_array_equal(audio.mel, melspectrogram(samples))
+        np.testing.assert_array_equal(audio.features.mel, melspectrogram(samples))
 
 
 @pytest.mark.parametrize(("suffix", "codec"), [(".wav", "pcm_s16le"), (".mp3", "pcm_f32le"), (".flac", "pcm_s16le")])

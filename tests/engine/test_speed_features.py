@@ -223,7 +223,7 @@ def test_the_generator_starts_while_faces_are_still_being_detected(engine_settin
     engine.detect_while_rendering = True  # what a GPU engine does
     detector = _SlowDetector(engine.tracker.detector, delay=0.1)
     engine.tracker.detector = detector
-    engine.generator.model = model = _TimedModel(engine.generator.model)
+    engine.model.generator.model = model = _TimedModel(engine.model.generator.model)
     report = engine.render(make_audio(tmp_path / "speech.wav", seconds=2.4), long_template, tmp_path / "out.mp4")
     assert report.faces.frames_with_face == 60 and len(detector.finished_at) == 15
     assert model.started_at[0] < detector.finished_at[-1], "the first batch waited for the whole track"
@@ -295,9 +295,9 @@ class _RunsOutOfMemoryAbove(torch.nn.Module):
 
 def test_out_of_memory_halves_the_batch_without_restarting_the_video(engine_settings, speech, template, tmp_path):
     engine = LipSyncEngine(engine_settings.model_copy(update={"batch_size": 16}))
-    engine.generator.model = model = _RunsOutOfMemoryAbove(engine.generator.model, limit=4)
+    engine.model.generator.model = model = _RunsOutOfMemoryAbove(engine.model.generator.model, limit=4)
     report = engine.render(speech, template, tmp_path / "out.mp4", RenderOptions(fixed_box=(40, 30, 152, 150)))
     assert report.output.frame_count == 15
-    assert engine.generator.batch.size == 4, "kept for the engine's later renders"
+    assert engine.model.generator.batch.size == 4, "kept for the engine's later renders"
     assert model.refused == 2  # 16 then 8 refused once; 4 kept for the rest of the video
     assert any("ran out of memory" in warning for warning in report.warnings)

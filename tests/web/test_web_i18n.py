@@ -24,7 +24,7 @@ WEB = Path(__file__).resolve().parents[2] / "heygemd" / "web"
 # t("key") and t('key') in the templates; t("prefix." ~ value) builds keys from a prefix (checked by the prefix).
 USED_KEY = re.compile(r"""\bt\(\s*["']([a-z_.]+)["']\s*(\)|,|~)""")
 # Keys the code builds: the refusal kinds of WebError and the words of the service's states.
-PYTHON_KEY = re.compile(r"""["']((?:upload|csrf|auth|error)\.[a-z_.]+)["']""")
+PYTHON_KEY = re.compile(r"""["']((?:upload|csrf|auth|error|presenter|speech)\.[a-z_.]+)["']""")
 
 
 def test_every_error_code_has_its_plain_reason_and_fix_in_both_languages():
@@ -49,7 +49,7 @@ def test_every_word_the_templates_and_the_code_use_is_in_the_catalogue():
     for template in (WEB / "templates").glob("*.html"):
         for key, end in USED_KEY.findall(template.read_text(encoding="utf-8")):
             (prefixes if end == "~" else used).add(key)
-    for module in WEB.glob("*.py"):
+    for module in WEB.rglob("*.py"):
         used.update(
             key
             for key in PYTHON_KEY.findall(module.read_text(encoding="utf-8"))

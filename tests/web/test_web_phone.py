@@ -68,6 +68,7 @@ def test_every_page_fits_a_phone_in_both_languages(daemon_factory, phone, media)
         pages = {
             "the dashboard": "/",
             "the upload page": "/upload",
+            "the presenters page": "/presenters",
             "a job's page": f"/jobs/{quote(JOB)}",
             "the results": "/results",
             "an unknown job's page": "/jobs/nothing-here",

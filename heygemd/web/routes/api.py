@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from heygemd.engine.settings import BlendMode, LoopPolicy
 from heygemd.names import display_json
+from heygemd.speech.choice import MAX_SPEED, MIN_SPEED
 from heygemd.web.access import check_api_write, require_sign_in
 from heygemd.web.actions import (
     cancel_job,
@@ -32,17 +33,35 @@ UPLOAD_BODY = {
             "multipart/form-data": {
                 "schema": {
                     "type": "object",
-                    "required": ["audio", "templates"],
                     "properties": {
-                        "audio": {"type": "string", "format": "binary", "description": "one audio file"},
+                        "audio": {
+                            "type": "array",
+                            "items": {"type": "string", "format": "binary"},
+                            "description": "one or more audio files (each rendered with every template), or a script",
+                        },
                         "templates": {
                             "type": "array",
                             "items": {"type": "string", "format": "binary"},
                             "description": "one or more template videos or images",
                         },
+                        "presenters": {
+                            "type": "array",
+                            "items": {"type": "string"},
+                            "description": 'presenters of the library, as well as or instead of templates: "anna" (all '
+                            'her templates) or "ben/front.mp4" (one); a field each, or names split by commas',
+                        },
+                        "script": {"type": "string", "description": "a script to speak instead of audio (script.txt)"},
+                        "voice": {"type": "string", "description": "the script's voice: auto, espeak-ng, kokoro[:speaker]"},
+                        "language": {"type": "string", "description": "the script's language: en, zh, ... or auto"},
+                        "speed": {
+                            "type": "number",
+                            "minimum": MIN_SPEED,
+                            "maximum": MAX_SPEED,
+                            "description": "1.0: natural",
+                        },
                         "name": {
                             "type": "string",
-                            "description": "the job's name (default: the audio's name); "
+                            "description": "the job's name (default: the audio's name, or script for a script); "
                             "a free 'name (2)' is taken if it is in use",
                         },
                         "loop": {"type": "string", "enum": [policy.value for policy in LoopPolicy]},
@@ -123,7 +142,7 @@ def list_jobs(settings: Settings) -> JobList:
     status_code=201,
     response_model=Submitted,
     openapi_extra=UPLOAD_BODY,
-    summary="Submit a job: one audio and one or more templates (multipart/form-data)",
+    summary="Submit a job: audio files or a script, and templates or presenters (multipart/form-data)",
 )
 async def submit(request: Request, settings: Settings) -> Submitted:
     name = await receive_job(request, settings)

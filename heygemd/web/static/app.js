@@ -32,6 +32,8 @@
     root.querySelectorAll("form[data-api]").forEach(function (form) {
       if (form.id === "upload-form" || form.getAttribute("data-bound")) return;
       form.setAttribute("data-bound", "1");
+      // the page's own question replaces the tick box a form sent without the script needs
+      form.querySelectorAll(".confirm-box").forEach(function (box) { box.hidden = true; });
       form.addEventListener("submit", function (event) {
         event.preventDefault();
         var question = form.getAttribute("data-confirm");
@@ -112,7 +114,6 @@
     // What the service would refuse, said before anything is sent.
     function refusals() {
       var found = [], audios = filesOf(audioInput), templates = filesOf(templatesInput), seen = {}, total = 0;
-      if (audios.length > 1) found.push(t("upload.client_several_audio"));
       audios.forEach(function (file) {
         if (audioSuffixes.indexOf(suffixOf(file.name)) < 0) found.push(t("upload.not_audio", { name: file.name }));
         var seconds = durations.get(file);
@@ -283,6 +284,76 @@
       request.send(new FormData(form));
     });
     render();
+    bindPreview(form);
+  }
+
+  // -- the script's preview: its first sentence(s) spoken by the service with the voice, language and speed chosen
+  function bindPreview(form) {
+    var button = document.getElementById("preview");
+    var player = document.getElementById("preview-player");
+    var problem = document.getElementById("preview-error");
+    if (!button) return;
+    var buttonText = button.textContent, address = null;
+    button.hidden = false;
+    offerUsableVoices(form.elements.voice, document.getElementById("languages"));
+    button.addEventListener("click", function () {
+      var speed = form.elements.speed.value;
+      var wanted = { text: form.elements.script.value, voice: form.elements.voice.value || "auto",
+        language: form.elements.language.value || "auto" };
+      if (speed) wanted.speed = Number(speed);
+      problem.hidden = true;
+      button.disabled = true;
+      button.textContent = t("upload.previewing");
+      fetch(button.getAttribute("data-api"), {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "X-CSRF-Token": csrf, "Accept": "application/json", "Content-Type": "application/json" },
+        body: JSON.stringify(wanted),
+      }).then(function (response) {
+        if (response.ok) return response.blob();
+        return response.json().then(function (body) {
+          var detail = body.error ? body.error.message : (body.detail ? JSON.stringify(body.detail) : response.status);
+          throw new Error(detail);
+        });
+      }).then(function (wav) {
+        if (address) URL.revokeObjectURL(address);
+        address = URL.createObjectURL(wav);
+        player.src = address;
+        player.hidden = false;
+        var playing = player.play();
+        if (playing && playing.catch) playing.catch(function () { /* the controls are there to start it */ });
+      }, function (failure) {
+        problem.textContent = t("upload.preview_failed", { error: failure.message });
+        problem.hidden = false;
+      }).then(function () {
+        button.disabled = false;
+        button.textContent = buttonText;
+      });
+    });
+  }
+
+  // The voices the service can speak with now (as heygemd doctor lists them), and the languages they speak.
+  function offerUsableVoices(picker, languages) {
+    fetch(picker.getAttribute("data-api"), { credentials: "same-origin", headers: { "Accept": "application/json" } })
+      .then(function (response) { return response.ok ? response.json() : null; })
+      .then(function (list) {
+        if (!list) return;
+        var usable = {}, spoken = {};
+        list.voices.forEach(function (voice) {
+          if (!voice.usable) return;
+          usable[voice.engine] = true;
+          voice.languages.forEach(function (language) { spoken[language] = true; });
+        });
+        Array.prototype.slice.call(picker.options).forEach(function (option) {
+          if (option.value && !usable[option.value]) option.remove();
+        });
+        languages.innerHTML = "";
+        ["auto"].concat(Object.keys(spoken).sort()).forEach(function (language) {
+          var option = document.createElement("option");
+          option.value = language;
+          languages.appendChild(option);
+        });
+      }, function () { /* every voice stays offered; the service says which it cannot use */ });
   }
 
   // -- the gallery: a thumbnail becomes its video's player when clicked, and plays
