@@ -34,7 +34,17 @@ from heygemd.daemon.reports import (
     VideoStatus,
     host_name,
 )
-from heygemd.daemon.status import STOPPED, ServiceStatus, WorkerTask, process_alive, read_status
+from heygemd.daemon.status import (
+    IDLE,
+    NO_WORKER_ONLINE,
+    STOPPED,
+    WORKING,
+    ClusterWorker,
+    ServiceStatus,
+    WorkerTask,
+    process_alive,
+    read_status,
+)
 from heygemd.engine.report import RenderReport
 from heygemd.metrics import Metrics, read_metrics
 from heygemd.names import is_heygemd_temporary
@@ -164,6 +174,8 @@ class ServiceView(BaseModel):
     pid: int | None = None
     current: JobView | None = None
     tasks: list[WorkerTask] = Field(default_factory=list, description="cluster mode: the current job's tasks on the workers")
+    cluster: bool = Field(False, description="cluster mode: the videos render on `heygemd worker`s")
+    workers: list[ClusterWorker] = Field(default_factory=list, description="cluster mode: the workers, online or lost")
     model_files: list[MissingModelFile] = Field(
         default_factory=list, description="waiting for the model files: which file goes where (empty once loaded)"
     )
@@ -583,6 +595,9 @@ def _service_view(service: ServiceFiles, finder: JobFinder) -> ServiceView:
         view.host, view.pid, view.updated_at = status.host, status.pid, status.updated_at
         view.tasks = list(status.tasks) if up else []
         view.model_files = list(status.model_files) if up else []
+        view.cluster, view.workers = status.cluster, list(status.workers) if up else []
+        if up and status.no_worker_online and view.state in (IDLE, WORKING):
+            view.state = NO_WORKER_ONLINE  # not "rendering" forever: nothing renders without a worker
         if up and status.current is not None:
             view.current = finder.find_claimed(status.current.job)
     return view
