@@ -10,9 +10,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from service_harness import Daemon, drop_job, toml_text
 from test_cluster import Worker, cluster_config
+from webserver import WebProcess
 
 pytestmark = pytest.mark.slow
 
@@ -51,17 +53,23 @@ def test_a_coordinator_without_model_files_shows_its_workers_and_names_them_in_t
     worker_config = daemon.root / "worker.toml"
     worker_config.write_text(toml_text(cluster_config(daemon.root, redis_server.url)))  # dry run: no model either
     workers: list[Worker] = []
+    web: WebProcess | None = None
     try:
         daemon.start()
         daemon.wait_ready()  # no weights, yet it runs: it loads no model in cluster mode
         assert daemon.process is not None and daemon.process.poll() is None
         assert _status(daemon)["cluster"] is True and _status(daemon)["workers"] == []
         assert "no worker online" in _status_text(daemon)
+        web = WebProcess(daemon.root, daemon.config_path).start()
+        page = httpx.get(f"{web.url}/", timeout=30).text
+        assert "state-no-worker-online" in page and 'data-workers="0"' in page and "No worker online" in page
 
         drop_job(daemon.inbox, "front", {"voice.wav": media["audio"], "front.mp4": media["video"]})
         daemon.wait_for(lambda: _status(daemon).get("current"), "the job to be taken")
         summary = _status_text(daemon)
         assert "no worker online" in summary and "on queued" not in summary, summary
+        service = httpx.get(f"{web.url}/api/status", timeout=30).json()["services"][0]
+        assert service["state"] == "no worker online" and service["workers"] == []
 
         workers = [Worker(daemon.root, worker_config, index) for index in range(2)]
         daemon.wait_for(lambda: len(_online(daemon)) == 2, "two workers online in status.json")
@@ -83,13 +91,22 @@ def test_a_coordinator_without_model_files_shows_its_workers_and_names_them_in_t
             "`heygemd status` to list both idle workers",
         )
         assert "no worker online" not in text
+        page = httpx.get(f"{web.url}/", timeout=30).text
+        assert page.count('<tr data-worker="') == 2 and 'data-workers="2"' in page and "No worker online" not in page
+        assert "state-idle" in page and page.count("dry run (no model)</td>") == 2
+        chinese = httpx.get(f"{web.url}/?lang=zh-CN", timeout=30).text
+        assert "渲染节点" in chinese and chinese.count(">在线<") == 2
 
         workers[0].process.kill()
         workers[0].process.wait(timeout=30)
         daemon.wait_for(lambda: len(_online(daemon)) == 1, "the killed worker to show as lost")
         assert [worker["online"] for worker in _status(daemon)["workers"]] == [True, False]
         assert "LOST" in _status_text(daemon)
+        page = httpx.get(f"{web.url}/", timeout=30).text
+        assert 'data-workers="1"' in page and 'class="lost"' in page
     finally:
+        if web is not None:
+            web.stop()
         for worker in workers:
             worker.stop()
         if daemon.process is not None and daemon.process.poll() is None:
