@@ -80,6 +80,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "results.play": ("Play", "播放"),
     "results.videos_more": ("{count} videos: see the job", "共 {count} 个视频：查看任务"),
     "control.delete": ("Delete", "删除"),
+    "control.rerun": ("Run again", "重新运行"),
+    "error.inputs_gone": (
+        "The inputs of “{name}” are no longer there (a job done in full keeps them only in the archive).",
+        "“{name}”的输入文件已不在（完整完成的任务只在归档中保留输入）。",
+    ),
     "control.delete_confirm": (
         "Delete this job's results for good? Its results and quarantine folders are removed.",
         "要永久删除这个任务的结果吗？它的结果文件夹和隔离文件夹都会被删除。",
