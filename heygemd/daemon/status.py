@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -225,17 +226,19 @@ class StatusFile:
         self.path = state_dir / STATUS_FILE
         self.min_interval = min_interval
         self._last_write = 0.0
+        self._lock = threading.Lock()  # cluster mode: the worker watch's thread writes it too
 
     def write(self, status: ServiceStatus, *, force: bool = True) -> None:
-        now = time.monotonic()
-        if not force and now - self._last_write < self.min_interval:
-            return
-        self._last_write = now
-        status.updated_at = utc_now()
-        try:
-            write_atomic(self.path, status.model_dump_json(indent=2) + "\n", durable=False)
-        except OSError:
-            pass  # a full or read-only state disk must not stop the work; the journal write will report it
+        with self._lock:
+            now = time.monotonic()
+            if not force and now - self._last_write < self.min_interval:
+                return
+            self._last_write = now
+            status.updated_at = utc_now()
+            try:
+                write_atomic(self.path, status.model_dump_json(indent=2) + "\n", durable=False)
+            except OSError:
+                pass  # a full or read-only state disk must not stop the work; the journal write will report it
 
 
 def read_status(state_dir: Path) -> ServiceStatus | None:
