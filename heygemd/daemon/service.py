@@ -229,6 +229,7 @@ class Service:
         self.status.workers = workers
         if before != after:
             self.log.info("cluster workers", online=sum(worker.online for worker in workers), known=len(workers))
+            self.notifier.status(self.status.summary())  # systemd's STATUS= says "no worker online", or no longer
         self.status_file.write(self.status, force=before != after)
 
     def _warm_engine(self) -> RenderEngine:

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from service_harness import Daemon, drop_job, toml_text
 from test_cluster import Worker, cluster_config
-from webserver import WebProcess
+from webserver import SLOW_RENDER, WebProcess, make_long_job
 
 pytestmark = pytest.mark.slow
 
@@ -104,6 +104,27 @@ def test_a_coordinator_without_model_files_shows_its_workers_and_names_them_in_t
         assert "LOST" in _status_text(daemon)
         page = httpx.get(f"{web.url}/", timeout=30).text
         assert 'data-workers="1"' in page and 'class="lost"' in page
+
+        (tmp_path / "long-media").mkdir()
+        audio, template = make_long_job(tmp_path / "long-media")
+        drop_job(daemon.inbox, "long", {"voice.wav": audio, "presenter.mp4": template, "job.toml": SLOW_RENDER.encode()})
+        busy = daemon.wait_for(
+            lambda: next((w for w in _online(daemon) if w["task"] and w["task"]["fps"] and w["task"]["frames_done"]), None),
+            "the remaining worker to publish its task's frames, fps and time left",
+        )
+        assert busy["task"]["job"] == "long" and busy["task"]["video"] == "presenter.mp4"
+        assert busy["task"]["frames_total"] >= busy["task"]["frames_done"] and busy["task"]["eta_seconds"] is not None
+        assert "long: presenter.mp4" in _status_text(daemon)
+        page = httpx.get(f"{web.url}/", timeout=30).text
+        assert " frames" in page and " fps" in page and " left" in page
+        subprocess.run(
+            [sys.executable, "-m", "heygemd", "cancel", "long", "--config", str(daemon.config_path)],
+            cwd=daemon.root,
+            check=True,
+            timeout=120,
+        )
+        daemon.wait_quarantine("long")
+        daemon.wait_for(lambda: _online(daemon) and _online(daemon)[0]["task"] is None, "the worker to be idle again")
     finally:
         if web is not None:
             web.stop()
