@@ -270,6 +270,26 @@ def entry(folder: Path, name: str) -> os.DirEntry | None:
         return None
 
 
+def _task_progress(status: ServiceStatus) -> dict[str, Progress]:
+    """Cluster mode: the current job's videos that a worker renders now, with their progress (fps and time left
+    from what the worker publishes)."""
+    found = {}
+    for task in status.tasks:
+        if task.state != "started":
+            continue
+        worker = next((w for w in status.workers if w.name == task.worker and w.task and w.task.video == task.video), None)
+        published = worker.task if worker is not None else None
+        found[task.video] = Progress(
+            stage=task.stage,
+            percent=task.percent,
+            frames_done=task.frames_done,
+            frames_total=task.frames_total,
+            fps=published.fps if published is not None else None,
+            eta_seconds=published.eta_seconds if published is not None else None,
+        )
+    return found
+
+
 def real_folder(folder: Path, name: str) -> Path | None:
     """``folder/name`` if it is a folder itself (not a link to one)."""
     found = entry(folder, name)
@@ -400,9 +420,12 @@ class JobFinder:
                 failures=waiting.failures,
                 max_failures=waiting.max_failures,
             )
+        on_workers = _task_progress(status) if current is not None and status is not None else {}
         for video in record.videos:
             shown = VideoView(template=video.template, status=video.status.value, duration_s=video.output_duration_s)
-            if current is not None and current.video == video.template and video.status is VideoStatus.PENDING:
+            if video.template in on_workers and video.status is VideoStatus.PENDING:  # cluster mode: on a worker
+                shown.status, shown.progress = "rendering", on_workers[video.template]
+            elif current is not None and current.video == video.template and video.status is VideoStatus.PENDING:
                 shown.status = "rendering"
                 shown.progress = Progress(
                     stage=current.stage,

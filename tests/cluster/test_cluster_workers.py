@@ -117,6 +117,13 @@ def test_a_coordinator_without_model_files_shows_its_workers_and_names_them_in_t
         assert "long: presenter.mp4" in _status_text(daemon)
         page = httpx.get(f"{web.url}/", timeout=30).text
         assert " frames" in page and " fps" in page and " left" in page
+        video = daemon.wait_for(
+            lambda: (lambda v: v if v["status"] == "rendering" else None)(
+                httpx.get(f"{web.url}/api/jobs/long", timeout=30).json()["videos"][0]
+            ),
+            "the job's video list to say rendering, as the task table does",
+        )
+        assert video["progress"]["frames_total"] and video["progress"]["percent"] is not None
         subprocess.run(
             [sys.executable, "-m", "heygemd", "cancel", "long", "--config", str(daemon.config_path)],
             cwd=daemon.root,
