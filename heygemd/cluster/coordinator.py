@@ -7,6 +7,7 @@ import atexit
 import structlog
 
 from heygemd.cluster.leader import CoordinatorLock
+from heygemd.cluster.presence import WorkerWatch
 from heygemd.cluster.renderer import ClusterRenderer
 from heygemd.daemon.render_port import RendererStart
 
@@ -23,6 +24,9 @@ def become_coordinator(start: RendererStart) -> ClusterRenderer | None:
         start.on_standby(holder)
 
     log.info("cluster mode: videos render on heygemd workers", broker=renderer.broker, queue=cluster.queue)
+    watch = WorkerWatch(renderer.store.client, cluster.queue, cluster.heartbeat_seconds, start.on_workers)
+    watch.start()  # also while standing by: the page shows the workers
+    atexit.register(watch.stop)
     if not lock.wait(start.stop_requested, standby):
         return None
     lock.keep(start.on_lost)

@@ -22,6 +22,10 @@ def alive_key(task_id: str) -> str:
     return f"{KEY_PREFIX}:alive:{task_id}"
 
 
+def workers_key(queue: str) -> str:
+    return f"{KEY_PREFIX}:workers:{queue}"
+
+
 def coordinator_key(queue: str) -> str:
     return f"{KEY_PREFIX}:coordinator:{queue}"
 
@@ -52,6 +56,8 @@ class TaskView(BaseModel):
 
     state: TaskState
     worker: str | None = None
+    worker_host: str | None = None
+    worker_gpu: str | None = None
     stage: str | None = None
     frames_done: int | None = None
     frames_total: int | None = None
@@ -68,6 +74,8 @@ class TaskView(BaseModel):
         return cls(
             state=TaskState(fields["state"]),
             worker=fields.get("worker"),
+            worker_host=fields.get("worker_host"),
+            worker_gpu=fields.get("worker_gpu"),
             stage=fields.get("stage"),
             frames_done=int(fields["frames_done"]) if "frames_done" in fields else None,
             frames_total=int(fields["frames_total"]) if "frames_total" in fields else None,

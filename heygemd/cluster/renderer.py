@@ -37,6 +37,7 @@ from heygemd.daemon.render_port import (
     RenderGuard,
     RenderObserver,
 )
+from heygemd.daemon.reports import RenderedBy
 from heygemd.daemon.status import WorkerTask
 from heygemd.engine import RenderReport
 from heygemd.engine.report import percent_done
@@ -89,6 +90,13 @@ def worker_task(task_id: str, video: str, view: TaskView) -> WorkerTask:
     )
 
 
+def rendered_by(view: TaskView) -> RenderedBy | None:
+    """The worker that ended the task, for the journal and job.json."""
+    if view.worker is None:
+        return None
+    return RenderedBy(name=view.worker, host=view.worker_host or view.worker.split("/", 1)[0], gpu=view.worker_gpu)
+
+
 class ClusterRenderer:
     def __init__(self, config: ClusterConfig, app: Celery, store: TaskStore, broker: str) -> None:
         self.config = config
@@ -131,11 +139,11 @@ class ClusterRenderer:
             job.ends.task_cancelled(record, video)
         elif outcome.report is not None:
             job.ends.done(
-                record, video, outcome.output, job.output_dir, outcome.report, outcome.seconds, outcome.view.worker
+                record, video, outcome.output, job.output_dir, outcome.report, outcome.seconds, rendered_by(outcome.view)
             )
         else:
             assert outcome.failure is not None
-            retry_at = job.ends.failed(record, video, outcome.failure, outcome.seconds, outcome.view.worker)
+            retry_at = job.ends.failed(record, video, outcome.failure, outcome.seconds, rendered_by(outcome.view))
             if retry_at is not None:
                 end = RenderEnd(EndKind.RETRY, retry_at=retry_at, failure=outcome.failure)
         self.forget(outcome.task_id)

@@ -18,10 +18,11 @@ from heygemd.cluster.protocol import TaskState, TaskView, alive_key, task_key
 
 TASK_TTL_SECONDS = 7 * 24 * 3600  # a hash the coordinator never reads again (its job was removed) goes away
 
-# KEYS[1] the hash; ARGV: worker, now. 1 if this worker may start it.
+# KEYS[1] the hash; ARGV: worker, now, its host, its GPU. 1 if this worker may start it.
 _START = """
 if redis.call('HGET', KEYS[1], 'state') ~= 'queued' then return 0 end
-redis.call('HSET', KEYS[1], 'state', 'started', 'worker', ARGV[1], 'started_at', ARGV[2])
+redis.call('HSET', KEYS[1], 'state', 'started', 'worker', ARGV[1], 'started_at', ARGV[2],
+           'worker_host', ARGV[3], 'worker_gpu', ARGV[4])
 return 1
 """
 
@@ -66,8 +67,8 @@ class TaskStore:
 
     # -------------------------------------------------------------- a worker
 
-    def start(self, task_id: str, worker: str) -> bool:
-        return bool(self._start(keys=[task_key(task_id)], args=[worker, repr(time.time())]))
+    def start(self, task_id: str, worker: str, host: str, gpu: str) -> bool:
+        return bool(self._start(keys=[task_key(task_id)], args=[worker, repr(time.time()), host, gpu]))
 
     def update(self, task_id: str, worker: str, **fields: object) -> bool:
         args: list[str] = [worker]

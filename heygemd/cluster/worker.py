@@ -17,6 +17,7 @@ from typing import Any
 from heygemd.atomic import fsync_file
 from heygemd.cluster.app import make_app, redact
 from heygemd.cluster.paths import PathMap
+from heygemd.cluster.presence import WorkerPresence, gpu_name, model_words
 from heygemd.cluster.protocol import TASK_NAME, RenderTask, TaskState
 from heygemd.cluster.store import TaskStore
 from heygemd.codes import ErrorCode
@@ -24,6 +25,8 @@ from heygemd.daemon.config import ConfigError, HeygemdConfig, LogConfig, load_co
 from heygemd.daemon.engine_start import start_engine
 from heygemd.daemon.logs import configure_logging, get_logger
 from heygemd.daemon.render_port import RenderEngine
+from heygemd.daemon.reports import host_name, utc_now
+from heygemd.daemon.status import ClusterWorker
 from heygemd.daemon.supervise import RenderHung, StallWatch
 from heygemd.daemon.video_end import render_failure
 from heygemd.engine import EngineError, RenderCancelled, RenderProgress
@@ -36,8 +39,11 @@ PROGRESS_INTERVAL_SECONDS = 0.5
 class VideoRenderer:
     """The task's body, around a warm engine (heygemd.engine.LipSyncEngine)."""
 
-    def __init__(self, engine: RenderEngine, store: TaskStore, config: HeygemdConfig, name: str) -> None:
+    def __init__(
+        self, engine: RenderEngine, store: TaskStore, config: HeygemdConfig, name: str, presence: WorkerPresence
+    ) -> None:
         self.engine = engine
+        self.presence = presence
         self.store = store
         self.name = name
         self.heartbeat_seconds = config.cluster.heartbeat_seconds
@@ -47,7 +53,7 @@ class VideoRenderer:
 
     def run(self, task: RenderTask) -> dict[str, Any]:
         log = self.log.bind(job=task.job, video=task.template, task_id=task.task_id)
-        if not self.store.start(task.task_id, self.name):
+        if not self.store.start(task.task_id, self.name, self.presence.me.host, self.presence.me.gpu):
             log.info("task skipped: already started elsewhere, or given up on by the coordinator")
             return {"skipped": True}
         cancel = threading.Event()
@@ -55,12 +61,14 @@ class VideoRenderer:
         beating = threading.Thread(target=self._beat, args=(task.task_id, cancel, ended), daemon=True)
         beating.start()
         log.info("rendering")
+        self.presence.task_started(task.job, task.job_id, task.template)
         started = time.monotonic()
         try:
             return self._render(task, cancel, log, started)
         finally:
             ended.set()
             beating.join(timeout=5)
+            self.presence.task_ended()
 
     def _render(self, task: RenderTask, cancel: threading.Event, log: Any, started: float) -> dict[str, Any]:
         output = Path(self.paths.local(task.output))
@@ -107,6 +115,7 @@ class VideoRenderer:
         last = [0.0]
 
         def write(progress: RenderProgress) -> None:
+            self.presence.task_progress(progress)
             now = time.monotonic()
             if now - last[0] < PROGRESS_INTERVAL_SECONDS and progress.frames_done < progress.frames_total:
                 return
@@ -171,7 +180,23 @@ def run_worker(explicit_config: Path | None, device: str | None) -> int:
     except EngineError as err:
         log.error("the engine cannot start", error=str(err))
         return ExitCode.MISSING_WEIGHTS
-    renderer = VideoRenderer(engine, TaskStore.connect(url), config, name)
+    store = TaskStore.connect(url)
+    info = engine.describe()
+    presence = WorkerPresence(
+        store.client,
+        config.cluster.queue,
+        ClusterWorker(
+            name=name,
+            host=host_name(),
+            gpu=gpu_name(info.device),
+            model=model_words(info),
+            engine=info,
+            started_at=utc_now(),
+            last_heartbeat=utc_now(),
+        ),
+        config.cluster.heartbeat_seconds,
+    )
+    renderer = VideoRenderer(engine, store, config, name, presence)
     app = make_app(url, config.cluster.queue)
 
     @app.task(name=TASK_NAME, bind=True)
@@ -192,5 +217,9 @@ def run_worker(explicit_config: Path | None, device: str | None) -> int:
         without_gossip=True,
         loglevel="WARNING",
     )
-    worker.start()
+    presence.start()
+    try:
+        worker.start()
+    finally:
+        presence.stop()
     return int(worker.exitcode or 0)

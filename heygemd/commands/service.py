@@ -318,6 +318,10 @@ def _status(args: argparse.Namespace) -> int:
             print("queued     " + ", ".join(status.queued))
         for task in status.tasks:
             print(f"task       {task.describe()}")
+        if status.cluster and status.no_worker_online:
+            print("workers    no worker online: jobs wait; start `heygemd worker` on a GPU host")
+        for worker in status.workers:
+            print(f"worker     {worker.describe()}")
         for name in status.arriving:
             waits_for = status.waiting_for.get(name)
             print(f"arriving   {name}" + (f": {waits_for}" if waits_for else ""))

@@ -17,11 +17,11 @@ from enum import StrEnum
 from pathlib import Path
 
 import structlog
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from heygemd.atomic import write_atomic
 from heygemd.codes import ErrorCode, Failure
-from heygemd.daemon.reports import InputFile, JobStatus, VideoStatus, host_name, utc_now
+from heygemd.daemon.reports import InputFile, JobStatus, RenderedBy, VideoStatus, host_name, utc_now
 from heygemd.names import display_json
 
 _log = structlog.get_logger("heygemd.daemon")
@@ -46,7 +46,15 @@ class VideoRecord(BaseModel):
     # re-attaches to it), the tasks given to workers so far, and the worker that rendered it.
     task_id: str | None = None
     task_attempts: int = 0
-    worker: str | None = None
+    worker: RenderedBy | None = None
+
+    @field_validator("worker", mode="before")
+    @classmethod
+    def _worker_name(cls, value: object) -> object:
+        """A journal of an older heygemd holds the worker's name only."""
+        if isinstance(value, str):
+            return RenderedBy(name=value, host=value.split("/", 1)[0])
+        return value
 
 
 class RetryState(BaseModel):

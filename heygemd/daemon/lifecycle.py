@@ -31,7 +31,7 @@ from heygemd.daemon.journal import (
     RetryState,
     VideoRecord,
 )
-from heygemd.daemon.reports import InputFile, JobStatus, VideoStatus, utc_now
+from heygemd.daemon.reports import InputFile, JobStatus, RenderedBy, VideoStatus, utc_now
 
 
 @dataclass(frozen=True)
@@ -156,7 +156,12 @@ class Lifecycle:
     # -------------------------------------------------------------- videos
 
     def video_done(
-        self, record: JobRecord, video: VideoRecord, output_duration_s: float, seconds: float, worker: str | None = None
+        self,
+        record: JobRecord,
+        video: VideoRecord,
+        output_duration_s: float,
+        seconds: float,
+        worker: RenderedBy | None = None,
     ) -> None:
         """The video is in the results folder; ``worker`` rendered it (cluster mode)."""
         _task_ended(video, worker)
@@ -190,7 +195,7 @@ class Lifecycle:
         video: VideoRecord,
         failure: Failure,
         seconds: float | None = None,
-        worker: str | None = None,
+        worker: RenderedBy | None = None,
     ) -> None:
         _task_ended(video, worker)
         video.status, video.failure = VideoStatus.FAILED, failure
@@ -199,7 +204,7 @@ class Lifecycle:
         self.journal.save(record)
 
     def video_transient(
-        self, record: JobRecord, video: VideoRecord, failure: Failure, worker: str | None = None
+        self, record: JobRecord, video: VideoRecord, failure: Failure, worker: RenderedBy | None = None
     ) -> datetime | None:
         """A video hit a transient failure: when to try again, or None when the streak is over (it failed)."""
         _task_ended(video, worker)
@@ -318,7 +323,7 @@ def _mark_failed(record: JobRecord, failure: Failure) -> None:
     record.phase = Phase.PUBLISHING
 
 
-def _task_ended(video: VideoRecord, worker: str | None) -> None:
+def _task_ended(video: VideoRecord, worker: RenderedBy | None) -> None:
     """Cluster mode: the video's task is over (saved with its outcome); ``worker`` rendered it."""
     video.task_id = None
     if worker is not None:

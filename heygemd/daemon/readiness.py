@@ -35,6 +35,7 @@ from heygemd.daemon.manifest import (
 )
 from heygemd.daemon.openfiles import OpenFileProbe
 from heygemd.engine.files import NotAFile, open_regular, sha256_file
+from heygemd.uploadmark import is_complete_upload
 
 # In marker mode a file the kernel reports closed counts without its settle window, but unless the marker
 # was the last thing written, the folder must still be quiet this long: a copy of several files leaves a
@@ -308,7 +309,9 @@ class ReadinessTracker:
                 candidate.files[relative].since = now
             self._wait(result, name, WaitKind.OPEN_FOR_WRITING, f"{_quoted(still_open)} still open for writing")
             return
-        if self.readiness is Readiness.MARKER:
+        if is_complete_upload(folder):  # written whole by the web page and renamed in: nothing left to settle
+            self._ready(name, candidate, now, result)
+        elif self.readiness is Readiness.MARKER:
             self._judge_marker(name, folder, snapshot, candidate, closed, now, result)
         else:
             self._judge_settle(name, snapshot, candidate, now, result)

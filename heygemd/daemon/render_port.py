@@ -25,7 +25,7 @@ from heygemd.daemon.config import HeygemdConfig
 from heygemd.daemon.contract import PlannedVideo
 from heygemd.daemon.journal import JobRecord, VideoRecord
 from heygemd.daemon.reports import VideoStatus
-from heygemd.daemon.status import WorkerTask
+from heygemd.daemon.status import ClusterWorker, WorkerTask
 from heygemd.daemon.video_end import VideoEnds
 from heygemd.engine import EngineInfo, EngineSettings, RenderOptions, RenderProgress, RenderReport
 
@@ -139,6 +139,7 @@ class RendererStart:
     stop_requested: threading.Event
     on_standby: Callable[[str | None], None]  # another coordinator holds the queue: (its name)
     on_lost: Callable[[], None]  # the coordinator lock went to another process: the service stops
+    on_workers: Callable[[list[ClusterWorker]], None] = lambda workers: None  # cluster mode: the workers, as they beat
 
 
 class RendererChoice(Protocol):

@@ -43,6 +43,14 @@ class InputFile(BaseModel):
     sha256: str = Field(description="hex sha256 of the content")
 
 
+class RenderedBy(BaseModel):
+    """Cluster mode: the worker that rendered a video (in the journal and job.json's videos)."""
+
+    name: str = Field(description="the worker's name: host/device/pid")
+    host: str
+    gpu: str | None = Field(None, description="the GPU's name, or CPU; None from a worker that did not say")
+
+
 class VideoResult(BaseModel):
     template: str = Field(description="file name of the template in the job folder")
     status: VideoStatus
@@ -52,6 +60,7 @@ class VideoResult(BaseModel):
     code: ErrorCode | None = Field(None, description="why this template failed, as a stable code (see docs/error-codes.md)")
     seconds: float | None = Field(None, description="wall-clock time of the render")
     output_duration_s: float | None = None
+    worker: RenderedBy | None = Field(None, description="cluster mode: the worker that rendered it (host, GPU)")
 
 
 class SpeechReport(BaseModel):

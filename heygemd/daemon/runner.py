@@ -526,6 +526,7 @@ class JobRunner:
                     code=video.failure.code if video.failure else None,
                     seconds=video.seconds,
                     output_duration_s=video.output_duration_s,
+                    worker=video.worker,
                 )
                 for video in record.videos
             ],

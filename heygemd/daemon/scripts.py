@@ -16,6 +16,7 @@ from heygemd.codes import ErrorCode
 from heygemd.daemon.config import HeygemdConfig
 from heygemd.daemon.contract import ContractViolation, JobPlan, SpokenScript
 from heygemd.daemon.reports import SpeechReport
+from heygemd.names import display_json
 from heygemd.resultfiles import SPEECH_AUDIO, SPEECH_REPORT
 from heygemd.speech import SpeechError, VoiceChoice, check_script, open_voice, resolve_language, speak_to_wav
 from heygemd.speech.synthesis import SpeechResult, text_sha256
@@ -91,7 +92,7 @@ def speak_job(
     voice, text, language, speed = voice_for(plan, config)
     if not spoken_already(output_dir, text):
         result = speak_to_wav(text, voice, language, speed, output_dir / SPEECH_AUDIO, progress=progress, cancel=cancel)
-        write_atomic(output_dir / SPEECH_REPORT, _report(plan.audio.name, text, result).model_dump_json(indent=2) + "\n")
+        write_atomic(output_dir / SPEECH_REPORT, display_json(_report(plan.audio.name, text, result)) + "\n")
     return output_dir / SPEECH_AUDIO
 
 

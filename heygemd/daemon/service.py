@@ -27,6 +27,7 @@ from pathlib import Path
 
 import structlog
 
+from heygemd import __version__
 from heygemd.atomic import write_atomic
 from heygemd.codes import ErrorCode, Failure
 from heygemd.control import CancelRequest, ControlState, cancel_honoured
@@ -79,6 +80,7 @@ from heygemd.daemon.status import (
     WAITING_FOR_DISK,
     WAITING_FOR_MODEL,
     WORKING,
+    ClusterWorker,
     CurrentJob,
     ServiceStatus,
     StatusFile,
@@ -196,7 +198,40 @@ class Service:
         context = RenderContext(
             self.signals.stop_requested, self.cancel_render, self, self._cancel_request, self._on_rendered
         )
-        return JobRunner(self.config, self.renderer, self._warm_engine().describe, self.lifecycle, self.dest, context)
+        engine_info = self._workers_engine if self.cluster else self._warm_engine().describe
+        return JobRunner(self.config, self.renderer, engine_info, self.lifecycle, self.dest, context)
+
+    @property
+    def cluster(self) -> bool:
+        """Cluster mode: the videos render on `heygemd worker`s; this process loads no model."""
+        return self.config.cluster.broker_url is not None
+
+    def _workers_engine(self) -> EngineInfo:
+        """Cluster mode: the engine an online worker published (the workers of a queue share one configuration)."""
+        if self.status.engine is not None:
+            return self.status.engine
+        settings = self.config.engine
+        return EngineInfo(
+            heygemd_version=__version__,
+            device="cluster workers",
+            dry_run=settings.dry_run,
+            batch_size=settings.batch_size,
+            encoder="chosen by each worker",
+        )
+
+    def _show_workers(self, workers: list[ClusterWorker]) -> None:
+        """From the coordinator's worker watch (cluster/presence.py): the workers into the status."""
+        before = [(worker.name, worker.online, worker.task is None) for worker in self.status.workers]
+        after = [(worker.name, worker.online, worker.task is None) for worker in workers]
+        online = next((worker for worker in workers if worker.online and worker.engine is not None), None)
+        if online is not None and online.engine != self.status.engine:
+            self.status.engine = online.engine
+            self.status.dry_run = online.engine.dry_run if online.engine else False
+        self.status.workers = workers
+        if before != after:
+            self.log.info("cluster workers", online=sum(worker.online for worker in workers), known=len(workers))
+            self.notifier.status(self.status.summary())  # systemd's STATUS= says "no worker online", or no longer
+        self.status_file.write(self.status, force=before != after)
 
     def _warm_engine(self) -> RenderEngine:
         assert self.engine is not None
@@ -228,13 +263,15 @@ class Service:
             self.log.error(problem)
             return ExitCode.CONFIG
 
-        self._set_state(LOADING_MODEL)
-        try:
-            self._try_model()
-        except EngineError as err:
-            self.log.error("the engine cannot start", error=str(err))
-            self._set_state(f"{STOPPED}: engine cannot start")
-            return ExitCode.MISSING_WEIGHTS
+        if not self.cluster:  # in cluster mode the workers load the model, and publish what they loaded
+            self._set_state(LOADING_MODEL)
+            try:
+                self._try_model()
+            except EngineError as err:
+                self.log.error("the engine cannot start", error=str(err))
+                self._set_state(f"{STOPPED}: engine cannot start")
+                return ExitCode.MISSING_WEIGHTS
+        self.status.cluster = self.cluster
         self.renderer = self.choose_renderer(
             RendererStart(
                 self.config,
@@ -243,24 +280,24 @@ class Service:
                 self.signals.stop_requested,
                 on_standby=lambda holder: self._set_state(STANDBY),
                 on_lost=self._coordinator_lost,
+                on_workers=self._show_workers,
             )
         )
         if self.renderer is None:
             return ExitCode.OK  # stopped while standing by
-        self.status.cluster = self.config.cluster.broker_url is not None
 
         self._clean_leftovers()  # only now, under the service lock: no live service of this state folder writes them
         self.webhooks.start()
         self._recover_unfinished_jobs()
         self._describe_watch()
         self.arrivals.start()
-        self._set_state(IDLE if self.engine is not None else WAITING_FOR_MODEL)
+        self._set_state(IDLE if self.engine is not None or self.cluster else WAITING_FOR_MODEL)
         self.notifier.ready(self.status.summary())
         self.log.info(
             "ready",
             watch_mode=self.arrivals.watcher.plan.mode.value,
             readiness=self.config.watch.readiness.value,
-            waiting_for_model=self.engine is None,
+            waiting_for_model=self.engine is None and not self.cluster,
         )
 
         try:
@@ -291,7 +328,9 @@ class Service:
             now = time.monotonic()
             if self.retention_clock.due(now):
                 apply_retention(self.config.paths, self.config.outputs.keep_days, self.log)
-            if self.engine is None:  # jobs stay queued (in the inbox, in the journal) until the model loads
+            if (
+                self.engine is None and not self.cluster
+            ):  # jobs stay queued (in the inbox, in the journal) until the model loads
                 self._wait_for_model()
                 continue
             if self._honour_cancels():
@@ -728,7 +767,9 @@ class Service:
         if new.paths.state != self.config.paths.state:
             self.log.warning("paths.state changes only at restart; the old state folder stays in use")
             new = new.model_copy(update={"paths": new.paths.model_copy(update={"state": self.config.paths.state})})
-        if self.engine is None and (new.engine != self.config.engine or new.models != self.config.models):
+        if self.cluster:
+            pass  # the workers load the model: each reloads with its own configuration
+        elif self.engine is None and (new.engine != self.config.engine or new.models != self.config.models):
             self.model_wait = ModelWait(new.engine, new.models, self._load_engine, before_build=self._loading_model)
         elif new.engine != self.config.engine:
             self.engine = None  # free the GPU memory of the old model before loading the new one

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -27,6 +28,7 @@ PAUSED = "paused"  # idle because `heygemd pause` (or the web page) asked: no ne
 STARTING, LOADING_MODEL, STOPPING, STOPPED = "starting", "loading model", "stopping", "stopped"
 WORKING = "working"
 STANDBY = "standby"  # cluster mode: another coordinator serves the queue
+NO_WORKER_ONLINE = "no worker online"  # cluster mode: no `heygemd worker` beats; jobs wait for one
 
 
 class CurrentJob(BaseModel):
@@ -78,6 +80,32 @@ class WorkerTask(BaseModel):
         where = self.worker or "queued"
         percent = f" {self.percent:.0f}%" if self.percent is not None else ""
         return f"{self.video} on {where}{percent}"
+
+
+class ClusterWorker(BaseModel):
+    """Cluster mode: one `heygemd worker` as it publishes itself with its heartbeat (cluster/presence.py)."""
+
+    name: str = Field(description="host/device/pid")
+    host: str
+    gpu: str = Field(description="the GPU's name, or CPU")
+    model: str = Field(description="the worker's engine in words: checkpoint, detector, dry run")
+    engine: EngineInfo | None = None
+    started_at: datetime
+    last_heartbeat: datetime
+    online: bool = Field(True, description="its last heartbeat is recent (set by the reader, not the worker)")
+    task: CurrentJob | None = Field(None, description="the video it renders now: frames, fps and time left")
+
+    def describe(self) -> str:
+        state = "online" if self.online else "LOST"
+        beat = self.last_heartbeat.astimezone().strftime("%H:%M:%S")
+        doing = "idle"
+        if self.task is not None:
+            task = self.task
+            frames = f" {task.frames_done}/{task.frames_total} frames" if task.frames_total else ""
+            fps = f", {task.fps} fps" if task.fps else ""
+            left = f", {task.eta_seconds:.0f} s left" if task.eta_seconds is not None else ""
+            doing = f"{task.job}: {task.video}{frames}{fps}{left}"
+        return f"{self.name} ({self.host}, {self.gpu}, {self.model}) {state}, last heartbeat {beat}: {doing}"
 
 
 class WaitingJob(BaseModel):
@@ -139,6 +167,12 @@ class ServiceStatus(BaseModel):
     engine: EngineInfo | None = None
     cluster: bool = Field(False, description="cluster mode: the videos render on `heygemd worker` processes")
     tasks: list[WorkerTask] = Field(default_factory=list, description="cluster mode: the current job's render tasks")
+    workers: list[ClusterWorker] = Field(default_factory=list, description="cluster mode: the workers, online or lost")
+
+    @property
+    def no_worker_online(self) -> bool:
+        """Cluster mode with no worker beating: a job would wait for one, not render."""
+        return self.cluster and not any(worker.online for worker in self.workers)
 
     @property
     def ready(self) -> bool:
@@ -162,12 +196,17 @@ class ServiceStatus(BaseModel):
             paused = ", paused: no new jobs after it" if self.paused else ""
             if self.tasks:
                 where = "; ".join(task.describe() for task in self.tasks)
+            if self.no_worker_online:
+                where = f"{NO_WORKER_ONLINE}: its videos wait for a `heygemd worker`"
+                percent = stage = ""
             return f"{prefix}job {job.job}: {where}{percent}{stage}; {len(self.queued)} queued{self._disk_note()}{paused}"
         waiting = f", {len(self.waiting_jobs)} waiting to retry" if self.waiting_jobs else ""
         if self.waiting_for_disk and self.state in (IDLE, WAITING_FOR_DISK):
             return f"{WAITING_FOR_DISK}: {self.waiting_for_disk[0].describe()}; {len(self.queued)} queued{waiting}"
         if self.state == PAUSED:
             return f"paused: no new jobs are taken (heygemd resume); {len(self.queued)} queued, {len(self.arriving)} arriving{waiting}"
+        if self.state == IDLE and self.no_worker_online:
+            return f"idle, {NO_WORKER_ONLINE} (start `heygemd worker`); {len(self.queued)} queued{waiting}"
         if self.state == IDLE:
             return f"idle; {len(self.queued)} queued, {len(self.arriving)} arriving{waiting}"
         if self.state == WAITING_FOR_MODEL:
@@ -188,17 +227,19 @@ class StatusFile:
         self.path = state_dir / STATUS_FILE
         self.min_interval = min_interval
         self._last_write = 0.0
+        self._lock = threading.Lock()  # cluster mode: the worker watch's thread writes it too
 
     def write(self, status: ServiceStatus, *, force: bool = True) -> None:
-        now = time.monotonic()
-        if not force and now - self._last_write < self.min_interval:
-            return
-        self._last_write = now
-        status.updated_at = utc_now()
-        try:
-            write_atomic(self.path, display_json(status) + "\n", durable=False)
-        except OSError:
-            pass  # a full or read-only state disk must not stop the work; the journal write will report it
+        with self._lock:
+            now = time.monotonic()
+            if not force and now - self._last_write < self.min_interval:
+                return
+            self._last_write = now
+            status.updated_at = utc_now()
+            try:
+                write_atomic(self.path, display_json(status) + "\n", durable=False)
+            except OSError:
+                pass  # a full or read-only state disk must not stop the work; the journal write will report it
 
 
 def read_status(state_dir: Path) -> ServiceStatus | None:

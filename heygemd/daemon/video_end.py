@@ -18,6 +18,7 @@ from heygemd.atomic import fsync_file, write_atomic
 from heygemd.codes import ErrorCode, Failure, failure_from_os_error
 from heygemd.daemon.journal import JobRecord, VideoRecord
 from heygemd.daemon.lifecycle import Lifecycle
+from heygemd.daemon.reports import RenderedBy
 from heygemd.daemon.resultpage import make_thumbnail
 from heygemd.daemon.supervise import RenderStalled
 from heygemd.engine import EngineError, RenderReport
@@ -78,7 +79,7 @@ class VideoEnds:
         output_dir: Path,
         report: RenderReport,
         seconds: float,
-        worker: str | None = None,
+        worker: RenderedBy | None = None,
     ) -> None:
         """The video is rendered at ``rendered``: it moves to the results folder (one rename, a no-op in place),
         with its report and thumbnail beside it, and the journal says so."""
@@ -95,12 +96,17 @@ class VideoEnds:
             "video done",
             video=video.template,
             output=video_name(video.output_stem),
-            worker=worker,
+            worker=worker.name if worker else None,
             seconds=video.seconds,
         )
 
     def failed(
-        self, record: JobRecord, video: VideoRecord, failure: Failure, seconds: float | None, worker: str | None = None
+        self,
+        record: JobRecord,
+        video: VideoRecord,
+        failure: Failure,
+        seconds: float | None,
+        worker: RenderedBy | None = None,
     ) -> datetime | None:
         """The video failed: when to try it again (a transient failure), or None when it ended failed."""
         log = self.log.bind(video=video.template)

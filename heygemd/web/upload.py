@@ -47,6 +47,7 @@ from heygemd.names import (
     parse_temporary_name,
     temporary_name,
 )
+from heygemd.uploadmark import write_upload_mark
 from heygemd.web.errors import WebError
 from heygemd.web.settings import WebSettings
 from heygemd.web.views import plain_name, read_services
@@ -424,6 +425,7 @@ def write_extras(settings: WebSettings, upload: Upload) -> None:
         (upload.staging / JOB_FILE).write_text(options, encoding="utf-8")
     if settings.marker_name:  # the service waits for the marker: the upload is complete, so it comes with one
         (upload.staging / settings.marker_name).write_bytes(b"")
+    write_upload_mark(upload.staging)  # last: the service claims the folder at once, without a settle window
 
 
 def publish(settings: WebSettings, upload: Upload, wanted: str) -> str:

@@ -33,7 +33,17 @@ from heygemd.daemon.reports import (
     VideoStatus,
     host_name,
 )
-from heygemd.daemon.status import STOPPED, ServiceStatus, WorkerTask, process_alive, read_status
+from heygemd.daemon.status import (
+    IDLE,
+    NO_WORKER_ONLINE,
+    STOPPED,
+    WORKING,
+    ClusterWorker,
+    ServiceStatus,
+    WorkerTask,
+    process_alive,
+    read_status,
+)
 from heygemd.engine.report import RenderReport
 from heygemd.metrics import Metrics, read_metrics
 from heygemd.names import display_name, is_heygemd_temporary, url_quoted
@@ -163,6 +173,8 @@ class ServiceView(BaseModel):
     pid: int | None = None
     current: JobView | None = None
     tasks: list[WorkerTask] = Field(default_factory=list, description="cluster mode: the current job's tasks on the workers")
+    cluster: bool = Field(False, description="cluster mode: the videos render on `heygemd worker`s")
+    workers: list[ClusterWorker] = Field(default_factory=list, description="cluster mode: the workers, online or lost")
     model_files: list[MissingModelFile] = Field(
         default_factory=list, description="waiting for the model files: which file goes where (empty once loaded)"
     )
@@ -255,6 +267,26 @@ def entry(folder: Path, name: str) -> os.DirEntry | None:
             return next((item for item in entries if item.name == name), None)
     except OSError:
         return None
+
+
+def _task_progress(status: ServiceStatus) -> dict[str, Progress]:
+    """Cluster mode: the current job's videos that a worker renders now, with their progress (fps and time left
+    from what the worker publishes)."""
+    found = {}
+    for task in status.tasks:
+        if task.state != "started":
+            continue
+        worker = next((w for w in status.workers if w.name == task.worker and w.task and w.task.video == task.video), None)
+        published = worker.task if worker is not None else None
+        found[task.video] = Progress(
+            stage=task.stage,
+            percent=task.percent,
+            frames_done=task.frames_done,
+            frames_total=task.frames_total,
+            fps=published.fps if published is not None else None,
+            eta_seconds=published.eta_seconds if published is not None else None,
+        )
+    return found
 
 
 def real_folder(folder: Path, name: str) -> Path | None:
@@ -428,9 +460,12 @@ class JobFinder:
                 failures=waiting.failures,
                 max_failures=waiting.max_failures,
             )
+        on_workers = _task_progress(status) if current is not None and status is not None else {}
         for video in record.videos:
             shown = VideoView(template=video.template, status=video.status.value, duration_s=video.output_duration_s)
-            if current is not None and current.video == video.template and video.status is VideoStatus.PENDING:
+            if video.template in on_workers and video.status is VideoStatus.PENDING:  # cluster mode: on a worker
+                shown.status, shown.progress = "rendering", on_workers[video.template]
+            elif current is not None and current.video == video.template and video.status is VideoStatus.PENDING:
                 shown.status = "rendering"
                 shown.progress = Progress(
                     stage=current.stage,
@@ -623,6 +658,9 @@ def _service_view(service: ServiceFiles, finder: JobFinder) -> ServiceView:
         view.host, view.pid, view.updated_at = status.host, status.pid, status.updated_at
         view.tasks = list(status.tasks) if up else []
         view.model_files = list(status.model_files) if up else []
+        view.cluster, view.workers = status.cluster, list(status.workers) if up else []
+        if up and status.no_worker_online and view.state in (IDLE, WORKING):
+            view.state = NO_WORKER_ONLINE  # not "rendering" forever: nothing renders without a worker
         if up and status.current is not None:
             view.current = finder.find_claimed(status.current.job)
     return view

@@ -39,6 +39,7 @@ from heygemd.daemon.status import CurrentJob, ServiceStatus, StatusFile, WorkerT
 from heygemd.engine import EngineInfo, RenderOptions, RenderReport
 from heygemd.engine.report import AudioInput, FaceStats, OutputFile, StageTimings, VideoInput
 from heygemd.metrics import Metrics, write_metrics
+from heygemd.uploadmark import UPLOAD_MARK
 from heygemd.web.app import create_app
 from heygemd.web.settings import WebSettings
 
@@ -413,7 +414,7 @@ def test_an_upload_arrives_in_the_inbox_in_one_rename_with_its_options(site, med
         assert job["phase"] == "queued" and [video["template"] for video in job["videos"]] == ["front.mp4"]
     assert inbox_names(site) == ["spring"]
     folder = site.inbox / "spring"
-    assert sorted(os.listdir(folder)) == ["front.mp4", "job.toml", "voice.wav"]
+    assert sorted(os.listdir(folder)) == [UPLOAD_MARK, "front.mp4", "job.toml", "voice.wav"]  # the mark: claimed at once
     assert (folder / "front.mp4").read_bytes() == media["video"].read_bytes()
     assert (folder / "job.toml").read_text() == '[render]\nloop = "freeze"\ncrf = 20\n'
 
@@ -422,7 +423,7 @@ def test_in_marker_mode_an_upload_arrives_with_its_marker(site_factory, media):
     site = site_factory(watch=WatchConfig(readiness=Readiness.MARKER, marker_name="READY"))
     with site.client() as client:
         assert client.post("/api/jobs", files=upload_files(media)).json()["id"] == "voice"  # named after the audio
-    assert sorted(os.listdir(site.inbox / "voice")) == ["READY", "front.mp4", "voice.wav"]
+    assert sorted(os.listdir(site.inbox / "voice")) == [UPLOAD_MARK, "READY", "front.mp4", "voice.wav"]
 
 
 def test_the_services_of_several_instances_are_found_in_the_state_folder(tmp_path):

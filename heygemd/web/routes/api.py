@@ -22,6 +22,7 @@ from heygemd.web.actions import (
     with_summaries,
 )
 from heygemd.web.gallery import ResultsPage, results_page
+from heygemd.web.rerun import rerun_job
 from heygemd.web.site import ERRORS, Settings, SiteWeb, api_job_url
 from heygemd.web.streams import STREAM_RESPONSES, event_response
 from heygemd.web.views import JobFinder, JobPhase, JobView, Overview, QueueItem, ResultItem, job_url, overview
@@ -192,6 +193,18 @@ def cancel(request: Request, settings: Settings, job: str) -> CancelAnswer:
 def delete(request: Request, settings: Settings, job: str) -> DeleteAnswer:
     check_api_write(request, settings)
     return DeleteAnswer(id=job, removed=delete_result(settings, job))
+
+
+@router.post(
+    "/jobs/{job}/rerun",
+    status_code=201,
+    response_model=Submitted,
+    summary="Re-run a finished job: its inputs (from quarantine or the archive) again, with the same options, as a new job",
+)
+def rerun(request: Request, settings: Settings, job: str) -> Submitted:
+    check_api_write(request, settings)
+    name = rerun_job(settings, job)
+    return Submitted(id=name, url=job_url(name), status_url=api_job_url(name))
 
 
 @router.get("/results", response_model=ResultsPage, summary="The finished jobs still there, newest first: search, pages")

@@ -18,6 +18,7 @@ from heygemd.web.actions import (
 )
 from heygemd.web.errors import WebError
 from heygemd.web.gallery import results_page
+from heygemd.web.rerun import rerun_job
 from heygemd.web.security import CSRF_FIELD, csrf_cookie
 from heygemd.web.site import Settings, SiteWeb, localised, version_of
 from heygemd.web.streams import event_response
@@ -69,6 +70,13 @@ async def delete_sent(request: Request, settings: Settings, name: str) -> Respon
     check_form_write(request, settings, form.get(CSRF_FIELD))
     delete_result(settings, name)
     return RedirectResponse("/results", status_code=303)
+
+
+@router.post("/jobs/{name}/rerun")
+async def rerun_sent(request: Request, settings: Settings, name: str) -> Response:
+    form = await request.form()
+    check_form_write(request, settings, form.get(CSRF_FIELD))
+    return RedirectResponse(job_url(rerun_job(settings, name)), status_code=303)
 
 
 @router.post("/pause")
