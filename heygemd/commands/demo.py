@@ -23,7 +23,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from heygemd.daemon.config import CONFIG_ENV_VAR, ConfigError, HeygemdConfig, load_config
+from heygemd.commands.config_file import load_or_report
+from heygemd.daemon.config import CONFIG_ENV_VAR, HeygemdConfig
 from heygemd.daemon.speech_settings import SpeechConfig
 from heygemd.exitcodes import ExitCode
 from heygemd.names import temporary_name
@@ -62,11 +63,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    try:
-        config = load_config(args.config).config
-    except ConfigError as err:
-        print(f"heygemd: configuration error: {err}", file=sys.stderr)
-        return ExitCode.CONFIG
+    loaded = load_or_report(args.config)
+    if isinstance(loaded, ExitCode):
+        return loaded
+    config = loaded.config
     try:
         job = make_sample_job(args.folder / "job", config.speech)
     except OSError as err:

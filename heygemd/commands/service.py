@@ -11,13 +11,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from heygemd.atomic import write_atomic
+from heygemd.commands.config_file import load_or_report
 from heygemd.daemon.config import (
     CONFIG_ENV_VAR,
     DEFAULT_SEARCH_PATHS,
-    ConfigError,
     LoadedConfig,
     default_config_text,
-    load_config,
 )
 from heygemd.exitcodes import ExitCode
 
@@ -55,11 +54,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _load(args: argparse.Namespace) -> LoadedConfig | int:
-    try:
-        return load_config(args.config)
-    except ConfigError as err:
-        print(f"heygemd: configuration error: {err}", file=sys.stderr)
-        return ExitCode.CONFIG
+    return load_or_report(args.config)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -93,11 +88,9 @@ def _init(args: argparse.Namespace) -> int:
             print(f"heygemd: cannot write {target}: {err.strerror}", file=sys.stderr)
             return ExitCode.CANT_CREATE
         print(f"created  {target}")
-    try:
-        loaded = load_config(target)
-    except ConfigError as err:
-        print(f"heygemd: configuration error: {err}", file=sys.stderr)
-        return ExitCode.CONFIG
+    loaded = load_or_report(target)
+    if isinstance(loaded, ExitCode):
+        return loaded
     config = loaded.config
     folders = [getattr(config.paths, key) for key in ("inbox", "outbox", "quarantine", "work", "archive", "state")]
     folders.append(config.paths.presenter_library)

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-from heygemd.daemon.config import CONFIG_ENV_VAR, DEFAULT_SEARCH_PATHS, ConfigError, HeygemdConfig, load_config
+from heygemd.commands.config_file import load_or_report
+from heygemd.daemon.config import CONFIG_ENV_VAR, DEFAULT_SEARCH_PATHS, HeygemdConfig
 from heygemd.exitcodes import ExitCode
 
 POLL_SECONDS = 0.2
@@ -54,11 +55,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_start(args: argparse.Namespace) -> int:
-    try:
-        config = load_config(args.config).config
-    except ConfigError as err:
-        print(f"heygemd: configuration error: {err}", file=sys.stderr)
-        return ExitCode.CONFIG
+    loaded = load_or_report(args.config)
+    if isinstance(loaded, ExitCode):
+        return loaded
+    config = loaded.config
     if not args.no_fetch:
         _fetch_missing(config)
     host = args.host or config.web.host

@@ -8,11 +8,10 @@ import logging
 import sys
 from pathlib import Path
 
+from heygemd.commands.config_file import load_or_report
 from heygemd.daemon.config import (
     CONFIG_ENV_VAR,
     DEFAULT_SEARCH_PATHS,
-    ConfigError,
-    load_config,
 )
 from heygemd.exitcodes import ExitCode
 
@@ -45,11 +44,9 @@ def run_web(args: argparse.Namespace) -> int:
     from heygemd.web.settings import WebSettings
     from heygemd.web.upload import remove_stale_staging
 
-    try:
-        loaded = load_config(args.config)
-    except ConfigError as err:
-        print(f"heygemd: configuration error: {err}", file=sys.stderr)
-        return ExitCode.CONFIG
+    loaded = load_or_report(args.config)
+    if isinstance(loaded, ExitCode):
+        return loaded
     settings = WebSettings.from_config(loaded.config)
     host = args.host or settings.web.host
     port = settings.web.port if args.port is None else args.port
