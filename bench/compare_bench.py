@@ -688,7 +688,7 @@ class RssTrace:
         self._next: dict[str, float] = {}
 
     def sample(self, progress: Any) -> None:
-        fraction = progress.fraction
+        fraction = progress.frames_done / progress.frames_total if progress.frames_total else 1.0  # of this stage
         if fraction < self._next.get(progress.stage, 0.0):
             return
         self._next[progress.stage] = fraction + 1 / RSS_TRACE_STEPS
