@@ -75,6 +75,17 @@ def display_name(name: str) -> str:
         return name.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
+_SHOWN_BYTE = re.compile(r"\\x([89a-f][0-9a-f])")
+
+
+def real_name(shown: str) -> str:
+    """The name that ``display_name`` showed as ``shown``: each ``\\xNN`` (NN from 80) back to its byte.
+
+    ``"face\\\\xff.mp4"`` -> ``"face\\udcff.mp4"`` (the bytes ``face\\xff.mp4``). Links and the page carry the
+    shown form, which is plain UTF-8, and find the file on disk through this."""
+    return _SHOWN_BYTE.sub(lambda match: chr(0xDC00 + int(match.group(1), 16)), shown)
+
+
 def displayable(value: object) -> object:
     """``value`` (JSON-like: dicts, lists, strings, numbers) with every string, keys too, through ``display_name``."""
     if isinstance(value, str):

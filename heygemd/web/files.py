@@ -27,7 +27,7 @@ from email.utils import format_datetime
 from pathlib import Path
 from urllib.parse import quote
 
-from heygemd.names import display_name
+from heygemd.names import display_name, real_name
 from heygemd.web.views import plain_name
 
 CHUNK_BYTES = 256 * 1024
@@ -98,6 +98,16 @@ def open_in(folder_fd: int, name: str) -> OpenedFile:
 
 
 def open_job_file(parent: Path, folder: str, name: str) -> OpenedFile:
+    """The file ``name`` of the job folder ``parent/folder``; either may come in its shown form (``\\xNN``)."""
+    try:
+        return _open_job_file(parent, folder, name)
+    except NotServed:
+        if (real_name(folder), real_name(name)) == (folder, name):
+            raise
+    return _open_job_file(parent, real_name(folder), real_name(name))
+
+
+def _open_job_file(parent: Path, folder: str, name: str) -> OpenedFile:
     folder_fd = open_folder(parent, folder)
     try:
         return open_in(folder_fd, name)

@@ -13,13 +13,13 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import BaseModel, Field
 
 from heygemd.daemon.fsutil import human_size as size_text
-from heygemd.names import display_name, displayable, url_quoted
+from heygemd.names import display_name, displayable
 from heygemd.web.errors import WebError
 from heygemd.web.i18n import LANG_COOKIE, LANG_PARAM, LANGUAGES, MESSAGES, Translator, choose_language, normalise
 from heygemd.web.metrics_export import registry_for
 from heygemd.web.security import CSRF_COOKIE, csrf_cookie, new_csrf_token, signed_in
 from heygemd.web.settings import WebSettings
-from heygemd.web.views import Notice, job_url
+from heygemd.web.views import Notice, job_url, link_segment
 
 HERE = Path(__file__).parent
 COOKIE_YEAR = 365 * 24 * 3600
@@ -170,7 +170,7 @@ def wants_json(request: Request) -> bool:
 
 
 def api_job_url(job: str) -> str:
-    return f"/api/jobs/{url_quoted(job)}"
+    return f"/api/jobs/{link_segment(job)}"
 
 
 def human_size(size: int | None) -> str:

@@ -46,7 +46,7 @@ from heygemd.daemon.status import (
 )
 from heygemd.engine.report import RenderReport
 from heygemd.metrics import Metrics, read_metrics
-from heygemd.names import display_name, is_heygemd_temporary, url_quoted
+from heygemd.names import display_name, is_heygemd_temporary, real_name, url_quoted
 from heygemd.resultfiles import ERROR_REPORT, JOB_REPORT, THUMBNAIL_SUFFIX
 from heygemd.web.settings import OUTBOX, QUARANTINE, WebSettings
 
@@ -329,12 +329,20 @@ def _read_model(path: Path, model: type[BaseModel]) -> BaseModel | None:
         return None
 
 
+def link_segment(name: str) -> str:
+    """``name`` as one segment of a link: its shown form (``\\xNN`` for a byte that is not UTF-8), percent-encoded.
+
+    A URL's bytes that are not UTF-8 reach the routes as U+FFFD, so links carry the shown form, which the
+    finder and the file routes take back to the name on disk (``heygemd.names.real_name``)."""
+    return url_quoted(display_name(name))
+
+
 def file_url(job: str, area: str, name: str) -> str:
-    return f"/api/jobs/{url_quoted(job)}/files/{area}/{url_quoted(name)}"
+    return f"/api/jobs/{link_segment(job)}/files/{area}/{link_segment(name)}"
 
 
 def job_url(job: str) -> str:
-    return f"/jobs/{url_quoted(job)}"
+    return f"/jobs/{link_segment(job)}"
 
 
 # ---------------------------------------------------------------------------- finding a job
@@ -355,7 +363,10 @@ class JobFinder:
         if not plain_name(name):
             return None
         view = self._in_inbox(name) or self._claimed(name) or self._finished(name)
-        return self._marked(view or self._claimed(name, by_id=True) or self._finished_by_id(name))
+        view = view or self._claimed(name, by_id=True) or self._finished_by_id(name)
+        if view is None and real_name(name) != name:  # a link's shown form of a name that is not UTF-8
+            return self.find(real_name(name))
+        return self._marked(view)
 
     def find_claimed(self, name: str) -> JobView | None:
         """A job in a service's hands (not a folder of the same name dropped into the inbox again meanwhile)."""
@@ -524,8 +535,8 @@ class JobFinder:
         return self._with_results(JobView(id=name, phase=JobPhase.DONE), outbox, quarantine)
 
     def _with_results(self, view: JobView, outbox: str | None, quarantine: str | None) -> JobView:
-        outbox_dir = real_folder(self.settings.paths.outbox, outbox) if outbox else None
-        quarantine_dir = real_folder(self.settings.paths.quarantine, quarantine) if quarantine else None
+        outbox_dir = shown_folder(self.settings.paths.outbox, outbox) if outbox else None
+        quarantine_dir = shown_folder(self.settings.paths.quarantine, quarantine) if quarantine else None
         view.outbox_folder = outbox if outbox_dir else None
         view.quarantine_folder = quarantine if quarantine_dir else None
         view.gone = outbox_dir is None and quarantine_dir is None
@@ -541,7 +552,7 @@ class JobFinder:
                 links[(area, item.name)] = link
                 view.files.append(link)
         if view.files:
-            view.zip_url = f"/api/jobs/{url_quoted(view.id)}/zip"
+            view.zip_url = f"/api/jobs/{link_segment(view.id)}/zip"
         report = _read_model(outbox_dir / JOB_REPORT, JobReport) if outbox_dir else None
         error = _read_model(quarantine_dir / ERROR_REPORT, ErrorReport) if quarantine_dir else None
         if isinstance(report, JobReport) and outbox_dir is not None:

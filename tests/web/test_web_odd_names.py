@@ -56,4 +56,13 @@ def test_odd_names_are_shown_escaped_by_the_page_and_the_api(service, media):
         assert "caf\\xe9" in texts(listed.json())
         page = client.get("/")
         assert page.status_code == 200 and "caf\\xe9" in page.text, page.text[:500]
+        # The gallery's and the API's links to the odd-named job's files carry its real bytes, and load.
+        gallery = client.get("/api/results").json()["items"]
+        links = [link for item in gallery for link in (item["video"], item["thumbnail"]) if link]
+        listed_job = client.get("/api/jobs/caf%5Cxe9").json()  # the shown form, as the page links it
+        links += listed_job["files"]
+        assert links, (gallery, listed_job)
+        for link in links:
+            answer = client.get(link["url"])
+            assert answer.status_code == 200, (link, answer.status_code, answer.text[:300])
     assert daemon.stop() == 0
