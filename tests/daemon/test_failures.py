@@ -322,7 +322,7 @@ def run_as_nobody_files(folder: Path) -> None:
 STALLING_AUDIO_DECODER = """#!/bin/bash
 # The first decode of the audio snapshot (to snapshot.wav) stops for ever, as on a stalled share.
 case " $* " in *"snapshot.wav"*)
-  if mkdir "$FAULT_DIR/stopped" 2>/dev/null; then kill -STOP $$; fi ;;
+  if mkdir "$FAULT_DIR/stopped" 2>/dev/null; then printf '%s\n' "$@" > "$FAULT_DIR/arguments"; kill -STOP $$; fi ;;
 esac
 exec "$REAL_FFMPEG" "$@"
 """
@@ -339,9 +339,12 @@ def test_a_stalled_audio_decoder_is_stopped_as_render_stalled_and_the_job_is_ret
     env = {"HEYGEMD_FFMPEG": str(launcher), "REAL_FFMPEG": ffmpeg_path(), "FAULT_DIR": str(folder)}
     daemon = start(daemon_factory, env=env | {"TMPDIR": str(system_temp)}, service={"stall_seconds": 3.0})
     drop_job(daemon.inbox, "slow audio", {"a.wav": media["audio"], "v.mp4": media["video"]})
-    daemon.wait_for((folder / "stopped").exists, "the audio decoder to stop")
-    snapshots = daemon.state / SERVICE_SNAPSHOTS_FOLDER
-    assert [entry.name.startswith(SNAPSHOT_PREFIX) for entry in snapshots.iterdir()] == [True]  # the service's own
+    daemon.wait_for((folder / "arguments").exists, "the audio decoder to stop")
+    # Where the stopped decoder was writing, recorded by it (the snapshot may be gone once the stall is caught).
+    written = next(Path(line) for line in (folder / "arguments").read_text().splitlines() if line.endswith("snapshot.wav"))
+    written = daemon.root / written  # relative to the service's working folder, as the config names the state
+    assert written.parent.parent.resolve() == (daemon.state / SERVICE_SNAPSHOTS_FOLDER).resolve(), written
+    assert written.parent.name.startswith(SNAPSHOT_PREFIX), written
     assert not [entry for entry in system_temp.iterdir() if entry.name.startswith(SNAPSHOT_PREFIX)], "not in /tmp"
     report = json.loads((daemon.wait_outbox("slow audio") / "job.json").read_text())
     assert report["status"] == "ok"
