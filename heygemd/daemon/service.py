@@ -795,7 +795,7 @@ class Service:
         # Runs in the main thread between bytecodes, possibly in the middle of a render.
         grace = self.config.service.stop_grace_seconds
         self.status.state = STOPPING
-        self.status_file.write(self.status)
+        self.status_file.write(self.status, blocking=False)
         if not self.rendering:
             self.log.info("stop requested")
             self.notifier.stopping("stopping")

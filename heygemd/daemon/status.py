@@ -229,8 +229,12 @@ class StatusFile:
         self._last_write = 0.0
         self._lock = threading.Lock()  # cluster mode: the worker watch's thread writes it too
 
-    def write(self, status: ServiceStatus, *, force: bool = True) -> None:
-        with self._lock:
+    def write(self, status: ServiceStatus, *, force: bool = True, blocking: bool = True) -> None:
+        """``blocking=False`` is for a signal handler: it may have interrupted a write in this very thread, whose
+        lock it would wait for for ever; it skips the write instead (the main loop writes the state next)."""
+        if not self._lock.acquire(blocking=blocking):
+            return
+        try:
             now = time.monotonic()
             if not force and now - self._last_write < self.min_interval:
                 return
@@ -240,6 +244,8 @@ class StatusFile:
                 write_atomic(self.path, display_json(status) + "\n", durable=False)
             except OSError:
                 pass  # a full or read-only state disk must not stop the work; the journal write will report it
+        finally:
+            self._lock.release()
 
 
 def read_status(state_dir: Path) -> ServiceStatus | None:
