@@ -446,6 +446,14 @@ CODE_TEXTS_ZH: dict[ErrorCode, tuple[str, str]] = {
         "渲染期间输入文件一直在变化：可能还在上传。",
         "请等上传完成后再重新放入文件夹。",
     ),
+    ErrorCode.INPUT_MISSING: (
+        "任务文件夹被接收后、渲染之前，其中一个输入文件被删除了。",
+        "请把文件放回文件夹后重新放入。",
+    ),
+    ErrorCode.INPUT_REPLACED: (
+        "任务被接收后，某个输入文件被换成了不是普通文件的东西（链接、管道或文件夹），没有读取它。",
+        "请把真正的文件放进文件夹后重新放入。",
+    ),
     ErrorCode.INPUT_MANIFEST_MISMATCH: (
         "某个文件的大小或校验和与 READY 标记里列出的不一致。",
         "请重新复制这个文件（或改正标记文件），然后重新放入文件夹。",
@@ -521,6 +529,14 @@ CODE_TEXTS_ZH: dict[ErrorCode, tuple[str, str]] = {
     ErrorCode.RENDER_STALLED: (
         "渲染长时间没有进展（共享文件夹卡住或 GPU 无响应），已被停止。",
         "管理员应检查共享文件夹和 GPU；任务会自动重试。",
+    ),
+    ErrorCode.RENDER_ENCODER_FAILED: (
+        "视频编码器（ffmpeg）在视频完成之前停止了；输入文件读取正常。",
+        "通常不需要处理：视频会重新渲染；如果一直出现，请管理员查看服务日志。",
+    ),
+    ErrorCode.RENDER_OPTION_UNFIT: (
+        "某个渲染选项不适合这个模板（fixed_box 超出了画面）。",
+        "请改正该选项（job.toml 或配置文件的 [render]），然后重新放入文件夹。",
     ),
     ErrorCode.OUTPUT_MISMATCH: (
         "生成的视频声音和画面的时长不一致。",

@@ -19,6 +19,7 @@ from webserver import WebThread
 
 from heygemd.daemon.config import HeygemdConfig, PathsConfig
 from heygemd.speech.text import split_sentences
+from heygemd.uploadmark import UPLOAD_MARK
 from heygemd.web.app import create_app
 from heygemd.web.settings import WebSettings
 from heygemd.web.speaking import PREVIEW_MAX_CHARS, preview_text
@@ -163,7 +164,7 @@ def test_a_typed_script_with_two_presenters_becomes_one_job_folder(site, media):
         job = client.get("/api/jobs/script").json()
         assert [video["template"] for video in job["videos"]] == ["anna/front.mp4", "ben/front.mp4"]
     folder = site.inbox / "script"
-    assert visible(folder) == ["job.toml", "script.txt"]
+    assert visible(folder) == sorted([UPLOAD_MARK, "job.toml", "script.txt"])  # the mark: claimed at once
     assert (folder / "script.txt").read_text(encoding="utf-8") == "Hello there. This is a test.\n"
     assert (folder / "job.toml").read_text(encoding="utf-8") == (
         'presenters = ["anna", "ben"]\nvoice = "espeak-ng"\nlanguage = "en"\nspeed = 1.25\n'
@@ -186,7 +187,7 @@ def test_jobs_naming_presenters_are_checked_as_the_service_will(site, media):
         several = client.post("/api/jobs", data={"presenters": "anna"}, files=[audio, second])
         assert several.status_code == 201, several.text  # several audio files: each rendered with every template
     assert visible(site.inbox) == ["voice"]
-    assert visible(site.inbox / "voice") == ["job.toml", "second.wav", "voice.wav"]
+    assert visible(site.inbox / "voice") == sorted([UPLOAD_MARK, "job.toml", "second.wav", "voice.wav"])
 
 
 def test_the_voices_are_those_the_doctor_lists(site):
