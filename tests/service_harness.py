@@ -187,6 +187,20 @@ class Daemon:
             return "(no log)"
 
 
+def heygemd_cli(daemon: Daemon, *args: str) -> subprocess.CompletedProcess:
+    """``heygemd ARGS --config <the daemon's>`` as an operator runs it beside the service (no HEYGEMD_* variables)."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("HEYGEMD_")}
+    return subprocess.run(
+        [sys.executable, "-m", "heygemd", *args, "--config", str(daemon.config_path)],
+        cwd=daemon.root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
 @pytest.fixture
 def daemon_factory(tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
     started: list[Daemon] = []

@@ -8,15 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
-from service_harness import Daemon, drop_job, service_config
+from service_harness import Daemon, drop_job, heygemd_cli, service_config
 from test_failures import faulty_ffmpeg
 from test_resultpage import parse
 from webhook_receiver import WebhookReceiver
@@ -42,19 +39,6 @@ def start(daemon_factory, env: dict[str, str] | None = None, checkpoint: Path | 
     daemon.start()
     daemon.wait_ready()
     return daemon
-
-
-def cli(daemon: Daemon, *args: str) -> subprocess.CompletedProcess:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("HEYGEMD_")}
-    return subprocess.run(
-        [sys.executable, "-m", "heygemd", *args, "--config", str(daemon.config_path)],
-        cwd=daemon.root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def status(daemon: Daemon) -> dict:
@@ -90,10 +74,10 @@ def assert_cancelled_as_dropped(daemon: Daemon, job: str, dropped: dict[str, str
 
 def test_pause_stops_claims_and_resume_restarts_them(daemon_factory, media):
     daemon = start(daemon_factory)
-    paused = cli(daemon, "pause")
+    paused = heygemd_cli(daemon, "pause")
     assert paused.returncode == 0 and "takes no new jobs" in paused.stdout, paused
     daemon.wait_for(lambda: status(daemon).get("state") == "paused" and status(daemon)["paused"], "status: paused")
-    assert "paused" in cli(daemon, "status").stdout
+    assert "paused" in heygemd_cli(daemon, "status").stdout
 
     drop_job(daemon.inbox, "held", {"a.wav": media["audio"], "v.mp4": media["video"]})
     daemon.wait_for(lambda: "held" in status(daemon).get("queued", []), "the folder to be ready (and queued)")
@@ -103,7 +87,7 @@ def test_pause_stops_claims_and_resume_restarts_them(daemon_factory, media):
     )
     assert (daemon.inbox / "held").is_dir() and not daemon.logged("job claimed"), "paused: nothing is claimed"
 
-    assert cli(daemon, "resume").returncode == 0
+    assert heygemd_cli(daemon, "resume").returncode == 0
     daemon.wait_outbox("held")
     assert daemon.logged("paused: no new jobs are taken; the current one finishes")
     assert daemon.logged("resumed: new jobs are taken again")
@@ -122,7 +106,7 @@ def test_cancel_of_queued_and_arriving_folders(daemon_factory, media, receiver):
         watch={"readiness": "marker"},
         notify={"webhook_urls": [receiver.url], "backoff_seconds": 0.1},
     )
-    assert cli(daemon, "pause").returncode == 0  # so that the ready folder waits in the queue
+    assert heygemd_cli(daemon, "pause").returncode == 0  # so that the ready folder waits in the queue
     daemon.wait_for(lambda: status(daemon).get("paused"), "the pause to be seen")
     drop_job(daemon.inbox, "ready one", {"a.wav": media["audio"], "v.mp4": media["video"], "READY": b""})
     drop_job(daemon.inbox, "still arriving", {"a.wav": media["audio"], "v.mp4": media["video"]})  # no marker yet
@@ -133,7 +117,7 @@ def test_cancel_of_queued_and_arriving_folders(daemon_factory, media, receiver):
     dropped = {name: digests(daemon.inbox / name) for name in ("ready one", "still arriving")}
 
     for name in dropped:
-        said = cli(daemon, "cancel", name)
+        said = heygemd_cli(daemon, "cancel", name)
         assert said.returncode == 0 and "is in the inbox" in said.stdout, said
     for name, files in dropped.items():
         assert_cancelled_as_dropped(daemon, name, files)
@@ -144,7 +128,7 @@ def test_cancel_of_queued_and_arriving_folders(daemon_factory, media, receiver):
         assert event.type.value == "job.cancelled" and event.error_report and event.error_report["code"] == "cancelled"
     assert status(daemon)["paused"], "cancels are honoured while paused; the pause stays"
 
-    unknown = cli(daemon, "cancel", "never dropped")
+    unknown = heygemd_cli(daemon, "cancel", "never dropped")
     assert unknown.returncode == 1 and "no job" in unknown.stderr and control(daemon)["cancel"] == []
     assert metrics(daemon)["counters"]["jobs"] == {"failed/cancelled": 2}
     assert daemon.stop() == 0
@@ -160,7 +144,7 @@ def test_cancel_of_a_job_waiting_to_retry(daemon_factory, media, tmp_path):
     )
     dropped = digests(next(job / "input" for job in daemon.work.iterdir()))
 
-    said = cli(daemon, "cancel", "flaky")
+    said = heygemd_cli(daemon, "cancel", "flaky")
     assert said.returncode == 0 and "is claimed" in said.stdout, said
     assert_cancelled_as_dropped(daemon, "flaky", dropped)
     daemon.wait_for(lambda: status(daemon).get("waiting_jobs") == [], "the job no longer waiting")
@@ -180,7 +164,7 @@ def test_cancel_of_a_job_whose_decoder_is_stalled(daemon_factory, media, tmp_pat
     daemon.wait_for(lambda: (status(daemon).get("current") or {}).get("video") == "v.mp4", "the video to be rendering")
     daemon.wait_for(lambda: (tmp_path / "fault" / "count").exists(), "the decoder to be stopped")
 
-    said = cli(daemon, "cancel", "stuck")
+    said = heygemd_cli(daemon, "cancel", "stuck")
     assert said.returncode == 0 and "is rendering" in said.stdout, said
     daemon.wait_for(lambda: (daemon.quarantine / "stuck" / "error.json").exists(), "the cancel", timeout=CANCEL_SECONDS)
     assert_cancelled_as_dropped(daemon, "stuck", dropped)
@@ -206,7 +190,7 @@ def test_cancel_in_the_middle_of_a_render_with_the_model(daemon_factory, wav2lip
     drop_job(daemon.inbox, "long job", files)
     daemon.wait_for(lambda: (status(daemon).get("current") or {}).get("percent") is not None, "the first video to progress")
 
-    assert cli(daemon, "cancel", "long job").returncode == 0
+    assert heygemd_cli(daemon, "cancel", "long job").returncode == 0
     daemon.wait_for(lambda: (daemon.quarantine / "long job" / "error.json").exists(), "the cancel", timeout=CANCEL_SECONDS)
     error = assert_cancelled_as_dropped(daemon, "long job", dropped)
     assert error["failed_videos"] == [] and not daemon.logged("video done"), "stopped in the middle of the first video"
@@ -253,9 +237,9 @@ def test_metrics_survive_a_restart(daemon_factory, media):
     assert counters["jobs"] == {"ok": 2, "failed/job.no_audio": 1} and counters["videos"] == {"ok": 2}
     assert counters["render_seconds"]["count"] == 2 and sum(counters["render_seconds"]["bucket_counts"]) == 2
     assert counters["video_seconds_produced"] > 2.0
-    shown = json.loads(cli(daemon, "status", "--json").stdout)["metrics"]
+    shown = json.loads(heygemd_cli(daemon, "status", "--json").stdout)["metrics"]
     assert shown["counters"] == counters and shown["gauges"]["ready"] and shown["gauges"]["free_bytes"]["outbox"] > 0
-    assert "3 jobs (1 failed, 2 ok)" in cli(daemon, "status").stdout
+    assert "3 jobs (1 failed, 2 ok)" in heygemd_cli(daemon, "status").stdout
     assert daemon.stop() == 0
 
 

@@ -6,11 +6,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
-from service_harness import WAIT_SECONDS, drop_job, service_config
+from service_harness import WAIT_SECONDS, drop_job, heygemd_cli, service_config
 
 from heygemd.daemon.config import ModelsConfig
 from heygemd.daemon.model_wait import MISSING, SETTLE_SECONDS, ModelWait
@@ -24,18 +22,6 @@ def _status(daemon) -> dict:
         return json.loads((daemon.state / "status.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
-
-
-def _heygemd(daemon, *args: str) -> subprocess.CompletedProcess:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("HEYGEMD_")}
-    return subprocess.run(
-        [sys.executable, "-m", "heygemd", *args, "--config", str(daemon.config_path)],
-        cwd=daemon.root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def test_the_service_waits_for_the_weights_and_loads_them_without_a_restart(
@@ -53,9 +39,9 @@ def test_the_service_waits_for_the_weights_and_loads_them_without_a_restart(
     assert wanted["label"] == GENERATOR_LABEL and wanted["path"] == str(checkpoint.resolve())
     assert wanted["problem"] == MISSING and wanted["url"] == ModelsConfig().checkpoint_url
 
-    shown = _heygemd(daemon, "status")
+    shown = heygemd_cli(daemon, "status")
     assert "WAITING for the model files" in shown.stdout and f"at {checkpoint.resolve()}" in shown.stdout, shown.stdout
-    doctor = {check["check"]: check for check in json.loads(_heygemd(daemon, "doctor", "--json").stdout)}
+    doctor = {check["check"]: check for check in json.loads(heygemd_cli(daemon, "doctor", "--json").stdout)}
     assert str(checkpoint) in doctor[GENERATOR_LABEL]["detail"] and "offline" in doctor[GENERATOR_LABEL]["detail"]
     assert WAITING_FOR_MODEL in doctor["service"]["detail"] and str(checkpoint.resolve()) in doctor["service"]["detail"]
 
