@@ -36,6 +36,8 @@ def test_a_web_upload_skips_the_settle_window_and_a_hand_dropped_folder_does_not
     out = daemon.wait_outbox("from the page")  # the deadline is far below the hour of settling
     assert (out / "front.mp4").exists()
     archived = daemon.archive / "from the page"
+    # the outbox is published before the job folder is archived: wait for the move, not only the results
+    daemon.wait_for(lambda: (archived / UPLOAD_MARK).exists(), "the web upload to be archived")
     hand = daemon.root / "by hand"
     shutil.copytree(archived, hand)  # the archived upload, its mark included, copied back in by a person
     assert (hand / UPLOAD_MARK).exists()
