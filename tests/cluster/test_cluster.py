@@ -152,7 +152,7 @@ def test_thirty_videos_survive_a_killed_worker_a_killed_coordinator_and_a_redis_
         assert sorted(path.name for path in out.glob("*.mp4")) == [f"t{index}.mp4" for index in range(6)]
         for video in out.glob("*.mp4"):
             assert _duration(video) == pytest.approx(8.0, abs=0.3)
-        assert (daemon.archive / name / "voice.wav").exists()
+        daemon.wait_for((daemon.archive / name / "voice.wav").exists, f"{name} to be archived")  # after its outbox
     assert sorted(path.name for path in daemon.outbox.iterdir() if path.is_dir()) == names  # each job once
     history = [json.loads(line) for line in (daemon.state / "history.jsonl").read_text().splitlines() if line.strip()]
     assert sorted(entry["job"] for entry in history) == names
