@@ -2,8 +2,8 @@
 
 The configs are the published ones (``PUBLISHED_*``, facts from the MuseTalk download: musetalk.json,
 sd-vae-ft-mse's config.json, whisper-tiny's config.json and preprocessor_config.json). A full-size
-UNet is ~3.4 GB in float32, so renders use ``SMALL_*``: the same architectures, narrower and with one
-layer per block (the loader reads whatever the config files say). whisper-tiny is small enough to be
+UNet is ~3.4 GB in float32, so the tests render with ``TINY_*`` and the benchmark with ``SMALL_*``: the
+same architectures, narrower and with one layer per block (the loader reads whatever the config files say). whisper-tiny is small enough to be
 written at full size: its width (384) and its 5 hidden states are part of MuseTalk's contract.
 
 As published: unet.pth is a bare state_dict; the VAE's .bin names its mid-block attention with the
@@ -44,6 +44,8 @@ PUBLISHED_UNET = {
     "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"],
 }
 SMALL_UNET = {**PUBLISHED_UNET, "block_out_channels": [32, 64, 64, 64], "layers_per_block": 1}
+# The tests' renders: narrower still (16 norm groups allow a width of 16); about 10x faster than SMALL on 2 cores.
+TINY_UNET = {**SMALL_UNET, "block_out_channels": [16, 32, 32, 32], "norm_num_groups": 16}
 
 PUBLISHED_VAE = {
     "_class_name": "AutoencoderKL",
@@ -60,6 +62,7 @@ PUBLISHED_VAE = {
     "up_block_types": ["UpDecoderBlock2D"] * 4,
 }
 SMALL_VAE = {**PUBLISHED_VAE, "block_out_channels": [32, 32, 32, 32], "layers_per_block": 1}
+TINY_VAE = {**SMALL_VAE, "block_out_channels": [16, 16, 16, 16], "norm_num_groups": 16}
 
 WHISPER_TINY = {
     "architectures": ["WhisperForConditionalGeneration"],
@@ -108,8 +111,8 @@ def make_musetalk_dir(
     root: Path,
     seed: int = 0,
     *,
-    unet: dict[str, object] = SMALL_UNET,
-    vae: dict[str, object] = SMALL_VAE,
+    unet: dict[str, object] = TINY_UNET,
+    vae: dict[str, object] = TINY_VAE,
     safetensors: bool = False,
 ) -> Path:
     """Write the published layout under ``root`` with seeded random weights; returns ``root``."""

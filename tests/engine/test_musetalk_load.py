@@ -12,7 +12,7 @@ from checkpoint_factory import make_wav2lip_checkpoint
 from musetalk_factory import (
     PUBLISHED_UNET,
     PUBLISHED_VAE,
-    SMALL_UNET,
+    TINY_UNET,
     WHISPER_TINY,
     constructor,
     make_musetalk_dir,
@@ -98,7 +98,7 @@ def test_a_wav2lip_checkpoint_in_place_of_the_unet_is_refused_with_counts(layout
     with pytest.raises(CheckpointError) as raised:
         load_networks(layout)
     with torch.device("meta"):
-        entries = len(build_unet(constructor(SMALL_UNET), Path("musetalk.json")).state_dict())
+        entries = len(build_unet(constructor(TINY_UNET), Path("musetalk.json")).state_dict())
     assert raised.value.path == ModelFiles(layout).unet_weights
     assert raised.value.reason.startswith(
         f"this looks like a different network, not MuseTalk 1.5's UNet: {entries} expected entries, 0 match; "
@@ -108,14 +108,14 @@ def test_a_wav2lip_checkpoint_in_place_of_the_unet_is_refused_with_counts(layout
 
 
 def test_weights_of_another_width_are_refused_with_the_wrong_shapes_counted(layout: Path):
-    wider = {**SMALL_UNET, "block_out_channels": [64, 64, 64, 64]}
+    wider = {**TINY_UNET, "block_out_channels": [32, 32, 32, 32]}  # the first block twice as wide
     torch.manual_seed(1)
     from diffusers import UNet2DConditionModel
 
     torch.save(UNet2DConditionModel(**constructor(wider)).state_dict(), ModelFiles(layout).unet_weights)
     with pytest.raises(
         CheckpointError,
-        match=r"does not fit MuseTalk 1.5's UNet: 440 expected entries, 297 match; 2 missing .*; 141 with the wrong shape \(e.g. conv_in.weight \(64, 8, 3, 3\) vs \(32, 8, 3, 3\)",
+        match=r"does not fit MuseTalk 1.5's UNet: 440 expected entries, 297 match; 2 missing .*; 141 with the wrong shape \(e.g. conv_in.weight \(32, 8, 3, 3\) vs \(16, 8, 3, 3\)",
     ):
         load_networks(layout)
 
