@@ -37,7 +37,7 @@ from heygemd.daemon.reports import (
 )
 from heygemd.daemon.status import CurrentJob, ServiceStatus, StatusFile, WorkerTask
 from heygemd.engine import EngineInfo, RenderOptions, RenderReport
-from heygemd.engine.report import AudioInput, FaceStats, OutputFile, StageTimings, VideoInput
+from heygemd.engine.report import AudioInput, FaceStats, OutputFile, ProgressStage, StageTimings, VideoInput
 from heygemd.metrics import Metrics, write_metrics
 from heygemd.uploadmark import UPLOAD_MARK
 from heygemd.web.app import create_app
@@ -599,8 +599,8 @@ def test_a_job_is_found_along_its_way(site):
     )
     Journal(site.state).save(record)
     current = CurrentJob(job="claimed job", job_id="J9", video="b.mp4", index=2, total=2)
-    current.advance(40, 100, "render", now=now - timedelta(seconds=2))
-    current.advance(60, 100, "render", now=now)
+    current.advance(40, 100, ProgressStage.RENDER, now=now - timedelta(seconds=2))
+    current.advance(60, 100, ProgressStage.RENDER, now=now)
     running_status(
         site,
         arriving=["uploading"],
@@ -893,8 +893,8 @@ def test_a_rendering_job_shows_its_whole_progress_and_time_left(site):
     Journal(site.state).save(record)
     current = CurrentJob(job="three", job_id="J5", video="b.mp4", index=2, total=3)
     now = utc_now()
-    current.advance(0, 100, "render", now=now - timedelta(seconds=10))
-    current.advance(50, 100, "render", now=now)
+    current.advance(0, 100, ProgressStage.RENDER, now=now - timedelta(seconds=10))
+    current.advance(50, 100, ProgressStage.RENDER, now=now)
     running_status(site, current=current, state="working")
     with site.client() as client:
         job = client.get("/api/jobs/three").json()
