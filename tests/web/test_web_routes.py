@@ -298,6 +298,71 @@ def test_traversal_links_and_unknown_files_are_refused(site, tmp_path):
         assert client.get("/api/jobs/campaign/files/outbox/../../../secret.txt").status_code == 404
 
 
+TEMPLATE_BYTES = bytes(range(255, -1, -1)) * 20  # 5 KiB standing in for the template the result was made from
+
+
+def name_templates(site: Site, *templates: str) -> None:
+    """Rewrite campaign's job.json so that its rendered videos name these templates (as a share's user could)."""
+    path = site.outbox / "campaign" / "job.json"
+    report = JobReport.model_validate_json(path.read_text())
+    report.videos = [
+        VideoResult(template=template, status=VideoStatus.OK, output="front.mp4", report="front.json")
+        for template in templates
+    ]
+    path.write_text(report.model_dump_json())
+
+
+def test_a_results_template_is_served_from_its_archive_or_the_library_and_from_nowhere_else(site, tmp_path):
+    publish_done_job(site)
+    archived = site.root / "archive" / "campaign"
+    archived.mkdir(parents=True)
+    (archived / "front.mp4").write_bytes(TEMPLATE_BYTES)
+    (archived / "job.toml").write_text("loop = 'pingpong'\n")  # in the archive, but no result's template
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not for the web")
+    (archived / "link.mp4").symlink_to(secret)
+    anna = site.settings.paths.presenter_library / "anna"
+    anna.mkdir(parents=True)
+    (anna / "smile.png").write_bytes(TEMPLATE_BYTES[:100])
+    with site.client() as client:
+        before = client.get("/api/jobs/campaign").json()["videos"][0]["before"]
+        assert before == {"available": True, "url": "/api/jobs/campaign/templates/front.mp4", "still": False}
+        assert client.get(before["url"]).content == TEMPLATE_BYTES
+        assert client.get(before["url"], headers={"Range": "bytes=0-9"}).content == TEMPLATE_BYTES[:10]
+        page = client.get("/jobs/campaign").text
+        assert 'class="before-after"' in page and f'src="{before["url"]}"' in page
+
+        refused = [
+            "/api/jobs/campaign/templates/job.toml",  # there, but named by no result
+            "/api/jobs/campaign/templates/..%2F..%2Fsecret.txt",
+            "/api/jobs/campaign/templates/%2e%2e/campaign/front.mp4",
+            "/api/jobs/campaign/templates/anna/smile.png",  # the library's, but not this job's
+            "/api/jobs/campaign/templates/link.mp4",
+        ]
+        # A report edited on the share reaches nothing outside the archive folder and the library either.
+        library = site.settings.paths.presenter_library.absolute()
+        name_templates(
+            site, "link.mp4", "../secret.txt", str(secret), f"{library}/../x/front.mp4", f"{library}/.hidden/a.mp4"
+        )
+        assert [video["before"]["available"] for video in client.get("/api/jobs/campaign").json()["videos"]] == [False] * 5
+        for path in (*refused, "/api/jobs/campaign/templates/link.mp4", "/api/jobs/campaign/templates/..%2Fsecret.txt"):
+            answer = client.get(path)
+            assert answer.status_code == 404 and answer.json()["error"]["kind"] == "error.file_not_found", path
+            assert b"not for the web" not in answer.content
+        assert "Template no longer available" in client.get("/jobs/campaign").text
+
+        name_templates(site, str(anna / "smile.png"))  # a still of the presenter library
+        before = client.get("/api/jobs/campaign").json()["videos"][0]["before"]
+        assert before == {"available": True, "url": "/api/jobs/campaign/templates/anna/smile.png", "still": True}
+        assert client.get(before["url"]).content == TEMPLATE_BYTES[:100]
+        assert '<img class="template"' in client.get("/jobs/campaign").text
+
+        (anna / "smile.png").unlink()  # the presenter deleted: the page says so, the route has nothing
+        assert client.get("/api/jobs/campaign").json()["videos"][0]["before"]["available"] is False
+        assert client.get(before["url"]).status_code == 404
+        assert "模板已不在" in client.get("/jobs/campaign?lang=zh-CN").text
+
+
 def test_a_quarantined_job_shows_its_code_and_reason_in_both_languages(site):
     quarantine_job(site)
     with site.client() as client:
