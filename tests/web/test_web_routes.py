@@ -648,6 +648,25 @@ def test_cancel_and_pause_write_the_control_file(site):
         assert client.get("/api/status").json()["paused"] is True
 
 
+def test_pause_and_resume_address_a_service_by_the_name_the_page_shows(site):
+    second = site.state / "gpu1"  # a second service's state folder inside paths.state, named by service.name
+    second.mkdir()
+    engine = EngineInfo(heygemd_version="test", device="cuda:1", batch_size=32, encoder="libx264")
+    StatusFile(second).write(ServiceStatus(state="idle", engine=engine, name="render box B"))
+    running_status(site, name="render box A")
+    with site.client() as client:
+        shown = [service["name"] for service in client.get("/api/status").json()["services"]]
+        assert shown == ["render box A", "render box B"]
+        answer = client.post("/api/pause", params={"service": "render box B"}).json()
+        assert answer == {"paused": True, "services": ["render box B"]}
+        assert read_control(second).paused and not read_control(site.state).paused
+        assert client.post("/api/pause", params={"service": ["render box A", "gpu9"]}).status_code == 404
+        assert not read_control(site.state).paused  # nothing written when one name is unknown
+        both = client.post("/api/resume", params={"service": ["render box A", "render box B"]}).json()
+        assert sorted(both["services"]) == ["render box A", "render box B"] and not read_control(second).paused
+        assert client.post("/api/pause", params={"service": "gpu1"}).json()["services"] == ["render box B"]  # its folder
+
+
 def test_a_job_is_found_along_its_way(site):
     running_status(site, arriving=["uploading"], waiting_for={"uploading": '"voice.wav" still open for writing'})
     (site.inbox / "uploading").mkdir()
