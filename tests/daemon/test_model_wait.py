@@ -46,8 +46,18 @@ def test_the_service_waits_for_the_weights_and_loads_them_without_a_restart(
     assert WAITING_FOR_MODEL in doctor["service"]["detail"] and str(checkpoint.resolve()) in doctor["service"]["detail"]
 
     drop_job(daemon.inbox, "first job", {"a.wav": media["audio"], "v.mp4": media["video"]})
-    daemon.wait_for(lambda: "first job" in _status(daemon).get("queued", []), "the job to be listed as queued")
+    drop_job(daemon.inbox, "cancel me", {"a.wav": media["audio"], "v.mp4": media["video"]})
+    daemon.wait_for(
+        lambda: {"first job", "cancel me"} <= set(_status(daemon).get("queued", [])), "the jobs to be listed as queued"
+    )
     assert (daemon.inbox / "first job").is_dir() and not daemon.quarantine.joinpath("first job").exists()
+
+    # A queued job cancelled while the model is missing leaves the queue at once, as any cancelled job: to quarantine.
+    assert heygemd_cli(daemon, "cancel", "cancel me").returncode == 0
+    assert daemon.wait_quarantine("cancel me")["code"] == "cancelled"
+    assert sorted(path.name for path in (daemon.quarantine / "cancel me").iterdir()) == ["a.wav", "error.json", "v.mp4"]
+    daemon.wait_for(lambda: _status(daemon).get("state") == WAITING_FOR_MODEL, "the service to wait for its model again")
+    assert _status(daemon)["queued"] == ["first job"] and (daemon.inbox / "first job").is_dir()
 
     checkpoint.parent.mkdir()
     checkpoint.write_text("<html><body>Sign in to download</body></html>\n")
