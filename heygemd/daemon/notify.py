@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import sdnotify
 
@@ -61,6 +64,31 @@ class Notifier:
         if now - self._last_watchdog >= self.watchdog_interval:
             self._last_watchdog = now
             self.send("WATCHDOG=1")
+
+    @contextmanager
+    def keep_alive(self) -> Iterator[None]:
+        """Ping the watchdog from a thread while the block runs (a model build: one long call that cannot ping),
+        from its start, every ``watchdog_interval``; the pings stop when the block ends, however it ends."""
+        if self.watchdog_interval is None:
+            yield
+            return
+        interval = self.watchdog_interval
+        done = threading.Event()
+
+        def ping() -> None:
+            while True:
+                self._last_watchdog = time.monotonic()
+                self.send("WATCHDOG=1")
+                if done.wait(interval):
+                    return
+
+        pinger = threading.Thread(target=ping, name="watchdog-keep-alive", daemon=True)
+        pinger.start()
+        try:
+            yield
+        finally:
+            done.set()
+            pinger.join()
 
     def reloading(self) -> None:
         self.send("RELOADING=1", f"MONOTONIC_USEC={time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000}")

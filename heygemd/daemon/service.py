@@ -666,7 +666,10 @@ class Service:
         self._sleep(POLL_SECONDS)
 
     def _load_engine(self, settings: EngineSettings) -> RenderEngine:
-        return start_engine(settings, self.config.paths.state)
+        """The engine built, the watchdog fed meanwhile: files placed after READY=1 are loaded in the loop's thread,
+        and a build may outlast WatchdogSec (torch's import, a large checkpoint on a slow disk)."""
+        with self.notifier.keep_alive():
+            return start_engine(settings, self.config.paths.state)
 
     def _check_shared_filesystem(self) -> str | None:
         if not self.inbox.is_dir():
