@@ -123,6 +123,7 @@ def test_upload_watch_the_progress_play_the_result_and_download_the_zip(site, pa
         " && document.querySelector('video.result').readyState >= 2",
     )
     assert video.is_visible()
+    page.evaluate("document.querySelector('video.result').pause()")  # its controls stay shown (the screenshot)
     see_before_and_after(page, DESKTOP["width"], side_by_side=True)
     screenshot(page, "job-done.png")
     page.set_viewport_size(PHONE)

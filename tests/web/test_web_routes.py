@@ -11,6 +11,7 @@ import io
 import json
 import os
 import re
+import shutil
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from heygemd.daemon.journal import HistoryEntry, JobRecord, Journal, Phase, Vide
 from heygemd.daemon.reports import (
     ErrorReport,
     FailedVideo,
+    InputFile,
     JobReport,
     JobStatus,
     VideoResult,
@@ -361,6 +363,20 @@ def test_a_results_template_is_served_from_its_archive_or_the_library_and_from_n
         assert client.get("/api/jobs/campaign").json()["videos"][0]["before"]["available"] is False
         assert client.get(before["url"]).status_code == 404
         assert "模板已不在" in client.get("/jobs/campaign?lang=zh-CN").text
+
+        name_templates(site, "front.mp4")
+        assert client.get("/api/jobs/campaign").json()["videos"][0]["before"]["available"] is True
+        path = site.outbox / "campaign" / "job.json"
+        report = JobReport.model_validate_json(path.read_text())
+        report.inputs = [InputFile(name="front.mp4", size_bytes=len(TEMPLATE_BYTES) + 1, mtime_ns=0, sha256="")]
+        path.write_text(report.model_dump_json())  # the archive's front.mp4 is not the file that was rendered
+        assert client.get("/api/jobs/campaign").json()["videos"][0]["before"]["available"] is False
+        assert client.get("/api/jobs/campaign/templates/front.mp4").status_code == 404
+        report.inputs = [InputFile(name="front.mp4", size_bytes=len(TEMPLATE_BYTES), mtime_ns=0, sha256="")]
+        path.write_text(report.model_dump_json())
+        assert client.get("/api/jobs/campaign/templates/front.mp4").content == TEMPLATE_BYTES
+        shutil.rmtree(archived)  # retention, or outputs.after_success = "delete"
+        assert client.get("/api/jobs/campaign").json()["videos"][0]["before"]["available"] is False
 
 
 def test_a_quarantined_job_shows_its_code_and_reason_in_both_languages(site):
