@@ -24,6 +24,7 @@ class Notifier:
         if self._socket is not None:
             self._socket.setblocking(False)
         self._last_status: str | None = None
+        self._ready = False  # systemd watches with WatchdogSec from READY=1 on (before it: TimeoutStartSec)
         self._last_watchdog = 0.0
         self.watchdog_interval = self._watchdog_interval()
 
@@ -48,6 +49,7 @@ class Notifier:
             pass  # systemd gone or its queue full: nothing to do about it here
 
     def ready(self, status: str) -> None:
+        self._ready = True
         self._last_status = status
         self.send("READY=1", f"STATUS={status}")
 
@@ -68,8 +70,9 @@ class Notifier:
     @contextmanager
     def keep_alive(self) -> Iterator[None]:
         """Ping the watchdog from a thread while the block runs (a model build: one long call that cannot ping),
-        from its start, every ``watchdog_interval``; the pings stop when the block ends, however it ends."""
-        if self.watchdog_interval is None:
+        from its start, every ``watchdog_interval``; the pings stop when the block ends, however it ends. Before
+        READY=1 there is no watchdog to feed (the start-up build is bounded by TimeoutStartSec): no pings."""
+        if self.watchdog_interval is None or not self._ready:
             yield
             return
         interval = self.watchdog_interval

@@ -108,6 +108,9 @@ def test_the_watchdog_is_fed_while_a_long_call_runs_and_no_longer_after(notify_s
     monkeypatch.setenv("WATCHDOG_USEC", "200000")
     monkeypatch.delenv("WATCHDOG_PID", raising=False)
     notifier = Notifier()
+    with notifier.keep_alive():
+        pass  # before READY=1 systemd does not watch: nothing is sent
+    notifier.ready("ready")
 
     def pingers() -> list[threading.Thread]:
         return [thread for thread in threading.enumerate() if thread.name == "watchdog-keep-alive"]
@@ -119,7 +122,8 @@ def test_the_watchdog_is_fed_while_a_long_call_runs_and_no_longer_after(notify_s
             time.sleep(0.02)
         assert len(pingers()) == 1
     assert pingers() == []  # stopped and joined with the call's end
-    assert set(notify_socket.drain()) == {"WATCHDOG=1"}
+    messages = notify_socket.drain()
+    assert messages[:2] == ["READY=1", "STATUS=ready"] and set(messages[2:]) == {"WATCHDOG=1"}
 
 
 class _Clock:
