@@ -155,7 +155,12 @@ class VideoView(BaseModel):
 
     @property
     def template_place(self) -> TemplatePlace | None:
+        """Where its template is now (the template route serves it from there); not part of the API's answer."""
         return self._template_place
+
+    def show_template(self, place: TemplatePlace | None) -> None:
+        self.before = TemplateView(available=place is not None, still=kind_of(self.template) is FileKind.STILL)
+        self._template_place = place
 
 
 class RetryView(BaseModel):
@@ -630,9 +635,7 @@ class JobFinder:
         for video in videos:
             if video.output is None:
                 continue
-            place = template_place(self.settings.paths.presenter_library, archived, video.template, inputs)
-            video.before = TemplateView(available=place is not None, still=kind_of(video.template) is FileKind.STILL)
-            video._template_place = place
+            video.show_template(template_place(self.settings.paths.presenter_library, archived, video.template, inputs))
 
     def _result_video(self, video: VideoResult, outbox_dir: Path, links: dict[tuple[str, str], FileLink]) -> VideoView:
         shown = VideoView(template=video.template, status=video.status.value, duration_s=video.output_duration_s)
