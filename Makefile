@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 # mkdocs-material 9.7+ prints a notice about MkDocs 2.0 on every build; the site pins MkDocs 1.6.
 MKDOCS := NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs
 
-.PHONY: start setup test lint docs docs-serve bench clean-venv
+.PHONY: start setup test lint docs docs-serve screenshots bench clean-venv
 
 ## Set up, create the folders and config, fetch the weights if missing (offline: the service waits for them),
 ## and run the service and the web page in the foreground (one Ctrl-C stops both).
@@ -36,6 +36,11 @@ docs:
 docs-serve:
 	./scripts/setup.sh test
 	$(MKDOCS) serve
+
+## The documentation's screenshots (docs/img/) taken again by the browser tests that take them (scripts/screenshots.sh).
+screenshots:
+	./scripts/setup.sh test
+	./scripts/screenshots.sh
 
 ## Speed and memory figures (writes bench/results/*.json).
 bench: setup

@@ -36,7 +36,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_every_page_is_built(site):
     pages = {path.with_suffix(".html").name for path in DOCS.glob("*.md")}
     assert pages <= {path.name for path in site.glob("*.html")}
-    assert (site / "dashboard.png").is_file()
+    screenshots = {path.name for path in (DOCS / "img").glob("*.png")}
+    assert "dashboard-rendering.png" in screenshots and screenshots <= {path.name for path in (site / "img").glob("*.png")}
 
 
 @pytest.mark.slow

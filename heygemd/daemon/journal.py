@@ -125,6 +125,7 @@ class HistoryEntry(BaseModel):
     videos_failed: int
     outbox: Path | None = None
     quarantine: Path | None = None
+    archive: Path | None = Field(None, description="where its inputs were archived (outputs.after_success)")
     reason: str | None = None
     details: list[str] = Field(default_factory=list, description="the failure's details (one per failed video...)")
     code: ErrorCode | None = None
@@ -143,6 +144,7 @@ def history_entry(record: JobRecord) -> HistoryEntry:
         videos_failed=sum(video.status is VideoStatus.FAILED for video in record.videos),
         outbox=record.outbox_path,
         quarantine=record.quarantine_path,
+        archive=record.archive_path,
         reason=record.failure.reason if record.failure else None,
         details=list(record.failure.details) if record.failure else [],
         code=record.failure.code if record.failure else None,

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import sdnotify
 
@@ -21,6 +24,7 @@ class Notifier:
         if self._socket is not None:
             self._socket.setblocking(False)
         self._last_status: str | None = None
+        self._ready = False  # systemd watches with WatchdogSec from READY=1 on (before it: TimeoutStartSec)
         self._last_watchdog = 0.0
         self.watchdog_interval = self._watchdog_interval()
 
@@ -45,6 +49,7 @@ class Notifier:
             pass  # systemd gone or its queue full: nothing to do about it here
 
     def ready(self, status: str) -> None:
+        self._ready = True
         self._last_status = status
         self.send("READY=1", f"STATUS={status}")
 
@@ -61,6 +66,32 @@ class Notifier:
         if now - self._last_watchdog >= self.watchdog_interval:
             self._last_watchdog = now
             self.send("WATCHDOG=1")
+
+    @contextmanager
+    def keep_alive(self) -> Iterator[None]:
+        """Ping the watchdog from a thread while the block runs (a model build: one long call that cannot ping),
+        from its start, every ``watchdog_interval``; the pings stop when the block ends, however it ends. Before
+        READY=1 there is no watchdog to feed (the start-up build is bounded by TimeoutStartSec): no pings."""
+        if self.watchdog_interval is None or not self._ready:
+            yield
+            return
+        interval = self.watchdog_interval
+        done = threading.Event()
+
+        def ping() -> None:
+            while True:
+                self._last_watchdog = time.monotonic()
+                self.send("WATCHDOG=1")
+                if done.wait(interval):
+                    return
+
+        pinger = threading.Thread(target=ping, name="watchdog-keep-alive", daemon=True)
+        pinger.start()
+        try:
+            yield
+        finally:
+            done.set()
+            pinger.join()
 
     def reloading(self) -> None:
         self.send("RELOADING=1", f"MONOTONIC_USEC={time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000}")

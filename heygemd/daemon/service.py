@@ -198,7 +198,8 @@ class Service:
         context = RenderContext(
             self.signals.stop_requested, self.cancel_render, self, self._cancel_request, self._on_rendered
         )
-        engine_info = self._workers_engine if self.cluster else self._warm_engine().describe
+        # Asked for a job report only: a job cancelled while the service waits for its model files ends without one.
+        engine_info = self._workers_engine if self.cluster else lambda: self._warm_engine().describe()
         return JobRunner(self.config, self.renderer, engine_info, self.lifecycle, self.dest, context)
 
     @property
@@ -330,8 +331,9 @@ class Service:
                 apply_retention(self.config.paths, self.config.outputs.keep_days, self.log)
             if (
                 self.engine is None and not self.cluster
-            ):  # jobs stay queued (in the inbox, in the journal) until the model loads
-                self._wait_for_model()
+            ):  # jobs stay queued (in the inbox, in the journal) until the model loads; a cancelled one leaves at once
+                if not (self._honour_cancels() or self._take_cancelled()):
+                    self._wait_for_model()
                 continue
             if self._honour_cancels():
                 continue
@@ -460,6 +462,23 @@ class Service:
                 self._process(record)
                 return True
         return False
+
+    def _take_cancelled(self) -> bool:
+        """A claimed job of the queue that a person cancelled, worked on now: the runner quarantines it first thing,
+        with no render (while the service waits for its model files, the queue is not taken otherwise)."""
+        cancelled = next(
+            (
+                item
+                for item in self.queue
+                if item.record.phase in (Phase.CLAIMED, Phase.RENDERING) and self._cancel_request(item.record) is not None
+            ),
+            None,
+        )
+        if cancelled is None:
+            return False
+        self.queue.remove(cancelled)
+        self._process(cancelled.record)
+        return True
 
     def _answer_cancel(self, record: JobRecord) -> None:
         """The job ended: a cancel request for it is answered (honoured, or too late: it was being published)."""
@@ -647,7 +666,10 @@ class Service:
         self._sleep(POLL_SECONDS)
 
     def _load_engine(self, settings: EngineSettings) -> RenderEngine:
-        return start_engine(settings, self.config.paths.state)
+        """The engine built, the watchdog fed meanwhile: files placed after READY=1 are loaded in the loop's thread,
+        and a build may outlast WatchdogSec (torch's import, a large checkpoint on a slow disk)."""
+        with self.notifier.keep_alive():
+            return start_engine(settings, self.config.paths.state)
 
     def _check_shared_filesystem(self) -> str | None:
         if not self.inbox.is_dir():

@@ -35,7 +35,7 @@ from heygemd.web.upload import (
     too_large,
     write_extras,
 )
-from heygemd.web.views import ACTIVE_PHASES, JobFinder, JobPhase, JobView, Overview, real_folder
+from heygemd.web.views import ACTIVE_PHASES, JobFinder, JobPhase, JobView, Overview, read_services, real_folder
 
 
 class UploadForm(BaseModel):
@@ -97,15 +97,20 @@ def any_running(finder: JobFinder) -> bool:
 
 
 def set_paused(settings: WebSettings, paused: bool, names: list[str] | None) -> list[str]:
-    folders = settings.state_folders()
+    """Pause or resume every service, or the ones named as the page names them (``ServiceView.name``: service.name,
+    else the host's); a state folder's name is still understood where no service shows that name. Returns the names."""
+    services = read_services(settings)
     if names:
-        chosen = [folder for folder in folders if folder.name in names]
-        if len(chosen) != len(set(names)):
+        wanted = set(names)
+        shown = [service for service in services if service.name in wanted]
+        unknown = wanted - {service.name for service in shown}
+        by_folder = [service for service in services if service.state_dir.name in unknown and service not in shown]
+        if unknown - {service.state_dir.name for service in by_folder}:
             raise WebError(404, "error.no_service", "No service is known by that name.")
-        folders = chosen
-    for folder in folders:
-        request_pause(folder, paused)
-    return [folder.name for folder in folders]
+        services = shown + by_folder
+    for service in services:
+        request_pause(service.state_dir, paused)
+    return [service.name for service in services]
 
 
 def cancel_job(settings: WebSettings, name: str) -> list[str]:
@@ -115,14 +120,14 @@ def cancel_job(settings: WebSettings, name: str) -> list[str]:
     if job.phase not in ACTIVE_PHASES or job.phase is JobPhase.PUBLISHING:
         raise WebError(409, "error.already_finished", "The job has finished already; there is nothing to cancel.")
     targets = [
-        service.state_dir
+        service
         for service in finder.services
         if job.service in (None, service.name)
         or job.phase in (JobPhase.QUEUED, JobPhase.ARRIVING, JobPhase.WAITING_FOR_DISK)
     ]
-    for folder in targets:
-        request_cancel(folder, name, by="web")
-    return [folder.name for folder in targets]
+    for service in targets:
+        request_cancel(service.state_dir, name, by="web")
+    return [service.name for service in targets]
 
 
 def delete_result(settings: WebSettings, name: str) -> list[str]:

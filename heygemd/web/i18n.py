@@ -219,6 +219,12 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "job.no_videos_made": ("No video was made.", "没有生成视频。"),
     "job.audio": ("Audio", "音频"),
     "job.thumbnail": ("thumbnail", "缩略图"),
+    "job.before": ("Template", "模板"),
+    "job.after": ("Result", "结果"),
+    "job.template_gone": (
+        "Template no longer available (its archive or presenter was removed).",
+        "模板已不在（它的归档或数字人已被删除）。",
+    ),
     "job.warnings": ("Notes", "提示"),
     "job.files": ("Files", "文件"),
     "area.outbox": ("results", "结果"),

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import os
 import stat
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, PrivateAttr, ValidationError
 
 from heygemd.codes import ErrorCode
 from heygemd.control import ControlState, read_control
@@ -28,8 +29,10 @@ from heygemd.daemon.journal import HistoryEntry, JobRecord, Journal, Phase
 from heygemd.daemon.model_wait import MissingModelFile
 from heygemd.daemon.reports import (
     ErrorReport,
+    InputFile,
     JobReport,
     JobStatus,
+    VideoResult,
     VideoStatus,
     host_name,
 )
@@ -117,6 +120,26 @@ class Notice(BaseModel):
     text: str | None = Field(None, description="the service's own words, for kind text")
 
 
+@dataclass(frozen=True)
+class TemplatePlace:
+    """Where a rendered video's template is now: the file ``name`` of the folder ``parent/folder`` (the archive
+    and the job's archived folder, or the presenter library and a presenter). Never a path from a request."""
+
+    parent: Path
+    folder: str
+    name: str
+
+
+class TemplateView(BaseModel):
+    """A rendered video's template, for the before/after view: where to play it, or that it is gone."""
+
+    available: bool = Field(
+        description="false: removed since (archive retention, after_success = delete, presenter deleted)"
+    )
+    url: str | None = None
+    still: bool = Field(False, description="a still image, not a video")
+
+
 class VideoView(BaseModel):
     template: str
     status: str = Field(description="pending, rendering, ok or failed")
@@ -127,6 +150,17 @@ class VideoView(BaseModel):
     duration_s: float | None = None
     problem: Problem | None = None
     warnings: list[Notice] = Field(default_factory=list)
+    before: TemplateView | None = Field(None, description="a rendered video's template, for the before/after view")
+    _template_place: TemplatePlace | None = PrivateAttr(None)
+
+    @property
+    def template_place(self) -> TemplatePlace | None:
+        """Where its template is now (the template route serves it from there); not part of the API's answer."""
+        return self._template_place
+
+    def show_template(self, place: TemplatePlace | None) -> None:
+        self.before = TemplateView(available=place is not None, still=kind_of(self.template) is FileKind.STILL)
+        self._template_place = place
 
 
 class RetryView(BaseModel):
@@ -345,6 +379,11 @@ def job_url(job: str) -> str:
     return f"/jobs/{link_segment(job)}"
 
 
+def template_url(job: str, reference: str) -> str:
+    """The route of a rendered video's template (``front.mp4``, or ``anna/front.mp4`` from the library)."""
+    return f"/api/jobs/{link_segment(job)}/templates/" + "/".join(link_segment(part) for part in reference.split("/"))
+
+
 # ---------------------------------------------------------------------------- finding a job
 
 
@@ -376,6 +415,8 @@ class JobFinder:
         if view is not None:
             for video_view in view.videos:  # a page's view of a video, never the service's record
                 video_view.template = self._reference(video_view.template)
+                if video_view.before is not None and video_view.before.available:
+                    video_view.before.url = template_url(view.id, video_view.template)
             view.cancel_requested = view.phase in ACTIVE_PHASES and self.cancel_requested(view.id, view.job_id)
             view.cancellable = view.phase in ACTIVE_PHASES and view.phase is not JobPhase.PUBLISHING
         return view
@@ -517,7 +558,10 @@ class JobFinder:
         if line.code is not None:
             view.problem = Problem(code=line.code, reason=line.reason or "")
         return self._with_results(
-            view, line.outbox.name if line.outbox else None, line.quarantine.name if line.quarantine else None
+            view,
+            line.outbox.name if line.outbox else None,
+            line.quarantine.name if line.quarantine else None,
+            line.archive.name if line.archive else line.job,  # a line written before history kept the archive
         )
 
     def _finished_by_id(self, job_id: str) -> JobView | None:
@@ -532,9 +576,9 @@ class JobFinder:
         quarantine = name if real_folder(self.settings.paths.quarantine, name) else None
         if outbox is None and quarantine is None:
             return None
-        return self._with_results(JobView(id=name, phase=JobPhase.DONE), outbox, quarantine)
+        return self._with_results(JobView(id=name, phase=JobPhase.DONE), outbox, quarantine, name)
 
-    def _with_results(self, view: JobView, outbox: str | None, quarantine: str | None) -> JobView:
+    def _with_results(self, view: JobView, outbox: str | None, quarantine: str | None, archive: str | None) -> JobView:
         outbox_dir = shown_folder(self.settings.paths.outbox, outbox) if outbox else None
         quarantine_dir = shown_folder(self.settings.paths.quarantine, quarantine) if quarantine else None
         view.outbox_folder = outbox if outbox_dir else None
@@ -561,6 +605,7 @@ class JobFinder:
             view.received_at, view.finished_at = report.received_at, view.finished_at or report.finished_at
             view.audio, view.dry_run = report.audio, report.dry_run
             view.videos = [self._result_video(video, outbox_dir, links) for video in report.videos]
+            self._find_templates(view.videos, report, archive)
             view.warnings += [Notice(kind="text", text=text) for text in report.warnings]
         if isinstance(error, ErrorReport):
             view.job_id = view.job_id or error.job_id
@@ -583,7 +628,16 @@ class JobFinder:
             view.audio = audio_among([link.name for link in view.files if link.area == QUARANTINE])
         return view
 
-    def _result_video(self, video, outbox_dir: Path, links: dict[tuple[str, str], FileLink]) -> VideoView:
+    def _find_templates(self, videos: list[VideoView], report: JobReport, archive: str | None) -> None:
+        """The template of each rendered video, where it is now (see ``template_place``)."""
+        archived = shown_folder(self.settings.paths.archive, archive) if archive else None
+        inputs = {item.name: item for item in report.inputs}
+        for video in videos:
+            if video.output is None:
+                continue
+            video.show_template(template_place(self.settings.paths.presenter_library, archived, video.template, inputs))
+
+    def _result_video(self, video: VideoResult, outbox_dir: Path, links: dict[tuple[str, str], FileLink]) -> VideoView:
         shown = VideoView(template=video.template, status=video.status.value, duration_s=video.output_duration_s)
         if video.output:
             shown.output = links.get((OUTBOX, video.output))
@@ -596,6 +650,32 @@ class JobFinder:
         if video.code is not None:
             shown.problem = Problem(code=video.code, reason=video.error or "")
         return shown
+
+
+def template_place(
+    library: Path, archived: Path | None, template: str, inputs: dict[str, InputFile]
+) -> TemplatePlace | None:
+    """Where the template a job's report names is now, if it is still there as it was rendered.
+
+    A template of the job folder (a plain name) is in the job's archive folder; one of the presenter library (its
+    absolute path in the report) is ``<library>/<presenter>/<file>``. Anything else the report could say (a path
+    elsewhere, ``..``, a link) reaches nothing. A file whose size differs from the one the report recorded is another
+    file now (a presenter's template replaced, another job's archive of the same name): not the template either."""
+    path = Path(template)
+    if plain_name(template) and archived is not None:
+        place = TemplatePlace(archived.parent, archived.name, template)
+    elif path.is_absolute() and path.parent.parent == library.absolute() and plain_name(path.parent.name):
+        place = TemplatePlace(library.absolute(), path.parent.name, path.name)
+    else:
+        return None
+    folder = real_folder(place.parent, place.folder)
+    found = entry(folder, place.name) if folder is not None else None
+    if found is None or not found.is_file(follow_symlinks=False):
+        return None
+    recorded = inputs.get(template)
+    if recorded is not None and recorded.size_bytes != found.stat(follow_symlinks=False).st_size:
+        return None
+    return place
 
 
 # How the engine's own warnings (heygemd/engine/engine.py) begin where the page already says the same, translated.

@@ -6,13 +6,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
+import time
 from pathlib import Path
 
 from service_harness import WAIT_SECONDS, drop_job, heygemd_cli, service_config
 
 from heygemd.daemon.config import ModelsConfig
 from heygemd.daemon.model_wait import MISSING, SETTLE_SECONDS, ModelWait
-from heygemd.daemon.status import WAITING_FOR_MODEL
+from heygemd.daemon.notify import Notifier
+from heygemd.daemon.status import LOADING_MODEL, WAITING_FOR_MODEL
 from heygemd.engine.settings import GENERATOR_LABEL, EngineSettings
 from heygemd.exitcodes import ExitCode
 
@@ -27,7 +30,8 @@ def _status(daemon) -> dict:
 def test_the_service_waits_for_the_weights_and_loads_them_without_a_restart(
     daemon_factory, media, wav2lip_checkpoint, notify_socket
 ):
-    daemon = daemon_factory(env={"NOTIFY_SOCKET": str(notify_socket.path)})
+    # systemd's watchdog at 0.2 s (a ping every 0.1 s): a model build lasts longer than that
+    daemon = daemon_factory(env={"NOTIFY_SOCKET": str(notify_socket.path), "WATCHDOG_USEC": "200000"})
     checkpoint = daemon.root / "checkpoints" / "wav2lip_gan.pth"
     daemon.write_config(service_config(daemon.root, checkpoint=checkpoint))
     daemon.start()
@@ -46,8 +50,18 @@ def test_the_service_waits_for_the_weights_and_loads_them_without_a_restart(
     assert WAITING_FOR_MODEL in doctor["service"]["detail"] and str(checkpoint.resolve()) in doctor["service"]["detail"]
 
     drop_job(daemon.inbox, "first job", {"a.wav": media["audio"], "v.mp4": media["video"]})
-    daemon.wait_for(lambda: "first job" in _status(daemon).get("queued", []), "the job to be listed as queued")
+    drop_job(daemon.inbox, "cancel me", {"a.wav": media["audio"], "v.mp4": media["video"]})
+    daemon.wait_for(
+        lambda: {"first job", "cancel me"} <= set(_status(daemon).get("queued", [])), "the jobs to be listed as queued"
+    )
     assert (daemon.inbox / "first job").is_dir() and not daemon.quarantine.joinpath("first job").exists()
+
+    # A queued job cancelled while the model is missing leaves the queue at once, as any cancelled job: to quarantine.
+    assert heygemd_cli(daemon, "cancel", "cancel me").returncode == 0
+    assert daemon.wait_quarantine("cancel me")["code"] == "cancelled"
+    assert sorted(path.name for path in (daemon.quarantine / "cancel me").iterdir()) == ["a.wav", "error.json", "v.mp4"]
+    daemon.wait_for(lambda: _status(daemon).get("state") == WAITING_FOR_MODEL, "the service to wait for its model again")
+    assert _status(daemon)["queued"] == ["first job"] and (daemon.inbox / "first job").is_dir()
 
     checkpoint.parent.mkdir()
     checkpoint.write_text("<html><body>Sign in to download</body></html>\n")
@@ -72,6 +86,44 @@ def test_the_service_waits_for_the_weights_and_loads_them_without_a_restart(
     assert messages[ready_at + 1].startswith(f"STATUS={WAITING_FOR_MODEL}")
     assert str(checkpoint.resolve()) in messages[ready_at + 1]
     assert any(message.startswith("STATUS=idle") for message in messages[ready_at:])
+    # Each build after READY=1 (the damaged file's, then the good one's) runs in the loop's thread, which cannot ping:
+    # the watchdog is fed from beside it, from the build's start to its end.
+    builds = [
+        pings_while_loading(messages, at)
+        for at, line in enumerate(messages)
+        if at > ready_at and line == f"STATUS={LOADING_MODEL}"
+    ]
+    assert len(builds) == 2 and min(builds) >= 1 and max(builds) >= 2, builds
+
+
+def pings_while_loading(messages: list[str], loading_at: int) -> int:
+    """The WATCHDOG=1 pings between a "loading model" status and the status after it."""
+    after = messages[loading_at + 1 :]
+    end = next((at for at, line in enumerate(after) if line.startswith("STATUS=")), len(after))
+    return after[:end].count("WATCHDOG=1")
+
+
+def test_the_watchdog_is_fed_while_a_long_call_runs_and_no_longer_after(notify_socket, monkeypatch):
+    monkeypatch.setenv("NOTIFY_SOCKET", str(notify_socket.path))
+    monkeypatch.setenv("WATCHDOG_USEC", "200000")
+    monkeypatch.delenv("WATCHDOG_PID", raising=False)
+    notifier = Notifier()
+    with notifier.keep_alive():
+        pass  # before READY=1 systemd does not watch: nothing is sent
+    notifier.ready("ready")
+
+    def pingers() -> list[threading.Thread]:
+        return [thread for thread in threading.enumerate() if thread.name == "watchdog-keep-alive"]
+
+    with notifier.keep_alive():  # the long call: it waits here for three pings
+        deadline = time.monotonic() + WAIT_SECONDS
+        while notify_socket.messages.count("WATCHDOG=1") < 3:
+            assert time.monotonic() < deadline, notify_socket.messages
+            time.sleep(0.02)
+        assert len(pingers()) == 1
+    assert pingers() == []  # stopped and joined with the call's end
+    messages = notify_socket.drain()
+    assert messages[:2] == ["READY=1", "STATUS=ready"] and set(messages[2:]) == {"WATCHDOG=1"}
 
 
 class _Clock:

@@ -105,6 +105,8 @@ def test_a_job_finished_just_before_a_kill_9_is_in_the_history_once(daemon_facto
     daemon.wait_for(lambda: history(daemon), "the history line")
     assert [entry["job"] for entry in history(daemon)] == ["killed while finishing"]
     assert visible(daemon.outbox) == ["killed while finishing"]
+    [line] = history(daemon)  # where the inputs were archived: the web's before/after view finds the template there
+    assert Path(line["archive"]).name == "killed while finishing" and (daemon.archive / "killed while finishing").is_dir()
     assert daemon.stop() == 0
 
 

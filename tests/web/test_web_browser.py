@@ -15,7 +15,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from browsing import TIMEOUT_MS, screenshot, wait_js
+from browsing import DESKTOP, PHONE, TIMEOUT_MS, screenshot, wait_js
 from service_harness import Daemon
 from webserver import LONG_AUDIO_SECONDS, SLOW_RENDER, WebProcess, make_long_job, serving
 
@@ -51,6 +51,28 @@ def phase(page) -> str:
     return page.get_attribute("#live .heading", "data-phase") or ""
 
 
+def see_before_and_after(page, width: int, side_by_side: bool) -> None:
+    """The done job's template and its result both load (the template from the archive), beside each other on a
+    wide window and one above the other on a phone, and the page does not scroll sideways."""
+    wait_js(page, "document.querySelector('.before-after video.template').readyState >= 1")
+    wait_js(page, "document.querySelector('.before-after video.result').readyState >= 1")
+    boxes = page.evaluate(
+        """() => ['figure.before', 'figure.after'].map(selector => {
+            const box = document.querySelector(selector).getBoundingClientRect();
+            return {left: box.left, top: box.top, bottom: box.bottom};
+        })"""
+    )
+    before, after = boxes
+    if side_by_side:
+        assert after["left"] > before["left"] and after["top"] == before["top"], boxes
+    else:
+        assert after["top"] >= before["bottom"], boxes
+    scroll = page.evaluate("document.documentElement.scrollWidth")
+    assert scroll <= width, f"the job page scrolls sideways at {width} px: {scroll}"
+    template = page.get_attribute(".before-after video.template", "src")
+    assert template == "/api/jobs/browser%20job/templates/presenter.mp4"
+
+
 def test_upload_watch_the_progress_play_the_result_and_download_the_zip(site, page, browser, media, long_job):
     daemon, web = site
     upload(page, web, "first look", media["audio"], media["video"])  # a result for the dashboard to show meanwhile
@@ -83,25 +105,30 @@ def test_upload_watch_the_progress_play_the_result_and_download_the_zip(site, pa
     assert dashboard_shot is not None, "the dashboard never showed the render's progress beside a result"
 
     # the result appeared without a reload: thumbnail-or-player, downloads, and it plays and seeks
-    video = page.wait_for_selector("video")
+    video = page.wait_for_selector("video.result")
     assert page.get_attribute("#live .heading", "data-status") == "ok"
-    page.evaluate("document.querySelector('video').muted = true")
-    page.evaluate("document.querySelector('video').play()")
+    page.evaluate("document.querySelector('video.result').muted = true")
+    page.evaluate("document.querySelector('video.result').play()")
     wait_js(
         page,
-        "(() => { const v = document.querySelector('video');"
+        "(() => { const v = document.querySelector('video.result');"
         " return v.duration > 0 && v.currentTime > 0.2 && !v.paused; })()",
     )
-    duration = page.evaluate("document.querySelector('video').duration")
+    duration = page.evaluate("document.querySelector('video.result').duration")
     assert abs(duration - LONG_AUDIO_SECONDS) < 1.0
-    page.evaluate(f"document.querySelector('video').currentTime = {duration / 2}")  # seeking needs range requests
+    page.evaluate(f"document.querySelector('video.result').currentTime = {duration / 2}")  # seeking needs range requests
     wait_js(
         page,
-        f"document.querySelector('video').currentTime >= {duration / 2 - 0.5}"
-        " && document.querySelector('video').readyState >= 2",
+        f"document.querySelector('video.result').currentTime >= {duration / 2 - 0.5}"
+        " && document.querySelector('video.result').readyState >= 2",
     )
     assert video.is_visible()
+    page.evaluate("document.querySelector('video.result').pause()")  # its controls stay shown (the screenshot)
+    see_before_and_after(page, DESKTOP["width"], side_by_side=True)
     screenshot(page, "job-done.png")
+    page.set_viewport_size(PHONE)
+    see_before_and_after(page, PHONE["width"], side_by_side=False)
+    page.set_viewport_size(DESKTOP)
 
     with page.expect_download() as download_info:
         page.click("#zip")

@@ -67,5 +67,5 @@ def test_the_gallery_plays_searches_and_deletes(daemon_factory, page, media):
         assert not (daemon.outbox / "gallery two").exists() and (daemon.outbox / "gallery one").is_dir()
         page.goto(f"{web.url}/jobs/gallery%20one")
         page.wait_for_selector("#live .heading[data-phase=done]")
-        assert page.eval_on_selector_all(".job-videos.grid video", "videos => videos.length") == 2  # side by side
+        assert page.eval_on_selector_all(".job-videos.grid video.result", "videos => videos.length") == 2  # side by side
         screenshot(page, "job-two-videos.png")

@@ -8,7 +8,7 @@ from __future__ import annotations
 from urllib.parse import quote
 
 import pytest
-from browsing import screenshot
+from browsing import PHONE, screenshot
 from webserver import serving
 
 pytestmark = pytest.mark.slow
@@ -83,6 +83,7 @@ def test_every_page_fits_a_phone_in_both_languages(daemon_factory, phone, media)
                     if path == "/docs":
                         phone.wait_for_selector("#swagger-ui .opblock")  # Swagger UI has drawn the routes
                     assert_fits(phone, f"{where} ({language}, {width} px)")
+        phone.set_viewport_size(PHONE)  # the screenshots at the width the docs show
         phone.goto(f"{web.url}/?lang=en")
         phone.wait_for_selector(f'.results li[data-job="{JOB}"] img')
         screenshot(phone, "phone-dashboard.png")

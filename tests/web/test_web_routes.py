@@ -11,6 +11,7 @@ import io
 import json
 import os
 import re
+import shutil
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from heygemd.daemon.journal import HistoryEntry, JobRecord, Journal, Phase, Vide
 from heygemd.daemon.reports import (
     ErrorReport,
     FailedVideo,
+    InputFile,
     JobReport,
     JobStatus,
     VideoResult,
@@ -37,7 +39,7 @@ from heygemd.daemon.reports import (
 )
 from heygemd.daemon.status import CurrentJob, ServiceStatus, StatusFile, WorkerTask
 from heygemd.engine import EngineInfo, RenderOptions, RenderReport
-from heygemd.engine.report import AudioInput, FaceStats, OutputFile, StageTimings, VideoInput
+from heygemd.engine.report import AudioInput, FaceStats, OutputFile, ProgressStage, StageTimings, VideoInput
 from heygemd.metrics import Metrics, write_metrics
 from heygemd.uploadmark import UPLOAD_MARK
 from heygemd.web.app import create_app
@@ -296,6 +298,85 @@ def test_traversal_links_and_unknown_files_are_refused(site, tmp_path):
             assert answer.json()["error"]["kind"] in ("error.file_not_found", "error.job_not_found", "error.not_found"), path
             assert b"not for the web" not in answer.content
         assert client.get("/api/jobs/campaign/files/outbox/../../../secret.txt").status_code == 404
+
+
+TEMPLATE_BYTES = bytes(range(255, -1, -1)) * 20  # 5 KiB standing in for the template the result was made from
+
+
+def name_templates(site: Site, *templates: str) -> None:
+    """Rewrite campaign's job.json so that its rendered videos name these templates (as a share's user could)."""
+    path = site.outbox / "campaign" / "job.json"
+    report = JobReport.model_validate_json(path.read_text())
+    report.videos = [
+        VideoResult(template=template, status=VideoStatus.OK, output="front.mp4", report="front.json")
+        for template in templates
+    ]
+    path.write_text(report.model_dump_json())
+
+
+def test_a_results_template_is_served_from_its_archive_or_the_library_and_from_nowhere_else(site, tmp_path):
+    publish_done_job(site)
+    archived = site.root / "archive" / "campaign"
+    archived.mkdir(parents=True)
+    (archived / "front.mp4").write_bytes(TEMPLATE_BYTES)
+    (archived / "job.toml").write_text("loop = 'pingpong'\n")  # in the archive, but no result's template
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not for the web")
+    (archived / "link.mp4").symlink_to(secret)
+    anna = site.settings.paths.presenter_library / "anna"
+    anna.mkdir(parents=True)
+    (anna / "smile.png").write_bytes(TEMPLATE_BYTES[:100])
+    with site.client() as client:
+        before = client.get("/api/jobs/campaign").json()["videos"][0]["before"]
+        assert before == {"available": True, "url": "/api/jobs/campaign/templates/front.mp4", "still": False}
+        assert client.get(before["url"]).content == TEMPLATE_BYTES
+        assert client.get(before["url"], headers={"Range": "bytes=0-9"}).content == TEMPLATE_BYTES[:10]
+        page = client.get("/jobs/campaign").text
+        assert 'class="before-after"' in page and f'src="{before["url"]}"' in page
+
+        refused = [
+            "/api/jobs/campaign/templates/job.toml",  # there, but named by no result
+            "/api/jobs/campaign/templates/..%2F..%2Fsecret.txt",
+            "/api/jobs/campaign/templates/%2e%2e/campaign/front.mp4",
+            "/api/jobs/campaign/templates/anna/smile.png",  # the library's, but not this job's
+            "/api/jobs/campaign/templates/link.mp4",
+        ]
+        # A report edited on the share reaches nothing outside the archive folder and the library either.
+        library = site.settings.paths.presenter_library.absolute()
+        name_templates(
+            site, "link.mp4", "../secret.txt", str(secret), f"{library}/../x/front.mp4", f"{library}/.hidden/a.mp4"
+        )
+        assert [video["before"]["available"] for video in client.get("/api/jobs/campaign").json()["videos"]] == [False] * 5
+        for path in (*refused, "/api/jobs/campaign/templates/link.mp4", "/api/jobs/campaign/templates/..%2Fsecret.txt"):
+            answer = client.get(path)
+            assert answer.status_code == 404 and answer.json()["error"]["kind"] == "error.file_not_found", path
+            assert b"not for the web" not in answer.content
+        assert "Template no longer available" in client.get("/jobs/campaign").text
+
+        name_templates(site, str(anna / "smile.png"))  # a still of the presenter library
+        before = client.get("/api/jobs/campaign").json()["videos"][0]["before"]
+        assert before == {"available": True, "url": "/api/jobs/campaign/templates/anna/smile.png", "still": True}
+        assert client.get(before["url"]).content == TEMPLATE_BYTES[:100]
+        assert '<img class="template"' in client.get("/jobs/campaign").text
+
+        (anna / "smile.png").unlink()  # the presenter deleted: the page says so, the route has nothing
+        assert client.get("/api/jobs/campaign").json()["videos"][0]["before"]["available"] is False
+        assert client.get(before["url"]).status_code == 404
+        assert "模板已不在" in client.get("/jobs/campaign?lang=zh-CN").text
+
+        name_templates(site, "front.mp4")
+        assert client.get("/api/jobs/campaign").json()["videos"][0]["before"]["available"] is True
+        path = site.outbox / "campaign" / "job.json"
+        report = JobReport.model_validate_json(path.read_text())
+        report.inputs = [InputFile(name="front.mp4", size_bytes=len(TEMPLATE_BYTES) + 1, mtime_ns=0, sha256="")]
+        path.write_text(report.model_dump_json())  # the archive's front.mp4 is not the file that was rendered
+        assert client.get("/api/jobs/campaign").json()["videos"][0]["before"]["available"] is False
+        assert client.get("/api/jobs/campaign/templates/front.mp4").status_code == 404
+        report.inputs = [InputFile(name="front.mp4", size_bytes=len(TEMPLATE_BYTES), mtime_ns=0, sha256="")]
+        path.write_text(report.model_dump_json())
+        assert client.get("/api/jobs/campaign/templates/front.mp4").content == TEMPLATE_BYTES
+        shutil.rmtree(archived)  # retention, or outputs.after_success = "delete"
+        assert client.get("/api/jobs/campaign").json()["videos"][0]["before"]["available"] is False
 
 
 def test_a_quarantined_job_shows_its_code_and_reason_in_both_languages(site):
@@ -583,6 +664,25 @@ def test_cancel_and_pause_write_the_control_file(site):
         assert client.get("/api/status").json()["paused"] is True
 
 
+def test_pause_and_resume_address_a_service_by_the_name_the_page_shows(site):
+    second = site.state / "gpu1"  # a second service's state folder inside paths.state, named by service.name
+    second.mkdir()
+    engine = EngineInfo(heygemd_version="test", device="cuda:1", batch_size=32, encoder="libx264")
+    StatusFile(second).write(ServiceStatus(state="idle", engine=engine, name="render box B"))
+    running_status(site, name="render box A")
+    with site.client() as client:
+        shown = [service["name"] for service in client.get("/api/status").json()["services"]]
+        assert shown == ["render box A", "render box B"]
+        answer = client.post("/api/pause", params={"service": "render box B"}).json()
+        assert answer == {"paused": True, "services": ["render box B"]}
+        assert read_control(second).paused and not read_control(site.state).paused
+        assert client.post("/api/pause", params={"service": ["render box A", "gpu9"]}).status_code == 404
+        assert not read_control(site.state).paused  # nothing written when one name is unknown
+        both = client.post("/api/resume", params={"service": ["render box A", "render box B"]}).json()
+        assert sorted(both["services"]) == ["render box A", "render box B"] and not read_control(second).paused
+        assert client.post("/api/pause", params={"service": "gpu1"}).json()["services"] == ["render box B"]  # its folder
+
+
 def test_a_job_is_found_along_its_way(site):
     running_status(site, arriving=["uploading"], waiting_for={"uploading": '"voice.wav" still open for writing'})
     (site.inbox / "uploading").mkdir()
@@ -599,8 +699,8 @@ def test_a_job_is_found_along_its_way(site):
     )
     Journal(site.state).save(record)
     current = CurrentJob(job="claimed job", job_id="J9", video="b.mp4", index=2, total=2)
-    current.advance(40, 100, "render", now=now - timedelta(seconds=2))
-    current.advance(60, 100, "render", now=now)
+    current.advance(40, 100, ProgressStage.RENDER, now=now - timedelta(seconds=2))
+    current.advance(60, 100, ProgressStage.RENDER, now=now)
     running_status(
         site,
         arriving=["uploading"],
@@ -893,8 +993,8 @@ def test_a_rendering_job_shows_its_whole_progress_and_time_left(site):
     Journal(site.state).save(record)
     current = CurrentJob(job="three", job_id="J5", video="b.mp4", index=2, total=3)
     now = utc_now()
-    current.advance(0, 100, "render", now=now - timedelta(seconds=10))
-    current.advance(50, 100, "render", now=now)
+    current.advance(0, 100, ProgressStage.RENDER, now=now - timedelta(seconds=10))
+    current.advance(50, 100, ProgressStage.RENDER, now=now)
     running_status(site, current=current, state="working")
     with site.client() as client:
         job = client.get("/api/jobs/three").json()

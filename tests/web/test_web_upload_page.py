@@ -70,6 +70,7 @@ def test_drop_files_see_them_and_their_refusals_then_send(daemon_factory, page, 
         assert "1.0 s" in listed(page)["presenter.mp4"]
         assert refusals(page) == ['"notes.txt" is not a video or an image.', 'Two files are named "PRESENTER.mp4".']
         assert page.is_disabled("#submit")
+        wait_js(page, "document.querySelector('#chosen li[data-name=\"presenter.mp4\"] video').readyState >= 2")  # a frame
         screenshot(page, "upload-dropped.png")
 
         remove(page, "notes.txt")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response, StreamingResponse
 
+from heygemd.names import display_name
 from heygemd.web import files as served
 from heygemd.web.access import require_sign_in
 from heygemd.web.actions import area_folder_of, file_not_found, find_or_404
@@ -31,6 +32,28 @@ def job_file(request: Request, settings: Settings, job: str, area: str, name: st
     folder = area_folder_of(found, area)
     try:
         opened = served.open_job_file(settings.area_folder(area), folder, name)
+    except served.NotServed:
+        raise file_not_found() from None
+    return file_response(request, opened, download)
+
+
+@api.get(
+    "/jobs/{job}/templates/{template:path}",
+    summary="The template a finished job's video was rendered from (before/after), from the archive or the library",
+    response_class=Response,
+    responses={200: {"content": {"application/octet-stream": {}}}, 206: {"description": "the range asked for"}},
+)
+@api.head("/jobs/{job}/templates/{template:path}", include_in_schema=False)
+def job_template(request: Request, settings: Settings, job: str, template: str, download: bool = False) -> Response:
+    """Only a template that the job's report names for one of its results: from the job's archive folder or the
+    presenter library, opened without following links; 404 once it is gone."""
+    found = find_or_404(JobFinder(settings), job)
+    video = next((item for item in found.videos if template in (item.template, display_name(item.template))), None)
+    place = video.template_place if video is not None else None
+    if place is None:
+        raise file_not_found()
+    try:
+        opened = served.open_job_file(place.parent, place.folder, place.name)
     except served.NotServed:
         raise file_not_found() from None
     return file_response(request, opened, download)

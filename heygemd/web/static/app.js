@@ -179,10 +179,13 @@
         if (isFinite(media.duration)) {
           durations.set(file, media.duration);
           length.textContent = durationText(media.duration);
+          // metadata alone draws no picture: a small seek decodes the frame the preview shows
+          if (kind !== "audio") media.currentTime = Math.min(0.1, media.duration / 2);
         }
         check();
       });
       media.addEventListener("error", function () {
+        media.classList.add("unplayable");  // a grey box, not a black one that looks like a dark video
         durations.set(file, null);
         length.textContent = t("upload.unreadable_here");
         length.classList.add("warn");
