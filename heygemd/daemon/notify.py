@@ -68,18 +68,21 @@ class Notifier:
             self.send("WATCHDOG=1")
 
     @contextmanager
-    def keep_alive(self) -> Iterator[None]:
+    def keep_alive(self, limit_seconds: float) -> Iterator[None]:
         """Ping the watchdog from a thread while the block runs (a model build: one long call that cannot ping),
-        from its start, every ``watchdog_interval``; the pings stop when the block ends, however it ends. Before
-        READY=1 there is no watchdog to feed (the start-up build is bounded by TimeoutStartSec): no pings."""
+        from its start, every ``watchdog_interval``; the pings stop when the block ends, however it ends, or after
+        ``limit_seconds``: a block still running then is taken as hung, and the watchdog is left to restart the
+        service. Before READY=1 there is no watchdog to feed (the start-up build is bounded by TimeoutStartSec)."""
         if self.watchdog_interval is None or not self._ready:
             yield
             return
         interval = self.watchdog_interval
         done = threading.Event()
 
+        give_up = time.monotonic() + limit_seconds
+
         def ping() -> None:
-            while True:
+            while time.monotonic() < give_up:
                 self._last_watchdog = time.monotonic()
                 self.send("WATCHDOG=1")
                 if done.wait(interval):

@@ -103,6 +103,8 @@ from heygemd.exitcodes import ExitCode
 STOP_MARGIN_SECONDS = 15.0  # asked of systemd on top of the grace, for publishing and exit
 CLAIM_RETRY_SECONDS = 60.0  # a folder that could not be claimed (permissions, the share) is tried again after this
 MAX_CRASHES = 5  # a job the service keeps dying on (out of memory, a bug) goes to quarantine instead of looping
+# A model build still running after this is taken as hung: its watchdog pings stop and systemd restarts the service.
+MODEL_BUILD_LIMIT_SECONDS = 900.0
 PROGRESS_STATUS_SECONDS = 1.0  # the status is written at most this often while a render reports progress
 
 
@@ -668,7 +670,7 @@ class Service:
     def _load_engine(self, settings: EngineSettings) -> RenderEngine:
         """The engine built, the watchdog fed meanwhile: files placed after READY=1 are loaded in the loop's thread,
         and a build may outlast WatchdogSec (torch's import, a large checkpoint on a slow disk)."""
-        with self.notifier.keep_alive():
+        with self.notifier.keep_alive(MODEL_BUILD_LIMIT_SECONDS):
             return start_engine(settings, self.config.paths.state)
 
     def _check_shared_filesystem(self) -> str | None:

@@ -108,20 +108,25 @@ def test_the_watchdog_is_fed_while_a_long_call_runs_and_no_longer_after(notify_s
     monkeypatch.setenv("WATCHDOG_USEC", "200000")
     monkeypatch.delenv("WATCHDOG_PID", raising=False)
     notifier = Notifier()
-    with notifier.keep_alive():
+    with notifier.keep_alive(WAIT_SECONDS):
         pass  # before READY=1 systemd does not watch: nothing is sent
     notifier.ready("ready")
 
     def pingers() -> list[threading.Thread]:
         return [thread for thread in threading.enumerate() if thread.name == "watchdog-keep-alive"]
 
-    with notifier.keep_alive():  # the long call: it waits here for three pings
+    with notifier.keep_alive(WAIT_SECONDS):  # the long call: it waits here for three pings
         deadline = time.monotonic() + WAIT_SECONDS
         while notify_socket.messages.count("WATCHDOG=1") < 3:
             assert time.monotonic() < deadline, notify_socket.messages
             time.sleep(0.02)
         assert len(pingers()) == 1
     assert pingers() == []  # stopped and joined with the call's end
+    with notifier.keep_alive(0.5):  # a call still running after its limit is hung: the pings stop, systemd acts
+        deadline = time.monotonic() + WAIT_SECONDS
+        while pingers():
+            assert time.monotonic() < deadline, "the pings went on past their limit"
+            time.sleep(0.02)
     messages = notify_socket.drain()
     assert messages[:2] == ["READY=1", "STATUS=ready"] and set(messages[2:]) == {"WATCHDOG=1"}
 
