@@ -23,7 +23,7 @@ from heygemd.web.actions import find_or_404
 from heygemd.web.errors import WebError
 from heygemd.web.settings import QUARANTINE, WebSettings
 from heygemd.web.upload import Upload, discard, new_staging, publish
-from heygemd.web.views import JobFinder, JobPhase, JobView, real_folder, regular_files
+from heygemd.web.views import JobFinder, JobPhase, JobView, real_folder, regular_files, shown_folder
 
 INPUT_KINDS = frozenset({FileKind.AUDIO, FileKind.VIDEO, FileKind.STILL, FileKind.SCRIPT, FileKind.JOB_FILE})
 SPOKEN_KINDS = frozenset({FileKind.AUDIO, FileKind.SCRIPT})
@@ -35,7 +35,8 @@ def inputs_of(settings: WebSettings, job: JobView) -> dict[str, Path]:
     folders = []
     if job.quarantine_folder:
         folders.append(real_folder(settings.area_folder(QUARANTINE), job.quarantine_folder))
-    folders.append(real_folder(settings.paths.archive, job.id))
+    if job.archive_folder:  # its own archive folder: "name (2)" when an older job of that name was archived first
+        folders.append(shown_folder(settings.paths.archive, job.archive_folder))
     found: dict[str, Path] = {}
     for folder in folders:
         if folder is None:

@@ -193,6 +193,7 @@ class JobView(BaseModel):
     finished_at: datetime | None = None
     outbox_folder: str | None = None
     quarantine_folder: str | None = None
+    archive_folder: str | None = Field(None, description="where its inputs were archived, while that folder is there")
     gone: bool = Field(False, description="done, but its folders are no longer there (retention, or moved away)")
 
 
@@ -583,6 +584,7 @@ class JobFinder:
         quarantine_dir = shown_folder(self.settings.paths.quarantine, quarantine) if quarantine else None
         view.outbox_folder = outbox if outbox_dir else None
         view.quarantine_folder = quarantine if quarantine_dir else None
+        view.archive_folder = archive if archive and shown_folder(self.settings.paths.archive, archive) else None
         view.gone = outbox_dir is None and quarantine_dir is None
         links: dict[tuple[str, str], FileLink] = {}
         for area, folder in ((OUTBOX, outbox_dir), (QUARANTINE, quarantine_dir)):

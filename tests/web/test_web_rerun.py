@@ -15,6 +15,7 @@ from webserver import WebProcess, serving
 pytestmark = pytest.mark.slow
 
 OPTIONS = '[render]\nloop = "freeze"\ncrf = 30\n'
+SECOND_OPTIONS = '[render]\nloop = "pingpong"\ncrf = 28\n'
 
 
 @pytest.fixture
@@ -56,7 +57,17 @@ def test_a_quarantined_and_a_finished_job_run_again_with_their_options(service, 
         assert archived.read_text() == OPTIONS  # the same options
         assert (daemon.archive / "fine" / "voice.wav").exists()  # copied, never moved
 
-        shutil.rmtree(daemon.archive / "fine")  # the archive cleared: nothing left to run again
+        # "fine" dropped again is archived as "fine (3)": its re-run takes its own inputs, not the first job's
+        second = {"voice.wav": media["audio"], "front.mp4": media["video"], "job.toml": SECOND_OPTIONS.encode()}
+        drop_job(daemon.inbox, "fine", second)
+        daemon.wait_for((daemon.archive / "fine (3)" / "job.toml").exists, "the second fine to be archived")
+        third = httpx.post(f"{web.url}/api/jobs/fine/rerun", timeout=30)  # an API client: no page cookie
+        assert third.status_code == 201, third.text
+        rerun_toml = daemon.archive / third.json()["id"] / "job.toml"
+        daemon.wait_for(rerun_toml.exists, "the second fine's re-run to be archived")
+        assert rerun_toml.read_text() == SECOND_OPTIONS
+
+        shutil.rmtree(daemon.archive / "fine (3)")  # the archive cleared: nothing left to run again
         gone = httpx.post(f"{web.url}/api/jobs/fine/rerun", timeout=30)  # an API client: no page cookie
         assert gone.status_code == 409 and "no longer there" in gone.text
         assert httpx.post(f"{web.url}/api/jobs/nothing/rerun", timeout=30).status_code == 404
