@@ -4,6 +4,9 @@ BIN := $(VENV)/bin
 # mkdocs-material 9.7+ prints a notice about MkDocs 2.0 on every build; the site pins MkDocs 1.6.
 MKDOCS := NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs
 
+# The test files run in parallel, one process per core up to four (tests/conftest.py shares the cores' threads).
+PYTEST_WORKERS := -n auto --maxprocesses 4 --dist loadfile
+
 .PHONY: start setup test lint docs docs-serve screenshots bench clean-venv
 
 ## Set up, create the folders and config, fetch the weights if missing (offline: the service waits for them),
@@ -18,7 +21,7 @@ setup:
 ## Set up with the test tools and run the whole test suite.
 test:
 	./scripts/setup.sh test
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q $(PYTEST_WORKERS)
 
 ## Lint, format check, type check and the documentation site built strictly (run by .ci/run before the tests).
 lint:

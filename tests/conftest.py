@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-import pytest
-from checkpoint_factory import make_wav2lip_checkpoint
+
+def _share_the_cores_between_workers() -> None:
+    """Under pytest-xdist, each worker's torch (and the services it starts, through the environment) uses its share
+    of the cores: two workers with a thread per core each would fight over the cores and spin."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1 and "OMP_NUM_THREADS" not in os.environ:
+        os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // workers))
+
+
+_share_the_cores_between_workers()  # before torch is imported below
+
+import pytest  # noqa: E402
+from checkpoint_factory import make_wav2lip_checkpoint  # noqa: E402
 
 # The service harness (a real `heygemd run`, media, Samba, Redis) serves the daemon, web and cluster tests alike.
 pytest_plugins = ["service_harness"]
