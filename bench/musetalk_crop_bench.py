@@ -3,7 +3,8 @@
 The reference frames MuseTalk's crop from 68 face landmarks: x1 and x2 the leftmost and rightmost, y2 the
 lowest (the chin), y1 = y29 - (y2 - y29) with y29 the lower nose bridge (0-based point 29), then its bottom
 10 px lower (v1.5). heygemd has no landmark model at run time: its crop is the detector's box with the
-render's pads (0 top, 10 bottom) and the model geometry's rule (tests/engine/test_musetalk_crop.py).
+render's pads (0 top, 10 bottom), moved by the model geometry's crop rule for that detector, and 10 px lower
+(heygemd/engine/musetalk/port.py; tested in tests/engine/test_musetalk_render.py).
 
 Landmarks here come from MediaPipe's face mesh (468 points; its model ships inside the mediapipe 0.10.14
 wheel, nothing is downloaded), mapped onto the 68-point layout's few points the box needs:
@@ -144,7 +145,7 @@ def boxes(points: np.ndarray) -> dict[str, Any]:
 def measure(face: dict[str, Any], frame: np.ndarray) -> dict[str, Any]:
     from heygemd.engine.faces import LBPDetector
     from heygemd.engine.musetalk.port import MUSETALK_GEOMETRY
-    from heygemd.engine.settings import RenderOptions
+    from heygemd.engine.settings import DetectorKind, RenderOptions
 
     width, height = FRAME_SIZE
     pads = RenderOptions().pads
@@ -152,13 +153,14 @@ def measure(face: dict[str, Any], frame: np.ndarray) -> dict[str, Any]:
     row: dict[str, Any] = {key: face[key] for key in ("photo", "photo_height", "place", "eye_distance")}
     row["reference_crop"] = [round(value, 1) for value in reference]
     detected = LBPDetector(workers=1).detect([frame])[0]
-    found = {"s3fd_shaped": [round(value) for value in face["s3fd_shaped_box"]]}
+    found = {"s3fd_shaped": ([round(value) for value in face["s3fd_shaped_box"]], DetectorKind.S3FD)}
     if detected:
-        found["lbp"] = list(detected[0].box)
-    for detector, box in found.items():
+        found["lbp"] = (list(detected[0].box), DetectorKind.LBP)
+        found["lbp_without_rule"] = (list(detected[0].box), None)  # the crop before MuseTalk's LBP crop rule
+    for name, (box, detector) in found.items():
         padded = _padded(box, pads, width, height)
-        ours = MUSETALK_GEOMETRY.crop_box(padded, width, height)
-        row[detector] = {
+        ours = MUSETALK_GEOMETRY.crop_box(padded, width, height, detector)
+        row[name] = {
             "detector_box": box,
             "crop": list(ours),
             "iou": round(_iou(ours, reference), 3),
@@ -211,7 +213,7 @@ def _relative(reference: list[float], box: list[int]) -> dict[str, float]:
 
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     summary: dict[str, Any] = {}
-    for detector in ("lbp", "s3fd_shaped"):
+    for detector in ("lbp", "lbp_without_rule", "s3fd_shaped"):
         found = [row[detector] for row in rows if detector in row]
         if not found:
             continue

@@ -700,11 +700,11 @@ class _Render:
             ]
         )
         keys = [CropKey(self.video_sha256, template_index, box) for (_, template_index, _), box in zip(items, crop_boxes)]
-        assert self.audio.features is not None, "a real engine's audio has its model's features"
-        windows = self.audio.features.windows([output_index for output_index, _, _ in items], self.fps)
         self.notes.add(Stage.BLEND, started)
 
-        started = self.notes.now()
+        started = self.notes.now()  # the windows count as the model's time: MuseTalk encodes its whisper states here
+        assert self.audio.features is not None, "a real engine's audio has its model's features"
+        windows = self.audio.features.windows([output_index for output_index, _, _ in items], self.fps)
         generated = model.generate(crops, windows, keys, self._note_back_off)
         self.template_cache_hits += generated.cache_hits
         self.notes.add(Stage.MODEL, started)

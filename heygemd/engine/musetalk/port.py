@@ -34,8 +34,8 @@ from heygemd.engine.settings import DetectorKind, EngineSettings, ModelKind
 # paste keeps the eyes and everything above the nose as they were, like the reference's "jaw" parsing.
 MUSETALK_MASK_TOP = 0.5
 # The reference crops from a 68-landmark box; heygemd approximates it from the detector's (padded) box. Measured
-# by bench/musetalk_crop_bench.py on real photos (docs/musetalk.md): the LBP cascade's boxes are 11 % wider than
-# the landmark box and sit 1.7 % right of it (IoU 0.85 -> 0.90 with the rule); S3FD's could not be measured here
+# by bench/musetalk_crop_bench.py on real photos (docs/musetalk.md): the LBP cascade's boxes are 13 % wider than
+# the landmark box, centred 2 % right of it (IoU 0.845 -> 0.904 with the rule); S3FD's could not be measured here
 # (no real weights), and its box is taken as it is.
 MUSETALK_CROP_RULES = {DetectorKind.LBP: CropRule(left=0.04, right=-0.07)}
 MUSETALK_GEOMETRY = FaceGeometry(
