@@ -160,8 +160,9 @@ CODES: dict[ErrorCode, CodeInfo] = {
     ),
     ErrorCode.JOB_MODEL_UNAVAILABLE: CodeInfo(
         _P,
-        "The job.toml asks for a lip-sync model this service does not run.",
-        "Remove the model key from job.toml, or drop the job on a service that runs that model (engine.model).",
+        "The job.toml asks for a lip-sync model this service does not run (in cluster mode: no online worker runs).",
+        "Remove the model key from job.toml, or drop the job on a service (or start a worker) that runs that model "
+        "(engine.model).",
     ),
     ErrorCode.NAME_TOO_LONG: CodeInfo(
         _P, "A name is too long for the filesystem.", "Give the file or folder a shorter name, then drop it again."

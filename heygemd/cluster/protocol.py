@@ -8,10 +8,23 @@ from enum import StrEnum
 from pydantic import BaseModel, Field
 
 from heygemd.codes import Failure
-from heygemd.engine import RenderOptions, RenderReport
+from heygemd.engine import ModelKind, RenderOptions, RenderReport
 
 TASK_NAME = "heygemd.render_video"
 KEY_PREFIX = "heygemd"
+
+
+def model_queue(queue: str, model: ModelKind) -> str:
+    """The Celery queue of the tasks only a worker running ``model`` may take (a job.toml that names its model).
+
+    Every worker consumes the cluster's queue (tasks of jobs that name no model) and its own model's queue.
+    """
+    return f"{queue}.{model.value}"
+
+
+def task_queue(queue: str, model: ModelKind | None) -> str:
+    """Where a task for a job needing ``model`` is sent (None: any worker)."""
+    return queue if model is None else model_queue(queue, model)
 
 
 def task_key(task_id: str) -> str:
@@ -49,6 +62,7 @@ class RenderTask(BaseModel):
     video: str
     output: str = Field(description="the finished .mp4, in the task's own folder under the job's work folder")
     options: RenderOptions
+    model: ModelKind | None = Field(None, description="job.toml's model: sent to that model's queue (None: any worker)")
 
 
 class TaskView(BaseModel):

@@ -21,10 +21,12 @@ import structlog
 from celery import Celery
 
 from heygemd.cluster.app import make_app, redact
-from heygemd.cluster.protocol import TASK_NAME, RenderTask, TaskState, TaskView
+from heygemd.cluster.presence import read_workers
+from heygemd.cluster.protocol import TASK_NAME, RenderTask, TaskState, TaskView, task_queue
 from heygemd.cluster.store import TaskStore
 from heygemd.codes import ErrorCode, Failure
 from heygemd.daemon.config import ClusterConfig
+from heygemd.daemon.contract import ModelsOnOffer, ModelSource
 from heygemd.daemon.fsutil import remove_tree
 from heygemd.daemon.journal import VideoRecord
 from heygemd.daemon.render_port import (
@@ -111,6 +113,16 @@ class ClusterRenderer:
         assert config.broker_url is not None
         url = config.broker_url.get_secret_value()
         return cls(config, make_app(url, config.queue), TaskStore.connect(url), redact(url))
+
+    def models_on_offer(self) -> ModelsOnOffer | None:
+        """The models the online workers run, as they publish them; None while no worker is online (or the broker
+        is away): a job is then accepted, and its tasks wait in their queue for a worker."""
+        try:
+            workers = read_workers(self.store.client, self.config.queue, self.config.heartbeat_seconds)
+        except redis.RedisError:
+            return None
+        models = frozenset(worker.engine.model for worker in workers if worker.online and worker.engine is not None)
+        return ModelsOnOffer(ModelSource.WORKERS, models) if models else None
 
     # -------------------------------------------------------------- one job
 
@@ -250,16 +262,18 @@ class ClusterRenderer:
             video=str(plan.source),
             output=str(_output(job, task_id, video)),
             options=plan.options,
+            model=job.model,
         )
+        queue = task_queue(self.config.queue, job.model)
         try:
             self.store.create(task_id)
-            self.app.send_task(TASK_NAME, args=[task.model_dump(mode="json")], task_id=task_id)
+            self.app.send_task(TASK_NAME, args=[task.model_dump(mode="json")], task_id=task_id, queue=queue)
         except Exception as err:  # the broker is away: the hash is missing, so the follower enqueues it again
             self.log.warning(
                 "cannot enqueue the render task now; tried again", video=video.template, error=type(err).__name__
             )
             return
-        self.log.info("render task enqueued", video=video.template, task_id=task_id)
+        self.log.info("render task enqueued", video=video.template, task_id=task_id, queue=queue)
 
     def _cancel(self, active: dict[str, VideoRecord]) -> None:
         """Revoke every task of the job and flag it: a started render stops at its worker's next heartbeat."""

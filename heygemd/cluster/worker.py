@@ -18,7 +18,7 @@ from heygemd.atomic import fsync_file
 from heygemd.cluster.app import make_app, redact
 from heygemd.cluster.paths import PathMap
 from heygemd.cluster.presence import WorkerPresence, gpu_name, model_words
-from heygemd.cluster.protocol import TASK_NAME, RenderTask, TaskState
+from heygemd.cluster.protocol import TASK_NAME, RenderTask, TaskState, model_queue
 from heygemd.cluster.store import TaskStore
 from heygemd.codes import ErrorCode
 from heygemd.daemon.config import ConfigError, HeygemdConfig, LogConfig, load_config
@@ -206,12 +206,12 @@ def run_worker(explicit_config: Path | None, device: str | None) -> int:
     from celery.signals import setup_logging
 
     setup_logging.connect(_keep_our_logging, weak=False)  # a receiver here: Celery leaves logging as configured
-    log.info("ready", worker=name)
+    log.info("ready", worker=name, model=info.model.value)
     worker = app.Worker(
         pool="solo",
         concurrency=1,
         hostname=f"heygemd@{name.replace('/', '-')}",
-        queues=[config.cluster.queue],
+        queues=[config.cluster.queue, model_queue(config.cluster.queue, info.model)],
         quiet=True,
         without_mingle=True,
         without_gossip=True,

@@ -246,6 +246,37 @@ class ContractViolation(CodedError):
     """The folder can never be a job as it is. ``reason`` is for the person who dropped it; ``code`` says why."""
 
 
+class ModelSource(StrEnum):
+    """Who renders a service's jobs, and so whose lip-sync models a job.toml's ``model`` is checked against."""
+
+    SERVICE = "service"  # this process's own warm engine (engine.model)
+    WORKERS = "workers"  # the cluster's online workers (each its own engine.model)
+
+
+@dataclass(frozen=True)
+class ModelsOnOffer:
+    """The lip-sync models a service can render a job with now (the renderer's answer, daemon/render_port.py)."""
+
+    source: ModelSource
+    models: frozenset[ModelKind]
+
+    def refusal(self, wanted: ModelKind) -> str | None:
+        """Why a job asking for ``wanted`` cannot be rendered here, or None when it can."""
+        if wanted in self.models:
+            return None
+        offered = _list_names(model.value for model in self.models)
+        if self.source is ModelSource.SERVICE:
+            return (
+                f'job.toml asks for the lip-sync model "{wanted.value}", but this service runs {offered} (engine.model). '
+                f'Remove the model key, or drop the job on a service that runs "{wanted.value}".'
+            )
+        return (
+            f'job.toml asks for the lip-sync model "{wanted.value}", but no online worker runs it: the online workers '
+            f"run {offered} (engine.model of each worker). Remove the model key, or start a worker with "
+            f'engine.model = "{wanted.value}" and drop the job again.'
+        )
+
+
 @dataclass(frozen=True)
 class PlannedVideo:
     source: Path
@@ -273,6 +304,7 @@ class JobPlan:
     speech: SpokenScript | None = None
     sources: tuple[Path, ...] = ()  # every audio (or script) of a job with several: each rendered with every template
     results_subfolder: str = ""  # where one source's results go in a job with several
+    model: ModelKind | None = None  # job.toml's model: only a renderer running it may render the job's videos
 
     def template_key(self, video: PlannedVideo) -> str:
         """How the journal names a template: its name in the job folder, or its path in the presenter library."""
@@ -309,11 +341,12 @@ def plan_job(
     marker_name: str | None = None,
     limits: LimitsConfig = DEFAULT_LIMITS,
     presenter_library: Path | None = None,
-    service_model: ModelKind | None = None,
+    models: ModelsOnOffer | None = None,
 ) -> JobPlan:
     """Check the folder against the contract and the operator's limits, and say what to render.
 
-    ``service_model``: the model this service runs; a job.toml asking for another is refused (None: not checked).
+    ``models``: the models this service can render with now; a job.toml asking for another is refused
+    (None: not checked, as when no cluster worker is online: the job waits for one).
 
     Raises ContractViolation. The audio's length needs a probe: limits.check_limits, right after.
     """
@@ -420,7 +453,7 @@ def plan_job(
         videos + list(library_sizes), {name: sizes[name] for name in audio + videos} | library_sizes, limits
     )
 
-    _check_model(job_file, service_model)
+    _check_model(job_file, models)
     unknown = sorted(set(job_file.videos) - set(videos) - set(library_sizes))
     if unknown:
         raise ContractViolation(
@@ -462,18 +495,16 @@ def plan_job(
         speech=speech,
         sources=tuple(folder / name for name in spoken) if len(spoken) > 1 else (),
         language=_page_language(job_file.language),
+        model=job_file.model,
     )
 
 
-def _check_model(job_file: JobFile, service_model: ModelKind | None) -> None:
-    if job_file.model is None or service_model is None or job_file.model == service_model:
+def _check_model(job_file: JobFile, models: ModelsOnOffer | None) -> None:
+    if job_file.model is None or models is None:
         return
-    raise ContractViolation(
-        f'job.toml asks for the lip-sync model "{job_file.model.value}", but this service runs '
-        f'"{service_model.value}" (engine.model). Remove the model key, or drop the job on a service that runs '
-        f'"{job_file.model.value}".',
-        code=ErrorCode.JOB_MODEL_UNAVAILABLE,
-    )
+    refusal = models.refusal(job_file.model)
+    if refusal is not None:
+        raise ContractViolation(refusal, code=ErrorCode.JOB_MODEL_UNAVAILABLE)
 
 
 def _each_with_every_template(folder: Path, spoken: list[str], templates: list[PlannedVideo]) -> list[PlannedVideo]:

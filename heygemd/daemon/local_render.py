@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from heygemd.codes import ErrorCode, Failure
+from heygemd.daemon.contract import ModelsOnOffer, ModelSource
 from heygemd.daemon.journal import VideoRecord
 from heygemd.daemon.render_port import (
     ALL_ENDED,
@@ -36,6 +37,10 @@ class LocalRenderer:
     def __init__(self, engine: Callable[[], RenderEngine]) -> None:
         self.engine = engine  # the warm engine now (a reload of the settings replaces it)
         self.log = structlog.get_logger("heygemd.daemon")
+
+    def models_on_offer(self) -> ModelsOnOffer:
+        """The one model of this process's engine (engine.model)."""
+        return ModelsOnOffer(ModelSource.SERVICE, frozenset({self.engine().describe().model}))
 
     def render(self, job: JobVideos, guard: RenderGuard, observer: RenderObserver) -> RenderEnd:
         engine = self.engine()

@@ -22,12 +22,12 @@ from typing import TYPE_CHECKING, Protocol
 
 from heygemd.codes import Failure
 from heygemd.daemon.config import HeygemdConfig
-from heygemd.daemon.contract import PlannedVideo
+from heygemd.daemon.contract import ModelsOnOffer, PlannedVideo
 from heygemd.daemon.journal import JobRecord, VideoRecord
 from heygemd.daemon.reports import VideoStatus
 from heygemd.daemon.status import ClusterWorker, WorkerTask
 from heygemd.daemon.video_end import VideoEnds
-from heygemd.engine import EngineInfo, EngineSettings, RenderOptions, RenderProgress, RenderReport
+from heygemd.engine import EngineInfo, EngineSettings, ModelKind, RenderOptions, RenderProgress, RenderReport
 
 if TYPE_CHECKING:
     from heygemd.engine.engine import PreparedAudio  # torch: only for the type
@@ -57,6 +57,7 @@ class JobVideos:
     output_dir: Path  # the job's results folder: <output_stem>.mp4, .json and the thumbnail
     job_dir: Path  # the job's work folder (the cluster's task outputs go under it)
     ends: VideoEnds  # how each video ends (journal, results folder, metrics)
+    model: ModelKind | None = None  # job.toml's model: its videos render only where that model runs (None: any)
 
     def pending(self) -> list[VideoRecord]:
         """The videos still to render with this audio (the record also holds the job's other audio files' videos)."""
@@ -105,6 +106,10 @@ class Renderer(Protocol):
     """Renders a job's pending videos until they all ended or the guard says stop."""
 
     def render(self, job: JobVideos, guard: RenderGuard, observer: RenderObserver) -> RenderEnd: ...
+
+    def models_on_offer(self) -> ModelsOnOffer | None:
+        """The lip-sync models a job can ask for now (job.toml's ``model``); None: cannot tell, not checked."""
+        ...
 
 
 class RenderEngine(Protocol):

@@ -226,7 +226,7 @@ class JobRunner:
             marker,
             self.config.limits,
             presenter_library=self.config.paths.presenter_library,
-            service_model=self.config.engine.model,
+            models=self.renderer.models_on_offer(),
         )
 
     # -------------------------------------------------------------- inputs that change after the claim
@@ -352,6 +352,7 @@ class JobRunner:
             output_dir=output_dir,
             job_dir=self.work.job_dir(record.job_id),
             ends=VideoEnds(self.lifecycle, self.context.on_rendered),
+            model=plan.model,
         )
         guard = RenderGuard(
             stop_requested=self.context.stop_requested.is_set,

@@ -42,7 +42,7 @@ from heygemd.engine.faces import (
 )
 from heygemd.engine.ffmpeg_tools import ffmpeg_path, ffprobe_path, nvenc_usable
 from heygemd.engine.files import sha256_file
-from heygemd.engine.lipsync import AudioFeatures, CropKey
+from heygemd.engine.lipsync import AudioFeatures, CropKey, FaceGeometry
 from heygemd.engine.media import PixelFormat, VideoWriter, read_detection_frames, read_frames, read_frames_reversed
 from heygemd.engine.notes import RenderNotes
 from heygemd.engine.output_check import check_output
@@ -691,7 +691,8 @@ class _Render:
         started = self.notes.now()
         geometry = model.geometry
         face_boxes = cast(list[Box], [boxes[template_index] for _, template_index, _ in items])  # items with a face
-        crop_boxes = [geometry.crop_box(box, self.info.width, self.info.height) for box in face_boxes]
+        detector = None if self.options.fixed_box is not None else self.engine.settings.detector  # whose boxes
+        crop_boxes = [geometry.crop_box(box, self.info.width, self.info.height, detector) for box in face_boxes]
         crops = np.stack(
             [
                 crop_face_i420(frame, box, geometry.face_size, geometry.interpolation)
@@ -699,11 +700,11 @@ class _Render:
             ]
         )
         keys = [CropKey(self.video_sha256, template_index, box) for (_, template_index, _), box in zip(items, crop_boxes)]
-        assert self.audio.features is not None, "a real engine's audio has its model's features"
-        windows = self.audio.features.windows([output_index for output_index, _, _ in items], self.fps)
         self.notes.add(Stage.BLEND, started)
 
-        started = self.notes.now()
+        started = self.notes.now()  # the windows count as the model's time: MuseTalk encodes its whisper states here
+        assert self.audio.features is not None, "a real engine's audio has its model's features"
+        windows = self.audio.features.windows([output_index for output_index, _, _ in items], self.fps)
         generated = model.generate(crops, windows, keys, self._note_back_off)
         self.template_cache_hits += generated.cache_hits
         self.notes.add(Stage.MODEL, started)
@@ -714,16 +715,18 @@ class _Render:
             paste_i420(frame, box, face, self.options.blend, self.options.feather, geometry.mask_top, strength)
         self.notes.add(Stage.BLEND, started)
         if self.restores:
-            self._restore(items, face_boxes)
+            self._restore(items, face_boxes, geometry)
 
-    def _restore(self, items: list[tuple[int, int, np.ndarray]], face_boxes: list[Box]) -> None:
-        """Restore the faces just pasted (GFPGAN), blended back through the same lower-face mask."""
+    def _restore(self, items: list[tuple[int, int, np.ndarray]], face_boxes: list[Box], geometry: FaceGeometry) -> None:
+        """Restore the faces just pasted (GFPGAN), blended back into the model's crop boxes through its paste mask."""
         restorer = self.engine.restorer
         assert restorer is not None
         started = self.notes.now()
         restorer.restore(
             [frame for _, _, frame in items],
             face_boxes,
+            geometry=geometry,
+            strengths=[float(self.strength[output_index]) for output_index, _, _ in items],
             mode=self.options.blend,
             feather=self.options.feather,
             weight=self.options.restore_weight,

@@ -13,19 +13,43 @@ and ``engine.models`` loads the one a setting names. A third model is one new mo
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from heygemd.engine.settings import Box, ModelKind
+from heygemd.engine.blend import first_pasted_row, lower_face_mask
+from heygemd.engine.settings import BlendMode, Box, DetectorKind, ModelKind
 
 if TYPE_CHECKING:
     from heygemd.engine.checkpoint import CheckpointInfo
 
 BackOff = Callable[[int, int], None]
 """Told (failed batch size, new batch size) when the GPU ran out of memory and the batch was halved."""
+
+
+@dataclass(frozen=True)
+class CropRule:
+    """Moves each edge of a (padded) detector box by a fraction of the box's width (left, right) or height (top,
+    bottom), positive right or down: how a model that was trained on landmark boxes approximates one from a
+    detector's box."""
+
+    left: float = 0.0
+    top: float = 0.0
+    right: float = 0.0
+    bottom: float = 0.0
+
+    def apply(self, box: Box) -> Box:
+        x1, y1, x2, y2 = box
+        width, height = x2 - x1, y2 - y1
+        moved = (
+            round(x1 + self.left * width),
+            round(y1 + self.top * height),
+            round(x2 + self.right * width),
+            round(y2 + self.bottom * height),
+        )
+        return moved if moved[2] > moved[0] and moved[3] > moved[1] else box
 
 
 @dataclass(frozen=True)
@@ -36,11 +60,28 @@ class FaceGeometry:
     interpolation: int  # the cv2 flag the crop is resized with
     chin_margin_px: int  # the crop box's bottom moves down this much (clamped to the frame)
     mask_top: float  # the soft lower-face paste mask starts this fraction down the box
+    # By the detector whose boxes it corrects (none: the box as it is; a fixed box is never corrected).
+    crop_rules: Mapping[DetectorKind, CropRule] = field(default_factory=dict)
 
-    def crop_box(self, box: Box, width: int, height: int) -> Box:
-        """The box the model crops (and pastes into) for a face ``box`` in a ``width`` x ``height`` frame."""
-        x1, y1, x2, y2 = box
+    def crop_box(self, box: Box, width: int, height: int, detector: DetectorKind | None = None) -> Box:
+        """The box the model crops (and pastes into) for a face ``box`` in a ``width`` x ``height`` frame.
+
+        ``detector``: whose box it is (its crop rule applies); None for a box the operator fixed.
+        """
+        rule = self.crop_rules.get(detector) if detector is not None else None
+        x1, y1, x2, y2 = rule.apply(box) if rule is not None else box
+        x1, y1, x2, y2 = max(0, x1), max(0, y1), min(width, x2), min(height, y2)
         return x1, y1, x2, min(height, y2 + self.chin_margin_px)
+
+    def paste_mask(self, width: int, height: int, mode: BlendMode, feather: float) -> np.ndarray:
+        """(height, width, 1) float32: how much pasting a face into a crop box of that size changes each pixel."""
+        if mode == BlendMode.HARD:
+            return np.ones((height, width, 1), np.float32)
+        return lower_face_mask(width, height, feather, self.mask_top)
+
+    def first_pasted_row(self, height: int, mode: BlendMode, feather: float) -> int:
+        """The first row of a crop box ``height`` high that pasting may change (``height``: none)."""
+        return first_pasted_row(height, mode, feather, self.mask_top)
 
 
 @dataclass(frozen=True)

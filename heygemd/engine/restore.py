@@ -2,8 +2,10 @@
 
 Wav2Lip draws the mouth at 96x96 pixels, so on HD video it is softer than the rest of the face.
 After the lip-sync paste, each face is taken into an FFHQ-style 512x512 crop (restore_frame),
-restored in batches, and blended back through the lip-sync's own lower-face mask scaled by
-``restore_weight``: eyes, hair, background and faceless frames are never touched.
+restored in batches, and blended back into the lip-sync model's own crop box through its own paste
+mask (both from the model port's ``FaceGeometry``, so MuseTalk's taller box and its mask hold as Wav2Lip's
+do), scaled by the paste's strength and ``restore_weight``: eyes, hair, background and faceless frames
+are never touched.
 
 Entry point for tests, benchmarks and other programs::
 
@@ -22,6 +24,7 @@ import torch
 
 from heygemd.engine.backoff import ShrinkingBatch
 from heygemd.engine.checkpoint import STATE_DICT_KEY, CheckpointInfo, load_network
+from heygemd.engine.lipsync import FaceGeometry
 from heygemd.engine.restore_arch import GFPGANv1Clean
 from heygemd.engine.restore_frame import (
     FRAMING_RULES,
@@ -36,6 +39,7 @@ from heygemd.engine.restore_frame import (
 )
 from heygemd.engine.settings import BlendMode, Box, DetectorKind
 from heygemd.engine.weights import known_name
+from heygemd.engine.yuv import picture_size
 
 NETWORK_NAME = "GFPGAN v1.3/v1.4 (clean)"
 # The public files keep the averaged weights under "params_ema"; a training snapshot may hold "params" only.
@@ -77,6 +81,7 @@ class FaceRestorer:
         self.model = model.half() if half else model
         self.half = half
         self.batch = ShrinkingBatch(batch_size, "restorer")  # lowered for good if the GPU runs out of memory
+        self.detector = detector
         self.framing_rule: FramingRule = FRAMING_RULES[detector]  # how this detector's boxes sit on a face
 
     def unknown_checkpoint_warning(self) -> str | None:
@@ -92,23 +97,30 @@ class FaceRestorer:
         frames: Sequence[np.ndarray],
         boxes: Sequence[Box],
         *,
+        geometry: FaceGeometry,
         mode: BlendMode,
         feather: float,
         weight: float,
         warn: Callable[[str], None],
+        strengths: Sequence[float] | None = None,
         fixed_box: bool = False,
         progress: Callable[[int], None] | None = None,
     ) -> None:
-        """Restore the face in ``boxes[i]`` of each I420 ``frames[i]`` and blend it in, in place.
+        """Restore the face in ``boxes[i]`` (the detector's) of each I420 ``frames[i]`` and blend it in, in place.
 
-        ``weight`` 0 leaves every pixel as it is (and runs nothing). ``fixed_box``: the boxes
-        were given by the operator, so they are framed like a detector's (S3FD). ``progress``
-        hears how many faces are restored after each slice: on a CPU a slice takes seconds.
+        The restored face goes where the lip-sync model pasted its own: ``geometry``'s crop box of the face
+        box, through its paste mask (``mode``, ``feather``) times ``strengths[i]`` (the lip-sync paste's,
+        below 1 in a cross-fade into silence; default 1) and ``weight``. ``weight`` 0 leaves every pixel as
+        it is (and runs nothing). ``fixed_box``: the boxes were given by the operator, so they are framed like
+        a detector's (S3FD). ``progress`` hears how many faces are restored after each slice: on a CPU a
+        slice takes seconds.
         """
         if weight <= 0 or not frames:
             return
         rule = S3FD_FRAMING if fixed_box else self.framing_rule
-        framings = [ffhq_framing(box, rule) for box in boxes]
+        detector = None if fixed_box else self.detector
+        pasted = [geometry.crop_box(box, *picture_size(frame), detector) for frame, box in zip(frames, boxes)]
+        framings = [ffhq_framing(box, rule, holds=paste_box) for box, paste_box in zip(boxes, pasted)]
         crops = np.stack([restorer_crop(frame, framing) for frame, framing in zip(frames, framings)])
 
         def run(start: int, stop: int) -> np.ndarray:
@@ -118,8 +130,12 @@ class FaceRestorer:
             return faces
 
         restored = self.batch.map(len(crops), run, warn)
-        for frame, box, framing, face in zip(frames, boxes, framings, restored):
-            paste_restored(frame, box, framing, face, mode, feather, weight)
+        for index, (frame, paste_box, framing, face) in enumerate(zip(frames, pasted, framings, restored)):
+            x1, y1, x2, y2 = paste_box
+            mask = geometry.paste_mask(x2 - x1, y2 - y1, mode, feather)
+            if strengths is not None and strengths[index] < 1:
+                mask = mask * np.float32(strengths[index])
+            paste_restored(frame, paste_box, framing, face, mask, weight)
 
     def _forward(self, crops: np.ndarray) -> np.ndarray:
         with torch.inference_mode():

@@ -25,8 +25,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from heygemd.engine.blend import first_pasted_row, lower_face_mask
-from heygemd.engine.settings import BlendMode, Box, DetectorKind
+from heygemd.engine.settings import Box, DetectorKind
 from heygemd.engine.yuv import Rect, bgr_region, picture_size, write_region
 
 RESTORER_SIZE = 512  # the restorer's input and output side, in pixels
@@ -60,16 +59,19 @@ class Framing:
         return RESTORER_SIZE / self.side
 
 
-def ffhq_framing(box: Box, rule: FramingRule = S3FD_FRAMING) -> Framing:
-    """The FFHQ-style square around a face box; it always contains the box."""
+def ffhq_framing(box: Box, rule: FramingRule = S3FD_FRAMING, holds: Box | None = None) -> Framing:
+    """The FFHQ-style square around a face box; it always contains the box, and ``holds`` too when given
+    (the lip-sync model's crop box, into which the restored face is pasted)."""
     x1, y1, x2, y2 = box
     width, height = x2 - x1, y2 - y1
     centre_x, centre_y = (x1 + x2) / 2, (y1 + y2) / 2
+    hx1, hy1, hx2, hy2 = holds if holds is not None else box
     side = max(
         round(rule.scale * (width + height) / 2),
-        width + 2 * CONTAIN_MARGIN,
-        # the box's bottom must fit below the raised centre
-        math.ceil((height / 2 + CONTAIN_MARGIN) / (0.5 - rule.raise_)),
+        math.ceil(2 * (max(centre_x - hx1, hx2 - centre_x) + CONTAIN_MARGIN)),
+        # the held box's bottom must fit below the raised centre, its top above it
+        math.ceil((hy2 - centre_y + CONTAIN_MARGIN) / (0.5 - rule.raise_)),
+        math.ceil((centre_y - hy1 + CONTAIN_MARGIN) / (0.5 + rule.raise_)),
     )
     left = round(centre_x - side / 2)
     top = round(centre_y - (0.5 + rule.raise_) * side)
@@ -104,35 +106,32 @@ def restorer_crop(frame: np.ndarray, framing: Framing) -> np.ndarray:
     return _resize(square, RESTORER_SIZE)
 
 
-def paste_mask(width: int, height: int, mode: BlendMode, feather: float) -> np.ndarray:
-    """(height, width, 1) float32: where, and how much, the lip-sync paste changed a box of that size."""
-    if mode == BlendMode.HARD:
-        return np.ones((height, width, 1), np.float32)
-    return lower_face_mask(width, height, feather)
-
-
 def paste_restored(
-    frame: np.ndarray, box: Box, framing: Framing, restored: np.ndarray, mode: BlendMode, feather: float, weight: float
+    frame: np.ndarray, box: Box, framing: Framing, restored: np.ndarray, mask: np.ndarray, weight: float
 ) -> None:
     """Blend a restored (512, 512, 3) float BGR face ([0, 255]) into the I420 ``frame`` in place.
 
-    Inside ``box`` the restored pixels replace the frame's by ``weight`` times the lip-sync
-    paste's mask; where that is 0 nothing changes. Only the rows the lip-sync paste touched are
-    converted and written.
+    ``box``: where the lip-sync pasted its face (the model's crop box); ``mask``: (h, w, 1) float32 of that
+    box, how much the lip-sync paste changed each pixel (the model's paste mask times its strength). Inside
+    ``box`` the restored pixels replace the frame's by ``weight`` times ``mask``; where that is 0 nothing
+    changes. Only the rows the lip-sync paste touched are converted and written.
     """
     if weight <= 0:
         return
     x1, y1, x2, y2 = box
-    top = first_pasted_row(y2 - y1, mode, feather)
-    if top >= y2 - y1:
+    if mask.shape[:2] != (y2 - y1, x2 - x1):
+        raise ValueError(f"a {mask.shape[1]}x{mask.shape[0]} mask for the {x2 - x1}x{y2 - y1} box {box}")
+    weighted = np.flatnonzero(mask.reshape(len(mask), -1).max(axis=1) > 0)
+    if not weighted.size:
         return
+    top = int(weighted[0])
     rows: Rect = (x1, y1 + top, x2, y2)
     bgr, aligned = bgr_region(frame, rows)
     ry1, ry2, rx1, rx2 = rows[1] - aligned[1], rows[3] - aligned[1], rows[0] - aligned[0], rows[2] - aligned[0]
     current = bgr[ry1:ry2, rx1:rx2].astype(np.float32)
     face = _restored_rows(restored, framing, rows)
-    mask = paste_mask(x2 - x1, y2 - y1, mode, feather)[top:] * np.float32(weight)
-    bgr[ry1:ry2, rx1:rx2] = np.clip(current + (face - current) * mask + 0.5, 0, 255).astype(np.uint8)
+    weights = mask[top:] * np.float32(weight)
+    bgr[ry1:ry2, rx1:rx2] = np.clip(current + (face - current) * weights + 0.5, 0, 255).astype(np.uint8)
     write_region(frame, aligned, cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV_I420), rows)
 
 

@@ -479,8 +479,8 @@ CODE_TEXTS_ZH: dict[ErrorCode, tuple[str, str]] = {
     ErrorCode.JOB_ONLY_FOLDERS: ("任务文件夹里只有文件夹。", "请把每个任务文件夹直接放进收件文件夹。"),
     ErrorCode.JOB_TOML_INVALID: ("job.toml 文件无效。", "请改正 job.toml（详细信息里写明了是哪一项），然后重新放入文件夹。"),
     ErrorCode.JOB_MODEL_UNAVAILABLE: (
-        "job.toml 要求的口型同步模型不是本服务运行的模型。",
-        "请删除 job.toml 中的 model 项，或把任务放到运行该模型的服务上（engine.model）。",
+        "job.toml 要求的口型同步模型不是本服务运行的模型（集群模式：没有在线的渲染节点运行该模型）。",
+        "请删除 job.toml 中的 model 项，或把任务放到运行该模型的服务上，或启动运行该模型的渲染节点（engine.model）。",
     ),
     ErrorCode.NAME_TOO_LONG: ("某个名称对文件系统来说太长。", "请给文件或文件夹起一个短一些的名称，然后重新放入。"),
     ErrorCode.LIMIT_AUDIO_TOO_LONG: ("音频超过了服务允许的时长。", "请拆分音频，或请管理员调高 limits.max_audio_seconds。"),

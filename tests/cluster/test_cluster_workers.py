@@ -1,6 +1,7 @@
 """Cluster visibility with real processes: workers publish themselves in a real redis-server, the coordinator
 (`heygemd run`, without any model files) shows them in status.json and `heygemd status`, and job.json names
-the worker that rendered each video."""
+the worker that rendered each video. A job.toml's model is checked against the online workers' models, and its
+tasks go only to a worker running it."""
 
 from __future__ import annotations
 
@@ -52,6 +53,10 @@ def test_a_coordinator_without_model_files_shows_its_workers_and_names_them_in_t
     daemon.write_config(coordinator)
     worker_config = daemon.root / "worker.toml"
     worker_config.write_text(toml_text(cluster_config(daemon.root, redis_server.url)))  # dry run: no model either
+    muse_config = daemon.root / "muse-worker.toml"  # a dry-run worker that names MuseTalk (the coordinator: Wav2Lip)
+    muse = cluster_config(daemon.root, redis_server.url)
+    muse["engine"]["model"] = "musetalk"
+    muse_config.write_text(toml_text(muse))
     workers: list[Worker] = []
     web: WebProcess | None = None
     try:
@@ -64,14 +69,19 @@ def test_a_coordinator_without_model_files_shows_its_workers_and_names_them_in_t
         page = httpx.get(f"{web.url}/", timeout=30).text
         assert "state-no-worker-online" in page and 'data-workers="0"' in page and "No worker online" in page
 
-        drop_job(daemon.inbox, "front", {"voice.wav": media["audio"], "front.mp4": media["video"]})
+        # Asks for MuseTalk while no worker is online: accepted, to wait for one (nothing to check it against).
+        drop_job(
+            daemon.inbox,
+            "front",
+            {"voice.wav": media["audio"], "front.mp4": media["video"], "job.toml": b'model = "musetalk"\n'},
+        )
         daemon.wait_for(lambda: _status(daemon).get("current"), "the job to be taken")
         summary = _status_text(daemon)
         assert "no worker online" in summary and "on queued" not in summary, summary
         service = httpx.get(f"{web.url}/api/status", timeout=30).json()["services"][0]
         assert service["state"] == "no worker online" and service["workers"] == []
 
-        workers = [Worker(daemon.root, worker_config, index) for index in range(2)]
+        workers = [Worker(daemon.root, muse_config, 0), Worker(daemon.root, worker_config, 1)]
         daemon.wait_for(lambda: len(_online(daemon)) == 2, "two workers online in status.json")
         for worker in _online(daemon):
             assert worker["gpu"] == "CPU" and worker["model"] == "dry run (no model)" and worker["host"]
@@ -84,6 +94,12 @@ def test_a_coordinator_without_model_files_shows_its_workers_and_names_them_in_t
         assert rendered_by["gpu"] == "CPU" and rendered_by["host"]
         assert rendered_by["name"] in {worker["name"] for worker in _status(daemon)["workers"]}
         assert report["engine"]["dry_run"] is True  # the workers' engine, as they published it
+        assert report["engine"]["model"] == "musetalk"
+        muse_worker = next(w["name"] for w in _status(daemon)["workers"] if w["engine"]["model"] == "musetalk")
+        templates = {name: media["video"] for name in ("front.mp4", "side.mp4", "back.mp4")}
+        drop_job(daemon.inbox, "muse", {"voice.wav": media["audio"], **templates, "job.toml": b'model = "musetalk"\n'})
+        muse = json.loads((daemon.wait_outbox("muse") / "job.json").read_text())  # both workers idle: one may take them
+        assert [video["worker"]["name"] for video in muse["videos"]] == [muse_worker] * 3, "only MuseTalk's queue"
 
         daemon.wait_for(lambda: not _status(daemon).get("current"), "the job to end")
         text = daemon.wait_for(
@@ -102,6 +118,14 @@ def test_a_coordinator_without_model_files_shows_its_workers_and_names_them_in_t
         daemon.wait_for(lambda: len(_online(daemon)) == 1, "the killed worker to show as lost")
         assert [worker["online"] for worker in _status(daemon)["workers"]] == [True, False]
         assert "LOST" in _status_text(daemon)
+        drop_job(
+            daemon.inbox,
+            "wants muse",
+            {"voice.wav": media["audio"], "front.mp4": media["video"], "job.toml": b'model = "musetalk"\n'},
+        )
+        error = daemon.wait_quarantine("wants muse")  # the MuseTalk worker is lost: no online worker runs it
+        assert error["code"] == "job.model_unavailable"
+        assert 'no online worker runs it: the online workers run "wav2lip"' in error["reason"], error
         page = httpx.get(f"{web.url}/", timeout=30).text
         assert 'data-workers="1"' in page and 'class="lost"' in page
 

@@ -10,7 +10,7 @@ import numpy as np
 from service_harness import drop_job, service_config
 
 from heygemd.codes import ErrorCode
-from heygemd.daemon.contract import ContractViolation, plan_job
+from heygemd.daemon.contract import ContractViolation, ModelsOnOffer, ModelSource, plan_job
 from heygemd.engine.audio import SAMPLE_RATE, video_frame_count
 from heygemd.engine.media import decode_audio, read_frames
 from heygemd.engine.probe import probe_video
@@ -51,16 +51,22 @@ def test_a_musetalk_service_renders_a_job_as_long_as_its_audio(daemon_factory, m
     assert daemon.stop() == 0
 
 
+def _service(model: ModelKind) -> ModelsOnOffer:
+    return ModelsOnOffer(ModelSource.SERVICE, frozenset({model}))
+
+
 def test_a_job_asking_for_another_model_is_refused_with_its_code(tmp_path: Path, media):
     folder = tmp_path / "job"
     folder.mkdir()
     (folder / "speech.wav").write_bytes(media["audio"].read_bytes())
     (folder / "front.mp4").write_bytes(media["video"].read_bytes())
     (folder / "job.toml").write_text('model = "musetalk"\n')
-    plan = plan_job(folder, "job", RenderOptions(), service_model=ModelKind.MUSETALK)
-    assert len(plan.videos) == 1
+    plan = plan_job(folder, "job", RenderOptions(), models=_service(ModelKind.MUSETALK))
+    assert len(plan.videos) == 1 and plan.model is ModelKind.MUSETALK
+    workers = ModelsOnOffer(ModelSource.WORKERS, frozenset({ModelKind.WAV2LIP, ModelKind.MUSETALK}))
+    assert plan_job(folder, "job", RenderOptions(), models=workers).model is ModelKind.MUSETALK
     try:
-        plan_job(folder, "job", RenderOptions(), service_model=ModelKind.WAV2LIP)
+        plan_job(folder, "job", RenderOptions(), models=_service(ModelKind.WAV2LIP))
     except ContractViolation as err:
         assert err.code == ErrorCode.JOB_MODEL_UNAVAILABLE
         assert 'asks for the lip-sync model "musetalk", but this service runs "wav2lip"' in err.reason
@@ -68,7 +74,7 @@ def test_a_job_asking_for_another_model_is_refused_with_its_code(tmp_path: Path,
         raise AssertionError("a job for MuseTalk was planned on a Wav2Lip service")
     (folder / "job.toml").write_text('model = "sadtalker"\n')
     try:
-        plan_job(folder, "job", RenderOptions(), service_model=ModelKind.WAV2LIP)
+        plan_job(folder, "job", RenderOptions(), models=_service(ModelKind.WAV2LIP))
     except ContractViolation as err:
         assert err.code == ErrorCode.JOB_TOML_INVALID
     else:

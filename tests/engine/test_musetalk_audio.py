@@ -96,6 +96,14 @@ def test_audio_over_30_seconds_is_encoded_in_segments_and_concatenated(musetalk)
     np.testing.assert_allclose(features[:1500], musetalk.whisper_features(samples[: 30 * SAMPLE_RATE]), atol=1e-5)
     np.testing.assert_allclose(features[1500:], musetalk.whisper_features(samples[30 * SAMPLE_RATE :]), atol=1e-5)
 
+    # The engine's features encode a segment when its windows are asked for, and keep two: the same windows.
+    from heygemd.engine.musetalk.port import WhisperFeatures
+
+    lazy = WhisperFeatures(musetalk, samples)
+    for batch in ([0, 1, 2], list(range(744, 752)), [773, 774, 775, 776], [3, 775]):  # 30 s is frame 750 at 25 fps
+        np.testing.assert_allclose(lazy.windows(batch, 25.0), windows(features, batch, 25.0), atol=1e-5)
+    assert len(lazy._segments) == 2
+
 
 @pytest.mark.parametrize("fps", [25.0, 29.97])
 def test_audio_features_of_a_file_give_floor_duration_times_fps_windows(musetalk, tmp_path: Path, fps: float):

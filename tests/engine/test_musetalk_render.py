@@ -20,7 +20,7 @@ from heygemd.engine.audio import SAMPLE_RATE, video_frame_count
 from heygemd.engine.blend import first_pasted_row
 from heygemd.engine.media import decode_audio
 from heygemd.engine.musetalk.port import MUSETALK_GEOMETRY
-from heygemd.engine.settings import BlendMode, ModelKind
+from heygemd.engine.settings import BlendMode, DetectorKind, ModelKind
 from heygemd.engine.silence import lip_sync_strength, loudness_db
 from heygemd.engine.yuv import chroma_aligned
 
@@ -75,6 +75,15 @@ def outside_mask(region: tuple[int, int, int, int]) -> np.ndarray:
     flat[width * height : width * height * 5 // 4] = chroma.reshape(-1)
     flat[width * height * 5 // 4 :] = chroma.reshape(-1)
     return keep
+
+
+def test_the_crop_box_approximates_the_landmark_box_from_each_detectors_box():
+    """bench/musetalk_crop_bench.py measured LBP's boxes wider than the landmark box; S3FD's and fixed ones stay."""
+    box = (400, 200, 600, 420)  # 200 wide, 220 high, in a 1280x720 frame
+    assert MUSETALK_GEOMETRY.crop_box(box, 1280, 720, DetectorKind.LBP) == (408, 200, 586, 430)
+    assert MUSETALK_GEOMETRY.crop_box(box, 1280, 720, DetectorKind.S3FD) == (400, 200, 600, 430)
+    assert MUSETALK_GEOMETRY.crop_box(box, 1280, 720) == (400, 200, 600, 430)  # a fixed box, as the operator drew it
+    assert MUSETALK_GEOMETRY.crop_box((0, 600, 100, 716), 1280, 720, DetectorKind.LBP) == (4, 600, 93, 720)
 
 
 def test_a_lossless_musetalk_render_lasts_as_the_audio_and_changes_nothing_outside_the_mask(

@@ -39,6 +39,7 @@ from heygemd.engine.restore_frame import (
     to_restorer_input,
 )
 from heygemd.engine.settings import BlendMode
+from heygemd.engine.wav2lip_port import WAV2LIP_GEOMETRY
 from heygemd.engine.weights import PUBLISHED, WeightsRole, known_name
 from heygemd.engine.yuv import planes
 
@@ -229,6 +230,10 @@ def test_the_square_always_holds_the_box(box, rule):
     framing = ffhq_framing(box, rule)
     assert framing.x <= box[0] and framing.y <= box[1]
     assert framing.x + framing.side >= box[2] and framing.y + framing.side >= box[3]
+    taller = (box[0], box[1], box[2], box[3] + 10)  # a model's crop box (MuseTalk's chin margin)
+    framing = ffhq_framing(box, rule, holds=taller)
+    assert framing.x <= taller[0] and framing.y <= taller[1]
+    assert framing.x + framing.side >= taller[2] and framing.y + framing.side >= taller[3]
 
 
 def test_the_square_is_larger_than_the_box_and_raised():
@@ -270,6 +275,11 @@ def test_restorer_tensors_round_trip():
 BOX = (200, 60, 330, 200)  # even corners: the box's chroma blocks are its own
 
 
+def _mask(box, mode: BlendMode, geometry=WAV2LIP_GEOMETRY) -> np.ndarray:
+    x1, y1, x2, y2 = box
+    return geometry.paste_mask(x2 - x1, y2 - y1, mode, 0.12)
+
+
 def _restored(value: float) -> np.ndarray:
     return np.full((RESTORER_SIZE, RESTORER_SIZE, 3), value, np.float32)
 
@@ -277,7 +287,7 @@ def _restored(value: float) -> np.ndarray:
 def test_weight_zero_changes_nothing():
     frame = _i420()
     before = frame.copy()
-    paste_restored(frame, BOX, ffhq_framing(BOX), _restored(255.0), BlendMode.FEATHER, 0.12, 0.0)
+    paste_restored(frame, BOX, ffhq_framing(BOX), _restored(255.0), _mask(BOX, BlendMode.FEATHER), 0.0)
     assert np.array_equal(frame, before)
 
 
@@ -285,7 +295,7 @@ def test_weight_zero_changes_nothing():
 def test_only_the_rows_the_lip_sync_pasted_change(mode):
     frame = _i420()
     before = frame.copy()
-    paste_restored(frame, BOX, ffhq_framing(BOX), _restored(255.0), mode, 0.12, 0.6)
+    paste_restored(frame, BOX, ffhq_framing(BOX), _restored(255.0), _mask(BOX, mode), 0.6)
     x1, y1, x2, y2 = BOX
     first = y1 + (0 if mode == BlendMode.HARD else (y2 - y1) // 2)
     for plane, (old, new) in enumerate(zip(planes(before), planes(frame))):
@@ -299,9 +309,31 @@ def test_only_the_rows_the_lip_sync_pasted_change(mode):
 def test_weight_scales_the_blend_at_the_mask_centre():
     frame, full = _i420(), _i420()
     white = _restored(255.0)
-    paste_restored(frame, BOX, ffhq_framing(BOX), white, BlendMode.HARD, 0.12, 0.5)
-    paste_restored(full, BOX, ffhq_framing(BOX), white, BlendMode.HARD, 0.12, 1.0)
+    paste_restored(frame, BOX, ffhq_framing(BOX), white, _mask(BOX, BlendMode.HARD), 0.5)
+    paste_restored(full, BOX, ffhq_framing(BOX), white, _mask(BOX, BlendMode.HARD), 1.0)
     luma, full_luma, original = planes(frame)[0], planes(full)[0], planes(_i420())[0]
     centre = (130, 265)
     assert full_luma[centre] >= 234  # white (limited-range Y)
     assert abs(int(luma[centre]) - (int(original[centre]) + int(full_luma[centre])) / 2) <= 2
+
+
+def test_with_musetalk_the_restored_pixels_stay_inside_its_crop_box_and_paste_mask(public: Path):
+    from heygemd.engine.musetalk.port import MUSETALK_GEOMETRY
+    from heygemd.engine.restore import FaceRestorer
+
+    frame = _i420()
+    before = frame.copy()
+    FaceRestorer(public, "cpu").restore(
+        [frame], [BOX], geometry=MUSETALK_GEOMETRY, mode=BlendMode.FEATHER, feather=0.12, weight=1.0, warn=print
+    )
+    x1, y1, x2, y2 = MUSETALK_GEOMETRY.crop_box(BOX, *FRAME_SIZE)
+    assert y2 == BOX[3] + MUSETALK_GEOMETRY.chin_margin_px
+    allowed = np.zeros(planes(frame)[0].shape, bool)
+    allowed[y1:y2, x1:x2] = MUSETALK_GEOMETRY.paste_mask(x2 - x1, y2 - y1, BlendMode.FEATHER, 0.12)[:, :, 0] > 0
+    changed = planes(frame)[0] != planes(before)[0]
+    assert not (changed & ~allowed).any(), "luma changed outside MuseTalk's paste mask"
+    assert changed[BOX[3] : y2].any(), "MuseTalk's box reaches below the detector's: restored there too"
+    for old, new in zip(planes(before)[1:], planes(frame)[1:]):  # chroma: only the 2x2 blocks of the crop box
+        outside = np.ones(old.shape, bool)
+        outside[y1 // 2 : (y2 + 1) // 2, x1 // 2 : (x2 + 1) // 2] = False
+        assert np.array_equal(old[outside], new[outside])

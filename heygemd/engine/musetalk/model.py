@@ -87,6 +87,11 @@ class MuseTalk:
         features = np.concatenate(encoded).reshape(-1, HIDDEN_STATES, HIDDEN_SIZE)
         return features[: kept_features(len(samples))]
 
+    def segment_features(self, samples: np.ndarray, segment: int) -> np.ndarray:
+        """The hidden states of one 30 s segment of ``samples``: (1500, 5, 384) float32, padding included."""
+        first = segment * SEGMENT_SAMPLES
+        return self._encode_segments([samples[first : first + SEGMENT_SAMPLES]])[0].reshape(-1, HIDDEN_STATES, HIDDEN_SIZE)
+
     def _encode_segments(self, segments: list[np.ndarray]) -> np.ndarray:
         """Up to SEGMENTS_PER_BATCH segments -> (segments, 1500, 5, 384)."""
         mel = self.feature_extractor(segments, sampling_rate=SAMPLE_RATE, return_tensors="pt").input_features

@@ -9,38 +9,88 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import cv2
 import numpy as np
 import torch
 
 from heygemd.engine.checkpoint import CheckpointInfo
+from heygemd.engine.errors import AudioError
 from heygemd.engine.generator import BatchLimit, run_shrinking
-from heygemd.engine.lipsync import BackOff, CropKey, FaceGeometry, GeneratedFaces
-from heygemd.engine.musetalk.layout import CHIN_MARGIN_PX, FACE_SIZE
+from heygemd.engine.lipsync import BackOff, CropKey, CropRule, FaceGeometry, GeneratedFaces
+from heygemd.engine.musetalk.layout import (
+    CHIN_MARGIN_PX,
+    FACE_SIZE,
+    FEATURES_PER_SECOND,
+    HIDDEN_SIZE,
+    HIDDEN_STATES,
+    SEGMENT_SECONDS,
+)
 from heygemd.engine.musetalk.model import MuseTalk, load_musetalk
-from heygemd.engine.musetalk.windows import windows
-from heygemd.engine.settings import EngineSettings, ModelKind
+from heygemd.engine.musetalk.windows import kept_features, window_rows, windows
+from heygemd.engine.settings import DetectorKind, EngineSettings, ModelKind
 
 # The generated face covers the whole crop, but only its lower half was hidden from the model: the
 # paste keeps the eyes and everything above the nose as they were, like the reference's "jaw" parsing.
 MUSETALK_MASK_TOP = 0.5
+# The reference crops from a 68-landmark box; heygemd approximates it from the detector's (padded) box. Measured
+# by bench/musetalk_crop_bench.py on real photos (docs/musetalk.md): the LBP cascade's boxes are 13 % wider than
+# the landmark box, centred 2 % right of it (IoU 0.845 -> 0.904 with the rule); S3FD's could not be measured here
+# (no real weights), and its box is taken as it is.
+MUSETALK_CROP_RULES = {DetectorKind.LBP: CropRule(left=0.04, right=-0.07)}
 MUSETALK_GEOMETRY = FaceGeometry(
-    face_size=FACE_SIZE, interpolation=cv2.INTER_LANCZOS4, chin_margin_px=CHIN_MARGIN_PX, mask_top=MUSETALK_MASK_TOP
+    face_size=FACE_SIZE,
+    interpolation=cv2.INTER_LANCZOS4,
+    chin_margin_px=CHIN_MARGIN_PX,
+    mask_top=MUSETALK_MASK_TOP,
+    crop_rules=MUSETALK_CROP_RULES,
 )
 MEGABYTE = 1 << 20
+FEATURES_PER_SEGMENT = SEGMENT_SECONDS * FEATURES_PER_SECOND  # 1500 whisper frames a 30 s segment
+KEPT_SEGMENTS = 2  # a batch's windows may straddle two segments
 
 
-@dataclass(frozen=True)
 class WhisperFeatures:
-    """The audio's (floor(n / 16000 * 50), 5, 384) whisper hidden states."""
+    """One audio's whisper hidden states, encoded one 30 s segment at a time as the windows ask for them.
 
-    features: np.ndarray
+    The whole (floor(n / 16000 * 50), 5, 384) array would take 0.4 MB a second of audio (1.4 GB for an hour):
+    only the 16 kHz samples are kept (64 kB a second) and the last KEPT_SEGMENTS segments' states (11.5 MB
+    each). A render asks for its frames in order, so each segment is encoded once per render (a few tenths of
+    a second on a CPU, against minutes of UNet for the segment's frames).
+    """
+
+    def __init__(self, model: MuseTalk, samples: np.ndarray) -> None:
+        self.model = model
+        self.samples = samples
+        self.rows = kept_features(len(samples))  # whisper frames that carry audio
+        self._segments: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
 
     def windows(self, frame_indices: Sequence[int], fps: float) -> np.ndarray:
         """(B, 50, 384) windows, 0.2 s each."""
-        return windows(self.features, frame_indices, fps)
+        first, stop = window_rows(frame_indices, fps)
+        first, stop = max(0, first), max(0, min(self.rows, stop))
+        return windows(self._features(first, stop), frame_indices, fps, offset=first)
+
+    def _features(self, first: int, stop: int) -> np.ndarray:
+        """(stop - first, 5, 384): whisper frames [first, stop) of the audio."""
+        if stop <= first:
+            return np.zeros((0, HIDDEN_STATES, HIDDEN_SIZE), np.float32)
+        segments = range(first // FEATURES_PER_SEGMENT, (stop - 1) // FEATURES_PER_SEGMENT + 1)
+        with self._lock:
+            rows = np.concatenate([self._segment(segment) for segment in segments])
+        offset = segments[0] * FEATURES_PER_SEGMENT
+        return rows[first - offset : stop - offset]
+
+    def _segment(self, segment: int) -> np.ndarray:
+        states = self._segments.get(segment)
+        if states is None:
+            states = self.model.segment_features(self.samples, segment)
+            self._segments[segment] = states
+            while len(self._segments) > KEPT_SEGMENTS:
+                self._segments.popitem(last=False)
+        self._segments.move_to_end(segment)
+        return states
 
 
 class LatentCache:
@@ -97,7 +147,9 @@ class MuseTalkModel:
         return None  # heygemd knows no published digests for MuseTalk's files (docs/musetalk.md says why)
 
     def audio_features(self, samples: np.ndarray) -> WhisperFeatures:
-        return WhisperFeatures(self.model.whisper_features(samples))
+        if samples.size == 0:
+            raise AudioError("the audio holds no samples")
+        return WhisperFeatures(self.model, samples)
 
     def generate(
         self, crops: np.ndarray, windows: np.ndarray, keys: Sequence[CropKey], on_back_off: BackOff

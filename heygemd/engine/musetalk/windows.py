@@ -45,9 +45,18 @@ def window_start(frame_index: int, fps: float) -> int:
     return math.floor(frame_index * FEATURES_PER_SECOND / fps)
 
 
-def windows(features: np.ndarray, frame_indices: Sequence[int] | np.ndarray, fps: float) -> np.ndarray:
+def window_rows(frame_indices: Sequence[int] | np.ndarray, fps: float) -> tuple[int, int]:
+    """[first, stop) of the unpadded whisper frames the windows of ``frame_indices`` read (may reach past either end)."""
+    front = frames_per_video_frame(fps) * PAD_LEFT
+    starts = [window_start(int(frame_index), fps) - front for frame_index in frame_indices]
+    return min(starts), max(starts) + WINDOW_FEATURES
+
+
+def windows(features: np.ndarray, frame_indices: Sequence[int] | np.ndarray, fps: float, offset: int = 0) -> np.ndarray:
     """(F, 5, 384) unpadded features -> (len(frame_indices), 50, 384) windows, time-major.
 
+    ``features`` may be a part of the audio's features, from whisper frame ``offset`` on: it must then hold
+    every frame the windows read that carries audio (``window_rows``).
     Whatever lies before the first or after the last feature is zeros, as the reference's padding
     is (it pads m * 3 * PAD_RIGHT frames behind; a frame the engine adds so that the picture lasts as
     long as the sound may reach further, and gets zeros too).
@@ -58,7 +67,7 @@ def windows(features: np.ndarray, frame_indices: Sequence[int] | np.ndarray, fps
     out = np.zeros((len(frame_indices), WINDOW_FEATURES, HIDDEN_STATES, HIDDEN_SIZE), np.float32)
     front = m * PAD_LEFT
     for row, frame_index in enumerate(frame_indices):
-        start = window_start(int(frame_index), fps) - front  # in the unpadded features
+        start = window_start(int(frame_index), fps) - front - offset  # in ``features``
         first, last = max(0, start), min(len(features), start + WINDOW_FEATURES)
         if last > first:
             out[row, first - start : last - start] = features[first:last]
