@@ -218,20 +218,20 @@ class _TimedModel(torch.nn.Module):
 
 
 def test_the_generator_starts_while_faces_are_still_being_detected(engine_settings, speech, tmp_path):
-    long_template = make_video(tmp_path / "long.mp4", seconds=2.4, fps="25", size=SIZE)  # 60 frames
+    long_template = make_video(tmp_path / "long.mp4", seconds=1.2, fps="25", size=SIZE)  # 30 frames
     engine = LipSyncEngine(engine_settings.model_copy(update={"batch_size": 8, "detector_batch_size": 4}))
     engine.detect_while_rendering = True  # what a GPU engine does
-    detector = _SlowDetector(engine.tracker.detector, delay=0.1)
+    detector = _SlowDetector(engine.tracker.detector, delay=0.15)  # 8 batches: detection lasts 1.2 s at least
     engine.tracker.detector = detector
     engine.model.generator.model = model = _TimedModel(engine.model.generator.model)
-    report = engine.render(make_audio(tmp_path / "speech.wav", seconds=2.4), long_template, tmp_path / "out.mp4")
-    assert report.faces.frames_with_face == 60 and len(detector.finished_at) == 15
+    report = engine.render(make_audio(tmp_path / "speech.wav", seconds=1.2), long_template, tmp_path / "out.mp4")
+    assert report.faces.frames_with_face == 30 and len(detector.finished_at) == 8
     assert model.started_at[0] < detector.finished_at[-1], "the first batch waited for the whole track"
 
     engine.detect_while_rendering = False  # what a CPU engine does
     detector.finished_at.clear()
     model.started_at.clear()
-    engine.render(make_audio(tmp_path / "speech.wav", seconds=2.4), long_template, tmp_path / "again.mp4")
+    engine.render(make_audio(tmp_path / "speech.wav", seconds=1.2), long_template, tmp_path / "again.mp4")
     assert model.started_at[0] > detector.finished_at[-1]
 
 
