@@ -77,9 +77,11 @@ class WorkerTask(BaseModel):
     percent: float | None = None
 
     def describe(self) -> str:
-        where = self.worker or "queued"
+        """``front.mp4 on host/gpu 40%``, or ``front.mp4 queued`` while no worker has taken it."""
+        if self.worker is None:
+            return f"{self.video} queued"
         percent = f" {self.percent:.0f}%" if self.percent is not None else ""
-        return f"{self.video} on {where}{percent}"
+        return f"{self.video} on {self.worker}{percent}"
 
 
 class ClusterWorker(BaseModel):

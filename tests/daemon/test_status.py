@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 
-from heygemd.daemon.status import IDLE, WAITING_FOR_INBOX, CurrentJob, ServiceStatus
+from heygemd.daemon.status import IDLE, WAITING_FOR_INBOX, CurrentJob, ServiceStatus, WorkerTask
 from heygemd.engine.report import DETECT_SHARE, ProgressStage
 
 
@@ -61,3 +61,10 @@ def test_a_videos_percent_never_falls_from_one_stage_to_the_next():
     plain = CurrentJob(job="j", job_id="x")  # a render without a face-finding stage of its own (a GPU, a cached track)
     plain.advance(30, 100, "render")
     assert plain.percent == 30.0
+
+
+def test_a_cluster_task_reads_as_queued_or_on_its_worker():
+    waiting = WorkerTask(video="front.mp4", task_id="t1", state="PENDING")
+    assert waiting.describe() == "front.mp4 queued"  # not "front.mp4 on queued"
+    taken = waiting.model_copy(update={"worker": "box/cuda:0/41", "state": "STARTED", "percent": 40.2})
+    assert taken.describe() == "front.mp4 on box/cuda:0/41 40%"
