@@ -266,14 +266,16 @@ class Service:
             self.log.error(problem)
             return ExitCode.CONFIG
 
-        if not self.cluster:  # in cluster mode the workers load the model, and publish what they loaded
-            self._set_state(LOADING_MODEL)
-            try:
+        try:
+            if self.cluster:  # the workers load the model and publish what they loaded; this process probes inputs
+                _check_media_tools()
+            else:
+                self._set_state(LOADING_MODEL)
                 self._try_model()
-            except EngineError as err:
-                self.log.error("the engine cannot start", error=str(err))
-                self._set_state(f"{STOPPED}: engine cannot start")
-                return ExitCode.MISSING_WEIGHTS
+        except EngineError as err:
+            self.log.error("the engine cannot start", error=str(err))
+            self._set_state(f"{STOPPED}: engine cannot start")
+            return ExitCode.MISSING_WEIGHTS
         self.status.cluster = self.cluster
         self.renderer = self.choose_renderer(
             RendererStart(
@@ -627,9 +629,7 @@ class Service:
 
         Raises EngineError when the engine cannot start for another reason (no ffmpeg): waiting would not help."""
         if self.model_wait is None:
-            from heygemd.engine.ffmpeg_tools import ffmpeg_path, ffprobe_path
-
-            ffmpeg_path(), ffprobe_path()  # FFmpegNotFound now: no weights would make the engine start without them
+            _check_media_tools()  # no weights would make the engine start without them
             self.model_wait = ModelWait(
                 self.config.engine, self.config.models, self._load_engine, before_build=self._loading_model
             )
@@ -900,3 +900,10 @@ def run_service(explicit_config: Path | None, choose_renderer: RendererChoice) -
         return ExitCode.CANT_CREATE
     with service_lock:
         return Service(loaded, explicit_config, choose_renderer).run()
+
+
+def _check_media_tools() -> None:
+    """Raises FFmpegNotFound (an EngineError) unless ffmpeg and ffprobe are found: every input is probed with them."""
+    from heygemd.engine.ffmpeg_tools import ffmpeg_path, ffprobe_path
+
+    ffmpeg_path(), ffprobe_path()

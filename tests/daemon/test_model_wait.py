@@ -10,6 +10,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from service_harness import WAIT_SECONDS, drop_job, heygemd_cli, service_config
 
 from heygemd.daemon.config import ModelsConfig
@@ -177,10 +178,14 @@ def test_a_dry_run_needs_no_files(tmp_path):
     assert settings.files_to_load() == [] and wait.try_build() == "engine" and wait.missing == []
 
 
-def test_without_ffmpeg_it_does_not_wait_for_weights_but_exits_69(daemon_factory, tmp_path):
+@pytest.mark.parametrize("mode", ["service", "cluster coordinator"])
+def test_without_ffmpeg_it_does_not_wait_for_weights_but_exits_69(daemon_factory, tmp_path, mode):
     missing = tmp_path / "nowhere" / "ffmpeg"
     daemon = daemon_factory(env={"HEYGEMD_FFMPEG": str(missing)})
-    daemon.write_config(service_config(daemon.root, checkpoint=daemon.root / "checkpoints" / "wav2lip_gan.pth"))
+    # A coordinator loads no model, but probes every input: it stops before it reaches for its broker.
+    cluster = {"broker_url": "redis://127.0.0.1:9/0"} if mode == "cluster coordinator" else {}
+    config = service_config(daemon.root, checkpoint=daemon.root / "checkpoints" / "wav2lip_gan.pth", cluster=cluster)
+    daemon.write_config(config)
     daemon.start()
     assert daemon.process is not None
     assert daemon.process.wait(timeout=WAIT_SECONDS) == ExitCode.MISSING_WEIGHTS, daemon.tail()
