@@ -180,13 +180,25 @@ def delete_presenter(settings: WebSettings, name: str) -> None:
     remove_tree(doomed)
 
 
-def thumbnail(settings: WebSettings, name: str, file_name: str) -> tuple[bytes, str]:
-    """(bytes, media type): a still as it is, a video's frame as JPEG. Raises WebError 404."""
+def template_file(settings: WebSettings, name: str, file_name: str) -> Path:
+    """The presenter's template ``file_name``. Raises WebError 404."""
     folder = existing(settings, name)
     found = [path for path in presenter_templates(folder) if path.name == file_name]
     if not found:
         raise WebError(404, "error.file_not_found", "This presenter has no such template.")
-    path = found[0]
+    return found[0]
+
+
+def thumbnail_tag(path: Path) -> str:
+    """The thumbnail's HTTP entity tag: the template's size, change time and inode, so a replaced file gets a new one
+    and a browser that has the picture asks again without an ffmpeg run (304)."""
+    info = path.stat()
+    return f'"{info.st_size:x}-{info.st_mtime_ns:x}-{info.st_ino:x}"'
+
+
+def thumbnail(path: Path) -> tuple[bytes, str]:
+    """(bytes, media type) of a template found by ``template_file``: a still as it is, a video's frame as JPEG.
+    Raises WebError 404."""
     if kind_of(path.name) is FileKind.STILL:
         return path.read_bytes(), mimetypes.guess_type(path.name)[0] or "application/octet-stream"
     with tempfile.TemporaryDirectory() as scratch:

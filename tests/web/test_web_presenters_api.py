@@ -95,6 +95,12 @@ def test_a_presenter_is_uploaded_once_listed_with_thumbnails_renamed_and_deleted
         frame = client.get(listed[0]["templates"][0]["thumbnail_url"])
         assert frame.status_code == 200 and frame.headers["content-type"] == "image/jpeg"
         assert frame.content.startswith(b"\xff\xd8")  # a JPEG frame read from the video
+        again = client.get(listed[0]["templates"][0]["thumbnail_url"], headers={"If-None-Match": frame.headers["etag"]})
+        assert again.status_code == 304 and again.content == b""  # the browser's copy is current: no frame read
+        replaced = site.presenters / "anna" / "front.mp4"
+        replaced.write_bytes(replaced.read_bytes() + b"\0")  # another file now: another tag, a new frame
+        fresh = client.get(listed[0]["templates"][0]["thumbnail_url"], headers={"If-None-Match": frame.headers["etag"]})
+        assert fresh.status_code == 200 and fresh.headers["etag"] != frame.headers["etag"]
         picture = client.get(listed[0]["templates"][1]["thumbnail_url"])
         assert picture.headers["content-type"] == "image/png" and picture.content == still.read_bytes()
 

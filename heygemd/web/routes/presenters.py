@@ -18,7 +18,9 @@ from heygemd.web.library import (
     presenters,
     receive_presenter,
     rename_presenter,
+    template_file,
     thumbnail,
+    thumbnail_tag,
 )
 from heygemd.web.security import CSRF_FIELD
 from heygemd.web.site import ERRORS, Settings, SiteWeb, localised
@@ -107,9 +109,13 @@ def delete(request: Request, settings: Settings, name: str) -> Deleted:
     responses={200: {"content": {"image/jpeg": {}}, "description": "a still as it is, or a video's frame as JPEG"}},
     summary="A template's thumbnail",
 )
-async def template_thumbnail(settings: Settings, name: str, file_name: str) -> Response:
-    content, media_type = await anyio.to_thread.run_sync(thumbnail, settings, name, file_name)
-    return Response(content, media_type=media_type, headers={"Cache-Control": "no-cache"})
+async def template_thumbnail(settings: Settings, name: str, file_name: str, request: Request) -> Response:
+    path = await anyio.to_thread.run_sync(template_file, settings, name, file_name)
+    headers = {"Cache-Control": "no-cache", "ETag": thumbnail_tag(path)}
+    if request.headers.get("if-none-match") == headers["ETag"]:
+        return Response(status_code=304, headers=headers)
+    content, media_type = await anyio.to_thread.run_sync(thumbnail, path)
+    return Response(content, media_type=media_type, headers=headers)
 
 
 @api.get("/voices", response_model=VoiceList, summary="The voices a script can be spoken with (as heygemd doctor lists)")
