@@ -437,7 +437,7 @@ def plan_job(
             code=ErrorCode.JOB_NO_AUDIO,
         )
 
-    job_file = _read_job_file(folder) if has_job_file else JobFile()
+    job_file = read_job_file(folder) if has_job_file else JobFile()
     library = _library_templates(presenter_library, job_file.presenters)
     if not videos and not library:
         raise ContractViolation(
@@ -602,7 +602,8 @@ def human_duration(seconds: float) -> str:
     return f"{clock} ({exact} s)"
 
 
-def _read_job_file(folder: Path) -> JobFile:
+def read_job_file(folder: Path) -> JobFile:
+    """The folder's job.toml (any case), checked. Raises ContractViolation with its code."""
     path = next(entry for entry in folder.iterdir() if entry.name.lower() == JOB_FILE)
     try:
         with open_regular(path) as handle:  # a pipe or a link named job.toml is never read (nor waited on)

@@ -30,8 +30,9 @@ import structlog
 from pydantic import BaseModel, Field
 
 from heygemd.daemon.config import AfterSuccess, OutputsConfig, PathsConfig
-from heygemd.daemon.contract import FileKind, kind_of
+from heygemd.daemon.contract import ContractViolation, FileKind, kind_of, read_job_file
 from heygemd.daemon.fsutil import human_size
+from heygemd.daemon.presenters import PresenterError, resolve_presenters
 
 OUTPUT_FACTOR = 2  # rendered video bytes per template byte, before the audio muxed into it
 
@@ -40,20 +41,24 @@ OUTPUT_FACTOR = 2  # rendered video bytes per template byte, before the audio mu
 class JobSizes:
     """What a job folder holds, by size. Links are not followed and count for nothing."""
 
-    template_bytes: tuple[int, ...]
+    template_bytes: tuple[int, ...]  # the folder's templates and those job.toml takes from the presenter library
     audio_bytes: int
     total_bytes: int  # everything in the folder, sub-folders included: what a copy to another filesystem moves
+    spoken: int = 1  # audio files and scripts: each is rendered with every template
 
     @property
     def output_bytes(self) -> int:
-        """The estimated size of all rendered videos of the job."""
-        return sum(size * OUTPUT_FACTOR + self.audio_bytes for size in self.template_bytes)
+        """The estimated size of all rendered videos of the job (every audio's sound muxed into each template once)."""
+        return sum(size * OUTPUT_FACTOR * self.spoken + self.audio_bytes for size in self.template_bytes)
 
 
-def measure_job(folder: Path) -> JobSizes:
-    """Sizes of a job folder's templates, audio and whole content. Raises OSError if it cannot be read."""
+def measure_job(folder: Path, library: Path | None = None) -> JobSizes:
+    """Sizes of a job folder's templates (with the presenter ``library``'s that its job.toml names), audio and whole
+    content. Raises OSError if the folder cannot be read."""
     templates: list[int] = []
     audio = 0
+    spoken = 0
+    job_file = False
     with os.scandir(folder) as entries:
         for entry in entries:
             if not entry.is_file(follow_symlinks=False):
@@ -63,8 +68,25 @@ def measure_job(folder: Path) -> JobSizes:
             if kind in (FileKind.VIDEO, FileKind.STILL):
                 templates.append(size)
             elif kind is FileKind.AUDIO:
-                audio += size  # several audio files are a contract violation: counting them all is harmless
-    return JobSizes(template_bytes=tuple(sorted(templates)), audio_bytes=audio, total_bytes=_tree_bytes(folder))
+                audio += size
+                spoken += 1
+            elif kind is FileKind.SCRIPT:
+                spoken += 1
+            job_file = job_file or kind is FileKind.JOB_FILE
+    if job_file and library is not None:
+        templates += _library_template_bytes(folder, library)
+    return JobSizes(
+        template_bytes=tuple(sorted(templates)), audio_bytes=audio, total_bytes=_tree_bytes(folder), spoken=max(1, spoken)
+    )
+
+
+def _library_template_bytes(folder: Path, library: Path) -> list[int]:
+    """The sizes of the library templates job.toml names; none when it cannot tell (the claim's plan says why)."""
+    try:
+        named = read_job_file(folder).presenters
+        return [template.path.stat().st_size for template in resolve_presenters(library, named)] if named else []
+    except (ContractViolation, PresenterError, OSError):
+        return []
 
 
 def _tree_bytes(folder: Path) -> int:
@@ -201,7 +223,7 @@ class DiskGuard:
     def admits(self, name: str) -> bool:
         """True if inbox/``name`` may be claimed now. A folder that cannot be measured is admitted: the claim reports it."""
         try:
-            sizes = measure_job(self.paths.inbox / name)
+            sizes = measure_job(self.paths.inbox / name, self.paths.presenter_library)
         except OSError:
             return True
         if self.max_file_bytes and max((*sizes.template_bytes, sizes.audio_bytes)) > self.max_file_bytes:

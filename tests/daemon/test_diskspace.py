@@ -60,6 +60,23 @@ def test_the_job_is_measured_by_kind_and_links_count_for_nothing(job):
     assert sizes == JobSizes(template_bytes=(200, 3_000, 5_000), audio_bytes=1_000, total_bytes=9_940)
 
 
+def test_library_templates_named_by_job_toml_count_and_each_audio_or_script_renders_every_template(tmp_path):
+    library = tmp_path / "presenters"
+    write(library / "anna" / "front.mp4", 4_000)
+    write(library / "anna" / "side.mp4", 2_500)
+    write(library / "ben" / "wide.mp4", 9_000)  # not named: not counted
+    folder = tmp_path / "inbox" / "spring"
+    write(folder / "voice.wav", 1_000)
+    write(folder / "script.txt", 80)
+    write(folder / "own.mp4", 500)
+    (folder / "job.toml").write_text('presenters = ["anna"]\n')
+    sizes = measure_job(folder, library)
+    assert sizes.template_bytes == (500, 2_500, 4_000) and sizes.spoken == 2 and sizes.audio_bytes == 1_000
+    assert sizes.output_bytes == sum(size * OUTPUT_FACTOR * 2 + 1_000 for size in (500, 2_500, 4_000))
+    (folder / "job.toml").write_text('presenters = ["nobody"]\n')  # the claim's plan refuses it, with its code
+    assert measure_job(folder, library).template_bytes == (500,)
+
+
 def test_the_estimate_is_each_template_times_the_factor_plus_the_audio_it_carries():
     sizes = JobSizes(template_bytes=(200, 3_000), audio_bytes=1_000, total_bytes=4_300)
     assert OUTPUT_FACTOR == 2

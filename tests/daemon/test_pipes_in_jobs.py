@@ -65,5 +65,5 @@ def test_a_job_toml_swapped_for_a_pipe_is_refused_not_waited_on(tmp_path: Path):
     folder.mkdir()
     os.mkfifo(folder / "job.toml")  # as if swapped after the folder was listed
     with pytest.raises(ContractViolation) as caught:
-        returns(lambda: contract._read_job_file(folder))
+        returns(lambda: contract.read_job_file(folder))
     assert caught.value.code is ErrorCode.JOB_TOML_INVALID and "pipe" in caught.value.reason
