@@ -10,7 +10,8 @@ Claiming is a rename, so the inputs cost nothing where they are; what a job adds
   another filesystem than the work area.
 
 The estimate works from sizes alone (no probing, it runs on every scan of a waiting job): a
-rendered video is taken as ``OUTPUT_FACTOR`` times its template plus the audio muxed into it.
+rendered video is taken as ``OUTPUT_FACTOR`` times its template plus the audio muxed into it (the
+templates: the folder's and the presenter library's that job.toml names, once per audio or script).
 A re-encode at the default quality is usually smaller than the template, so the factor leaves
 room for a template shorter than the audio (it is looped) and for a still image (its video is
 as long as the audio). ``outputs.min_free_space`` must stay free on each filesystem on top of
