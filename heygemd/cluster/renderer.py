@@ -28,7 +28,7 @@ from heygemd.codes import ErrorCode, Failure
 from heygemd.daemon.config import ClusterConfig
 from heygemd.daemon.contract import ModelsOnOffer, ModelSource
 from heygemd.daemon.fsutil import remove_tree
-from heygemd.daemon.journal import VideoRecord
+from heygemd.daemon.journal import JobRecord, VideoRecord
 from heygemd.daemon.render_port import (
     ALL_ENDED,
     CANCELLED,
@@ -41,7 +41,7 @@ from heygemd.daemon.render_port import (
 )
 from heygemd.daemon.reports import RenderedBy
 from heygemd.daemon.status import WorkerTask
-from heygemd.engine import RenderReport
+from heygemd.engine import EngineInfo, RenderReport
 from heygemd.engine.report import percent_done
 from heygemd.resultfiles import video_name
 
@@ -123,6 +123,19 @@ class ClusterRenderer:
             return None
         models = frozenset(worker.engine.model for worker in workers if worker.online and worker.engine is not None)
         return ModelsOnOffer(ModelSource.WORKERS, models) if models else None
+
+    def engine_of(self, record: JobRecord) -> EngineInfo | None:
+        """The engine a worker that rendered the job's videos publishes (read now: the coordinator's own list of
+        workers may not show a worker that took its task the moment it started); None if none is there."""
+        rendered_by = [video.worker.name for video in record.videos if video.worker is not None]
+        try:
+            workers = {
+                worker.name: worker
+                for worker in read_workers(self.store.client, self.config.queue, self.config.heartbeat_seconds)
+            }
+        except redis.RedisError:
+            return None
+        return next((workers[name].engine for name in rendered_by if name in workers and workers[name].engine), None)
 
     # -------------------------------------------------------------- one job
 

@@ -11,7 +11,7 @@ import structlog
 
 from heygemd.codes import ErrorCode, Failure
 from heygemd.daemon.contract import ModelsOnOffer, ModelSource
-from heygemd.daemon.journal import VideoRecord
+from heygemd.daemon.journal import JobRecord, VideoRecord
 from heygemd.daemon.render_port import (
     ALL_ENDED,
     CANCELLED,
@@ -26,7 +26,7 @@ from heygemd.daemon.render_port import (
 from heygemd.daemon.reports import VideoStatus
 from heygemd.daemon.supervise import RenderHung, RenderStalled, StallWatch
 from heygemd.daemon.video_end import render_failure
-from heygemd.engine import EngineError, RenderCancelled
+from heygemd.engine import EngineError, EngineInfo, RenderCancelled
 from heygemd.resultfiles import video_name
 
 if TYPE_CHECKING:
@@ -41,6 +41,10 @@ class LocalRenderer:
     def models_on_offer(self) -> ModelsOnOffer:
         """The one model of this process's engine (engine.model)."""
         return ModelsOnOffer(ModelSource.SERVICE, frozenset({self.engine().describe().model}))
+
+    def engine_of(self, record: JobRecord) -> EngineInfo:
+        """This process's engine: it renders every video."""
+        return self.engine().describe()
 
     def render(self, job: JobVideos, guard: RenderGuard, observer: RenderObserver) -> RenderEnd:
         engine = self.engine()

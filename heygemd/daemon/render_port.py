@@ -111,6 +111,10 @@ class Renderer(Protocol):
         """The lip-sync models a job can ask for now (job.toml's ``model``); None: cannot tell, not checked."""
         ...
 
+    def engine_of(self, record: JobRecord) -> EngineInfo | None:
+        """The engine that rendered the job's videos, for its report; None: cannot tell (the service's own then)."""
+        ...
+
 
 class RenderEngine(Protocol):
     """What a renderer needs of the engine (heygemd.engine.LipSyncEngine, or a fake in tests)."""

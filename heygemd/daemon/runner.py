@@ -508,7 +508,7 @@ class JobRunner:
         )
 
     def job_report(self, record: JobRecord) -> JobReport:
-        engine_info = self.engine_info()
+        engine_info = self.renderer.engine_of(record) or self.engine_info()
         finished = record.finished_at or utc_now()
         assert record.status is not None
         return JobReport(

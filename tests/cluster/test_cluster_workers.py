@@ -81,7 +81,8 @@ def test_a_coordinator_without_model_files_shows_its_workers_and_names_them_in_t
         service = httpx.get(f"{web.url}/api/status", timeout=30).json()["services"][0]
         assert service["state"] == "no worker online" and service["workers"] == []
 
-        workers = [Worker(daemon.root, muse_config, 0), Worker(daemon.root, worker_config, 1)]
+        # Wav2Lip's worker first: the report must name the engine of the worker that rendered, not the first listed.
+        workers = [Worker(daemon.root, worker_config, 0), Worker(daemon.root, muse_config, 1)]
         daemon.wait_for(lambda: len(_online(daemon)) == 2, "two workers online in status.json")
         for worker in _online(daemon):
             assert worker["gpu"] == "CPU" and worker["model"] == "dry run (no model)" and worker["host"]
@@ -113,8 +114,8 @@ def test_a_coordinator_without_model_files_shows_its_workers_and_names_them_in_t
         chinese = httpx.get(f"{web.url}/?lang=zh-CN", timeout=30).text
         assert "渲染节点" in chinese and chinese.count(">在线<") == 2
 
-        workers[0].process.kill()
-        workers[0].process.wait(timeout=30)
+        workers[1].process.kill()  # the MuseTalk worker
+        workers[1].process.wait(timeout=30)
         daemon.wait_for(lambda: len(_online(daemon)) == 1, "the killed worker to show as lost")
         assert [worker["online"] for worker in _status(daemon)["workers"]] == [True, False]
         assert "LOST" in _status_text(daemon)
