@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from media_factory import make_audio, make_video, speech_like
 from scipy.io import wavfile
+from test_cli_render import render
 
 from heygemd.engine import LipSyncEngine, RenderOptions
 from heygemd.engine.audio import SAMPLE_RATE, video_frame_count
@@ -167,38 +167,10 @@ def test_silence_pass_through_can_be_turned_off(engine, tmp_path):
     assert report.lipsync.silent_frames == 0
 
 
-def test_heygemd_render_with_model_musetalk(musetalk_dir, speech, template, tmp_path):
+def test_heygemd_render_with_model_musetalk(musetalk_dir, wav2lip_checkpoint, speech, template, tmp_path):
     out = tmp_path / "out"
-    script = Path(sys.executable).with_name("heygemd")
-    result = subprocess.run(
-        [
-            str(script),
-            "render",
-            "--audio",
-            str(speech),
-            "--video",
-            str(template),
-            "--out",
-            str(out),
-            "--model",
-            "musetalk",
-            "--musetalk-dir",
-            str(musetalk_dir),
-            "--detector",
-            "lbp",
-            "--device",
-            "cpu",
-            "--detect-max-side",
-            "320",
-            "--crf",
-            "0",
-            "--preset",
-            "ultrafast",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    musetalk = ("--model", "musetalk", "--musetalk-dir", str(musetalk_dir), "--crf", "0", "--preset", "ultrafast")
+    result = render(speech, [template], out, wav2lip_checkpoint, *musetalk)  # --checkpoint is Wav2Lip's: unused
     assert result.returncode == 0, result.stderr
     report = json.loads((out / "template.json").read_text())
     assert report["model"] == "musetalk"
@@ -206,30 +178,8 @@ def test_heygemd_render_with_model_musetalk(musetalk_dir, speech, template, tmp_
     assert report["checkpoint"]["path"].endswith("unet.pth")
 
 
-def test_heygemd_render_names_a_missing_musetalk_file(speech, template, tmp_path):
-    script = Path(sys.executable).with_name("heygemd")
-    result = subprocess.run(
-        [
-            str(script),
-            "render",
-            "--audio",
-            str(speech),
-            "--video",
-            str(template),
-            "--out",
-            str(tmp_path / "out"),
-            "--model",
-            "musetalk",
-            "--musetalk-dir",
-            str(tmp_path / "nowhere"),
-            "--detector",
-            "lbp",
-            "--device",
-            "cpu",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+def test_heygemd_render_names_a_missing_musetalk_file(wav2lip_checkpoint, speech, template, tmp_path):
+    nowhere = ("--model", "musetalk", "--musetalk-dir", str(tmp_path / "nowhere"))
+    result = render(speech, [template], tmp_path / "out", wav2lip_checkpoint, *nowhere)
     assert result.returncode != 0
     assert "nowhere/musetalkV15/musetalk.json" in result.stderr and "not found" in result.stderr
