@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 import pytest
 from browsing import wait_js
-from service_harness import service_config
+from service_harness import Daemon, service_config
 from webserver import WebProcess
 
 from heygemd.daemon.status import WAITING_FOR_MODEL
@@ -17,7 +20,9 @@ from heygemd.daemon.status import WAITING_FOR_MODEL
 pytestmark = pytest.mark.slow
 
 
-def test_the_page_names_the_missing_file_and_the_upload_renders_once_it_is_placed(daemon_factory, media, wav2lip_checkpoint):
+@contextmanager
+def waiting_for_weights(daemon_factory) -> Iterator[tuple[Daemon, WebProcess, Path]]:
+    """A real service, and its page, whose configuration names a Wav2Lip checkpoint that is not there yet."""
     daemon = daemon_factory()
     checkpoint = daemon.root / "checkpoints" / "wav2lip_gan.pth"
     daemon.write_config(service_config(daemon.root, checkpoint=checkpoint))
@@ -25,6 +30,21 @@ def test_the_page_names_the_missing_file_and_the_upload_renders_once_it_is_place
     daemon.wait_ready()
     web = WebProcess(daemon.root, daemon.config_path).start()
     try:
+        yield daemon, web, checkpoint
+    finally:
+        web.stop()
+    assert daemon.stop() == 0
+
+
+def place(weights: Path, checkpoint: Path) -> None:
+    """Put the weights in place as a person should: copied beside, then renamed in at once."""
+    checkpoint.parent.mkdir()
+    shutil.copyfile(weights, checkpoint.with_name("incoming.tmp"))
+    os.replace(checkpoint.with_name("incoming.tmp"), checkpoint)
+
+
+def test_the_page_names_the_missing_file_and_the_upload_renders_once_it_is_placed(daemon_factory, media, wav2lip_checkpoint):
+    with waiting_for_weights(daemon_factory) as (daemon, web, checkpoint):
         with httpx.Client(base_url=web.url, timeout=30) as client:
             [service] = client.get("/api/status").json()["services"]
             assert service["state"] == WAITING_FOR_MODEL
@@ -42,38 +62,22 @@ def test_the_page_names_the_missing_file_and_the_upload_renders_once_it_is_place
             status_url = answer.json()["status_url"]
             daemon.wait_for(lambda: client.get(status_url).json()["phase"] == "queued", "the upload to be queued")
 
-            checkpoint.parent.mkdir()
-            shutil.copyfile(wav2lip_checkpoint, checkpoint.with_name("incoming.tmp"))
-            os.replace(checkpoint.with_name("incoming.tmp"), checkpoint)
+            place(wav2lip_checkpoint, checkpoint)
             done = daemon.wait_for(
                 lambda: (job := client.get(status_url).json())["phase"] == "done" and job, "the job to be rendered"
             )
             assert done["status"] == "ok"
             [service] = client.get("/api/status").json()["services"]
             assert service["state"] != WAITING_FOR_MODEL and service["model_files"] == []
-    finally:
-        web.stop()
-    assert daemon.stop() == 0
 
 
 def test_the_dashboard_turns_from_waiting_to_ready_when_the_weights_appear(daemon_factory, wav2lip_checkpoint, page):
     """``page``: Debian's Chromium under Playwright (tests/web/conftest.py; skips without it)."""
-    daemon = daemon_factory()
-    checkpoint = daemon.root / "checkpoints" / "wav2lip_gan.pth"
-    daemon.write_config(service_config(daemon.root, checkpoint=checkpoint))
-    daemon.start()
-    daemon.wait_ready()
-    web = WebProcess(daemon.root, daemon.config_path).start()
-    try:
+    with waiting_for_weights(daemon_factory) as (_, web, checkpoint):
         page.goto(f"{web.url}/")
         badge = page.locator("article.service .badge").first
         assert badge.inner_text() == "waiting for the model files"
         assert f"place wav2lip_gan.pth at {checkpoint.resolve()}" in page.locator(".model-file").inner_text()
-        checkpoint.parent.mkdir()
-        shutil.copyfile(wav2lip_checkpoint, checkpoint.with_name("incoming.tmp"))
-        os.replace(checkpoint.with_name("incoming.tmp"), checkpoint)
+        place(wav2lip_checkpoint, checkpoint)
         page.wait_for_selector(".model-file", state="detached")  # the live page, without a reload
         wait_js(page, "document.querySelector('article.service .badge').innerText === 'ready'")
-    finally:
-        web.stop()
-    assert daemon.stop() == 0
