@@ -23,8 +23,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from heygemd.commands.config_file import load_or_report
-from heygemd.daemon.config import CONFIG_ENV_VAR, HeygemdConfig
+from heygemd.commands.config_file import add_config_argument, load_or_report
+from heygemd.daemon.config import HeygemdConfig
 from heygemd.daemon.speech_settings import SpeechConfig
 from heygemd.exitcodes import ExitCode
 from heygemd.names import temporary_name
@@ -56,7 +56,7 @@ class SampleJob:
 def register(subparsers: argparse._SubParsersAction) -> None:
     text = "make a sample presenter and voice and run one job end to end (nothing is downloaded)"
     parser = subparsers.add_parser("demo", help=text, description=text)
-    parser.add_argument("--config", type=Path, default=None, help=f"configuration file (default: ${CONFIG_ENV_VAR}, ...)")
+    add_config_argument(parser)
     parser.add_argument("--folder", type=Path, default=Path("demo"), help="where the sample and the result go (./demo)")
     parser.add_argument("--no-service", action="store_true", help="render in this process even when the service is running")
     parser.set_defaults(func=run_demo)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from heygemd.atomic import write_atomic
-from heygemd.commands.config_file import load_or_report
+from heygemd.commands.config_file import add_config_argument, load_or_report
 from heygemd.daemon.config import (
     CONFIG_ENV_VAR,
     DEFAULT_SEARCH_PATHS,
@@ -25,14 +25,9 @@ if TYPE_CHECKING:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    config_help = (
-        f"configuration file (default: ${CONFIG_ENV_VAR}, else the first of "
-        f"{', '.join(str(path) for path in DEFAULT_SEARCH_PATHS)} that exists)"
-    )
-
     def add(name: str, help_text: str, func) -> argparse.ArgumentParser:
         parser = subparsers.add_parser(name, help=help_text, description=help_text)
-        parser.add_argument("--config", type=Path, default=None, help=config_help)
+        add_config_argument(parser)
         parser.set_defaults(func=func)
         return parser
 

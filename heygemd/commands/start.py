@@ -20,11 +20,10 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from types import FrameType
 
-from heygemd.commands.config_file import load_or_report
-from heygemd.daemon.config import CONFIG_ENV_VAR, DEFAULT_SEARCH_PATHS, HeygemdConfig
+from heygemd.commands.config_file import add_config_argument, load_or_report
+from heygemd.daemon.config import HeygemdConfig
 from heygemd.exitcodes import ExitCode
 
 POLL_SECONDS = 0.2
@@ -41,13 +40,7 @@ class Child:
 def register(subparsers: argparse._SubParsersAction) -> None:
     text = "run the service and the web page together in the foreground (one Ctrl-C stops both): `make start`"
     parser = subparsers.add_parser("start", help=text, description=text)
-    parser.add_argument(
-        "--config",
-        type=Path,
-        default=None,
-        help=f"configuration file (default: ${CONFIG_ENV_VAR}, else the first of "
-        f"{', '.join(str(path) for path in DEFAULT_SEARCH_PATHS)} that exists)",
-    )
+    add_config_argument(parser)
     parser.add_argument("--host", default=None, help="the page listens on this address (default: web.host)")
     parser.add_argument("--port", type=int, default=None, help="the page's port (default: web.port; 0: any free)")
     parser.add_argument("--no-fetch", action="store_true", help="do not try to download missing weights first")

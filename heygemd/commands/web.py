@@ -6,13 +6,8 @@ import argparse
 import ipaddress
 import logging
 import sys
-from pathlib import Path
 
-from heygemd.commands.config_file import load_or_report
-from heygemd.daemon.config import (
-    CONFIG_ENV_VAR,
-    DEFAULT_SEARCH_PATHS,
-)
+from heygemd.commands.config_file import add_config_argument, load_or_report
 from heygemd.exitcodes import ExitCode
 
 # uvicorn waits this long for open event streams before it stops (they never end by themselves).
@@ -23,15 +18,7 @@ log = logging.getLogger("heygemd.web")
 def register(subparsers: argparse._SubParsersAction) -> None:
     text = "serve the web page and JSON API for the people who drop the folders (reads what `heygemd run` writes)"
     parser = subparsers.add_parser("web", help=text, description=text)
-    parser.add_argument(
-        "--config",
-        type=Path,
-        default=None,
-        help=(
-            f"configuration file (default: ${CONFIG_ENV_VAR}, else the first of "
-            f"{', '.join(str(path) for path in DEFAULT_SEARCH_PATHS)} that exists)"
-        ),
-    )
+    add_config_argument(parser)
     parser.add_argument("--host", default=None, help="listen on this address (default: web.host, 127.0.0.1)")
     parser.add_argument("--port", type=int, default=None, help="listen on this port (default: web.port, 8765; 0: any free)")
     parser.set_defaults(func=run_web)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+
+from heygemd.commands.config_file import add_config_argument
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     help_text = "render videos for a cluster coordinator (`heygemd run` with cluster.broker_url): a Celery worker"
     parser = subparsers.add_parser("worker", help=help_text, description=help_text)
-    parser.add_argument("--config", type=Path, default=None, help="configuration file (as for `heygemd run`)")
+    add_config_argument(parser)
     parser.add_argument(
         "--device",
         default=None,
