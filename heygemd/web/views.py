@@ -584,7 +584,8 @@ class JobFinder:
         quarantine_dir = shown_folder(self.settings.paths.quarantine, quarantine) if quarantine else None
         view.outbox_folder = outbox if outbox_dir else None
         view.quarantine_folder = quarantine if quarantine_dir else None
-        view.archive_folder = archive if archive and shown_folder(self.settings.paths.archive, archive) else None
+        archive_dir = shown_folder(self.settings.paths.archive, archive) if archive else None
+        view.archive_folder = archive if archive_dir else None
         view.gone = outbox_dir is None and quarantine_dir is None
         links: dict[tuple[str, str], FileLink] = {}
         for area, folder in ((OUTBOX, outbox_dir), (QUARANTINE, quarantine_dir)):
@@ -607,7 +608,7 @@ class JobFinder:
             view.received_at, view.finished_at = report.received_at, view.finished_at or report.finished_at
             view.audio, view.dry_run = report.audio, report.dry_run
             view.videos = [self._result_video(video, outbox_dir, links) for video in report.videos]
-            self._find_templates(view.videos, report, archive)
+            self._find_templates(view.videos, report, archive_dir)
             view.warnings += [Notice(kind="text", text=text) for text in report.warnings]
         if isinstance(error, ErrorReport):
             view.job_id = view.job_id or error.job_id
@@ -630,9 +631,8 @@ class JobFinder:
             view.audio = audio_among([link.name for link in view.files if link.area == QUARANTINE])
         return view
 
-    def _find_templates(self, videos: list[VideoView], report: JobReport, archive: str | None) -> None:
+    def _find_templates(self, videos: list[VideoView], report: JobReport, archived: Path | None) -> None:
         """The template of each rendered video, where it is now (see ``template_place``)."""
-        archived = shown_folder(self.settings.paths.archive, archive) if archive else None
         inputs = {item.name: item for item in report.inputs}
         for video in videos:
             if video.output is None:
